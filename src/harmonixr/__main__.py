@@ -1,0 +1,7 @@
+"""``python -m harmonixr`` is the ``harmonixr`` command."""
+
+import sys
+
+from harmonixr.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The data layer: sources -> validation -> normalization -> augmentation -> tokens -> shards."""

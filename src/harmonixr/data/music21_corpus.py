@@ -1,0 +1,289 @@
+"""The bundled corpus: music21's own collection, converted once to MIDI and cached, with labels.
+
+Each corpus file (or each tune of a multi-tune ABC file) becomes one MIDI file in the cache folder
+(``$HARMONIXR_CACHE`` or ``~/.cache/harmonixr``), one track per part, with the part's name and
+instrument, tempo marks, time signatures, dynamics as velocities, ties merged and pickups placed so
+that bar lines fall where the score has them. ``metadata.csv`` beside them labels each piece with
+style, collection, composer and title, so the cache is an ordinary folder source afterwards.
+
+Conversion is resumable: finished items are appended to ``index.jsonl`` as they complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from symusic import Note, Score, Tempo, TimeSignature, Track
+
+from harmonixr.data.sources import PieceRef, write_metadata
+
+TICKS_PER_QUARTER = 480  # divisible by 3 and 16: triplets and 64ths are exact
+DEFAULT_VELOCITY = 80  # music21 scores without dynamics: a plain mezzo-forte
+CHOIR_PROGRAM = 52  # GM "Choir Aahs" for vocal parts
+VOCAL_PART = re.compile(r"soprano|alto|tenor|bass(?!oon)|cantus|altus|bassus|quintus|sextus|voice|canto", re.I)
+INDEX_FILE = "index.jsonl"
+
+# Top-level corpus folder -> (style, composer or collector). Folders not listed are not music
+# collections (demos, theory exercises, lead sheets, an empty stub) and are skipped.
+COLLECTIONS: dict[str, tuple[str, str]] = {
+    "bach": ("chorale", "Johann Sebastian Bach"),
+    "essenFolksong": ("folk-german", "anonymous (Essen collection)"),
+    "oneills1850": ("folk-celtic", "anonymous (O'Neill's 1850)"),
+    "ryansMammoth": ("folk-celtic", "anonymous (Ryan's Mammoth Collection)"),
+    "airdsAirs": ("folk-celtic", "anonymous (Aird's Airs)"),
+    "miscFolk": ("folk-american", "anonymous"),
+    "palestrina": ("renaissance", "Giovanni Pierluigi da Palestrina"),
+    "josquin": ("renaissance", "Josquin des Prez"),
+    "lusitano": ("renaissance", "Vicente Lusitano"),
+    "luca": ("renaissance", "Luca"),
+    "monteverdi": ("renaissance", "Claudio Monteverdi"),
+    "ciconia": ("medieval", "Johannes Ciconia"),
+    "trecento": ("medieval", "anonymous (Trecento)"),
+    "corelli": ("baroque", "Arcangelo Corelli"),
+    "handel": ("baroque", "George Frideric Handel"),
+    "cpebach": ("classical", "Carl Philipp Emanuel Bach"),
+    "haydn": ("classical", "Joseph Haydn"),
+    "mozart": ("classical", "Wolfgang Amadeus Mozart"),
+    "beethoven": ("classical", "Ludwig van Beethoven"),
+    "schubert": ("romantic", "Franz Schubert"),
+    "schumann_clara": ("romantic", "Clara Schumann"),
+    "schumann_robert": ("romantic", "Robert Schumann"),
+    "chopin": ("romantic", "Frédéric Chopin"),
+    "weber": ("romantic", "Carl Maria von Weber"),
+    "verdi": ("romantic", "Giuseppe Verdi"),
+    "beach": ("romantic", "Amy Beach"),
+    "liliuokalani": ("romantic", "Liliʻuokalani"),
+    "joplin": ("modern", "Scott Joplin"),
+    "johnson_j_r": ("modern", "J. Rosamond Johnson"),
+    "schoenberg": ("modern", "Arnold Schoenberg"),
+    "webern": ("modern", "Anton Webern"),
+}
+# Essen files that are other traditions, and music21's own test fixtures (not music to learn).
+ESSEN_STYLES = {"han1": "folk-chinese", "han2": "folk-chinese", "irl": "folk-celtic"}
+ESSEN_SKIP = {"test0", "test1", "testd", "teste"}
+SCORE_SUFFIXES = {".mxl", ".xml", ".musicxml", ".krn", ".abc"}
+
+
+@dataclass(frozen=True)
+class CorpusItem:
+    """One unit of conversion work: a corpus file, or one tune (``tune``) of an ABC file."""
+
+    key: str  # "<collection>/<file>[#<tune>]", unique
+    path: str
+    tune: str | None
+    style: str
+    collection: str
+    composer: str
+    out: str  # MIDI path relative to the cache folder
+
+
+def cache_dir() -> Path:
+    """Where the converted corpus lives: ``$HARMONIXR_CACHE/music21-<version>``."""
+    import music21
+
+    base = Path(os.environ.get("HARMONIXR_CACHE", Path.home() / ".cache" / "harmonixr"))
+    return base / f"music21-{music21.__version__}"
+
+
+def corpus_root() -> Path:
+    import music21
+
+    return Path(music21.__file__).parent / "corpus"
+
+
+def list_items(collections: tuple[str, ...] | None = None, per_collection: int | None = None) -> list[CorpusItem]:
+    """Every convertible piece of the corpus, in a fixed order (optionally a subset)."""
+    root = corpus_root()
+    items: list[CorpusItem] = []
+    for collection in sorted(COLLECTIONS):
+        if collections and collection not in collections:
+            continue
+        style, composer = COLLECTIONS[collection]
+        found = []
+        for path in sorted((root / collection).rglob("*")):
+            if path.suffix.lower() not in SCORE_SUFFIXES or not path.is_file():
+                continue
+            if collection == "essenFolksong" and path.stem in ESSEN_SKIP:
+                continue
+            file_style = ESSEN_STYLES.get(path.stem, style) if collection == "essenFolksong" else style
+            rel = path.relative_to(root / collection).with_suffix("")
+            if path.suffix.lower() == ".abc":
+                for number, _ in split_abc(path.read_text(encoding="latin-1")):
+                    key = f"{collection}/{rel}#{number}"
+                    found.append(CorpusItem(key, str(path), number, file_style, collection, composer,
+                                            f"{collection}/{rel}-{_safe(number)}.mid"))
+            else:
+                found.append(CorpusItem(f"{collection}/{rel}", str(path), None, file_style,
+                                        collection, composer, f"{collection}/{rel}.mid"))
+        items.extend(found[:per_collection] if per_collection else found)
+    return items
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_") or "x"
+
+
+def split_abc(text: str) -> list[tuple[str, str]]:
+    """Split a multi-tune ABC text into ``(reference number, tune text)``; file header prepended."""
+    blocks = re.split(r"(?m)^(?=X:)", text)
+    header = "" if blocks[0].startswith("X:") else blocks.pop(0)
+    tunes, seen = [], set()
+    for block in blocks:
+        number = block[2:].split("\n", 1)[0].strip() or str(len(tunes) + 1)
+        while number in seen:  # duplicate X: numbers exist in the wild
+            number += "b"
+        seen.add(number)
+        tunes.append((number, header + block))
+    return tunes
+
+
+def convert_item(item: CorpusItem) -> tuple[Score, str]:
+    """Parse one corpus item with music21; return it as a symusic Score, and its title."""
+    from music21 import converter, stream
+
+    if item.tune is not None:
+        text = dict(split_abc(Path(item.path).read_text(encoding="latin-1")))[item.tune]
+        parsed = converter.parseData(text, format="abc")
+    else:
+        parsed = converter.parse(item.path)
+    if isinstance(parsed, stream.Opus):
+        parsed = parsed.scores[0]
+    title = (parsed.metadata.title if parsed.metadata else None) or Path(item.out).stem.replace("_", " ")
+    return m21_to_score(parsed), str(title)
+
+
+def m21_to_score(m21score, tpq: int = TICKS_PER_QUARTER) -> Score:  # noqa: ANN001 - music21 Stream
+    """Convert a music21 Score: one track per part (merged voices), ties merged, pickup placed."""
+    from music21 import dynamics, meter, stream
+
+    parts = list(m21score.parts) or [m21score]
+    first_measure = parts[0].getElementsByClass(stream.Measure).first()
+    pickup = float(first_measure.paddingLeft) if first_measure is not None else 0.0
+
+    def tick(offset: float) -> int:
+        return round((float(offset) + pickup) * tpq)
+
+    score = Score(tpq)
+    seen_tempo: set[int] = set()
+    for start, _end, mark in m21score.metronomeMarkBoundaries():
+        qpm = mark.getQuarterBPM()
+        at = 0 if float(start) == 0 else tick(start)
+        if qpm and at not in seen_tempo:
+            seen_tempo.add(at)
+            score.tempos.append(Tempo(at, qpm=float(qpm)))
+    for ts in parts[0].flatten().getElementsByClass(meter.TimeSignature):
+        at = 0 if float(ts.offset) == 0 else tick(ts.offset)
+        score.time_signatures.append(TimeSignature(at, ts.numerator, ts.denominator))
+    for index, part in enumerate(parts):
+        flat = part.flatten().stripTies()
+        dyn = [(float(d.offset), _dynamic_velocity(d)) for d in flat.getElementsByClass(dynamics.Dynamic)]
+        name = part.partName or f"Part {index + 1}"
+        track = Track(name, _program(part, name), False)
+        level, k = DEFAULT_VELOCITY, 0
+        for element in flat.notes:
+            if element.duration.isGrace or element.quarterLength <= 0:
+                continue
+            offset = float(element.offset)
+            while k < len(dyn) and dyn[k][0] <= offset:
+                level, k = dyn[k][1], k + 1
+            start, duration = tick(element.offset), max(round(float(element.quarterLength) * tpq), 1)
+            for pitch in element.pitches:
+                velocity = element.volume.velocity if element.volume.velocityIsRelative is False else None
+                track.notes.append(Note(start, duration, int(pitch.midi), int(velocity or level)))
+        if track.note_num():
+            score.tracks.append(track)
+    return score
+
+
+def _dynamic_velocity(dynamic) -> int:  # noqa: ANN001
+    scalar = dynamic.volumeScalar
+    return max(1, min(127, round(scalar * 127))) if scalar else DEFAULT_VELOCITY
+
+
+def _program(part, name: str) -> int:  # noqa: ANN001
+    instrument = part.getInstrument(returnDefault=True)
+    if instrument.midiProgram is not None:
+        return int(instrument.midiProgram)
+    if VOCAL_PART.search(name):
+        return CHOIR_PROGRAM
+    from music21 import instrument as m21_instrument
+
+    try:  # music21 knows "Violin", "Viola", "Flute" ... by name
+        program = m21_instrument.fromString(instrument.instrumentName or name).midiProgram
+    except m21_instrument.InstrumentException:
+        program = None
+    return int(program) if program is not None else 0
+
+
+def convert_to_cache(job: tuple[CorpusItem, str]) -> dict:
+    """Worker function: convert ``item`` into ``folder``, atomically; return its index entry."""
+    item, folder = job
+    warnings.simplefilter("ignore")  # music21 warns on every overfull bar of old editions
+    score, title = convert_item(item)
+    if not score.tracks:
+        raise ValueError("no notes in the score")
+    out = Path(folder) / item.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".mid.tmp")
+    score.dump_midi(tmp)
+    tmp.replace(out)
+    return {"key": item.key, "out": item.out, "title": title}
+
+
+def read_index(folder: Path) -> dict[str, dict]:
+    """Finished conversions (successes and failures) by item key."""
+    index = folder / INDEX_FILE
+    done: dict[str, dict] = {}
+    if index.is_file():
+        for line in index.read_text(encoding="utf-8").splitlines():
+            try:
+                entry = json.loads(line)
+                done[entry["key"]] = entry
+            except (ValueError, KeyError):
+                continue  # a line cut by a kill: that item is simply converted again
+    return done
+
+
+def refs_from_index(items: list[CorpusItem], folder: Path) -> tuple[list[PieceRef], list[dict]]:
+    """Labelled references for converted items, and the failures, from ``index.jsonl``."""
+    done = read_index(folder)
+    refs, failures = [], []
+    for item in items:
+        entry = done.get(item.key)
+        if entry is None:
+            continue
+        if entry.get("error"):
+            failures.append({"path": f"{item.path}{'#' + item.tune if item.tune else ''}",
+                             "reason": "conversion_failed", "detail": entry["error"]})
+            continue
+        refs.append(PieceRef(path=str((folder / entry["out"]).resolve()), source="music21",
+                             style=item.style, collection=item.collection, composer=item.composer,
+                             title=entry.get("title", "")))
+    return refs, failures
+
+
+def pending(items: list[CorpusItem], folder: Path) -> list[CorpusItem]:
+    """The items not converted (nor failed) yet."""
+    done = read_index(folder)
+    return [item for item in items if item.key not in done]
+
+
+def append_index(folder: Path, entries: list[dict]) -> None:
+    with (folder / INDEX_FILE).open("a", encoding="utf-8") as handle:
+        for entry in entries:
+            handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def finish(items: list[CorpusItem], folder: Path) -> tuple[list[PieceRef], list[dict]]:
+    """Write ``metadata.csv`` for the converted items and return (refs, failures)."""
+    refs, failures = refs_from_index(items, folder)
+    write_metadata(refs, folder / "metadata.csv", folder)
+    return refs, failures
+

@@ -1,0 +1,151 @@
+"""Token storage: memory-mappable shards plus ``manifest.parquet``.
+
+A prepared folder holds::
+
+    tokenizer.json          the vocabulary (miditok file with the Harmonixr spec inside)
+    prepare.json            the config it was prepared with (a re-run with another is refused)
+    shards/<name>.bin       token ids, uint16, pieces back to back
+    shards/<name>.parquet   one row per piece variant; written last, so it marks the shard done
+    shards/<name>.rejects.jsonl
+    manifest.parquet        every kept row (duplicates removed), the index the loaders read
+    rejects.csv             file, reason, detail
+
+Every file is written to a temporary name and renamed, so a killed run never leaves a half file
+under a final name; a re-run skips the shards whose parquet exists.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from harmonixr.data.tokenize import TOKEN_DTYPE
+
+MANIFEST = "manifest.parquet"
+REJECTS = "rejects.csv"
+SHARD_DIR = "shards"
+REJECT_FIELDS = ("path", "reason", "detail")
+
+
+def shard_paths(folder: Path, name: str) -> tuple[Path, Path, Path]:
+    base = folder / SHARD_DIR / name
+    return base.with_suffix(".bin"), base.with_suffix(".parquet"), base.with_suffix(".rejects.jsonl")
+
+
+def shard_done(folder: Path, name: str) -> bool:
+    """Whether shard ``name`` was completely written by an earlier run."""
+    return shard_paths(folder, name)[1].is_file()
+
+
+def write_shard(folder: Path, name: str, rows: list[dict], arrays: list[np.ndarray], rejects: list[dict]) -> None:
+    """Write one shard: the token file, the rejects, then the rows (the 'done' marker)."""
+    bin_path, rows_path, rejects_path = shard_paths(folder, name)
+    bin_path.parent.mkdir(parents=True, exist_ok=True)
+    offset = 0
+    for row, ids in zip(rows, arrays, strict=True):
+        row.update(shard=name, offset=offset, tokens=len(ids))
+        offset += len(ids)
+    data = np.concatenate(arrays).astype(TOKEN_DTYPE) if arrays else np.zeros(0, TOKEN_DTYPE)
+    _atomic_bytes(bin_path, data.tobytes())
+    _atomic_bytes(rejects_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejects).encode())
+    table = pa.Table.from_pylist(rows) if rows else pa.table({"shard": pa.array([], pa.string())})
+    tmp = rows_path.with_suffix(".parquet.tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(rows_path)
+
+
+def merge(folder: Path, names: list[str]) -> tuple[pa.Table, list[dict]]:
+    """Merge the shards ``names`` (in order) into ``manifest.parquet`` and ``rejects.csv``.
+
+    Pieces whose content hash was already seen in an earlier row are dropped and reported as
+    duplicates of the first file. Shard files not in ``names`` (an older plan) are deleted.
+    """
+    tables, rejects = [], []
+    for name in names:
+        _bin, rows_path, rejects_path = shard_paths(folder, name)
+        table = pq.read_table(rows_path)
+        if table.num_rows:
+            tables.append(table)
+        rejects += [json.loads(line) for line in rejects_path.read_text(encoding="utf-8").splitlines() if line]
+    manifest = pa.concat_tables(tables, promote_options="default") if tables else pa.table({})
+    if manifest.num_rows:
+        manifest, duplicates = _drop_duplicates(manifest)
+        rejects += duplicates
+    tmp = folder / (MANIFEST + ".tmp")
+    pq.write_table(manifest, tmp)
+    tmp.replace(folder / MANIFEST)
+    write_rejects(folder / REJECTS, rejects)
+    keep = set(names)
+    for path in (folder / SHARD_DIR).glob("*"):
+        if path.name.split(".")[0] not in keep:
+            path.unlink()
+    return manifest, rejects
+
+
+def _drop_duplicates(manifest: pa.Table) -> tuple[pa.Table, list[dict]]:
+    piece_ids = manifest.column("piece_id").to_pylist()
+    paths = manifest.column("path").to_pylist()
+    first_path: dict[str, str] = {}
+    keep, duplicates = [], []
+    for piece_id, path in zip(piece_ids, paths):
+        owner = first_path.setdefault(piece_id, path)
+        keep.append(owner == path)
+        if owner != path and not any(d["path"] == path for d in duplicates[-1:]):
+            duplicates.append({"path": path, "reason": "duplicate", "detail": f"same notes as {owner}"})
+    return manifest.filter(pa.array(keep)), duplicates
+
+
+def write_rejects(path: Path, rejects: list[dict]) -> None:
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=REJECT_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rejects)
+    tmp.replace(path)
+
+
+def read_rejects(folder: Path) -> list[dict]:
+    path = folder / REJECTS
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _atomic_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+class TokenShards:
+    """Read access to a prepared folder: the manifest, and each row's tokens as a memory map view."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        manifest_path = self.folder / MANIFEST
+        if not manifest_path.is_file():
+            raise FileNotFoundError(f"{manifest_path}: no manifest (run `harmonixr prepare` first)")
+        self.manifest = pq.read_table(manifest_path)
+        self._maps: dict[str, np.memmap] = {}
+
+    def __len__(self) -> int:
+        return self.manifest.num_rows
+
+    def rows(self, split: str | None = None) -> list[dict]:
+        """Manifest rows as dicts, optionally of one split."""
+        rows = self.manifest.to_pylist()
+        return [r for r in rows if split is None or r["split"] == split]
+
+    def tokens(self, row: dict) -> np.ndarray:
+        """The token ids of a manifest row (a read-only view into the shard's memory map)."""
+        shard = row["shard"]
+        if shard not in self._maps:
+            path = shard_paths(self.folder, shard)[0]
+            self._maps[shard] = np.memmap(path, dtype=TOKEN_DTYPE, mode="r")
+        return self._maps[shard][row["offset"] : row["offset"] + row["tokens"]]

@@ -1,0 +1,63 @@
+"""``harmonixr stats``: pieces, notes and tokens per style and split, and the reject reasons."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from harmonixr.data.shards import TokenShards, read_rejects
+
+SPLIT_ORDER = ("train", "val", "test")
+
+
+def dataset_stats(folder: str | Path) -> dict:
+    """Counts of a prepared folder: ``{"styles": {style: {split: {...}}}, "rejects": {reason: n}}``.
+
+    ``pieces`` and ``notes`` count original pieces; ``rows`` and ``tokens`` include augmented
+    variants (training data as the model sees it).
+    """
+    data = TokenShards(folder)
+    styles: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
+    for row in data.rows():
+        cell = styles[row["style"]][row["split"]]
+        cell["rows"] += 1
+        cell["tokens"] += row["tokens"]
+        if row["variant"] == "original":
+            cell["pieces"] += 1
+            cell["notes"] += row["notes"]
+            cell["seconds"] += row["seconds"]
+    rejects = Counter(r["reason"] for r in read_rejects(Path(folder)))
+    return {"styles": {s: {k: dict(v) for k, v in d.items()} for s, d in styles.items()},
+            "rejects": dict(rejects)}
+
+
+def print_stats(folder: str | Path, console: Console | None = None) -> dict:
+    """Print the tables of :func:`dataset_stats` and return the numbers."""
+    console = console or Console()
+    stats = dataset_stats(folder)
+    table = Table(title=f"{folder}: kept pieces per style and split")
+    for column in ("style", *[f"{s} pieces" for s in SPLIT_ORDER], "notes", "hours", "tokens (with variants)"):
+        table.add_column(column, justify="left" if column == "style" else "right", no_wrap=column == "style")
+    totals: Counter = Counter()
+    for style in sorted(stats["styles"], key=lambda s: -sum(c.get("pieces", 0) for c in stats["styles"][s].values())):
+        cells = stats["styles"][style]
+        merged = sum((Counter(c) for c in cells.values()), Counter())
+        totals.update(merged)
+        for split in SPLIT_ORDER:
+            totals[f"pieces_{split}"] += cells.get(split, {}).get("pieces", 0)
+        table.add_row(style, *[f"{cells.get(s, {}).get('pieces', 0):,}" for s in SPLIT_ORDER],
+                      f"{merged['notes']:,}", f"{merged['seconds'] / 3600:,.1f}", f"{merged['tokens']:,}")
+    table.add_row("[bold]total", *[f"[bold]{totals[f'pieces_{s}']:,}" for s in SPLIT_ORDER],
+                  f"[bold]{totals['notes']:,}", f"[bold]{totals['seconds'] / 3600:,.1f}", f"[bold]{totals['tokens']:,}")
+    console.print(table)
+    rejects = Table(title="rejected files per reason")
+    rejects.add_column("reason")
+    rejects.add_column("files", justify="right")
+    for reason, count in sorted(stats["rejects"].items(), key=lambda kv: -kv[1]):
+        rejects.add_row(reason, f"{count:,}")
+    rejects.add_row("[bold]total", f"[bold]{sum(stats['rejects'].values()):,}")
+    console.print(rejects)
+    return stats
