@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML file of PrepareConfig (see configs/prepare.yaml)")
     p.add_argument("--workers", type=int, help="worker processes (default: config, 2)")
     p.add_argument("--collections", help="music21 collections to use, comma-separated (default: all)")
-    p.add_argument("--per-collection", type=int, help="at most this many pieces per music21 collection")
+    p.add_argument("--per-collection", type=int, help="at most this many files per music21 collection (an ABC file holds many tunes)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_prepare)
 

@@ -15,10 +15,12 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+_READY = "ready"  # a worker's first message: item time limits start counting after it
+STARTUP_TIMEOUT_S = 300.0  # a worker that cannot even import its libraries in this time is broken
 # Native libraries must not start thread pools in every worker (memory, and the limit below).
 _SINGLE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
@@ -45,6 +47,7 @@ def _worker_main(
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     if init is not None:
         init(init_arg)
+    conn.send(_READY)
     while True:
         try:
             message = conn.recv()
@@ -67,6 +70,8 @@ class _Worker:
     process: mp.process.BaseProcess
     conn: Connection
     busy: tuple[int, float] | None = None  # (item index, start time)
+    ready: bool = False
+    started: float = field(default_factory=time.monotonic)
 
 
 class IsolatedPool:
@@ -113,6 +118,7 @@ class IsolatedPool:
         worker.conn.close()
         fresh = self._start()
         worker.process, worker.conn, worker.busy = fresh.process, fresh.conn, None
+        worker.ready, worker.started = False, fresh.started
 
     def map_unordered(self, items: Iterable[Any]) -> Iterator[tuple[int, Any]]:
         """Run ``fn`` on every item; yield ``(index, result)`` or ``(index, Failure)``."""
@@ -123,32 +129,39 @@ class IsolatedPool:
                     index, item = pending.popleft()
                     worker.conn.send((index, item))
                     worker.busy = (index, time.monotonic())
-            busy = [w for w in self._workers if w.busy]
             now = time.monotonic()
-            next_deadline = min(w.busy[1] + self._timeout_s for w in busy) - now  # type: ignore[index]
-            wait([w.conn for w in busy] + [w.process.sentinel for w in busy], max(next_deadline, 0.01))
-            for worker in busy:
+            deadlines = [w.busy[1] + self._timeout_s for w in self._workers if w.busy and w.ready]
+            wait_s = min(deadlines, default=now + 1.0) - now
+            wait([w.conn for w in self._workers] + [w.process.sentinel for w in self._workers], max(wait_s, 0.01))
+            for worker in self._workers:
                 yield from self._collect(worker)
 
     def _collect(self, worker: _Worker) -> Iterator[tuple[int, Any]]:
-        assert worker.busy is not None
-        index, started = worker.busy
         try:
-            if worker.conn.poll():
-                got_index, (status, payload) = worker.conn.recv()
-                assert got_index == index
+            while worker.conn.poll():
+                message = worker.conn.recv()
+                if message == _READY:
+                    worker.ready = True
+                    if worker.busy:  # the item's clock starts now, not at the worker's start
+                        worker.busy = (worker.busy[0], time.monotonic())
+                    continue
+                index, (status, payload) = message
                 worker.busy = None
                 yield index, payload if status == "ok" else Failure(status, payload)
-                return
         except (EOFError, OSError):
             pass  # the worker died mid-reply: reported as a crash below
         if not worker.process.is_alive():
             worker.process.join(timeout=5)
-            yield index, Failure("crashed", _describe_exit(worker.process.exitcode))
+            if worker.busy is None and not worker.ready:
+                raise RuntimeError(f"a worker process failed to start: {_describe_exit(worker.process.exitcode)}")
+            if worker.busy:
+                yield worker.busy[0], Failure("crashed", _describe_exit(worker.process.exitcode))
             self._replace(worker)
-        elif time.monotonic() - started > self._timeout_s:
-            yield index, Failure("timeout", f"took longer than {self._timeout_s:g} s")
+        elif worker.busy and worker.ready and time.monotonic() - worker.busy[1] > self._timeout_s:
+            yield worker.busy[0], Failure("timeout", f"took longer than {self._timeout_s:g} s")
             self._replace(worker)
+        elif not worker.ready and time.monotonic() - worker.started > STARTUP_TIMEOUT_S:
+            raise RuntimeError(f"a worker process did not start within {STARTUP_TIMEOUT_S:g} s")
 
     def close(self) -> None:
         """Stop every worker (politely, then by force)."""

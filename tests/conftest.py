@@ -1,0 +1,117 @@
+"""Shared fixtures: real pieces from every bundled style, POP909 when present, helpers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from symusic import Note, Score, Tempo, TimeSignature, Track
+
+from harmonixr.config import LimitsConfig, PrepareConfig, TokenizerSpec
+from harmonixr.data import music21_corpus
+from harmonixr.data.tokenize import HarmonixrTokenizer
+
+POP909 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "pop909"
+POP909_FILES = ("001.mid", "042.mid", "500.mid", "909.mid")
+
+# One or more real pieces per style of the bundled corpus (keys of music21_corpus.list_items).
+MUSIC21_KEYS = (
+    "bach/bwv1.6",  # chorale with an instrumental part, pickup
+    "bach/bwv66.6",
+    "essenFolksong/altdeu10#2",  # German folk, no meter
+    "essenFolksong/han1#5",  # Chinese folk
+    "oneills1850/0201-0300#201",  # Celtic, pickup
+    "ryansMammoth/AcrobatsHornpipe",
+    "palestrina/Agnus_01",  # renaissance, 4/2
+    "monteverdi/madrigal.3.12",
+    "trecento/PMFC_01-Rex quem metrorum",  # medieval, 6/8
+    "miscFolk/americanFolk#1",
+    "mozart/k155/movement2",  # classical string quartet, two violins
+    "schumann_robert/opus41no1/movement5",  # 4/4 and 2/2: mixed denominators
+)
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    for item in items:
+        if "pop909" in item.name and not POP909.is_dir():
+            item.add_marker(pytest.mark.skip(reason=f"POP909 not found at {POP909}"))
+
+
+@pytest.fixture(scope="session")
+def tokenizer() -> HarmonixrTokenizer:
+    return HarmonixrTokenizer(TokenizerSpec())
+
+
+@pytest.fixture(scope="session")
+def limits() -> LimitsConfig:
+    return LimitsConfig()
+
+
+@pytest.fixture(scope="session")
+def small_config() -> PrepareConfig:
+    return PrepareConfig(workers=2, files_per_shard=4)
+
+
+@pytest.fixture(scope="session")
+def music21_midi(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The pieces of MUSIC21_KEYS converted to MIDI files: ``{key: path}``."""
+    folder = tmp_path_factory.mktemp("music21")
+    items = {item.key: item for item in music21_corpus.list_items()}
+    missing = [k for k in MUSIC21_KEYS if k not in items]
+    assert not missing, f"corpus keys not found: {missing}"
+    paths = {}
+    for key in MUSIC21_KEYS:
+        entry = music21_corpus.convert_to_cache((items[key], str(folder)))
+        paths[key] = folder / entry["out"]
+    return paths
+
+
+def real_piece_params() -> list:
+    """pytest params of every real test file: the music21 keys, then POP909 files."""
+    params = [pytest.param(("music21", key), id=key) for key in MUSIC21_KEYS]
+    params += [pytest.param(("pop909", name), id=f"pop909-{name}") for name in POP909_FILES]
+    return params
+
+
+@pytest.fixture
+def real_file(request: pytest.FixtureRequest, music21_midi: dict[str, Path]) -> Path:
+    kind, name = request.param
+    return music21_midi[name] if kind == "music21" else POP909 / name
+
+
+def note_table(score: Score) -> list[np.ndarray]:
+    """Per track, rows of (onset, duration) in quarter notes and pitch, velocity; sorted."""
+    tables = []
+    for track in score.tracks:
+        n = track.notes.numpy()
+        rows = np.stack([n["time"] / score.tpq, n["duration"] / score.tpq,
+                         n["pitch"].astype(float), n["velocity"].astype(float)], axis=1)
+        tables.append(rows[np.lexsort((rows[:, 3], rows[:, 1], rows[:, 2], rows[:, 0]))])
+    return tables
+
+
+def assert_same_notes(a: Score, b: Score) -> None:
+    """Every track of ``a`` equals the same-index track of ``b``: notes, program, drum flag."""
+    assert [(t.program, t.is_drum) for t in a.tracks] == [(t.program, t.is_drum) for t in b.tracks]
+    for ta, tb in zip(note_table(a), note_table(b)):
+        assert ta.shape == tb.shape
+        np.testing.assert_array_equal(ta, tb)
+
+
+def make_score(tracks: list[tuple[int, bool, list[tuple[int, int, int, int]]]], tpq: int = 480,
+               bpm: float = 120.0, ts: tuple[int, int] = (4, 4), name: str = "T") -> Score:
+    """A Score from ``[(program, is_drum, [(time, duration, pitch, velocity), ...]), ...]``."""
+    score = Score(tpq)
+    score.tempos.append(Tempo(0, qpm=bpm))
+    score.time_signatures.append(TimeSignature(0, *ts))
+    for index, (program, is_drum, notes) in enumerate(tracks):
+        track = Track(f"{name}{index}", program, is_drum)
+        for time, duration, pitch, velocity in notes:
+            track.notes.append(Note(time, duration, pitch, velocity))
+        score.tracks.append(track)
+    return score
+
+
+def midi_bytes(score: Score) -> bytes:
+    return score.dumps_midi()
