@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ POP909 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "pop90
 POP909_FILES = ("001.mid", "042.mid", "500.mid", "909.mid")
 
 # One or more real pieces per style of the bundled corpus (keys of music21_corpus.list_items).
+# "file#N" is tune X:N of a multi-tune ABC file (parsed alone, to keep the tests fast).
 MUSIC21_KEYS = (
     "bach/bwv1.6",  # chorale with an instrumental part, pickup
     "bach/bwv66.6",
@@ -26,7 +28,6 @@ MUSIC21_KEYS = (
     "palestrina/Agnus_01",  # renaissance, 4/2
     "monteverdi/madrigal.3.12",
     "trecento/PMFC_01-Rex quem metrorum",  # medieval, 6/8
-    "miscFolk/americanFolk#1",
     "mozart/k155/movement2",  # classical string quartet, two violins
     "schumann_robert/opus41no1/movement5",  # 4/4 and 2/2: mixed denominators
 )
@@ -58,13 +59,30 @@ def music21_midi(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The pieces of MUSIC21_KEYS converted to MIDI files: ``{key: path}``."""
     folder = tmp_path_factory.mktemp("music21")
     items = {item.key: item for item in music21_corpus.list_items()}
-    missing = [k for k in MUSIC21_KEYS if k not in items]
-    assert not missing, f"corpus keys not found: {missing}"
     paths = {}
     for key in MUSIC21_KEYS:
-        entry = music21_corpus.convert_to_cache((items[key], str(folder)))
-        paths[key] = folder / entry["out"]
+        file_key, _, tune = key.partition("#")
+        assert file_key in items, f"corpus file not found: {file_key}"
+        path = folder / f"{key.replace('/', '_').replace('#', '-')}.mid"
+        if tune:
+            score = music21_corpus.m21_to_score(abc_tune(Path(items[file_key].path), tune))
+            score.dump_midi(path)
+        else:
+            entry = music21_corpus.convert_to_cache((items[file_key], str(folder)))
+            path = folder / entry["pieces"][0]["out"]
+        paths[key] = path
     return paths
+
+
+def abc_tune(path: Path, number: str):  # noqa: ANN201 - a music21 Score
+    """Tune ``X:number`` of an ABC file, parsed alone with its file header."""
+    from music21 import converter
+
+    text = path.read_text(encoding="latin-1")
+    blocks = re.split(r"(?m)^(?=X:)", text)
+    header = "" if blocks[0].startswith("X:") else blocks[0]
+    block = next(b for b in blocks if b.startswith("X:") and b[2:].split("\n", 1)[0].strip() == number)
+    return converter.parseData(header + block, format="abc")
 
 
 def real_piece_params() -> list:

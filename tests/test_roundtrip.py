@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -48,13 +49,14 @@ def test_normalization_keeps_every_note_of_the_original(real_file: Path, tokeniz
         found: dict[tuple[int, int], list[float]] = {}
         for t, _, p, v in after:
             found.setdefault((int(p), round(t / step)), []).append(v)
+        originals = Counter((int(p), round(t / step)) for t, _, p, _ in before)
         lost = []
         for t, _, p, v in before:
             key = (int(p), round(t / step))
             candidates = found.get(key) or found.get((key[0], key[1] - 1)) or found.get((key[0], key[1] + 1))
             if not candidates:
                 lost.append((t, p))
-            else:
+            elif originals[key] == 1:  # duplicates keep the loudest (test_validate checks that)
                 assert min(abs(c - v) for c in candidates) <= velocity_bin / 2 + 0.5
         if report.pitches_folded == 0:
             assert lost == [], f"{len(lost)} notes lost, e.g. {lost[:3]}"

@@ -121,12 +121,14 @@ def test_zero_length_notes_get_the_shortest_duration(tokenizer) -> None:
 
 
 def test_overlapping_same_pitch_notes_are_trimmed(tokenizer) -> None:
-    notes = [(0, 960, 60, 80), (480, 960, 60, 80), (480, 240, 60, 70), (0, 480, 64, 80)] + SCALE[5:]
+    notes = [(0, 960, 60, 80), (480, 960, 60, 80), (480, 240, 60, 70), (0, 480, 64, 80),
+             (1920, 480, 67, 50), (1920, 480, 67, 110)] + SCALE[5:]
     normalized, report = normalize(make_score([(0, False, notes)]), tokenizer)
     table = note_table(normalized)[0]
-    c4 = table[table[:, 2] == 60]
-    assert report.overlaps_trimmed == 2  # one trimmed, one duplicate onset removed
+    c4, g4 = table[table[:, 2] == 60], table[(table[:, 2] == 67) & (table[:, 0] == 4.0)]
+    assert report.overlaps_trimmed == 3  # one trimmed, two duplicate onsets removed
     assert c4[:, :2].tolist() == [[0.0, 1.0], [1.0, 2.0]], "earlier note ends where the later starts"
+    assert len(g4) == 1 and g4[0, 3] >= 107, "of two identical notes, the louder stays"
 
 
 def test_out_of_range_pitches_fold_and_drums_are_kept(tokenizer) -> None:

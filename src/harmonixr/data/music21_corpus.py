@@ -66,7 +66,8 @@ COLLECTIONS: dict[str, tuple[str, str]] = {
 # Essen files that are other traditions, and music21's own test fixtures (not music to learn).
 ESSEN_STYLES = {"han1": "folk-chinese", "han2": "folk-chinese", "irl": "folk-celtic"}
 ESSEN_SKIP = {"test0", "test1", "testd", "teste"}
-SCORE_SUFFIXES = {".mxl", ".xml", ".musicxml", ".krn", ".abc"}
+# Readable formats, best first: a piece shipped in two formats is converted once, from the first.
+SCORE_SUFFIXES = (".mxl", ".musicxml", ".xml", ".krn", ".abc")
 
 
 @dataclass(frozen=True)
@@ -104,10 +105,12 @@ def list_items(collections: tuple[str, ...] | None = None, per_collection: int |
         if collections and collection not in collections:
             continue
         style, composer = COLLECTIONS[collection]
-        found = []
-        for path in sorted((root / collection).rglob("*")):
-            if path.suffix.lower() not in SCORE_SUFFIXES or not path.is_file():
+        found, seen = [], set()
+        paths = [p for p in (root / collection).rglob("*") if p.suffix.lower() in SCORE_SUFFIXES and p.is_file()]
+        for path in sorted(paths, key=lambda p: (p.with_suffix(""), SCORE_SUFFIXES.index(p.suffix.lower()))):
+            if path.with_suffix("") in seen:
                 continue
+            seen.add(path.with_suffix(""))
             if collection == "essenFolksong" and path.stem in ESSEN_SKIP:
                 continue
             file_style = ESSEN_STYLES.get(path.stem, style) if collection == "essenFolksong" else style

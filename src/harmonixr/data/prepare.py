@@ -98,16 +98,11 @@ def convert_music21(config: PrepareConfig, selection: Music21Selection, show_pro
                           timeout_s=config.limits.parse_timeout_s * 5,
                           memory_mb=config.limits.worker_memory_mb) as pool, \
                 progress_bar("converting music21 corpus", len(jobs), show_progress) as advance:
-            batch = []
             for index, result in pool.map_unordered(jobs):
                 if isinstance(result, Failure):
                     result = {"key": todo[index].key, "error": f"{result.kind}: {result.detail}"}
-                batch.append(result)
-                if len(batch) >= 64:
-                    music21_corpus.append_index(folder, batch)
-                    batch = []
+                music21_corpus.append_index(folder, [result])  # flushed: a kill loses nothing done
                 advance(1)
-            music21_corpus.append_index(folder, batch)
     return music21_corpus.finish(items, folder)
 
 

@@ -110,11 +110,12 @@ def _fold_octaves(pitch: np.ndarray, low: int, high: int) -> np.ndarray:
 def _trim_same_pitch_overlaps(notes: dict[str, np.ndarray]) -> int:
     """Trim, in place, notes that overlap a later note of the same pitch; return how many changed.
 
-    Notes with the same onset and pitch are duplicates: the longest one is kept.
+    Notes with the same onset and pitch are duplicates: the longest one is kept (the loudest of
+    equally long ones).
     """
     if len(notes["time"]) < 2:
         return 0
-    order = np.lexsort((-notes["duration"], notes["time"], notes["pitch"]))
+    order = np.lexsort((-notes["velocity"].astype(np.int32), -notes["duration"], notes["time"], notes["pitch"]))
     time, duration, pitch = notes["time"][order], notes["duration"][order].copy(), notes["pitch"][order]
     same_pitch = pitch[1:] == pitch[:-1]
     gap = time[1:] - time[:-1]

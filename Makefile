@@ -1,0 +1,32 @@
+# Set-up happens on first use: a virtual environment in .venv with everything installed.
+# torch is pinned to 2.13.0 (the local CPU wheel); a range would pull several GB of CUDA packages.
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+POP909 := ../shared/data/pop909
+
+.PHONY: demo test bench prepare-all clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+# The main job: the bundled music21 corpus -> validated, quantized, augmented token shards.
+demo: $(STAMP)
+	$(VENV)/bin/harmonixr prepare --source music21 --out data/corpus
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+# The whole training corpus: bundled corpus + POP909 (when ../shared/data/pop909 exists).
+prepare-all: $(STAMP)
+	$(VENV)/bin/harmonixr prepare --source music21 $(if $(wildcard $(POP909)),--source $(POP909)) --out data/corpus-all
+
+bench: $(STAMP)
+	$(PY) benchmarks/prepare_throughput.py
+
+clean:
+	rm -rf $(VENV) data out

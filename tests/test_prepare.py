@@ -1,0 +1,143 @@
+"""End to end: a folder with real pieces, a metadata CSV and broken files -> shards, resumable."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from harmonixr.cli import main
+from harmonixr.config import PrepareConfig
+from harmonixr.data import shards
+from harmonixr.data.prepare import PrepareError, prepare
+from harmonixr.data.shards import TokenShards
+from harmonixr.data.sources import folder_source
+from harmonixr.data.stats import dataset_stats
+from harmonixr.data.tokenize import HarmonixrTokenizer
+from tests.conftest import POP909, assert_same_notes
+
+
+@pytest.fixture(scope="module")
+def corpus_folder(tmp_path_factory: pytest.TempPathFactory, music21_midi: dict[str, Path]) -> Path:
+    """Real pieces (one a byte-identical copy under another name), broken files and a CSV."""
+    folder = tmp_path_factory.mktemp("corpus")
+    (folder / "sub").mkdir()
+    for key, path in music21_midi.items():
+        shutil.copy(path, folder / "sub" / f"{key.replace('/', '_').replace('#', '-')}.mid")
+    shutil.copy(music21_midi["bach/bwv66.6"], folder / "zz_copy_of_bwv66.MID")
+    good = (folder / "sub" / "bach_bwv1.6.mid").read_bytes()
+    (folder / "empty.mid").write_bytes(b"")
+    (folder / "truncated.mid").write_bytes(good[: len(good) // 2])
+    (folder / "garbage.midi").write_bytes(b"MThd" + bytes(range(200)))
+    (folder / "notes.txt").write_text("not a midi file: ignored by suffix")
+    with (folder / "labels.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["midi_filename", "genre", "split"])
+        writer.writerow(["sub/bach_bwv66.6.mid", "chorale", "test"])
+        writer.writerow(["sub/palestrina_Agnus_01.mid", "renaissance", "validation"])
+    return folder
+
+
+@pytest.fixture(scope="module")
+def prepared(corpus_folder: Path, tmp_path_factory: pytest.TempPathFactory, small_config: PrepareConfig):
+    out = tmp_path_factory.mktemp("prepared")
+    summary = prepare([str(corpus_folder)], out, small_config, metadata=str(corpus_folder / "labels.csv"),
+                      style="folk-german", show_progress=False)
+    return out, summary
+
+
+def test_summary_counts_and_rejects(prepared, corpus_folder: Path) -> None:
+    out, summary = prepared
+    reasons = {Path(r["path"]).name: r["reason"] for r in summary.rejects}
+    assert reasons == {"empty.mid": "empty", "truncated.mid": "truncated", "garbage.midi": "not_midi",
+                       "zz_copy_of_bwv66.MID": "duplicate"}
+    assert summary.files == 15 and summary.kept_pieces == 11
+    on_disk = list(csv.DictReader((out / shards.REJECTS).open()))
+    assert {Path(r["path"]).name for r in on_disk} == set(reasons)
+
+
+def test_manifest_labels_splits_and_variants(prepared) -> None:
+    out, _ = prepared
+    rows = TokenShards(out).rows()
+    by_name = {Path(r["path"]).name: r for r in rows if r["variant"] == "original"}
+    assert by_name["bach_bwv66.6.mid"]["split"] == "test" and by_name["bach_bwv66.6.mid"]["style"] == "chorale"
+    assert by_name["palestrina_Agnus_01.mid"]["split"] == "val"
+    assert by_name["ryansMammoth_AcrobatsHornpipe.mid"]["style"] == "folk-german"  # the --style default
+    for row in rows:
+        if row["variant"] != "original":
+            assert row["split"] == "train", "only training pieces are augmented"
+    variants = {(r["path"], r["variant"]) for r in rows}
+    assert len(variants) == len(rows)
+    train = [r for r in rows if r["split"] == "train" and r["variant"] == "original"]
+    assert all(sum(x["path"] == r["path"] for x in rows) == 3 for r in train), "2 variants each"
+    for column in ("piece_id", "source", "style", "split", "notes", "tokens", "seconds", "path", "group"):
+        assert column in TokenShards(out).manifest.column_names
+
+
+def test_shard_tokens_decode_to_the_pieces(prepared) -> None:
+    out, _ = prepared
+    data = TokenShards(out)
+    tokenizer = HarmonixrTokenizer.from_file(out)
+    for row in data.rows():
+        ids = data.tokens(row)
+        assert ids[0] == tokenizer.bos_id and ids[-1] == tokenizer.eos_id and len(ids) == row["tokens"]
+        score = tokenizer.decode(ids)
+        assert score.note_num() == row["notes"]
+        assert len(score.tracks) == row["tracks"]
+
+
+def test_rerun_skips_everything_and_a_lost_shard_is_rebuilt_identically(prepared, corpus_folder, small_config) -> None:
+    out, first = prepared
+    manifest_before = pq.read_table(out / shards.MANIFEST)
+    again = prepare([str(corpus_folder)], out, small_config, metadata=str(corpus_folder / "labels.csv"),
+                    style="folk-german", show_progress=False)
+    assert again.skipped_shards == len(list((out / "shards").glob("*.parquet")))
+    victim = sorted((out / "shards").glob("*.parquet"))[1]
+    victim.unlink()  # as if the run had been killed before this shard was written
+    (out / shards.MANIFEST).unlink()
+    rebuilt = prepare([str(corpus_folder)], out, small_config, metadata=str(corpus_folder / "labels.csv"),
+                      style="folk-german", show_progress=False)
+    assert rebuilt.skipped_shards == again.skipped_shards - 1
+    assert pq.read_table(out / shards.MANIFEST).equals(manifest_before)
+    assert not list((out / "shards").glob("*.tmp")), "no temporary files are left behind"
+
+
+def test_another_config_into_the_same_folder_is_refused(prepared, corpus_folder) -> None:
+    out, _ = prepared
+    with pytest.raises(PrepareError, match="another configuration"):
+        prepare([str(corpus_folder)], out, PrepareConfig(files_per_shard=7), show_progress=False)
+
+
+def test_cli_prepare_and_stats(corpus_folder: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "cli"
+    assert main(["prepare", "--source", str(corpus_folder), "--out", str(out), "--quiet", "--workers", "1"]) == 0
+    assert main(["stats", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "kept pieces per" in printed and "truncated" in printed and "total" in printed
+    stats = dataset_stats(out)
+    assert sum(c.get("pieces", 0) for s in stats["styles"].values() for c in s.values()) == 11
+    assert main(["prepare", "--source", str(tmp_path / "missing"), "--out", str(out)]) == 2
+
+
+def test_pop909_folder_is_labelled_pop_and_keeps_its_three_tracks(tmp_path: Path) -> None:
+    refs = folder_source(POP909)
+    assert len(refs) == 909 and {r.style for r in refs} == {"pop"}
+    folder = tmp_path / "pop909"
+    folder.mkdir()
+    for name in ("001.mid", "002.mid", "003.mid"):
+        shutil.copy(POP909 / name, folder / name)
+    summary = prepare([str(folder)], tmp_path / "out", PrepareConfig(workers=1), show_progress=False)
+    assert summary.kept_pieces == 3 and not summary.rejects
+    data = TokenShards(tmp_path / "out")
+    tokenizer = HarmonixrTokenizer.from_file(tmp_path / "out")
+    row = next(r for r in data.rows() if r["variant"] == "original")
+    score = tokenizer.decode(data.tokens(row))
+    assert len(score.tracks) == 3, "MELODY, BRIDGE and PIANO (all program 0) stay three tracks"
+    from harmonixr.data.quantize import normalize
+    from harmonixr.data.validate import load_midi
+
+    expected, _ = normalize(load_midi(row["path"], PrepareConfig().limits), tokenizer)
+    assert_same_notes(expected, score)
