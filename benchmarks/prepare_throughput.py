@@ -30,8 +30,8 @@ POP909 = Path(__file__).resolve().parents[2] / "shared" / "data" / "pop909"
 def time_ours(files: list[Path], tokenizer: HarmonixrTokenizer, config: PrepareConfig) -> tuple[float, int]:
     start, tokens = time.perf_counter(), 0
     for path in files:
-        rows, _arrays = encode_piece(PieceRef(str(path), "bench", split="val"), tokenizer, config)
-        tokens += rows[0]["tokens"]
+        _rows, arrays = encode_piece(PieceRef(str(path), "bench", split="val"), tokenizer, config)
+        tokens += len(arrays[0])
     return time.perf_counter() - start, tokens
 
 

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from harmonixr.config import ConfigError, PrepareConfig, load_yaml, replace_fields
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 120)  # logs and pipes get whole tables
 
 
 def _prepare(args: argparse.Namespace) -> int:
