@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -66,6 +67,11 @@ def test_save_and_load_give_the_same_vocabulary(tmp_path, tokenizer: HarmonixrTo
     path = tokenizer.save(tmp_path)
     loaded = HarmonixrTokenizer.from_file(tmp_path)
     assert path.name == "tokenizer.json" and loaded.vocab == tokenizer.vocab and loaded.spec == tokenizer.spec
+    tampered = json.loads(path.read_text())
+    tampered["vocab"]["Pitch_60"], tampered["vocab"]["Pitch_61"] = tampered["vocab"]["Pitch_61"], tampered["vocab"]["Pitch_60"]
+    path.write_text(json.dumps(tampered))
+    with pytest.raises(TokenizeError, match="saved vocabulary differs"):
+        HarmonixrTokenizer.from_file(tmp_path)
     (tmp_path / "bad.json").write_text('{"config": {}}')
     with pytest.raises(TokenizeError, match="not a Harmonixr tokenizer"):
         HarmonixrTokenizer.from_file(tmp_path / "bad.json")

@@ -21,6 +21,7 @@ from pathlib import Path
 from symusic import Note, Score, Tempo, TimeSignature, Track
 
 from harmonixr.data.sources import PieceRef, write_metadata
+from harmonixr.data.validate import Reason, reject_row
 
 TICKS_PER_QUARTER = 480  # divisible by 3 and 16: triplets and 64ths are exact
 DEFAULT_VELOCITY = 80  # music21 scores without dynamics: a plain mezzo-forte
@@ -286,11 +287,10 @@ def refs_from_index(items: list[CorpusItem], folder: Path) -> tuple[list[PieceRe
         if entry is None:
             continue
         if entry.get("error"):  # the whole file failed (its worker crashed or timed out)
-            failures.append({"path": item.path, "reason": "conversion_failed", "detail": entry["error"]})
+            failures.append(reject_row(item.path, Reason.CONVERSION_FAILED, entry["error"]))
         for piece in entry.get("pieces", []):
             if piece.get("error"):
-                failures.append({"path": f"{item.path}#{piece['title']}", "reason": "conversion_failed",
-                                 "detail": piece["error"]})
+                failures.append(reject_row(f"{item.path}#{piece['title']}", Reason.CONVERSION_FAILED, piece["error"]))
                 continue
             refs.append(PieceRef(path=str((folder / piece["out"]).resolve()), source="music21",
                                  style=item.style, collection=item.collection, composer=item.composer,

@@ -26,7 +26,7 @@ from harmonixr.data.quantize import normalize
 from harmonixr.data.sources import PieceRef, folder_source
 from harmonixr.data.splits import assign_split, content_hash, tune_fingerprint
 from harmonixr.data.tokenize import HarmonixrTokenizer, TokenizeError
-from harmonixr.data.validate import Reason, RejectError, load_midi, score_seconds
+from harmonixr.data.validate import Reason, RejectError, load_midi, reject_row, score_seconds
 from harmonixr.progress import progress_bar
 
 STATE_FILE = "prepare.json"
@@ -123,9 +123,9 @@ def process_file(ref: PieceRef) -> tuple[list[dict], list[np.ndarray], dict | No
     try:
         return (*encode_piece(ref, tokenizer, config), None)
     except RejectError as exc:
-        return [], [], {"path": ref.path, "reason": exc.reason.value, "detail": exc.detail}
+        return [], [], exc.row()
     except TokenizeError as exc:
-        return [], [], {"path": ref.path, "reason": Reason.ERROR.value, "detail": str(exc)}
+        return [], [], reject_row(ref.path, Reason.ERROR, str(exc))
 
 
 def encode_piece(ref: PieceRef, tokenizer: HarmonixrTokenizer, config: PrepareConfig) -> tuple[list[dict], list[np.ndarray]]:
@@ -185,7 +185,7 @@ def prepare(
                 name, ref = jobs[index]
                 buffer = buffers[name]
                 if isinstance(result, Failure):
-                    buffer["rejects"].append({"path": ref.path, "reason": result.kind, "detail": result.detail})
+                    buffer["rejects"].append(reject_row(ref.path, result.kind, result.detail))
                 else:
                     rows, arrays, reject = result
                     buffer["rows"] += rows
@@ -200,9 +200,7 @@ def prepare(
                     if on_shard:
                         on_shard(name)
                 advance(1)
-    manifest, rejects = shards.merge(out, list(plan))
-    rejects = failures + rejects
-    shards.write_rejects(out / shards.REJECTS, rejects)
+    manifest, rejects = shards.merge(out, list(plan), earlier_rejects=failures)
     rows = manifest.to_pylist() if manifest.num_rows else []
     return PrepareSummary(
         out=out, files=len(refs) + len(failures), kept_pieces=sum(r["variant"] == "original" for r in rows),

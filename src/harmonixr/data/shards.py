@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from harmonixr.data.tokenize import TOKEN_DTYPE
+from harmonixr.data.validate import Reason, reject_row
 
 MANIFEST = "manifest.parquet"
 REJECTS = "rejects.csv"
@@ -59,13 +60,15 @@ def write_shard(folder: Path, name: str, rows: list[dict], arrays: list[np.ndarr
     tmp.replace(rows_path)
 
 
-def merge(folder: Path, names: list[str]) -> tuple[pa.Table, list[dict]]:
+def merge(folder: Path, names: list[str], earlier_rejects: list[dict] = ()) -> tuple[pa.Table, list[dict]]:
     """Merge the shards ``names`` (in order) into ``manifest.parquet`` and ``rejects.csv``.
+
+    ``earlier_rejects`` (files refused before any shard, e.g. failed conversions) head the report.
 
     Pieces whose content hash was already seen in an earlier row are dropped and reported as
     duplicates of the first file. Shard files not in ``names`` (an older plan) are deleted.
     """
-    tables, rejects = [], []
+    tables, rejects = [], list(earlier_rejects)
     for name in names:
         _bin, rows_path, rejects_path = shard_paths(folder, name)
         table = pq.read_table(rows_path)
@@ -95,8 +98,9 @@ def _drop_duplicates(manifest: pa.Table) -> tuple[pa.Table, list[dict]]:
     for piece_id, path in zip(piece_ids, paths):
         owner = first_path.setdefault(piece_id, path)
         keep.append(owner == path)
-        if owner != path and not any(d["path"] == path for d in duplicates[-1:]):
-            duplicates.append({"path": path, "reason": "duplicate", "detail": f"same notes as {owner}"})
+        already_reported = bool(duplicates) and duplicates[-1]["path"] == path  # a piece's rows are adjacent
+        if owner != path and not already_reported:
+            duplicates.append(reject_row(path, Reason.DUPLICATE, f"same notes as {owner}"))
     return manifest.filter(pa.array(keep)), duplicates
 
 

@@ -195,13 +195,13 @@ class HarmonixrTokenizer:
 
     # -- persistence -----------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Write ``tokenizer.json`` (miditok's file, with the Harmonixr spec inside) to ``path``."""
+        """Write ``tokenizer.json`` (miditok's file, with the Harmonixr spec and vocab inside)."""
         path = Path(path)
         if path.suffix != ".json":
             path = path / TOKENIZER_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".json.tmp")
-        self.miditok.save(tmp)
+        self.miditok.save(tmp, additional_attributes={"vocab": self.vocab})
         tmp.replace(path)
         return path
 
@@ -217,8 +217,8 @@ class HarmonixrTokenizer:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise TokenizeError(f"{path}: not a Harmonixr tokenizer file ({exc})") from exc
         tokenizer = cls(from_dict(TokenizerSpec, spec_data, where=str(path)))
-        if tokenizer.vocab != data.get("vocab", tokenizer.vocab) and "vocab" in data:
-            raise TokenizeError(f"{path}: vocabulary does not match its own config")
+        if data.get("vocab") != tokenizer.vocab:  # e.g. another miditok version builds other ids
+            raise TokenizeError(f"{path}: the saved vocabulary differs from the one its config builds")
         return tokenizer
 
 

@@ -38,12 +38,21 @@ class Reason(str, Enum):
     ERROR = "error"
 
 
+def reject_row(path: str | Path, reason: Reason | str, detail: str) -> dict[str, str]:
+    """A row of the rejects report (``rejects.csv``): file, reason code, detail."""
+    return {"path": str(path), "reason": Reason(reason).value, "detail": detail}
+
+
 class RejectError(Exception):
     """A file that cannot be used, with a machine-readable reason and a human-readable detail."""
 
     def __init__(self, path: str | Path, reason: Reason, detail: str) -> None:
         super().__init__(f"{path}: {reason.value}: {detail}")
         self.path, self.reason, self.detail = str(path), reason, detail
+
+    def row(self) -> dict[str, str]:
+        """This rejection as a row of the rejects report."""
+        return reject_row(self.path, self.reason, self.detail)
 
 
 @dataclass(frozen=True)
