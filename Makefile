@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 POP909 := ../shared/data/pop909
 
-.PHONY: demo test bench prepare-all clean
+.PHONY: demo test bench prepare-all train compare clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -25,8 +25,17 @@ test: $(STAMP)
 prepare-all: $(STAMP)
 	$(VENV)/bin/harmonixr prepare --source music21 $(if $(wildcard $(POP909)),--source $(POP909)) --out data/corpus-all
 
+# The shipped model (models/harmonixr-small): train on data/corpus-all with configs/default.yaml.
+train: $(STAMP)
+	$(VENV)/bin/harmonixr train --config configs/default.yaml
+
+# Same-budget Transformer / ablations / LSTM / encoder-decoder / n-gram, scored with the shipped model.
+compare: $(STAMP)
+	$(PY) benchmarks/compare_models.py --extra models/harmonixr-small
+
 bench: $(STAMP)
 	$(PY) benchmarks/prepare_throughput.py
+	$(PY) benchmarks/train_throughput.py
 
 clean:
 	rm -rf $(VENV) data out

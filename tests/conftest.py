@@ -133,3 +133,36 @@ def make_score(tracks: list[tuple[int, bool, list[tuple[int, int, int, int]]]], 
 
 def midi_bytes(score: Score) -> bytes:
     return score.dumps_midi()
+
+
+@pytest.fixture(scope="session")
+def training_corpus(tmp_path_factory: pytest.TempPathFactory, music21_midi: dict[str, Path]) -> Path:
+    """A prepared folder for the training tests: the real pieces of MUSIC21_KEYS (plus POP909's when
+    present), with two pieces held out for validation and two for test by a metadata CSV."""
+    import csv
+    import shutil
+
+    from harmonixr.config import AugmentConfig
+    from harmonixr.data.prepare import prepare
+
+    folder = tmp_path_factory.mktemp("train_src")
+    names = []
+    for key, path in music21_midi.items():
+        name = f"{key.replace('/', '_').replace('#', '-')}.mid"
+        shutil.copy(path, folder / name)
+        names.append(name)
+    if POP909.is_dir():
+        for name in POP909_FILES:
+            shutil.copy(POP909 / name, folder / f"pop909_{name}")
+            names.append(f"pop909_{name}")
+    held = {"bach_bwv66.6.mid": "validation", "essenFolksong_han1-5.mid": "validation",
+            "bach_bwv1.6.mid": "test", "oneills1850_0201-0300-201.mid": "test"}
+    with (folder / "meta.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "style", "split"])
+        for name in names:
+            writer.writerow([name, "pop" if name.startswith("pop909") else "", held.get(name, "train")])
+    out = tmp_path_factory.mktemp("train_corpus")
+    config = PrepareConfig(workers=2, files_per_shard=8, augment=AugmentConfig(copies=1))
+    prepare([str(folder)], out, config, metadata=str(folder / "meta.csv"), style="chorale", show_progress=False)
+    return out

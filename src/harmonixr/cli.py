@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -42,6 +43,62 @@ def _stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from harmonixr.training.config import TrainConfig
+    from harmonixr.training.trainer import train
+
+    config = load_yaml(TrainConfig, args.config)
+    run = config.run
+    if args.out:
+        run = replace_fields(run, out=args.out)
+    if args.max_steps:
+        run = replace_fields(run, max_steps=args.max_steps)
+    if args.max_minutes is not None:
+        run = replace_fields(run, max_minutes=args.max_minutes)
+    config = replace_fields(config, run=run)
+    result = train(config, resume=not args.fresh, show_progress=not args.quiet)
+    console.print(f"stopped at step {result.step} ({result.stopped}); best validation "
+                  f"{result.best_val / math.log(2):.4f} bits/token; checkpoints in {result.out}/latest and best")
+    return 0
+
+
+def _ngram(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from harmonixr.models.ngram import NGramModel
+    from harmonixr.training.batches import Corpus, TrainStream
+    from harmonixr.training.config import ObjectiveConfig, TrainConfig
+
+    config = load_yaml(TrainConfig, args.config) if args.config else TrainConfig()
+    corpus = Corpus(args.data or config.data.folders)
+    stream = TrainStream(corpus, config.data.block_size, 1, config.objective, config.run.seed)
+    examples, _ = stream.examples(args.examples, np.random.default_rng(config.run.seed))
+    model = NGramModel(len(corpus.tokenizer), args.order).fit(examples)
+    model.save(args.out)
+    tokens = sum(int(e.target_mask.sum()) for e in examples)
+    console.print(f"fitted an order-{args.order} n-gram model on {len(examples):,} training examples "
+                  f"({tokens:,} tokens); wrote {args.out}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from harmonixr.evaluation.compare import compare, print_tables, write_rows
+
+    rows = compare(args.models, args.data, args.split, args.block_size, args.holes, args.max_pieces)
+    print_tables(rows, console)
+    if args.out:
+        write_rows(rows, args.out)
+        console.print(f"wrote {args.out}.json and .csv")
+    return 0
+
+
+def _curves(args: argparse.Namespace) -> int:
+    from harmonixr.visualization.curves import plot_curves
+
+    console.print(f"wrote {plot_curves(args.runs, args.out)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harmonixr", description="Symbolic music generation with Transformers.")
     verbs = parser.add_subparsers(dest="verb", required=True)
@@ -58,6 +115,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-collection", type=int, help="at most this many files per music21 collection (an ABC file holds many tunes)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_prepare)
+
+    t = verbs.add_parser("train", help="train or resume a model (also under torchrun for DDP)")
+    t.add_argument("--config", required=True, help="YAML file of TrainConfig (see configs/default.yaml)")
+    t.add_argument("--out", help="run folder (overrides run.out)")
+    t.add_argument("--max-steps", type=int, help="overrides run.max_steps")
+    t.add_argument("--max-minutes", type=float, help="overrides run.max_minutes")
+    t.add_argument("--fresh", action="store_true", help="start over even if OUT/latest exists")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(run=_train)
+
+    n = verbs.add_parser("ngram", help="fit the n-gram baseline on training examples")
+    n.add_argument("--config", help="TrainConfig YAML whose data/objective to use (default: built-in)")
+    n.add_argument("--data", action="append", help="prepared folder (repeatable; default: the config's)")
+    n.add_argument("--examples", type=int, default=40000, help="training examples to count")
+    n.add_argument("--order", type=int, default=6)
+    n.add_argument("--out", required=True, help="output folder")
+    n.set_defaults(run=_ngram)
+
+    c = verbs.add_parser("compare", help="bits per note of several models on one split, same examples")
+    c.add_argument("models", nargs="+", help="checkpoint directories or n-gram folders")
+    c.add_argument("--data", action="append", required=True, help="prepared folder (repeatable)")
+    c.add_argument("--split", default="test")
+    c.add_argument("--block-size", type=int, default=512)
+    c.add_argument("--holes", type=int, default=2, help="infill holes per piece")
+    c.add_argument("--max-pieces", type=int, default=0, help="score only the first N pieces (0: all)")
+    c.add_argument("--out", help="write OUT.json and OUT.csv")
+    c.set_defaults(run=_compare)
+
+    k = verbs.add_parser("curves", help="plot training and validation loss of one or more runs")
+    k.add_argument("runs", nargs="+", help="run folders (with metrics.jsonl)")
+    k.add_argument("--out", required=True, help="PNG file")
+    k.set_defaults(run=_curves)
 
     s = verbs.add_parser("stats", help="pieces/notes/tokens per style and split, reject reasons")
     s.add_argument("folder", type=Path)

@@ -1,0 +1,1 @@
+"""Evaluation: likelihood, infill quality, statistics, reports."""

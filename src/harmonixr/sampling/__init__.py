@@ -1,0 +1,1 @@
+"""Sampling: the fast batched sampler (and, later, constrained decoding and infill)."""

@@ -1,0 +1,1 @@
+"""Supervised training: examples from the shards, the loop, checkpoints."""

@@ -1,0 +1,133 @@
+"""Checkpoints as directories of safetensors and JSON (nothing is ever unpickled).
+
+A checkpoint directory holds ``model.safetensors``, ``config.json`` (the model config, the training
+config and the feature sizes) and ``tokenizer.json``; a resumable one adds ``optimizer.safetensors``
+and ``trainer_state.json`` (step, early-stopping state, the torch random state). Writes are atomic:
+the new directory is written beside the old one and swapped in by two renames, and a reader that
+finds no ``latest`` after a crash between them falls back to ``latest.old``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, load_model, save_file, save_model
+from torch import nn
+
+from harmonixr.config import from_dict, to_dict
+from harmonixr.data.tokenize import HarmonixrTokenizer
+from harmonixr.models.baselines import build_model
+from harmonixr.models.config import ModelConfig
+
+MODEL_FILE, CONFIG_FILE = "model.safetensors", "config.json"
+OPTIMIZER_FILE, STATE_FILE = "optimizer.safetensors", "trainer_state.json"
+FORMAT = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint directory is missing, incomplete or not a Harmonixr checkpoint."""
+
+
+@dataclass
+class Loaded:
+    model: nn.Module
+    tokenizer: HarmonixrTokenizer
+    model_config: ModelConfig
+    meta: dict[str, Any]  # everything else config.json holds (training config, step, ...)
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, tokenizer: HarmonixrTokenizer, meta: dict[str, Any],
+                    optimizer: torch.optim.Optimizer | None = None, state: dict[str, Any] | None = None) -> Path:
+    """Write a checkpoint directory atomically (replacing any checkpoint already at ``path``)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_model(model, str(tmp / MODEL_FILE))
+    config = {"format": FORMAT, "model": to_dict(model.cfg), **meta}
+    (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=1))
+    tokenizer.save(tmp)
+    if optimizer is not None:
+        tensors, groups = _flatten_optimizer(optimizer)
+        tensors["torch_rng"] = torch.get_rng_state()
+        save_file(tensors, str(tmp / OPTIMIZER_FILE))
+        (tmp / STATE_FILE).write_text(json.dumps({**(state or {}), "param_groups": groups}, indent=1))
+    old = path.with_name(path.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if path.exists():
+        path.rename(old)
+    tmp.rename(path)
+    shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+def resolve(path: str | Path) -> Path:
+    """The checkpoint directory to read: ``path``, or ``path.old`` left by an interrupted swap."""
+    path = Path(path)
+    for candidate in (path, path.with_name(path.name + ".old")):
+        if (candidate / MODEL_FILE).is_file() and (candidate / CONFIG_FILE).is_file():
+            return candidate
+    raise CheckpointError(f"{path}: not a checkpoint directory (needs {MODEL_FILE} and {CONFIG_FILE})")
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    path = resolve(path)
+    try:
+        config = json.loads((path / CONFIG_FILE).read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{path / CONFIG_FILE}: unreadable ({exc})") from exc
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise CheckpointError(f"{path / CONFIG_FILE}: not a Harmonixr checkpoint config (format {FORMAT})")
+    return config
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loaded:
+    """Model (in eval mode), tokenizer and configs of a checkpoint directory."""
+    path = resolve(path)
+    config = read_config(path)
+    model_config = from_dict(ModelConfig, config.pop("model"), where=str(path / CONFIG_FILE))
+    tokenizer = HarmonixrTokenizer.from_file(path)
+    model = load_model_weights(path, build_model(model_config, config["feature_sizes"]))
+    return Loaded(model.to(device).eval(), tokenizer, model_config, config)
+
+
+def load_model_weights(path: str | Path, model: nn.Module) -> nn.Module:
+    """Load a checkpoint's ``model.safetensors`` into ``model`` (same architecture), strictly."""
+    path = resolve(path)
+    try:
+        load_model(model, str(path / MODEL_FILE), strict=True)
+    except Exception as exc:  # safetensors raises several types for a bad or mismatched file
+        raise CheckpointError(f"{path / MODEL_FILE}: cannot load weights ({exc})") from exc
+    return model
+
+
+def load_training_state(path: str | Path, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """Restore the optimizer and torch's random state; return ``trainer_state.json``."""
+    path = resolve(path)
+    if not (path / OPTIMIZER_FILE).is_file():
+        raise CheckpointError(f"{path}: no {OPTIMIZER_FILE}, so training cannot resume from it")
+    tensors = load_file(str(path / OPTIMIZER_FILE))
+    state = json.loads((path / STATE_FILE).read_text())
+    torch.set_rng_state(tensors.pop("torch_rng"))
+    _restore_optimizer(optimizer, tensors, state.pop("param_groups"))
+    return state
+
+
+def _flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict]]:
+    sd = optimizer.state_dict()
+    tensors = {f"state.{pid}.{key}": value.detach().cpu().contiguous()
+               for pid, entry in sd["state"].items() for key, value in entry.items() if torch.is_tensor(value)}
+    return tensors, sd["param_groups"]
+
+
+def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list[dict]) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in tensors.items():
+        _, pid, key = name.split(".", 2)
+        state.setdefault(int(pid), {})[key] = value
+    optimizer.load_state_dict({"state": state, "param_groups": groups})

@@ -1,0 +1,45 @@
+"""Training curves from ``metrics.jsonl``: training loss and validation loss against tokens seen."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def read_metrics(run: str | Path) -> tuple[list[dict], list[dict]]:
+    """(training records, validation records) of a run folder's ``metrics.jsonl``."""
+    path = Path(run) / "metrics.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no metrics (is {run} a training run folder?)")
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in records if "loss" in r], [r for r in records if "val_loss" in r]
+
+
+def plot_curves(runs: Sequence[str | Path], out: str | Path, labels: Sequence[str] | None = None) -> Path:
+    """One PNG: training loss (thin) and validation loss (markers) in bits per token, per run."""
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    for k, run in enumerate(runs):
+        train, val = read_metrics(run)
+        label = labels[k] if labels else Path(run).name
+        line, = ax.plot([r["step"] for r in train], [r["loss"] / math.log(2) for r in train],
+                        linewidth=0.8, alpha=0.6, label=f"{label} train")
+        ax.plot([r["step"] for r in val], [r["val_loss"] / math.log(2) for r in val], "o-",
+                color=line.get_color(), markersize=3, label=f"{label} validation")
+    ax.set_xlabel("step")
+    ax.set_ylabel("bits per token")
+    ax.set_yscale("log")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out

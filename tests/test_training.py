@@ -1,0 +1,111 @@
+"""Training: the schedule, a killed run resumes exactly, DDP on two CPU processes, the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harmonixr.training.checkpoint import load_checkpoint, read_config
+from harmonixr.training.config import OptimConfig
+from harmonixr.training.trainer import lr_at
+from harmonixr.visualization.curves import plot_curves
+
+HARMONIXR = [sys.executable, "-m", "harmonixr"]
+
+
+def write_config(folder: Path, corpus: Path, steps: int, **run) -> Path:
+    config = {
+        "model": {"d_model": 32, "n_layers": 2, "n_heads": 4, "ffn_hidden": 64, "dropout": 0.1},
+        "data": {"folders": [str(corpus)], "block_size": 128, "batch_size": 4, "val_batches": 2},
+        "optim": {"warmup_steps": 5},
+        "run": {"out": str(folder / "run"), "max_steps": steps, "eval_every": 10, "checkpoint_every": 5,
+                "log_every": 1, "threads": 1, "tensorboard": False, "precision": "fp32", **run},
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def losses(run: Path) -> dict[int, float]:
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in records if "loss" in r]
+    assert len(steps) == len(set(steps)), "a resumed run must not log a step twice"
+    return {r["step"]: r["loss"] for r in records if "loss" in r}
+
+
+def test_lr_warms_up_then_decays_to_the_floor() -> None:
+    cfg = OptimConfig(lr=1e-3, min_lr=1e-4, warmup_steps=10)
+    assert lr_at(0, cfg, 100) == pytest.approx(1e-4)
+    assert lr_at(9, cfg, 100) == pytest.approx(1e-3)
+    assert lr_at(100, cfg, 100) == pytest.approx(1e-4)
+    values = [lr_at(s, cfg, 100) for s in range(10, 101)]
+    assert all(a >= b for a, b in zip(values, values[1:]))
+
+
+def test_a_killed_run_resumes_where_it_stopped(training_corpus: Path, tmp_path: Path) -> None:
+    steps = 120
+    reference = write_config(tmp_path / "a", training_corpus, steps, tensorboard=True)
+    subprocess.run([*HARMONIXR, "train", "--config", str(reference), "--quiet"], check=True, timeout=300)
+    expected = losses(tmp_path / "a" / "run")
+    assert sorted(expected) == list(range(1, steps + 1))
+    assert any((tmp_path / "a" / "run" / "tensorboard").iterdir()), "TensorBoard events are written"
+    png = plot_curves([tmp_path / "a" / "run"], tmp_path / "curves.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+    config = write_config(tmp_path / "b", training_corpus, steps)
+    state = tmp_path / "b" / "run" / "latest" / "trainer_state.json"
+    process = subprocess.Popen([*HARMONIXR, "train", "--config", str(config), "--quiet"])
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        try:
+            if json.loads(state.read_text())["step"] >= 20:
+                break
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    killed_at = json.loads(state.read_text())["step"]
+    assert killed_at < steps, "the run finished before it could be killed"
+
+    subprocess.run([*HARMONIXR, "train", "--config", str(config), "--quiet"], check=True, timeout=300)
+    resumed = losses(tmp_path / "b" / "run")
+    assert sorted(resumed) == list(range(1, steps + 1))
+    for step in range(1, steps + 1):  # the same curve, to the last bit, before and after the kill
+        assert resumed[step] == pytest.approx(expected[step], rel=1e-6, abs=1e-7), f"step {step}"
+    assert read_config(tmp_path / "b" / "run" / "latest")["step"] == steps
+    assert (tmp_path / "b" / "run" / "best" / "model.safetensors").is_file()
+
+
+def test_ddp_on_two_cpu_processes(training_corpus: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path, training_corpus, 12, checkpoint_every=6, eval_every=6)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "harmonixr", "train", "--config", str(config), "--quiet"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = load_checkpoint(tmp_path / "run" / "latest")
+    assert loaded.meta["step"] == 12
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "loss" in r] == list(range(1, 13)), "only rank 0 logs"
+    assert all(math.isfinite(r["loss"]) for r in records if "loss" in r)
+
+
+def test_cli_refuses_a_bad_config(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: {d_model: 30, n_heads: 4}\n")
+    result = subprocess.run([*HARMONIXR, "train", "--config", str(bad)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "not divisible" in result.stdout
+    bad.write_text("model: {layers: 3}\n")
+    result = subprocess.run([*HARMONIXR, "train", "--config", str(bad)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "unknown key" in result.stdout
