@@ -71,3 +71,35 @@ def test_filters() -> None:
     assert kept(SamplingConfig(min_p=0.2)) == [True, True, True, False]
     with pytest.raises(ValueError):
         SamplingConfig(temperature=0)
+
+
+def test_grammar_masking_makes_every_sample_decode(setup, tokenizer) -> None:
+    from harmonixr.sampling.grammar import AFTER_PITCH, AFTER_VELOCITY, Grammar, GrammarConstraint, GrammarState
+
+    model, structure = setup  # untrained: its logits are noise, so only the mask keeps it in grammar
+    vocab = structure.vocab
+    v = tokenizer.vocab
+    tracks = [0, 33, -1]
+    prompt = [tokenizer.bos_id, v["Style_pop"], v["Instrument_0"], v["Instrument_33"], v["Instrument_Drums"]]
+    grammar = Grammar(vocab, tracks)
+    sampler = Sampler(model, structure)
+    outs = sampler.generate(prompt, 16, SamplingConfig(max_tokens=90), seed=3, stop_ids=[tokenizer.eos_id],
+                            constraint=GrammarConstraint(grammar, 16))
+    for out in outs:
+        state = GrammarState()
+        for tok in out:  # every token was allowed where it stands
+            assert grammar.allowed(state)[tok], tokenizer.id_to_token[tok]
+            state.step(vocab, tok)
+        score = tokenizer.decode(prompt + out)
+        assert all(t.is_drum or t.program in (0, 33) for t in score.tracks)  # only the header's instruments
+        notes = sum(1 for t in out if vocab.is_pitch[t])
+        complete = notes - (state.kind in (AFTER_PITCH, AFTER_VELOCITY))  # a note cut by max_tokens is dropped
+        assert score.note_num() == complete
+    unconstrained = sampler.generate(prompt, 16, SamplingConfig(max_tokens=90), seed=3)
+    broken = 0
+    for out in unconstrained:
+        state = GrammarState()
+        for tok in out:
+            broken += not bool(grammar.allowed(state)[tok])
+            state.step(vocab, tok)
+    assert broken > 0, "without the mask an untrained model breaks the grammar"

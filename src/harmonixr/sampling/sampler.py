@@ -83,9 +83,8 @@ class Sampler:
         stops = torch.tensor(sorted(set(stop_ids)), device=self.device, dtype=torch.long)
         done = torch.zeros(n, dtype=torch.bool, device=self.device)
         while cache.length < max_len and len(out[0]) < cfg.max_tokens:
-            filtered = filter_logits(logits.float(), cfg)
-            if constraint is not None:
-                filtered = constraint(filtered, out)
+            masked = constraint(logits.float(), out) if constraint is not None else logits.float()
+            filtered = filter_logits(masked, cfg)  # after the mask, so a filter never keeps only forbidden tokens
             choice = torch.multinomial(filtered.softmax(-1), 1, generator=generator)  # (n, 1)
             for row, tok in enumerate(choice[:, 0].tolist()):
                 if not done[row]:
