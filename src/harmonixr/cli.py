@@ -99,6 +99,13 @@ def _curves(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from harmonixr.models.export import export_hf
+
+    console.print(f"wrote {export_hf(args.checkpoint, args.out)} (LlamaForCausalLM)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harmonixr", description="Symbolic music generation with Transformers.")
     verbs = parser.add_subparsers(dest="verb", required=True)
@@ -147,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("runs", nargs="+", help="run folders (with metrics.jsonl)")
     k.add_argument("--out", required=True, help="PNG file")
     k.set_defaults(run=_curves)
+
+    e = verbs.add_parser("export", help="write a checkpoint in another format (hf: LlamaForCausalLM)")
+    e.add_argument("checkpoint")
+    e.add_argument("--format", choices=["hf"], default="hf")
+    e.add_argument("--out", required=True)
+    e.set_defaults(run=_export)
 
     s = verbs.add_parser("stats", help="pieces/notes/tokens per style and split, reject reasons")
     s.add_argument("folder", type=Path)
