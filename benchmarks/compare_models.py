@@ -41,9 +41,11 @@ BASELINES = {
 NGRAM_EXAMPLES = 40_000
 
 
-def variant_config(base: TrainConfig, name: str, changes: dict) -> TrainConfig:
+def variant_config(base: TrainConfig, name: str, changes: dict, seed: int = 0) -> TrainConfig:
+    """``base`` with the variant's model changes; seed 0 runs in runs/compare/NAME, others in NAME-sSEED."""
     model = dataclasses.replace(base.model, **changes)
-    run = replace_fields(base.run, out=str(Path(base.run.out) / name))
+    folder = name if seed == 0 else f"{name}-s{seed}"
+    run = replace_fields(base.run, out=str(Path(base.run.out) / folder), seed=seed)
     return replace_fields(base, model=model, run=run)
 
 
@@ -66,6 +68,7 @@ def main() -> None:
     parser.add_argument("--splits", default="val,test")
     parser.add_argument("--max-pieces", type=int, default=0)
     parser.add_argument("--order", type=int, default=6)
+    parser.add_argument("--seed", type=int, default=0, help="training seed (another seed: another run folder)")
     parser.add_argument("--results", default="results/compare")
     args = parser.parse_args()
     console = Console(width=140)
@@ -76,7 +79,7 @@ def main() -> None:
         variants = {k: v for k, v in variants.items() if k in args.only.split(",")}
     paths = []
     for name, changes in variants.items():
-        config = variant_config(base, name, changes)
+        config = variant_config(base, name, changes, args.seed)
         if not args.skip_train:
             console.print(f"[bold]training {name}[/bold] -> {config.run.out}")
             train(config, resume=True)
@@ -86,8 +89,8 @@ def main() -> None:
         rows = compare([*args.extra, *paths, ngram], list(base.data.folders), split, base.data.block_size,
                        max_pieces=args.max_pieces)
         console.rule(f"{split} split")
-        print_tables(rows, console)
-        write_rows(rows, f"{args.results}-{split}")
+        print_tables(rows, console, split)
+        write_rows(rows, f"{args.results}-{split}" + (f"-s{args.seed}" if args.seed else ""))
 
 
 if __name__ == "__main__":

@@ -85,7 +85,7 @@ def _compare(args: argparse.Namespace) -> int:
     from harmonixr.evaluation.compare import compare, print_tables, write_rows
 
     rows = compare(args.models, args.data, args.split, args.block_size, args.holes, args.max_pieces)
-    print_tables(rows, console)
+    print_tables(rows, console, args.split)
     if args.out:
         write_rows(rows, args.out)
         console.print(f"wrote {args.out}.json and .csv")

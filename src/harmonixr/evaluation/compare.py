@@ -101,10 +101,10 @@ def write_rows(rows: list[dict], out: str | Path) -> None:
         writer.writerows(rows)
 
 
-def print_tables(rows: list[dict], console: Console) -> None:
+def print_tables(rows: list[dict], console: Console, split: str = "test") -> None:
     """Per task: models x token groups (all styles), then models x styles (bits per note)."""
     for task in ("next-token", "infill"):
-        table = Table(title=f"{task}: bits per note (test split, all styles)")
+        table = Table(title=f"{task}: bits per note ({split} split, all styles)")
         table.add_column("model")
         for column in ("bits_per_note", *GROUPS, "notes"):
             table.add_column(column.replace("bits_per_note", "overall"), justify="right")
@@ -112,7 +112,7 @@ def print_tables(rows: list[dict], console: Console) -> None:
             table.add_row(r["model"], *(f"{r[c]:.3f}" for c in ("bits_per_note", *GROUPS)), f"{r['notes']:,}")
         console.print(table)
         styles = sorted({r["style"] for r in rows if r["task"] == task} - {"all"})
-        table = Table(title=f"{task}: bits per note per style")
+        table = Table(title=f"{task}: bits per note per style ({split} split)")
         table.add_column("model")
         for style in styles:
             table.add_column(style, justify="right")
