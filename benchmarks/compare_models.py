@@ -15,14 +15,12 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-import numpy as np
 from rich.console import Console
 
 from harmonixr.config import load_yaml, replace_fields
 from harmonixr.evaluation.compare import compare, print_tables, write_rows
-from harmonixr.models.ngram import NGRAM_META, NGramModel
+from harmonixr.models.ngram import NGRAM_META, fit_on_corpus
 from harmonixr.models.structure import FEATURES
-from harmonixr.training.batches import Corpus, TrainStream
 from harmonixr.training.config import TrainConfig
 from harmonixr.training.trainer import train
 
@@ -52,10 +50,7 @@ def variant_config(base: TrainConfig, name: str, changes: dict, seed: int = 0) -
 def fit_ngram(base: TrainConfig, out: Path, order: int) -> Path:
     if (out / NGRAM_META).is_file():
         return out
-    corpus = Corpus(base.data.folders)
-    stream = TrainStream(corpus, base.data.block_size, 1, base.objective, base.run.seed)
-    examples, _ = stream.examples(NGRAM_EXAMPLES, np.random.default_rng(base.run.seed))
-    NGramModel(len(corpus.tokenizer), order).fit(examples).save(out)
+    fit_on_corpus(base, NGRAM_EXAMPLES, order)[0].save(out)
     return out
 
 

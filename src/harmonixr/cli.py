@@ -63,20 +63,15 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _ngram(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from harmonixr.models.ngram import NGramModel
-    from harmonixr.training.batches import Corpus, TrainStream
-    from harmonixr.training.config import ObjectiveConfig, TrainConfig
+    from harmonixr.models.ngram import fit_on_corpus
+    from harmonixr.training.config import TrainConfig
 
     config = load_yaml(TrainConfig, args.config) if args.config else TrainConfig()
-    corpus = Corpus(args.data or config.data.folders)
-    stream = TrainStream(corpus, config.data.block_size, 1, config.objective, config.run.seed)
-    examples, _ = stream.examples(args.examples, np.random.default_rng(config.run.seed))
-    model = NGramModel(len(corpus.tokenizer), args.order).fit(examples)
+    if args.data:
+        config = replace_fields(config, data=replace_fields(config.data, folders=tuple(args.data)))
+    model, tokens = fit_on_corpus(config, args.examples, args.order)
     model.save(args.out)
-    tokens = sum(int(e.target_mask.sum()) for e in examples)
-    console.print(f"fitted an order-{args.order} n-gram model on {len(examples):,} training examples "
+    console.print(f"fitted an order-{args.order} n-gram model on {args.examples:,} training examples "
                   f"({tokens:,} tokens); wrote {args.out}")
     return 0
 

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from harmonixr.training.batches import Corpus, TrainStream
+from harmonixr.training.config import TrainConfig
 from harmonixr.training.examples import Example
 
 NGRAM_FILE, NGRAM_META = "ngram.safetensors", "ngram.json"
@@ -109,3 +111,13 @@ class NGramModel:
         model.discount = np.asarray(meta["discount"])
         model.tables = load_file(str(folder / NGRAM_FILE))
         return model
+
+
+def fit_on_corpus(config: TrainConfig, examples: int, order: int) -> tuple[NGramModel, int]:
+    """An n-gram model of ``examples`` training windows drawn like the networks' batches (same
+    folders, block size, objective and seed); also returns the number of tokens counted."""
+    corpus = Corpus(config.data.folders)
+    stream = TrainStream(corpus, config.data.block_size, 1, config.objective, config.run.seed)
+    windows, _ = stream.examples(examples, np.random.default_rng(config.run.seed))
+    tokens = sum(int(w.target_mask.sum()) for w in windows)
+    return NGramModel(len(corpus.tokenizer), order).fit(windows), tokens

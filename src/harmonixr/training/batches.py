@@ -7,6 +7,7 @@ likely to start a window). The random generator of step ``s`` on rank ``r`` is s
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,9 +118,9 @@ def scoring_windows(maker: ExampleMaker, ids: np.ndarray) -> Iterator[Example]:
     Each window starts at a bar line; its last bar (possibly cut by the block size) is not scored
     but starts the next window, unless the window reaches the end of the piece.
     """
-    v, bar, n_bars = maker.v, 0, len(bar_starts(maker.v, ids))
-    while bar < n_bars:
-        example = maker.plain(ids, bar)
+    v, bar, starts = maker.v, 0, bar_starts(maker.v, ids)
+    while bar < len(starts):
+        example = maker.plain(ids, bar, starts=starts)
         if example.ids[-1] == v.tokenizer.eos_id:
             yield example
             return
@@ -127,7 +128,7 @@ def scoring_windows(maker: ExampleMaker, ids: np.ndarray) -> Iterator[Example]:
         if len(bars_at) > 1:
             mask = example.target_mask.copy()
             mask[bars_at[-1]:] = False
-            yield Example(example.ids, mask, example.bar0, example.kind)
+            yield dataclasses.replace(example, target_mask=mask)
             bar += len(bars_at) - 1
         else:  # one bar longer than the block: score what fits
             yield example
@@ -143,7 +144,7 @@ def infill_examples(maker: ExampleMaker, ids: np.ndarray, count: int, seed: int)
         if example.fill_start >= 0:
             mask = example.target_mask.copy()
             mask[: example.fill_start + 1] = False  # score the fill only
-            out.append(Example(example.ids, mask, example.bar0, example.kind, example.fill_start))
+            out.append(dataclasses.replace(example, target_mask=mask))
         if len(out) == count:
             break
     return out

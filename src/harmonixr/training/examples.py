@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harmonixr.training.config import ObjectiveConfig
 from harmonixr.data.events import BAR, MARK, NO_TRACK, NOTE, TEMPO, Event, Vocab, bar_starts, parse_body, render, tempo_before, with_tempo
+from harmonixr.training.config import ObjectiveConfig
 
 HOLE_KINDS = ("bars", "span", "tracks")
 # Order of events at one time. Markers come last, so the Program tokens of a marker's track list
@@ -78,13 +78,10 @@ class ExampleMaker:
         return header
 
     # -- windows ---------------------------------------------------------------------------
-    def window_events(self, ids: np.ndarray, bar_index: int, budget: int) -> tuple[list[Event], bool]:
-        """Events from bar ``bar_index`` on that render to at most ``budget`` tokens.
-
-        Returns the events and whether the window reaches the end of the piece.
+    def window_events(self, ids: np.ndarray, begin: int, bar_index: int, budget: int) -> tuple[list[Event], bool]:
+        """Events from bar ``bar_index`` (its ``Bar`` token at ``ids[begin]``) on that render to at
+        most ``budget`` tokens. Returns the events and whether the window reaches the piece's end.
         """
-        starts = bar_starts(self.v, ids)
-        begin = int(starts[bar_index])
         stop = min(len(ids), begin + budget + 8)
         body = ids[begin:stop]
         events = with_tempo(parse_body(self.v, body, first_bar=bar_index), tempo_before(self.v, ids, begin))
@@ -98,29 +95,34 @@ class ExampleMaker:
             last = (event.bar, None) if event.kind == BAR else event.time
         return kept, stop >= len(ids) - 1
 
-    def plain(self, ids: np.ndarray, bar_index: int, rng: np.random.Generator | None = None) -> Example:
-        """The window at ``bar_index`` as a plain next-token example (EOS kept if the piece ends)."""
+    def plain(self, ids: np.ndarray, bar_index: int, rng: np.random.Generator | None = None,
+              starts: np.ndarray | None = None) -> Example:
+        """The window at ``bar_index`` as a plain next-token example (EOS kept if the piece ends).
+
+        ``starts``: the piece's ``bar_starts``, when the caller already has them.
+        """
+        starts = bar_starts(self.v, ids) if starts is None else starts
         header = self.header(ids, rng)
-        events, at_end = self.window_events(ids, bar_index, self.block_size - len(header) - 1)
+        events, at_end = self.window_events(ids, int(starts[bar_index]), bar_index, self.block_size - len(header) - 1)
         seq = header + render(self.v, events) + ([self.v.tokenizer.eos_id] if at_end else [])
         mask = np.arange(len(seq)) >= len(header)
         return Example(np.asarray(seq, dtype=np.int64), mask, bar_index, "plain")
 
     def sample(self, ids: np.ndarray, rng: np.random.Generator) -> Example:
         """A random window of a row, plain or infill according to the objective."""
-        n_bars = len(bar_starts(self.v, ids))
-        if n_bars == 0:
+        starts = bar_starts(self.v, ids)
+        if len(starts) == 0:
             raise ValueError("a row without Bar tokens cannot be windowed")
-        bar_index = int(rng.integers(n_bars))
+        bar_index = int(rng.integers(len(starts)))
         if rng.random() >= self.objective.infill_rate:
-            return self.plain(ids, bar_index, rng)
+            return self.plain(ids, bar_index, rng, starts)
         header = self.header(ids, rng)
-        events, _ = self.window_events(ids, bar_index, self.block_size - len(header) - 2)
+        events, _ = self.window_events(ids, int(starts[bar_index]), bar_index, self.block_size - len(header) - 2)
         kind = HOLE_KINDS[int(rng.choice(len(HOLE_KINDS), p=self.objective.hole_weights()))]
         hole = self.choose_hole(events, kind, rng)
         if hole is None:
-            return self.plain(ids, bar_index, rng)
-        return self.infill(header, events, hole, bar_index, kind) or self.plain(ids, bar_index, rng)
+            return self.plain(ids, bar_index, rng, starts)
+        return self.infill(header, events, hole, bar_index, kind) or self.plain(ids, bar_index, rng, starts)
 
     # -- holes -----------------------------------------------------------------------------
     def choose_hole(self, events: list[Event], kind: str, rng: np.random.Generator) -> Hole | None:
