@@ -12,6 +12,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --no-deps tinysoundfont==0.3.7
 	touch $(STAMP)
 
 # The main job: the bundled music21 corpus -> validated, quantized, augmented token shards.

@@ -9,7 +9,9 @@ from pathlib import Path
 
 from rich.console import Console
 
+from harmonixr.cli_generation import add_generation_verbs
 from harmonixr.config import ConfigError, PrepareConfig, load_yaml, replace_fields
+from harmonixr.data.validate import RejectError
 
 console = Console(width=None if sys.stdout.isatty() else 120)  # logs and pipes get whole tables
 
@@ -156,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", required=True)
     e.set_defaults(run=_export)
 
+    add_generation_verbs(verbs, console)
+
     s = verbs.add_parser("stats", help="pieces/notes/tokens per style and split, reject reasons")
     s.add_argument("folder", type=Path)
     s.set_defaults(run=_stats)
@@ -166,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ConfigError, FileNotFoundError, ValueError, RuntimeError) as exc:
+    except (ConfigError, FileNotFoundError, ValueError, RuntimeError, RejectError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2
 

@@ -46,6 +46,8 @@ class Vocab:
         self.program = np.full(size, NO_TRACK, dtype=np.int64)  # Program_k -> k (-1 drums)
         self.family = [tokenizer.token_type(i) for i in range(size)]
         self.beats_per_bar = np.zeros(size, dtype=np.int64)  # TimeSig_n/d -> n
+        self.beat_quarters = np.zeros(size)  # TimeSig_n/d -> 4 / d (quarter notes per beat)
+        self.duration_steps = np.zeros(size, dtype=np.int64)  # Duration_b.t.r -> grid steps
         self.grid = tokenizer.spec.grid_per_beat  # positions per beat
         for token, i in tokenizer.vocab.items():
             family, _, value = token.partition("_")
@@ -54,7 +56,11 @@ class Vocab:
             elif family == "Program":
                 self.program[i] = int(value)
             elif family == "TimeSig":
-                self.beats_per_bar[i] = int(value.split("/")[0])
+                numerator, denominator = (int(x) for x in value.split("/"))
+                self.beats_per_bar[i], self.beat_quarters[i] = numerator, 4 / denominator
+            elif family == "Duration":
+                beats, ticks, res = (int(x) for x in value.split("."))
+                self.duration_steps[i] = beats * self.grid + ticks * self.grid // res
         self.position_id = {int(p): i for i, p in enumerate(self.position) if p >= 0}
         self.program_id = {int(k): i for i, k in enumerate(self.program) if k != NO_TRACK}
         self.hole_id = tokenizer.vocab["Infill_Hole"]
@@ -101,18 +107,23 @@ def parse_body(vocab: Vocab, body: Sequence[int], first_bar: int = 0) -> list[Ev
 
 def render(vocab: Vocab, events: Iterable[Event]) -> list[int]:
     """Tokens of ``events`` (in time order), with a ``Position`` wherever the position changes."""
+    return render_spans(vocab, events)[0]
+
+
+def render_spans(vocab: Vocab, events: Iterable[Event]) -> tuple[list[int], list[int]]:
+    """:func:`render`, and the index in the tokens where each event's own tokens start."""
     out: list[int] = []
+    starts: list[int] = []
     last = None
     for event in events:
         if event.kind == BAR:
-            out.extend(event.tokens)
             last = (event.bar, None)
-            continue
-        if last != event.time:
+        elif last != event.time:
             out.append(vocab.position_id[event.pos])
             last = event.time
+        starts.append(len(out))
         out.extend(event.tokens)
-    return out
+    return out, starts
 
 
 def bar_starts(vocab: Vocab, ids: np.ndarray) -> np.ndarray:

@@ -26,7 +26,7 @@ from harmonixr.data.validate import Reason, reject_row
 TICKS_PER_QUARTER = 480  # divisible by 3 and 16: triplets and 64ths are exact
 DEFAULT_VELOCITY = 80  # music21 scores without dynamics: a plain mezzo-forte
 CHOIR_PROGRAM = 52  # GM "Choir Aahs" for vocal parts
-VOCAL_PART = re.compile(r"soprano|alto|tenor|bass(?!oon)|cantus|altus|bassus|quintus|sextus|voice|canto", re.I)
+VOCAL_PART = re.compile(r"soprano|alto|tenor|bass(?!oon)|cantus|altus|bassus|quintus|sextus|voice|canto", re.IGNORECASE)
 INDEX_FILE = "index.jsonl"
 
 # Top-level corpus folder -> (style, composer or collector). Folders not listed are not music
@@ -152,7 +152,7 @@ def convert_item(item: CorpusItem) -> list[tuple[str, Score | Exception, str]]:
     return entries
 
 
-def m21_to_score(m21score, tpq: int = TICKS_PER_QUARTER) -> Score:  # noqa: ANN001 - music21 Stream
+def m21_to_score(m21score, tpq: int = TICKS_PER_QUARTER) -> Score:
     """Convert a music21 Score: one track per part (merged voices), ties merged, pickup placed."""
     from music21 import dynamics, meter, stream
 
@@ -186,7 +186,7 @@ def m21_to_score(m21score, tpq: int = TICKS_PER_QUARTER) -> Score:  # noqa: ANN0
     return score
 
 
-def _merge_ties(flat, dynamics_at: list[tuple[float, int]]) -> list[list]:  # noqa: ANN001
+def _merge_ties(flat, dynamics_at: list[tuple[float, int]]) -> list[list]:
     """``[start, end, midi pitch, velocity]`` per sounding note, tied notes merged into one.
 
     One pass over the notes (music21's ``stripTies`` also re-beams and deep-copies the stream,
@@ -222,12 +222,12 @@ def _merge_ties(flat, dynamics_at: list[tuple[float, int]]) -> list[list]:  # no
     return notes
 
 
-def _dynamic_velocity(dynamic) -> int:  # noqa: ANN001
+def _dynamic_velocity(dynamic) -> int:
     scalar = dynamic.volumeScalar
     return max(1, min(127, round(scalar * 127))) if scalar else DEFAULT_VELOCITY
 
 
-def _program(part, name: str) -> int:  # noqa: ANN001
+def _program(part, name: str) -> int:
     instrument = part.getInstrument(returnDefault=True)
     if instrument.midiProgram is not None:
         return int(instrument.midiProgram)

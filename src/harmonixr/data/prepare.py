@@ -26,7 +26,13 @@ from harmonixr.data.quantize import normalize
 from harmonixr.data.sources import PieceRef, folder_source
 from harmonixr.data.splits import assign_split, content_hash, tune_fingerprint
 from harmonixr.data.tokenize import HarmonixrTokenizer, TokenizeError
-from harmonixr.data.validate import Reason, RejectError, load_midi, reject_row, score_seconds
+from harmonixr.data.validate import (
+    Reason,
+    RejectError,
+    load_midi,
+    reject_row,
+    score_seconds,
+)
 from harmonixr.progress import progress_bar
 
 STATE_FILE = "prepare.json"

@@ -16,7 +16,13 @@ import torch
 from torch import nn
 
 from harmonixr.models.config import ModelConfig
-from harmonixr.models.transformer import Block, MusicTransformer, RMSNorm, TokenModel, init_weights
+from harmonixr.models.transformer import (
+    Block,
+    MusicTransformer,
+    RMSNorm,
+    TokenModel,
+    init_weights,
+)
 from harmonixr.training.batches import IGNORE, Batch
 
 

@@ -21,7 +21,7 @@ STRUCTURE_FILE = "harmonixr_structure.safetensors"
 TOKENIZER_FILE = "harmonixr_tokenizer.json"  # not tokenizer.json, which transformers reads as its own
 
 
-def llama_config(model: MusicTransformer):  # noqa: ANN201 - transformers.LlamaConfig
+def llama_config(model: MusicTransformer):
     from transformers import LlamaConfig
 
     cfg = model.cfg

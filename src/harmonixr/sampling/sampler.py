@@ -1,25 +1,34 @@
-"""A sampler written for speed: preallocated KV cache, N variations of one prompt in one batch,
-an explicit ``torch.Generator`` so a seed reproduces, and the usual logit filters.
+"""The sampler: N variations of one prompt in one batch, reproducible from a seed, constrained.
 
-The prompt is run once (batch 1), its cache copied to the N rows, then each step feeds one token
-per row. Structural features are advanced per row by :class:`~harmonixr.models.structure.StructureState`,
-the same code that computed them for training. ``constraint`` is a hook that can mask logits per
-row before sampling (grammar, infill regions), so every choice it forbids has probability zero.
+The prompt runs once; its keys and values are copied to the N rows of a preallocated cache
+(:mod:`harmonixr.sampling.decoder`), then each step feeds one token per row. Structural features
+advance per row with :class:`~harmonixr.models.structure.StructureState`, the code that computed
+them for training. A constraint (:class:`~harmonixr.sampling.grammar.GrammarConstraint`) masks
+the logits before the filters, so a filter never keeps only forbidden tokens and every choice it
+forbids has probability zero. The random numbers come from an explicit ``torch.Generator`` seeded
+by the caller: one uniform per row and step, turned into a token by the inverse CDF, so the same
+seed gives the same tokens on every decoder backend that computes the same logits.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
+import numpy as np
 import torch
 
 from harmonixr.models.structure import Structure
-from harmonixr.models.transformer import KVCache, MusicTransformer
+from harmonixr.models.transformer import MusicTransformer
+from harmonixr.sampling.decoder import make_decoder
 
-# (logits (B, V), tokens generated so far per row) -> logits with forbidden ids at -inf
-Constraint = Callable[[torch.Tensor, list[list[int]]], torch.Tensor]
+
+class Constraint(Protocol):
+    def apply(self, logits: np.ndarray) -> np.ndarray: ...  # (rows, V) -> (rows, V), forbidden at -inf
+
+    def advance(self, tokens: Sequence[int]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -28,7 +37,7 @@ class SamplingConfig:
     top_k: int = 0  # keep the k most likely tokens (0: all)
     top_p: float = 1.0  # keep the smallest set with this much probability (1: all)
     min_p: float = 0.0  # drop tokens less likely than min_p x the most likely one
-    max_tokens: int = 256
+    max_tokens: int = 1024  # per call (the model's context caps it too)
 
     def __post_init__(self) -> None:
         if self.temperature <= 0:
@@ -37,62 +46,72 @@ class SamplingConfig:
             raise ValueError(f"bad sampling settings: {self}")
 
 
-def filter_logits(logits: torch.Tensor, cfg: SamplingConfig) -> torch.Tensor:
+def filter_logits(logits: np.ndarray, cfg: SamplingConfig) -> np.ndarray:
     """Temperature, then top-k, top-p and min-p on (B, V) logits; removed entries become -inf."""
-    logits = logits / cfg.temperature
+    logits = logits / np.float32(cfg.temperature)
     if cfg.top_k and cfg.top_k < logits.shape[-1]:
-        kth = torch.topk(logits, cfg.top_k, dim=-1).values[:, -1:]  # (B, 1)
-        logits = logits.masked_fill(logits < kth, float("-inf"))
+        kth = np.partition(logits, -cfg.top_k, axis=-1)[:, -cfg.top_k, None]  # (B, 1)
+        logits = np.where(logits < kth, -np.inf, logits)
     if cfg.top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-        cum = sorted_logits.softmax(-1).cumsum(-1)
-        drop_sorted = cum - sorted_logits.softmax(-1) >= cfg.top_p  # mass before this token already enough
-        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
-        logits = logits.masked_fill(drop, float("-inf"))
+        order = np.argsort(-logits, axis=-1, kind="stable")
+        probs = _softmax(np.take_along_axis(logits, order, axis=-1))
+        drop_sorted = np.cumsum(probs, axis=-1) - probs >= cfg.top_p  # the mass before it is already enough
+        drop = np.zeros_like(drop_sorted)
+        np.put_along_axis(drop, order, drop_sorted, axis=-1)
+        logits = np.where(drop, -np.inf, logits)
     if cfg.min_p > 0.0:
-        probs = logits.softmax(-1)
-        logits = logits.masked_fill(probs < cfg.min_p * probs.max(-1, keepdim=True).values, float("-inf"))
+        probs = _softmax(logits)
+        logits = np.where(probs < cfg.min_p * probs.max(-1, keepdims=True), -np.inf, logits)
     return logits
 
 
-class Sampler:
-    """Batched sampling from a :class:`MusicTransformer` with a KV cache."""
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    top = logits.max(-1, keepdims=True)
+    e = np.exp(logits - np.where(np.isfinite(top), top, 0.0))
+    return e / np.maximum(e.sum(-1, keepdims=True), 1e-30)
 
-    def __init__(self, model: MusicTransformer, structure: Structure) -> None:
+
+class Sampler:
+    """Batched, constrained sampling from a :class:`MusicTransformer`."""
+
+    def __init__(self, model: MusicTransformer, structure: Structure, backend: str = "auto") -> None:
         self.model = model.eval()
         self.structure = structure
-        self.device = next(model.parameters()).device
+        self.backend = backend
 
-    @torch.no_grad()
     def generate(self, prompt: Sequence[int], n: int, cfg: SamplingConfig, seed: int, bar0: int = 0,
                  stop_ids: Sequence[int] = (), constraint: Constraint | None = None) -> list[list[int]]:
         """``n`` continuations of ``prompt`` (token ids), each up to ``cfg.max_tokens`` tokens or
         through its first stop token; the same seed gives the same continuations."""
         if not prompt:
             raise ValueError("the prompt must hold at least one token (BOS)")
-        generator = torch.Generator(device=self.device).manual_seed(seed)
         max_len = min(self.model.cfg.max_len, len(prompt) + cfg.max_tokens)
+        if len(prompt) >= max_len:
+            raise ValueError(f"a prompt of {len(prompt)} tokens leaves no room in a context of {self.model.cfg.max_len}")
+        generator = torch.Generator().manual_seed(seed)
+        decoder = make_decoder(self.model, self.backend)
         state = self.structure.state(bar0)
-        feats = torch.tensor([[state.step(int(t)) for t in prompt]], device=self.device)  # (1, T, F)
-        cache = KVCache(self.model.cfg, 1, max_len, self.device)
-        ids = torch.tensor([list(prompt)], device=self.device)  # (1, T)
-        logits = self.model(ids, feats, cache)[:, -1].expand(n, -1)  # (n, V)
-        cache = cache.repeat(n)
+        feats = np.array([state.step(int(t)) for t in prompt], dtype=np.int64)  # (T, F)
+        logits = decoder.start(prompt, feats, n, max_len)  # (n, V)
         states = [copy.copy(state) for _ in range(n)]
         out: list[list[int]] = [[] for _ in range(n)]
-        stops = torch.tensor(sorted(set(stop_ids)), device=self.device, dtype=torch.long)
-        done = torch.zeros(n, dtype=torch.bool, device=self.device)
-        while cache.length < max_len and len(out[0]) < cfg.max_tokens:
-            masked = constraint(logits.float(), out) if constraint is not None else logits.float()
-            filtered = filter_logits(masked, cfg)  # after the mask, so a filter never keeps only forbidden tokens
-            choice = torch.multinomial(filtered.softmax(-1), 1, generator=generator)  # (n, 1)
-            for row, tok in enumerate(choice[:, 0].tolist()):
-                if not done[row]:
-                    out[row].append(tok)
-            done |= torch.isin(choice[:, 0], stops)
-            if bool(done.all()):
+        stops = np.asarray(sorted(set(stop_ids)), dtype=np.int64)
+        done = np.zeros(n, dtype=bool)
+        for step in range(max_len - len(prompt)):
+            if constraint is not None:
+                logits = constraint.apply(logits)
+            probs = _softmax(filter_logits(logits, cfg))  # (n, V)
+            uniform = torch.rand(n, generator=generator, dtype=torch.float64).numpy()  # (n,)
+            cdf = np.cumsum(probs, axis=-1)
+            choice = np.minimum((cdf < uniform[:, None] * cdf[:, -1:]).sum(-1), probs.shape[-1] - 1)
+            choice = np.where(probs[np.arange(n), choice] > 0, choice, probs.argmax(-1)).astype(np.int64)
+            for row in np.flatnonzero(~done):
+                out[row].append(int(choice[row]))
+            if constraint is not None:
+                constraint.advance(choice)
+            done |= np.isin(choice, stops)
+            if done.all() or step == max_len - len(prompt) - 1:
                 break
-            feats = torch.tensor([[states[r].step(t)] for r, t in enumerate(choice[:, 0].tolist())],
-                                 device=self.device)  # (n, 1, F)
-            logits = self.model(choice, feats, cache)[:, -1]
+            feats = np.array([s.step(int(t)) for s, t in zip(states, choice)], dtype=np.int64)  # (n, F)
+            logits = decoder.step(choice, feats)
         return out

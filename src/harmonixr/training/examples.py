@@ -18,7 +18,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harmonixr.data.events import BAR, MARK, NO_TRACK, NOTE, TEMPO, Event, Vocab, bar_starts, parse_body, render, tempo_before, with_tempo
+from harmonixr.data.events import (
+    BAR,
+    MARK,
+    NO_TRACK,
+    NOTE,
+    TEMPO,
+    Event,
+    Vocab,
+    bar_starts,
+    parse_body,
+    render,
+    tempo_before,
+    with_tempo,
+)
 from harmonixr.training.config import ObjectiveConfig
 
 HOLE_KINDS = ("bars", "span", "tracks")

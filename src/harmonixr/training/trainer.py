@@ -23,9 +23,20 @@ from torch.nn.parallel import DistributedDataParallel
 from harmonixr.config import to_dict
 from harmonixr.models.baselines import build_model, logits_and_targets
 from harmonixr.progress import progress_bar
-from harmonixr.runtime import agree, autocast, autocast_dtype, init_distributed, pick_device, set_threads
+from harmonixr.runtime import (
+    agree,
+    autocast,
+    autocast_dtype,
+    init_distributed,
+    pick_device,
+    set_threads,
+)
 from harmonixr.training.batches import IGNORE, Batch, Corpus, TrainStream
-from harmonixr.training.checkpoint import load_model_weights, load_training_state, save_checkpoint
+from harmonixr.training.checkpoint import (
+    load_model_weights,
+    load_training_state,
+    save_checkpoint,
+)
 from harmonixr.training.config import OptimConfig, TrainConfig
 
 METRICS_FILE = "metrics.jsonl"

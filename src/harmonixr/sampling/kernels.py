@@ -1,0 +1,148 @@
+"""The decode step of :class:`~harmonixr.models.transformer.MusicTransformer`, compiled with numba.
+
+At batch 1 a small model spends its time in framework overhead, not arithmetic: PyTorch eager runs
+about 25 operators per layer at 5-20 us each, ``transformers``' ``generate`` adds its own per-step
+bookkeeping. :func:`decode_step` is the whole forward pass for one new token per row in one
+compiled call: embedding sum, then per layer RMSNorm, fused QKV projection, rotary positions as a
+(D, D) matrix per position, attention over the cache, output projection, RMSNorm, fused
+gate/up projection, SiLU, down projection; final RMSNorm and head. The norms' weights are folded
+into the matrices that follow them (``pack`` in :mod:`harmonixr.sampling.decoder`).
+``benchmarks/sampling.py`` measures it against both; ``tests/test_decoder.py`` checks its logits
+against the PyTorch model.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+_JIT = {"fastmath": True, "cache": True, "nogil": True}
+
+
+@nb.njit(**_JIT)
+def matmul(X: np.ndarray, W: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    """out (B, J) = X (B, I) @ W (I, J), four rows of W per pass so that ``out`` stays in L1."""
+    B, I = X.shape
+    J = W.shape[1]
+    out[:] = 0.0
+    i = 0
+    while i + 4 <= I:
+        for b in range(B):
+            x0, x1, x2, x3 = X[b, i], X[b, i + 1], X[b, i + 2], X[b, i + 3]
+            for j in range(J):
+                out[b, j] += x0 * W[i, j] + x1 * W[i + 1, j] + x2 * W[i + 2, j] + x3 * W[i + 3, j]
+        i += 4
+    while i < I:
+        for b in range(B):
+            x0 = X[b, i]
+            for j in range(J):
+                out[b, j] += x0 * W[i, j]
+        i += 1
+
+
+@nb.njit(**_JIT)
+def rms_norm(x: np.ndarray, out: np.ndarray, eps: float) -> None:  # pragma: no cover - compiled
+    """out (B, C) = x / rms(x), row by row (the weight is folded into the next matrix)."""
+    B, C = x.shape
+    for b in range(B):
+        total = 0.0
+        for c in range(C):
+            total += x[b, c] * x[b, c]
+        scale = 1.0 / np.sqrt(total / C + eps)
+        for c in range(C):
+            out[b, c] = x[b, c] * scale
+
+
+@nb.njit(**_JIT)
+def attend(q: np.ndarray, keys: np.ndarray, seen: int, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    """out[:seen] = q (D,) @ keys[:, :seen], keys (D, max_len) C-contiguous (runs along time)."""
+    out[:seen] = 0.0
+    for j in range(keys.shape[0]):
+        qj = q[j]
+        for t in range(seen):
+            out[t] += qj * keys[j, t]
+
+
+@nb.njit(**_JIT)
+def mix(weights: np.ndarray, values: np.ndarray, seen: int, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    """out (D,) = weights[:seen] @ values[:seen], values (max_len, D) C-contiguous."""
+    out[:] = 0.0
+    for t in range(seen):
+        w = weights[t]
+        for j in range(values.shape[1]):
+            out[j] += w * values[t, j]
+
+
+@nb.njit(**_JIT)
+def decode_step(ids: np.ndarray, pos: int, table: np.ndarray, rotary: np.ndarray, w_qkv: np.ndarray,
+                w_o: np.ndarray, w_gu: np.ndarray, w_down: np.ndarray, head: np.ndarray,
+                k_cache: np.ndarray, v_cache: np.ndarray, logits: np.ndarray, eps: float) -> None:  # pragma: no cover
+    """One token per row at position ``pos``: writes its keys/values into the caches, ``logits``.
+
+    ids (B, 1 + F) rows of ``table`` to sum (token + one per structural feature, offsets applied);
+    rotary (max_len, D, D); w_qkv (L, C, 3C); w_o (L, C, C); w_gu (L, C, 2FF); w_down (L, FF, C);
+    head (C, V); k_cache (L, B, H, D, max_len) (keys transposed: the score loop runs along time);
+    v_cache (L, B, H, max_len, D); logits (B, V).
+    """
+    B = ids.shape[0]
+    n_layers, C, _ = w_qkv.shape
+    H, D = k_cache.shape[2], k_cache.shape[3]
+    FF = w_down.shape[1]
+    scale = 1.0 / np.sqrt(D)
+    x = np.zeros((B, C), np.float32)
+    h = np.empty((B, C), np.float32)
+    qkv = np.empty((B, 3 * C), np.float32)
+    att = np.empty((B, C), np.float32)
+    o = np.empty((B, C), np.float32)
+    gu = np.empty((B, 2 * FF), np.float32)
+    act = np.empty((B, FF), np.float32)
+    scores = np.empty((1, pos + 1), np.float32)
+    q2 = np.empty((1, D), np.float32)
+    q = q2[0]
+    mixed = np.empty((1, D), np.float32)
+    key = np.empty(D, np.float32)
+    for b in range(B):
+        for f in range(ids.shape[1]):
+            x[b] += table[ids[b, f]]
+    for layer in range(n_layers):
+        rms_norm(x, h, eps)
+        matmul(h, w_qkv[layer], qkv)
+        for b in range(B):
+            for head_index in range(H):
+                qo, ko, vo = head_index * D, C + head_index * D, 2 * C + head_index * D
+                keys, values = k_cache[layer, b, head_index], v_cache[layer, b, head_index]  # (D, max_len), (max_len, D)
+                rot = rotary[pos]  # (D, D)
+                q[:] = 0.0
+                key[:] = 0.0
+                for i in range(D):  # rotary: q = q @ R[pos], k = k @ R[pos]
+                    qi, ki = qkv[b, qo + i], qkv[b, ko + i]
+                    for j in range(D):
+                        q[j] += qi * rot[i, j]
+                        key[j] += ki * rot[i, j]
+                keys[:, pos] = key
+                values[pos] = qkv[b, vo : vo + D]
+                seen = pos + 1
+                attend(q, keys, seen, scores[0])
+                top = -1e30
+                for t in range(seen):
+                    top = max(top, scores[0, t])
+                total = 0.0
+                for t in range(seen):
+                    scores[0, t] = np.exp((scores[0, t] - top) * scale)
+                    total += scores[0, t]
+                for t in range(seen):
+                    scores[0, t] /= total
+                mix(scores[0], values, seen, mixed[0])
+                att[b, qo : qo + D] = mixed[0]
+        matmul(att, w_o[layer], o)
+        x += o
+        rms_norm(x, h, eps)
+        matmul(h, w_gu[layer], gu)
+        for b in range(B):
+            for j in range(FF):
+                gate = gu[b, j]
+                act[b, j] = gate / (1.0 + np.exp(-gate)) * gu[b, FF + j]
+        matmul(act, w_down[layer], o)
+        x += o
+    rms_norm(x, h, eps)
+    matmul(h, head, logits)

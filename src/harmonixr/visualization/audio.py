@@ -1,0 +1,82 @@
+"""WAV rendering with the offline General MIDI SoundFont (``TimGM6mb.sf2``, shipped by pretty_midi).
+
+TinySoundFont synthesizes the notes; each track gets its own MIDI channel (drums on channel 10),
+its program and its velocities, and the tempo map of the score sets every note's time in seconds.
+Nothing is downloaded: the SoundFont is a file inside the installed ``pretty_midi`` package.
+"""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+
+import numpy as np
+from symusic import Score
+
+SAMPLE_RATE = 44100
+DRUM_CHANNEL = 9
+TAIL_SECONDS = 1.0  # release after the last note
+MAX_SECONDS = 20 * 60  # refuse to render more than this
+
+
+def soundfont_path() -> Path:
+    """The bundled General MIDI SoundFont."""
+    import pretty_midi
+
+    path = Path(pretty_midi.__file__).parent / "TimGM6mb.sf2"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: pretty_midi's SoundFont is missing (reinstall pretty_midi)")
+    return path
+
+
+def render_audio(score: Score, sample_rate: int = SAMPLE_RATE, gain: float = -6.0) -> np.ndarray:
+    """(samples, 2) float32 stereo of ``score``."""
+    import tinysoundfont
+
+    seconds_score = score.to("second")
+    events: list[tuple[float, int, int, int, int]] = []  # (time s, order: off before on, channel, key, velocity)
+    melodic_channels = [c for c in range(16) if c != DRUM_CHANNEL]
+    synth = tinysoundfont.Synth(samplerate=sample_rate, gain=gain)
+    sfid = synth.sfload(str(soundfont_path()))
+    melodic = 0
+    for track in seconds_score.tracks:
+        if track.is_drum:
+            channel = DRUM_CHANNEL
+        else:  # more than 15 melodic tracks share channels
+            channel, melodic = melodic_channels[melodic % len(melodic_channels)], melodic + 1
+        synth.program_select(channel, sfid, 0, 0 if track.is_drum else track.program, track.is_drum)
+        for note in track.notes:
+            events.append((note.time, 1, channel, note.pitch, note.velocity))
+            events.append((note.time + max(note.duration, 0.02), 0, channel, note.pitch, 0))
+    events.sort()
+    end = (events[-1][0] if events else 0.0) + TAIL_SECONDS
+    if end > MAX_SECONDS:
+        raise ValueError(f"{end:.0f} s of audio is more than the {MAX_SECONDS} s the renderer allows")
+    chunks, now = [], 0
+    for time_s, is_on, channel, key, velocity in events:
+        sample = int(time_s * sample_rate)
+        if sample > now:
+            chunks.append(np.frombuffer(synth.generate(sample - now), dtype=np.float32))
+            now = sample
+        if is_on:
+            synth.noteon(channel, key, velocity)
+        else:
+            synth.noteoff(channel, key)
+    chunks.append(np.frombuffer(synth.generate(int(end * sample_rate) - now), dtype=np.float32))
+    return np.concatenate(chunks).reshape(-1, 2)
+
+
+def write_wav(score: Score, path: str | Path, sample_rate: int = SAMPLE_RATE) -> Path:
+    """Render ``score`` and write a 16-bit stereo WAV."""
+    audio = render_audio(score, sample_rate)
+    peak = float(np.abs(audio).max(initial=0.0))
+    if peak > 1.0:  # normalise only what would clip
+        audio = audio / peak
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(2)
+        out.setsampwidth(2)
+        out.setframerate(sample_rate)
+        out.writeframes((audio * 32767).astype("<i2").tobytes())
+    return path
