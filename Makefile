@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 POP909 := ../shared/data/pop909
 
-.PHONY: demo test bench prepare-all train compare clean
+.PHONY: demo test bench prepare prepare-all train compare clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -15,8 +15,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --no-deps tinysoundfont==0.3.7
 	touch $(STAMP)
 
-# The main job: the bundled music21 corpus -> validated, quantized, augmented token shards.
+# The main job: the shipped model infills, continues and generates pieces of the bundled corpus -> out/
 demo: $(STAMP)
+	$(VENV)/bin/harmonixr demo
+
+# The bundled music21 corpus -> validated, quantized, augmented token shards in data/corpus.
+prepare: $(STAMP)
 	$(VENV)/bin/harmonixr prepare --source music21 --out data/corpus
 
 test: $(STAMP)
@@ -37,6 +41,8 @@ compare: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/prepare_throughput.py
 	$(PY) benchmarks/train_throughput.py
+	$(PY) benchmarks/sampling.py
+	$(PY) benchmarks/validity.py --out results/validity.json
 
 clean:
 	rm -rf $(VENV) data out

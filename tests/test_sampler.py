@@ -103,3 +103,64 @@ def test_grammar_masking_makes_every_sample_decode(setup, tokenizer) -> None:
             broken += not bool(grammar.allowed(state)[tok])
             state.step(vocab, tok)
     assert broken > 0, "without the mask an untrained model breaks the grammar"
+
+
+def test_numba_decoder_gives_the_torch_logits(setup, tokenizer) -> None:
+    from harmonixr.sampling.decoder import NumbaDecoder, TorchDecoder
+
+    model, structure = setup
+    rng = np.random.default_rng(1)
+    ids = [tokenizer.bos_id, *rng.integers(4, len(tokenizer), 70).tolist()]
+    feats = structure.features(ids)
+    logits = {}
+    for name, decoder in (("torch", TorchDecoder(model)), ("numba", NumbaDecoder(model))):
+        rows = [decoder.start(ids[:30], feats[:30], 3, 96)]
+        for t in range(30, 70):
+            rows.append(decoder.step(np.full(3, ids[t], dtype=np.int64), np.repeat(feats[t : t + 1], 3, axis=0)).copy())
+        logits[name] = np.stack(rows)  # (41, 3, V)
+    np.testing.assert_allclose(logits["numba"], logits["torch"], atol=1e-4, rtol=1e-4)
+    same = Sampler(model, structure, "numba").generate(ids[:5], 3, SamplingConfig(max_tokens=30), seed=4)
+    assert same == Sampler(model, structure, "torch").generate(ids[:5], 3, SamplingConfig(max_tokens=30), seed=4)
+
+
+def test_rules_keep_every_row_inside_its_region(setup, tokenizer) -> None:
+    from harmonixr.sampling.grammar import Grammar, GrammarConstraint, GrammarState, Rules
+
+    model, structure = setup  # untrained: only the masks keep it in line
+    vocab, v = structure.vocab, tokenizer.vocab
+    three_four = v["TimeSig_3/4"]
+    c_major = frozenset({0, 2, 4, 5, 7, 9, 11})
+    rules = Rules(tracks=(1,), max_bars=2, min_bars=2, time_signatures=(three_four, three_four), first_pos=12,
+                  last_pos=24, end_id=vocab.end_id, tempo=False, pitch_range=(50, 70), scale=c_major,
+                  max_polyphony=2, max_notes_per_bar=5)
+    grammar = Grammar(vocab, rules)
+    prompt = [tokenizer.bos_id, v["Instrument_0"], v["Instrument_33"], vocab.fill_id]
+    outs = Sampler(model, structure).generate(prompt, 16, SamplingConfig(max_tokens=90), seed=0,
+                                              stop_ids=[vocab.end_id], constraint=GrammarConstraint(grammar, 16))
+    ended = 0
+    for out in outs:
+        state, bar_notes, sounding = GrammarState(), [0, 0], []
+        for tok in out:
+            assert grammar.allowed(state)[tok], tokenizer.id_to_token[tok]
+            family = vocab.family[tok]
+            if family == "TimeSig":
+                assert tok == three_four
+            elif family == "Position":
+                pos = int(vocab.position[tok])
+                assert pos >= 12 if state.bars == 1 else pos < 24
+            elif family == "Program":
+                assert vocab.program[tok] == 1
+            elif family == "Pitch":
+                pitch = int(tokenizer.id_to_token[tok].split("_")[1])
+                assert 50 <= pitch <= 70 and pitch % 12 in c_major
+            elif family == "Duration":
+                bar_notes[state.bars - 1] += 1
+                now = state.bar_start + state.pos
+                sounding = [end for end in sounding if end > now] + [now + int(vocab.duration_steps[tok])]
+                assert len(sounding) <= 2
+            state.step(vocab, tok)
+        assert state.bars <= 2 and max(bar_notes) <= 5
+        if out[-1] == vocab.end_id:
+            ended += 1
+            assert state.bars == 2, "the end comes only after both bars"
+    assert ended > 0

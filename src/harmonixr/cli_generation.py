@@ -130,7 +130,8 @@ def run_continue(args: argparse.Namespace, console: Console) -> int:
     gen = _generator(args)
     piece = gen.piece(args.midi, args.style)
     sampling, rules, _ = _settings(args, piece.original)
-    results = gen.continue_(piece, args.bars, args.after_bar, args.variations, sampling, args.seed, rules)
+    results = gen.continue_(piece, args.bars, args.after_bar, args.variations, sampling, args.seed, rules,
+                            after_notes=args.after_notes, notes=args.notes)
     return _write(console, args, results, piece.original)
 
 
@@ -146,7 +147,7 @@ def run_generate(args: argparse.Namespace, console: Console) -> int:
     sampling, rules, _ = _settings(args)
     controls = control_tokens(gen.tokenizer, args.tempo, args.density, args.pitch_range, args.loudness)
     results = gen.generate(list(args.instruments), args.style, args.bars, args.tempo, (int(numerator), int(denominator)),
-                           controls, args.variations, sampling, args.seed, rules)
+                           controls, args.variations, sampling, args.seed, rules, args.notes)
     return _write(console, args, results)
 
 
@@ -204,12 +205,15 @@ def add_generation_verbs(verbs: argparse._SubParsersAction, console: Console) ->
     _input(c)
     c.add_argument("--bars", type=int, default=8, help="new bars to write")
     c.add_argument("--after-bar", type=int, help="keep bars 1..N as the primer (default: the whole piece)")
+    c.add_argument("--after-notes", type=int, help="keep the first N notes (and any starting with the Nth) as the primer")
+    c.add_argument("--notes", type=int, help="write this many notes (then --bars is a cap)")
     _common(c)
     c.set_defaults(run=partial(run_continue, console=console))
 
     g = verbs.add_parser("generate", help="a new piece from nothing, in a style, with controls")
     g.add_argument("--style", default="pop")
     g.add_argument("--bars", type=int, default=16)
+    g.add_argument("--notes", type=int, help="write this many notes (then --bars is a cap)")
     g.add_argument("--instruments", type=_ints, default=(0,), help="GM programs, -1 for drums, e.g. 0,33")
     g.add_argument("--tempo", type=float, default=120.0, help="bpm")
     g.add_argument("--time-signature", default="4/4")

@@ -47,7 +47,8 @@ from harmonixr.training.checkpoint import load_checkpoint
 from harmonixr.training.examples import Hole
 
 _RANK = {"bar": 0, "tempo": 1, "note": 2, "mark": 3}  # event order at one time, as in training
-FILL_SHARE = 0.5  # at most this share of the context goes to the fill
+FILL_SHARE = 0.5  # a fill expected to need more than this share of the context is split in parts
+MAX_FILL_SHARE = 0.75  # what a fill of one bar may take at most
 
 
 class RegionTooLong(GenerationError):
@@ -115,9 +116,10 @@ class Generator:
         hole_bars = list(range(start[0], last_bar + 1))
         fill_budget = self._fill_budget(piece, hole, len(slots), len(hole_bars))
         try:
-            if fill_budget > FILL_SHARE * self.max_len:
+            if fill_budget > FILL_SHARE * self.max_len and len(hole_bars) > 1:
                 raise RegionTooLong(f"the region would need about {fill_budget} tokens, more than "
                                     f"{FILL_SHARE:.0%} of the model's context of {self.max_len}")
+            fill_budget = min(fill_budget, int(MAX_FILL_SHARE * self.max_len))  # one dense bar: less context
             context, w0 = self._context(piece, hole, hole_bars, self.max_len - len(piece.header) - fill_budget - 2)
         except RegionTooLong:
             if len(hole_bars) < 2:
@@ -170,62 +172,66 @@ class Generator:
     # -- continue / generate ---------------------------------------------------------------
     def continue_(self, piece: Piece, bars: int = 8, after_bar: int | None = None, n: int = 1,
                   sampling: SamplingConfig = SamplingConfig(), seed: int = 0, rules: MusicRules = MusicRules(),
-                  mode: str = "continue") -> list[Result]:
-        """``bars`` new bars after bar ``after_bar`` (default: the end); what followed is dropped."""
+                  mode: str = "continue", after_notes: int | None = None, notes: int | None = None) -> list[Result]:
+        """Continue ``piece`` from the end of bar ``after_bar`` (default: the end), or right after
+        its first ``after_notes`` notes; write ``bars`` bars, or ``notes`` notes (then ``bars`` is a
+        cap). What followed the primer in the original is dropped."""
+        if after_notes is not None:
+            onsets = sorted(e.time for e in piece.events if e.kind == NOTE)
+            if not 0 < after_notes <= len(onsets):
+                raise GenerationError(f"the piece has {len(onsets)} notes; the primer must hold 1 to {len(onsets)}")
+            cut = onsets[after_notes - 1]  # every note starting up to the N-th note's onset is the primer
+            primer = [e for e in piece.events if e.time <= cut]
+            start_tick = piece.tick(*cut) + 1
+            return self._extend(piece, primer, cut[0], cut[0] + bars, notes, n, sampling, seed, rules, mode, start_tick)
         after = piece.bars if after_bar is None else min(after_bar, piece.bars)
-        return self._extend(piece, [e for e in piece.events if e.bar < after], after, bars, n, sampling, seed,
-                            rules, mode)
+        primer = [e for e in piece.events if e.bar < after]
+        return self._extend(piece, primer, after, after + bars, notes, n, sampling, seed, rules, mode, piece.tick(after))
 
-    def _extend(self, piece: Piece, start: list[Event], after: int, bars: int, n: int, sampling: SamplingConfig,
-                seed: int, rules: MusicRules, mode: str) -> list[Result]:
-        """Write on from the events ``start`` until bar ``after + bars``; splice from bar ``after``."""
+    def _extend(self, piece: Piece, primer: list[Event], first_bar: int, total: int, notes: int | None, n: int,
+                sampling: SamplingConfig, seed: int, rules: MusicRules, mode: str, start_tick: int) -> list[Result]:
+        """Write on after the events ``primer`` up to bar ``total`` (or ``notes`` new notes); the
+        result is the original up to ``start_tick`` and the new notes from there."""
         began = time.perf_counter()
-        if bars < 1:
-            raise GenerationError("ask for at least one bar")
-        total = after + bars
-        timesig = piece.timesig(max(after - 1, 0))
-        rows = [_Row(sorted(start, key=_order)) for _ in range(n)]
+        if total <= first_bar or (notes is not None and notes < 1):
+            raise GenerationError("ask for at least one bar (or one note)")
+        timesig = piece.timesig(max((e.bar for e in primer), default=0))  # new bars keep the primer's meter
+        rows = [_Row(sorted(primer, key=_order), len(primer)) for _ in range(n)]
         window = 0
         while active := [row for row in rows if not row.finished]:
-            w0, context = self._left_window(active[0].events, int(self.max_len * FILL_SHARE) - len(piece.header))
-            prompt = [*piece.header, *render(self.vocab, context)]
-            state = GrammarState()
-            for tok in prompt[len(piece.header):]:
-                state.step(self.vocab, tok)
-            limits = Rules(tuple(self._all_slots(piece)), max_bars=total - w0, min_bars=total - w0,
-                           time_signatures=(timesig,) * (total - w0), **vars(rules))
-            room = self.max_len - len(prompt)
-            if window == 0:  # every row starts from the same prompt: one batch
-                outs = self._sample(prompt, n, sampling, seed, w0, limits, [state], room)
-                for row, gen in zip(rows, outs):
-                    row.extend(self.vocab, context, w0, gen, total)
-            else:  # rows that need another window go on one by one, each from its own bars
-                for k, row in enumerate(active):
-                    w0, context = self._left_window(row.events, int(self.max_len * FILL_SHARE) - len(piece.header))
-                    prompt = [*piece.header, *render(self.vocab, context)]
-                    state = GrammarState()
-                    for tok in prompt[len(piece.header):]:
-                        state.step(self.vocab, tok)
-                    limits = replace(limits, max_bars=total - w0, min_bars=total - w0,
-                                     time_signatures=(timesig,) * (total - w0))
-                    gen = self._sample(prompt, 1, sampling, seed + 7919 * window + k, w0, limits, [state],
-                                       self.max_len - len(prompt))[0]
-                    row.extend(self.vocab, context, w0, gen, total)
+            batch = [active] if window == 0 else [[row] for row in active]  # the first window: one batch
+            for k, group in enumerate(batch):
+                w0, context = self._left_window(group[0].events, int(self.max_len * FILL_SHARE) - len(piece.header))
+                prompt = [*piece.header, *render(self.vocab, context)]
+                state = GrammarState()
+                for tok in prompt[len(piece.header):]:
+                    state.step(self.vocab, tok)
+                left = None if notes is None else notes - group[0].made
+                limits = Rules(tuple(self._all_slots(piece)), max_bars=total - w0,
+                               min_bars=total - w0 if notes is None else 0,
+                               time_signatures=(timesig,) * (total - w0),
+                               max_notes=state.notes + left if left is not None else Rules.max_notes, **vars(rules))
+                outs = self._sample(prompt, len(group), sampling, seed + 7919 * window + k, w0, limits, [state],
+                                    self.max_len - len(prompt))
+                for row, gen in zip(group, outs):
+                    row.extend(self.vocab, context, w0, gen, total, notes)
             window += 1
-        start_tick = piece.tick(after)
         results = []
         for row in rows:
-            notes = piece.to_notes([e for e in row.events if e.kind == NOTE and e.bar >= after])
-            score = piece.splice(notes, start_tick, None, list(range(len(piece.original.tracks))))
+            new = [e for e in row.events[row.given:] if e.kind == NOTE]
+            made = {track: [x for x in found if x.time >= start_tick] for track, found in piece.to_notes(new).items()}
+            score = piece.splice(made, start_tick, None, list(range(len(piece.original.tracks))))
             _drop_meta_after(score, start_tick)
-            results.append(Result(score, start_tick, None, tuple(sorted(notes)), sum(map(len, notes.values())),
-                                  row.tokens, row.done, 0.0, mode))
+            results.append(Result(score, start_tick, None, tuple(range(len(piece.original.tracks))),
+                                  sum(map(len, made.values())), row.tokens, row.done, 0.0, mode))
         return _timed(results, began)
 
     def generate(self, programs: list[int], style: str = "unknown", bars: int = 8, tempo: float = 120.0,
                  time_signature: tuple[int, int] = (4, 4), controls: Sequence[str] | None = None, n: int = 1,
-                 sampling: SamplingConfig = SamplingConfig(), seed: int = 0, rules: MusicRules = MusicRules()) -> list[Result]:
-        """A new piece for ``programs`` (GM programs, -1: drums) in ``style``, ``bars`` long.
+                 sampling: SamplingConfig = SamplingConfig(), seed: int = 0, rules: MusicRules = MusicRules(),
+                 notes: int | None = None) -> list[Result]:
+        """A new piece for ``programs`` (GM programs, -1: drums) in ``style``, ``bars`` long (or
+        ``notes`` notes long, ``bars`` then being a cap).
 
         ``controls``: header control tokens (:func:`control_tokens`; default: the tempo's)."""
         controls = control_tokens(self.tokenizer, tempo) if controls is None else controls
@@ -233,7 +239,7 @@ class Generator:
         tempo_id = min((i for t, i in self.tokenizer.vocab.items() if t.startswith("Tempo_")),
                        key=lambda i: abs(float(self.tokenizer.id_to_token[i].split("_")[1]) - tempo))
         start = [Event(BAR, 0, 0, (self.vocab.bar_id, piece.bar_timesig[0])), Event(TEMPO, 0, 0, (tempo_id,))]
-        return self._extend(piece, start, 0, bars, n, sampling, seed, rules, "generate")
+        return self._extend(piece, start, 0, bars, notes, n, sampling, seed, rules, "generate", 0)
 
     # -- helpers ---------------------------------------------------------------------------
     def _all_slots(self, piece: Piece) -> list[int]:
@@ -272,14 +278,22 @@ class Generator:
         if hole.end is not None:
             marks.append(Event(MARK, *hole.end, (v.hole_id,)))
 
-        def build(w0: int, w1: int) -> list[Event]:
+        def build(w0: int, w1: int, after: bool = True) -> list[Event]:
+            """Bars w0..w1-1 without the hole's notes; ``after=False``: nothing after the hole's
+            end but the bar line its end marker sits on (training trims contexts the same way)."""
             inside = [e for e in piece.events if w0 <= e.bar < w1 and not hole.contains(e)]
+            if not after and hole.end is not None:
+                inside = [e for e in inside if e.time < hole.end or (e.kind == BAR and e.bar == hole.end[0])]
             inside = with_tempo(inside, piece.tempo_at(w0)) if inside and inside[0].kind == BAR else inside
             return sorted(inside + marks, key=lambda e: (e.bar, e.pos, _RANK[e.kind]))
 
         w0, w1 = hole_bars[0], max(hole_bars[-1] + 1 + (hole.end is not None and hole.end[1] == 0), hole_bars[-1] + 1)
         w1 = min(w1, piece.bars) if piece.bars else w1
         best = build(w0, w1)
+        if len(render(v, best)) > budget:
+            best = build(w0, w1, after=False)
+            if len(render(v, best)) <= budget:
+                return best, w0
         if len(render(v, best)) > budget:
             raise RegionTooLong(f"the region's bars hold more than the model's context of {self.max_len} tokens; "
                                 "choose a shorter span")
@@ -347,11 +361,13 @@ class _Row:
     """One variation of a continuation, grown a window at a time."""
 
     events: list[Event]
+    given: int  # events[:given] are the primer
     tokens: int = 0
-    done: bool = False  # the model ended the piece (EOS) or wrote every bar asked for
+    made: int = 0  # new notes so far
+    done: bool = False  # the model ended the piece (EOS) or wrote every bar or note asked for
     finished: bool = False
 
-    def extend(self, vocab: Vocab, context: list[Event], w0: int, gen: list[int], total: int) -> None:
+    def extend(self, vocab: Vocab, context: list[Event], w0: int, gen: list[int], total: int, notes: int | None) -> None:
         """Add the events of ``gen`` (sampled after ``context``); an unfinished last bar is dropped."""
         self.tokens += len(gen)
         known = len(parse_body(vocab, render(vocab, context), first_bar=w0))
@@ -362,8 +378,9 @@ class _Row:
         if not ended:  # cut by the window: the last bar may be incomplete, it is written again
             new = [e for e in new if e.bar < bars - 1]
             bars -= 1
-        self.events = sorted([*self.events, *new], key=_order)
-        self.done = ended or bars >= total
+        self.events = [*self.events, *new]
+        self.made += sum(1 for e in new if e.kind == NOTE)
+        self.done = ended or bars >= total or (notes is not None and self.made >= notes)
         self.finished = self.done or not new
 
 

@@ -8,8 +8,8 @@ sampler numpy logits:
   cache is shared as numpy arrays, copied to the N rows, and each new token runs the compiled
   :func:`~harmonixr.sampling.kernels.decode_step`.
 
-:func:`make_decoder` is the one place that picks: numba on CPU (unless told otherwise), PyTorch
-everywhere else.
+:func:`make_decoder` is the one place that picks: numba on the CPU (unless told otherwise),
+PyTorch everywhere else.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from harmonixr.models.transformer import KVCache, MusicTransformer
+from harmonixr.sampling.kernels import decode_step
 
 BACKENDS = ("auto", "numba", "torch")
 
@@ -72,14 +73,12 @@ class NumbaDecoder:
         return logits.repeat(rows, axis=0)
 
     def step(self, tokens: np.ndarray, feats: np.ndarray) -> np.ndarray:
-        from harmonixr.sampling.kernels import decode_step
-
         w = self.weights
         ids = np.concatenate([tokens[:, None], feats[:, w["columns"]] + w["offsets"]], axis=1)  # (rows, 1 + F)
         decode_step(ids, self.pos, w["table"], w["rotary"], w["qkv"], w["o"], w["gu"], w["down"], w["head"],
                     self.k, self.v, self.logits, self.eps)
         self.pos += 1
-        return self.logits.copy()
+        return self.logits  # overwritten by the next step
 
 
 def pack(model: MusicTransformer) -> dict[str, np.ndarray]:
@@ -113,18 +112,10 @@ def pack(model: MusicTransformer) -> dict[str, np.ndarray]:
 
 
 def make_decoder(model: MusicTransformer, backend: str = "auto") -> TorchDecoder | NumbaDecoder:
-    """``auto``: numba when the model is on the CPU and numba is installed, else PyTorch."""
+    """``auto``: numba when the model is on the CPU, else PyTorch."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown decoder backend {backend!r}; one of {BACKENDS}")
     on_cpu = next(model.parameters()).device.type == "cpu"
-    if backend == "numba" or (backend == "auto" and on_cpu):
-        if not on_cpu:
-            raise ValueError("the numba decoder runs on the CPU; use backend='torch' on a GPU")
-        try:
-            import harmonixr.sampling.kernels  # noqa: F401 - compiles or loads the cached kernel
-        except ImportError:
-            if backend == "numba":
-                raise
-            return TorchDecoder(model)
-        return NumbaDecoder(model)
-    return TorchDecoder(model)
+    if backend == "numba" and not on_cpu:
+        raise ValueError("the numba decoder runs on the CPU; use backend='torch' on a GPU")
+    return NumbaDecoder(model) if backend == "numba" or (backend == "auto" and on_cpu) else TorchDecoder(model)

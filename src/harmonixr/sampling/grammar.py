@@ -142,7 +142,9 @@ class Grammar:
             return self.bar if more_bars else self.end
         if kind == AFTER_POSITION:
             return self.tempo | self.programs  # a position is only offered where a note may start
-        notes_left = state.notes < r.max_notes and state.bar_notes < r.max_notes_per_bar
+        if state.notes >= r.max_notes:  # the notes asked for are all there: end (or close the bars)
+            return self.end if state.bars >= r.min_bars or not more_bars else self.bar
+        notes_left = state.bar_notes < r.max_notes_per_bar
         mask = self.bar & more_bars | self.end & may_end
         if kind in (AFTER_TEMPO, AFTER_NOTE) and notes_left and self._room(state, state.pos):
             mask = mask | self.programs

@@ -146,3 +146,27 @@ def decode_step(ids: np.ndarray, pos: int, table: np.ndarray, rotary: np.ndarray
         x += o
     rms_norm(x, h, eps)
     matmul(h, head, logits)
+
+
+@nb.njit(**_JIT)
+def draw(logits: np.ndarray, temperature: float, uniforms: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
+    """out[b] = the token whose cumulative probability first reaches uniforms[b] (inverse CDF of
+    softmax(logits[b] / temperature)); -inf logits have probability 0 and are never drawn."""
+    B, V = logits.shape
+    for b in range(B):
+        top = -np.inf
+        for v in range(V):
+            top = max(top, logits[b, v])
+        total = 0.0
+        for v in range(V):
+            if logits[b, v] > -np.inf:
+                total += np.exp((logits[b, v] - top) / temperature)
+        target = uniforms[b] * total
+        running, choice = 0.0, -1
+        for v in range(V):
+            if logits[b, v] > -np.inf:
+                running += np.exp((logits[b, v] - top) / temperature)
+                choice = v
+                if running >= target:
+                    break
+        out[b] = choice

@@ -6,8 +6,9 @@ advance per row with :class:`~harmonixr.models.structure.StructureState`, the co
 them for training. A constraint (:class:`~harmonixr.sampling.grammar.GrammarConstraint`) masks
 the logits before the filters, so a filter never keeps only forbidden tokens and every choice it
 forbids has probability zero. The random numbers come from an explicit ``torch.Generator`` seeded
-by the caller: one uniform per row and step, turned into a token by the inverse CDF, so the same
-seed gives the same tokens on every decoder backend that computes the same logits.
+by the caller: one uniform per row and step, drawn up front and turned into a token by the inverse
+CDF (:func:`~harmonixr.sampling.kernels.draw`), so the same seed gives the same tokens on every
+decoder backend that computes the same logits.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import torch
 
 from harmonixr.models.structure import Structure
 from harmonixr.models.transformer import MusicTransformer
-from harmonixr.sampling.decoder import make_decoder
+from harmonixr.sampling.decoder import NumbaDecoder, TorchDecoder, make_decoder
+from harmonixr.sampling.kernels import draw
 
 
 class Constraint(Protocol):
@@ -78,6 +80,7 @@ class Sampler:
         self.model = model.eval()
         self.structure = structure
         self.backend = backend
+        self.decoder: TorchDecoder | NumbaDecoder | None = None  # made on first use, kept
 
     def generate(self, prompt: Sequence[int], n: int, cfg: SamplingConfig, seed: int, bar0: int = 0,
                  stop_ids: Sequence[int] = (), constraint: Constraint | None = None) -> list[list[int]]:
@@ -88,30 +91,36 @@ class Sampler:
         max_len = min(self.model.cfg.max_len, len(prompt) + cfg.max_tokens)
         if len(prompt) >= max_len:
             raise ValueError(f"a prompt of {len(prompt)} tokens leaves no room in a context of {self.model.cfg.max_len}")
+        steps = max_len - len(prompt)
         generator = torch.Generator().manual_seed(seed)
-        decoder = make_decoder(self.model, self.backend)
+        uniforms = torch.rand((steps, n), generator=generator, dtype=torch.float64).numpy()  # one per row and step
+        if self.decoder is None:
+            self.decoder = make_decoder(self.model, self.backend)
         state = self.structure.state(bar0)
         feats = np.array([state.step(int(t)) for t in prompt], dtype=np.int64)  # (T, F)
-        logits = decoder.start(prompt, feats, n, max_len)  # (n, V)
+        logits = self.decoder.start(prompt, feats, n, max_len)  # (n, V)
         states = [copy.copy(state) for _ in range(n)]
         out: list[list[int]] = [[] for _ in range(n)]
-        stops = np.asarray(sorted(set(stop_ids)), dtype=np.int64)
-        done = np.zeros(n, dtype=bool)
-        for step in range(max_len - len(prompt)):
+        stops = set(stop_ids)
+        done = [False] * n
+        filtered = cfg.top_k or cfg.top_p < 1.0 or cfg.min_p > 0.0
+        choice = np.zeros(n, dtype=np.int64)
+        for step in range(steps):
             if constraint is not None:
                 logits = constraint.apply(logits)
-            probs = _softmax(filter_logits(logits, cfg))  # (n, V)
-            uniform = torch.rand(n, generator=generator, dtype=torch.float64).numpy()  # (n,)
-            cdf = np.cumsum(probs, axis=-1)
-            choice = np.minimum((cdf < uniform[:, None] * cdf[:, -1:]).sum(-1), probs.shape[-1] - 1)
-            choice = np.where(probs[np.arange(n), choice] > 0, choice, probs.argmax(-1)).astype(np.int64)
-            for row in np.flatnonzero(~done):
-                out[row].append(int(choice[row]))
+            if filtered:  # the filters work on tempered logits
+                draw(filter_logits(logits, cfg).astype(np.float32), 1.0, uniforms[step], choice)
+            else:
+                draw(logits, cfg.temperature, uniforms[step], choice)
+            tokens = choice.tolist()
+            for row, tok in enumerate(tokens):
+                if not done[row]:
+                    out[row].append(tok)
+                    done[row] = tok in stops
             if constraint is not None:
-                constraint.advance(choice)
-            done |= np.isin(choice, stops)
-            if done.all() or step == max_len - len(prompt) - 1:
+                constraint.advance(tokens)
+            if all(done) or step == steps - 1:
                 break
-            feats = np.array([s.step(int(t)) for s, t in zip(states, choice)], dtype=np.int64)  # (n, F)
-            logits = decoder.step(choice, feats)
+            feats = np.array([s.step(t) for s, t in zip(states, tokens)], dtype=np.int64)  # (n, F)
+            logits = self.decoder.step(choice, feats)
         return out
