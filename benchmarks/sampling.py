@@ -82,10 +82,38 @@ def speed_table(gen: Generator, tokens: int, repeats: int, console: Console) -> 
     console.print(table)
 
 
+def step_table(gen: Generator, console: Console, reps: int = 500) -> None:
+    """The numba decode step alone at batch 1: microseconds per token at a short and a long
+    context, and the weight bytes it reads per token (the floor at batch 1 is streaming them)."""
+    import numpy as np
+
+    from harmonixr.sampling.decoder import NumbaDecoder
+
+    decoder = NumbaDecoder(gen.model)
+    weights = sum(a.nbytes for k, a in decoder.weights.items() if k not in ("rotary", "table", "offsets", "columns"))
+    table = Table(title=f"numba decode step alone, batch 1 ({weights / 2**20:.1f} MiB of weight matrices per token)")
+    for column in ("position", "us per token", "weights read GB/s"):
+        table.add_column(column, justify="right")
+    prompt = [gen.tokenizer.bos_id] * 400
+    feats = np.zeros((400, len(gen.structure.sizes)), dtype=np.int64)
+    for position in (1, 400):
+        decoder.start(prompt[:position], feats[:position], 1, 512)
+        tokens, step_feats = np.array([gen.tokenizer.bos_id]), feats[:1]
+        decoder.step(tokens, step_feats)
+        start = time.perf_counter()
+        for _ in range(reps):
+            decoder.pos = position  # the same position again: time one step, not a growing context
+            decoder.step(tokens, step_feats)
+        seconds = (time.perf_counter() - start) / reps
+        table.add_row(str(position), f"{seconds * 1e6:.0f}", f"{weights / seconds / 1e9:.0f}")
+    console.print(table)
+
+
 def infill_table(gen: Generator, pieces: int, console: Console) -> None:
     files = sorted(POP909.glob("*.mid"))[:pieces]
     if not files:
-        console.print(f"[yellow]POP909 not found at {POP909}: infill real-time factor skipped[/yellow]")
+        if pieces:
+            console.print(f"[yellow]POP909 not found at {POP909}: infill real-time factor skipped[/yellow]")
         return
     rows = []
     for path in files:
@@ -133,6 +161,7 @@ def main() -> None:
     console = Console(width=140)
     gen = Generator(MODEL)
     speed_table(gen, args.tokens, args.repeats, console)
+    step_table(gen, console)
     infill_table(gen, args.pieces, console)
 
 

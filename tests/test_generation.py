@@ -195,3 +195,19 @@ def test_lengths_in_notes_and_a_primer_of_notes(gen, music21_midi) -> None:
     kept = sorted(n.time for n in result.score.tracks[0].notes if n.time < result.start_tick)
     assert kept == sorted(n.time for n in original.tracks[0].notes)[:7]
     assert assert_kept(original, result.score, result.start_tick, None, {0}) == result.notes > 0
+
+
+def test_untrusted_files_are_parsed_in_a_child_process(music21_midi) -> None:
+    from dataclasses import replace
+
+    from harmonixr.config import LimitsConfig
+    from harmonixr.data.safe_load import load_score_isolated
+    from harmonixr.data.validate import Reason, RejectError
+
+    path = music21_midi["bach/bwv66.6"]
+    assert load_score_isolated(path, LimitsConfig()).note_num() == Score(str(path)).note_num()
+    for limits, reasons in ((replace(LimitsConfig(), parse_timeout_s=0.01), {Reason.TIMEOUT}),
+                            (replace(LimitsConfig(), worker_memory_mb=16), {Reason.OUT_OF_MEMORY, Reason.CRASHED})):
+        with pytest.raises(RejectError) as caught:
+            load_score_isolated(path, limits)
+        assert caught.value.reason in reasons and str(path) in str(caught.value)

@@ -21,6 +21,7 @@ from symusic import Note, Score, Tempo, TimeSignature, Track
 from harmonixr.config import LimitsConfig
 from harmonixr.data.events import BAR, NOTE, TEMPO, Event, Vocab, parse_body
 from harmonixr.data.quantize import normalize
+from harmonixr.data.safe_load import load_score_isolated
 from harmonixr.data.tokenize import DRUMS, instrument_name, normalize_style, style_token
 
 _SPAN = re.compile(r"^\s*(\d+)(?::(\d+))?\s*-\s*(\d+)(?::(\d+))?\s*$")
@@ -89,8 +90,8 @@ class Piece:
 
     @classmethod
     def from_file(cls, path: str, vocab: Vocab, style: str = "unknown", limits: LimitsConfig | None = None) -> Piece:
-        """Parse an untrusted MIDI file in an isolated worker (see :func:`load_score`), then tokenize."""
-        return cls.from_score(load_score(path, limits or LimitsConfig()), vocab, style, path)
+        """Parse an untrusted MIDI file in a child process (:mod:`harmonixr.data.safe_load`), then tokenize."""
+        return cls.from_score(load_score_isolated(path, limits or LimitsConfig()), vocab, style, path)
 
     @classmethod
     def empty(cls, vocab: Vocab, programs: list[int], style: str = "unknown", tempo: float = 120.0,
@@ -234,36 +235,3 @@ def _bar_timesigs(events: list[Event]) -> list[int]:
         if e.kind == BAR:
             out.append(e.tokens[1] if len(e.tokens) > 1 else (out[-1] if out else 0))
     return out
-
-
-def load_score(path: str, limits: LimitsConfig) -> Score:
-    """Parse an untrusted MIDI file in a worker process with time and memory limits.
-
-    symusic can abort the process on malformed files; the worker dies instead of the caller, and
-    the caller gets a :class:`~harmonixr.data.validate.RejectError` naming the file and the problem.
-    The worker sends back the MIDI bytes symusic itself re-wrote, which parse safely here.
-    """
-    from harmonixr.data.isolation import Failure, IsolatedPool
-    from harmonixr.data.validate import Reason, RejectError
-
-    with IsolatedPool(_load_and_dump, workers=1, timeout_s=limits.parse_timeout_s,
-                      memory_mb=limits.worker_memory_mb, init=None) as pool:
-        _, result = next(pool.map_unordered([(str(path), limits)]))
-    if isinstance(result, Failure):
-        reason = {"crashed": Reason.CRASHED, "timeout": Reason.TIMEOUT, "out_of_memory": Reason.OUT_OF_MEMORY}
-        raise RejectError(path, reason.get(result.kind, Reason.ERROR), result.detail)
-    status, payload = result
-    if status == "rejected":
-        raise RejectError(path, Reason(payload[0]), payload[1])
-    return Score.from_midi(payload)
-
-
-def _load_and_dump(item: tuple[str, LimitsConfig]) -> tuple[str, object]:
-    """Worker: ``("ok", midi bytes)`` or ``("rejected", (reason, detail))``."""
-    from harmonixr.data.validate import RejectError, load_midi
-
-    path, limits = item
-    try:
-        return "ok", load_midi(path, limits).dumps_midi()
-    except RejectError as exc:
-        return "rejected", (exc.reason.value, exc.detail)
