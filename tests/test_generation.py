@@ -211,3 +211,15 @@ def test_untrusted_files_are_parsed_in_a_child_process(music21_midi) -> None:
         with pytest.raises(RejectError) as caught:
             load_score_isolated(path, limits)
         assert caught.value.reason in reasons and str(path) in str(caught.value)
+
+
+def test_an_empty_track_of_the_file_is_filled_in_place(gen, music21_midi) -> None:
+    from symusic import Track
+
+    original = Score(str(music21_midi["bach/bwv66.6"]))
+    original.tracks.append(Track("Descant", 73, False))  # a part the user left empty
+    piece = gen.piece(original, "chorale")
+    result = gen.infill(piece, Region.parse("1-4", gen.vocab.grid, (4,)), 1, SAMPLING, seed=0)[0]
+    assert len(result.score.tracks) == 5 and result.score.tracks[4].name == "Descant"
+    assert assert_kept(original, result.score, result.start_tick, result.end_tick, {4}) == result.notes > 0
+    assert len(piece.original.tracks) == 5 and piece.original.tracks[4].note_num() == 0  # the piece is unchanged

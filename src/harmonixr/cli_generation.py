@@ -79,7 +79,9 @@ def _settings(args: argparse.Namespace, score=None):
     if args.pitch_range:
         rules["pitch_range"] = args.pitch_range
     if args.key:
-        key = estimate_key(score) if args.key == "auto" and score is not None else Key.parse(args.key)
+        if args.key == "auto" and score is None:
+            raise ValueError("--key auto estimates the key of the input piece; name a key here, e.g. --key 'D minor'")
+        key = estimate_key(score) if args.key == "auto" else Key.parse(args.key)
         rules["scale"] = key.pitch_classes
     if args.max_polyphony:
         rules["max_polyphony"] = args.max_polyphony

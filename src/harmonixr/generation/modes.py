@@ -103,8 +103,7 @@ class Generator:
                seed: int = 0, rules: MusicRules = MusicRules(), mode: str = "infill") -> list[Result]:
         """Rewrite ``region`` of ``piece`` ``n`` times, with the music on both sides as context."""
         began = time.perf_counter()
-        piece = copy.copy(piece)
-        piece.header, piece.programs, piece.slot_tracks = list(piece.header), list(piece.programs), list(piece.slot_tracks)
+        piece = piece.copy()  # empty tracks in the region get a slot in this copy only
         slots = self._slots(piece, region)
         start, end = region.start, region.end
         if end is not None and end[0] >= piece.bars:
@@ -126,8 +125,7 @@ class Generator:
                 raise
             return _timed(self._infill_in_parts(piece, region, hole_bars, n, sampling, seed, rules, mode), began)
         prompt = [*piece.header, *render(self.vocab, context), self.vocab.fill_id]
-        limits = Rules(tuple(slots) if region.tracks else tuple(piece.programs and self._all_slots(piece)),
-                       max_bars=len(hole_bars), min_bars=len(hole_bars),
+        limits = Rules(tuple(slots), max_bars=len(hole_bars), min_bars=len(hole_bars),
                        time_signatures=tuple(piece.timesig(b) for b in hole_bars), first_pos=start[1],
                        last_pos=end[1] if end is not None else 0, end_id=self.vocab.end_id, tempo=False,
                        **vars(rules))
@@ -162,8 +160,7 @@ class Generator:
     def add_track(self, piece: Piece, program: int, region: Region | None = None, name: str | None = None,
                   **kwargs: object) -> list[Result]:
         """A new part (GM ``program``) over ``region`` (default: the whole piece), under the others."""
-        piece = copy.copy(piece)
-        piece.header, piece.programs, piece.slot_tracks = list(piece.header), list(piece.programs), list(piece.slot_tracks)
+        piece = piece.copy()
         piece.add_slot(program, name)
         track = len(piece.original.tracks) - 1
         region = region or Region((0, 0), None)
@@ -254,10 +251,7 @@ class Generator:
                 raise GenerationError(f"track {track + 1} does not exist (the piece has {len(piece.original.tracks)})")
             slot = piece.slot_of(track)
             if slot is None:  # an empty track: it becomes a new part
-                original = piece.original.tracks[track]
-                slot = piece.add_slot(original.program, original.name)
-                piece.slot_tracks[slot] = track
-                piece.original.tracks.pop()  # add_slot appended a twin; the existing track is the target
+                slot = piece.add_slot(piece.original.tracks[track].program, track=track)
             slots.append(slot)
         return slots
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from symusic import Note, Score, Tempo, TimeSignature, Track
@@ -134,18 +134,27 @@ class Piece:
     def track_of(self, slot: int) -> int:
         return self.slot_tracks[-1 if slot < 0 else slot]
 
-    def add_slot(self, program: int, name: str | None = None) -> int:
-        """Add an empty track (a new part) to the original and a slot for it; returns the slot."""
+    def copy(self) -> Piece:
+        """A copy whose slots and header can change without changing this piece (events and the
+        original score are shared: nothing modifies them in place)."""
+        return replace(self, header=list(self.header), programs=list(self.programs),
+                       slot_tracks=list(self.slot_tracks), bar_timesig=list(self.bar_timesig))
+
+    def add_slot(self, program: int, name: str | None = None, track: int | None = None) -> int:
+        """Give a part without notes a slot, in place: the empty original track ``track``, or (by
+        default) a new track appended to a copy of the original. Returns the slot."""
         if program < 0:
             raise GenerationError("a new part must be a melodic instrument (drums share one slot)")
         melodic = [p for p in self.programs if p >= 0]
         if len(melodic) >= self.vocab.tokenizer.spec.max_tracks:
             raise GenerationError(f"the piece already uses all {len(melodic)} track slots")
-        self.original = self.original.copy()
-        self.original.tracks.append(Track(name or instrument_name(program), program, False))
+        if track is None:
+            self.original = self.original.copy()
+            self.original.tracks.append(Track(name or instrument_name(program), program, False))
+            track = len(self.original.tracks) - 1
         slot = len(melodic)
         self.programs.insert(slot, program)
-        self.slot_tracks.insert(slot, len(self.original.tracks) - 1)
+        self.slot_tracks.insert(slot, track)
         drums_at = [i for i, t in enumerate(self.header) if t == self.vocab.tokenizer.vocab[f"Instrument_{DRUMS}"]]
         at = drums_at[0] if drums_at else len(self.header)
         self.header.insert(at, self.vocab.tokenizer.vocab[f"Instrument_{program}"])
