@@ -89,6 +89,15 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from harmonixr.evaluation.report import ReportConfig, evaluate
+
+    config = load_yaml(ReportConfig, args.config) if args.config else ReportConfig()
+    changes = {k: v for k, v in (("split", args.split), ("max_pieces", args.max_pieces), ("seed", args.seed)) if v is not None}
+    evaluate(args.checkpoint, args.data, args.out, replace_fields(config, **changes), tuple(args.baseline), console)
+    return 0
+
+
 def _curves(args: argparse.Namespace) -> int:
     from harmonixr.visualization.curves import plot_curves
 
@@ -146,6 +155,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--max-pieces", type=int, default=0, help="score only the first N pieces (0: all)")
     c.add_argument("--out", help="write OUT.json and OUT.csv")
     c.set_defaults(run=_compare)
+
+    v = verbs.add_parser("evaluate", help="the evaluation report of a model: one HTML page plus CSV/JSON")
+    v.add_argument("checkpoint")
+    v.add_argument("--data", action="append", required=True, help="prepared folder (repeatable)")
+    v.add_argument("--split", help="split to evaluate (default: test)")
+    v.add_argument("--out", required=True, help="report folder")
+    v.add_argument("--baseline", action="append", default=[], help="another checkpoint or n-gram folder to compare (repeatable)")
+    v.add_argument("--max-pieces", type=int, help="likelihood on the first N pieces only (default: all)")
+    v.add_argument("--seed", type=int)
+    v.add_argument("--config", help="YAML of ReportConfig (how many pieces, holes, samples, trials)")
+    v.set_defaults(run=_evaluate)
 
     k = verbs.add_parser("curves", help="plot training and validation loss of one or more runs")
     k.add_argument("runs", nargs="+", help="run folders (with metrics.jsonl)")

@@ -9,6 +9,7 @@ group and per style, for plain windows and for infill holes.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +88,36 @@ def compare(paths: list[str | Path], folders: list[str], split: str = "test", bl
             for style, tally in sorted(tallies.items()):
                 rows.append({"model": label, "path": str(path), "task": task, "style": style,
                              "notes": tally.notes, "tokens": tally.tokens, **tally.per_note()})
+    return rows
+
+
+def left_only(example: Example, vocab) -> Example:  # noqa: ANN001 - Vocab
+    """The same hole and fill without the music after the hole: the context stops at the end marker
+    (as training trims contexts), so only what the music after the hole is worth changes."""
+    fill = example.fill_start
+    marks = [t for t in range(fill) if example.ids[t] == vocab.hole_id]
+    if len(marks) < 2:  # an open-ended hole has no music after it anyway
+        return example
+    keep = np.r_[np.arange(marks[-1] + 1), np.arange(fill, len(example.ids))]
+    return dataclasses.replace(example, ids=example.ids[keep], target_mask=example.target_mask[keep],
+                               fill_start=marks[-1] + 1)
+
+
+def left_only_infill(paths: list[str | Path], folders: list[str], split: str = "test", block_size: int = 512,
+                     holes_per_piece: int = 2, max_pieces: int = 0, device: str = "auto") -> list[dict]:
+    """Rows like :func:`compare`'s for the task ``infill, left context only``: the held-out holes
+    of :func:`build_eval_set` with the context after each hole removed."""
+    corpus = Corpus(folders)
+    dev = pick_device(device)
+    scorer = Scorer(corpus.vocab, corpus.structure, device=dev, dtype=autocast_dtype("fp32", dev))
+    evalset = build_eval_set(corpus, split, block_size, holes_per_piece, max_pieces)
+    examples = [left_only(e, corpus.vocab) for e in evalset.infill]
+    rows: list[dict] = []
+    for path in paths:
+        label, model = load_scoring_model(path, dev)
+        for style, tally in sorted(scorer.score(model, examples, evalset.infill_styles).items()):
+            rows.append({"model": label, "path": str(path), "task": "infill, left context only", "style": style,
+                         "notes": tally.notes, "tokens": tally.tokens, **tally.per_note()})
     return rows
 
 

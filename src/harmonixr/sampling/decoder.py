@@ -81,6 +81,38 @@ class NumbaDecoder:
         return self.logits  # overwritten by the next step
 
 
+class EncoderDecoderDecoder:
+    """The encoder-decoder baseline (:class:`~harmonixr.models.baselines.EncoderDecoder`): the
+    prompt up to its last ``Infill_Fill`` is the encoder's input, the fill so far the decoder's; no
+    cache, the decoder runs over the whole fill at each step (the baseline is small)."""
+
+    def __init__(self, model: torch.nn.Module, fill_id: int) -> None:
+        self.model, self.fill_id = model.eval(), fill_id
+        self.device = next(model.parameters()).device
+
+    @torch.inference_mode()
+    def start(self, prompt: Sequence[int], feats: np.ndarray, rows: int, max_len: int) -> np.ndarray:
+        if self.fill_id not in prompt:
+            raise ValueError("the encoder-decoder only fills holes: its prompt must end in Infill_Fill")
+        split = len(prompt) - 1 - list(prompt)[::-1].index(self.fill_id)
+        self.src = torch.tensor([list(prompt[:split])], device=self.device).repeat(rows, 1)  # (rows, S)
+        self.src_feats = torch.from_numpy(feats[:split])[None].repeat(rows, 1, 1).to(self.device)
+        self.keys = torch.ones_like(self.src, dtype=torch.bool)
+        self.tgt = torch.tensor([list(prompt[split:])], device=self.device).repeat(rows, 1)  # (rows, U)
+        self.tgt_feats = torch.from_numpy(feats[split:])[None].repeat(rows, 1, 1).to(self.device)
+        return self._logits()
+
+    @torch.inference_mode()
+    def step(self, tokens: np.ndarray, feats: np.ndarray) -> np.ndarray:
+        self.tgt = torch.cat([self.tgt, torch.from_numpy(tokens)[:, None].to(self.device)], 1)
+        self.tgt_feats = torch.cat([self.tgt_feats, torch.from_numpy(feats)[:, None].to(self.device)], 1)
+        return self._logits()
+
+    def _logits(self) -> np.ndarray:
+        out = self.model(self.src, self.src_feats, self.keys, self.tgt, self.tgt_feats)[:, -1]  # (rows, V)
+        return out.float().cpu().numpy()
+
+
 def pack(model: MusicTransformer) -> dict[str, np.ndarray]:
     """The model's weights as the kernel wants them: fused, transposed, norm weights folded in."""
 
@@ -111,8 +143,14 @@ def pack(model: MusicTransformer) -> dict[str, np.ndarray]:
     }
 
 
-def make_decoder(model: MusicTransformer, backend: str = "auto") -> TorchDecoder | NumbaDecoder:
-    """``auto``: numba when the model is on the CPU, else PyTorch."""
+def make_decoder(model: torch.nn.Module, backend: str = "auto",
+                 fill_id: int | None = None) -> TorchDecoder | NumbaDecoder | EncoderDecoderDecoder:
+    """``auto``: numba when the model is on the CPU, else PyTorch; the encoder-decoder baseline
+    (which fills holes only, ``fill_id`` marking where the fill starts) has its own decoder."""
+    if not isinstance(model, MusicTransformer):
+        if fill_id is None:
+            raise ValueError(f"{type(model).__name__} can only fill holes; pass the Infill_Fill id")
+        return EncoderDecoderDecoder(model, fill_id)
     if backend not in BACKENDS:
         raise ValueError(f"unknown decoder backend {backend!r}; one of {BACKENDS}")
     on_cpu = next(model.parameters()).device.type == "cpu"

@@ -23,7 +23,7 @@ import torch
 
 from harmonixr.models.structure import Structure
 from harmonixr.models.transformer import MusicTransformer
-from harmonixr.sampling.decoder import NumbaDecoder, TorchDecoder, make_decoder
+from harmonixr.sampling.decoder import EncoderDecoderDecoder, NumbaDecoder, TorchDecoder, make_decoder
 from harmonixr.sampling.kernels import draw
 
 
@@ -80,7 +80,7 @@ class Sampler:
         self.model = model.eval()
         self.structure = structure
         self.backend = backend
-        self.decoder: TorchDecoder | NumbaDecoder | None = None  # made on first use, kept
+        self.decoder: TorchDecoder | NumbaDecoder | EncoderDecoderDecoder | None = None  # made on first use, kept
 
     def generate(self, prompt: Sequence[int], n: int, cfg: SamplingConfig, seed: int, bar0: int = 0,
                  stop_ids: Sequence[int] = (), constraint: Constraint | None = None) -> list[list[int]]:
@@ -95,7 +95,7 @@ class Sampler:
         generator = torch.Generator().manual_seed(seed)
         uniforms = torch.rand((steps, n), generator=generator, dtype=torch.float64).numpy()  # one per row and step
         if self.decoder is None:
-            self.decoder = make_decoder(self.model, self.backend)
+            self.decoder = make_decoder(self.model, self.backend, self.structure.vocab.fill_id)
         state = self.structure.state(bar0)
         feats = np.array([state.step(int(t)) for t in prompt], dtype=np.int64)  # (T, F)
         logits = self.decoder.start(prompt, feats, n, max_len)  # (n, V)

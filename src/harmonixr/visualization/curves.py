@@ -14,8 +14,11 @@ import matplotlib.pyplot as plt
 
 
 def read_metrics(run: str | Path) -> tuple[list[dict], list[dict]]:
-    """(training records, validation records) of a run folder's ``metrics.jsonl``."""
-    path = Path(run) / "metrics.jsonl"
+    """(training records, validation records) of a run folder's ``metrics.jsonl``, or of the
+    ``training_log.jsonl`` a shipped checkpoint carries (a checkpoint inside a run: the run's)."""
+    folder = Path(run)
+    candidates = [folder / "metrics.jsonl", folder / "training_log.jsonl", folder.parent / "metrics.jsonl"]
+    path = next((c for c in candidates if c.is_file()), candidates[0])
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no metrics (is {run} a training run folder?)")
     records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -1,0 +1,191 @@
+"""``harmonixr evaluate``: every measurement of a model on one split, in one HTML page plus CSV/JSON.
+
+Sections (each its own module): likelihood (:mod:`compare`, with the infill holes scored with and
+without the music after them), infill quality against the original notes and two trivial
+baselines (:mod:`infill_quality`), generated-vs-real statistics per style (:mod:`distributions`),
+style consistency (:mod:`classifier`), control adherence (:mod:`controls`), and pictures: training
+curves, piano rolls (PNG and interactive), token embeddings, audio players. The page embeds its
+images, audio and plotly.js, so it opens offline and can be mailed as one file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+
+from harmonixr.evaluation import html
+from harmonixr.evaluation.classifier import StyleClassifier
+from harmonixr.evaluation.compare import compare, left_only_infill
+from harmonixr.evaluation.controls import control_trials, summarize_controls
+from harmonixr.evaluation.distributions import compare_sets
+from harmonixr.evaluation.features import piece_features
+from harmonixr.evaluation.infill_quality import draw_holes, evaluate_infill, summarize
+from harmonixr.generation.modes import Generator
+from harmonixr.generation.piece import Piece
+from harmonixr.sampling.sampler import SamplingConfig
+from harmonixr.training.batches import Corpus
+
+SAMPLING = SamplingConfig(top_p=0.95)
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """How much of each measurement; the defaults take about ten minutes on 2 cores."""
+
+    split: str = "test"
+    max_pieces: int = 0  # likelihood: score the first N pieces of the split (0: all)
+    holes_per_piece: int = 2  # likelihood: held-out infill holes per piece
+    infill_pieces: int = 60  # infill quality: pieces of the split, styles in turn
+    infill_samples: int = 3  # fills per hole and method
+    stats_pieces: int = 12  # per style: real pieces and as many generated
+    stats_bars: int = 16
+    classifier_train: int = 150  # training-split pieces per style for the style classifier
+    control_trials: int = 30
+    listening: int = 3  # holes with piano rolls and audio in the page
+    seed: int = 0
+
+
+def split_pieces(corpus: Corpus, split: str, per_style: int, vocab, rng: np.random.Generator) -> list[tuple[Piece, str]]:  # noqa: ANN001
+    """Up to ``per_style`` original (not augmented) pieces of each style of ``split``, decoded."""
+    by_style: dict[str, list] = {}
+    for shards, row in corpus.rows(split):
+        if row["variant"] == "original":
+            by_style.setdefault(row["style"], []).append((shards, row))
+    out = []
+    for style, rows in sorted(by_style.items()):
+        for k in rng.permutation(len(rows))[:per_style]:
+            shards, row = rows[k]
+            try:
+                score = vocab.tokenizer.decode(np.asarray(shards.tokens(row)))
+                out.append((Piece.from_score(score, vocab, style), style))
+            except Exception:  # noqa: BLE001 - a piece that does not decode is left out (counted by the caller)
+                continue
+    return out
+
+
+def _interleave(pieces: list[tuple[Piece, str]], count: int) -> list[tuple[Piece, str]]:
+    """``count`` pieces taking the styles in turn."""
+    by_style: dict[str, list] = {}
+    for item in pieces:
+        by_style.setdefault(item[1], []).append(item)
+    out, k = [], 0
+    while len(out) < count and any(k < len(v) for v in by_style.values()):
+        out += [v[k] for v in by_style.values() if k < len(v)]
+        k += 1
+    return out[:count]
+
+
+def evaluate(checkpoint: str | Path, folders: list[str], out: str | Path, config: ReportConfig = ReportConfig(),
+             baselines: tuple[str, ...] = (), console: Console | None = None) -> dict:
+    """Run every section, write ``out/report.html`` and the numbers; return them."""
+    console = console or Console()
+    out = Path(out)
+    (out / "files").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(config.seed)
+    began = time.perf_counter()
+    gen = Generator(checkpoint)
+    corpus = Corpus(folders)
+    numbers: dict = {"checkpoint": str(checkpoint), "data": folders, "config": asdict(config)}
+
+    console.rule("likelihood")
+    rows = compare([checkpoint, *baselines], folders, config.split, gen.max_len, config.holes_per_piece, config.max_pieces)
+    rows += left_only_infill([checkpoint, *baselines], folders, config.split, gen.max_len, config.holes_per_piece,
+                             config.max_pieces)
+    numbers["likelihood"] = rows
+
+    console.rule("infill quality")
+    pieces = split_pieces(corpus, config.split, config.infill_pieces, gen.vocab, rng)
+    holes = draw_holes(_interleave(pieces, config.infill_pieces), 1, rng)
+    methods: dict = {"harmonixr (both sides)": gen, "copy the bars before": "copy",
+                     "harmonixr, left context only": ("left", gen)}
+    for path in baselines:
+        try:
+            methods[f"{Path(path).parent.name} (both sides)"] = Generator(path)
+        except Exception as exc:  # noqa: BLE001 - e.g. an n-gram folder: not an infilling checkpoint
+            console.print(f"[yellow]{path}: not used for infill quality ({exc})[/yellow]")
+    fills = evaluate_infill(methods, holes, config.infill_samples, SAMPLING, config.seed)
+    numbers["infill_quality"] = summarize(fills)
+    _write_csv(out / "infill_fills.csv", fills)
+
+    console.rule("generated vs real, style, controls")
+    real = split_pieces(corpus, config.split, config.stats_pieces, gen.vocab, rng)
+    generated = _generate_like(gen, real, config)
+    numbers["distributions"] = {}
+    for style in sorted({s for _, s in real}):
+        mine_real = [piece_features(p.original) for p, s in real if s == style]
+        mine_gen = [piece_features(r.score) for r, s in generated if s == style]
+        if len(mine_real) >= 3 and len(mine_gen) >= 3:
+            numbers["distributions"][style] = compare_sets(mine_real, mine_gen)
+    train = split_pieces(corpus, "train", config.classifier_train, gen.vocab, rng)
+    held_out = split_pieces(corpus, config.split, 10_000, gen.vocab, rng)
+    numbers["style"] = {"train_pieces": len(train), "real_test_pieces": len(held_out)}
+    if len({s for _, s in train}) > 1 and generated:
+        classifier = StyleClassifier.fit([piece_features(p.original) for p, _ in train], [s for _, s in train], config.seed)
+        made = ([piece_features(r.score) for r, _ in generated], [s for _, s in generated])
+        numbers["style"].update({
+            "real": classifier.accuracy([piece_features(p.original) for p, _ in held_out], [s for _, s in held_out]),
+            "generated": classifier.accuracy(*made), "generated_confusions": classifier.confusions(*made)})
+    trials = control_trials(gen, config.control_trials, 8, SAMPLING, config.seed)
+    numbers["controls"] = summarize_controls(trials)
+    _write_csv(out / "control_trials.csv", trials)
+
+    console.rule("pictures and sound")
+    pictures = html.pictures(gen, checkpoint, holes[: config.listening], out / "files", config.seed)
+    numbers["embeddings"] = pictures.pop("facts")
+    numbers["seconds"] = time.perf_counter() - began
+    (out / "metrics.json").write_text(json.dumps(numbers, indent=1, default=_plain))
+    _write_csv(out / "likelihood.csv", rows)
+    _write_csv(out / "infill_quality.csv", numbers["infill_quality"])
+    _write_csv(out / "distributions.csv", [{"style": s, **r} for s, rs in numbers["distributions"].items() for r in rs])
+    _write_csv(out / "controls.csv", numbers["controls"])
+    (out / "report.html").write_text(html.page(numbers, pictures))
+    console.print(f"wrote {out}/report.html, metrics.json and CSVs in {numbers['seconds']:.0f} s")
+    return numbers
+
+
+def _generate_like(gen: Generator, real: list[tuple[Piece, str]], config: ReportConfig) -> list[tuple]:
+    """One generated piece per real one: its style token, instruments, meter and tempo, up to
+    ``stats_bars`` bars (or the real piece's length)."""
+    made = []
+    for k, (piece, style) in enumerate(real):
+        numerator, denominator = _meter(piece)
+        tempo = piece.original.tempos[0].qpm if len(piece.original.tempos) else 120.0
+        bars = max(2, min(config.stats_bars, piece.bars))
+        programs = [p for p in piece.programs]
+        try:
+            result = gen.generate(programs, style, bars, tempo, (numerator, denominator), n=1,
+                                  sampling=SAMPLING, seed=config.seed + k)[0]
+        except ValueError:
+            continue
+        made.append((result, style))
+    return made
+
+
+def _meter(piece: Piece) -> tuple[int, int]:
+    token = piece.vocab.tokenizer.id_to_token[piece.timesig(0)]
+    numerator, denominator = token.split("_")[1].split("/")
+    return int(numerator), int(denominator)
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return str(value)
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    if not rows:
+        return
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)

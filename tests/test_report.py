@@ -1,0 +1,49 @@
+"""The evaluation report, small, on real pieces with the shipped model: every section is there and
+its numbers are sane; the infill quality metrics on constructed cases."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harmonixr.cli import main
+from harmonixr.evaluation.infill_quality import compare_notes
+
+SHIPPED = Path(__file__).resolve().parents[1] / "models" / "harmonixr-small"
+
+
+def test_note_metrics_on_constructed_fills() -> None:
+    truth = [(0, 60, 80), (480, 64, 80), (960, 67, 80), (1440, 72, 80)]
+    same = compare_notes(truth, truth, 0, 1920, 40)
+    assert same["f1"] == same["pitch_class_overlap"] == same["rhythm_overlap"] == 1.0 and same["velocity_distance"] == 0
+    shifted = compare_notes([(t + 40, p, v + 20) for t, p, v in truth], truth, 0, 1920, 40)
+    assert shifted["f1"] == 0 and shifted["pitch_class_overlap"] == 1.0 and shifted["rhythm_overlap"] == 0
+    assert shifted["velocity_distance"] == 20
+    half = compare_notes(truth[:2], truth, 0, 1920, 40)
+    assert half["precision"] == 1.0 and half["recall"] == 0.5 and half["f1"] == pytest.approx(2 / 3)
+    assert compare_notes([], truth, 0, 1920, 40)["f1"] == 0
+
+
+def test_small_report_has_every_section(training_corpus, tmp_path) -> None:
+    config = tmp_path / "report.yaml"
+    config.write_text("infill_pieces: 2\ninfill_samples: 2\nstats_pieces: 3\nstats_bars: 4\nclassifier_train: 6\n"
+                      "control_trials: 3\nlistening: 1\nholes_per_piece: 1\n")
+    out = tmp_path / "report"
+    assert main(["evaluate", str(SHIPPED), "--data", str(training_corpus), "--out", str(out), "--config", str(config)]) == 0
+    numbers = json.loads((out / "metrics.json").read_text())
+    tasks = {r["task"] for r in numbers["likelihood"]}
+    assert tasks == {"next-token", "infill", "infill, left context only"}
+    assert all(0 < r["bits_per_note"] < 40 for r in numbers["likelihood"])
+    methods = {r["method"]: r for r in numbers["infill_quality"]}
+    assert set(methods) == {"harmonixr (both sides)", "copy the bars before", "harmonixr, left context only"}
+    assert all(0 <= r["f1"] <= 1 and 0 <= r["pitch_class_overlap"] <= 1 for r in methods.values())
+    assert len(numbers["controls"]) == 5 and "fifths_vs_semitones" in numbers["embeddings"]
+    page = (out / "report.html").read_text()
+    for heading in ("1. Likelihood", "2. Infill quality", "3. Generated vs real", "4. Style consistency",
+                    "5. Control adherence", "6. Pictures", "7. Listen"):
+        assert heading in page
+    assert page.count("data:audio/wav;base64,") == 2 and "data:image/png;base64," in page and "plotly" in page
+    for name in ("likelihood.csv", "infill_quality.csv", "controls.csv", "infill_fills.csv"):
+        assert (out / name).stat().st_size > 0
