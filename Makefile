@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 POP909 := ../shared/data/pop909
 
-.PHONY: demo test bench prepare prepare-all train compare clean
+.PHONY: demo test bench prepare prepare-all train compare report clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -37,6 +37,12 @@ train: $(STAMP)
 # Same-budget Transformer / ablations / LSTM / encoder-decoder / n-gram, scored with the shipped model.
 compare: $(STAMP)
 	$(PY) benchmarks/compare_models.py --extra models/harmonixr-small
+
+# The evaluation report of the shipped model on the test split (needs make prepare-all; the
+# baselines are the same-budget runs of make compare, used when present).
+BASELINES := $(wildcard runs/compare/transformer/latest runs/compare/encdec/latest runs/compare/lstm/latest runs/compare/ngram)
+report: $(STAMP)
+	$(VENV)/bin/harmonixr evaluate models/harmonixr-small --data data/corpus-all --split test --out reports/harmonixr-small $(foreach b,$(BASELINES),--baseline $(b))
 
 bench: $(STAMP)
 	$(PY) benchmarks/prepare_throughput.py

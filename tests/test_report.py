@@ -37,7 +37,8 @@ def test_small_report_has_every_section(training_corpus, tmp_path) -> None:
     assert tasks == {"next-token", "infill", "infill, left context only"}
     assert all(0 < r["bits_per_note"] < 40 for r in numbers["likelihood"])
     methods = {r["method"]: r for r in numbers["infill_quality"]}
-    assert set(methods) == {"harmonixr (both sides)", "copy the bars before", "harmonixr, left context only"}
+    assert set(methods) == {"harmonixr, both sides, sampled", "harmonixr, both sides, greedy",
+                            "harmonixr, left context only, greedy", "repeat the bar before", "copy the bars before"}
     assert all(0 <= r["f1"] <= 1 and 0 <= r["pitch_class_overlap"] <= 1 for r in methods.values())
     assert len(numbers["controls"]) == 5 and "fifths_vs_semitones" in numbers["embeddings"]
     page = (out / "report.html").read_text()

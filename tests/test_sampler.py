@@ -164,3 +164,26 @@ def test_rules_keep_every_row_inside_its_region(setup, tokenizer) -> None:
             ended += 1
             assert state.bars == 2, "the end comes only after both bars"
     assert ended > 0
+
+
+def test_the_encoder_decoder_baseline_fills_holes_through_the_same_sampler(tokenizer) -> None:
+    from harmonixr.models.baselines import EncoderDecoder
+    from harmonixr.sampling.grammar import Grammar, GrammarConstraint, Rules
+
+    structure = Structure(Vocab(tokenizer))
+    vocab, v = structure.vocab, tokenizer.vocab
+    torch.manual_seed(0)
+    cfg = ModelConfig(kind="encdec", vocab_size=len(tokenizer), d_model=32, n_layers=1, n_heads=4, ffn_hidden=64,
+                      max_len=96, dropout=0.0, encoder_layers=1)
+    model = EncoderDecoder(cfg, structure.sizes).eval()
+    prompt = [tokenizer.bos_id, v["Instrument_0"], vocab.bar_id, v["TimeSig_4/4"], vocab.position_id[0],
+              vocab.hole_id, vocab.fill_id]
+    rules = Rules((0,), max_bars=1, min_bars=1, time_signatures=(v["TimeSig_4/4"],), end_id=vocab.end_id, tempo=False)
+    sampler = Sampler(model, structure)
+    outs = sampler.generate(prompt, 3, SamplingConfig(max_tokens=40), seed=0, stop_ids=[vocab.end_id],
+                            constraint=GrammarConstraint(Grammar(vocab, rules), 3))
+    assert outs == sampler.generate(prompt, 3, SamplingConfig(max_tokens=40), seed=0, stop_ids=[vocab.end_id],
+                                    constraint=GrammarConstraint(Grammar(vocab, rules), 3))
+    assert all(out[:2] == [vocab.bar_id, v["TimeSig_4/4"]] for out in outs)
+    with pytest.raises(ValueError, match="Infill_Fill"):
+        sampler.generate(prompt[:-1], 1, SamplingConfig(max_tokens=5), seed=0)

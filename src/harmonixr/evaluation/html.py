@@ -69,7 +69,7 @@ def pictures(gen: Generator, checkpoint: str, holes: list[Hole], folder: Path, s
         view = (max(0, start - 2 * bar), min(piece.original.end(), end + 2 * bar))
         png = plot_pianoroll(result.score, folder / f"listen-{k}.png", (start, end), piece.original,
                              f"{hole.style}: bars {hole.first_bar + 1}-{hole.first_bar + hole.bars} filled", view)
-        excerpt = lambda s: s.clip(*view, clip_end=False).shift_time(-view[0])  # noqa: E731
+        excerpt = lambda s, view=view: s.clip(*view, clip_end=False).shift_time(-view[0])  # noqa: E731
         out["listening"].append({
             "title": f"{hole.style}, bars {hole.first_bar + 1}-{hole.first_bar + hole.bars}",
             "png": _uri(png.read_bytes(), "image/png"),

@@ -10,9 +10,10 @@ writes the hole ``samples`` times; each fill is compared with the original notes
 - rhythm overlap: the same on the onsets' positions within the bar (the grid's steps);
 - velocity distance: the absolute difference of the mean velocities.
 
-Methods: the model (context on both sides), two trivial baselines (copy the bars before the hole;
-the model continuing from the left context only) and any other infilling checkpoint (the
-encoder-decoder baseline).
+Methods (:class:`Method`): the model with context on both sides, sampled and greedy; two trivial
+baselines (repeat the bar before the hole in each of its bars; the model continuing from the left
+context only), a stronger copy baseline (the hole's length of bars from just before it), and any
+other infilling checkpoint (the encoder-decoder baseline).
 """
 
 from __future__ import annotations
@@ -83,6 +84,17 @@ def draw_holes(pieces: list[tuple[Piece, str]], per_piece: int, rng: np.random.G
     return holes
 
 
+def repeat_neighbour(hole: Hole) -> list[tuple[int, int, int]]:
+    """The trivial fill: the bar just before the hole, repeated in every bar of the hole."""
+    piece, first = hole.piece, hole.first_bar
+    source = region_notes(piece.original, piece.tick(first - 1), piece.tick(first))
+    out = []
+    for k in range(hole.bars):
+        shift, stop = piece.tick(first + k) - piece.tick(first - 1), piece.tick(first + k + 1)
+        out += [(t + shift, p, v) for t, p, v in source if t + shift < stop]
+    return out
+
+
 def copy_neighbour(hole: Hole) -> list[tuple[int, int, int]]:
     """The trivial fill: the notes of the bars just before the hole, moved into it."""
     piece, first, bars = hole.piece, hole.first_bar, hole.bars
@@ -93,12 +105,23 @@ def copy_neighbour(hole: Hole) -> list[tuple[int, int, int]]:
     return [(t + shift, p, v) for t, p, v in notes if t + shift < end]
 
 
-def evaluate_infill(methods: dict[str, Generator | str], holes: list[Hole], samples: int,
-                    sampling: SamplingConfig, seed: int = 0) -> list[dict]:
-    """One row per (method, hole, sample) with the metrics; ``methods`` maps a name to a Generator
-    (infill with context on both sides), or to ``"copy"`` or ``("left", Generator)`` style strings:
-    ``"copy"`` copies the neighbouring bars; a name starting with ``left:`` continues from the
-    left context with the model given under ``"model"``."""
+@dataclass(frozen=True)
+class Method:
+    """How one row of the table fills a hole: ``kind`` is ``infill`` (context on both sides),
+    ``left`` (continuation from the left context only), ``repeat`` (the bar before, repeated) or
+    ``copy`` (as many bars as the hole has, from just before it)."""
+
+    kind: str
+    generator: Generator | None = None
+    sampling: SamplingConfig | None = None
+
+    @property
+    def deterministic(self) -> bool:
+        return self.kind in ("copy", "repeat") or (self.sampling is not None and self.sampling.top_k == 1)
+
+
+def evaluate_infill(methods: dict[str, Method], holes: list[Hole], samples: int, seed: int = 0) -> list[dict]:
+    """One row per (method, hole, fill) with the metrics; deterministic methods fill once."""
     rows = []
     for index, hole in enumerate(holes):
         piece = hole.piece
@@ -107,14 +130,17 @@ def evaluate_infill(methods: dict[str, Generator | str], holes: list[Hole], samp
         bar_ticks = piece.tick(hole.first_bar + 1) - start
         step = piece.original.ticks_per_quarter // piece.vocab.grid or 1
         for name, method in methods.items():
-            if method == "copy":
-                fills = [copy_neighbour(hole)] * samples
-            elif isinstance(method, tuple):  # ("left", generator): continuation from the left only
-                made = method[1].continue_(piece, bars=hole.bars, after_bar=hole.first_bar, n=samples,
-                                           sampling=sampling, seed=seed + index)
+            n = 1 if method.deterministic else samples
+            if method.kind == "copy":
+                fills = [copy_neighbour(hole)]
+            elif method.kind == "repeat":
+                fills = [repeat_neighbour(hole)]
+            elif method.kind == "left":
+                made = method.generator.continue_(piece, bars=hole.bars, after_bar=hole.first_bar, n=n,
+                                                  sampling=method.sampling, seed=seed + index)
                 fills = [region_notes(r.score, start, end) for r in made]
             else:
-                made = method.infill(piece, hole.region, samples, sampling, seed + index)
+                made = method.generator.infill(piece, hole.region, n, method.sampling, seed + index)
                 fills = [region_notes(r.score, start, end) for r in made]
             for k, fill in enumerate(fills):
                 rows.append({"method": name, "hole": index, "sample": k, "style": hole.style, "bars": hole.bars,

@@ -26,13 +26,15 @@ from harmonixr.evaluation.compare import compare, left_only_infill
 from harmonixr.evaluation.controls import control_trials, summarize_controls
 from harmonixr.evaluation.distributions import compare_sets
 from harmonixr.evaluation.features import piece_features
-from harmonixr.evaluation.infill_quality import draw_holes, evaluate_infill, summarize
+from harmonixr.evaluation.infill_quality import Method, draw_holes, evaluate_infill, summarize
 from harmonixr.generation.modes import Generator
 from harmonixr.generation.piece import Piece
 from harmonixr.sampling.sampler import SamplingConfig
 from harmonixr.training.batches import Corpus
+from harmonixr.training.checkpoint import read_config
 
 SAMPLING = SamplingConfig(top_p=0.95)
+GREEDY = SamplingConfig(top_k=1)
 
 
 @dataclass(frozen=True)
@@ -95,22 +97,32 @@ def evaluate(checkpoint: str | Path, folders: list[str], out: str | Path, config
     numbers: dict = {"checkpoint": str(checkpoint), "data": folders, "config": asdict(config)}
 
     console.rule("likelihood")
-    rows = compare([checkpoint, *baselines], folders, config.split, gen.max_len, config.holes_per_piece, config.max_pieces)
-    rows += left_only_infill([checkpoint, *baselines], folders, config.split, gen.max_len, config.holes_per_piece,
+    block = min([gen.max_len] + [read_config(p)["model"]["max_len"] for p in baselines if (Path(p) / "config.json").is_file()])
+    numbers["likelihood_block"] = block  # every model scores the same windows: the shortest context decides
+    rows = compare([checkpoint, *baselines], folders, config.split, block, config.holes_per_piece, config.max_pieces)
+    rows += left_only_infill([checkpoint, *baselines], folders, config.split, block, config.holes_per_piece,
                              config.max_pieces)
     numbers["likelihood"] = rows
 
     console.rule("infill quality")
     pieces = split_pieces(corpus, config.split, config.infill_pieces, gen.vocab, rng)
     holes = draw_holes(_interleave(pieces, config.infill_pieces), 1, rng)
-    methods: dict = {"harmonixr (both sides)": gen, "copy the bars before": "copy",
-                     "harmonixr, left context only": ("left", gen)}
+    methods = {"harmonixr, both sides, sampled": Method("infill", gen, SAMPLING),
+               "harmonixr, both sides, greedy": Method("infill", gen, GREEDY),
+               "harmonixr, left context only, greedy": Method("left", gen, GREEDY),
+               "repeat the bar before": Method("repeat"),
+               "copy the bars before": Method("copy")}
     for path in baselines:
         try:
-            methods[f"{Path(path).parent.name} (both sides)"] = Generator(path)
-        except Exception as exc:  # noqa: BLE001 - e.g. an n-gram folder: not an infilling checkpoint
+            other = Generator(path)
+        except Exception as exc:  # noqa: BLE001 - e.g. an n-gram folder: not a checkpoint that writes
             console.print(f"[yellow]{path}: not used for infill quality ({exc})[/yellow]")
-    fills = evaluate_infill(methods, holes, config.infill_samples, SAMPLING, config.seed)
+            continue
+        if other.model.cfg.kind == "encdec":
+            name = Path(path).parent.name if Path(path).name == "latest" else Path(path).name
+            methods[f"{name}, both sides, sampled"] = Method("infill", other, SAMPLING)
+            methods[f"{name}, both sides, greedy"] = Method("infill", other, GREEDY)
+    fills = evaluate_infill(methods, holes, config.infill_samples, config.seed)
     numbers["infill_quality"] = summarize(fills)
     _write_csv(out / "infill_fills.csv", fills)
 

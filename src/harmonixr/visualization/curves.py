@@ -10,7 +10,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt
+import matplotlib.pyplot as plt  # noqa: E402
+
+from harmonixr.visualization.figures import save_figure  # noqa: E402
 
 
 def read_metrics(run: str | Path) -> tuple[list[dict], list[dict]]:
@@ -40,9 +42,4 @@ def plot_curves(runs: Sequence[str | Path], out: str | Path, labels: Sequence[st
     ax.set_yscale("log")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=120)

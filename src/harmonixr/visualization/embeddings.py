@@ -23,6 +23,8 @@ import numpy as np  # noqa: E402
 from sklearn.decomposition import PCA  # noqa: E402
 from sklearn.manifold import TSNE  # noqa: E402
 
+from harmonixr.visualization.figures import save_figure  # noqa: E402
+
 
 def token_values(tokenizer, family: str) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001 - HarmonixrTokenizer
     """(ids, values) of the tokens of ``family`` (Pitch, Velocity: int; Duration: quarter notes)."""
@@ -87,9 +89,4 @@ def plot_embeddings(weights: np.ndarray, tokenizer, out: str | Path, seed: int =
             ax.set_title(f"{name}: {title}", fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=100)

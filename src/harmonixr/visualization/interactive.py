@@ -49,7 +49,7 @@ def pianoroll_html(score: Score, before: Score | None = None, region: tuple[int,
     fig.update_layout(height=320 * rows, title=title, margin={"l": 40, "r": 10, "t": 60, "b": 30},
                       xaxis_title="quarter notes" if rows == 1 else None)
     fig.update_yaxes(title_text="pitch")
-    html = fig.to_html(full_html=out is not None, include_plotlyjs=True if include_js else False)
+    html = fig.to_html(full_html=out is not None, include_plotlyjs=include_js)
     if out is not None:
         Path(out).write_text(html)
     return html

@@ -16,6 +16,8 @@ import matplotlib.pyplot as plt
 from matplotlib.collections import PolyCollection
 from symusic import Score
 
+from harmonixr.visualization.figures import save_figure
+
 COLORS = plt.get_cmap("tab10").colors
 MAX_BAR_LABELS = 40
 
@@ -77,9 +79,4 @@ def plot_pianoroll(score: Score, out: str | Path, region: tuple[int, int | None]
         _draw(axes[0, 0], before, region, "original", view)
     _draw(axes[-1, 0], score, region, title or "result", view)
     axes[-1, 0].set_xlabel("quarter notes")
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=110)
