@@ -1,0 +1,1 @@
+"""Reinforcement learning with musical rewards (issue 6); so far the reward functions."""
