@@ -98,6 +98,29 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prefs(args: argparse.Namespace) -> int:
+    import json
+
+    from harmonixr.rl.preferences import PreferenceStore
+
+    store = PreferenceStore(args.db)
+    if args.action == "add":
+        if not (args.a and args.b and args.choice and args.who):
+            raise ValueError("prefs add needs --a A.mid --b B.mid --choice a|b|tie --who NAME")
+        prompt = json.loads(args.prompt) if args.prompt else {}
+        new = store.add(prompt, Path(args.a).read_bytes(), Path(args.b).read_bytes(), args.choice, args.who, args.note or "")
+        console.print(f"stored comparison {new} in {args.db} ({store.count()} in all)")
+    elif args.action == "list":
+        for c in store.list(args.limit):
+            console.print(f"{c.id:>6}  {c.created}  {c.who:<12} chose {c.choice:<3}  {json.dumps(c.prompt)[:80]}")
+        console.print(f"{store.count()} comparisons in {args.db}")
+    else:
+        if not args.out:
+            raise ValueError("prefs export needs --out FOLDER")
+        console.print(f"wrote {store.export(args.out)} and the MIDI pairs")
+    return 0
+
+
 def _curves(args: argparse.Namespace) -> int:
     from harmonixr.visualization.curves import plot_curves
 
@@ -166,6 +189,19 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--seed", type=int)
     v.add_argument("--config", help="YAML of ReportConfig (how many pieces, holes, samples, trials)")
     v.set_defaults(run=_evaluate)
+
+    q = verbs.add_parser("prefs", help="the A/B preference store (SQLite): add, list, export")
+    q.add_argument("action", choices=["add", "list", "export"])
+    q.add_argument("--db", default="prefs.sqlite", help="the SQLite file (default: prefs.sqlite)")
+    q.add_argument("--a", help="add: MIDI file of sample A")
+    q.add_argument("--b", help="add: MIDI file of sample B")
+    q.add_argument("--choice", choices=["a", "b", "tie"], help="add: which one is preferred")
+    q.add_argument("--who", help="add: who chose")
+    q.add_argument("--prompt", help="add: what was asked, as JSON")
+    q.add_argument("--note", help="add: free text")
+    q.add_argument("--limit", type=int, default=20, help="list: newest N (0: all)")
+    q.add_argument("--out", help="export: folder for preferences.jsonl and the MIDI pairs")
+    q.set_defaults(run=_prefs)
 
     k = verbs.add_parser("curves", help="plot training and validation loss of one or more runs")
     k.add_argument("runs", nargs="+", help="run folders (with metrics.jsonl)")
