@@ -71,3 +71,13 @@ def test_every_term_is_in_range_on_a_real_piece(music21_midi) -> None:
               r.bar_regularity(score), r.smoothness(score), r.edge_fit(score, 1920, 3840)]
     assert all(0.0 <= v <= 1.0 for v in values) and np.mean(values) > 0.3
     assert r.in_key(score) > 0.9 and r.consonance(score) > 0.7  # a Bach chorale is in key and consonant
+
+
+def test_weighted_total_uses_only_the_weighted_terms() -> None:
+    score = make_score([(0, False, melody(C_MAJOR_TUNE))])
+    terms = r.reward_terms(score, r.RewardWeights(chord_tones=0, bar_regularity=0, on_grid=0, smoothness=0))
+    assert set(terms) == {"in_key", "consonance", "total"}  # no index, no region: no novelty, no edge fit
+    assert terms["total"] == pytest.approx((terms["in_key"] + terms["consonance"]) / 2)
+    index = r.PhraseIndex([score], n=4)
+    full = r.reward_terms(score, r.RewardWeights(), index, (0, 1920))
+    assert {"novelty", "edge_fit"} <= set(full) and full["novelty"] == 0.0 and 0 <= full["total"] <= 1

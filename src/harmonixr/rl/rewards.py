@@ -18,6 +18,7 @@ Groundwork for reinforcement learning (issue 6): every term is a plain function 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import combinations, pairwise
 
 import numpy as np
@@ -181,3 +182,40 @@ def edge_fit(score: Score, start: int, end: int | None, scale: float = 12.0) -> 
         if inside and after:
             jumps.append(abs(after[0] - inside[-1]))
     return float(np.exp(-np.mean(jumps) / scale)) if jumps else 0.0
+
+
+SCORE_TERMS = {"in_key": in_key, "consonance": consonance, "chord_tones": chord_tones, "on_grid": on_grid,
+               "bar_regularity": bar_regularity, "smoothness": smoothness}  # terms of the score alone
+
+
+@dataclass(frozen=True)
+class RewardWeights:
+    """Weight of each term in the total reward (YAML: the ``rewards`` section of the RL config)."""
+
+    in_key: float = 1.0
+    consonance: float = 1.0
+    chord_tones: float = 0.5
+    on_grid: float = 0.5
+    bar_regularity: float = 0.5
+    smoothness: float = 0.5
+    novelty: float = 0.5  # needs a PhraseIndex
+    edge_fit: float = 1.0  # infill only
+
+
+def reward_terms(score: Score, weights: RewardWeights, index: PhraseIndex | None = None,
+                 region: tuple[int, int | None] | None = None) -> dict[str, float]:
+    """Every term with a non-zero weight (``novelty`` with an index, ``edge_fit`` with a region), and
+    ``total``, their weighted mean; each term is kept so that it can be logged on its own."""
+    terms: dict[str, float] = {}
+    for name, weight in vars(weights).items():
+        if not weight or (name == "novelty" and index is None) or (name == "edge_fit" and region is None):
+            continue
+        if name == "novelty":
+            terms[name] = novelty(score, index)
+        elif name == "edge_fit":
+            terms[name] = edge_fit(score, *region)
+        else:
+            terms[name] = SCORE_TERMS[name](score)
+    used = {name: getattr(weights, name) for name in terms}
+    terms["total"] = sum(used[n] * terms[n] for n in used) / max(sum(used.values()), 1e-9)
+    return terms
