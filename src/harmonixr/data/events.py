@@ -48,6 +48,7 @@ class Vocab:
         self.beats_per_bar = np.zeros(size, dtype=np.int64)  # TimeSig_n/d -> n
         self.beat_quarters = np.zeros(size)  # TimeSig_n/d -> 4 / d (quarter notes per beat)
         self.duration_steps = np.zeros(size, dtype=np.int64)  # Duration_b.t.r -> grid steps
+        self.value = np.full(size, -1, dtype=np.int64)  # Pitch_p, PitchDrum_p, Velocity_v -> p or v
         self.grid = tokenizer.spec.grid_per_beat  # positions per beat
         for token, i in tokenizer.vocab.items():
             family, _, value = token.partition("_")
@@ -58,6 +59,8 @@ class Vocab:
             elif family == "TimeSig":
                 numerator, denominator = (int(x) for x in value.split("/"))
                 self.beats_per_bar[i], self.beat_quarters[i] = numerator, 4 / denominator
+            elif family in ("Pitch", "PitchDrum", "Velocity"):
+                self.value[i] = int(value)
             elif family == "Duration":
                 beats, ticks, res = (int(x) for x in value.split("."))
                 self.duration_steps[i] = beats * self.grid + ticks * self.grid // res

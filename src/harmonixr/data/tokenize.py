@@ -177,14 +177,18 @@ class HarmonixrTokenizer:
         cut = next((k for k, i in enumerate(ids) if i not in self.header_ids), len(ids))
         return ids[:cut], ids[cut:]
 
+    def instruments(self, header: Sequence[int]) -> list[int]:
+        """The GM program of each track slot named by the ``Instrument_*`` tokens of ``header`` (-1: drums)."""
+        return [
+            -1 if tok.endswith(DRUMS) else int(tok.split("_")[1])
+            for tok in (self.id_to_token[int(i)] for i in header)
+            if tok.startswith("Instrument_")
+        ]
+
     def decode(self, ids: Sequence[int] | np.ndarray) -> Score:
         """The score of a token sequence; tracks get back their GM programs, in slot order."""
         header, body = self.split_header(ids)
-        instruments = [
-            -1 if tok.endswith(DRUMS) else int(tok.split("_")[1])
-            for tok in (self.id_to_token[i] for i in header)
-            if tok.startswith("Instrument_")
-        ]
+        instruments = self.instruments(header)
         if not body:
             raise TokenizeError("the sequence has no body tokens (nothing after the header)")
         try:

@@ -15,7 +15,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-import numpy as np
 from symusic import Note, Score, Tempo, TimeSignature, Track
 
 from harmonixr.config import LimitsConfig
@@ -82,8 +81,7 @@ class Piece:
         normalized, _ = normalize(score, tokenizer, path)
         header, body = tokenizer.split_header(tokenizer.encode(normalized, normalize_style(style)))
         piece = cls(score, vocab, normalize_style(style), [tokenizer.bos_id, *header], parse_body(vocab, body))
-        piece.programs = [-1 if tokenizer.id_to_token[i].endswith(DRUMS) else int(tokenizer.id_to_token[i].split("_")[1])
-                          for i in header if tokenizer.token_type(i) == "Instrument"]
+        piece.programs = tokenizer.instruments(header)
         piece.slot_tracks = _slot_tracks(score, normalized)
         piece.bar_timesig = _bar_timesigs(piece.events)
         return piece
@@ -187,7 +185,6 @@ class Piece:
     def to_notes(self, events: list[Event]) -> dict[int, list[Note]]:
         """Notes (original ticks) of note ``events``, per original track index."""
         v, tpq = self.vocab, self.original.ticks_per_quarter
-        values = _token_values(v)
         out: dict[int, list[Note]] = {}
         for e in events:
             if e.kind != NOTE:
@@ -195,7 +192,7 @@ class Piece:
             _, pitch, velocity, duration = e.tokens
             start = self.quarters(e.bar, e.pos)
             length = v.duration_steps[duration] * float(v.beat_quarters[self.timesig(e.bar)]) / v.grid
-            note = Note(int(round(start * tpq)), max(1, int(round(length * tpq))), int(values[pitch]), int(values[velocity]))
+            note = Note(int(round(start * tpq)), max(1, int(round(length * tpq))), int(v.value[pitch]), int(v.value[velocity]))
             out.setdefault(self.track_of(e.track), []).append(note)
         return out
 
@@ -212,19 +209,6 @@ class Piece:
             out.tracks[index].notes.extend(new)
             out.tracks[index].notes.sort()
         return out
-
-
-def _token_values(vocab: Vocab) -> np.ndarray:
-    """Integer value of Pitch, PitchDrum and Velocity tokens (0 elsewhere)."""
-    cached = getattr(vocab, "_values", None)
-    if cached is None:
-        cached = np.zeros(len(vocab.family), dtype=np.int64)
-        for token, i in vocab.tokenizer.vocab.items():
-            family, _, value = token.partition("_")
-            if family in ("Pitch", "PitchDrum", "Velocity"):
-                cached[i] = int(value)
-        vocab._values = cached
-    return cached
 
 
 def _slot_tracks(original: Score, normalized: Score) -> list[int]:

@@ -108,10 +108,7 @@ class Grammar:
 
         self.positions = vocab.position  # (V,) -1 where not a Position
         self.programs = np.isin(vocab.program, rules.tracks) & (fam == "Program")
-        pitch_value = np.full(size, -1)
-        for token, i in vocab.tokenizer.vocab.items():
-            if token.startswith("Pitch_"):
-                pitch_value[i] = int(token.split("_")[1])
+        pitch_value = vocab.value
         low, high = rules.pitch_range
         melodic = (fam == "Pitch") & (pitch_value >= low) & (pitch_value <= high)
         if rules.scale is not None:
