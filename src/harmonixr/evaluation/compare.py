@@ -73,17 +73,24 @@ def load_scoring_model(path: str | Path, device: torch.device) -> tuple[str, tor
 
 
 def compare(paths: list[str | Path], folders: list[str], split: str = "test", block_size: int = 512,
-            holes_per_piece: int = 2, max_pieces: int = 0, device: str = "auto") -> list[dict]:
-    """One result row per (model, task, style): bits per note overall and per token group."""
+            holes_per_piece: int = 2, max_pieces: int = 0, device: str = "auto", left_only: bool = False) -> list[dict]:
+    """One result row per (model, task, style): bits per note overall and per token group.
+
+    ``left_only``: also the task ``infill, left context only``, the same holes with the music
+    after each removed (:func:`without_right_context`).
+    """
     corpus = Corpus(folders)
     dev = pick_device(device)
     scorer = Scorer(corpus.vocab, corpus.structure, device=dev, dtype=autocast_dtype("fp32", dev))
     evalset = build_eval_set(corpus, split, block_size, holes_per_piece, max_pieces)
+    tasks = [("next-token", evalset.plain, evalset.plain_styles), ("infill", evalset.infill, evalset.infill_styles)]
+    if left_only:
+        tasks.append(("infill, left context only", [without_right_context(e, corpus.vocab) for e in evalset.infill],
+                      evalset.infill_styles))
     rows: list[dict] = []
     for path in paths:
         label, model = load_scoring_model(path, dev)
-        for task, examples, styles in (("next-token", evalset.plain, evalset.plain_styles),
-                                       ("infill", evalset.infill, evalset.infill_styles)):
+        for task, examples, styles in tasks:
             tallies: dict[str, Tally] = scorer.score(model, examples, styles)
             for style, tally in sorted(tallies.items()):
                 rows.append({"model": label, "path": str(path), "task": task, "style": style,
@@ -91,7 +98,7 @@ def compare(paths: list[str | Path], folders: list[str], split: str = "test", bl
     return rows
 
 
-def left_only(example: Example, vocab) -> Example:  # noqa: ANN001 - Vocab
+def without_right_context(example: Example, vocab) -> Example:  # noqa: ANN001 - Vocab
     """The same hole and fill without the music after the hole: the context stops at the end marker
     (as training trims contexts), so only what the music after the hole is worth changes."""
     fill = example.fill_start
@@ -103,30 +110,19 @@ def left_only(example: Example, vocab) -> Example:  # noqa: ANN001 - Vocab
                                fill_start=marks[-1] + 1)
 
 
-def left_only_infill(paths: list[str | Path], folders: list[str], split: str = "test", block_size: int = 512,
-                     holes_per_piece: int = 2, max_pieces: int = 0, device: str = "auto") -> list[dict]:
-    """Rows like :func:`compare`'s for the task ``infill, left context only``: the held-out holes
-    of :func:`build_eval_set` with the context after each hole removed."""
-    corpus = Corpus(folders)
-    dev = pick_device(device)
-    scorer = Scorer(corpus.vocab, corpus.structure, device=dev, dtype=autocast_dtype("fp32", dev))
-    evalset = build_eval_set(corpus, split, block_size, holes_per_piece, max_pieces)
-    examples = [left_only(e, corpus.vocab) for e in evalset.infill]
-    rows: list[dict] = []
-    for path in paths:
-        label, model = load_scoring_model(path, dev)
-        for style, tally in sorted(scorer.score(model, examples, evalset.infill_styles).items()):
-            rows.append({"model": label, "path": str(path), "task": "infill, left context only", "style": style,
-                         "notes": tally.notes, "tokens": tally.tokens, **tally.per_note()})
-    return rows
-
-
 def write_rows(rows: list[dict], out: str | Path) -> None:
     """``out``.json and ``out``.csv of the result rows."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
-    with out.with_suffix(".csv").open("w", newline="") as f:
+    write_csv(out.with_suffix(".csv"), rows)
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    """``rows`` (dicts with the same keys) as a CSV file with a header; nothing for no rows."""
+    if not rows:
+        return
+    with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)

@@ -10,7 +10,6 @@ images, audio and plotly.js, so it opens offline and can be mailed as one file.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import time
@@ -22,7 +21,7 @@ from rich.console import Console
 
 from harmonixr.evaluation import html
 from harmonixr.evaluation.classifier import StyleClassifier
-from harmonixr.evaluation.compare import compare, left_only_infill
+from harmonixr.evaluation.compare import compare, write_csv
 from harmonixr.evaluation.controls import control_trials, summarize_controls
 from harmonixr.evaluation.distributions import compare_sets
 from harmonixr.evaluation.features import piece_features
@@ -99,9 +98,8 @@ def evaluate(checkpoint: str | Path, folders: list[str], out: str | Path, config
     console.rule("likelihood")
     block = min([gen.max_len] + [read_config(p)["model"]["max_len"] for p in baselines if (Path(p) / "config.json").is_file()])
     numbers["likelihood_block"] = block  # every model scores the same windows: the shortest context decides
-    rows = compare([checkpoint, *baselines], folders, config.split, block, config.holes_per_piece, config.max_pieces)
-    rows += left_only_infill([checkpoint, *baselines], folders, config.split, block, config.holes_per_piece,
-                             config.max_pieces)
+    rows = compare([checkpoint, *baselines], folders, config.split, block, config.holes_per_piece, config.max_pieces,
+                   left_only=True)
     numbers["likelihood"] = rows
 
     console.rule("infill quality")
@@ -124,7 +122,7 @@ def evaluate(checkpoint: str | Path, folders: list[str], out: str | Path, config
             methods[f"{name}, both sides, greedy"] = Method("infill", other, GREEDY)
     fills = evaluate_infill(methods, holes, config.infill_samples, config.seed)
     numbers["infill_quality"] = summarize(fills)
-    _write_csv(out / "infill_fills.csv", fills)
+    write_csv(out / "infill_fills.csv", fills)
 
     console.rule("generated vs real, style, controls")
     real = split_pieces(corpus, config.split, config.stats_pieces, gen.vocab, rng)
@@ -146,17 +144,17 @@ def evaluate(checkpoint: str | Path, folders: list[str], out: str | Path, config
             "generated": classifier.accuracy(*made), "generated_confusions": classifier.confusions(*made)})
     trials = control_trials(gen, config.control_trials, 8, SAMPLING, config.seed)
     numbers["controls"] = summarize_controls(trials)
-    _write_csv(out / "control_trials.csv", trials)
+    write_csv(out / "control_trials.csv", trials)
 
     console.rule("pictures and sound")
     pictures = html.pictures(gen, checkpoint, holes[: config.listening], out / "files", config.seed)
     numbers["embeddings"] = pictures.pop("facts")
     numbers["seconds"] = time.perf_counter() - began
     (out / "metrics.json").write_text(json.dumps(numbers, indent=1, default=_plain))
-    _write_csv(out / "likelihood.csv", rows)
-    _write_csv(out / "infill_quality.csv", numbers["infill_quality"])
-    _write_csv(out / "distributions.csv", [{"style": s, **r} for s, rs in numbers["distributions"].items() for r in rs])
-    _write_csv(out / "controls.csv", numbers["controls"])
+    write_csv(out / "likelihood.csv", rows)
+    write_csv(out / "infill_quality.csv", numbers["infill_quality"])
+    write_csv(out / "distributions.csv", [{"style": s, **r} for s, rs in numbers["distributions"].items() for r in rs])
+    write_csv(out / "controls.csv", numbers["controls"])
     (out / "report.html").write_text(html.page(numbers, pictures))
     console.print(f"wrote {out}/report.html, metrics.json and CSVs in {numbers['seconds']:.0f} s")
     return numbers
@@ -192,12 +190,3 @@ def _plain(value: object) -> object:
     if isinstance(value, float) and math.isnan(value):
         return None
     return str(value)
-
-
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    if not rows:
-        return
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
