@@ -8,24 +8,22 @@ from __future__ import annotations
 
 import base64
 import html as escape
-import io
 import math
-import wave
 from pathlib import Path
-
-import numpy as np
 
 from harmonixr.evaluation.infill_quality import METRICS, Hole
 from harmonixr.generation.modes import Generator
+from harmonixr.generation.outputs import cut, view_ticks
 from harmonixr.sampling.sampler import SamplingConfig
 from harmonixr.training.checkpoint import resolve
-from harmonixr.visualization.audio import render_audio
+from harmonixr.visualization.audio import render_audio, wav_bytes
 from harmonixr.visualization.curves import plot_curves
 from harmonixr.visualization.embeddings import embedding_facts, plot_embeddings
 from harmonixr.visualization.interactive import pianoroll_html
 from harmonixr.visualization.pianoroll import plot_pianoroll
 
-AUDIO_RATE = 22050
+AUDIO_RATE = 22050  # mono at half the CD rate: the page stays small
+LISTEN_MARGIN_BARS = 2
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%}h2{margin-top:2em;border-bottom:2px solid #ddd}
@@ -34,19 +32,6 @@ th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-widt
 
 def _uri(data: bytes, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
-
-
-def _wav(score, rate: int = AUDIO_RATE) -> bytes:  # noqa: ANN001 - symusic Score
-    """Mono 16-bit WAV bytes of ``score`` (the page stays small)."""
-    mono = render_audio(score, rate).mean(1)
-    mono = mono / max(float(np.abs(mono).max(initial=0.0)), 1.0)
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes((mono * 32767).astype("<i2").tobytes())
-    return buffer.getvalue()
 
 
 def pictures(gen: Generator, checkpoint: str, holes: list[Hole], folder: Path, seed: int) -> dict:
@@ -65,18 +50,16 @@ def pictures(gen: Generator, checkpoint: str, holes: list[Hole], folder: Path, s
         piece = hole.piece
         result = gen.infill(piece, hole.region, 1, SamplingConfig(top_p=0.95), seed + k)[0]
         start, end = result.start_tick, result.end_tick
-        bar = piece.original.ticks_per_quarter * 4
-        view = (max(0, start - 2 * bar), min(piece.original.end(), end + 2 * bar))
+        view = view_ticks(piece.original, result, LISTEN_MARGIN_BARS)
         png = plot_pianoroll(result.score, folder / f"listen-{k}.png", (start, end), piece.original,
                              f"{hole.style}: bars {hole.first_bar + 1}-{hole.first_bar + hole.bars} filled", view)
-        excerpt = lambda s, view=view: s.clip(*view, clip_end=False).shift_time(-view[0])  # noqa: E731
         out["listening"].append({
             "title": f"{hole.style}, bars {hole.first_bar + 1}-{hole.first_bar + hole.bars}",
             "png": _uri(png.read_bytes(), "image/png"),
-            "interactive": pianoroll_html(excerpt(result.score), excerpt(piece.original),
+            "interactive": pianoroll_html(cut(result.score, view), cut(piece.original, view),
                                           (start - view[0], end - view[0]), include_js=k == 0),
-            "original": _uri(_wav(excerpt(piece.original)), "audio/wav"),
-            "fill": _uri(_wav(excerpt(result.score)), "audio/wav"),
+            "original": _uri(wav_bytes(render_audio(cut(piece.original, view), AUDIO_RATE), AUDIO_RATE, mono=True), "audio/wav"),
+            "fill": _uri(wav_bytes(render_audio(cut(result.score, view), AUDIO_RATE), AUDIO_RATE, mono=True), "audio/wav"),
         })
     return out
 

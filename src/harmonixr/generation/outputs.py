@@ -48,11 +48,16 @@ def output_paths(out: str | Path, count: int) -> list[Path]:
     return [out.with_name(f"{out.stem}-{k + 1}{out.suffix}") for k in range(count)]
 
 
-def view_ticks(score: Score, result: Result) -> tuple[int, int]:
-    """The region with a margin of bars on each side (the whole piece when the region is)."""
+def view_ticks(score: Score, result: Result, margin_bars: int = VIEW_MARGIN_BARS) -> tuple[int, int]:
+    """The region with ``margin_bars`` bars of 4/4 on each side (the whole piece when the region is)."""
     bar = score.ticks_per_quarter * 4
     end = result.end_tick if result.end_tick is not None else score.end()
-    return max(0, result.start_tick - VIEW_MARGIN_BARS * bar), min(score.end(), end + VIEW_MARGIN_BARS * bar)
+    return max(0, result.start_tick - margin_bars * bar), min(score.end(), end + margin_bars * bar)
+
+
+def cut(score: Score, view: tuple[int, int]) -> Score:
+    """The part of ``score`` inside ``view`` (ticks), moved to start at 0 (tempo in force kept)."""
+    return score.clip(*view, clip_end=False).shift_time(-view[0])
 
 
 def write_result(result: Result, path: str | Path, before: Score | None = None, png: bool = False,
@@ -76,8 +81,5 @@ def write_result(result: Result, path: str | Path, before: Score | None = None, 
     if wav:
         from harmonixr.visualization.audio import write_wav
 
-        audio = score.clip(*view, clip_end=False) if excerpt else score
-        if excerpt:
-            audio = audio.shift_time(-view[0])
-        written.append(write_wav(audio, path.with_suffix(".wav")))
+        written.append(write_wav(cut(score, view) if excerpt else score, path.with_suffix(".wav")))
     return written

@@ -7,6 +7,7 @@ Nothing is downloaded: the SoundFont is a file inside the installed ``pretty_mid
 
 from __future__ import annotations
 
+import io
 import wave
 from pathlib import Path
 
@@ -66,17 +67,26 @@ def render_audio(score: Score, sample_rate: int = SAMPLE_RATE, gain: float = -6.
     return np.concatenate(chunks).reshape(-1, 2)
 
 
-def write_wav(score: Score, path: str | Path, sample_rate: int = SAMPLE_RATE) -> Path:
-    """Render ``score`` and write a 16-bit stereo WAV."""
-    audio = render_audio(score, sample_rate)
+def wav_bytes(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, mono: bool = False) -> bytes:
+    """16-bit WAV bytes of (samples, 2) float audio (mixed down to one channel when ``mono``);
+    scaled down only where it would clip."""
+    if mono:
+        audio = audio.mean(1, keepdims=True)
     peak = float(np.abs(audio).max(initial=0.0))
-    if peak > 1.0:  # normalise only what would clip
+    if peak > 1.0:
         audio = audio / peak
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(2)
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(audio.shape[1])
         out.setsampwidth(2)
         out.setframerate(sample_rate)
         out.writeframes((audio * 32767).astype("<i2").tobytes())
+    return buffer.getvalue()
+
+
+def write_wav(score: Score, path: str | Path, sample_rate: int = SAMPLE_RATE) -> Path:
+    """Render ``score`` and write a 16-bit stereo WAV."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(wav_bytes(render_audio(score, sample_rate), sample_rate))
     return path
