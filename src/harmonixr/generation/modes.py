@@ -93,7 +93,7 @@ class Generator:
         self.max_len = self.model.cfg.max_len
 
     def piece(self, source: str | Path | Score, style: str = "unknown") -> Piece:
-        """A :class:`Piece` from a MIDI path (parsed in an isolated worker) or a Score."""
+        """A :class:`Piece` from a MIDI path (parsed in a child process) or a Score."""
         if isinstance(source, Score):
             return Piece.from_score(source, self.vocab, style)
         return Piece.from_file(str(source), self.vocab, style)
@@ -324,7 +324,7 @@ class Generator:
         grammar = Grammar(self.vocab, limits)
         start = states[0] if states else GrammarState()
         constraint = GrammarConstraint(grammar, n, [copy.deepcopy(start) for _ in range(n)])
-        stop = [limits.end_id if limits.end_id is not None else self.tokenizer.eos_id]
+        stop = [grammar.end_id]
         return self.sampler.generate(prompt, n, replace(sampling, max_tokens=min(sampling.max_tokens, room)),
                                      seed, bar0, stop, constraint)
 

@@ -25,6 +25,17 @@ from harmonixr.sampling.kernels import decode_step
 BACKENDS = ("auto", "numba", "torch")
 
 
+@torch.inference_mode()
+def prefill(model: MusicTransformer, prompt: Sequence[int], feats: np.ndarray, max_len: int) -> tuple[KVCache, np.ndarray]:
+    """Run ``prompt`` (T,) with ``feats`` (T, F) once into a fresh cache of ``max_len`` positions
+    (batch 1); return the cache and the next-token logits (1, V)."""
+    device = next(model.parameters()).device
+    cache = KVCache(model.cfg, 1, max_len, device)
+    ids = torch.tensor([list(prompt)], device=device)  # (1, T)
+    logits = model(ids, torch.from_numpy(feats)[None].to(device), cache)[:, -1]  # (1, V)
+    return cache, logits.float().cpu().numpy()
+
+
 class TorchDecoder:
     """The PyTorch model with a KV cache; works on every device."""
 
@@ -33,14 +44,11 @@ class TorchDecoder:
         self.device = next(model.parameters()).device
         self.cache: KVCache | None = None
 
-    @torch.inference_mode()
     def start(self, prompt: Sequence[int], feats: np.ndarray, rows: int, max_len: int) -> np.ndarray:
         """Run ``prompt`` (T,) with ``feats`` (T, F); return the next-token logits of ``rows`` copies (rows, V)."""
-        cache = KVCache(self.model.cfg, 1, max_len, self.device)
-        ids = torch.tensor([list(prompt)], device=self.device)  # (1, T)
-        logits = self.model(ids, torch.from_numpy(feats)[None].to(self.device), cache)[:, -1]  # (1, V)
+        cache, logits = prefill(self.model, prompt, feats, max_len)
         self.cache = cache.repeat(rows)
-        return logits.float().cpu().numpy().repeat(rows, axis=0)
+        return logits.repeat(rows, axis=0)
 
     @torch.inference_mode()
     def step(self, tokens: np.ndarray, feats: np.ndarray) -> np.ndarray:
@@ -61,10 +69,7 @@ class NumbaDecoder:
         self.pos = 0
 
     def start(self, prompt: Sequence[int], feats: np.ndarray, rows: int, max_len: int) -> np.ndarray:
-        cache = KVCache(self.model.cfg, 1, max_len, torch.device("cpu"))
-        with torch.inference_mode():
-            ids = torch.tensor([list(prompt)])
-            logits = self.model(ids, torch.from_numpy(feats)[None], cache)[:, -1].float().numpy()  # (1, V)
+        cache, logits = prefill(self.model, prompt, feats, max_len)
         keys = cache.k.numpy().transpose(0, 1, 2, 4, 3)  # (L, 1, H, D, max_len): the kernel's layout
         self.k = np.ascontiguousarray(keys.repeat(rows, axis=1))  # (L, rows, H, D, max_len)
         self.v = np.ascontiguousarray(cache.v.numpy().repeat(rows, axis=1))

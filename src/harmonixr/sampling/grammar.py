@@ -116,7 +116,8 @@ class Grammar:
         if not melodic.any():
             raise ValueError(f"no pitch satisfies range {rules.pitch_range} and scale {sorted(rules.scale or [])}")
         self.melodic, self.drum_pitch = melodic, fam == "PitchDrum"
-        self.bar, self.end = one(vocab.bar_id), one(rules.end_id if rules.end_id is not None else vocab.tokenizer.eos_id)
+        self.end_id = rules.end_id if rules.end_id is not None else vocab.tokenizer.eos_id
+        self.bar, self.end = one(vocab.bar_id), one(self.end_id)
         self.timesig, self.tempo = fam == "TimeSig", (fam == "Tempo") & rules.tempo
         self.velocity, self.duration = fam == "Velocity", fam == "Duration"
         self.forced_timesig = [one(t) for t in rules.time_signatures]
@@ -185,8 +186,7 @@ class GrammarConstraint:
         """(rows, V) logits with forbidden tokens at -inf. In the last bar a region may have, the
         model's wish for another ``Bar`` means "this is the end": its probability goes to the end token."""
         out = np.where(self.allowed(), logits, -np.inf)
-        g = self.grammar
-        end = int(np.flatnonzero(g.end)[0])
+        g, end = self.grammar, self.grammar.end_id
         for row, state in enumerate(self.states):
             if state.bars >= g.rules.max_bars and np.isfinite(out[row, end]):
                 out[row, end] = np.logaddexp(out[row, end], logits[row, g.vocab.bar_id])
