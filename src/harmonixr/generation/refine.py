@@ -39,16 +39,16 @@ def note_bits(gen: Generator, piece: Piece, first_bar: int = 0, windows: int = 1
         if e.bar >= first_bar:
             by_bar.setdefault(e.bar, []).append(e)
     bars = sorted(by_bar)
+    # Every bar renders on its own (a Bar token resets the position), so a window's length is the
+    # sum of its bars' lengths, its first bar with the tempo in force added.
+    cost = {b: len(render_spans(v, by_bar[b])[0]) for b in bars}
     total, out, k = 0.0, [], 0
     while k < len(bars) and windows > 0:
-        window: list[Event] = []
-        start = k
-        while k < len(bars):
-            trial = window + by_bar[bars[k]]
-            if len(render_spans(v, with_tempo(trial, piece.tempo_at(bars[start])))[0]) > budget and window:
-                break
-            window, k = trial, k + 1
-        window = with_tempo(window, piece.tempo_at(bars[start]))
+        start, tempo = k, piece.tempo_at(bars[k])
+        window = with_tempo(by_bar[bars[k]], tempo)
+        used, k = len(render_spans(v, window)[0]), k + 1
+        while k < len(bars) and used + cost[bars[k]] <= budget:
+            window, used, k = window + by_bar[bars[k]], used + cost[bars[k]], k + 1
         body, starts = render_spans(v, window)
         ids = [*piece.header, *body][: gen.max_len]
         feats = torch.from_numpy(gen.structure.features(ids, bars[start]))[None]
