@@ -304,17 +304,22 @@ class Generator:
         """The last whole bars of ``events`` that fit ``budget`` tokens (with the tempo in force)."""
         if not events:
             return 0, []
-        bars = sorted({e.bar for e in events if e.kind == BAR})
+        by_bar: dict[int, list[Event]] = {}
+        for e in events:
+            by_bar.setdefault(e.bar, []).append(e)
         tempos = [e for e in events if e.kind == TEMPO]
         chosen: list[Event] = []
-        w0 = bars[-1] + 1
-        for bar in reversed(bars):
-            window = [e for e in events if e.bar >= bar]
+        rest: list[Event] = []  # the bars after the one tried, and their length (bars render on their own)
+        rest_length = 0
+        w0 = max(by_bar) + 1
+        for bar in sorted(by_bar, reverse=True):
             before = [e for e in tempos if e.time <= (bar, 0)]
-            window = with_tempo(window, before[-1].tokens[0] if before else None)
-            if len(render(self.vocab, window)) > budget and chosen:
+            head = with_tempo(by_bar[bar], before[-1].tokens[0] if before else None)
+            if len(render(self.vocab, head)) + rest_length > budget and chosen:
                 break
-            chosen, w0 = window, bar
+            chosen, w0 = head + rest, bar
+            rest = by_bar[bar] + rest
+            rest_length += len(render(self.vocab, by_bar[bar]))
         return w0, chosen
 
     def _sample(self, prompt: list[int], n: int, sampling: SamplingConfig, seed: int, bar0: int, limits: Rules,
