@@ -65,7 +65,7 @@ def _common(p: argparse.ArgumentParser, out_required: bool = True) -> None:
 
 
 def _input(p: argparse.ArgumentParser) -> None:
-    p.add_argument("midi", help="input MIDI file (parsed in an isolated worker: a broken file gives an error, not a crash)")
+    p.add_argument("midi", help="input MIDI file (parsed in a child process: a broken file gives an error, not a crash)")
     p.add_argument("--style", default="unknown", help="style label of the input (e.g. pop, chorale, folk-celtic)")
 
 

@@ -72,6 +72,7 @@ class Piece:
     programs: list[int] = field(default_factory=list)  # GM program per slot, slot order (-1: drums, last)
     slot_tracks: list[int] = field(default_factory=list)  # original track index per slot
     bar_timesig: list[int] = field(default_factory=list)  # TimeSig token id of each bar
+    _starts: list[float] | None = field(default=None, repr=False, compare=False)  # quarters at each bar line
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
@@ -167,11 +168,20 @@ class Piece:
         """TimeSig id in force in ``bar`` (past the end: the last one)."""
         return self.bar_timesig[min(bar, len(self.bar_timesig) - 1)]
 
+    def bar_length(self, bar: int) -> float:
+        """Length of ``bar`` in quarter notes."""
+        ts = self.timesig(bar)
+        return float(self.vocab.beats_per_bar[ts] * self.vocab.beat_quarters[ts])
+
     def quarters(self, bar: int, pos: int = 0) -> float:
         """Quarter notes from the start of the piece to ``(bar, pos)``."""
-        v = self.vocab
-        lengths = [v.beats_per_bar[self.timesig(b)] * v.beat_quarters[self.timesig(b)] for b in range(bar)]
-        return float(sum(lengths)) + pos * float(v.beat_quarters[self.timesig(bar)]) / v.grid
+        if self._starts is None or len(self._starts) != len(self.bar_timesig) + 1:  # bar starts, computed once
+            self._starts = [0.0]
+            for b in range(len(self.bar_timesig)):
+                self._starts.append(self._starts[-1] + self.bar_length(b))
+        known = len(self.bar_timesig)
+        start = self._starts[bar] if bar <= known else self._starts[known] + (bar - known) * self.bar_length(known)
+        return start + pos * float(self.vocab.beat_quarters[self.timesig(bar)]) / self.vocab.grid
 
     def tick(self, bar: int, pos: int = 0) -> int:
         return int(round(self.quarters(bar, pos) * self.original.ticks_per_quarter))
