@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 POP909 := ../shared/data/pop909
 
-.PHONY: demo test bench prepare prepare-all train compare report clean
+.PHONY: demo test bench prepare prepare-all train compare report rl dpo clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -43,6 +43,16 @@ compare: $(STAMP)
 BASELINES := $(wildcard runs/compare/transformer/latest runs/compare/encdec/latest runs/compare/lstm/latest runs/compare/ngram)
 report: $(STAMP)
 	$(VENV)/bin/harmonixr evaluate models/harmonixr-small --data data/corpus-all --split test --out reports/harmonixr-small $(foreach b,$(BASELINES),--baseline $(b))
+
+# RL fine-tuning of the shipped model with musical rewards (needs make prepare-all) -> runs/rl
+rl: $(STAMP)
+	$(VENV)/bin/harmonixr rl --config configs/rl.yaml --fresh
+
+# 240 A/B pairs chosen by a stated rule (the quieter take wins), then DPO on them -> runs/dpo
+dpo: $(STAMP)
+	rm -f runs/prefs-quieter.sqlite runs/prefs-quieter.sqlite-wal runs/prefs-quieter.sqlite-shm
+	$(VENV)/bin/harmonixr prefs-rule models/harmonixr-small --rule quieter --pairs 240 --prefs runs/prefs-quieter.sqlite
+	$(VENV)/bin/harmonixr dpo --config configs/dpo.yaml
 
 bench: $(STAMP)
 	$(PY) benchmarks/prepare_throughput.py

@@ -68,16 +68,35 @@ def test_edge_fit_prefers_a_fill_that_continues_the_line() -> None:
 def test_every_term_is_in_range_on_a_real_piece(music21_midi) -> None:
     score = Score(str(music21_midi["bach/bwv66.6"]))
     values = [r.in_key(score), r.consonance(score), r.chord_tones(score), r.on_grid(score),
-              r.bar_regularity(score), r.smoothness(score), r.edge_fit(score, 1920, 3840)]
+              r.bar_regularity(score), r.smoothness(score), r.edge_fit(score, 1920, 3840),
+              r.bounded_syncopation(score), r.voice_leading(score)]
     assert all(0.0 <= v <= 1.0 for v in values) and np.mean(values) > 0.3
     assert r.in_key(score) > 0.9 and r.consonance(score) > 0.7  # a Bach chorale is in key and consonant
 
 
 def test_weighted_total_uses_only_the_weighted_terms() -> None:
     score = make_score([(0, False, melody(C_MAJOR_TUNE))])
-    terms = r.reward_terms(score, r.RewardWeights(chord_tones=0, bar_regularity=0, on_grid=0, smoothness=0))
-    assert set(terms) == {"in_key", "consonance", "total"}  # no index, no region: no novelty, no edge fit
+    weights = r.RewardWeights(chord_tones=0, bar_regularity=0, on_grid=0, smoothness=0, syncopation=0,
+                              voice_leading=0, style=1.0)
+    terms = r.reward_terms(score, weights)
+    assert set(terms) == {"in_key", "consonance", "total"}  # no index, region or model: those terms are left out
     assert terms["total"] == pytest.approx((terms["in_key"] + terms["consonance"]) / 2)
     index = r.PhraseIndex([score], n=4)
-    full = r.reward_terms(score, r.RewardWeights(), index, (0, 1920))
-    assert {"novelty", "edge_fit"} <= set(full) and full["novelty"] == 0.0 and 0 <= full["total"] <= 1
+    context = r.RewardContext(index, style_model=lambda s, style: 0.25 if style == "pop" else 1.0)
+    full = r.reward_terms(score, r.RewardWeights(style=2.0), context, (0, 1920), style="pop")
+    assert {"novelty", "edge_fit", "style", "syncopation", "voice_leading"} <= set(full)
+    assert full["novelty"] == 0.0 and full["style"] == 0.25 and 0 <= full["total"] <= 1
+
+
+def test_syncopation_is_free_up_to_its_bound() -> None:
+    straight = make_score([(0, False, melody(C_MAJOR_TUNE))])
+    pushed = make_score([(0, False, [(k * 480 + 240, 480, 60, 80) for k in range(16)])])  # every note across a beat
+    some = make_score([(0, False, melody(C_MAJOR_TUNE[:12]) + [(k * 480 + 240 + 12 * 480, 480, 62, 80) for k in range(2)])])
+    assert r.bounded_syncopation(straight) == 1.0 == r.bounded_syncopation(some)
+    assert r.bounded_syncopation(pushed) == 0.0
+
+
+def test_voice_leading_prefers_near_chords() -> None:
+    near = make_score([(0, False, [(0, 480, p, 80) for p in (60, 64, 67)] + [(480, 480, p, 80) for p in (60, 65, 69)])])
+    far = make_score([(0, False, [(0, 480, p, 80) for p in (60, 64, 67)] + [(480, 480, p, 80) for p in (78, 82, 85)])])
+    assert r.voice_leading(near) > 0.7 > 0.2 > r.voice_leading(far)

@@ -10,6 +10,7 @@ from pathlib import Path
 from rich.console import Console
 
 from harmonixr.cli_generation import add_generation_verbs
+from harmonixr.cli_rl import add_rl_verbs
 from harmonixr.config import ConfigError, PrepareConfig, load_yaml, replace_fields
 from harmonixr.data.validate import RejectError
 
@@ -215,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(run=_export)
 
     add_generation_verbs(verbs, console)
+    add_rl_verbs(verbs, console)
 
     s = verbs.add_parser("stats", help="pieces/notes/tokens per style and split, reject reasons")
     s.add_argument("folder", type=Path)

@@ -37,6 +37,13 @@ class StyleClassifier:
     def predict(self, features: list[dict]) -> list[str]:
         return list(self.model.predict(np.stack([feature_vector(f) for f in features])))
 
+    def probability(self, features: dict, style: str) -> float:
+        """P(``style`` | the piece's features); 0 for a style the classifier never saw."""
+        classes = list(self.model.classes_)
+        if style not in classes:
+            return 0.0
+        return float(self.model.predict_proba(feature_vector(features)[None])[0, classes.index(style)])
+
     def accuracy(self, features: list[dict], styles: list[str]) -> dict[str, float]:
         """Accuracy overall (``"all"``), balanced over styles (``"balanced"``) and per style."""
         predicted = self.predict(features)

@@ -24,6 +24,7 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 from symusic import Score
 
@@ -91,6 +92,7 @@ class Generator:
         self.structure = Structure(self.vocab)
         self.sampler = Sampler(self.model, self.structure, backend)
         self.max_len = self.model.cfg.max_len
+        self.recorder: Recorder | None = None  # RL: sees every sampling call (prompt, masks, tokens)
 
     def piece(self, source: str | Path | Score, style: str = "unknown") -> Piece:
         """A :class:`Piece` from a MIDI path (parsed in a child process) or a Score."""
@@ -330,8 +332,22 @@ class Generator:
         start = states[0] if states else GrammarState()
         constraint = GrammarConstraint(grammar, n, [copy.deepcopy(start) for _ in range(n)])
         stop = [grammar.end_id]
-        return self.sampler.generate(prompt, n, replace(sampling, max_tokens=min(sampling.max_tokens, room)),
+        if self.recorder is not None:
+            constraint = self.recorder.watch(constraint)
+        outs = self.sampler.generate(prompt, n, replace(sampling, max_tokens=min(sampling.max_tokens, room)),
                                      seed, bar0, stop, constraint)
+        if self.recorder is not None:
+            self.recorder.sampled(prompt, bar0, outs)
+        return outs
+
+
+class Recorder(Protocol):
+    """Watches the sampling calls of a :class:`Generator` (reinforcement learning needs the prompt,
+    the tokens and the grammar's masks to score the samples under the policy)."""
+
+    def watch(self, constraint: GrammarConstraint) -> GrammarConstraint: ...
+
+    def sampled(self, prompt: list[int], bar0: int, outs: list[list[int]]) -> None: ...
 
 
 def control_tokens(tokenizer: HarmonixrTokenizer, tempo: float | None = None, density: float | None = None,

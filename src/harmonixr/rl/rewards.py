@@ -7,12 +7,16 @@ Groundwork for reinforcement learning (issue 6): every term is a plain function 
   :func:`consonance` (share of simultaneous note pairs at consonant intervals),
   :func:`chord_tones` (share of each beat's notes that belong to its best-fitting triad);
 - rhythm: :func:`on_grid` (onsets on the 16th-note grid), :func:`bar_regularity` (bars that
-  repeat the rhythm of the bar before);
-- smoothness: :func:`smoothness` (small melodic steps within each track);
+  repeat the rhythm of the bar before), :func:`bounded_syncopation` (syncopation up to a bound);
+- smoothness: :func:`smoothness` (small melodic steps within each track), :func:`voice_leading`
+  (small motion from each chord to the next);
 - novelty: :class:`PhraseIndex` (interval n-grams of a corpus) with :func:`novelty` (share of the
   sample's phrases the corpus lacks) and :func:`longest_copy` (the longest passage shared with it);
 - diversity: :func:`batch_diversity` (how different the pieces of a batch are);
-- infill: :func:`edge_fit` (melodic continuity with the context at both edges of a region).
+- infill: :func:`edge_fit` (melodic continuity with the context at both edges of a region);
+- learned: ``style`` (a style classifier's probability for the requested style) and ``preference``
+  (a Bradley-Terry model of stored A/B choices, :mod:`harmonixr.rl.reward_model`), given to
+  :func:`reward_terms` in a :class:`RewardContext`.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations, pairwise
+from typing import Protocol
 
 import numpy as np
 from symusic import Score
@@ -98,6 +103,32 @@ def bar_regularity(score: Score) -> float:
         patterns.setdefault(int(time) // bar, set()).add((int(time) % bar) // step)
     pairs = [(patterns[b - 1], patterns[b]) for b in sorted(patterns) if b - 1 in patterns]
     return float(np.mean([len(a & b) / len(a | b) for a, b in pairs])) if pairs else 0.0
+
+
+def bounded_syncopation(score: Score, bound: float = 0.25) -> float:
+    """1 while at most ``bound`` of the onsets are syncopated (start off the beat and sound across
+    the next beat), then falling linearly to 0 when all of them are: some syncopation is style,
+    too much is noise."""
+    notes = _notes(score, drums=True)
+    if not len(notes):
+        return 0.0
+    beat = score.ticks_per_quarter
+    off = notes[:, 0] % beat != 0
+    across = (notes[:, 0] // beat + 1) * beat < notes[:, 0] + notes[:, 1]
+    share = float(np.mean(off & across))
+    return 1.0 if share <= bound else 1.0 - (share - bound) / (1.0 - bound)
+
+
+def voice_leading(score: Score, scale: float = 5.0) -> float:
+    """exp(-d / scale), d the mean distance in semitones from each note of a chord (the melodic
+    notes starting at one onset) to the nearest note of the chord before."""
+    notes = _notes(score)
+    onsets = np.unique(notes[:, 0]) if len(notes) else []
+    moves = []
+    for before, after in pairwise(onsets):
+        prev, cur = notes[notes[:, 0] == before, 2], notes[notes[:, 0] == after, 2]
+        moves += np.abs(cur[:, None] - prev[None, :]).min(axis=1).tolist()
+    return float(np.exp(-np.mean(moves) / scale)) if moves else 0.0
 
 
 def _lines(score: Score) -> list[list[int]]:
@@ -185,7 +216,8 @@ def edge_fit(score: Score, start: int, end: int | None, scale: float = 12.0) -> 
 
 
 SCORE_TERMS = {"in_key": in_key, "consonance": consonance, "chord_tones": chord_tones, "on_grid": on_grid,
-               "bar_regularity": bar_regularity, "smoothness": smoothness}  # terms of the score alone
+               "bar_regularity": bar_regularity, "syncopation": bounded_syncopation, "smoothness": smoothness,
+               "voice_leading": voice_leading}  # terms of the score alone
 
 
 @dataclass(frozen=True)
@@ -197,24 +229,50 @@ class RewardWeights:
     chord_tones: float = 0.5
     on_grid: float = 0.5
     bar_regularity: float = 0.5
+    syncopation: float = 0.25
     smoothness: float = 0.5
+    voice_leading: float = 0.25
     novelty: float = 0.5  # needs a PhraseIndex
     edge_fit: float = 1.0  # infill only
+    style: float = 0.0  # needs a style classifier and the requested style
+    preference: float = 0.0  # needs a Bradley-Terry preference model
 
 
-def reward_terms(score: Score, weights: RewardWeights, index: PhraseIndex | None = None,
-                 region: tuple[int, int | None] | None = None) -> dict[str, float]:
-    """Every term with a non-zero weight (``novelty`` with an index, ``edge_fit`` with a region), and
-    ``total``, their weighted mean; each term is kept so that it can be logged on its own."""
+class ScoreModel(Protocol):
+    """A learned term: a probability-like number in [0, 1] for a score (and the style asked for)."""
+
+    def __call__(self, score: Score, style: str) -> float: ...
+
+
+@dataclass(frozen=True)
+class RewardContext:
+    """What the learned and corpus terms need; a term whose part is missing is left out."""
+
+    index: PhraseIndex | None = None  # for novelty
+    style_model: ScoreModel | None = None  # for style: P(requested style | score)
+    preference_model: ScoreModel | None = None  # for preference: sigmoid of the Bradley-Terry score
+
+
+def reward_terms(score: Score, weights: RewardWeights, context: RewardContext = RewardContext(),
+                 region: tuple[int, int | None] | None = None, style: str = "unknown",
+                 whole: Score | None = None) -> dict[str, float]:
+    """Every term with a non-zero weight whose inputs are there, and ``total``, their weighted mean;
+    each term is kept so that it can be logged on its own.
+
+    ``score`` is what is judged (for an infill: the region alone); ``whole`` with ``region`` (ticks)
+    is the piece the region sits in, for ``edge_fit``."""
+    learned = {"style": context.style_model, "preference": context.preference_model}
     terms: dict[str, float] = {}
     for name, weight in vars(weights).items():
-        if not weight or (name == "novelty" and index is None) or (name == "edge_fit" and region is None):
+        if not weight:
             continue
-        if name == "novelty":
-            terms[name] = novelty(score, index)
-        elif name == "edge_fit":
-            terms[name] = edge_fit(score, *region)
-        else:
+        if name == "novelty" and context.index is not None:
+            terms[name] = novelty(score, context.index)
+        elif name == "edge_fit" and region is not None:
+            terms[name] = edge_fit(whole if whole is not None else score, *region)
+        elif name in learned and learned[name] is not None:
+            terms[name] = float(learned[name](score, style))
+        elif name in SCORE_TERMS:
             terms[name] = SCORE_TERMS[name](score)
     used = {name: getattr(weights, name) for name in terms}
     terms["total"] = sum(used[n] * terms[n] for n in used) / max(sum(used.values()), 1e-9)

@@ -82,6 +82,10 @@ class Sampler:
         self.backend = backend
         self.decoder: TorchDecoder | NumbaDecoder | EncoderDecoderDecoder | None = None  # made on first use, kept
 
+    def weights_changed(self) -> None:
+        """Drop the decoder (it holds a packed copy of the weights); the next call packs the new ones."""
+        self.decoder = None
+
     def generate(self, prompt: Sequence[int], n: int, cfg: SamplingConfig, seed: int, bar0: int = 0,
                  stop_ids: Sequence[int] = (), constraint: Constraint | None = None) -> list[list[int]]:
         """``n`` continuations of ``prompt`` (token ids), each up to ``cfg.max_tokens`` tokens or

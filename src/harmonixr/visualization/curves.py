@@ -43,3 +43,31 @@ def plot_curves(runs: Sequence[str | Path], out: str | Path, labels: Sequence[st
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     return save_figure(fig, out, dpi=120)
+
+
+def _smooth(values: Sequence[float], width: int = 8) -> list[float]:
+    """Trailing mean over ``width`` points (the first points average what there is)."""
+    return [sum(values[max(0, k - width + 1) : k + 1]) / len(values[max(0, k - width + 1) : k + 1]) for k in range(len(values))]
+
+
+def plot_rl_run(run: str | Path, out: str | Path) -> Path:
+    """One PNG of an RL run's ``metrics.jsonl``: the total reward per step (and its trailing mean),
+    the KL to the reference and the entropy per token."""
+    records = [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    records = [r for r in records if "reward/total" in r]
+    steps = [r["step"] for r in records]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), dpi=120)
+    total = [r["reward/total"] for r in records]
+    left.plot(steps, total, linewidth=0.8, alpha=0.5, label="batch mean")
+    left.plot(steps, _smooth(total), linewidth=2, label="trailing mean (8 steps)")
+    left.set_xlabel("step")
+    left.set_ylabel("reward (weighted mean of the terms)")
+    left.legend(fontsize=7)
+    right.plot(steps, [r["kl_per_token"] for r in records], label="KL(policy || supervised) per token")
+    right.plot(steps, [r["entropy"] for r in records], label="entropy per token (nats)")
+    right.set_xlabel("step")
+    right.set_yscale("log")
+    right.legend(fontsize=7)
+    for ax in (left, right):
+        ax.grid(True, alpha=0.3)
+    return save_figure(fig, out, dpi=120)

@@ -1,0 +1,174 @@
+"""Direct preference optimisation from the preference store (``harmonixr dpo --config configs/dpo.yaml``).
+
+For a comparison with chosen sample w and rejected sample l under one prompt x, DPO minimises
+
+    -log sigmoid(beta * [(log pi(w|x) - log ref(w|x)) - (log pi(l|x) - log ref(l|x))])
+
+with ``ref`` the frozen supervised model (Rafailov et al., 2023): no reward model, no sampling.
+A sample's tokens are the prompt's header ids (stored with the comparison by the generators; the
+sample's own header otherwise) and the body of its MIDI, tokenized; ``log pi`` sums over the body.
+Ties are left out. A share of the comparisons, chosen by id and seed, is held out: the accuracy
+reported is how often a model gives the held-out chosen sample the higher likelihood.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from symusic import Score
+from torch import nn
+
+from harmonixr.config import to_dict
+from harmonixr.data.events import render
+from harmonixr.data.validate import RejectError
+from harmonixr.generation.modes import Generator
+from harmonixr.generation.piece import GenerationError, Piece
+from harmonixr.progress import progress_bar
+from harmonixr.rl.config import DPOConfig
+from harmonixr.rl.preferences import Comparison, PreferenceStore
+from harmonixr.rl.rollout import load_policy, model_inputs
+from harmonixr.rl.synthetic import RULES, generation_prompts
+from harmonixr.sampling.sampler import SamplingConfig
+from harmonixr.training.batches import Corpus
+from harmonixr.training.checkpoint import save_checkpoint
+
+
+@dataclass
+class Pair:
+    """One comparison as token sequences: (prompt + chosen body, prompt + rejected body)."""
+
+    id: int
+    chosen: list[int]
+    rejected: list[int]
+    prompt_len: int
+
+
+def sample_ids(gen: Generator, comparison: Comparison, midi: bytes) -> tuple[list[int], int]:
+    """(prompt ids + body ids of ``midi``, prompt length), cut to the model's context."""
+    piece = Piece.from_score(Score.from_midi(midi), gen.vocab, comparison.prompt.get("style", "unknown"))
+    prompt = [int(i) for i in comparison.prompt.get("prompt_ids", piece.header)]
+    return (prompt + render(gen.vocab, piece.events))[: gen.max_len], len(prompt)
+
+
+def load_pairs(store: PreferenceStore, gen: Generator) -> tuple[list[Pair], list[str]]:
+    """Every comparison that is not a tie, as a :class:`Pair` (oldest first), and why each of the
+    comparisons left out could not be tokenized."""
+    pairs, problems = [], []
+    for c in reversed(store.list(with_midi=True)):
+        if c.choice == "tie":
+            continue
+        try:
+            a, prompt_len = sample_ids(gen, c, c.midi_a)
+            b, _ = sample_ids(gen, c, c.midi_b)
+        except (GenerationError, RejectError) as exc:
+            problems.append(f"comparison {c.id}: {exc}")
+            continue
+        pairs.append(Pair(c.id, *((a, b) if c.choice == "a" else (b, a)), prompt_len))
+    return pairs, problems
+
+
+def split_pairs(pairs: list[Pair], heldout: float, seed: int) -> tuple[list[Pair], list[Pair]]:
+    """(train, held out): a seeded permutation of the ids decides, so a rerun holds out the same ones."""
+    order = np.random.default_rng(seed).permutation(len(pairs))
+    cut = int(round(heldout * len(pairs)))
+    return [pairs[i] for i in order[cut:]], [pairs[i] for i in order[:cut]]
+
+
+def sequence_logp(model: nn.Module, seqs: Sequence[Sequence[int]], starts: Sequence[int], gen: Generator) -> torch.Tensor:
+    """(N,) summed log-probability of each sequence's tokens from ``starts[i]`` on (its body)."""
+    device = next(model.parameters()).device
+    idx, feats = model_inputs(seqs, [0] * len(seqs), gen.structure, gen.tokenizer.pad_id, device)
+    logp = F.log_softmax(model(idx, feats).float(), dim=-1)  # (B, T, V)
+    out = []
+    for b, (seq, start) in enumerate(zip(seqs, starts)):
+        targets = torch.tensor(seq[start:], device=device)
+        out.append(logp[b, start - 1 : len(seq) - 1].gather(1, targets[:, None]).sum())
+    return torch.stack(out)
+
+
+def pair_logps(model: nn.Module, pairs: Sequence[Pair], gen: Generator, batch: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """(chosen, rejected) log-probabilities of every pair, without gradients."""
+    chosen, rejected = [], []
+    with torch.no_grad():
+        for k in range(0, len(pairs), batch):
+            chunk = pairs[k : k + batch]
+            chosen.append(sequence_logp(model, [p.chosen for p in chunk], [p.prompt_len for p in chunk], gen))
+            rejected.append(sequence_logp(model, [p.rejected for p in chunk], [p.prompt_len for p in chunk], gen))
+    return torch.cat(chosen), torch.cat(rejected)
+
+
+def accuracy(model: nn.Module, pairs: Sequence[Pair], gen: Generator) -> float:
+    """Share of pairs whose chosen sample the model finds more likely."""
+    chosen, rejected = pair_logps(model, pairs, gen)
+    return float((chosen > rejected).float().mean()) if len(pairs) else float("nan")
+
+
+def rule_value(gen: Generator, corpus: Corpus, config: DPOConfig, rule_name: str | None) -> float | None:
+    """Mean value of the store's rule over samples of held-out (test-split) prompts, or None."""
+    if rule_name not in RULES or not config.eval_prompts:
+        return None
+    gen.sampler.weights_changed()
+    prompts = generation_prompts(corpus, gen, config.eval_prompts, "test", config.seed + 1)
+    values = [RULES[rule_name].value(r.score) for k, p in enumerate(prompts)
+              for r in p.run(gen, config.eval_samples, SamplingConfig(), config.seed + k)]
+    return float(np.mean(values))
+
+
+def train_dpo(config: DPOConfig, show_progress: bool = True, console: Console | None = None) -> dict:
+    """DPO on the store's comparisons; returns held-out accuracy (and the rule's value) before and after."""
+    console = console or Console()
+    gen, reference, out = load_policy(config.policy, config.out, config.threads, config.seed)
+    store = PreferenceStore(config.prefs)
+    pairs, problems = load_pairs(store, gen)
+    for problem in problems:
+        console.print(f"[yellow]left out {problem}[/yellow]")
+    train, heldout = split_pairs(pairs, config.heldout, config.seed)
+    if not train or not heldout:
+        raise ValueError(f"{config.prefs}: {len(pairs)} comparisons that are not ties; DPO needs some to train and some to hold out")
+    rules = {c.prompt.get("rule") for c in store.list()}
+    rule_name = rules.pop() if len(rules) == 1 else None
+    corpus = Corpus(list(config.folders)) if rule_name and config.eval_prompts else None
+    console.print(f"{len(train)} training and {len(heldout)} held-out comparisons from {config.prefs}")
+    before = {"heldout_accuracy": accuracy(reference, heldout, gen), "train_accuracy": accuracy(reference, train, gen)}
+    if corpus is not None:
+        before["rule_value"] = rule_value(gen, corpus, config, rule_name)
+    ref_chosen, ref_rejected = pair_logps(reference, train, gen)
+    optimizer = torch.optim.AdamW(gen.model.parameters(), lr=config.lr, weight_decay=0.0)
+    rng = np.random.default_rng(config.seed)
+    log = []
+    steps = config.epochs * -(-len(train) // config.batch_pairs)
+    with progress_bar("dpo steps", steps, show_progress) as advance:
+        for epoch in range(config.epochs):
+            gen.model.train()
+            shuffled = rng.permutation(len(train))
+            for start in range(0, len(train), config.batch_pairs):
+                order = torch.as_tensor(shuffled[start : start + config.batch_pairs])
+                chunk = [train[int(i)] for i in order]
+                chosen = sequence_logp(gen.model, [p.chosen for p in chunk], [p.prompt_len for p in chunk], gen)
+                rejected = sequence_logp(gen.model, [p.rejected for p in chunk], [p.prompt_len for p in chunk], gen)
+                margin = (chosen - ref_chosen[order]) - (rejected - ref_rejected[order])
+                loss = -F.logsigmoid(config.beta * margin).mean()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(gen.model.parameters(), config.grad_clip)
+                optimizer.step()
+                log.append({"epoch": epoch, "loss": loss.item(), "margin": margin.mean().item()})
+                advance(1)
+    gen.model.eval()
+    chosen, rejected = pair_logps(gen.model, heldout, gen)
+    ref_c, ref_r = pair_logps(reference, heldout, gen)
+    after = {"heldout_accuracy": float((chosen > rejected).float().mean()), "train_accuracy": accuracy(gen.model, train, gen),
+             "implicit_reward_accuracy": float(((chosen - ref_c) - (rejected - ref_r) > 0).float().mean())}
+    if corpus is not None:
+        after["rule_value"] = rule_value(gen, corpus, config, rule_name)
+    save_checkpoint(out / "latest", gen.model, gen.tokenizer, {"dpo": to_dict(config), "feature_sizes": gen.structure.sizes})
+    report = {"before": before, "after": after, "rule": rule_name, "train_pairs": len(train), "heldout_pairs": len(heldout),
+              "left_out": problems, "log": log}
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    return report
