@@ -118,7 +118,7 @@ optim: {{prompts_per_step: 2, group_size: 2}}
     run = tmp_path / "run"
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines] == [1, 2]
-    assert {"reward/total", "reward/in_key", "reward/style", "kl_per_token", "entropy"} <= set(lines[0])
+    assert {"reward/total", "reward/in_key", "reward/consonance", "kl_per_token", "entropy"} <= set(lines[0])
     report = json.loads((run / "report.json").read_text())
     assert report["steps"] == 2
     for side in ("before", "after"):
