@@ -28,12 +28,11 @@ def _rl(args: argparse.Namespace, console: Console) -> int:
     from harmonixr.rl.config import RLConfig
     from harmonixr.rl.trainer import train_rl
 
-    config = load_yaml(RLConfig, args.config)
     changes = {k: v for k, v in (("out", args.out), ("steps", args.steps)) if v is not None}
-    report = train_rl(dataclasses.replace(config, **changes), resume=not args.fresh, show_progress=not args.quiet,
-                      console=console)
+    config = dataclasses.replace(load_yaml(RLConfig, args.config), **changes)
+    report = train_rl(config, resume=not args.fresh, show_progress=not args.quiet, console=console)
     console.print(before_after_table(report, f"held-out prompts, {report['steps']} RL steps"))
-    console.print(f"policy: {dataclasses.replace(config, **changes).out}/latest")
+    console.print(f"policy: {config.out}/latest")
     return 0
 
 

@@ -233,12 +233,17 @@ class Generator:
         ``notes`` notes long, ``bars`` then being a cap).
 
         ``controls``: header control tokens (:func:`control_tokens`; default: the tempo's)."""
-        controls = control_tokens(self.tokenizer, tempo) if controls is None else controls
-        piece = Piece.empty(self.vocab, programs, style, tempo, time_signature, controls)
+        piece = self.new_piece(programs, style, tempo, time_signature, controls)
         tempo_id = min((i for t, i in self.tokenizer.vocab.items() if t.startswith("Tempo_")),
                        key=lambda i: abs(float(self.tokenizer.id_to_token[i].split("_")[1]) - tempo))
         start = [Event(BAR, 0, 0, (self.vocab.bar_id, piece.bar_timesig[0])), Event(TEMPO, 0, 0, (tempo_id,))]
         return self._extend(piece, start, 0, bars, notes, n, sampling, seed, rules, "generate", 0)
+
+    def new_piece(self, programs: list[int], style: str = "unknown", tempo: float = 120.0,
+                  time_signature: tuple[int, int] = (4, 4), controls: Sequence[str] | None = None) -> Piece:
+        """The empty piece :meth:`generate` writes into (its header is the model's prompt)."""
+        controls = control_tokens(self.tokenizer, tempo) if controls is None else controls
+        return Piece.empty(self.vocab, programs, style, tempo, time_signature, controls)
 
     # -- helpers ---------------------------------------------------------------------------
     def _all_slots(self, piece: Piece) -> list[int]:

@@ -103,10 +103,9 @@ def pair_logps(model: nn.Module, pairs: Sequence[Pair], gen: Generator, batch: i
     return torch.cat(chosen), torch.cat(rejected)
 
 
-def accuracy(model: nn.Module, pairs: Sequence[Pair], gen: Generator) -> float:
-    """Share of pairs whose chosen sample the model finds more likely."""
-    chosen, rejected = pair_logps(model, pairs, gen)
-    return float((chosen > rejected).float().mean()) if len(pairs) else float("nan")
+def ranked(chosen: torch.Tensor, rejected: torch.Tensor) -> float:
+    """Share of pairs whose chosen sample scores higher (log-probability, or implicit reward)."""
+    return float((chosen > rejected).float().mean()) if len(chosen) else float("nan")
 
 
 def rule_value(gen: Generator, corpus: Corpus, config: DPOConfig, rule_name: str | None) -> float | None:
@@ -135,10 +134,11 @@ def train_dpo(config: DPOConfig, show_progress: bool = True, console: Console | 
     rule_name = rules.pop() if len(rules) == 1 else None
     corpus = Corpus(list(config.folders)) if rule_name and config.eval_prompts else None
     console.print(f"{len(train)} training and {len(heldout)} held-out comparisons from {config.prefs}")
-    before = {"heldout_accuracy": accuracy(reference, heldout, gen), "train_accuracy": accuracy(reference, train, gen)}
+    ref_chosen, ref_rejected = pair_logps(reference, train, gen)
+    ref_held = pair_logps(reference, heldout, gen)
+    before = {"heldout_accuracy": ranked(*ref_held), "train_accuracy": ranked(ref_chosen, ref_rejected)}
     if corpus is not None:
         before["rule_value"] = rule_value(gen, corpus, config, rule_name)
-    ref_chosen, ref_rejected = pair_logps(reference, train, gen)
     optimizer = torch.optim.AdamW(gen.model.parameters(), lr=config.lr, weight_decay=0.0)
     rng = np.random.default_rng(config.seed)
     log = []
@@ -162,9 +162,8 @@ def train_dpo(config: DPOConfig, show_progress: bool = True, console: Console | 
                 advance(1)
     gen.model.eval()
     chosen, rejected = pair_logps(gen.model, heldout, gen)
-    ref_c, ref_r = pair_logps(reference, heldout, gen)
-    after = {"heldout_accuracy": float((chosen > rejected).float().mean()), "train_accuracy": accuracy(gen.model, train, gen),
-             "implicit_reward_accuracy": float(((chosen - ref_c) - (rejected - ref_r) > 0).float().mean())}
+    after = {"heldout_accuracy": ranked(chosen, rejected), "train_accuracy": ranked(*pair_logps(gen.model, train, gen)),
+             "implicit_reward_accuracy": ranked(chosen - ref_held[0], rejected - ref_held[1])}
     if corpus is not None:
         after["rule_value"] = rule_value(gen, corpus, config, rule_name)
     save_checkpoint(out / "latest", gen.model, gen.tokenizer, {"dpo": to_dict(config), "feature_sizes": gen.structure.sizes})

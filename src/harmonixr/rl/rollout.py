@@ -105,11 +105,9 @@ class Recording:
         inner = constraint.apply
 
         def apply(logits: np.ndarray) -> np.ndarray:
-            g = constraint.grammar
             out = inner(logits)
             self._masks.append(np.isfinite(out))
-            last = np.array([s.bars >= g.rules.max_bars for s in constraint.states])
-            self._merged.append(last & np.isfinite(out[:, g.end_id]))
+            self._merged.append(constraint.end_merges(out))
             return out
 
         constraint.apply = apply  # this instance only
@@ -119,7 +117,6 @@ class Recording:
         masks, merged = np.stack(self._masks, 1), np.stack(self._merged, 1)  # (rows, steps, V), (rows, steps)
         self.calls.append({"prompt": list(prompt), "bar0": bar0, "outs": outs, "masks": masks, "merged": merged,
                            "end_id": self._constraint.grammar.end_id, "bar_id": self._constraint.grammar.vocab.bar_id})
-
 
     def calls_by_row(self, n: int) -> list[list[tuple[dict, int]]] | None:
         """For each of ``n`` variations, its (call, row) pairs in order: every call drew all ``n``
@@ -246,7 +243,7 @@ def score_rollouts(policy: nn.Module, reference: nn.Module | None, rollouts: Seq
     if reference is not None:
         with torch.no_grad():
             ref_logits = reference(idx, feats).float()
-    sums = torch.zeros((len(rollouts), 3), device=device)  # per rollout: logp, KL, entropy summed over tokens
+    sums: list[list[torch.Tensor]] = [[] for _ in rollouts]  # per rollout, per segment: (logp, KL, entropy) sums
     tokens = torch.zeros(len(rollouts), dtype=torch.long)
     for b, (k, seg) in enumerate(segments):
         span = slice(seg.prompt_len - 1, len(seg.ids) - 1)  # the logits that drew the sampled tokens
@@ -256,11 +253,11 @@ def score_rollouts(policy: nn.Module, reference: nn.Module | None, rollouts: Seq
         kl = torch.zeros((), device=device)
         if ref_logits is not None:
             kl = (p * (lp - _step_logits(ref_logits[b, span], seg, temperature))).sum()
-        row = torch.stack([lp.gather(1, drawn[:, None]).sum(), kl, -(p * lp).sum()])
-        sums = sums.index_add(0, torch.tensor([k], device=device), row[None])
+        sums[k].append(torch.stack([lp.gather(1, drawn[:, None]).sum(), kl, -(p * lp).sum()]))
         tokens[k] += len(drawn)
+    totals = torch.stack([torch.stack(rows).sum(0) for rows in sums])  # (N, 3)
     per_token = tokens.clamp(min=1).to(device)
-    return Scored(sums[:, 0], sums[:, 1] / per_token, sums[:, 2] / per_token, tokens)
+    return Scored(totals[:, 0], totals[:, 1] / per_token, totals[:, 2] / per_token, tokens)
 
 
 def load_policy(checkpoint: str, out: str, threads: int, seed: int) -> tuple[Generator, nn.Module, Path]:

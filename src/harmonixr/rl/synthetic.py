@@ -17,8 +17,7 @@ import numpy as np
 from symusic import Score
 
 from harmonixr.evaluation.features import piece_features
-from harmonixr.generation.modes import Generator, control_tokens
-from harmonixr.generation.piece import Piece
+from harmonixr.generation.modes import Generator
 from harmonixr.progress import progress_bar
 from harmonixr.rl.config import PromptConfig
 from harmonixr.rl.preferences import PreferenceStore
@@ -58,8 +57,7 @@ RULES = {
 
 def prompt_record(prompt: Prompt, gen: Generator, rule: Rule) -> dict:
     """What the comparison stores as its prompt: the request and the header ids the model saw."""
-    piece = Piece.empty(gen.vocab, list(prompt.programs), prompt.style, prompt.tempo, prompt.time_signature,
-                        control_tokens(gen.tokenizer, prompt.tempo))  # as Generator.generate builds it
+    piece = gen.new_piece(list(prompt.programs), prompt.style, prompt.tempo, prompt.time_signature)
     return {"mode": "generate", "style": prompt.style, "programs": list(prompt.programs), "tempo": prompt.tempo,
             "time_signature": list(prompt.time_signature), "bars": prompt.bars, "rule": rule.name,
             "prompt_ids": [int(i) for i in piece.header]}

@@ -186,11 +186,16 @@ class GrammarConstraint:
         """(rows, V) logits with forbidden tokens at -inf. In the last bar a region may have, the
         model's wish for another ``Bar`` means "this is the end": its probability goes to the end token."""
         out = np.where(self.allowed(), logits, -np.inf)
-        g, end = self.grammar, self.grammar.end_id
-        for row, state in enumerate(self.states):
-            if state.bars >= g.rules.max_bars and np.isfinite(out[row, end]):
-                out[row, end] = np.logaddexp(out[row, end], logits[row, g.vocab.bar_id])
+        end = self.grammar.end_id
+        for row in np.flatnonzero(self.end_merges(out)):
+            out[row, end] = np.logaddexp(out[row, end], logits[row, self.grammar.vocab.bar_id])
         return out
+
+    def end_merges(self, masked: np.ndarray) -> np.ndarray:
+        """(rows,) bool: the rows where :meth:`apply` gives the end token the ``Bar`` probability
+        (in the last bar a region may have, the end token allowed); ``masked``: the masked logits."""
+        last = np.array([state.bars >= self.grammar.rules.max_bars for state in self.states])
+        return last & np.isfinite(masked[:, self.grammar.end_id])
 
     def advance(self, tokens: Sequence[int]) -> None:
         for state, tok in zip(self.states, tokens):
