@@ -4,8 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 POP909 := ../shared/data/pop909
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test bench prepare prepare-all train compare report rl dpo clean
+.PHONY: demo test serve screenshots bench prepare prepare-all train compare report rl dpo clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -23,8 +24,24 @@ demo: $(STAMP)
 prepare: $(STAMP)
 	$(VENV)/bin/harmonixr prepare --source music21 --out data/corpus
 
-test: $(STAMP)
+# Debian's Chromium for the browser tests of the web studio (needs root and apt-get; elsewhere
+# those tests are skipped, and CI, which sets HARMONIXR_REQUIRE_BROWSER=1, fails instead).
+$(CHROMIUM):
+	@if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+		(apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null); \
+	else echo "note: no Chromium here; the browser tests will be skipped (apt-get install chromium chromium-driver)"; fi
+
+test: $(STAMP) $(CHROMIUM)
 	$(PY) -m pytest -q
+
+# The web studio on http://127.0.0.1:7860/ (limits and port: configs/serve.yaml)
+serve: $(STAMP)
+	$(VENV)/bin/harmonixr serve --config configs/serve.yaml
+
+# The README's screenshots of the studio (docs/studio-*.png), taken in headless Chromium.
+screenshots: $(STAMP) $(CHROMIUM)
+	$(PY) scripts/screenshots.py --out docs
 
 # The whole training corpus: bundled corpus + POP909 (when ../shared/data/pop909 exists).
 prepare-all: $(STAMP)

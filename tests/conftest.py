@@ -166,3 +166,25 @@ def training_corpus(tmp_path_factory: pytest.TempPathFactory, music21_midi: dict
     config = PrepareConfig(workers=2, files_per_shard=8, augment=AugmentConfig(copies=1))
     prepare([str(folder)], out, config, metadata=str(folder / "meta.csv"), style="chorale", show_progress=False)
     return out
+
+
+def notes_of(track) -> list[tuple[int, int, int, int]]:  # noqa: ANN001 - symusic track
+    return sorted((n.time, n.duration, n.pitch, n.velocity) for n in track.notes)
+
+
+def assert_kept(original: Score, out: Score, start: int, end: int | None, tracks: set[int]) -> int:
+    """Everything outside (region x tracks) is the original's; returns the new notes' count."""
+    stop = end if end is not None else 1 << 62
+    assert out.ticks_per_quarter == original.ticks_per_quarter
+    assert [(t.time, t.qpm) for t in out.tempos] == [(t.time, t.qpm) for t in original.tempos][: len(out.tempos)]
+    assert [(t.time, t.numerator, t.denominator) for t in out.time_signatures] == \
+        [(t.time, t.numerator, t.denominator) for t in original.time_signatures][: len(out.time_signatures)]
+    assert [(t.name, t.program, t.is_drum) for t in out.tracks[: len(original.tracks)]] == \
+        [(t.name, t.program, t.is_drum) for t in original.tracks]
+    new = 0
+    for index, track in enumerate(out.tracks):
+        before = notes_of(original.tracks[index]) if index < len(original.tracks) else []
+        inside = lambda n, i=index: i in tracks and start <= n[0] < stop  # noqa: E731
+        assert [n for n in notes_of(track) if not inside(n)] == [n for n in before if not inside(n)], f"track {index}"
+        new += sum(1 for n in notes_of(track) if inside(n))
+    return new

@@ -136,6 +136,25 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from harmonixr.cli_generation import DEFAULT_MODEL
+    from harmonixr.web.config import StudioConfig
+
+    config = load_yaml(StudioConfig, args.config) if args.config else StudioConfig()
+    changes = {k: v for k, v in (("model", args.model), ("host", args.host), ("port", args.port),
+                                 ("prefs", args.prefs), ("workdir", args.workdir)) if v is not None}
+    config = replace_fields(config, **changes)
+    from harmonixr.web.studio import open_studio
+
+    studio = open_studio(config, DEFAULT_MODEL)
+    from harmonixr.web.app import serve
+
+    console.print(f"harmonixr studio: http://{config.host}:{config.port}/ (choices go to {studio.store.path}; "
+                  f"files in {studio.workdir}); Ctrl+C stops it")
+    serve(studio)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harmonixr", description="Symbolic music generation with Transformers.")
     verbs = parser.add_subparsers(dest="verb", required=True)
@@ -217,6 +236,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_generation_verbs(verbs, console)
     add_rl_verbs(verbs, console)
+
+    w = verbs.add_parser("serve", help="the web studio: open, infill, hear, download, choose (Gradio)")
+    w.add_argument("--config", help="YAML of StudioConfig (see configs/serve.yaml: limits, port, store)")
+    w.add_argument("--model", help="checkpoint directory (default: the shipped models/harmonixr-small)")
+    w.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0: every interface)")
+    w.add_argument("--port", type=int, help="default 7860")
+    w.add_argument("--prefs", help="the SQLite preference store (default runs/prefs.sqlite)")
+    w.add_argument("--workdir", help="folder for uploads and results (default: a new temporary folder)")
+    w.set_defaults(run=_serve)
 
     s = verbs.add_parser("stats", help="pieces/notes/tokens per style and split, reject reasons")
     s.add_argument("folder", type=Path)

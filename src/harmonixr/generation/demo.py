@@ -23,10 +23,25 @@ from harmonixr.generation.outputs import write_result
 from harmonixr.generation.piece import Region
 from harmonixr.sampling.sampler import SamplingConfig
 
-# (name, music21 corpus work, tune number in the file or None, style)
-DEMO_PIECES = {
-    "chorale": ("bach/bwv66.6", None, "chorale"),
-    "folk": ("essenFolksong/altdeu10", 3, "folk-german"),
+
+
+@dataclass(frozen=True)
+class Example:
+    """A piece of the bundled corpus: a music21 corpus work (and tune number in the file)."""
+
+    work: str
+    number: int | None
+    style: str
+    title: str
+
+
+# The demo's pieces and the web studio's examples.
+EXAMPLES = {
+    "chorale": Example("bach/bwv66.6", None, "chorale", "Bach, chorale BWV 66.6 (4 voices)"),
+    "folk": Example("essenFolksong/altdeu10", 3, "folk-german", "Essen collection, German folk song (1 voice)"),
+    "reel": Example("oneills1850/0001-0050", 1, "folk-celtic", "O'Neill's 1850, tune 1 (1 voice)"),
+    "rag": Example("joplin/maple_leaf_rag", None, "modern", "Joplin, Maple Leaf Rag (piano)"),
+    "madrigal": Example("monteverdi/madrigal.3.1.mxl", None, "renaissance", "Monteverdi, madrigal 3.1 (5 voices)"),
 }
 PIANO, FLUTE = 0, 73
 SAMPLING = SamplingConfig(temperature=0.95, top_p=0.95)
@@ -40,14 +55,17 @@ class Made:
     files: list[Path]
 
 
-def demo_score(name: str) -> Score:
-    """A demo piece of the bundled corpus, converted to MIDI once (cached beside the corpus cache)."""
-    work, number, _ = DEMO_PIECES[name]
+def example_score(name: str) -> Score:
+    """An example piece of the bundled corpus, converted to MIDI once (cached beside the corpus cache)."""
+    if name not in EXAMPLES:
+        raise KeyError(f"no example {name!r}; the examples are {', '.join(EXAMPLES)}")
+    example = EXAMPLES[name]
     path = cache_dir() / "demo" / f"{name}.mid"
     if not path.is_file():
         from music21 import converter, corpus
 
-        source = str(corpus.getWork(work))
+        source = str(corpus.getWork(example.work))
+        number = example.number
         parsed = converter.parse(source, number=number) if number is not None else converter.parse(source)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
@@ -69,13 +87,13 @@ def run_demo(model: str | Path, out: str | Path = "out", seed: int = 0, wav: boo
         files = write_result(result, out / f"{len(made) + 1:02d}-{name}.mid", before, png=True, wav=wav, excerpt=True)
         made.append(Made(name, what, result, files))
 
-    chorale = gen.piece(demo_score("chorale"), "chorale")
+    chorale = gen.piece(example_score("chorale"), "chorale")
     keep("chorale-infill", "Bach chorale BWV 66.6: bars 5-8 rewritten, all four voices",
          gen.infill(chorale, Region.parse("5-8", gen.vocab.grid), 1, SAMPLING, seed)[0], chorale.original)
     alto = 1  # soprano, alto, tenor, bass
     keep("chorale-alto", "the same chorale: the alto of bars 1-8 rewritten under the other voices",
          gen.infill(chorale, Region.parse("1-8", gen.vocab.grid, (alto,)), 1, SAMPLING, seed)[0], chorale.original)
-    folk = gen.piece(demo_score("folk"), "folk-german")
+    folk = gen.piece(example_score("folk"), "folk-german")
     keep("folk-continue", "Essen folk song: its first 4 bars, continued for 8 bars",
          gen.continue_(folk, bars=8, after_bar=4, sampling=SAMPLING, seed=seed)[0], folk.original)
     pop = gen.generate([PIANO, PIANO, PIANO], style="pop", bars=16, tempo=96, sampling=SAMPLING, seed=seed)[0]

@@ -21,7 +21,8 @@ from __future__ import annotations
 import copy
 import time
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -93,6 +94,16 @@ class Generator:
         self.sampler = Sampler(self.model, self.structure, backend)
         self.max_len = self.model.cfg.max_len
         self.recorder: Recorder | None = None  # RL: sees every sampling call (prompt, masks, tokens)
+
+    @contextmanager
+    def time_limit(self, seconds: float | None) -> Iterator[None]:
+        """Calls inside the block raise :class:`~harmonixr.sampling.sampler.SamplingTimeout` once
+        ``seconds`` have passed (None: no limit); a web server bounds each request this way."""
+        self.sampler.deadline = None if seconds is None else time.monotonic() + seconds
+        try:
+            yield
+        finally:
+            self.sampler.deadline = None
 
     def piece(self, source: str | Path | Score, style: str = "unknown") -> Piece:
         """A :class:`Piece` from a MIDI path (parsed in a child process) or a Score."""

@@ -14,6 +14,7 @@ decoder backend that computes the same logits.
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -25,6 +26,10 @@ from harmonixr.models.structure import Structure
 from harmonixr.models.transformer import MusicTransformer
 from harmonixr.sampling.decoder import EncoderDecoderDecoder, NumbaDecoder, TorchDecoder, make_decoder
 from harmonixr.sampling.kernels import draw
+
+
+class SamplingTimeout(TimeoutError):
+    """Sampling went past the caller's deadline (:attr:`Sampler.deadline`)."""
 
 
 class Constraint(Protocol):
@@ -81,6 +86,7 @@ class Sampler:
         self.structure = structure
         self.backend = backend
         self.decoder: TorchDecoder | NumbaDecoder | EncoderDecoderDecoder | None = None  # made on first use, kept
+        self.deadline: float | None = None  # time.monotonic() past which generate raises SamplingTimeout
 
     def weights_changed(self) -> None:
         """Drop the decoder (it holds a packed copy of the weights); the next call packs the new ones."""
@@ -89,7 +95,8 @@ class Sampler:
     def generate(self, prompt: Sequence[int], n: int, cfg: SamplingConfig, seed: int, bar0: int = 0,
                  stop_ids: Sequence[int] = (), constraint: Constraint | None = None) -> list[list[int]]:
         """``n`` continuations of ``prompt`` (token ids), each up to ``cfg.max_tokens`` tokens or
-        through its first stop token; the same seed gives the same continuations."""
+        through its first stop token; the same seed gives the same continuations. Raises
+        :class:`SamplingTimeout` once :attr:`deadline` has passed."""
         if not prompt:
             raise ValueError("the prompt must hold at least one token (BOS)")
         max_len = min(self.model.cfg.max_len, len(prompt) + cfg.max_tokens)
@@ -110,6 +117,8 @@ class Sampler:
         filtered = cfg.top_k or cfg.top_p < 1.0 or cfg.min_p > 0.0
         choice = np.zeros(n, dtype=np.int64)
         for step in range(steps):
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                raise SamplingTimeout(f"sampling stopped at the time limit after {step} tokens")
             if constraint is not None:
                 logits = constraint.apply(logits)
             if filtered:  # the filters work on tempered logits

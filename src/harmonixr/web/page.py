@@ -1,0 +1,143 @@
+"""The web studio's handlers: what each widget of the page (:mod:`harmonixr.web.app`) does.
+
+Open a MIDI file or a bundled example and see it as a piano roll (tracks coloured, bars numbered,
+zoom and hover); choose bars or a beat span and tracks; infill, refine, continue, add a track, or
+write a new piece in a style; hear each variation beside the original with the region marked,
+download its MIDI and WAV, keep it, undo, try again, and store which of two variations is better.
+
+Every button calls one :class:`~harmonixr.web.studio.Studio` method; a refused request shows its
+message in a box and changes nothing (:func:`refusing`).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from harmonixr.data.tokenize import instrument_name
+from harmonixr.visualization.audio import write_wav
+from harmonixr.visualization.interactive import pianoroll_figure
+from harmonixr.web.studio import Desk, Knobs, NewPiece, Request, Studio, StudioError, Take
+
+NO_RESULTS = "No variations yet: choose an operation above."
+
+
+def refusing(handler: Callable[..., Any], outputs: int) -> Callable[..., Any]:
+    """``handler``, except that a :class:`StudioError` leaves the page as it was (every one of its
+    ``outputs`` is skipped) and shows the message in a box that stays until it is closed."""
+
+    @functools.wraps(handler)
+    def run(*args: Any) -> Any:
+        try:
+            return handler(*args)
+        except StudioError as exc:
+            gr.Warning(str(exc), duration=None, title="Refused")
+            return gr.skip() if outputs == 1 else tuple(gr.skip() for _ in range(outputs))
+
+    return run
+
+
+class Page:
+    """The widgets' handlers around one :class:`Studio`."""
+
+    def __init__(self, studio: Studio) -> None:
+        self.studio = studio
+
+    # -- what the page shows -----------------------------------------------------------------
+    def _piece_view(self, desk: Desk, region: str = "") -> tuple:
+        take = desk.take
+        score = take.score()
+        span = self.studio.region_ticks(take, region)
+        figure = pianoroll_figure(score, region=span, title=take.name, height=360)
+        choices = [(f"{k + 1}: {t.name or instrument_name(-1 if t.is_drum else t.program)}", k)
+                   for k, t in enumerate(score.tracks)]
+        bars = self.studio.bars(take)
+        summary = f"**{take.name}**: {len(score.tracks)} tracks, {bars} bars, {score.note_num()} notes, style {take.style}"
+        return desk, figure, self._audio(take), gr.update(choices=choices, value=[]), summary
+
+    def _audio(self, take: Take) -> str | None:
+        """A WAV of the whole piece beside its MIDI (rendered once), unless it is too long to render."""
+        wav = Path(take.midi).with_suffix(".wav")
+        score = take.score()
+        if not wav.exists():
+            if score.to("second").end() > self.studio.limits.max_audio_minutes * 60:
+                return None
+            write_wav(score, wav)
+        return str(wav)
+
+    def _results_view(self, desk: Desk, k: int = 0) -> tuple:
+        if not desk.variations:
+            empty = gr.update(choices=[], value=None)
+            return desk, gr.update(choices=[], value=None), None, None, None, empty, empty, NO_RESULTS
+        v = desk.variations[k]
+        before = desk.history[-1].score() if desk.take is None else desk.take.score()
+        before = None if desk.request.get("op") == "generate" else before
+        figure = pianoroll_figure(v.score(), before, v.region, f"variation {k + 1}", height=300)
+        names = [str(i + 1) for i in range(len(desk.variations))]
+        pick_b = names[1] if len(names) > 1 else names[0]
+        closed = "closed by the model" if v.finished else "cut at the token budget"
+        text = (f"{len(names)} variation(s) of **{desk.request.get('op')}**, seed {desk.request['knobs']['seed']}; "
+                f"variation {k + 1}: {v.notes} notes, {v.tokens} tokens, {closed}")
+        return (desk, gr.update(choices=names, value=names[k]), figure, v.wav, [v.midi, v.wav],
+                gr.update(choices=names, value=names[0]), gr.update(choices=names, value=pick_b), text)
+
+    # -- handlers ----------------------------------------------------------------------------
+    def upload(self, desk: Desk, path: str | None, style: str, region: str) -> tuple:
+        if path is None:
+            raise StudioError("no file arrived")
+        desk.open(self.studio.open_upload(path, Path(path).name, style))
+        return (*self._piece_view(desk, region), *self._results_view(desk)[1:])
+
+    def example(self, desk: Desk, name: str, region: str) -> tuple:
+        desk.open(self.studio.open_example(name))
+        return (*self._piece_view(desk, region), *self._results_view(desk)[1:])
+
+    def mark(self, desk: Desk, region: str) -> Any:
+        if desk.take is None:
+            return gr.skip()
+        return pianoroll_figure(desk.take.score(), region=self.studio.region_ticks(desk.take, region),
+                                title=desk.take.name, height=360)
+
+    def request(self, op: str, region: str, tracks: list[int], bars: int, program: int, style: str,
+                instruments: list[int], tempo: float, meter: str, density: float, loudness: float,
+                temperature: float, top_p: float, seed: float, variations: float) -> Request:
+        numerator, denominator = (int(x) for x in meter.split("/"))
+        new = NewPiece(style, tuple(instruments) or (0,), float(tempo), (numerator, denominator),
+                       float(density) if density else None, float(loudness) if loudness else None)
+        knobs = Knobs(float(temperature), float(top_p), int(seed), int(variations))
+        return Request(op, region.strip(), tuple(sorted(tracks or ())), int(bars), int(program), new, knobs)
+
+    def run(self, desk: Desk, *values: Any) -> tuple:
+        request = self.request(*values)
+        self.studio.run(desk, request)
+        return (*self._results_view(desk), request.knobs.seed)
+
+    def again(self, desk: Desk) -> tuple:
+        self.studio.again(desk)
+        return (*self._results_view(desk), desk.last.knobs.seed)
+
+    def show(self, desk: Desk, choice: str | None) -> tuple:
+        return self._results_view(desk, int(choice) - 1 if choice else 0)
+
+    def keep(self, desk: Desk, choice: str | None, region: str) -> tuple:
+        desk.keep(int(choice) - 1 if choice else 0)
+        return (*self._piece_view(desk, region), *self._results_view(desk)[1:])
+
+    def undo(self, desk: Desk, region: str) -> tuple:
+        desk.undo()
+        return (*self._piece_view(desk, region), *self._results_view(desk)[1:])
+
+    def compare(self, desk: Desk, a: str | None, b: str | None) -> tuple:
+        wav = {str(k + 1): v.wav for k, v in enumerate(desk.variations)}
+        return wav.get(a or ""), wav.get(b or "")
+
+    def prefer(self, desk: Desk, a: str | None, b: str | None, choice: str, who: str) -> str:
+        if not (a and b):
+            raise StudioError("make at least two variations to compare")
+        stored = self.studio.prefer(desk, int(a) - 1, int(b) - 1, choice, who)
+        said = {"a": f"variation {a} is better", "b": f"variation {b} is better", "tie": "a tie"}[choice]
+        return f"Stored choice #{stored} ({said}) in {self.studio.store.path}; {self.studio.store.count()} in all."

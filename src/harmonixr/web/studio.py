@@ -1,0 +1,306 @@
+"""The web studio's operations without the web: open a piece, rewrite it, hear it, keep or undo, choose.
+
+The page (:mod:`harmonixr.web.app`) turns its widgets into a :class:`Request` and shows what comes
+back; everything it does goes through :class:`Studio`, which calls the same library functions as
+the CLI (:class:`~harmonixr.generation.modes.Generator`, :func:`~harmonixr.generation.outputs.write_result`,
+:class:`~harmonixr.rl.preferences.PreferenceStore`). A visitor's state is a :class:`Desk`: the piece,
+the pieces before it (undo) and the variations of the last request.
+
+Files live in the studio's folder only: an upload is copied there under a random name (its own
+name is only shown), parsed in a child process with the upload limits, and never executed;
+results are written under ``results/`` with random names.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import uuid
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from symusic import Score
+
+from harmonixr.data.tokenize import instrument_name
+from harmonixr.data.validate import RejectError
+from harmonixr.generation.demo import EXAMPLES, example_score
+from harmonixr.generation.modes import Generator, MusicRules, Result, control_tokens
+from harmonixr.generation.outputs import write_result
+from harmonixr.generation.piece import GenerationError, Piece, Region
+from harmonixr.generation.refine import refine
+from harmonixr.rl.preferences import PreferenceError, PreferenceStore
+from harmonixr.sampling.sampler import SamplingConfig, SamplingTimeout
+from harmonixr.web.config import StudioConfig
+
+OPS = ("infill", "continue", "add-track", "refine", "generate")
+UPLOAD_SUFFIXES = (".mid", ".midi")
+
+
+class StudioError(ValueError):
+    """A request the studio refuses or cannot carry out; the message is shown to the visitor."""
+
+
+@dataclass(frozen=True)
+class Take:
+    """A piece on the desk: its MIDI file in the studio's folder, what to call it, its style."""
+
+    midi: str
+    name: str
+    style: str
+
+    def score(self) -> Score:
+        return Score(self.midi)
+
+
+@dataclass(frozen=True)
+class Variation:
+    """One result of a request: whole-piece MIDI, a WAV of the region with bars around it."""
+
+    midi: str
+    wav: str
+    region: tuple[int, int | None]  # ticks rewritten (end None: to the end)
+    notes: int
+    tokens: int
+    finished: bool  # the model closed the region itself
+
+    def score(self) -> Score:
+        return Score(self.midi)
+
+
+@dataclass
+class Desk:
+    """One visitor's state."""
+
+    take: Take | None = None
+    history: list[Take] = field(default_factory=list)  # earlier takes, newest last (undo)
+    variations: list[Variation] = field(default_factory=list)
+    request: dict = field(default_factory=dict)  # what the variations answer (stored with a choice)
+    last: Request | None = None  # the last request (try again)
+
+    def open(self, take: Take) -> None:
+        """Put ``take`` on the desk; the piece before it can be brought back with :meth:`undo`."""
+        if self.take is not None:
+            self.history.append(self.take)
+        self.take, self.variations, self.request, self.last = take, [], {}, None
+
+    def keep(self, k: int) -> Take:
+        """Variation ``k`` (0-based) becomes the piece."""
+        if not 0 <= k < len(self.variations):
+            raise StudioError(f"there is no variation {k + 1} to keep")
+        assert self.take is not None
+        self.open(Take(self.variations[k].midi, f"{self.take.name} + {self.request.get('op', 'edit')}", self.take.style))
+        return self.take
+
+    def undo(self) -> Take:
+        """Back to the piece before the last keep or open."""
+        if not self.history:
+            raise StudioError("nothing to undo")
+        self.take, self.variations, self.request, self.last = self.history.pop(), [], {}, None
+        return self.take
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """Sampling settings of a request."""
+
+    temperature: float = 1.0
+    top_p: float = 0.95
+    seed: int = 0
+    variations: int = 2
+
+
+@dataclass(frozen=True)
+class NewPiece:
+    """What ``generate`` writes: style, instruments (GM programs, -1 drums), tempo, meter, controls."""
+
+    style: str = "pop"
+    instruments: tuple[int, ...] = (0,)
+    tempo: float = 120.0
+    time_signature: tuple[int, int] = (4, 4)
+    density: float | None = None  # notes per bar
+    loudness: float | None = None  # mean velocity
+
+
+@dataclass(frozen=True)
+class Request:
+    """One operation: ``infill`` (a region, all tracks or ``tracks``), ``continue`` (``bars`` new
+    bars), ``add-track`` (GM ``program`` over the region, or the whole piece), ``refine`` or
+    ``generate`` (a :class:`NewPiece` of ``bars`` bars)."""
+
+    op: str
+    region: str = ""  # "5-8" (bars, 1-based, inclusive) or "5:3-7:1" (beats, end excluded)
+    tracks: tuple[int, ...] = ()  # 0-based indices of the tracks to rewrite (empty: all)
+    bars: int = 4
+    program: int = 33
+    new: NewPiece = NewPiece()
+    knobs: Knobs = Knobs()
+
+
+class Studio:
+    """The model, the limits, the preference store and the folder of one ``harmonixr serve``."""
+
+    def __init__(self, config: StudioConfig, generator: Generator, workdir: str | Path) -> None:
+        self.config, self.limits, self.gen = config, config.limits, generator
+        self.workdir = Path(workdir).resolve()
+        for sub in ("uploads", "results"):
+            (self.workdir / sub).mkdir(parents=True, exist_ok=True)
+        self.store = PreferenceStore(config.prefs)
+        self._lock = threading.Lock()  # one generation at a time: the decoder keeps state
+
+    # -- opening -----------------------------------------------------------------------------
+    def open_upload(self, path: str | Path, shown_name: str, style: str = "unknown") -> Take:
+        """An uploaded file, checked against the upload limits and parsed in a child process."""
+        path, name = Path(path), Path(shown_name).name
+        if Path(name).suffix.lower() not in UPLOAD_SUFFIXES:
+            raise StudioError(f"{name}: not a MIDI file name (expected {' or '.join(UPLOAD_SUFFIXES)})")
+        size = path.stat().st_size
+        if size > self.limits.max_upload_bytes:
+            raise StudioError(f"{name}: {size:,} bytes is more than the {self.limits.max_upload_bytes:,} bytes allowed")
+        stored = self.workdir / "uploads" / f"{uuid.uuid4().hex}.mid"
+        shutil.copyfile(path, stored)
+        try:
+            piece = Piece.from_file(str(stored), self.gen.vocab, style, self.limits.parse_limits())
+        except (RejectError, GenerationError, ValueError) as exc:
+            detail = exc.detail if isinstance(exc, RejectError) else str(exc)
+            reason = exc.reason.value.replace("_", " ") if isinstance(exc, RejectError) else "cannot use it"
+            raise StudioError(f"{name}: {reason}: {detail}") from None
+        finally:
+            stored.unlink(missing_ok=True)
+        return self._store(piece.original, name, piece.style)
+
+    def open_example(self, name: str) -> Take:
+        """A piece of the bundled corpus (see :data:`~harmonixr.generation.demo.EXAMPLES`)."""
+        if name not in EXAMPLES:
+            raise StudioError(f"no example {name!r}; the examples are {', '.join(EXAMPLES)}")
+        return self._store(example_score(name), EXAMPLES[name].title, EXAMPLES[name].style)
+
+    def _store(self, score: Score, name: str, style: str) -> Take:
+        path = self.workdir / "uploads" / f"{uuid.uuid4().hex}.mid"
+        score.dump_midi(str(path))
+        return Take(str(path), name, style)
+
+    # -- writing -----------------------------------------------------------------------------
+    def run(self, desk: Desk, request: Request) -> list[Variation]:
+        """Carry out ``request`` on the desk's piece; the variations are also left on the desk."""
+        self._check(desk, request)
+        knobs = request.knobs
+        sampling = SamplingConfig(temperature=knobs.temperature, top_p=knobs.top_p)
+        try:
+            piece = None if request.op == "generate" else self.gen.piece(desk.take.score(), desk.take.style)
+            with self._lock, self.gen.time_limit(self.limits.max_generation_s):
+                results = self._results(piece, request, sampling)
+        except SamplingTimeout:
+            raise StudioError(f"generation took longer than the {self.limits.max_generation_s:g} s allowed; "
+                              "ask for fewer bars or variations") from None
+        except (GenerationError, RejectError) as exc:
+            raise StudioError(str(exc)) from None
+        folder = self.workdir / "results" / uuid.uuid4().hex
+        before = piece.original if piece is not None else None
+        variations = []
+        for k, result in enumerate(results):
+            midi, wav = write_result(result, folder / f"variation-{k + 1}.mid", before, wav=True, excerpt=True)
+            variations.append(Variation(str(midi), str(wav), (result.start_tick, result.end_tick), result.notes,
+                                        result.tokens, result.finished))
+        desk.variations = variations
+        desk.request = {"source": desk.take.name if desk.take else "", **asdict(request),
+                        "style": desk.take.style if desk.take and request.op != "generate" else request.new.style}
+        desk.last = request
+        if request.op == "generate":
+            header = self.gen.new_piece(list(request.new.instruments), request.new.style, request.new.tempo,
+                                        request.new.time_signature, self._controls(request)).header
+            desk.request["prompt_ids"] = [int(i) for i in header]
+        return variations
+
+    def again(self, desk: Desk) -> list[Variation]:
+        """The last request once more with the next seeds (seed + variations): new takes, and the
+        seed shown says how to get them again."""
+        if desk.last is None:
+            raise StudioError("nothing to try again yet")
+        knobs = replace(desk.last.knobs, seed=desk.last.knobs.seed + desk.last.knobs.variations)
+        return self.run(desk, replace(desk.last, knobs=knobs))
+
+    def bars(self, take: Take) -> int:
+        """How many bars ``take`` has."""
+        return self.gen.piece(take.score(), take.style).bars
+
+    def region_ticks(self, take: Take, spec: str) -> tuple[int, int | None] | None:
+        """The ticks a region spec ("5-8", "5:3-7:1") covers in ``take``; None if it does not parse."""
+        if not spec.strip():
+            return None
+        try:
+            region = self._region(Request("infill", spec))
+        except StudioError:
+            return None
+        piece = self.gen.piece(take.score(), take.style)
+        return piece.tick(*region.start), piece.tick(*region.end) if region.end is not None else None
+
+    def _check(self, desk: Desk, request: Request) -> None:
+        limits = self.limits
+        if request.op not in OPS:
+            raise StudioError(f"unknown operation {request.op!r}; one of {', '.join(OPS)}")
+        if request.op != "generate" and desk.take is None:
+            raise StudioError("open a piece (upload a MIDI file or load an example) first")
+        if not 1 <= request.knobs.variations <= limits.max_variations:
+            raise StudioError(f"variations: 1 to {limits.max_variations}, not {request.knobs.variations}")
+        if request.op in ("continue", "generate") and not 1 <= request.bars <= limits.max_new_bars:
+            raise StudioError(f"new bars: 1 to {limits.max_new_bars}, not {request.bars}")
+        if request.op in ("infill", "add-track") and request.region:
+            region = self._region(request)
+            if region.end is not None and region.end[0] - region.start[0] > limits.max_region_bars:
+                raise StudioError(f"the region spans more than {limits.max_region_bars} bars; choose a shorter one")
+        if request.op == "infill" and not request.region:
+            raise StudioError("choose the bars to rewrite, e.g. 5-8")
+
+    def _region(self, request: Request) -> Region:
+        try:
+            return Region.parse(request.region, self.gen.vocab.grid, request.tracks)
+        except GenerationError as exc:
+            raise StudioError(str(exc)) from None
+
+    def _controls(self, request: Request) -> list[str]:
+        new = request.new
+        return control_tokens(self.gen.tokenizer, new.tempo, new.density, None, new.loudness)
+
+    def _results(self, piece: Piece | None, request: Request, sampling: SamplingConfig) -> list[Result]:
+        gen, knobs, n = self.gen, request.knobs, request.knobs.variations
+        if request.op == "infill":
+            return gen.infill(piece, self._region(request), n, sampling, knobs.seed, MusicRules())
+        if request.op == "continue":
+            return gen.continue_(piece, request.bars, n=n, sampling=sampling, seed=knobs.seed)
+        if request.op == "add-track":
+            region = self._region(request) if request.region else None
+            if region is not None and region.end is None:
+                raise StudioError("give the new part's bars as A-B")
+            return gen.add_track(piece, request.program, region, instrument_name(request.program), n=n,
+                                 sampling=sampling, seed=knobs.seed)
+        if request.op == "refine":
+            return [refine(gen, piece, sampling=sampling, seed=knobs.seed + k) for k in range(n)]
+        new = request.new
+        return gen.generate(list(new.instruments), new.style, request.bars, new.tempo, new.time_signature,
+                            self._controls(request), n, sampling, knobs.seed)
+
+    # -- choosing ----------------------------------------------------------------------------
+    def prefer(self, desk: Desk, a: int, b: int, choice: str, who: str = "") -> int:
+        """Store the visitor's choice between variations ``a`` and ``b`` (0-based); returns its id."""
+        if len(desk.variations) < 2:
+            raise StudioError("make at least two variations to compare")
+        if a == b or not (0 <= a < len(desk.variations) and 0 <= b < len(desk.variations)):
+            raise StudioError(f"compare two different variations of the {len(desk.variations)} made")
+        va, vb = desk.variations[a], desk.variations[b]
+        prompt = {**desk.request, "variations": [a + 1, b + 1], "model": str(self.config.model or "harmonixr-small")}
+        try:
+            return self.store.add(prompt, Path(va.midi).read_bytes(), Path(vb.midi).read_bytes(), choice,
+                                  who.strip() or self.config.who)
+        except PreferenceError as exc:
+            raise StudioError(str(exc)) from None
+
+
+def open_studio(config: StudioConfig, default_model: str | Path) -> Studio:
+    """The studio of ``config``: its model (``default_model`` when ``config.model`` is empty) and
+    its folder (a new temporary one when ``config.workdir`` is empty), where Gradio's copies of
+    uploads and results go too (call this before importing :mod:`harmonixr.web.app`)."""
+    workdir = Path(config.workdir) if config.workdir else Path(tempfile.mkdtemp(prefix="harmonixr-studio-"))
+    os.environ["GRADIO_TEMP_DIR"] = str(workdir.resolve() / "gradio")
+    return Studio(config, Generator(config.model or default_model), workdir)

@@ -1,0 +1,162 @@
+"""The web studio's operations without a browser: what the page does, on real pieces, with its limits."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import wave
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from symusic import Note, Score, Track
+
+from harmonixr.generation.demo import example_score
+from harmonixr.generation.modes import Generator
+from harmonixr.web.config import StudioConfig, StudioLimits
+from harmonixr.web.studio import Desk, Knobs, NewPiece, Request, Studio, StudioError
+
+from conftest import assert_kept
+
+SHIPPED = Path(__file__).resolve().parents[1] / "models" / "harmonixr-small"
+
+
+@pytest.fixture(scope="module")
+def gen() -> Generator:
+    return Generator(SHIPPED)
+
+
+def make_studio(gen: Generator, tmp_path: Path, **limits: object) -> Studio:
+    config = StudioConfig(prefs=str(tmp_path / "prefs.sqlite"), limits=StudioLimits(**limits))
+    return Studio(config, gen, tmp_path / "studio")
+
+
+def chorale_desk(studio: Studio) -> Desk:
+    desk = Desk()
+    desk.open(studio.open_example("chorale"))
+    return desk
+
+
+def test_infill_try_again_keep_and_undo(gen, tmp_path) -> None:
+    studio = make_studio(gen, tmp_path)
+    desk = chorale_desk(studio)
+    original, first = desk.take.score(), desk.take
+    made = studio.run(desk, Request("infill", "3-4", knobs=Knobs(seed=5, variations=2)))
+    assert len(made) == 2 and desk.variations == made
+    for v in made:
+        assert v.region == (studio.region_ticks(first, "3-4"))
+        assert assert_kept(original, v.score(), *v.region, set(range(4))) == v.notes > 0
+        with wave.open(v.wav) as audio:  # the region with bars around it, rendered
+            assert audio.getnframes() / audio.getframerate() > 4.0
+        assert Path(v.midi).is_relative_to(studio.workdir) and Path(v.wav).is_relative_to(studio.workdir)
+    again = studio.again(desk)
+    assert desk.last.knobs.seed == 7  # the next seeds: 5 + 2 variations
+    assert [a.score().tracks[0].notes.numpy()["pitch"].tolist() for a in again] != \
+        [m.score().tracks[0].notes.numpy()["pitch"].tolist() for m in made] or \
+        [a.notes for a in again] != [m.notes for m in made]
+    kept = desk.keep(1)
+    assert kept.midi == again[1].midi and desk.history == [first] and desk.variations == []
+    assert desk.undo() == first and desk.history == []
+    with pytest.raises(StudioError, match="nothing to undo"):
+        desk.undo()
+
+
+def test_same_seed_same_midi(gen, tmp_path) -> None:
+    studio = make_studio(gen, tmp_path)
+    desk = chorale_desk(studio)
+    request = Request("infill", "5:3-7:1", tracks=(1,), knobs=Knobs(seed=3, variations=2))
+    a = [Path(v.midi).read_bytes() for v in studio.run(desk, request)]
+    b = [Path(v.midi).read_bytes() for v in studio.run(desk, request)]
+    assert a == b and a[0] != a[1]
+
+
+@pytest.mark.parametrize("request_", [
+    Request("continue", bars=2),
+    Request("add-track", "1-2", program=33),
+    Request("generate", bars=2, new=NewPiece("folk-celtic", (73,), 110.0, (6, 8))),
+], ids=lambda r: r.op)
+def test_every_operation_writes_heard_and_downloadable_results(gen, tmp_path, request_) -> None:
+    studio = make_studio(gen, tmp_path)
+    desk = chorale_desk(studio)
+    made = studio.run(desk, replace(request_, knobs=Knobs(variations=1)))
+    score = made[0].score()
+    assert score.note_num() > 0 and made[0].notes > 0
+    if request_.op == "add-track":
+        assert len(score.tracks) == 5 and score.tracks[4].program == 33
+    if request_.op == "generate":
+        assert [(t.numerator, t.denominator) for t in score.time_signatures] == [(6, 8)]
+        assert desk.request["prompt_ids"][0] == gen.tokenizer.bos_id  # DPO scores it under this header
+    assert Path(made[0].wav).stat().st_size > 44
+
+
+def test_a_choice_lands_in_the_sqlite_store(gen, tmp_path) -> None:
+    studio = make_studio(gen, tmp_path)
+    desk = chorale_desk(studio)
+    made = studio.run(desk, Request("infill", "2-3", knobs=Knobs(variations=3)))
+    stored = studio.prefer(desk, 2, 0, "a", "ann")
+    with sqlite3.connect(tmp_path / "prefs.sqlite") as db:
+        row = db.execute("SELECT id, who, choice, prompt, midi_a, midi_b FROM comparisons").fetchone()
+    assert row[:3] == (stored, "ann", "a")
+    prompt = json.loads(row[3])
+    assert (prompt["op"], prompt["region"], prompt["variations"], prompt["style"]) == ("infill", "2-3", [3, 1], "chorale")
+    assert (row[4], row[5]) == (Path(made[2].midi).read_bytes(), Path(made[0].midi).read_bytes())
+    with pytest.raises(StudioError, match="two different"):
+        studio.prefer(desk, 1, 1, "b")
+
+
+def write_tracks(path: Path, count: int) -> Path:
+    score = Score(480)
+    for k in range(count):
+        track = Track(f"t{k}", k % 100)
+        track.notes.append(Note(0, 480, 60 + k % 12, 80))
+        score.tracks.append(track)
+    score.dump_midi(str(path))
+    return path
+
+
+def test_uploads_are_checked_and_stay_in_the_studio_folder(gen, tmp_path) -> None:
+    studio = make_studio(gen, tmp_path, max_upload_bytes=64 * 1024, max_tracks=8)
+    good = tmp_path / "mine.mid"
+    example_score("chorale").dump_midi(str(good))
+    take = studio.open_upload(good, "../../outside/mine.mid", "chorale")  # a hostile name is only shown
+    assert take.name == "mine.mid" and Path(take.midi).parent == studio.workdir / "uploads"
+    assert Path(take.midi).name != "mine.mid" and not (tmp_path / "outside").exists()
+    assert take.score().note_num() == example_score("chorale").note_num()
+
+    big = tmp_path / "big.mid"
+    big.write_bytes(good.read_bytes() + b"\0" * 70_000)
+    corrupt = tmp_path / "corrupt.mid"
+    corrupt.write_bytes(b"MThd\0\0\0\x06\0\x01\0\x02\x01\xe0MTrk\0\0\x10\0\0\x90\x40")
+    cases = {
+        big: r"big.mid: 71,\d{3} bytes is more than the 65,536",
+        corrupt: "corrupt.mid: truncated",
+        write_tracks(tmp_path / "many.mid", 12): "many.mid: too many tracks",
+        tmp_path / "notes.txt": "notes.txt: not a MIDI file name",
+    }
+    (tmp_path / "notes.txt").write_text("hello")
+    for path, message in cases.items():
+        with pytest.raises(StudioError, match=message):
+            studio.open_upload(path, path.name)
+    assert sorted(p.name for p in (studio.workdir / "uploads").iterdir()) == [Path(take.midi).name]
+
+
+def test_requests_beyond_the_limits_are_refused(gen, tmp_path) -> None:
+    studio = make_studio(gen, tmp_path)
+    with pytest.raises(StudioError, match="open a piece"):
+        studio.run(Desk(), Request("infill", "1-2"))
+    desk = chorale_desk(studio)
+    refused = {
+        Request("infill", "1-2", knobs=Knobs(variations=9)): "variations: 1 to 4",
+        Request("continue", bars=100): "new bars: 1 to 32",
+        Request("infill", "1-40"): "more than 16 bars",
+        Request("infill", "8-2"): "is empty",
+        Request("infill", ""): "choose the bars",
+        Request("dance"): "unknown operation",
+    }
+    for request, message in refused.items():
+        with pytest.raises(StudioError, match=message):
+            studio.run(desk, request)
+    quick = make_studio(gen, tmp_path / "quick", max_generation_s=0.0)
+    with pytest.raises(StudioError, match="longer than the 0 s allowed"):
+        quick.run(chorale_desk(quick), Request("infill", "3-4"))
+    assert gen.sampler.deadline is None  # the limit ends with the request

@@ -1,0 +1,124 @@
+"""End to end in a real browser: ``harmonixr serve`` driven by Debian's headless Chromium (Playwright).
+
+Skipped when Chromium or Playwright is missing, unless ``HARMONIXR_REQUIRE_BROWSER=1`` (CI sets
+it, after installing Debian's ``chromium``): then a missing browser is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+from symusic import Score
+
+from harmonixr.generation.demo import example_score
+from harmonixr.visualization.pianoroll import bar_ticks
+from harmonixr.web.browser import WAIT_MS, chromium_page, chromium_path, studio_server, wait_text
+
+from conftest import assert_kept
+
+REQUIRED = os.environ.get("HARMONIXR_REQUIRE_BROWSER") == "1"
+
+
+def _missing() -> str | None:
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed"
+    return None if chromium_path() else "no chromium on PATH (Debian: apt-get install chromium chromium-driver)"
+
+
+if _missing() and not REQUIRED:
+    pytest.skip(_missing(), allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - (url, folder)
+    assert _missing() is None, _missing()
+    folder = tmp_path_factory.mktemp("studio")
+    with studio_server(folder, folder / "prefs.sqlite") as url:
+        yield url, folder
+
+
+@pytest.fixture
+def page(server):  # noqa: ANN001, ANN201 - a Playwright page on the studio
+    with chromium_page() as page:
+        page.goto(server[0])
+        page.wait_for_selector("#load-example", timeout=WAIT_MS)
+        yield page
+
+
+def download(page, link: str, out: Path) -> Path:  # noqa: ANN001
+    with page.expect_download() as got:
+        page.locator(link).first.click()
+    got.value.save_as(out)
+    return out
+
+
+def test_infill_hear_download_choose_keep_undo(page, server, tmp_path) -> None:
+    url, folder = server
+    page.click("#load-example")
+    wait_text(page, "#summary", "4 tracks, 10 bars, 163 notes")
+    page.fill("#region textarea", "3-4")
+    page.click("#infill")
+    wait_text(page, "#result-text", "variation 1:")
+
+    src = page.locator("#result-audio audio").get_attribute("src")
+    wav = page.request.get(src).body()
+    assert wav[:4] == b"RIFF" and len(wav) > 44_100
+    played = page.evaluate("""async () => {
+        const audio = document.querySelector('#result-audio audio');
+        await audio.play();
+        await new Promise(r => setTimeout(r, 800));
+        return [audio.paused, audio.currentTime, audio.duration];
+    }""")
+    assert played[0] is False and played[1] > 0.2 and played[2] > 4.0
+
+    original = example_score("chorale")
+    bars = bar_ticks(original)
+    midi = download(page, "#downloads a[download='variation-1.mid']", tmp_path / "v1.mid")
+    assert assert_kept(original, Score(str(midi)), bars[2], bars[4], set(range(4))) > 0
+
+    page.fill("#who textarea", "e2e")
+    page.click("#a-better")
+    wait_text(page, "#stored", "Stored choice #1")
+    with sqlite3.connect(folder / "prefs.sqlite") as db:
+        rows = db.execute("SELECT who, choice, midi_a FROM comparisons").fetchall()
+    assert rows == [("e2e", "a", midi.read_bytes())]
+
+    page.click("#again")  # next seeds, then seed 0 again: the same music as the first time
+    wait_text(page, "#result-text", "seed 2;")
+    page.fill("#seed input", "0")
+    page.click("#infill")
+    wait_text(page, "#result-text", "seed 0;")
+    assert download(page, "#downloads a[download='variation-1.mid']", tmp_path / "again.mid").read_bytes() == \
+        midi.read_bytes()
+
+    page.click("#keep")
+    wait_text(page, "#summary", "+ infill")
+    page.click("#undo")
+    wait_text(page, "#summary", "Bach, chorale BWV 66.6 (4 voices):")
+
+
+def test_uploads_good_corrupt_and_oversize(page, tmp_path) -> None:
+    good = tmp_path / "mine.mid"
+    example_score("folk").dump_midi(str(good))
+    page.set_input_files("input[type=file]", good)
+    wait_text(page, "#summary", "mine.mid")
+    assert f"{Score(str(good)).note_num()} notes" in page.inner_text("#summary")
+
+    corrupt = tmp_path / "broken.mid"
+    corrupt.write_bytes(b"MThd\0\0\0\x06\0\x01\0\x02\x01\xe0MTrk\0\0\x10\0\0\x90\x40")
+    page.set_input_files("input[type=file]", corrupt)
+    wait_text(page, ".toast-body", "broken.mid: truncated")
+    huge = tmp_path / "huge.mid"
+    huge.write_bytes(b"MThd" + bytes(3 * 1024 * 1024))
+    page.set_input_files("input[type=file]", huge)
+    wait_text(page, ".toast-wrap", "huge.mid")
+    assert "maximum allowed size" in page.inner_text(".toast-wrap")
+    page.wait_for_timeout(500)
+    summary = page.inner_text("#summary")  # the piece that was open stays open, shown as it was
+    assert "mine.mid" in summary and "Error" not in summary
+    assert page.locator("#roll .js-plotly-plot").count() == 1
