@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 POP909 := ../shared/data/pop909
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test serve screenshots bench prepare prepare-all train compare report rl dpo clean
+.PHONY: demo test serve screenshots fuzz bench prepare prepare-all train compare report rl dpo clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -70,6 +70,11 @@ dpo: $(STAMP)
 	rm -f runs/prefs-quieter.sqlite runs/prefs-quieter.sqlite-wal runs/prefs-quieter.sqlite-shm
 	$(VENV)/bin/harmonixr prefs-rule models/harmonixr-small --rule quieter --pairs 240 --prefs runs/prefs-quieter.sqlite
 	$(VENV)/bin/harmonixr dpo --config configs/dpo.yaml
+
+# The long fuzz run: 30,000 mutated MIDI files (the bundled examples, and 40 POP909 songs when present)
+# through parse -> tokenize -> decode -> write, in isolated workers -> runs/fuzz-long/report.json
+fuzz: $(STAMP)
+	$(VENV)/bin/harmonixr fuzz --inputs 30000 --seed 11 $(if $(wildcard $(POP909)),--seeds $(POP909) --max-seeds 40) --out runs/fuzz-long
 
 bench: $(STAMP)
 	$(PY) benchmarks/prepare_throughput.py

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import csv
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from harmonixr.cli import main
-from harmonixr.config import PrepareConfig
+from harmonixr.config import PrepareConfig, to_dict
 from harmonixr.data import shards
 from harmonixr.data.prepare import PrepareError, prepare
 from harmonixr.data.shards import TokenShards
@@ -103,6 +109,27 @@ def test_rerun_skips_everything_and_a_lost_shard_is_rebuilt_identically(prepared
     assert rebuilt.skipped_shards == again.skipped_shards - 1
     assert pq.read_table(out / shards.MANIFEST).equals(manifest_before)
     assert not list((out / "shards").glob("*.tmp")), "no temporary files are left behind"
+
+
+def test_a_prepare_run_killed_mid_way_resumes_to_the_same_corpus(prepared, corpus_folder, small_config, tmp_path) -> None:
+    out, config = tmp_path / "killed", tmp_path / "prepare.yaml"
+    config.write_text(yaml.safe_dump(to_dict(small_config)))
+    command = [sys.executable, "-m", "harmonixr", "prepare", "--source", str(corpus_folder), "--out", str(out),
+               "--config", str(config), "--metadata", str(corpus_folder / "labels.csv"), "--style", "folk-german",
+               "--quiet"]
+    run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while not list((out / "shards").glob("*.parquet")) and time.monotonic() < deadline and run.poll() is None:
+        time.sleep(0.05)
+    os.killpg(run.pid, signal.SIGKILL)  # the run and its workers, after its first shard
+    run.wait()
+    written = len(list((out / "shards").glob("*.parquet")))
+    assert written < len(list((prepared[0] / "shards").glob("*.parquet"))), "the run finished before the kill"
+    subprocess.run(command, check=True, timeout=300, capture_output=True)
+    shard_names_hash_the_config = ["shard"]  # the YAML round trip of the config changes the names, nothing else
+    assert pq.read_table(out / shards.MANIFEST).drop(shard_names_hash_the_config).equals(
+        pq.read_table(prepared[0] / shards.MANIFEST).drop(shard_names_hash_the_config))
+    assert not list(out.rglob("*.tmp")), "no temporary files are left behind"
 
 
 def test_another_config_into_the_same_folder_is_refused(prepared, corpus_folder) -> None:

@@ -136,6 +136,35 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fuzz(args: argparse.Namespace) -> int:
+    import json
+
+    from rich.table import Table
+
+    from harmonixr.data.fuzz import fuzz, is_failure
+    from harmonixr.generation.demo import EXAMPLES, example_score
+    from harmonixr.progress import progress_bar
+
+    seeds = [example_score(name).dumps_midi() for name in EXAMPLES]
+    for folder in args.seeds or []:
+        files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in (".mid", ".midi"))[: args.max_seeds]
+        seeds += [p.read_bytes() for p in files]
+    out = Path(args.out)
+    with progress_bar("inputs", args.inputs, not args.quiet) as advance:
+        report = fuzz(seeds, args.inputs, args.seed, args.workers, args.minutes, keep=out / "failures",
+                      progress=advance)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report.as_dict(), indent=1))
+    table = Table(title=f"{report.inputs:,} inputs from {report.seeds} seed files in {report.seconds:.0f} s")
+    table.add_column("outcome")
+    table.add_column("inputs", justify="right")
+    for outcome, count in report.outcomes.most_common():
+        table.add_row(("[red]" if is_failure(outcome) else "") + outcome, f"{count:,}")
+    console.print(table)
+    console.print(f"failure classes: {report.failure_classes or 'none'}; wrote {out / 'report.json'}")
+    return 1 if report.failures else 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     from harmonixr.cli_generation import DEFAULT_MODEL
     from harmonixr.web.config import StudioConfig
@@ -236,6 +265,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_generation_verbs(verbs, console)
     add_rl_verbs(verbs, console)
+
+    f = verbs.add_parser("fuzz", help="mutated real MIDI files through parse -> tokenize -> decode -> write")
+    f.add_argument("--seeds", action="append", help="folder of seed MIDI files (repeatable; the bundled examples always)")
+    f.add_argument("--max-seeds", type=int, default=50, help="seed files per folder at most")
+    f.add_argument("--inputs", type=int, default=2000, help="mutated inputs to try")
+    f.add_argument("--minutes", type=float, help="stop after this long even if fewer inputs were tried")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--workers", type=int, default=2)
+    f.add_argument("--out", default="runs/fuzz", help="report.json and failures/ (the inputs that failed)")
+    f.add_argument("--quiet", action="store_true", help="no progress bar")
+    f.set_defaults(run=_fuzz)
 
     w = verbs.add_parser("serve", help="the web studio: open, infill, hear, download, choose (Gradio)")
     w.add_argument("--config", help="YAML of StudioConfig (see configs/serve.yaml: limits, port, store)")

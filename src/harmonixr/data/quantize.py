@@ -29,6 +29,9 @@ from symusic import Note, Score, TimeSignature, Track
 from harmonixr.data.tokenize import HarmonixrTokenizer
 from harmonixr.data.validate import Reason, RejectError
 
+MEANINGFUL_DENOMINATORS = (1, 2, 4, 8, 16, 32, 64)
+MAX_NUMERATOR = 255  # a MIDI time signature's numerator is one byte
+
 
 @dataclass
 class NormalizeReport:
@@ -41,6 +44,7 @@ class NormalizeReport:
     overlaps_trimmed: int = 0
     time_signatures_rewritten: int = 0
     unsupported_time_signatures: int = 0
+    invalid_time_signatures_dropped: int = 0  # numerator 0, or a denominator that is not 1, 2, 4 ... 64
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -71,7 +75,9 @@ def normalize(score: Score, tokenizer: HarmonixrTokenizer, path: str = "<score>"
         report.overlaps_trimmed += _trim_same_pitch_overlaps(notes)
         track.notes = Note.from_numpy(**notes)
     supported = tokenizer.miditok.time_signatures
-    report.time_signatures_rewritten = _common_denominator(score)
+    report.invalid_time_signatures_dropped = _drop_invalid_time_signatures(score)
+    report.time_signatures_rewritten, unfit = _common_denominator(score)
+    report.invalid_time_signatures_dropped += unfit
     report.unsupported_time_signatures = sum(
         (ts.numerator, ts.denominator) not in supported for ts in score.time_signatures
     )
@@ -82,19 +88,33 @@ def normalize(score: Score, tokenizer: HarmonixrTokenizer, path: str = "<score>"
     return normalized, report
 
 
-def _common_denominator(score: Score) -> int:
-    """Rewrite time signatures over the largest denominator present; return how many changed."""
+def _drop_invalid_time_signatures(score: Score) -> int:
+    """Remove time signatures no meter can have (a damaged meta event); return how many."""
+    valid = [ts for ts in score.time_signatures
+             if ts.numerator >= 1 and ts.denominator in MEANINGFUL_DENOMINATORS]
+    dropped = len(score.time_signatures) - len(valid)
+    if dropped:
+        score.time_signatures.clear()
+        for ts in valid:
+            score.time_signatures.append(ts)
+    return dropped
+
+
+def _common_denominator(score: Score) -> tuple[int, int]:
+    """Rewrite time signatures over the largest denominator present; return (how many changed,
+    how many were dropped because the rewritten numerator would not fit a MIDI byte)."""
     denominators = {ts.denominator for ts in score.time_signatures}
     if len(denominators) < 2:
-        return 0
+        return 0, 0
     common = max(denominators)
     rewritten = [TimeSignature(ts.time, ts.numerator * common // ts.denominator, common)
-                 for ts in score.time_signatures]
+                 for ts in score.time_signatures if ts.numerator * common // ts.denominator <= MAX_NUMERATOR]
     changed = sum(ts.denominator != common for ts in score.time_signatures)
+    dropped = len(score.time_signatures) - len(rewritten)
     score.time_signatures.clear()
     for ts in rewritten:
         score.time_signatures.append(ts)
-    return changed
+    return changed - dropped, dropped
 
 
 def _fold_octaves(pitch: np.ndarray, low: int, high: int) -> np.ndarray:

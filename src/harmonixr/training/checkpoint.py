@@ -4,7 +4,8 @@ A checkpoint directory holds ``model.safetensors``, ``config.json`` (the model c
 config and the feature sizes) and ``tokenizer.json``; a resumable one adds ``optimizer.safetensors``
 and ``trainer_state.json`` (step, early-stopping state, the torch random state). Writes are atomic:
 the new directory is written beside the old one and swapped in by two renames, and a reader that
-finds no ``latest`` after a crash between them falls back to ``latest.old``.
+finds no ``latest`` after a crash between them falls back to ``latest.old``. The next write first
+puts ``latest.old`` back in place, so a second crash cannot leave no checkpoint at all.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ def save_checkpoint(path: str | Path, model: nn.Module, tokenizer: HarmonixrToke
         save_file(tensors, str(tmp / OPTIMIZER_FILE))
         (tmp / STATE_FILE).write_text(json.dumps({**(state or {}), "param_groups": groups}, indent=1))
     old = path.with_name(path.name + ".old")
+    if not path.exists() and old.exists():  # an earlier swap was interrupted: old is the only good copy
+        old.rename(path)
     shutil.rmtree(old, ignore_errors=True)
     if path.exists():
         path.rename(old)
