@@ -89,6 +89,18 @@ def test_every_operation_writes_heard_and_downloadable_results(gen, tmp_path, re
     assert Path(made[0].wav).stat().st_size > 44
 
 
+def test_a_new_piece_on_an_empty_desk_can_be_shown_and_kept(gen, tmp_path) -> None:
+    from harmonixr.web.page import Page
+
+    studio, desk = make_studio(gen, tmp_path), Desk()
+    made = studio.run(desk, Request("generate", bars=2, new=NewPiece("folk-celtic", (73,)), knobs=Knobs(variations=1)))
+    view = Page(studio)._results_view(desk)
+    assert view[3] == made[0].wav and view[4] == [made[0].midi, made[0].wav]
+    kept = desk.keep(0)
+    assert (kept.midi, kept.name, kept.style) == (made[0].midi, "new folk-celtic piece", "folk-celtic")
+    assert desk.history == []
+
+
 def test_a_choice_lands_in_the_sqlite_store(gen, tmp_path) -> None:
     studio = make_studio(gen, tmp_path)
     desk = chorale_desk(studio)

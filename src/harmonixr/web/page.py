@@ -74,8 +74,7 @@ class Page:
             empty = gr.update(choices=[], value=None)
             return desk, gr.update(choices=[], value=None), None, None, None, empty, empty, NO_RESULTS
         v = desk.variations[k]
-        before = desk.history[-1].score() if desk.take is None else desk.take.score()
-        before = None if desk.request.get("op") == "generate" else before
+        before = None if desk.request.get("op") == "generate" or desk.take is None else desk.take.score()
         figure = pianoroll_figure(v.score(), before, v.region, f"variation {k + 1}", height=300)
         names = [str(i + 1) for i in range(len(desk.variations))]
         pick_b = names[1] if len(names) > 1 else names[0]

@@ -86,11 +86,12 @@ class Desk:
         self.take, self.variations, self.request, self.last = take, [], {}, None
 
     def keep(self, k: int) -> Take:
-        """Variation ``k`` (0-based) becomes the piece."""
+        """Variation ``k`` (0-based) becomes the piece (a new piece may be kept on an empty desk)."""
         if not 0 <= k < len(self.variations):
             raise StudioError(f"there is no variation {k + 1} to keep")
-        assert self.take is not None
-        self.open(Take(self.variations[k].midi, f"{self.take.name} + {self.request.get('op', 'edit')}", self.take.style))
+        op, style = self.request.get("op", "edit"), self.request["style"]
+        name = f"{self.take.name} + {op}" if self.take is not None and op != "generate" else f"new {style} piece"
+        self.open(Take(self.variations[k].midi, name, style))
         return self.take
 
     def undo(self) -> Take:
