@@ -28,7 +28,7 @@ def seeds() -> list[bytes]:
 
 @pytest.fixture(scope="module")
 def pool():  # noqa: ANN201 - an IsolatedPool running fuzz.input_path
-    with IsolatedPool(fuzz._run_case, workers=2, timeout_s=20.0, memory_mb=2048, init=fuzz._init_worker,
+    with IsolatedPool(fuzz.input_path, workers=2, timeout_s=20.0, memory_mb=2048, init=fuzz._init_worker,
                       init_arg=TokenizerSpec()) as running:
         yield running
 

@@ -51,9 +51,7 @@ def test_infill_try_again_keep_and_undo(gen, tmp_path) -> None:
         assert Path(v.midi).is_relative_to(studio.workdir) and Path(v.wav).is_relative_to(studio.workdir)
     again = studio.again(desk)
     assert desk.last.knobs.seed == 7  # the next seeds: 5 + 2 variations
-    assert [a.score().tracks[0].notes.numpy()["pitch"].tolist() for a in again] != \
-        [m.score().tracks[0].notes.numpy()["pitch"].tolist() for m in made] or \
-        [a.notes for a in again] != [m.notes for m in made]
+    assert {Path(a.midi).read_bytes() for a in again}.isdisjoint(Path(m.midi).read_bytes() for m in made)
     kept = desk.keep(1)
     assert kept.midi == again[1].midi and desk.history == [first] and desk.variations == []
     assert desk.undo() == first and desk.history == []

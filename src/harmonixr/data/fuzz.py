@@ -211,10 +211,6 @@ def input_path(data: bytes, limits: LimitsConfig = FUZZ_LIMITS) -> str:
     return "ok"
 
 
-def _run_case(data: bytes) -> str:
-    return input_path(data)
-
-
 # -- the fuzzer --------------------------------------------------------------------------------
 @dataclass
 class FuzzReport:
@@ -258,7 +254,7 @@ def fuzz(seeds: list[bytes], inputs: int, seed: int = 0, workers: int = 2, minut
     began = time.monotonic()
     stop = began + minutes * 60 if minutes else None
     batch = 64
-    with IsolatedPool(_run_case, workers=workers, timeout_s=timeout_s, memory_mb=memory_mb,
+    with IsolatedPool(input_path, workers=workers, timeout_s=timeout_s, memory_mb=memory_mb,
                       init=_init_worker, init_arg=spec) as pool:
         while report.inputs < inputs and (stop is None or time.monotonic() < stop):
             cases = [mutate(seeds[int(rng.integers(0, len(seeds)))], rng, seeds)

@@ -94,9 +94,7 @@ def _drop_invalid_time_signatures(score: Score) -> int:
              if ts.numerator >= 1 and ts.denominator in MEANINGFUL_DENOMINATORS]
     dropped = len(score.time_signatures) - len(valid)
     if dropped:
-        score.time_signatures.clear()
-        for ts in valid:
-            score.time_signatures.append(ts)
+        _set_time_signatures(score, valid)
     return dropped
 
 
@@ -111,10 +109,14 @@ def _common_denominator(score: Score) -> tuple[int, int]:
                  for ts in score.time_signatures if ts.numerator * common // ts.denominator <= MAX_NUMERATOR]
     changed = sum(ts.denominator != common for ts in score.time_signatures)
     dropped = len(score.time_signatures) - len(rewritten)
-    score.time_signatures.clear()
-    for ts in rewritten:
-        score.time_signatures.append(ts)
+    _set_time_signatures(score, rewritten)
     return changed - dropped, dropped
+
+
+def _set_time_signatures(score: Score, signatures: list[TimeSignature]) -> None:
+    score.time_signatures.clear()
+    for ts in signatures:
+        score.time_signatures.append(ts)
 
 
 def _fold_octaves(pitch: np.ndarray, low: int, high: int) -> np.ndarray:

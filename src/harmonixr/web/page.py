@@ -62,8 +62,8 @@ class Page:
     def _audio(self, take: Take) -> str | None:
         """A WAV of the whole piece beside its MIDI (rendered once), unless it is too long to render."""
         wav = Path(take.midi).with_suffix(".wav")
-        score = take.score()
         if not wav.exists():
+            score = take.score()
             if score.to("second").end() > self.studio.limits.max_audio_minutes * 60:
                 return None
             write_wav(score, wav)

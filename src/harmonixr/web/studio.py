@@ -18,6 +18,7 @@ import shutil
 import tempfile
 import threading
 import uuid
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from harmonixr.web.config import StudioConfig
 
 OPS = ("infill", "continue", "add-track", "refine", "generate")
 UPLOAD_SUFFIXES = (".mid", ".midi")
+PIECES_KEPT = 32  # tokenized takes kept in memory (every keystroke in the region box asks for one)
 
 
 class StudioError(ValueError):
@@ -149,6 +151,7 @@ class Studio:
             (self.workdir / sub).mkdir(parents=True, exist_ok=True)
         self.store = PreferenceStore(config.prefs)
         self._lock = threading.Lock()  # one generation at a time: the decoder keeps state
+        self._pieces: OrderedDict[str, Piece] = OrderedDict()  # tokenized takes, newest last
 
     # -- opening -----------------------------------------------------------------------------
     def open_upload(self, path: str | Path, shown_name: str, style: str = "unknown") -> Take:
@@ -189,7 +192,7 @@ class Studio:
         knobs = request.knobs
         sampling = SamplingConfig(temperature=knobs.temperature, top_p=knobs.top_p)
         try:
-            piece = None if request.op == "generate" else self.gen.piece(desk.take.score(), desk.take.style)
+            piece = None if request.op == "generate" else self.piece(desk.take)
             with self._lock, self.gen.time_limit(self.limits.max_generation_s):
                 results = self._results(piece, request, sampling)
         except SamplingTimeout:
@@ -222,9 +225,17 @@ class Studio:
         knobs = replace(desk.last.knobs, seed=desk.last.knobs.seed + desk.last.knobs.variations)
         return self.run(desk, replace(desk.last, knobs=knobs))
 
+    def piece(self, take: Take) -> Piece:
+        """``take`` tokenized, once: a take's file never changes, and the modes do not modify a Piece."""
+        piece = self._pieces.pop(take.midi, None) or self.gen.piece(take.score(), take.style)
+        self._pieces[take.midi] = piece
+        while len(self._pieces) > PIECES_KEPT:
+            self._pieces.popitem(last=False)
+        return piece
+
     def bars(self, take: Take) -> int:
         """How many bars ``take`` has."""
-        return self.gen.piece(take.score(), take.style).bars
+        return self.piece(take).bars
 
     def region_ticks(self, take: Take, spec: str) -> tuple[int, int | None] | None:
         """The ticks a region spec ("5-8", "5:3-7:1") covers in ``take``; None if it does not parse."""
@@ -234,7 +245,7 @@ class Studio:
             region = self._region(Request("infill", spec))
         except StudioError:
             return None
-        piece = self.gen.piece(take.score(), take.style)
+        piece = self.piece(take)
         return piece.tick(*region.start), piece.tick(*region.end) if region.end is not None else None
 
     def _check(self, desk: Desk, request: Request) -> None:
@@ -272,8 +283,6 @@ class Studio:
             return gen.continue_(piece, request.bars, n=n, sampling=sampling, seed=knobs.seed)
         if request.op == "add-track":
             region = self._region(request) if request.region else None
-            if region is not None and region.end is None:
-                raise StudioError("give the new part's bars as A-B")
             return gen.add_track(piece, request.program, region, instrument_name(request.program), n=n,
                                  sampling=sampling, seed=knobs.seed)
         if request.op == "refine":
