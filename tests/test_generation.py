@@ -148,6 +148,22 @@ def test_refine_rewrites_unlikely_beats_and_keeps_the_piece(gen, music21_midi) -
     assert abs(result.score.note_num() - original.note_num()) <= 0.2 * original.note_num()
 
 
+def test_lookahead_keeps_the_continuation_that_best_predicts_the_music_after(gen, music21_midi) -> None:
+    from harmonixr.generation.refine import lookahead_infill, note_bits
+
+    original = Score(str(music21_midi["bach/bwv66.6"]))
+    piece = gen.piece(original, "chorale")
+    result = lookahead_infill(gen, piece, 3, 2, candidates=3, sampling=SAMPLING, seed=0)
+    assert assert_kept(original, result.score, result.start_tick, result.end_tick, set(range(len(original.tracks)))) \
+        == result.notes > 0
+    bits = result.details["bits_after"]
+    assert len(bits) == 3 and all(b > 0 for b in bits) and len(set(bits)) > 1
+    kept = note_bits(gen, gen.piece(result.score, "chorale"), max(0, 3 - 4), windows=1)[1]  # lookback 4
+    assert sum(s.bits for s in kept if s.event.bar >= 5) == pytest.approx(min(bits), rel=1e-4)
+    again = lookahead_infill(gen, piece, 3, 2, candidates=3, sampling=SAMPLING, seed=0)
+    assert notes_of(again.score.tracks[0]) == notes_of(result.score.tracks[0])
+
+
 def test_demo_writes_midi_png_and_wav(tmp_path) -> None:
     out = tmp_path / "out"
     assert main(["demo", "--out", str(out)]) == 0

@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from harmonixr.cli import main
-from harmonixr.evaluation.infill_quality import compare_notes
+from harmonixr.evaluation.infill_quality import compare_notes, paired
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "harmonixr-small"
 
@@ -26,6 +27,20 @@ def test_note_metrics_on_constructed_fills() -> None:
     assert compare_notes([], truth, 0, 1920, 40)["f1"] == 0
 
 
+def test_paired_differences_average_fills_per_hole_and_count_wins() -> None:
+    row = lambda method, hole, f1, pc: {"method": method, "hole": hole, "f1": f1, "pitch_class_overlap": pc}  # noqa: E731
+    rows = [row("m", 0, 0.5, 0.9), row("m", 0, 0.3, 0.7), row("b", 0, 0.2, 0.8),  # hole 0: m 0.4 / 0.8 vs b
+            row("m", 1, 0.1, 0.5), row("b", 1, 0.3, 0.5),
+            row("m", 2, 0.6, 0.6), row("b", 2, 0.3, 0.4),
+            row("b", 3, 0.9, 0.9)]  # filled by b only: not compared
+    result = paired(rows, "m", "b")
+    assert result["holes"] == 3
+    assert result["f1"] == pytest.approx((0.2 - 0.2 + 0.3) / 3)
+    assert result["f1_se"] == pytest.approx(np.std([0.2, -0.2, 0.3], ddof=1) / np.sqrt(3))
+    assert result["f1_won_lost"] == "2/1" and result["pitch_class_overlap_won_lost"] == "1/0"
+    assert result["pitch_class_overlap"] == pytest.approx((0.0 + 0.0 + 0.2) / 3)
+
+
 def test_small_report_has_every_section(training_corpus, tmp_path) -> None:
     config = tmp_path / "report.yaml"
     config.write_text("infill_pieces: 2\ninfill_samples: 2\nstats_pieces: 3\nstats_bars: 4\nclassifier_train: 6\n"
@@ -38,7 +53,12 @@ def test_small_report_has_every_section(training_corpus, tmp_path) -> None:
     assert all(0 < r["bits_per_note"] < 40 for r in numbers["likelihood"])
     methods = {r["method"]: r for r in numbers["infill_quality"]}
     assert set(methods) == {"harmonixr, both sides, sampled", "harmonixr, both sides, greedy",
-                            "harmonixr, left context only, greedy", "repeat the bar before", "copy the bars before"}
+                            "harmonixr, look-ahead, best of 8 continuations",
+                            "harmonixr, left context only, sampled", "harmonixr, left context only, greedy",
+                            "repeat the bar before", "copy the bars before"}
+    pairs = {(r["method"], r["against"]) for r in numbers["infill_paired"]}
+    assert ("harmonixr, both sides, greedy", "harmonixr, left context only, greedy") in pairs
+    assert ("harmonixr, both sides, sampled", "harmonixr, left context only, sampled") in pairs and len(pairs) == 9
     assert all(0 <= r["f1"] <= 1 and 0 <= r["pitch_class_overlap"] <= 1 for r in methods.values())
     assert len(numbers["controls"]) == 5 and "fifths_vs_semitones" in numbers["embeddings"]
     page = (out / "report.html").read_text()
@@ -46,5 +66,5 @@ def test_small_report_has_every_section(training_corpus, tmp_path) -> None:
                     "5. Control adherence", "6. Pictures", "7. Listen"):
         assert heading in page
     assert page.count("data:audio/wav;base64,") == 2 and "data:image/png;base64," in page and "plotly" in page
-    for name in ("likelihood.csv", "infill_quality.csv", "controls.csv", "infill_fills.csv"):
+    for name in ("likelihood.csv", "infill_quality.csv", "infill_paired.csv", "controls.csv", "infill_fills.csv"):
         assert (out / name).stat().st_size > 0

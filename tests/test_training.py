@@ -1,4 +1,4 @@
-"""Training: the schedule, a killed run resumes exactly, DDP on two CPU processes, the CLI."""
+"""Training: the schedule, a killed run resumes exactly, fine-tuning, DDP on two CPU processes, the CLI."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harmonixr.training.checkpoint import load_checkpoint, read_config
+from harmonixr.config import TokenizerSpec
+from harmonixr.data.tokenize import HarmonixrTokenizer
+from harmonixr.training.checkpoint import CheckpointError, load_checkpoint, read_config, start_from
 from harmonixr.training.config import OptimConfig
 from harmonixr.training.trainer import lr_at
 from harmonixr.visualization.curves import plot_curves
@@ -85,6 +87,26 @@ def test_a_killed_run_resumes_where_it_stopped(training_corpus: Path, tmp_path: 
         assert resumed[step] == pytest.approx(expected[step], rel=1e-6, abs=1e-7), f"step {step}"
     assert read_config(tmp_path / "b" / "run" / "latest")["step"] == steps
     assert (tmp_path / "b" / "run" / "best" / "model.safetensors").is_file()
+
+
+def test_a_fine_tune_starts_from_the_weights_it_names(training_corpus: Path, tmp_path: Path) -> None:
+    first = write_config(tmp_path / "pre", training_corpus, 40, checkpoint_every=40, eval_every=40)
+    subprocess.run([*HARMONIXR, "train", "--config", str(first), "--quiet"], check=True, timeout=300)
+    pre = losses(tmp_path / "pre" / "run")
+    tuned = write_config(tmp_path / "tune", training_corpus, 3, init_from=str(tmp_path / "pre" / "run" / "latest"),
+                         seed=1, checkpoint_every=3, eval_every=3)
+    subprocess.run([*HARMONIXR, "train", "--config", str(tuned), "--quiet"], check=True, timeout=300)
+    tune = losses(tmp_path / "tune" / "run")
+    # A fresh model starts near ln(vocab) nats; the fine-tune starts where the first run ended.
+    end = sum(pre[k] for k in range(31, 41)) / 10
+    assert pre[1] - end > 0.5, "the first run must have learned something for this test to mean anything"
+    assert abs(tune[1] - end) < 0.15 and tune[1] < min(pre[k] for k in range(1, 11)) - 0.3
+    assert read_config(tmp_path / "tune" / "run" / "latest")["train"]["run"]["init_from"].endswith("latest")
+
+    other = HarmonixrTokenizer(TokenizerSpec(styles=("bebop",)))
+    model = load_checkpoint(tmp_path / "tune" / "run" / "latest").model
+    with pytest.raises(CheckpointError, match="tokenizer differs"):
+        start_from(tmp_path / "pre" / "run" / "latest", model, other)
 
 
 def test_ddp_on_two_cpu_processes(training_corpus: Path, tmp_path: Path) -> None:

@@ -107,10 +107,15 @@ def page(numbers: dict, pics: dict) -> str:
         "<h3>What the music after the hole is worth</h3>", table(future),
         "<h3>Per style</h3>", table(per_style),
         "<h2>2. Infill quality against the original notes</h2>",
-        "<p class=note>Held-out pieces, one hole of 1-4 whole bars each (all tracks), several fills per hole. F1: notes "
+        "<p class=note>Held-out pieces, one hole of 1-4 whole bars each (all tracks), several fills per hole; look-ahead: "
+        "8 continuations from the left, the one under which the music after the hole is most likely kept. F1: notes "
         "with the original's onset and pitch; overlaps: pitch-class and within-bar onset histograms (1 = identical); "
         "velocity distance: |mean velocity difference|.</p>",
         table(numbers["infill_quality"], ["method", "fills", *METRICS, "notes_per_fill", "truth_notes_per_hole"]),
+        "<h3>The model against the trivial baselines, hole by hole</h3>",
+        "<p class=note>Mean per-hole difference (model minus baseline; a hole's fills averaged), its standard error, "
+        "and the holes won/lost. The left-only baseline decodes as the model row it faces (look-ahead: sampled).</p>",
+        table(numbers["infill_paired"]),
         "<h2>3. Generated vs real, per style (Yang &amp; Lerch 2018)</h2>",
         "<p class=note>Per feature: mean intra-set distance of the real pieces, mean inter-set distance (real vs "
         "generated), KL(intra-real || inter) and the overlapping area of the two distance densities (1 = generated "

@@ -10,9 +10,10 @@ writes the hole ``samples`` times; each fill is compared with the original notes
 - rhythm overlap: the same on the onsets' positions within the bar (the grid's steps);
 - velocity distance: the absolute difference of the mean velocities.
 
-Methods (:class:`Method`): the model with context on both sides, sampled and greedy; two trivial
-baselines (repeat the bar before the hole in each of its bars; the model continuing from the left
-context only), a stronger copy baseline (the hole's length of bars from just before it), and any
+Methods (:class:`Method`): the model with context on both sides, sampled and greedy; the model
+reading left to right with the music after the hole used to pick among continuations (look-ahead);
+two trivial baselines (repeat the bar before the hole in each of its bars; the model continuing
+from the left context only), a stronger copy baseline (the hole's length of bars from just before it), and any
 other infilling checkpoint (the encoder-decoder baseline).
 """
 
@@ -26,6 +27,7 @@ from symusic import Score
 
 from harmonixr.generation.modes import Generator
 from harmonixr.generation.piece import Piece, Region
+from harmonixr.generation.refine import lookahead_infill
 from harmonixr.sampling.sampler import SamplingConfig
 
 METRICS = ("precision", "recall", "f1", "pitch_class_overlap", "rhythm_overlap", "velocity_distance")
@@ -108,12 +110,14 @@ def copy_neighbour(hole: Hole) -> list[tuple[int, int, int]]:
 @dataclass(frozen=True)
 class Method:
     """How one row of the table fills a hole: ``kind`` is ``infill`` (context on both sides),
-    ``left`` (continuation from the left context only), ``repeat`` (the bar before, repeated) or
+    ``left`` (continuation from the left context only), ``lookahead`` (continuations from the left,
+    the one that best predicts the music after the hole kept: :func:`lookahead_infill`), ``repeat`` (the bar before, repeated) or
     ``copy`` (as many bars as the hole has, from just before it)."""
 
     kind: str
     generator: Generator | None = None
     sampling: SamplingConfig | None = None
+    candidates: int = 8  # lookahead: continuations drawn per fill
 
     @property
     def deterministic(self) -> bool:
@@ -135,6 +139,10 @@ def evaluate_infill(methods: dict[str, Method], holes: list[Hole], samples: int,
                 fills = [copy_neighbour(hole)]
             elif method.kind == "repeat":
                 fills = [repeat_neighbour(hole)]
+            elif method.kind == "lookahead":
+                made = [lookahead_infill(method.generator, piece, hole.first_bar, hole.bars, method.candidates,
+                                         method.sampling, seed + index + 104729 * k) for k in range(n)]
+                fills = [region_notes(r.score, start, end) for r in made]
             elif method.kind == "left":
                 made = method.generator.continue_(piece, bars=hole.bars, after_bar=hole.first_bar, n=n,
                                                   sampling=method.sampling, seed=seed + index)
@@ -147,6 +155,28 @@ def evaluate_infill(methods: dict[str, Method], holes: list[Hole], samples: int,
                              "truth_notes": len(truth), "notes": len(fill),
                              **compare_notes(fill, truth, start, bar_ticks, step)})
     return rows
+
+
+def paired(rows: list[dict], method: str, against: str, metrics: tuple[str, ...] = ("f1", "pitch_class_overlap")) -> dict:
+    """``method`` minus ``against`` per hole (each method's fills of a hole averaged), over the holes
+    both filled: the mean difference of each metric, its standard error, and the holes won and lost.
+    A difference of more than two standard errors is one the holes' luck is unlikely to explain."""
+    def per_hole(name: str, metric: str) -> dict[int, float]:
+        sums: dict[int, list[float]] = {}
+        for r in rows:
+            if r["method"] == name:
+                sums.setdefault(r["hole"], []).append(r[metric])
+        return {h: float(np.mean(v)) for h, v in sums.items()}
+
+    out: dict = {"method": method, "against": against}
+    for metric in metrics:
+        mine, theirs = per_hole(method, metric), per_hole(against, metric)
+        diff = np.array([mine[h] - theirs[h] for h in sorted(mine.keys() & theirs.keys())])
+        out["holes"] = len(diff)
+        out[metric] = float(diff.mean()) if len(diff) else float("nan")
+        out[f"{metric}_se"] = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("nan")
+        out[f"{metric}_won_lost"] = f"{int((diff > 0).sum())}/{int((diff < 0).sum())}"
+    return out
 
 
 def summarize(rows: list[dict]) -> list[dict]:

@@ -25,7 +25,7 @@ from harmonixr.evaluation.compare import compare, write_csv
 from harmonixr.evaluation.controls import control_trials, summarize_controls
 from harmonixr.evaluation.distributions import compare_sets
 from harmonixr.evaluation.features import piece_features
-from harmonixr.evaluation.infill_quality import Method, draw_holes, evaluate_infill, summarize
+from harmonixr.evaluation.infill_quality import Method, draw_holes, evaluate_infill, paired, summarize
 from harmonixr.generation.modes import Generator
 from harmonixr.generation.piece import Piece
 from harmonixr.sampling.sampler import SamplingConfig
@@ -34,6 +34,10 @@ from harmonixr.training.checkpoint import read_config
 
 SAMPLING = SamplingConfig(top_p=0.95)
 GREEDY = SamplingConfig(top_k=1)
+# The baselines the model's infill must beat: the left-only one decodes as the model row it faces.
+TRIVIAL = ("harmonixr, left context only, {how}", "repeat the bar before", "copy the bars before")
+MODEL_ROWS = (("harmonixr, both sides, sampled", "sampled"), ("harmonixr, both sides, greedy", "greedy"),
+              ("harmonixr, look-ahead, best of 8 continuations", "sampled"))
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,7 @@ class ReportConfig:
     split: str = "test"
     max_pieces: int = 0  # likelihood: score the first N pieces of the split (0: all)
     holes_per_piece: int = 2  # likelihood: held-out infill holes per piece
-    infill_pieces: int = 60  # infill quality: pieces of the split, styles in turn
+    infill_pieces: int = 120  # infill quality: pieces of the split, styles in turn (one hole each)
     infill_samples: int = 3  # fills per hole and method
     stats_pieces: int = 12  # per style: real pieces and as many generated
     stats_bars: int = 16
@@ -51,6 +55,17 @@ class ReportConfig:
     control_trials: int = 30
     listening: int = 3  # holes with piano rolls and audio in the page
     seed: int = 0
+
+
+def infill_methods(gen: Generator) -> dict[str, Method]:
+    """The rows of the infill-quality table: the model's, then the baselines (other checkpoints are added by the caller)."""
+    return {"harmonixr, both sides, sampled": Method("infill", gen, SAMPLING),
+            "harmonixr, both sides, greedy": Method("infill", gen, GREEDY),
+            "harmonixr, look-ahead, best of 8 continuations": Method("lookahead", gen, SAMPLING, 8),
+            "harmonixr, left context only, sampled": Method("left", gen, SAMPLING),
+            "harmonixr, left context only, greedy": Method("left", gen, GREEDY),
+            "repeat the bar before": Method("repeat"),
+            "copy the bars before": Method("copy")}
 
 
 def split_pieces(corpus: Corpus, split: str, per_style: int, vocab, rng: np.random.Generator) -> list[tuple[Piece, str]]:  # noqa: ANN001
@@ -71,7 +86,7 @@ def split_pieces(corpus: Corpus, split: str, per_style: int, vocab, rng: np.rand
     return out
 
 
-def _interleave(pieces: list[tuple[Piece, str]], count: int) -> list[tuple[Piece, str]]:
+def interleave_styles(pieces: list[tuple[Piece, str]], count: int) -> list[tuple[Piece, str]]:
     """``count`` pieces taking the styles in turn."""
     by_style: dict[str, list] = {}
     for item in pieces:
@@ -104,12 +119,8 @@ def evaluate(checkpoint: str | Path, folders: list[str], out: str | Path, config
 
     console.rule("infill quality")
     pieces = split_pieces(corpus, config.split, config.infill_pieces, gen.vocab, rng)
-    holes = draw_holes(_interleave(pieces, config.infill_pieces), 1, rng)
-    methods = {"harmonixr, both sides, sampled": Method("infill", gen, SAMPLING),
-               "harmonixr, both sides, greedy": Method("infill", gen, GREEDY),
-               "harmonixr, left context only, greedy": Method("left", gen, GREEDY),
-               "repeat the bar before": Method("repeat"),
-               "copy the bars before": Method("copy")}
+    holes = draw_holes(interleave_styles(pieces, config.infill_pieces), 1, rng)
+    methods = infill_methods(gen)
     for path in baselines:
         try:
             other = Generator(path)
@@ -122,6 +133,8 @@ def evaluate(checkpoint: str | Path, folders: list[str], out: str | Path, config
             methods[f"{name}, both sides, greedy"] = Method("infill", other, GREEDY)
     fills = evaluate_infill(methods, holes, config.infill_samples, config.seed)
     numbers["infill_quality"] = summarize(fills)
+    numbers["infill_paired"] = [paired(fills, method, against.format(how=how)) for method, how in MODEL_ROWS
+                                for against in TRIVIAL]
     write_csv(out / "infill_fills.csv", fills)
 
     console.rule("generated vs real, style, controls")
@@ -153,6 +166,7 @@ def evaluate(checkpoint: str | Path, folders: list[str], out: str | Path, config
     (out / "metrics.json").write_text(json.dumps(numbers, indent=1, default=_plain))
     write_csv(out / "likelihood.csv", rows)
     write_csv(out / "infill_quality.csv", numbers["infill_quality"])
+    write_csv(out / "infill_paired.csv", numbers["infill_paired"])
     write_csv(out / "distributions.csv", [{"style": s, **r} for s, rs in numbers["distributions"].items() for r in rs])
     write_csv(out / "controls.csv", numbers["controls"])
     (out / "report.html").write_text(html.page(numbers, pictures))

@@ -1,6 +1,7 @@
-"""Refine: a model-based clean-up that rewrites the notes the model finds least likely.
+"""Model-based rescoring: refine (rewrite the notes the model finds least likely) and look-ahead
+infill (continue from the left, keep what leads best into the music after the hole).
 
-A discrete denoiser in the spirit of diffusion post-processing. Each round scores every note of
+Refine is a discrete denoiser in the spirit of diffusion post-processing. Each round scores every note of
 the piece (the bits of its ``Program Pitch Velocity Duration`` tokens under the model, each
 window of bars in context), takes the least likely ones, and re-infills the beat each of them
 starts in, in its track only, with everything else as context. A few rounds remove the notes that
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from symusic import Note
 
 from harmonixr.data.events import NOTE, Event, render_spans, with_tempo
 from harmonixr.generation.modes import Generator, Result
@@ -63,6 +65,29 @@ def note_bits(gen: Generator, piece: Piece, first_bar: int = 0, windows: int = 1
                 out.append(NoteScore(event, float(nats[idx - 1 : idx + 3].sum()) / math.log(2)))
         windows -= 1
     return total, out
+
+
+def lookahead_infill(gen: Generator, piece: Piece, first_bar: int, bars: int, candidates: int = 8,
+                     sampling: SamplingConfig = SamplingConfig(top_p=0.95), seed: int = 0, lookback: int = 4) -> Result:
+    """Fill bars ``first_bar`` to ``first_bar + bars - 1`` of every track with the model reading
+    left to right: ``candidates`` continuations from the left, each put back before the rest of the
+    piece, and the one under which the notes after the hole are most likely is kept. This weighs
+    samples of P(fill | left) by P(right | left, fill), so the pick follows P(fill | left, right) of
+    the left-to-right model. ``details``: the bits of the notes after the hole, per candidate."""
+    began = time.perf_counter()
+    made = gen.continue_(piece, bars=bars, after_bar=first_bar, n=candidates, sampling=sampling, seed=seed)
+    start, end = piece.tick(first_bar), piece.tick(first_bar + bars)
+    every = list(range(len(piece.original.tracks)))
+    scored = []
+    for result in made:
+        notes = {k: [Note(n.time, min(n.duration, end - n.time), n.pitch, n.velocity) for n in track.notes
+                     if start <= n.time < end] for k, track in enumerate(result.score.tracks)}
+        score = piece.splice(notes, start, end, every)
+        after = note_bits(gen, Piece.from_score(score, gen.vocab, piece.style), max(0, first_bar - lookback), windows=1)[1]
+        scored.append((sum(s.bits for s in after if s.event.bar >= first_bar + bars), score, result))
+    bits, score, result = min(scored, key=lambda item: item[0])
+    return Result(score, start, end, tuple(every), result.notes, sum(r.tokens for r in made), result.finished,
+                  time.perf_counter() - began, "lookahead", {"bits_after": [b for b, *_ in scored]})
 
 
 def refine(gen: Generator, piece: Piece, rounds: int = 2, fraction: float = 0.1, max_holes: int = 6,

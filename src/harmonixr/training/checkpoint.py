@@ -109,6 +109,17 @@ def load_model_weights(path: str | Path, model: nn.Module) -> nn.Module:
     return model
 
 
+def start_from(path: str | Path, model: nn.Module, tokenizer: HarmonixrTokenizer) -> nn.Module:
+    """Fine-tuning: load another run's weights into a fresh ``model``; its tokenizer must be ``tokenizer``
+    (the same tokens with the same ids), else the weights would mean other tokens."""
+    path = resolve(path)
+    theirs = HarmonixrTokenizer.from_file(path)
+    if theirs.vocab != tokenizer.vocab:
+        raise CheckpointError(f"{path}: its tokenizer differs from the corpus's ({len(theirs)} tokens against "
+                              f"{len(tokenizer)}), so its weights cannot start this run")
+    return load_model_weights(path, model)
+
+
 def load_training_state(path: str | Path, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     """Restore the optimizer and torch's random state; return ``trainer_state.json``."""
     path = resolve(path)

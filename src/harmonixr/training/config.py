@@ -62,6 +62,7 @@ class RunConfig:
     threads: int = 0  # torch CPU threads (0: torch's default)
     device: str = "auto"  # auto | cpu | cuda
     tensorboard: bool = True
+    init_from: str = ""  # fine-tune: a checkpoint whose weights start a fresh run (same model and tokenizer)
 
 
 @dataclass(frozen=True)

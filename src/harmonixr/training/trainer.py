@@ -36,6 +36,7 @@ from harmonixr.training.checkpoint import (
     load_model_weights,
     load_training_state,
     save_checkpoint,
+    start_from,
 )
 from harmonixr.training.config import OptimConfig, TrainConfig
 
@@ -135,6 +136,8 @@ def train(config: TrainConfig, resume: bool = True, show_progress: bool = True) 
     if resume and (latest.exists() or latest.with_name("latest.old").exists()):
         load_model_weights(latest, model)
         state = load_training_state(latest, optimizer)
+    elif run.init_from:
+        start_from(run.init_from, model, corpus.tokenizer)
     start = state["step"]
     if dist_info.main:
         out.mkdir(parents=True, exist_ok=True)
