@@ -13,8 +13,8 @@ writes the hole ``samples`` times; each fill is compared with the original notes
 Methods (:class:`Method`): the model with context on both sides, sampled and greedy; the model
 reading left to right with the music after the hole used to pick among continuations (look-ahead);
 two trivial baselines (repeat the bar before the hole in each of its bars; the model continuing
-from the left context only), a stronger copy baseline (the hole's length of bars from just before it), and any
-other infilling checkpoint (the encoder-decoder baseline).
+from the left context only), a stronger copy baseline (the hole's length of bars from just before
+it), and any other infilling checkpoint (the encoder-decoder baseline).
 """
 
 from __future__ import annotations
@@ -111,8 +111,8 @@ def copy_neighbour(hole: Hole) -> list[tuple[int, int, int]]:
 class Method:
     """How one row of the table fills a hole: ``kind`` is ``infill`` (context on both sides),
     ``left`` (continuation from the left context only), ``lookahead`` (continuations from the left,
-    the one that best predicts the music after the hole kept: :func:`lookahead_infill`), ``repeat`` (the bar before, repeated) or
-    ``copy`` (as many bars as the hole has, from just before it)."""
+    the one that best predicts the music after the hole kept: :func:`lookahead_infill`), ``repeat``
+    (the bar before, repeated) or ``copy`` (as many bars as the hole has, from just before it)."""
 
     kind: str
     generator: Generator | None = None
@@ -157,7 +157,8 @@ def evaluate_infill(methods: dict[str, Method], holes: list[Hole], samples: int,
     return rows
 
 
-def paired(rows: list[dict], method: str, against: str, metrics: tuple[str, ...] = ("f1", "pitch_class_overlap")) -> dict:
+def paired(rows: list[dict], method: str, against: str,
+           metrics: tuple[str, ...] = ("f1", "pitch_class_overlap")) -> dict:
     """``method`` minus ``against`` per hole (each method's fills of a hole averaged), over the holes
     both filled: the mean difference of each metric, its standard error, and the holes won and lost.
     A difference of more than two standard errors is one the holes' luck is unlikely to explain."""

@@ -58,7 +58,8 @@ class ReportConfig:
 
 
 def infill_methods(gen: Generator) -> dict[str, Method]:
-    """The rows of the infill-quality table: the model's, then the baselines (other checkpoints are added by the caller)."""
+    """The rows of the infill-quality table: the model's, then the baselines (the caller adds other
+    checkpoints)."""
     return {"harmonixr, both sides, sampled": Method("infill", gen, SAMPLING),
             "harmonixr, both sides, greedy": Method("infill", gen, GREEDY),
             "harmonixr, look-ahead, best of 8 continuations": Method("lookahead", gen, SAMPLING, 8),

@@ -1,8 +1,8 @@
 """Model-based rescoring: refine (rewrite the notes the model finds least likely) and look-ahead
 infill (continue from the left, keep what leads best into the music after the hole).
 
-Refine is a discrete denoiser in the spirit of diffusion post-processing. Each round scores every note of
-the piece (the bits of its ``Program Pitch Velocity Duration`` tokens under the model, each
+Refine is a discrete denoiser in the spirit of diffusion post-processing. Each round scores every
+note of the piece (the bits of its ``Program Pitch Velocity Duration`` tokens under the model, each
 window of bars in context), takes the least likely ones, and re-infills the beat each of them
 starts in, in its track only, with everything else as context. A few rounds remove the notes that
 fit worst while the rest of the piece stays exactly as it was.
@@ -83,7 +83,8 @@ def lookahead_infill(gen: Generator, piece: Piece, first_bar: int, bars: int, ca
         notes = {k: [Note(n.time, min(n.duration, end - n.time), n.pitch, n.velocity) for n in track.notes
                      if start <= n.time < end] for k, track in enumerate(result.score.tracks)}
         score = piece.splice(notes, start, end, every)
-        after = note_bits(gen, Piece.from_score(score, gen.vocab, piece.style), max(0, first_bar - lookback), windows=1)[1]
+        candidate = Piece.from_score(score, gen.vocab, piece.style)
+        after = note_bits(gen, candidate, max(0, first_bar - lookback), windows=1)[1]
         scored.append((sum(s.bits for s in after if s.event.bar >= first_bar + bars), score, result))
     bits, score, result = min(scored, key=lambda item: item[0])
     return Result(score, start, end, tuple(every), result.notes, sum(r.tokens for r in made), result.finished,
