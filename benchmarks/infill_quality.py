@@ -19,8 +19,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from harmonixr.evaluation.infill_quality import draw_holes, evaluate_infill, paired, summarize
-from harmonixr.evaluation.report import MODEL_ROWS, TRIVIAL, infill_methods, interleave_styles, split_pieces
+from harmonixr.evaluation.report import measure_infill
 from harmonixr.generation.modes import Generator
 from harmonixr.training.batches import Corpus
 
@@ -49,11 +48,9 @@ def main() -> None:
     for checkpoint in args.checkpoints:
         gen = Generator(checkpoint)
         rng = np.random.default_rng(args.seed)  # the same pieces and holes for every checkpoint
-        pieces = split_pieces(corpus, args.split, args.pieces, gen.vocab, rng)
-        holes = draw_holes(interleave_styles(pieces, args.pieces), 1, rng)
-        rows = evaluate_infill(infill_methods(gen), holes, args.samples, args.seed)
-        summary = [{k: v for k, v in r.items() if k != "truth_notes_per_hole"} for r in summarize(rows)]
-        pairs = [paired(rows, method, against.format(how=how)) for method, how in MODEL_ROWS for against in TRIVIAL]
+        holes, _, found = measure_infill(gen, corpus, args.split, args.pieces, args.samples, args.seed, rng)
+        summary = [{k: v for k, v in r.items() if k != "truth_notes_per_hole"} for r in found["infill_quality"]]
+        pairs = found["infill_paired"]
         show(console, f"{checkpoint}: {len(holes)} holes", summary)
         show(console, f"{checkpoint}: hole by hole", pairs)
         results[checkpoint] = {"holes": len(holes), "summary": summary, "paired": pairs}

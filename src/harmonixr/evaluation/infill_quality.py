@@ -30,6 +30,9 @@ from harmonixr.generation.piece import Piece, Region
 from harmonixr.generation.refine import lookahead_infill
 from harmonixr.sampling.sampler import SamplingConfig
 
+# Look-ahead draws each fill of a hole in its own call: fill k of hole i uses seed + i + STRIDE * k,
+# which no other (hole, fill) uses while there are fewer holes than this prime.
+FILL_SEED_STRIDE = 104_729
 METRICS = ("precision", "recall", "f1", "pitch_class_overlap", "rhythm_overlap", "velocity_distance")
 
 
@@ -141,7 +144,7 @@ def evaluate_infill(methods: dict[str, Method], holes: list[Hole], samples: int,
                 fills = [repeat_neighbour(hole)]
             elif method.kind == "lookahead":
                 made = [lookahead_infill(method.generator, piece, hole.first_bar, hole.bars, method.candidates,
-                                         method.sampling, seed + index + 104729 * k) for k in range(n)]
+                                         method.sampling, seed + index + FILL_SEED_STRIDE * k) for k in range(n)]
                 fills = [region_notes(r.score, start, end) for r in made]
             elif method.kind == "left":
                 made = method.generator.continue_(piece, bars=hole.bars, after_bar=hole.first_bar, n=n,

@@ -25,7 +25,7 @@ from harmonixr.evaluation.compare import compare, write_csv
 from harmonixr.evaluation.controls import control_trials, summarize_controls
 from harmonixr.evaluation.distributions import compare_sets
 from harmonixr.evaluation.features import piece_features
-from harmonixr.evaluation.infill_quality import Method, draw_holes, evaluate_infill, paired, summarize
+from harmonixr.evaluation.infill_quality import Hole, Method, draw_holes, evaluate_infill, paired, summarize
 from harmonixr.generation.modes import Generator
 from harmonixr.generation.piece import Piece
 from harmonixr.sampling.sampler import SamplingConfig
@@ -35,8 +35,8 @@ from harmonixr.training.checkpoint import read_config
 SAMPLING = SamplingConfig(top_p=0.95)
 GREEDY = SamplingConfig(top_k=1)
 # The baselines the model's infill must beat: the left-only one decodes as the model row it faces.
-TRIVIAL = ("harmonixr, left context only, {how}", "repeat the bar before", "copy the bars before")
-MODEL_ROWS = (("harmonixr, both sides, sampled", "sampled"), ("harmonixr, both sides, greedy", "greedy"),
+_TRIVIAL = ("harmonixr, left context only, {how}", "repeat the bar before", "copy the bars before")
+_MODEL_ROWS = (("harmonixr, both sides, sampled", "sampled"), ("harmonixr, both sides, greedy", "greedy"),
               ("harmonixr, look-ahead, best of 8 continuations", "sampled"))
 
 
@@ -57,16 +57,27 @@ class ReportConfig:
     seed: int = 0
 
 
-def infill_methods(gen: Generator) -> dict[str, Method]:
-    """The rows of the infill-quality table: the model's, then the baselines (the caller adds other
-    checkpoints)."""
-    return {"harmonixr, both sides, sampled": Method("infill", gen, SAMPLING),
-            "harmonixr, both sides, greedy": Method("infill", gen, GREEDY),
-            "harmonixr, look-ahead, best of 8 continuations": Method("lookahead", gen, SAMPLING, 8),
-            "harmonixr, left context only, sampled": Method("left", gen, SAMPLING),
-            "harmonixr, left context only, greedy": Method("left", gen, GREEDY),
-            "repeat the bar before": Method("repeat"),
-            "copy the bars before": Method("copy")}
+def measure_infill(gen: Generator, corpus: Corpus, split: str, count: int, samples: int, seed: int,
+                   rng: np.random.Generator,
+                   extra: dict[str, Method] | None = None) -> tuple[list[Hole], list[dict], dict]:
+    """Section 2: one hole in each of ``count`` pieces of ``split`` (the styles in turn), filled by the
+    model's rows, the trivial and copy baselines and ``extra`` (other checkpoints). Returns the holes,
+    one row per fill, and ``infill_quality`` (means per method) and ``infill_paired`` (the model's rows
+    against the trivial baselines, hole by hole)."""
+    pieces = split_pieces(corpus, split, count, gen.vocab, rng)
+    holes = draw_holes(_interleave(pieces, count), 1, rng)
+    methods = {"harmonixr, both sides, sampled": Method("infill", gen, SAMPLING),
+               "harmonixr, both sides, greedy": Method("infill", gen, GREEDY),
+               "harmonixr, look-ahead, best of 8 continuations": Method("lookahead", gen, SAMPLING, 8),
+               "harmonixr, left context only, sampled": Method("left", gen, SAMPLING),
+               "harmonixr, left context only, greedy": Method("left", gen, GREEDY),
+               "repeat the bar before": Method("repeat"),
+               "copy the bars before": Method("copy"), **(extra or {})}
+    fills = evaluate_infill(methods, holes, samples, seed)
+    found = {"infill_quality": summarize(fills),
+             "infill_paired": [paired(fills, method, against.format(how=how)) for method, how in _MODEL_ROWS
+                               for against in _TRIVIAL]}
+    return holes, fills, found
 
 
 def split_pieces(corpus: Corpus, split: str, per_style: int, vocab, rng: np.random.Generator) -> list[tuple[Piece, str]]:  # noqa: ANN001
@@ -87,7 +98,7 @@ def split_pieces(corpus: Corpus, split: str, per_style: int, vocab, rng: np.rand
     return out
 
 
-def interleave_styles(pieces: list[tuple[Piece, str]], count: int) -> list[tuple[Piece, str]]:
+def _interleave(pieces: list[tuple[Piece, str]], count: int) -> list[tuple[Piece, str]]:
     """``count`` pieces taking the styles in turn."""
     by_style: dict[str, list] = {}
     for item in pieces:
@@ -119,9 +130,7 @@ def evaluate(checkpoint: str | Path, folders: list[str], out: str | Path, config
     numbers["likelihood"] = rows
 
     console.rule("infill quality")
-    pieces = split_pieces(corpus, config.split, config.infill_pieces, gen.vocab, rng)
-    holes = draw_holes(interleave_styles(pieces, config.infill_pieces), 1, rng)
-    methods = infill_methods(gen)
+    extra = {}
     for path in baselines:
         try:
             other = Generator(path)
@@ -130,12 +139,11 @@ def evaluate(checkpoint: str | Path, folders: list[str], out: str | Path, config
             continue
         if other.model.cfg.kind == "encdec":
             name = Path(path).parent.name if Path(path).name == "latest" else Path(path).name
-            methods[f"{name}, both sides, sampled"] = Method("infill", other, SAMPLING)
-            methods[f"{name}, both sides, greedy"] = Method("infill", other, GREEDY)
-    fills = evaluate_infill(methods, holes, config.infill_samples, config.seed)
-    numbers["infill_quality"] = summarize(fills)
-    numbers["infill_paired"] = [paired(fills, method, against.format(how=how)) for method, how in MODEL_ROWS
-                                for against in TRIVIAL]
+            extra[f"{name}, both sides, sampled"] = Method("infill", other, SAMPLING)
+            extra[f"{name}, both sides, greedy"] = Method("infill", other, GREEDY)
+    holes, fills, found = measure_infill(gen, corpus, config.split, config.infill_pieces, config.infill_samples,
+                                         config.seed, rng, extra)
+    numbers.update(found)
     write_csv(out / "infill_fills.csv", fills)
 
     console.rule("generated vs real, style, controls")
