@@ -33,15 +33,21 @@ def show(console: Console, title: str, rows: list[dict]) -> None:
     console.print(table)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def holes_parser(doc: str, out: str) -> argparse.ArgumentParser:
+    """The arguments of the infill benchmarks: checkpoints, and where the held-out holes come from."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoints", nargs="+")
     parser.add_argument("--data", default="data/corpus-all")
     parser.add_argument("--split", default="test")
     parser.add_argument("--pieces", type=int, default=120)
-    parser.add_argument("--samples", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="results/infill-quality.json")
+    parser.add_argument("--out", default=out)
+    return parser
+
+
+def main() -> None:
+    parser = holes_parser(__doc__, "results/infill-quality.json")
+    parser.add_argument("--samples", type=int, default=3)
     args = parser.parse_args()
     console = Console(width=160)
     corpus, results = Corpus([args.data]), {}

@@ -10,6 +10,7 @@ import pytest
 from symusic import Score
 
 from harmonixr.cli import main
+from harmonixr.data.events import NOTE
 from harmonixr.generation.modes import Generator, MusicRules, control_tokens
 from harmonixr.generation.piece import GenerationError, Piece, Region
 from harmonixr.generation.postprocess import Key
@@ -149,7 +150,7 @@ def test_refine_rewrites_unlikely_beats_and_keeps_the_piece(gen, music21_midi) -
 
 
 def test_lookahead_keeps_the_continuation_that_best_predicts_the_music_after(gen, music21_midi) -> None:
-    from harmonixr.generation.refine import lookahead_infill, note_bits
+    from harmonixr.generation.refine import lookahead_infill, note_bits, window_start
 
     original = Score(str(music21_midi["bach/bwv66.6"]))
     piece = gen.piece(original, "chorale")
@@ -158,10 +159,24 @@ def test_lookahead_keeps_the_continuation_that_best_predicts_the_music_after(gen
         == result.notes > 0
     bits = result.details["bits_after"]
     assert len(bits) == 3 and all(b > 0 for b in bits) and len(set(bits)) > 1
-    kept = note_bits(gen, gen.piece(result.score, "chorale"), max(0, 3 - 4), windows=1)[1]  # lookback 4
-    assert sum(s.bits for s in kept if s.event.bar >= 5) == pytest.approx(min(bits), rel=1e-4)
+    assert result.details["bars_after"] == (5, 9)  # the 4 bars after the hole fit beside it in one window
+    filled = gen.piece(result.score, "chorale")
+    kept = note_bits(gen, filled, min(window_start(gen, filled, 9), 3), windows=1)[1]
+    assert sum(s.bits for s in kept if 5 <= s.event.bar < 9) == pytest.approx(min(bits), rel=1e-4)
     again = lookahead_infill(gen, piece, 3, 2, candidates=3, sampling=SAMPLING, seed=0)
     assert notes_of(again.score.tracks[0]) == notes_of(result.score.tracks[0])
+
+
+def test_window_start_is_the_earliest_bar_whose_window_reaches_the_bar_asked(gen, music21_midi) -> None:
+    from harmonixr.generation.refine import note_bits, window_start
+
+    piece = gen.piece(Score(str(music21_midi["mozart/k155/movement2"])), "classical")  # longer than a window
+    end = max(e.bar for e in piece.events if e.kind == NOTE) - 1  # a bar with notes after it
+    start = window_start(gen, piece, end + 1)
+    assert 0 < start < end
+    reached = max(s.event.bar for s in note_bits(gen, piece, start, windows=1)[1])
+    assert reached >= end  # from ``start`` one window holds every bar up to ``end``
+    assert max(s.event.bar for s in note_bits(gen, piece, start - 1, windows=1)[1]) < end  # a bar earlier: not
 
 
 def test_demo_writes_midi_png_and_wav(tmp_path) -> None:

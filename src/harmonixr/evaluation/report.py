@@ -64,8 +64,7 @@ def measure_infill(gen: Generator, corpus: Corpus, split: str, count: int, sampl
     model's rows, the trivial and copy baselines and ``extra`` (other checkpoints). Returns the holes,
     one row per fill, and ``infill_quality`` (means per method) and ``infill_paired`` (the model's rows
     against the trivial baselines, hole by hole)."""
-    pieces = split_pieces(corpus, split, count, gen.vocab, rng)
-    holes = draw_holes(_interleave(pieces, count), 1, rng)
+    holes = infill_holes(corpus, split, count, gen.vocab, rng)
     methods = {"harmonixr, both sides, sampled": Method("infill", gen, SAMPLING),
                "harmonixr, both sides, greedy": Method("infill", gen, GREEDY),
                "harmonixr, look-ahead, best of 8 continuations": Method("lookahead", gen, SAMPLING, 8),
@@ -78,6 +77,12 @@ def measure_infill(gen: Generator, corpus: Corpus, split: str, count: int, sampl
              "infill_paired": [paired(fills, method, against.format(how=how)) for method, how in _MODEL_ROWS
                                for against in _TRIVIAL]}
     return holes, fills, found
+
+
+def infill_holes(corpus: Corpus, split: str, count: int, vocab, rng: np.random.Generator) -> list[Hole]:  # noqa: ANN001
+    """The held-out holes of section 2: one in each of ``count`` original pieces of ``split``, the
+    styles in turn (the same holes for every checkpoint given the same ``rng`` state)."""
+    return draw_holes(_interleave(split_pieces(corpus, split, count, vocab, rng), count), 1, rng)
 
 
 def split_pieces(corpus: Corpus, split: str, per_style: int, vocab, rng: np.random.Generator) -> list[tuple[Piece, str]]:  # noqa: ANN001

@@ -67,28 +67,55 @@ def note_bits(gen: Generator, piece: Piece, first_bar: int = 0, windows: int = 1
     return total, out
 
 
+def window_start(gen: Generator, piece: Piece, end_bar: int) -> int:
+    """The earliest bar from which bars up to ``end_bar`` (excluded) fit one window of :func:`note_bits`."""
+    v = gen.vocab
+    by_bar: dict[int, list[Event]] = {}
+    for e in piece.events:
+        if e.bar < end_bar:
+            by_bar.setdefault(e.bar, []).append(e)
+    budget, rest, start = gen.max_len - len(piece.header) - 2, 0, end_bar
+    for bar in sorted(by_bar, reverse=True):  # the window's first bar carries the tempo in force
+        if len(render_spans(v, with_tempo(by_bar[bar], piece.tempo_at(bar)))[0]) + rest > budget:
+            break
+        rest += len(render_spans(v, by_bar[bar])[0])
+        start = bar
+    return start
+
+
 def lookahead_infill(gen: Generator, piece: Piece, first_bar: int, bars: int, candidates: int = 8,
-                     sampling: SamplingConfig = SamplingConfig(top_p=0.95), seed: int = 0, lookback: int = 4) -> Result:
+                     sampling: SamplingConfig = SamplingConfig(top_p=0.95), seed: int = 0, after: int = 4) -> Result:
     """Fill bars ``first_bar`` to ``first_bar + bars - 1`` of every track with the model reading
     left to right: ``candidates`` continuations from the left, each put back before the rest of the
-    piece, and the one under which the notes after the hole are most likely is kept. This weighs
-    samples of P(fill | left) by P(right | left, fill), so the pick follows P(fill | left, right) of
-    the left-to-right model. ``details``: the bits of the notes after the hole, per candidate."""
+    piece, and the one under which the notes of the ``after`` bars after the hole are most likely is
+    kept. This weighs samples of P(fill | left) by P(right | left, fill), so the pick follows
+    P(fill | left, right) of the left-to-right model. Each candidate is scored in one window that
+    ends with those bars (fewer if they do not fit) and reaches as far back as the context allows.
+    ``details``: the bits of the notes after the hole, per candidate, and the bars scored."""
     began = time.perf_counter()
     made = gen.continue_(piece, bars=bars, after_bar=first_bar, n=candidates, sampling=sampling, seed=seed)
     start, end = piece.tick(first_bar), piece.tick(first_bar + bars)
     every = list(range(len(piece.original.tracks)))
-    scored = []
+    pieces = []
     for result in made:
         notes = {k: [Note(n.time, min(n.duration, end - n.time), n.pitch, n.velocity) for n in track.notes
                      if start <= n.time < end] for k, track in enumerate(result.score.tracks)}
         score = piece.splice(notes, start, end, every)
-        candidate = Piece.from_score(score, gen.vocab, piece.style)
-        after = note_bits(gen, candidate, max(0, first_bar - lookback), windows=1)[1]
-        scored.append((sum(s.bits for s in after if s.event.bar >= first_bar + bars), score, result))
+        pieces.append((Piece.from_score(score, gen.vocab, piece.style), score, result))
+    # The same bars after the hole for every candidate: as many as fit beside the densest one's hole.
+    right = min(after, max(0, piece.bars - first_bar - bars))
+    while right > 1 and any(window_start(gen, c, first_bar + bars + right) > first_bar for c, *_ in pieces):
+        right -= 1
+    stop = first_bar + bars + right
+    scored = []
+    for candidate, score, result in pieces:
+        begin = min(window_start(gen, candidate, stop), first_bar)
+        bits = note_bits(gen, candidate, begin, windows=1)[1]
+        scored.append((sum(s.bits for s in bits if first_bar + bars <= s.event.bar < stop), score, result))
     bits, score, result = min(scored, key=lambda item: item[0])
     return Result(score, start, end, tuple(every), result.notes, sum(r.tokens for r in made), result.finished,
-                  time.perf_counter() - began, "lookahead", {"bits_after": [b for b, *_ in scored]})
+                  time.perf_counter() - began, "lookahead",
+                  {"bits_after": [b for b, *_ in scored], "bars_after": (first_bar + bars, stop)})
 
 
 def refine(gen: Generator, piece: Piece, rounds: int = 2, fraction: float = 0.1, max_holes: int = 6,
