@@ -63,8 +63,8 @@ def log_probs(gen: Generator, prompt: list[int], seg: list[int], bar0: int) -> n
     return torch.log_softmax(logits, -1)[len(prompt) - 1 : len(ids) - 1].numpy()
 
 
-def views(gen: Generator, hole: Hole, catcher: PromptCatcher) -> dict[str, tuple[list[int], int]] | None:
-    """The three prompts of a hole (None if the hole and a prompt do not fit the context together)."""
+def views(gen: Generator, hole: Hole, catcher: PromptCatcher) -> dict[str, tuple[list[int], int]]:
+    """The three prompts of a hole and their first bars: ``{view: (prompt, bar0)}``."""
     piece, end = hole.piece, hole.first_bar + hole.bars
     out = {}
     gen.infill(piece, hole.region, 1, ONE_TOKEN)

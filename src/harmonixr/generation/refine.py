@@ -31,15 +31,26 @@ class NoteScore:
     bits: float  # -log2 p of the note's four tokens given everything before it
 
 
+def _events_by_bar(piece: Piece, first_bar: int, end_bar: int) -> dict[int, list[Event]]:
+    """The events of bars ``first_bar`` to ``end_bar - 1``, by bar."""
+    by_bar: dict[int, list[Event]] = {}
+    for e in piece.events:
+        if first_bar <= e.bar < end_bar:
+            by_bar.setdefault(e.bar, []).append(e)
+    return by_bar
+
+
+def _body_budget(gen: Generator, piece: Piece) -> int:
+    """Body tokens one window of :func:`note_bits` holds after the piece's header."""
+    return gen.max_len - len(piece.header) - 2
+
+
 def note_bits(gen: Generator, piece: Piece, first_bar: int = 0, windows: int = 1 << 30) -> tuple[float, list[NoteScore]]:
     """Bits of the body tokens and of every note of ``piece`` under the model, from ``first_bar``
     on, in up to ``windows`` windows of whole bars (each as long as the context allows)."""
     v, model = gen.vocab, gen.model
-    budget = gen.max_len - len(piece.header) - 2
-    by_bar: dict[int, list[Event]] = {}
-    for e in piece.events:
-        if e.bar >= first_bar:
-            by_bar.setdefault(e.bar, []).append(e)
+    budget = _body_budget(gen, piece)
+    by_bar = _events_by_bar(piece, first_bar, 1 << 30)
     bars = sorted(by_bar)
     # Every bar renders on its own (a Bar token resets the position), so a window's length is the
     # sum of its bars' lengths, its first bar with the tempo in force added.
@@ -69,12 +80,8 @@ def note_bits(gen: Generator, piece: Piece, first_bar: int = 0, windows: int = 1
 
 def window_start(gen: Generator, piece: Piece, end_bar: int) -> int:
     """The earliest bar from which bars up to ``end_bar`` (excluded) fit one window of :func:`note_bits`."""
-    v = gen.vocab
-    by_bar: dict[int, list[Event]] = {}
-    for e in piece.events:
-        if e.bar < end_bar:
-            by_bar.setdefault(e.bar, []).append(e)
-    budget, rest, start = gen.max_len - len(piece.header) - 2, 0, end_bar
+    v, by_bar = gen.vocab, _events_by_bar(piece, 0, end_bar)
+    budget, rest, start = _body_budget(gen, piece), 0, end_bar
     for bar in sorted(by_bar, reverse=True):  # the window's first bar carries the tempo in force
         if len(render_spans(v, with_tempo(by_bar[bar], piece.tempo_at(bar)))[0]) + rest > budget:
             break
@@ -104,13 +111,15 @@ def lookahead_infill(gen: Generator, piece: Piece, first_bar: int, bars: int, ca
         pieces.append((Piece.from_score(score, gen.vocab, piece.style), score, result))
     # The same bars after the hole for every candidate: as many as fit beside the densest one's hole.
     right = min(after, max(0, piece.bars - first_bar - bars))
-    while right > 1 and any(window_start(gen, c, first_bar + bars + right) > first_bar for c, *_ in pieces):
+    while True:
+        begins = [window_start(gen, candidate, first_bar + bars + right) for candidate, *_ in pieces]
+        if right <= 1 or max(begins) <= first_bar:
+            break
         right -= 1
     stop = first_bar + bars + right
     scored = []
-    for candidate, score, result in pieces:
-        begin = min(window_start(gen, candidate, stop), first_bar)
-        bits = note_bits(gen, candidate, begin, windows=1)[1]
+    for (candidate, score, result), begin in zip(pieces, begins):
+        bits = note_bits(gen, candidate, min(begin, first_bar), windows=1)[1]
         scored.append((sum(s.bits for s in bits if first_bar + bars <= s.event.bar < stop), score, result))
     bits, score, result = min(scored, key=lambda item: item[0])
     return Result(score, start, end, tuple(every), result.notes, sum(r.tokens for r in made), result.finished,
