@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 POP909 := ../shared/data/pop909
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test serve screenshots fuzz bench prepare prepare-all train compare report rl dpo clean
+.PHONY: demo test serve screenshots fuzz bench prepare prepare-all train train-spm compare report rl dpo clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -47,17 +47,21 @@ screenshots: $(STAMP) $(CHROMIUM)
 prepare-all: $(STAMP)
 	$(VENV)/bin/harmonixr prepare --source music21 $(if $(wildcard $(POP909)),--source $(POP909)) --out data/corpus-all
 
-# The shipped model (models/harmonixr-small): train on data/corpus-all with configs/default.yaml.
+# The pre-trained base (models/harmonixr-small-base): train on data/corpus-all with configs/default.yaml.
 train: $(STAMP)
 	$(VENV)/bin/harmonixr train --config configs/default.yaml
+
+# The shipped model (models/harmonixr-small): the base fine-tuned in the "spm" infill layout -> runs/spm.
+train-spm: $(STAMP)
+	$(VENV)/bin/harmonixr train --config configs/spm.yaml
 
 # Same-budget Transformer / ablations / LSTM / encoder-decoder / n-gram, scored with the shipped model.
 compare: $(STAMP)
 	$(PY) benchmarks/compare_models.py --extra models/harmonixr-small
 
 # The evaluation report of the shipped model on the test split (needs make prepare-all; the
-# baselines are the same-budget runs of make compare, used when present).
-BASELINES := $(wildcard runs/compare/transformer/latest runs/compare/encdec/latest runs/compare/lstm/latest runs/compare/ngram)
+# baselines are its pre-trained base and the same-budget runs of make compare, used when present).
+BASELINES := models/harmonixr-small-base $(wildcard runs/compare/transformer/latest runs/compare/encdec/latest runs/compare/lstm/latest runs/compare/ngram)
 report: $(STAMP)
 	$(VENV)/bin/harmonixr evaluate models/harmonixr-small --data data/corpus-all --split test --out reports/harmonixr-small $(foreach b,$(BASELINES),--baseline $(b))
 

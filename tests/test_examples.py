@@ -15,6 +15,7 @@ from harmonixr.data.validate import load_midi
 from harmonixr.models.structure import FEATURES, Structure
 from harmonixr.training.batches import scoring_windows
 from harmonixr.training.config import ObjectiveConfig
+from harmonixr.evaluation.compare import without_right_context
 from harmonixr.training.examples import ExampleMaker
 from tests.conftest import real_piece_params
 
@@ -90,6 +91,45 @@ def test_infill_examples_split_the_window_into_context_and_fill(real_file: Path,
 
 
 @pytest.mark.parametrize("real_file", real_piece_params(), indirect=True)
+def test_spm_examples_reorder_the_same_hole_and_fill(real_file: Path, tokenizer, vocab, limits) -> None:
+    """The "spm" layout holds the tokens of the "context" layout plus one leading Infill_Hole: the music
+    from the hole's first bar on, then Infill_Fill, the bars before the hole and the same fill, whose
+    bars get the same structure features; without the music after the hole both layouts agree too."""
+    ids = piece_ids(real_file, tokenizer, limits)
+    structure = Structure(vocab)
+    bar_feature = FEATURES.index("bar")
+    makers = {layout: ExampleMaker(vocab, 384, ObjectiveConfig(infill_rate=1.0, drop_style=0.0, drop_control=0.0,
+                                                               infill_layout=layout)) for layout in ("context", "spm")}
+    compared = 0
+    for seed in range(12):
+        ctx, spm = (maker.sample(ids, np.random.default_rng(seed)) for maker in makers.values())
+        if ctx.fill_start < 0 or spm.fill_start < 0:
+            continue
+        compared += 1
+        assert ctx.kind == spm.kind and ctx.bar0 == spm.bar0
+        fill = list(spm.ids[spm.fill_start + 1 :])
+        assert fill == list(ctx.ids[ctx.fill_start + 1 :]) and fill[0] == vocab.bar_id and fill[-1] == vocab.end_id
+        seq = [int(t) for t in spm.ids]
+        header, body = tokenizer.split_header(seq)
+        assert body[0] == vocab.hole_id and vocab.fill_id in body
+        # one token more: at most what the block trims after the hole differs
+        assert Counter(spm.ids.tolist()) - Counter(ctx.ids.tolist()) == Counter({vocab.hole_id: 1})
+        # the bars before the hole come after Infill_Fill and the fill follows them directly
+        before = seq[seq.index(vocab.fill_id) + 1 : spm.fill_start + 1]
+        f_ctx = structure.features(ctx.ids, ctx.bar0)[:, bar_feature]
+        f_spm = structure.features(spm.ids, spm.bar0)[:, bar_feature]
+        assert list(f_spm[spm.fill_start + 1 :]) == list(f_ctx[ctx.fill_start + 1 :])
+        assert f_spm[spm.fill_start + 1] == 1 + (spm.bar0 + before.count(vocab.bar_id)) % 16, "no bar between"
+        if before:
+            assert before[0] == vocab.bar_id and f_spm[seq.index(vocab.fill_id) + 1] == 1 + spm.bar0 % 16
+        # without the music after the hole (what it is worth) the two hold the same tokens
+        left = [without_right_context(e, vocab) for e in (ctx, spm)]
+        assert list(left[0].ids[left[0].fill_start + 1 :]) == list(left[1].ids[left[1].fill_start + 1 :]) == fill
+        assert Counter(left[1].ids.tolist()) - Counter(left[0].ids.tolist()) == Counter({vocab.hole_id: 1})
+    assert compared >= 6
+
+
+@pytest.mark.parametrize("real_file", real_piece_params(), indirect=True)
 def test_scoring_windows_score_every_note_once_and_start_at_bars(real_file: Path, tokenizer, vocab, limits) -> None:
     ids = piece_ids(real_file, tokenizer, limits)
     maker = ExampleMaker(vocab, 256, ObjectiveConfig())
@@ -135,3 +175,15 @@ def test_structure_features_follow_bars_positions_tracks_and_fills(tokenizer, vo
     assert f["phase"][14] == 1 + 13 % 12
     assert len(set(f["type"])) > 5 and min(f["type"]) >= 1
     assert all(int(f[name].max()) < structure.sizes[name] for name in FEATURES)
+
+
+def test_structure_features_of_the_spm_layout(tokenizer, vocab) -> None:
+    """A leading Infill_Hole: the music after the hole has no known bar; Infill_Fill starts the window's bars."""
+    v = tokenizer.vocab
+    seq = [v["BOS_None"], v["Infill_Hole"], v["Bar_None"], v["TimeSig_4/4"], v["Infill_Hole"], v["Bar_None"],
+           v["Position_6"], v["Program_0"], v["Pitch_60"], v["Infill_Fill"], v["Bar_None"], v["Position_3"],
+           v["Bar_None"]]
+    f = {name: Structure(vocab).features(seq, bar0=5)[:, k] for k, name in enumerate(FEATURES)}
+    assert list(f["bar"][1:9]) == [0] * 8 and f["phase"][6] == 1 + 6 and f["track"][7] == 2 + 0
+    assert f["bar"][9] == 1 + 4 and f["phase"][9] == 0 and f["track"][9] == 0, "reset to before the window"
+    assert f["bar"][10] == 1 + 5 and f["phase"][11] == 1 + 3 and f["bar"][12] == 1 + 6

@@ -3,6 +3,7 @@ original's exactly, what is inside is new and stays inside, constraints hold, se
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,43 @@ def test_a_beat_span_stays_inside_its_beats(gen, music21_midi) -> None:
     for result in gen.infill(piece, region, 4, SAMPLING, seed=2):
         assert (result.start_tick, result.end_tick) == (piece.tick(2, 12), piece.tick(3, 24))
         assert assert_kept(original, result.score, result.start_tick, result.end_tick, {0, 1, 2, 3}) == result.notes
+
+
+class PromptCatcher:
+    """A Recorder that keeps the prompts the generator samples from."""
+
+    def __init__(self) -> None:
+        self.prompts: list[tuple[list[int], int]] = []  # (prompt, piece bar of its first bar)
+
+    def watch(self, constraint):  # noqa: ANN001, ANN201 - the Recorder protocol
+        return constraint
+
+    def sampled(self, prompt: list[int], bar0: int, outs: list[list[int]]) -> None:
+        self.prompts.append((list(prompt), bar0))
+
+
+@pytest.mark.parametrize("layout", ["context", "spm"])
+def test_infill_prompts_follow_the_model_layout(layout, gen, music21_midi) -> None:
+    """The same hole in either layout: the same tokens around it, in the layout's order, and a fill
+    that stays in the hole."""
+    original = Score(str(music21_midi["bach/bwv66.6"]))
+    laid_out = copy.copy(gen)
+    laid_out.layout, laid_out.recorder = layout, PromptCatcher()
+    piece = laid_out.piece(original, "chorale")
+    region = Region.parse("5-5", gen.vocab.grid)  # one bar: one prompt (a longer hole of 4 voices comes in parts)
+    result = laid_out.infill(piece, region, 1, SAMPLING, seed=0)[0]
+    assert result.finished
+    assert assert_kept(original, result.score, result.start_tick, result.end_tick, {0, 1, 2, 3}) == result.notes > 0
+    ((prompt, bar0),) = laid_out.recorder.prompts
+    body = prompt[len(piece.header):]
+    v = gen.vocab
+    if layout == "context":
+        assert body[-1] == v.fill_id and body.count(v.hole_id) == 2
+        return
+    # the music from bar 5 on (hole marked), Infill_Fill, then the bars before: the fill follows bar 4
+    assert body[0] == v.hole_id and body.count(v.hole_id) == 3 and body[-1] != v.fill_id
+    fill_at = body.index(v.fill_id)
+    assert body[fill_at + 1] == v.bar_id and body[fill_at + 1 :].count(v.bar_id) == region.start[0] - bar0 > 0
 
 
 @pytest.mark.parametrize("name", POP909_FILES[:2])

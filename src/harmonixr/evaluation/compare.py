@@ -42,13 +42,14 @@ class EvalSet:
 
 
 def build_eval_set(corpus: Corpus, split: str, block_size: int, holes_per_piece: int = 2,
-                   max_pieces: int = 0, seed: int = 0) -> EvalSet:
-    """Plain scoring windows of every piece of ``split`` and ``holes_per_piece`` infill examples each."""
+                   max_pieces: int = 0, seed: int = 0, layout: str = "context") -> EvalSet:
+    """Plain scoring windows of every piece of ``split`` and ``holes_per_piece`` infill examples each,
+    laid out as ``layout`` (the same holes in every layout)."""
     rows = [(s, r) for s, r in corpus.rows(split) if r["variant"] == "original"]
     if max_pieces:
         rows = rows[:max_pieces]
     plain_maker = ExampleMaker(corpus.vocab, block_size, ObjectiveConfig())
-    infill_maker = ExampleMaker(corpus.vocab, block_size, EVAL_OBJECTIVE)
+    infill_maker = ExampleMaker(corpus.vocab, block_size, dataclasses.replace(EVAL_OBJECTIVE, infill_layout=layout))
     out = EvalSet([], [], [], [], len(rows))
     for index, (shards, row) in enumerate(rows):
         ids = np.asarray(shards.tokens(row))
@@ -61,15 +62,16 @@ def build_eval_set(corpus: Corpus, split: str, block_size: int, holes_per_piece:
     return out
 
 
-def load_scoring_model(path: str | Path, device: torch.device) -> tuple[str, torch.nn.Module | NGramModel]:
-    """(label, model) of a checkpoint directory or an n-gram folder."""
+def load_scoring_model(path: str | Path, device: torch.device) -> tuple[str, torch.nn.Module | NGramModel, str]:
+    """(label, model, infill layout) of a checkpoint directory or an n-gram folder."""
     path = Path(path)
     if (path / NGRAM_META).is_file():
         model = NGramModel.load(path)
-        return f"n-gram (order {model.order})", model
+        return f"n-gram (order {model.order})", model, "context"
     loaded = load_checkpoint(path, device)
     n_params = sum(p.numel() for p in loaded.model.parameters())
-    return f"{loaded.model_config.kind} {path.parent.name}/{path.name} ({n_params / 1e6:.1f}M)", loaded.model
+    label = f"{loaded.model_config.kind} {path.parent.name}/{path.name} ({n_params / 1e6:.1f}M)"
+    return label, loaded.model, loaded.infill_layout
 
 
 def compare(paths: list[str | Path], folders: list[str], split: str = "test", block_size: int = 512,
@@ -82,14 +84,17 @@ def compare(paths: list[str | Path], folders: list[str], split: str = "test", bl
     corpus = Corpus(folders)
     dev = pick_device(device)
     scorer = Scorer(corpus.vocab, corpus.structure, device=dev, dtype=autocast_dtype("fp32", dev))
-    evalset = build_eval_set(corpus, split, block_size, holes_per_piece, max_pieces)
-    tasks = [("next-token", evalset.plain, evalset.plain_styles), ("infill", evalset.infill, evalset.infill_styles)]
-    if left_only:
-        tasks.append(("infill, left context only", [without_right_context(e, corpus.vocab) for e in evalset.infill],
-                      evalset.infill_styles))
+    evalsets: dict[str, EvalSet] = {}  # by infill layout: each model scores the holes as it was trained
     rows: list[dict] = []
     for path in paths:
-        label, model = load_scoring_model(path, dev)
+        label, model, layout = load_scoring_model(path, dev)
+        if layout not in evalsets:
+            evalsets[layout] = build_eval_set(corpus, split, block_size, holes_per_piece, max_pieces, layout=layout)
+        evalset = evalsets[layout]
+        tasks = [("next-token", evalset.plain, evalset.plain_styles), ("infill", evalset.infill, evalset.infill_styles)]
+        if left_only:
+            tasks.append(("infill, left context only",
+                          [without_right_context(e, corpus.vocab) for e in evalset.infill], evalset.infill_styles))
         for task, examples, styles in tasks:
             tallies: dict[str, Tally] = scorer.score(model, examples, styles)
             for style, tally in sorted(tallies.items()):
@@ -100,14 +105,18 @@ def compare(paths: list[str | Path], folders: list[str], split: str = "test", bl
 
 def without_right_context(example: Example, vocab) -> Example:  # noqa: ANN001 - Vocab
     """The same hole and fill without the music after the hole: the context stops at the end marker
-    (as training trims contexts), so only what the music after the hole is worth changes."""
-    fill = example.fill_start
-    marks = [t for t in range(fill) if example.ids[t] == vocab.hole_id]
-    if len(marks) < 2:  # an open-ended hole has no music after it anyway
+    (as training trims contexts), so only what the music after the hole is worth changes. In the
+    "spm" layout the bars before the hole, from ``Infill_Fill`` on, stay too."""
+    ids = example.ids
+    fill_token = int(np.flatnonzero(ids == vocab.fill_id)[0])
+    marks = np.flatnonzero(ids[:fill_token] == vocab.hole_id)
+    spm = marks[0] < np.flatnonzero(ids == vocab.bar_id)[0]  # a leading Infill_Hole
+    if len(marks) < 2 + spm:  # an open-ended hole has no music after it anyway
         return example
-    keep = np.r_[np.arange(marks[-1] + 1), np.arange(fill, len(example.ids))]
-    return dataclasses.replace(example, ids=example.ids[keep], target_mask=example.target_mask[keep],
-                               fill_start=marks[-1] + 1)
+    keep = np.r_[np.arange(marks[-1] + 1), np.arange(fill_token, len(ids))]
+    dropped = fill_token - marks[-1] - 1
+    return dataclasses.replace(example, ids=ids[keep], target_mask=example.target_mask[keep],
+                               fill_start=example.fill_start - dropped)
 
 
 def write_rows(rows: list[dict], out: str | Path) -> None:

@@ -4,7 +4,9 @@ Prompts are built exactly as the training examples were (:mod:`harmonixr.trainin
 
 - **infill** (a span of bars or beats, all tracks or some): header, then a window of bars around
   the hole with the hole's notes removed and ``Infill_Hole`` markers at its edges (with the
-  ``Program_k`` list when only some tracks are rewritten), then ``Infill_Fill``. The model writes
+  ``Program_k`` list when only some tracks are rewritten), then ``Infill_Fill`` (or, for a model
+  trained in the "spm" layout, the part from the hole's first bar on, then the bars before the hole,
+  so the fill follows them as a continuation would). The model writes
   the hole's bars; :class:`~harmonixr.sampling.grammar.Rules` keep it to exactly those bars, their
   time signatures, the span's first and last positions and the chosen tracks, and end it with
   ``Infill_End``. The music before **and** after the hole is in the prompt.
@@ -46,11 +48,12 @@ from harmonixr.models.structure import Structure
 from harmonixr.sampling.grammar import Grammar, GrammarConstraint, GrammarState, Rules
 from harmonixr.sampling.sampler import Sampler, SamplingConfig
 from harmonixr.training.checkpoint import load_checkpoint
-from harmonixr.training.examples import Hole
+from harmonixr.training.examples import Hole, arrange
 
 _RANK = {"bar": 0, "tempo": 1, "note": 2, "mark": 3}  # event order at one time, as in training
 FILL_SHARE = 0.5  # a fill expected to need more than this share of the context is split in parts
 MAX_FILL_SHARE = 0.75  # what a fill of one bar may take at most
+MIN_ROOM = 8  # tokens a prompt must leave free in the context
 
 
 class RegionTooLong(GenerationError):
@@ -89,6 +92,7 @@ class Generator:
     def __init__(self, checkpoint: str | Path, backend: str = "auto", device: str = "cpu") -> None:
         loaded = load_checkpoint(checkpoint, device)
         self.model, self.tokenizer = loaded.model, loaded.tokenizer
+        self.layout = loaded.infill_layout  # how infill prompts are laid out (training/examples.py)
         self.vocab = Vocab(self.tokenizer)
         self.structure = Structure(self.vocab)
         self.sampler = Sampler(self.model, self.structure, backend)
@@ -132,12 +136,13 @@ class Generator:
                 raise RegionTooLong(f"the region would need about {fill_budget} tokens, more than "
                                     f"{FILL_SHARE:.0%} of the model's context of {self.max_len}")
             fill_budget = min(fill_budget, int(MAX_FILL_SHARE * self.max_len))  # one dense bar: less context
-            context, w0 = self._context(piece, hole, hole_bars, self.max_len - len(piece.header) - fill_budget - 2)
+            task = len(arrange(self.vocab, [], 0, self.layout)) + 1  # the Infill tokens and the end token
+            context, w0 = self._context(piece, hole, hole_bars, self.max_len - len(piece.header) - fill_budget - task)
         except RegionTooLong:
             if len(hole_bars) < 2:
                 raise
             return _timed(self._infill_in_parts(piece, region, hole_bars, n, sampling, seed, rules, mode), began)
-        prompt = [*piece.header, *render(self.vocab, context), self.vocab.fill_id]
+        prompt = [*piece.header, *arrange(self.vocab, context, start[0], self.layout)]
         limits = Rules(tuple(slots), max_bars=len(hole_bars), min_bars=len(hole_bars),
                        time_signatures=tuple(piece.timesig(b) for b in hole_bars), first_pos=start[1],
                        last_pos=end[1] if end is not None else 0, end_id=self.vocab.end_id, tempo=False,
@@ -213,6 +218,10 @@ class Generator:
             for k, group in enumerate(batch):
                 w0, context = self._left_window(group[0].events, int(self.max_len * FILL_SHARE) - len(piece.header))
                 prompt = [*piece.header, *render(self.vocab, context)]
+                if window > 0 and self.max_len - len(prompt) < MIN_ROOM:
+                    for row in group:  # a bar it wrote fills the context alone: no window can follow it
+                        row.finished = True
+                    continue
                 state = GrammarState()
                 for tok in prompt[len(piece.header):]:
                     state.step(self.vocab, tok)
@@ -342,7 +351,7 @@ class Generator:
 
     def _sample(self, prompt: list[int], n: int, sampling: SamplingConfig, seed: int, bar0: int, limits: Rules,
                 states: list[GrammarState], room: int) -> list[list[int]]:
-        if room < 8:
+        if room < MIN_ROOM:
             raise GenerationError("no room left in the model's context for generation")
         grammar = Grammar(self.vocab, limits)
         start = states[0] if states else GrammarState()

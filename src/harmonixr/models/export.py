@@ -64,5 +64,6 @@ def export_hf(checkpoint: str | Path, out: str | Path) -> Path:
         save_file(tables, str(out / STRUCTURE_FILE))
     loaded.tokenizer.save(out / TOKENIZER_FILE)
     (out / "harmonixr.json").write_text(json.dumps({"features": list(model.cfg.features),
-                                                    "feature_sizes": loaded.meta["feature_sizes"]}, indent=1))
+                                                    "feature_sizes": loaded.meta["feature_sizes"],
+                                                    "infill_layout": loaded.infill_layout}, indent=1))
     return out

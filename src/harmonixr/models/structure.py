@@ -13,7 +13,9 @@ it that state directly, one integer per token and feature (0 always means "not y
 
 Each feature describes the state *after* reading the token, so the prediction at that position
 (the next token) can use it. Inside an infill segment (after ``Infill_Fill``) the bar counter
-restarts at the bar of the hole's first marker, since the fill re-states the hole's bars.
+restarts at the bar of the hole's first marker, since the fill re-states the hole's bars. In the
+"spm" infill layout (an ``Infill_Hole`` before any ``Bar``) the bar of the music after the hole is
+not known (0) and ``Infill_Fill`` starts the bars before the hole, from the window's first bar.
 :class:`StructureState` is the incremental form the sampler uses; :meth:`Structure.features` runs
 it over a whole sequence, so training and sampling can never disagree.
 """
@@ -68,19 +70,26 @@ class StructureState:
         self.bar = bar0 - 1  # number of the current bar; before the first Bar token, the bar before it
         self.pos = -1  # grid position in the bar; -1 before the first Bar token
         self.track = NO_TRACK
+        self.bar0 = bar0
         self.hole_bar: int | None = None  # bar of the first Infill_Hole marker
+        self.bars_read = 0
+        self.suffix = False  # in the music after the hole that the "spm" layout puts first
 
     def step(self, tok: int) -> tuple[int, int, int, int, int]:
         """Read one token; return its features (the state after it)."""
         v = self.s.vocab
         if tok == v.bar_id:
-            self.bar, self.pos = self.bar + 1, 0
+            self.bar, self.pos, self.bars_read = self.bar + 1, 0, self.bars_read + 1
         elif v.position[tok] >= 0:
             self.pos = int(v.position[tok])
         elif v.program[tok] != NO_TRACK:
             self.track = int(v.program[tok])
+        elif tok == v.hole_id and self.bars_read == 0:
+            self.suffix = True
         elif tok == v.hole_id and self.hole_bar is None:
             self.hole_bar = self.bar
+        elif tok == v.fill_id and self.suffix:
+            self.suffix, self.bar, self.pos, self.track = False, self.bar0 - 1, -1, NO_TRACK
         elif tok == v.fill_id and self.hole_bar is not None:
             self.bar, self.pos = self.hole_bar - 1, -1  # the fill's first Bar is the hole's bar
         return self.current(tok)
@@ -92,6 +101,6 @@ class StructureState:
             int(self.s.type_of[tok]),
             1 + self.pos % grid if started else 0,
             1 + min(self.pos // grid, MAX_BEATS - 1) if started else 0,
-            1 + self.bar % PHRASE_BARS if self.bar >= 0 else 0,
+            1 + self.bar % PHRASE_BARS if self.bar >= 0 and not self.suffix else 0,
             2 + self.track if self.track != NO_TRACK else 0,
         )

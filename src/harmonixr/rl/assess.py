@@ -66,9 +66,11 @@ def assess(gen: Generator, reference: nn.Module, prompts: Sequence[Prompt], samp
     return numbers, rollouts
 
 
-def bits_per_note(model: nn.Module, corpus: Corpus, pieces: int, block_size: int) -> dict[str, float]:
-    """Bits per note of the first ``pieces`` test-split pieces: next token, and one infill hole each."""
-    evalset = build_eval_set(corpus, "test", block_size, holes_per_piece=1, max_pieces=pieces)
+def bits_per_note(model: nn.Module, corpus: Corpus, pieces: int, block_size: int,
+                  layout: str = "context") -> dict[str, float]:
+    """Bits per note of the first ``pieces`` test-split pieces: next token, and one infill hole each
+    (laid out as ``layout``, the model's infill layout)."""
+    evalset = build_eval_set(corpus, "test", block_size, holes_per_piece=1, max_pieces=pieces, layout=layout)
     scorer = Scorer(corpus.vocab, corpus.structure)
     out = {}
     for task, examples, styles in (("next-token", evalset.plain, evalset.plain_styles),

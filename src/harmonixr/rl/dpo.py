@@ -166,7 +166,8 @@ def train_dpo(config: DPOConfig, show_progress: bool = True, console: Console | 
              "implicit_reward_accuracy": ranked(chosen - ref_held[0], rejected - ref_held[1])}
     if corpus is not None:
         after["rule_value"] = rule_value(gen, corpus, config, rule_name)
-    save_checkpoint(out / "latest", gen.model, gen.tokenizer, {"dpo": to_dict(config), "feature_sizes": gen.structure.sizes})
+    save_checkpoint(out / "latest", gen.model, gen.tokenizer, {"dpo": to_dict(config), "feature_sizes": gen.structure.sizes,
+                                                             "infill_layout": gen.layout})
     report = {"before": before, "after": after, "rule": rule_name, "train_pairs": len(train), "heldout_pairs": len(heldout),
               "left_out": problems, "log": log}
     (out / "report.json").write_text(json.dumps(report, indent=1))

@@ -120,7 +120,7 @@ def train_rl(config: RLConfig, resume: bool = True, show_progress: bool = True, 
         state = load_training_state(latest, optimizer)
         gen.sampler.weights_changed()
         console.print(f"resumed {out} at step {state['step']}")
-    meta = {"rl": to_dict(config), "feature_sizes": gen.structure.sizes}
+    meta = {"rl": to_dict(config), "feature_sizes": gen.structure.sizes, "infill_layout": gen.layout}
 
     def evaluation(tag: str) -> dict:
         path = out / f"{tag}.json"
@@ -130,7 +130,7 @@ def train_rl(config: RLConfig, resume: bool = True, show_progress: bool = True, 
                                    config.rewards, context)
         if config.eval_pieces:
             numbers.update({f"bits_per_note/{k}": v for k, v in
-                            bits_per_note(gen.model, corpus, config.eval_pieces, gen.max_len).items()})
+                            bits_per_note(gen.model, corpus, config.eval_pieces, gen.max_len, gen.layout).items()})
         numbers["samples"] = [str(p) for p in write_samples(rollouts, out / "samples", tag, SAMPLES_WRITTEN)]
         path.write_text(json.dumps(numbers, indent=1))
         return numbers

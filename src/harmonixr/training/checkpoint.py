@@ -41,6 +41,13 @@ class Loaded:
     model_config: ModelConfig
     meta: dict[str, Any]  # everything else config.json holds (training config, step, ...)
 
+    @property
+    def infill_layout(self) -> str:
+        """The infill prompt layout the model was trained with: a fine-tune by reinforcement learning
+        keeps its start's (``infill_layout`` in its config); "context" for checkpoints that predate the choice."""
+        trained = self.meta.get("train", {}).get("objective", {}).get("infill_layout", "context")
+        return self.meta.get("infill_layout", trained)
+
 
 def save_checkpoint(path: str | Path, model: nn.Module, tokenizer: HarmonixrTokenizer, meta: dict[str, Any],
                     optimizer: torch.optim.Optimizer | None = None, state: dict[str, Any] | None = None) -> Path:

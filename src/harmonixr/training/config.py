@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from harmonixr.models.config import ModelConfig
 
 
+INFILL_LAYOUTS = ("context", "spm")
+
+
 @dataclass(frozen=True)
 class ObjectiveConfig:
     """Next-token prediction mixed with fill-in-the-middle on random holes."""
@@ -19,6 +22,12 @@ class ObjectiveConfig:
     open_end_rate: float = 0.3  # a hole that reaches the window's end may drop its end marker
     drop_style: float = 0.2  # chance to drop the style token (the model must also work without)
     drop_control: float = 0.25  # chance to drop each control token
+    infill_layout: str = "context"  # "context": the fill after the whole context; "spm": the music
+    # after the hole first, then the music before it, the fill straight after (see training/examples.py)
+
+    def __post_init__(self) -> None:
+        if self.infill_layout not in INFILL_LAYOUTS:
+            raise ValueError(f"objective: infill_layout must be one of {INFILL_LAYOUTS}, not {self.infill_layout!r}")
 
     def hole_weights(self) -> list[float]:
         weights = [self.hole_bars, self.hole_span, self.hole_tracks]

@@ -10,6 +10,15 @@ removed), the end marker another ``Infill_Hole``; a hole without an end marker r
 context (a continuation). The fill re-states the hole's bars (``Bar TimeSig``) and its notes in REMI
 order, so it decodes like any body. Holes are whole bars, beat-aligned spans, or some tracks inside
 a span (the other tracks stay in the context).
+
+With ``infill_layout: spm`` (suffix, prefix, middle) the same context is cut at the hole's first bar
+and the part from there on comes first::
+
+    header | Infill_Hole | context from the hole's first bar, markers included | Infill_Fill |
+             context before the hole's first bar | fill Infill_End
+
+The leading ``Infill_Hole`` says which layout follows. The fill comes straight after the bars
+before the hole, as in a continuation, and the music after the hole is still in view.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from harmonixr.data.events import (
 from harmonixr.training.config import ObjectiveConfig
 
 HOLE_KINDS = ("bars", "span", "tracks")
+LAYOUT_TOKENS = 2  # tokens a layout adds to the context's at most (spm: Infill_Hole and Infill_Fill)
 # Order of events at one time. Markers come last, so the Program tokens of a marker's track list
 # are never followed by a note's Program token.
 _RANK = {BAR: 0, TEMPO: 1, NOTE: 2, MARK: 3}
@@ -48,7 +58,7 @@ class Example:
     target_mask: np.ndarray  # (T,) bool: True where ids[t] is a token the model should learn to predict
     bar0: int  # piece bar number of the window's first bar (for the ``bar`` feature)
     kind: str  # "plain" or one of HOLE_KINDS
-    fill_start: int = -1  # index of Infill_Fill, -1 for plain examples
+    fill_start: int = -1  # index of the token the fill follows (-1: a plain example)
 
 
 @dataclass(frozen=True)
@@ -174,18 +184,17 @@ class ExampleMaker:
         context.sort(key=lambda e: (e.bar, e.pos, _RANK[e.kind]))
         last_hole_bar = hole.end[0] - (hole.end[1] == 0) if hole.end else events[-1].bar
         fill = [e for e in events if hole.contains(e) or (e.kind == BAR and hole.start[0] <= e.bar <= last_hole_bar)]
-        fill_ids = [v.fill_id, *render(v, fill), v.end_id]
-        while True:
-            ctx_ids = render(v, context)
-            if len(header) + len(ctx_ids) + len(fill_ids) <= self.block_size:
-                break
+        fill_ids = [*render(v, fill), v.end_id]
+        # room for the longest layout: every layout keeps the same context, so all score the same holes
+        while len(header) + len(render(v, context)) + LAYOUT_TOKENS + len(fill_ids) > self.block_size:
             if context[-1].kind == MARK or context[-1].time < (hole.end or (1 << 30, 0)):
                 return None  # nothing after the hole left to trim
             context.pop()
+        ctx_ids = arrange(v, context, hole.start[0], self.objective.infill_layout)
         seq = header + ctx_ids + fill_ids
         mask = np.arange(len(seq)) >= len(header)
         mask &= ~self.given_mask(seq)
-        return Example(np.asarray(seq, dtype=np.int64), mask, bar0, kind, len(header) + len(ctx_ids))
+        return Example(np.asarray(seq, dtype=np.int64), mask, bar0, kind, len(header) + len(ctx_ids) - 1)
 
     def given_mask(self, seq: list[int]) -> np.ndarray:
         """True on tokens that state the task rather than the music: markers, their track lists, Fill."""
@@ -200,3 +209,15 @@ class ExampleMaker:
             else:
                 in_marker = False
         return given
+
+
+def arrange(vocab: Vocab, context: list[Event], hole_bar: int, layout: str) -> list[int]:
+    """An infill prompt's body in ``layout`` (see the module docstring): "context" renders the
+    events then ``Infill_Fill``; "spm" puts the events from bar ``hole_bar`` on first."""
+    if layout == "context":
+        out = [*render(vocab, context), vocab.fill_id]
+    else:
+        before = [e for e in context if e.bar < hole_bar]
+        after = [e for e in context if e.bar >= hole_bar]
+        out = [vocab.hole_id, *render(vocab, after), vocab.fill_id, *render(vocab, before)]
+    return out
