@@ -215,9 +215,7 @@ def arrange(vocab: Vocab, context: list[Event], hole_bar: int, layout: str) -> l
     """An infill prompt's body in ``layout`` (see the module docstring): "context" renders the
     events then ``Infill_Fill``; "spm" puts the events from bar ``hole_bar`` on first."""
     if layout == "context":
-        out = [*render(vocab, context), vocab.fill_id]
-    else:
-        before = [e for e in context if e.bar < hole_bar]
-        after = [e for e in context if e.bar >= hole_bar]
-        out = [vocab.hole_id, *render(vocab, after), vocab.fill_id, *render(vocab, before)]
-    return out
+        return [*render(vocab, context), vocab.fill_id]
+    before = [e for e in context if e.bar < hole_bar]
+    after = [e for e in context if e.bar >= hole_bar]
+    return [vocab.hole_id, *render(vocab, after), vocab.fill_id, *render(vocab, before)]
