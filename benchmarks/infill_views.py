@@ -31,8 +31,7 @@ from rich.table import Table
 from harmonixr.data.events import BAR, NOTE, render
 from harmonixr.evaluation.infill_quality import Hole
 from harmonixr.evaluation.report import infill_holes
-from harmonixr.generation.modes import Generator
-from harmonixr.sampling.grammar import GrammarConstraint
+from harmonixr.generation.modes import Generator, PromptLog
 from harmonixr.sampling.sampler import SamplingConfig
 from harmonixr.training.batches import Corpus
 from harmonixr.training.examples import Hole as Span
@@ -44,16 +43,6 @@ ALPHAS = (0.25, 0.5, 0.75)  # weights of the fill view in the mixtures
 ONE_TOKEN = SamplingConfig(max_tokens=1)  # the prompt is what is wanted, not the sample
 
 
-class PromptCatcher:
-    """A :class:`~harmonixr.generation.modes.Recorder` that keeps the last prompt a Generator sampled after."""
-
-    def watch(self, constraint: GrammarConstraint) -> GrammarConstraint:
-        return constraint
-
-    def sampled(self, prompt: list[int], bar0: int, outs: list[list[int]]) -> None:
-        self.prompt, self.bar0 = list(prompt), bar0
-
-
 def log_probs(gen: Generator, prompt: list[int], seg: list[int], bar0: int) -> np.ndarray:
     """(len(seg), V) log-probabilities the model gives each position of ``seg`` after ``prompt``."""
     ids = prompt + seg
@@ -63,27 +52,27 @@ def log_probs(gen: Generator, prompt: list[int], seg: list[int], bar0: int) -> n
     return torch.log_softmax(logits, -1)[len(prompt) - 1 : len(ids) - 1].numpy()
 
 
-def views(gen: Generator, hole: Hole, catcher: PromptCatcher) -> dict[str, tuple[list[int], int]]:
+def views(gen: Generator, hole: Hole, log: PromptLog) -> dict[str, tuple[list[int], int]]:
     """The three prompts of a hole and their first bars: ``{view: (prompt, bar0)}``."""
     piece, end = hole.piece, hole.first_bar + hole.bars
     out = {}
     gen.infill(piece, hole.region, 1, ONE_TOKEN)
-    out["both sides"] = (catcher.prompt, catcher.bar0)
+    out["both sides"] = log.prompts[-1]
     cut = replace(piece.copy(), events=[e for e in piece.events if e.bar < end])
     gen.infill(cut, hole.region, 1, ONE_TOKEN)
-    out["left, fill"] = (catcher.prompt, catcher.bar0)
+    out["left, fill"] = log.prompts[-1]
     gen.continue_(piece, bars=hole.bars, after_bar=hole.first_bar, n=1, sampling=ONE_TOKEN)
-    out["continue"] = (catcher.prompt, catcher.bar0)
+    out["continue"] = log.prompts[-1]
     return out
 
 
-def score_hole(gen: Generator, hole: Hole, catcher: PromptCatcher) -> dict[str, dict[str, float]] | None:
+def score_hole(gen: Generator, hole: Hole, log: PromptLog) -> dict[str, dict[str, float]] | None:
     """Bits per group of the hole's notes under each view and mixture (None if it does not fit)."""
     v, span = gen.vocab, Span((hole.first_bar, 0), (hole.first_bar + hole.bars, 0))
     fill = [e for e in hole.piece.events
             if span.contains(e) or (e.kind == BAR and hole.first_bar <= e.bar < hole.first_bar + hole.bars)]
     seg = render(v, fill)  # what a fill writes before Infill_End (and a continuation, tempo aside)
-    prompts = views(gen, hole, catcher)
+    prompts = views(gen, hole, log)
     if max(len(p) for p, _ in prompts.values()) + len(seg) > gen.max_len:
         return None
     lp = {name: log_probs(gen, prompt, seg, bar0) for name, (prompt, bar0) in prompts.items()}
@@ -105,10 +94,10 @@ def main() -> None:
     args = holes_parser(__doc__, "results/infill-views.json").parse_args()
     console, corpus, results = Console(width=160), Corpus([args.data]), {}
     for checkpoint in args.checkpoints:
-        gen, catcher = Generator(checkpoint), PromptCatcher()
-        gen.recorder = catcher
+        gen, log = Generator(checkpoint), PromptLog()
+        gen.recorder = log
         holes = infill_holes(corpus, args.split, args.pieces, gen.vocab, np.random.default_rng(args.seed))
-        scored = [s for s in (score_hole(gen, h, catcher) for h in holes) if s is not None]
+        scored = [s for s in (score_hole(gen, h, log) for h in holes) if s is not None]
         notes = np.array([s["notes"]["notes"] for s in scored])
         table = Table(title=f"{checkpoint}: bits per note of the true hole, {len(scored)} of {len(holes)} holes")
         for column in ("view", *GROUPS, "pitch+position vs continue"):

@@ -12,7 +12,7 @@ from symusic import Score
 
 from harmonixr.cli import main
 from harmonixr.data.events import NOTE
-from harmonixr.generation.modes import Generator, MusicRules, control_tokens
+from harmonixr.generation.modes import Generator, MusicRules, PromptLog, control_tokens
 from harmonixr.generation.piece import GenerationError, Piece, Region
 from harmonixr.generation.postprocess import Key
 from harmonixr.sampling.sampler import SamplingConfig
@@ -64,26 +64,13 @@ def test_a_beat_span_stays_inside_its_beats(gen, music21_midi) -> None:
         assert assert_kept(original, result.score, result.start_tick, result.end_tick, {0, 1, 2, 3}) == result.notes
 
 
-class PromptCatcher:
-    """A Recorder that keeps the prompts the generator samples from."""
-
-    def __init__(self) -> None:
-        self.prompts: list[tuple[list[int], int]] = []  # (prompt, piece bar of its first bar)
-
-    def watch(self, constraint):  # noqa: ANN001, ANN201 - the Recorder protocol
-        return constraint
-
-    def sampled(self, prompt: list[int], bar0: int, outs: list[list[int]]) -> None:
-        self.prompts.append((list(prompt), bar0))
-
-
 @pytest.mark.parametrize("layout", ["context", "spm"])
 def test_infill_prompts_follow_the_model_layout(layout, gen, music21_midi) -> None:
     """The same hole in either layout: the same tokens around it, in the layout's order, and a fill
     that stays in the hole."""
     original = Score(str(music21_midi["bach/bwv66.6"]))
     laid_out = copy.copy(gen)
-    laid_out.layout, laid_out.recorder = layout, PromptCatcher()
+    laid_out.layout, laid_out.recorder = layout, PromptLog()
     piece = laid_out.piece(original, "chorale")
     region = Region.parse("5-5", gen.vocab.grid)  # one bar: one prompt (a longer hole of 4 voices comes in parts)
     result = laid_out.infill(piece, region, 1, SAMPLING, seed=0)[0]

@@ -84,18 +84,19 @@ def compare(paths: list[str | Path], folders: list[str], split: str = "test", bl
     corpus = Corpus(folders)
     dev = pick_device(device)
     scorer = Scorer(corpus.vocab, corpus.structure, device=dev, dtype=autocast_dtype("fp32", dev))
-    evalsets: dict[str, EvalSet] = {}  # by infill layout: each model scores the holes as it was trained
+    tasks: dict[str, list] = {}  # by infill layout: each model scores the holes as it was trained
     rows: list[dict] = []
     for path in paths:
         label, model, layout = load_scoring_model(path, dev)
-        if layout not in evalsets:
-            evalsets[layout] = build_eval_set(corpus, split, block_size, holes_per_piece, max_pieces, layout=layout)
-        evalset = evalsets[layout]
-        tasks = [("next-token", evalset.plain, evalset.plain_styles), ("infill", evalset.infill, evalset.infill_styles)]
-        if left_only:
-            tasks.append(("infill, left context only",
-                          [without_right_context(e, corpus.vocab) for e in evalset.infill], evalset.infill_styles))
-        for task, examples, styles in tasks:
+        if layout not in tasks:
+            evalset = build_eval_set(corpus, split, block_size, holes_per_piece, max_pieces, layout=layout)
+            tasks[layout] = [("next-token", evalset.plain, evalset.plain_styles),
+                             ("infill", evalset.infill, evalset.infill_styles)]
+            if left_only:
+                tasks[layout].append(("infill, left context only",
+                                      [without_right_context(e, corpus.vocab) for e in evalset.infill],
+                                      evalset.infill_styles))
+        for task, examples, styles in tasks[layout]:
             tallies: dict[str, Tally] = scorer.score(model, examples, styles)
             for style, tally in sorted(tallies.items()):
                 rows.append({"model": label, "path": str(path), "task": task, "style": style,

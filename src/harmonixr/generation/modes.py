@@ -375,6 +375,20 @@ class Recorder(Protocol):
     def sampled(self, prompt: list[int], bar0: int, outs: list[list[int]]) -> None: ...
 
 
+class PromptLog:
+    """A :class:`Recorder` that keeps every prompt a :class:`Generator` sampled after, with the piece
+    bar of its first bar: what the model was asked, as it read it."""
+
+    def __init__(self) -> None:
+        self.prompts: list[tuple[list[int], int]] = []
+
+    def watch(self, constraint: GrammarConstraint) -> GrammarConstraint:
+        return constraint
+
+    def sampled(self, prompt: list[int], bar0: int, outs: list[list[int]]) -> None:
+        self.prompts.append((list(prompt), bar0))
+
+
 def control_tokens(tokenizer: HarmonixrTokenizer, tempo: float | None = None, density: float | None = None,
                    pitch_range: tuple[int, int] | None = None, loudness: float | None = None) -> list[str]:
     """Header control tokens for a tempo (bpm), a density (notes per bar), a pitch range and a

@@ -72,19 +72,19 @@ class StructureState:
         self.track = NO_TRACK
         self.bar0 = bar0
         self.hole_bar: int | None = None  # bar of the first Infill_Hole marker
-        self.bars_read = 0
+        self.read_bar = False  # a Bar token was read
         self.suffix = False  # in the music after the hole that the "spm" layout puts first
 
     def step(self, tok: int) -> tuple[int, int, int, int, int]:
         """Read one token; return its features (the state after it)."""
         v = self.s.vocab
         if tok == v.bar_id:
-            self.bar, self.pos, self.bars_read = self.bar + 1, 0, self.bars_read + 1
+            self.bar, self.pos, self.read_bar = self.bar + 1, 0, True
         elif v.position[tok] >= 0:
             self.pos = int(v.position[tok])
         elif v.program[tok] != NO_TRACK:
             self.track = int(v.program[tok])
-        elif tok == v.hole_id and self.bars_read == 0:
+        elif tok == v.hole_id and not self.read_bar:
             self.suffix = True
         elif tok == v.hole_id and self.hole_bar is None:
             self.hole_bar = self.bar
