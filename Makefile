@@ -3,10 +3,12 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-POP909 := ../shared/data/pop909
+SHARED := ../shared/data
+POP909 := $(SHARED)/pop909
+SOURCES := $(foreach s,pop909 groove freedoom giantmidi,$(if $(wildcard $(SHARED)/$(s)),--source $(SHARED)/$(s)))
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test serve screenshots fuzz bench prepare prepare-all train train-spm compare report rl dpo clean
+.PHONY: demo test lint serve screenshots fuzz bench prepare prepare-all train scaling ngram report rl dpo clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,7 +22,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/harmonixr demo
 
-# The bundled music21 corpus -> validated, quantized, augmented token shards in data/corpus.
+# The bundled music21 corpus -> validated, normalized note shards in data/corpus.
 prepare: $(STAMP)
 	$(VENV)/bin/harmonixr prepare --source music21 --out data/corpus
 
@@ -35,6 +37,10 @@ $(CHROMIUM):
 test: $(STAMP) $(CHROMIUM)
 	$(PY) -m pytest -q
 
+# The linter (ruff: pyflakes, pycodestyle, isort, bugbear, pyupgrade; settings in pyproject.toml).
+lint: $(STAMP)
+	$(PY) -m ruff check src tests benchmarks scripts
+
 # The web studio on http://127.0.0.1:7860/ (limits and port: configs/serve.yaml)
 serve: $(STAMP)
 	$(VENV)/bin/harmonixr serve --config configs/serve.yaml
@@ -43,27 +49,27 @@ serve: $(STAMP)
 screenshots: $(STAMP) $(CHROMIUM)
 	$(PY) scripts/screenshots.py --out docs
 
-# The whole training corpus: bundled corpus + POP909 (when ../shared/data/pop909 exists).
+# The whole training corpus: the bundled corpus + every source of ../shared/data that is there
+# (POP909, Groove, Freedoom, GiantMIDI; none of it is copied into the repository).
 prepare-all: $(STAMP)
-	$(VENV)/bin/harmonixr prepare --source music21 $(if $(wildcard $(POP909)),--source $(POP909)) --out data/corpus-all
+	$(VENV)/bin/harmonixr prepare --source music21 $(SOURCES) --out data/corpus-all
 
-# The pre-trained base (models/harmonixr-small-base): train on data/corpus-all with configs/default.yaml.
+# The shipped model (models/harmonixr-small): configs/default.yaml on data/corpus-all -> runs/default.
 train: $(STAMP)
 	$(VENV)/bin/harmonixr train --config configs/default.yaml
 
-# The shipped model (models/harmonixr-small): the base fine-tuned in the "spm" infill layout -> runs/spm.
-train-spm: $(STAMP)
-	$(VENV)/bin/harmonixr train --config configs/spm.yaml
+# Three sizes for the same 15 minutes each; the table that picked the shipped size (results/scaling.*).
+scaling: $(STAMP)
+	$(PY) benchmarks/scaling.py
 
-# Same-budget Transformer / ablations / LSTM / encoder-decoder / n-gram, scored with the shipped model.
-compare: $(STAMP)
-	$(PY) benchmarks/compare_models.py --extra models/harmonixr-small
+# The n-gram baseline of the likelihood tables -> runs/ngram
+ngram: $(STAMP)
+	$(VENV)/bin/harmonixr ngram --config configs/default.yaml --examples 40000 --order 6 --out runs/ngram
 
-# The evaluation report of the shipped model on the test split (needs make prepare-all; the
-# baselines are its pre-trained base and the same-budget runs of make compare, used when present).
-BASELINES := models/harmonixr-small-base $(wildcard runs/compare/transformer/latest runs/compare/encdec/latest runs/compare/lstm/latest runs/compare/ngram)
+# The evaluation report of the shipped model on the test split of every source (needs make
+# prepare-all; the n-gram of make ngram is a baseline when present).
 report: $(STAMP)
-	$(VENV)/bin/harmonixr evaluate models/harmonixr-small --data data/corpus-all --split test --out reports/harmonixr-small $(foreach b,$(BASELINES),--baseline $(b))
+	$(VENV)/bin/harmonixr evaluate models/harmonixr-small --data data/corpus-all --split test --out reports/harmonixr-small $(if $(wildcard runs/ngram),--baseline runs/ngram)
 
 # RL fine-tuning of the shipped model with musical rewards (needs make prepare-all) -> runs/rl
 rl: $(STAMP)
@@ -83,7 +89,9 @@ fuzz: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/prepare_throughput.py
 	$(PY) benchmarks/train_throughput.py
-	$(PY) benchmarks/sampling.py
+	$(PY) benchmarks/v1_baseline.py
+	$(PY) benchmarks/sampling.py --hf runs/v1/hf
+	$(PY) benchmarks/infill_quality.py models/harmonixr-small
 	$(PY) benchmarks/validity.py --out results/validity.json
 
 clean:

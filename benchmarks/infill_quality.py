@@ -1,68 +1,98 @@
-"""Infill quality of one or more checkpoints on the same held-out holes, without the rest of the report.
+"""Infill quality of a checkpoint on held-out pieces of every source, without the rest of the report.
 
-The protocol of ``harmonixr evaluate`` (section 2): ``--pieces`` original pieces of the split, the
-styles in turn, one hole of 1-4 whole bars (all tracks) each; every method fills each hole
-``--samples`` times (greedy and copy methods once) and is compared with the original notes. Prints,
-per checkpoint, the mean metrics and the model's rows against the trivial baselines hole by hole
-(mean difference, standard error, holes won/lost), and writes them to ``--out`` as JSON.
+The protocol of ``harmonixr evaluate`` (section 2): ``--pieces`` pieces of the split per source
+(folk, chorale, POP909, Groove, Freedoom, GiantMIDI, ...), a hole of ``--bars`` whole bars in the
+middle of each, every track; every method fills each hole ``--samples`` times (greedy and copy
+methods once) and is compared with the original notes. Prints, per source, the mean metrics, the
+median fill/original note ratio, the model's rows against the baselines hole by hole (mean
+difference, standard error, holes won/lost), and the drums: notes of the drum track in each fill
+against the original's. Writes everything to ``--out`` as JSON.
 
-    python benchmarks/infill_quality.py models/harmonixr-small runs/infill/best --pieces 120
+    python benchmarks/infill_quality.py models/harmonixr-small --pieces 20 --bars 2
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from harmonixr.data.corpus import Corpus
 from harmonixr.evaluation.report import measure_infill
 from harmonixr.generation.modes import Generator
-from harmonixr.training.batches import Corpus
+
+COLUMNS = ("method", "fills", "f1", "pitch_class_overlap", "rhythm_overlap", "velocity_distance", "notes_per_fill",
+           "truth_notes_per_hole", "median_note_ratio", "onset_spread", "truth_onset_spread")
 
 
-def show(console: Console, title: str, rows: list[dict]) -> None:
-    table = Table(title=title)
-    for column in rows[0]:
-        table.add_column(column, justify="left" if column in ("method", "against") else "right")
+def table(title: str, rows: list[dict], columns: tuple[str, ...]) -> Table:
+    out = Table(title=title)
+    for column in columns:
+        out.add_column(column, justify="left" if column in ("method", "against", "source") else "right")
     for row in rows:
-        table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()))
-    console.print(table)
+        out.add_row(*(f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in columns))
+    return out
 
 
-def holes_parser(doc: str, out: str) -> argparse.ArgumentParser:
-    """The arguments of the infill benchmarks: checkpoints, and where the held-out holes come from."""
-    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoints", nargs="+")
-    parser.add_argument("--data", default="data/corpus-all")
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--pieces", type=int, default=120)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=out)
-    return parser
+def drums(holes: list, fills: list[dict]) -> list[dict]:
+    """Per hole of a piece with drums, and per model method: drum notes in the fills against the original's."""
+    out = []
+    for index, hole in enumerate(holes):
+        slots = hole.piece.slots
+        if hole.piece.vocab.drum_slot not in slots:
+            continue
+        track = hole.piece.track_of(hole.piece.vocab.drum_slot)
+        for method in dict.fromkeys(r["method"] for r in fills if r["hole"] == index and r["tracks"] is not None):
+            mine = [r for r in fills if r["hole"] == index and r["method"] == method]
+            out.append({"source": hole.source, "hole": index, "method": method,
+                        "original_drum_notes": mine[0]["truth_tracks"][track],
+                        "fill_drum_notes": [r["tracks"][track] for r in mine]})
+    return out
 
 
 def main() -> None:
-    parser = holes_parser(__doc__, "results/infill-quality.json")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint")
+    parser.add_argument("--data", default="data/corpus-all")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--pieces", type=int, default=20, help="pieces per source")
+    parser.add_argument("--bars", type=int, default=2, help="the hole's length in bars")
     parser.add_argument("--samples", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="results/infill-quality.json")
     args = parser.parse_args()
-    console = Console(width=160)
-    corpus, results = Corpus([args.data]), {}
-    for checkpoint in args.checkpoints:
-        gen = Generator(checkpoint)
-        rng = np.random.default_rng(args.seed)  # the same pieces and holes for every checkpoint
-        holes, _, found = measure_infill(gen, corpus, args.split, args.pieces, args.samples, args.seed, rng)
-        summary = [{k: v for k, v in r.items() if k != "truth_notes_per_hole"} for r in found["infill_quality"]]
-        pairs = found["infill_paired"]
-        show(console, f"{checkpoint}: {len(holes)} holes", summary)
-        show(console, f"{checkpoint}: hole by hole", pairs)
-        results[checkpoint] = {"holes": len(holes), "summary": summary, "paired": pairs}
+    console = Console(width=200)
+    began = time.perf_counter()
+    gen = Generator(args.checkpoint)
+    holes, fills, found = measure_infill(gen, Corpus([args.data]), args.split, args.pieces, args.bars, args.samples,
+                                         args.seed, np.random.default_rng(args.seed))
+    for source in dict.fromkeys(r["source"] for r in found["infill_quality"]):
+        rows = [r for r in found["infill_quality"] if r["source"] == source]
+        console.print(table(f"{source}: {sum(h.source == source for h in holes) if source != 'all' else len(holes)} "
+                            f"holes of {args.bars} bars", rows, COLUMNS))
+        pairs = [r for r in found["infill_paired"] if r["source"] == source]
+        console.print(table(f"{source}: hole by hole (model minus baseline)", pairs,
+                            ("method", "against", "holes", "f1", "f1_se", "f1_won_lost", "pitch_class_overlap",
+                             "pitch_class_overlap_se", "pitch_class_overlap_won_lost")))
+    drum_rows = drums(holes, fills)
+    for method in dict.fromkeys(r["method"] for r in drum_rows):
+        mine = [r for r in drum_rows if r["method"] == method]
+        with_drums = sum(all(n > 0 for n in r["fill_drum_notes"]) for r in mine if r["original_drum_notes"] > 0)
+        playing = sum(r["original_drum_notes"] > 0 for r in mine)
+        console.print(f"{method}: drums in every fill of {with_drums} of the {playing} holes where the original has "
+                      f"drums; drum notes, original vs fills: "
+                      + ", ".join(f"{r['original_drum_notes']}->{r['fill_drum_notes']}" for r in mine[:12]))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=1))
-    console.print(f"wrote {args.out}")
+    Path(args.out).write_text(json.dumps({"checkpoint": args.checkpoint, "holes": len(holes), "bars": args.bars,
+                                          "samples": args.samples, "seconds": time.perf_counter() - began,
+                                          "summary": found["infill_quality"], "paired": found["infill_paired"],
+                                          "drums": drum_rows}, indent=1))
+    console.print(f"wrote {args.out} ({time.perf_counter() - began:.0f} s)")
 
 
 if __name__ == "__main__":

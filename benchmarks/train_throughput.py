@@ -1,112 +1,77 @@
-"""Training throughput (tokens/s): our Transformer next to a plain ``nn.TransformerEncoder`` LM.
+"""Training throughput of the shipped model's shape on real packed batches: positions per second and
+achieved FLOP/s against the bf16 (and fp32) matmul peak measured in the same run, for fp32, bf16
+autocast, and bf16 with ``torch.compile``.
 
-Both have the shipped model's width, depth and heads (``configs/default.yaml``), about the same
-parameter count (the encoder's ReLU feed-forward is 1.5x wider to match SwiGLU's three matrices),
-the same batch of real training windows, one AdamW step per batch, fp32 and bf16 autocast. On a
-GPU it also reports model FLOPs utilisation (6 N FLOPs per token plus attention, over the peak).
-
-    python benchmarks/train_throughput.py [--threads 2] [--steps 10]
+    python benchmarks/train_throughput.py [--config configs/default.yaml] [--steps 6]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import torch
-import torch.nn.functional as F
 from rich.console import Console
 from rich.table import Table
-from torch import nn
 
 from harmonixr.config import load_yaml
-from harmonixr.models.transformer import MusicTransformer
-from harmonixr.runtime import autocast, pick_device, set_threads
-from harmonixr.training.batches import IGNORE, Batch, Corpus, TrainStream
+from harmonixr.data.corpus import Corpus
+from harmonixr.models.checkpoint import build_model
+from harmonixr.models.transformer import field_nll
+from harmonixr.runtime import autocast, set_threads
+from harmonixr.training.batches import TrainStream
 from harmonixr.training.config import TrainConfig
-
-GPU_PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense tensor-core FLOP/s
-
-
-class PlainEncoderLM(nn.Module):
-    """Token + learned position embedding, ``nn.TransformerEncoder`` with a causal mask, LM head."""
-
-    def __init__(self, vocab: int, d: int, layers: int, heads: int, ffn: int, max_len: int) -> None:
-        super().__init__()
-        self.tok = nn.Embedding(vocab, d)
-        self.pos = nn.Embedding(max_len, d)
-        layer = nn.TransformerEncoderLayer(d, heads, ffn, dropout=0.0, batch_first=True, norm_first=True)
-        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
-        self.head = nn.Linear(d, vocab, bias=False)
-        self.head.weight = self.tok.weight
-
-    def forward(self, idx: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
-        T = idx.shape[1]
-        mask = nn.Transformer.generate_square_subsequent_mask(T, device=idx.device)
-        x = self.tok(idx) + self.pos(torch.arange(T, device=idx.device))
-        return self.head(self.encoder(x, mask=mask, is_causal=True))
+from harmonixr.training.flops import flops_per_position, matmul_peak
 
 
-def time_model(model: nn.Module, batch: Batch, steps: int, device: torch.device, dtype: torch.dtype | None) -> float:
-    """Tokens per second of forward + backward + AdamW over ``steps`` steps (after one warm-up)."""
+def measure(config: TrainConfig, dtype: torch.dtype | None, compiled: bool, steps: int) -> tuple[float, float]:
+    """(positions/s, FLOP/s) over ``steps`` steps after two warm-up steps (compilation included there)."""
+    corpus = Corpus(config.data.folders)
+    cfg = dataclasses.replace(config.model, max_len=config.data.block_size)
+    model = build_model(cfg, corpus.vocab).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    model.train()
-    for step in range(steps + 1):
-        if step == 1:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
+    stream = TrainStream(corpus, config.data.block_size, config.data.batch_size, config.objective, 0)
+    loss_fn = torch.compile(field_nll) if compiled else field_nll
+    device = torch.device("cpu")
+    per = flops_per_position(model.cfg, config.data.block_size)
+    batches = [stream.batch(step) for step in range(steps + 2)]
+    began, positions = 0.0, 0
+    for step, batch in enumerate(batches):
+        if step == 2:
+            began = time.perf_counter()
         with autocast(device, dtype):
-            logits = model(batch.idx, batch.feats)
-            loss = F.cross_entropy(logits.float().flatten(0, 1), batch.targets.flatten(), ignore_index=IGNORE)
+            nll, _ = loss_fn(model, batch.rows, batch.target)
+            loss = nll.sum() / max(batch.positions, 1)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return batch.idx.numel() * steps / (time.perf_counter() - start)
+        if step >= 2:
+            positions += batch.rows.shape[0] * (batch.rows.shape[1] - 1)
+    seconds = time.perf_counter() - began
+    return positions / seconds, positions * per / seconds
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="configs/default.yaml")
+    parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=0, help="default: the config's")
     args = parser.parse_args()
     set_threads(args.threads)
     config = load_yaml(TrainConfig, args.config)
-    device = pick_device(config.run.device)
-    corpus = Corpus(config.data.folders)
-    m = config.model
-    batch_size = args.batch_size or config.data.batch_size
-    stream = TrainStream(corpus, config.data.block_size, batch_size, config.objective, seed=0)
-    batch = stream.batch(0).to(device)
-    cfg = type(m)(**{**m.__dict__, "vocab_size": len(corpus.tokenizer), "max_len": config.data.block_size})
-    models = {
-        "harmonixr MusicTransformer": lambda: MusicTransformer(cfg, corpus.structure.sizes),
-        "nn.TransformerEncoder LM": lambda: PlainEncoderLM(len(corpus.tokenizer), m.d_model, m.n_layers, m.n_heads,
-                                                           m.ffn_hidden * 3 // 2, config.data.block_size),
-    }
-    table = Table(title=f"training throughput, batch {batch_size} x {config.data.block_size} tokens, "
-                        f"{device.type} ({torch.get_num_threads()} threads)")
-    for column in ("model", "params", "precision", "tokens/s"):
-        table.add_column(column, justify="left" if column == "model" else "right")
-    if device.type == "cuda":
-        table.add_column("MFU", justify="right")
-    for name, make in models.items():
-        for precision, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
-            torch.manual_seed(0)
-            model = make().to(device)
-            params = sum(p.numel() for p in model.parameters())
-            rate = time_model(model, batch, args.steps, device, dtype)
-            row = [name, f"{params / 1e6:.2f}M", precision, f"{rate:,.0f}"]
-            if device.type == "cuda":
-                flops = 6 * params + 12 * m.n_layers * m.d_model * config.data.block_size
-                peak = next((v for k, v in GPU_PEAK_BF16.items() if k in torch.cuda.get_device_name()), float("nan"))
-                row.append(f"{rate * flops / peak:.1%}")
-            table.add_row(*row)
-    Console(width=120).print(table)
+    peaks = {name: matmul_peak(torch.device("cpu"), dtype) for name, dtype in (("fp32", None), ("bf16", torch.bfloat16))}
+    table = Table(title=f"training throughput, {args.config}: batch {config.data.batch_size} x {config.data.block_size}, "
+                        f"{args.threads} threads; matmul peak {peaks['bf16'] / 1e9:.0f} GFLOP/s bf16, "
+                        f"{peaks['fp32'] / 1e9:.0f} fp32")
+    for column in ("precision", "positions/s", "GFLOP/s", "of the bf16 peak", "of its own dtype's peak"):
+        table.add_column(column, justify="right")
+    for name, dtype, compiled in (("fp32", None, False), ("bf16", torch.bfloat16, False),
+                                  ("bf16 + torch.compile", torch.bfloat16, True)):
+        rate, flops = measure(config, dtype, compiled, args.steps)
+        own = peaks["bf16" if dtype is not None else "fp32"]
+        table.add_row(name, f"{rate:,.0f}", f"{flops / 1e9:.0f}", f"{flops / peaks['bf16']:.0%}", f"{flops / own:.0%}")
+    Console(width=160).print(table)
 
 
 if __name__ == "__main__":

@@ -11,10 +11,15 @@ from symusic import Note, Score, Tempo, TimeSignature, Track
 
 from harmonixr.config import LimitsConfig, PrepareConfig, TokenizerSpec
 from harmonixr.data import music21_corpus
-from harmonixr.data.tokenize import HarmonixrTokenizer
+from harmonixr.tokens.vocab import NoteVocab
 
-POP909 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "pop909"
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+POP909 = SHARED / "pop909"
 POP909_FILES = ("001.mid", "042.mid", "500.mid", "909.mid")
+# One or two files of each other shared source (drums, GM arrangements, performed piano).
+SHARED_FILES = ("groove/drummer1/session1/102_funk_95_beat_4-4.mid", "groove/drummer7/session2/100_pop_142_beat_4-4.mid",
+                "freedoom/d_dm01.mid", "freedoom/d_bunny.mid",
+                "giantmidi/Bach_Prelude_and_Fugue_in_A-flat_major_BWV862_gCL5Zvnt0TU_a.mid")
 
 # One or more real pieces per style of the bundled corpus (keys of music21_corpus.list_items).
 # "file#N" is tune X:N of a multi-tune ABC file (parsed alone, to keep the tests fast).
@@ -37,11 +42,13 @@ def pytest_collection_modifyitems(items: list) -> None:
     for item in items:
         if "pop909" in item.name and not POP909.is_dir():
             item.add_marker(pytest.mark.skip(reason=f"POP909 not found at {POP909}"))
+        if "shared" in item.name and not SHARED.is_dir():
+            item.add_marker(pytest.mark.skip(reason=f"the shared data is not at {SHARED}"))
 
 
 @pytest.fixture(scope="session")
-def tokenizer() -> HarmonixrTokenizer:
-    return HarmonixrTokenizer(TokenizerSpec())
+def vocab() -> NoteVocab:
+    return NoteVocab(TokenizerSpec())
 
 
 @pytest.fixture(scope="session")
@@ -85,17 +92,21 @@ def abc_tune(path: Path, number: str):  # noqa: ANN201 - a music21 Score
     return converter.parseData(header + block, format="abc")
 
 
-def real_piece_params() -> list:
-    """pytest params of every real test file: the music21 keys, then POP909 files."""
+def real_piece_params(shared: bool = True) -> list:
+    """pytest params of every real test file: the music21 keys, POP909 files, then the other
+    shared sources (drums, GM arrangements, performed piano) unless ``shared`` is False."""
     params = [pytest.param(("music21", key), id=key) for key in MUSIC21_KEYS]
     params += [pytest.param(("pop909", name), id=f"pop909-{name}") for name in POP909_FILES]
+    if shared:
+        params += [pytest.param(("shared", name), id=f"shared-{name.split('/')[0]}-{Path(name).stem[:12]}")
+                   for name in SHARED_FILES]
     return params
 
 
 @pytest.fixture
 def real_file(request: pytest.FixtureRequest, music21_midi: dict[str, Path]) -> Path:
     kind, name = request.param
-    return music21_midi[name] if kind == "music21" else POP909 / name
+    return {"music21": lambda: music21_midi[name], "pop909": lambda: POP909 / name, "shared": lambda: SHARED / name}[kind]()
 
 
 def note_table(score: Score) -> list[np.ndarray]:
@@ -142,7 +153,6 @@ def training_corpus(tmp_path_factory: pytest.TempPathFactory, music21_midi: dict
     import csv
     import shutil
 
-    from harmonixr.config import AugmentConfig
     from harmonixr.data.prepare import prepare
 
     folder = tmp_path_factory.mktemp("train_src")
@@ -163,7 +173,7 @@ def training_corpus(tmp_path_factory: pytest.TempPathFactory, music21_midi: dict
         for name in names:
             writer.writerow([name, "pop" if name.startswith("pop909") else "", held.get(name, "train")])
     out = tmp_path_factory.mktemp("train_corpus")
-    config = PrepareConfig(workers=2, files_per_shard=8, augment=AugmentConfig(copies=1))
+    config = PrepareConfig(workers=2, files_per_shard=8)
     prepare([str(folder)], out, config, metadata=str(folder / "meta.csv"), style="chorale", show_progress=False)
     return out
 

@@ -14,27 +14,19 @@ import numpy as np
 import pytest
 import torch
 
-from harmonixr.data.events import Vocab
-from harmonixr.models.baselines import build_model
+from harmonixr.models import checkpoint
+from harmonixr.models.checkpoint import build_model, load_checkpoint, read_config, save_checkpoint
 from harmonixr.models.config import ModelConfig
-from harmonixr.models.structure import Structure
-from harmonixr.training import checkpoint
-from harmonixr.training.checkpoint import load_checkpoint, read_config, save_checkpoint
 
 # The child writes checkpoint after checkpoint: every weight of checkpoint k equals k.
 WRITER = """
 import sys, torch
 from harmonixr.config import TokenizerSpec
-from harmonixr.data.events import Vocab
-from harmonixr.data.tokenize import HarmonixrTokenizer
-from harmonixr.models.baselines import build_model
+from harmonixr.models.checkpoint import build_model, read_config, save_checkpoint
 from harmonixr.models.config import ModelConfig
-from harmonixr.models.structure import Structure
-from harmonixr.training.checkpoint import read_config, save_checkpoint
-tok = HarmonixrTokenizer(TokenizerSpec())
-structure = Structure(Vocab(tok))
-model = build_model(ModelConfig(kind="transformer", vocab_size=len(tok), d_model=64, n_layers=2, n_heads=4,
-                                ffn_hidden=256, max_len=128), structure.sizes)
+from harmonixr.tokens.vocab import NoteVocab
+tok = NoteVocab(TokenizerSpec())
+model = build_model(ModelConfig(d_model=64, n_layers=2, n_heads=4, ffn_hidden=256, head_hidden=64, max_len=128), tok)
 path = sys.argv[1]
 try:
     step = read_config(path)["step"]
@@ -46,16 +38,14 @@ while True:
     with torch.no_grad():
         for p in model.parameters():
             p.fill_(step)
-    save_checkpoint(path, model, tok, {"feature_sizes": structure.sizes, "step": step}, torch.optim.SGD(model.parameters(), lr=0.1), {"step": step})
+    save_checkpoint(path, model, tok, {"step": step}, torch.optim.SGD(model.parameters(), lr=0.1), {"step": step})
     if step == first + 1:
         print("ready", flush=True)  # the first write is slow (lazy set-up); the kills land among the fast ones
 """
 
 
-def tiny(tokenizer) -> torch.nn.Module:
-    config = ModelConfig(kind="transformer", vocab_size=len(tokenizer), d_model=32, n_layers=1, n_heads=4,
-                         ffn_hidden=64, max_len=64)
-    return build_model(config, Structure(Vocab(tokenizer)).sizes)
+def tiny(vocab) -> torch.nn.Module:  # noqa: ANN001
+    return build_model(ModelConfig(d_model=32, n_layers=1, n_heads=4, ffn_hidden=64, head_hidden=32, max_len=64), vocab)
 
 
 def assert_whole(path: Path) -> int:
@@ -80,13 +70,12 @@ def test_checkpoint_writes_killed_at_random_points_never_leave_a_torn_latest(tmp
     assert steps == sorted(steps) and steps[-1] > 2 * len(steps), steps  # progress is kept across kills
 
 
-def test_a_crash_while_recovering_from_a_crash_keeps_a_checkpoint(tokenizer, tmp_path, monkeypatch) -> None:
-    model, path = tiny(tokenizer), tmp_path / "latest"
-    sizes = Structure(Vocab(tokenizer)).sizes
+def test_a_crash_while_recovering_from_a_crash_keeps_a_checkpoint(vocab, tmp_path, monkeypatch) -> None:
+    model, path = tiny(vocab), tmp_path / "latest"
     with torch.no_grad():
         for p in model.parameters():
             p.fill_(1)
-    save_checkpoint(path, model, tokenizer, {"feature_sizes": sizes, "step": 1})
+    save_checkpoint(path, model, vocab, {"step": 1})
     path.rename(path.with_name("latest.old"))  # crash 1: between the two renames of a swap
     real_rename = Path.rename
 
@@ -100,7 +89,7 @@ def test_a_crash_while_recovering_from_a_crash_keeps_a_checkpoint(tokenizer, tmp
         for p in model.parameters():
             p.fill_(2)
     with pytest.raises(KeyboardInterrupt):
-        save_checkpoint(path, model, tokenizer, {"feature_sizes": sizes, "step": 2})
+        save_checkpoint(path, model, vocab, {"step": 2})
     monkeypatch.undo()
     assert checkpoint.resolve(path).exists() and assert_whole(path) == 1
     assert read_config(path)["step"] == 1

@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 from symusic import Score
 
+from conftest import make_score
 from harmonixr.generation import postprocess as pp
 from harmonixr.generation.outputs import PostProcess, output_paths
 from harmonixr.visualization.audio import render_audio, write_wav
 from harmonixr.visualization.pianoroll import bar_ticks, plot_pianoroll
-
-from conftest import make_score
 
 SCALE_C = [60, 62, 64, 65, 67, 69, 71, 72]
 

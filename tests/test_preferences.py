@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 from symusic import Score
 
+from conftest import make_score
 from harmonixr.cli import main
 from harmonixr.rl.preferences import PreferenceError, PreferenceStore
-
-from conftest import make_score
 
 
 def midi(pitch: int) -> bytes:
@@ -28,7 +27,8 @@ def test_round_trip_and_export(tmp_path) -> None:
     second = store.add({"mode": "generate", "style": "pop"}, midi(64), midi(65), "tie", "ben", "both fine")
     assert (first, second) == (1, 2) and store.count() == 2
     newest = store.list()[0]
-    assert (newest.id, newest.who, newest.choice, newest.prompt, newest.note) == (2, "ben", "tie", {"mode": "generate", "style": "pop"}, "both fine")
+    assert (newest.id, newest.who, newest.choice, newest.prompt, newest.note) == \
+        (2, "ben", "tie", {"mode": "generate", "style": "pop"}, "both fine")
     exported = store.export(tmp_path / "out")
     lines = [json.loads(line) for line in exported.read_text().splitlines()]
     assert [line["choice"] for line in lines] == ["a", "tie"]

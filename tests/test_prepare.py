@@ -18,12 +18,16 @@ import yaml
 from harmonixr.cli import main
 from harmonixr.config import PrepareConfig, to_dict
 from harmonixr.data import shards
+from harmonixr.data.corpus import Corpus
+from harmonixr.data.normalize import normalize
 from harmonixr.data.prepare import PrepareError, prepare
-from harmonixr.data.shards import TokenShards
+from harmonixr.data.shards import NoteShards
 from harmonixr.data.sources import folder_source
 from harmonixr.data.stats import dataset_stats
-from harmonixr.data.tokenize import HarmonixrTokenizer
-from tests.conftest import POP909, assert_same_notes
+from harmonixr.data.validate import load_midi
+from harmonixr.tokens.notes import decode_notes, encode_score
+from harmonixr.tokens.vocab import NoteVocab
+from tests.conftest import POP909, SHARED
 
 
 @pytest.fixture(scope="module")
@@ -65,34 +69,30 @@ def test_summary_counts_and_rejects(prepared, corpus_folder: Path) -> None:
     assert {Path(r["path"]).name for r in on_disk} == set(reasons)
 
 
-def test_manifest_labels_splits_and_variants(prepared) -> None:
+def test_manifest_labels_splits(prepared) -> None:
     out, _ = prepared
-    rows = TokenShards(out).rows()
-    by_name = {Path(r["path"]).name: r for r in rows if r["variant"] == "original"}
+    rows = NoteShards(out).rows()
+    by_name = {Path(r["path"]).name: r for r in rows}
+    assert len(by_name) == len(rows), "one row per piece: augmentation happens while training"
     assert by_name["bach_bwv66.6.mid"]["split"] == "test" and by_name["bach_bwv66.6.mid"]["style"] == "chorale"
     assert by_name["palestrina_Agnus_01.mid"]["split"] == "val"
     assert by_name["ryansMammoth_AcrobatsHornpipe.mid"]["style"] == "folk-german"  # the --style default
-    for row in rows:
-        if row["variant"] != "original":
-            assert row["split"] == "train", "only training pieces are augmented"
-    variants = {(r["path"], r["variant"]) for r in rows}
-    assert len(variants) == len(rows)
-    train = [r for r in rows if r["split"] == "train" and r["variant"] == "original"]
-    assert all(sum(x["path"] == r["path"] for x in rows) == 3 for r in train), "2 variants each"
-    for column in ("piece_id", "source", "style", "split", "notes", "tokens", "seconds", "path", "group"):
-        assert column in TokenShards(out).manifest.column_names
+    for column in ("piece_id", "source", "style", "split", "notes", "bars", "seconds", "path", "group", "programs"):
+        assert column in NoteShards(out).manifest.column_names
 
 
-def test_shard_tokens_decode_to_the_pieces(prepared) -> None:
+def test_shard_rows_are_the_pieces_notes(prepared) -> None:
     out, _ = prepared
-    data = TokenShards(out)
-    tokenizer = HarmonixrTokenizer.from_file(out)
-    for row in data.rows():
-        ids = data.tokens(row)
-        assert ids[0] == tokenizer.bos_id and ids[-1] == tokenizer.eos_id and len(ids) == row["tokens"]
-        score = tokenizer.decode(ids)
-        assert score.note_num() == row["notes"]
-        assert len(score.tracks) == row["tracks"]
+    corpus = Corpus([out])
+    vocab = NoteVocab.from_file(out)
+    for shards_, row in corpus.rows("train") + corpus.rows("test"):
+        piece = corpus.piece(shards_, row)
+        assert len(piece.notes) == row["notes"] and piece.bar_count == row["bars"]
+        normalized, _ = normalize(load_midi(row["path"], PrepareConfig().limits), vocab)
+        expected, tracks, timeline = encode_score(normalized, vocab)
+        assert (piece.notes == expected).all() and piece.tracks.programs == tracks.programs
+        assert (piece.bars.meter == timeline.meter_values(vocab)).all()
+        assert decode_notes(piece.notes, piece.tracks, timeline, vocab).note_num() == row["notes"]
 
 
 def test_rerun_skips_everything_and_a_lost_shard_is_rebuilt_identically(prepared, corpus_folder, small_config) -> None:
@@ -143,7 +143,7 @@ def test_cli_prepare_and_stats(corpus_folder: Path, tmp_path: Path, capsys) -> N
     assert main(["prepare", "--source", str(corpus_folder), "--out", str(out), "--quiet", "--workers", "1"]) == 0
     assert main(["stats", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "kept pieces per" in printed and "truncated" in printed and "total" in printed
+    assert "kept pieces" in printed and "truncated" in printed and "total" in printed
     stats = dataset_stats(out)
     assert sum(c.get("pieces", 0) for s in stats["styles"].values() for c in s.values()) == 11
     assert main(["prepare", "--source", str(tmp_path / "missing"), "--out", str(out)]) == 2
@@ -158,13 +158,18 @@ def test_pop909_folder_is_labelled_pop_and_keeps_its_three_tracks(tmp_path: Path
         shutil.copy(POP909 / name, folder / name)
     summary = prepare([str(folder)], tmp_path / "out", PrepareConfig(workers=1), show_progress=False)
     assert summary.kept_pieces == 3 and not summary.rejects
-    data = TokenShards(tmp_path / "out")
-    tokenizer = HarmonixrTokenizer.from_file(tmp_path / "out")
-    row = next(r for r in data.rows() if r["variant"] == "original")
-    score = tokenizer.decode(data.tokens(row))
-    assert len(score.tracks) == 3, "MELODY, BRIDGE and PIANO (all program 0) stay three tracks"
-    from harmonixr.data.quantize import normalize
-    from harmonixr.data.validate import load_midi
+    corpus = Corpus([tmp_path / "out"])
+    shards_, row = corpus.rows("train")[0] if corpus.rows("train") else corpus.rows("test")[0]
+    piece = corpus.piece(shards_, row)
+    assert piece.tracks.programs == [0, 0, 0], "MELODY, BRIDGE and PIANO (all program 0) stay three tracks"
 
-    expected, _ = normalize(load_midi(row["path"], PrepareConfig().limits), tokenizer)
-    assert_same_notes(expected, score)
+
+def test_shared_sources_are_labelled_from_their_metadata(tmp_path: Path) -> None:
+    """Groove's info.csv gives its styles (the part before a slash) and its split; the other
+    folders are known by name."""
+    refs = folder_source(SHARED / "groove")
+    styles = {r.style for r in refs}
+    assert {"rock", "funk", "jazz", "latin", "hiphop"} <= styles and not any("/" in s for s in styles)
+    assert {r.split for r in refs} == {"train", "val", "test"}
+    assert {r.style for r in folder_source(SHARED / "freedoom")} == {"game"}
+    assert {r.style for r in folder_source(SHARED / "giantmidi")} == {"piano-performance"}

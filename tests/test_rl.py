@@ -13,21 +13,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import make_score
 from symusic import Score
 
+from conftest import make_score
 from harmonixr.cli import main
 from harmonixr.generation.modes import Generator
 from harmonixr.generation.piece import Region
+from harmonixr.models.checkpoint import load_checkpoint
 from harmonixr.rl.dpo import load_pairs, sequence_logp
 from harmonixr.rl.preferences import PreferenceStore
 from harmonixr.rl.reward_model import RewardModel, fit_reward_model
 from harmonixr.rl.rewards import RewardContext, RewardWeights
-from harmonixr.rl.rollout import Prompt, Recording, collect, score_rollouts
+from harmonixr.rl.rollout import Prompt, collect, score_rollouts
 from harmonixr.rl.synthetic import RULES
 from harmonixr.rl.trainer import advantages
 from harmonixr.sampling.sampler import SamplingConfig
-from harmonixr.training.checkpoint import load_checkpoint
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "harmonixr-small"
 STYLES = "[chorale, folk-celtic, folk-german, folk-chinese, classical, renaissance, medieval, romantic, modern, pop]"
@@ -38,58 +38,30 @@ def gen() -> Generator:
     return Generator(SHIPPED)
 
 
-class LogitRecording(Recording):
-    """Also keeps, per sampling call, the raw logits the decoder gave at each step."""
-
-    def watch(self, constraint):
-        self.raw = []
-        wrapped = super().watch(constraint)
-        inner = wrapped.apply
-
-        def apply(logits: np.ndarray) -> np.ndarray:
-            self.raw.append(logits.copy())
-            return inner(logits)
-
-        wrapped.apply = apply
-        return wrapped
-
-    def sampled(self, prompt, bar0, outs) -> None:
-        super().sampled(prompt, bar0, outs)
-        self.calls[-1]["raw"] = np.stack(self.raw, 1)  # (rows, steps, V)
-
-
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
 def test_rollout_logprobs_are_those_the_sampler_drew_from(gen, music21_midi, temperature) -> None:
+    """score_rollouts recomputes, from the rows alone, the log-probability the sampler gave each
+    drawn field (its masks, the last-bar merge, the temperature): the same number, field by field."""
     piece = gen.piece(music21_midi["bach/bwv66.6"], "chorale")
-    prompts = [Prompt("chorale", piece=piece, region=Region.parse("3-4", gen.vocab.grid)),  # written in two parts
+    prompts = [Prompt("chorale", piece=piece, region=Region.parse("3-4", gen.vocab.grid)),
                Prompt("folk-celtic", (73,), 110.0, (6, 8), 2)]
     sampling = SamplingConfig(temperature=temperature)
     for prompt in prompts:
-        recording = LogitRecording()
-        gen.recorder = recording
-        prompt.run(gen, 3, sampling, seed=5)
-        gen.recorder = None
         rollouts, skipped = collect(gen, [prompt], 3, sampling, 5, RewardWeights(), RewardContext())
-        by_row = recording.calls_by_row(3)
-        assert skipped == 0 and len(rollouts) == 3 and [len(r.segments) for r in rollouts] == [len(c) for c in by_row]
+        assert skipped == 0 and len(rollouts) == 3
         with torch.no_grad():
-            scored = score_rollouts(gen.model, gen.model, rollouts, gen.structure, gen.tokenizer.pad_id, temperature)
-        assert torch.allclose(scored.kl, torch.zeros_like(scored.kl), atol=1e-6)  # the policy against itself
+            scored = score_rollouts(gen.model, gen.model, rollouts, temperature)
+        assert torch.allclose(scored.kl, torch.zeros_like(scored.kl), atol=1e-5)  # the policy against itself
         assert bool((scored.entropy >= 0).all())
         for row, r in enumerate(rollouts):
             expected = 0.0
-            for (call, crow), seg in zip(by_row[row], r.segments):
-                steps = len(seg.ids) - seg.prompt_len
-                drawn = np.array(seg.ids[seg.prompt_len:])
-                assert seg.mask[np.arange(steps), drawn].all()  # every drawn token was allowed
-                # The sampler's distribution from the decoder's own logits: mask, end merge, temperature.
-                raw = call["raw"][crow, :steps].astype(np.float64)
-                z = np.where(call["masks"][crow, :steps], raw, -np.inf)
-                merged = call["merged"][crow, :steps]
-                z[merged, seg.end_id] = np.logaddexp(z[merged, seg.end_id], raw[merged, seg.bar_id])
-                z = z / temperature
-                expected += (z - np.logaddexp.reduce(z, axis=1, keepdims=True))[np.arange(steps), drawn].sum()
-            assert float(scored.logp[row]) == pytest.approx(expected, abs=2e-3 * int(scored.tokens[row]))
+            for seg in r.segments:
+                for step, masks in enumerate(seg.masks):
+                    for k, mask in enumerate(masks):
+                        if mask is not None and seg.values[step, k]:
+                            assert mask[seg.values[step, k]], "every drawn value was allowed"
+                expected += sum(float(t.sum()) for t in seg.logps)
+            assert float(scored.logp[row]) == pytest.approx(expected, abs=2e-3 * int(scored.tokens[row]) + 1e-3)
 
 
 def test_advantages_group_relative_and_moving() -> None:
@@ -124,7 +96,7 @@ optim: {{prompts_per_step: 2, group_size: 2}}
     for side in ("before", "after"):
         numbers = report[side]
         assert 0 <= numbers["reward/total"] <= 1 and 0 <= numbers["diversity/distinct"] <= 1
-        assert 0 < numbers["bits_per_note/next-token"] < 40
+        assert 0 < numbers["bits_per_note/next-note"] < 60
         assert all(Path(p).is_file() for p in numbers["samples"])
     assert report["before"]["kl_per_token"] == pytest.approx(0, abs=1e-6)
     assert report["after"]["kl_per_token"] > 0
@@ -158,8 +130,7 @@ def test_dpo_on_rule_preferences(training_corpus, tmp_path) -> None:
     tuned = load_checkpoint(tmp_path / "dpo" / "latest").model
     with torch.no_grad():
         chosen = [p.chosen for p in pairs[:2]]
-        starts = [p.prompt_len for p in pairs[:2]]
-        assert bool((sequence_logp(tuned, chosen, starts, gen) != sequence_logp(gen.model, chosen, starts, gen)).all())
+        assert bool((sequence_logp(tuned, chosen) != sequence_logp(gen.model, chosen)).all())
 
 
 def test_bradley_terry_learns_a_stated_rule(tmp_path) -> None:

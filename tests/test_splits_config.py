@@ -1,16 +1,21 @@
-"""Splits by piece group, augmentation draws, and the typed YAML config."""
+"""Splits by piece group, training augmentation, and the typed YAML config."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harmonixr.config import AugmentConfig, ConfigError, PrepareConfig, SplitConfig, load_yaml
-from harmonixr.data.augment import apply_variant, draw_variants
+from harmonixr.config import ConfigError, PrepareConfig, SplitConfig, load_yaml
+from harmonixr.data.corpus import CorpusPiece
 from harmonixr.data.splits import assign_split, content_hash, tune_fingerprint
+from harmonixr.tokens.notes import PITCH, TRACK, Tracks
+from harmonixr.tokens.prompt import Bars
+from harmonixr.training.config import ObjectiveConfig
+from harmonixr.training.examples import ExampleMaker
 from tests.conftest import make_score
 
 TUNE = [(i * 480, 480, p, 80) for i, p in enumerate([60, 62, 64, 65, 67, 65, 64, 62, 60, 67, 72, 71, 69, 67, 65, 64, 62, 60])]
@@ -49,17 +54,21 @@ def test_split_fractions_match_the_config(salt: str) -> None:
     assert splits == [assign_split(f"group-{i}", config) for i in range(20_000)], "deterministic"
 
 
-def test_variants_are_deterministic_and_keep_drums(tokenizer) -> None:
-    score = make_score([(0, False, TUNE), (0, True, [(i * 480, 120, 36, 100) for i in range(8)])])
-    config = AugmentConfig(copies=3)
-    first = draw_variants(score, "piece-1", config, (21, 108))
-    assert first == draw_variants(score, "piece-1", config, (21, 108)) != draw_variants(score, "piece-2", config, (21, 108))
-    assert len(first) == 3 and all(v.transpose != 0 and -5 <= v.transpose <= 6 for v in first)
-    shifted = apply_variant(score, first[0])
-    assert [n.pitch for n in shifted.tracks[1].notes] == [36] * 8, "drums are never transposed"
-    assert shifted.tempos[0].qpm == pytest.approx(120 * first[0].tempo_scale)
-    high = make_score([(0, False, [(0, 480, 105, 80), (480, 480, 30, 80)] + TUNE)])
-    assert all(-5 <= v.transpose <= 3 for v in draw_variants(high, "x", AugmentConfig(copies=8), (21, 108)))
+def test_augmentation_transposes_melody_only_within_range_and_is_seeded(vocab) -> None:
+    notes = np.array([[b, 0, 0, t, p, 5, 80] for b in range(8) for t, p in ((0, 100 + b % 3), (vocab.drum_slot, 36))])
+    piece = CorpusPiece(notes, Bars(np.full(8, 5), np.full(8, 17)), Tracks([0], ["Piano"], True), "pop", "x", "x", "train")
+    maker = ExampleMaker(vocab, 256, ObjectiveConfig())
+    shifts = set()
+    for seed in range(40):
+        out = maker.augmented(piece, np.random.default_rng(seed))
+        assert (out.notes[out.notes[:, TRACK] == vocab.drum_slot, PITCH] == 36).all(), "drums are never transposed"
+        shift = set((out.notes[out.notes[:, TRACK] == 0, PITCH] - notes[notes[:, TRACK] == 0, PITCH]).tolist())
+        assert len(shift) == 1 and -5 <= shift.pop() <= 6
+        shifts.add(int(out.notes[0, PITCH] - notes[0, PITCH]))
+        assert out.notes[:, PITCH].max() <= vocab.spec.pitch_range[1]
+    assert max(shifts) <= 6 and len(shifts) > 3
+    a, b = maker.augmented(piece, np.random.default_rng(1)), maker.augmented(piece, np.random.default_rng(1))
+    assert np.array_equal(a.notes, b.notes)
 
 
 def test_shipped_yaml_is_the_default_config() -> None:
@@ -74,5 +83,5 @@ def test_bad_config_is_refused_with_the_key(tmp_path: Path) -> None:
     path.write_text("workers: two\n")
     with pytest.raises(ConfigError, match=r"workers: expected int"):
         load_yaml(PrepareConfig, path)
-    path.write_text("augment:\n  transpose: [-3, 3]\n  copies: 1\n")
-    assert load_yaml(PrepareConfig, path).augment == AugmentConfig(copies=1, transpose=(-3, 3))
+    path.write_text("split:\n  test: 0.1\n")
+    assert load_yaml(PrepareConfig, path).split == SplitConfig(test=0.1)

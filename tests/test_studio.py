@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 from symusic import Note, Score, Track
 
+from conftest import assert_kept
 from harmonixr.generation.demo import example_score
 from harmonixr.generation.modes import Generator
 from harmonixr.web.config import StudioConfig, StudioLimits
 from harmonixr.web.studio import Desk, Knobs, NewPiece, Request, Studio, StudioError
-
-from conftest import assert_kept
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "harmonixr-small"
 
@@ -83,7 +82,7 @@ def test_every_operation_writes_heard_and_downloadable_results(gen, tmp_path, re
         assert len(score.tracks) == 5 and score.tracks[4].program == 33
     if request_.op == "generate":
         assert [(t.numerator, t.denominator) for t in score.time_signatures] == [(6, 8)]
-        assert desk.request["prompt_ids"][0] == gen.tokenizer.bos_id  # DPO scores it under this header
+        assert desk.request["controls"], "the controls the model saw are stored with a choice"
     assert Path(made[0].wav).stat().st_size > 44
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from harmonixr.config import LimitsConfig
 from harmonixr.data.isolation import Failure, IsolatedPool
-from harmonixr.data.quantize import normalize
+from harmonixr.data.normalize import normalize
 from harmonixr.data.validate import Reason, RejectError, load_midi, parse_midi
 from tests.conftest import make_score, midi_bytes, note_table
 
@@ -110,20 +110,24 @@ def test_missing_file_is_unreadable(tmp_path: Path) -> None:
     assert info.value.reason is Reason.UNREADABLE
 
 
-def test_zero_length_notes_get_the_shortest_duration(tokenizer) -> None:
+def test_zero_length_notes_get_the_shortest_duration(vocab) -> None:
     notes = SCALE[:-1] + [(12 * 480, 0, 72, 90)]
     score = parse_midi(midi_bytes(make_score([(0, False, notes)])), "z.mid", LimitsConfig())
-    normalized, report = normalize(score, tokenizer)
+    normalized, report = normalize(score, vocab)
     table = note_table(normalized)[0]
     assert report.zero_length_fixed == 1
-    assert len(table) == 12 and table[:, 1].min() == pytest.approx(1 / 12)
+    assert len(table) == 12 and table[:, 1].min() > 0  # one tick; the rows write it as the shortest bin
     assert 72 in table[:, 2]
+    from harmonixr.tokens.notes import DUR, PITCH, encode_score
+
+    notes, _, _ = encode_score(normalized, vocab)
+    assert notes[notes[:, PITCH] == 72, DUR].tolist() == [0]
 
 
-def test_overlapping_same_pitch_notes_are_trimmed(tokenizer) -> None:
+def test_overlapping_same_pitch_notes_are_trimmed(vocab) -> None:
     notes = [(0, 960, 60, 80), (480, 960, 60, 80), (480, 240, 60, 70), (0, 480, 64, 80),
              (1920, 480, 67, 50), (1920, 480, 67, 110)] + SCALE[5:]
-    normalized, report = normalize(make_score([(0, False, notes)]), tokenizer)
+    normalized, report = normalize(make_score([(0, False, notes)]), vocab)
     table = note_table(normalized)[0]
     c4, g4 = table[table[:, 2] == 60], table[(table[:, 2] == 67) & (table[:, 0] == 4.0)]
     assert report.overlaps_trimmed == 3  # one trimmed, two duplicate onsets removed
@@ -131,10 +135,10 @@ def test_overlapping_same_pitch_notes_are_trimmed(tokenizer) -> None:
     assert len(g4) == 1 and g4[0, 3] >= 107, "of two identical notes, the louder stays"
 
 
-def test_out_of_range_pitches_fold_and_drums_are_kept(tokenizer) -> None:
+def test_out_of_range_pitches_fold_and_drums_are_kept(vocab) -> None:
     score = make_score([(0, False, [(0, 480, 5, 80), (480, 480, 120, 80)] + SCALE),
                         (0, True, [(i * 240, 120, 36 + (i % 3), 100) for i in range(16)])])
-    normalized, report = normalize(score, tokenizer)
+    normalized, report = normalize(score, vocab)
     assert report.pitches_folded == 2
     melodic, drums = note_table(normalized)
     assert set(melodic[:2, 2]) <= set(range(21, 109)) and {5 + 24, 120 - 12} <= set(melodic[:, 2])

@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 from symusic import Score
 
+from conftest import assert_kept
 from harmonixr.generation.demo import example_score
 from harmonixr.visualization.pianoroll import bar_ticks
 from harmonixr.web.browser import WAIT_MS, chromium_page, chromium_path, studio_server, wait_text
-
-from conftest import assert_kept
 
 REQUIRED = os.environ.get("HARMONIXR_REQUIRE_BROWSER") == "1"
 

@@ -9,12 +9,14 @@ from pathlib import Path
 
 from rich.console import Console
 
+from harmonixr import __version__
 from harmonixr.cli_generation import add_generation_verbs
 from harmonixr.cli_rl import add_rl_verbs
-from harmonixr.config import ConfigError, PrepareConfig, load_yaml, replace_fields
-from harmonixr.data.validate import RejectError
+from harmonixr.config import PrepareConfig, load_yaml, replace_fields
+from harmonixr.errors import HarmonixrError
 
 console = Console(width=None if sys.stdout.isatty() else 120)  # logs and pipes get whole tables
+errors = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 
 def _prepare(args: argparse.Namespace) -> int:
@@ -30,8 +32,8 @@ def _prepare(args: argparse.Namespace) -> int:
                       selection=selection, show_progress=not args.quiet)
     print_stats(summary.out, console)
     console.print(
-        f"{summary.files:,} files -> {summary.kept_pieces:,} pieces kept, {summary.rows:,} rows "
-        f"(with augmented variants), {summary.tokens:,} tokens, {len(summary.rejects):,} rejected "
+        f"{summary.files:,} files -> {summary.kept_pieces:,} pieces kept, {summary.notes:,} notes, "
+        f"{len(summary.rejects):,} rejected "
         f"in {summary.seconds:.1f} s ({summary.files / max(summary.seconds, 1e-9):.1f} files/s; "
         f"music21 conversion {summary.convert_seconds:.1f} s; {summary.skipped_shards} shards already done)"
     )
@@ -61,7 +63,7 @@ def _train(args: argparse.Namespace) -> int:
     config = replace_fields(config, run=run)
     result = train(config, resume=not args.fresh, show_progress=not args.quiet)
     console.print(f"stopped at step {result.step} ({result.stopped}); best validation "
-                  f"{result.best_val / math.log(2):.4f} bits/token; checkpoints in {result.out}/latest and best")
+                  f"{result.best_val / math.log(2):.4f} bits per learned position; checkpoints in {result.out}/latest and best")
     return 0
 
 
@@ -107,7 +109,7 @@ def _prefs(args: argparse.Namespace) -> int:
     store = PreferenceStore(args.db)
     if args.action == "add":
         if not (args.a and args.b and args.choice and args.who):
-            raise ValueError("prefs add needs --a A.mid --b B.mid --choice a|b|tie --who NAME")
+            raise HarmonixrError("prefs add needs --a A.mid --b B.mid --choice a|b|tie --who NAME")
         prompt = json.loads(args.prompt) if args.prompt else {}
         new = store.add(prompt, Path(args.a).read_bytes(), Path(args.b).read_bytes(), args.choice, args.who, args.note or "")
         console.print(f"stored comparison {new} in {args.db} ({store.count()} in all)")
@@ -117,7 +119,7 @@ def _prefs(args: argparse.Namespace) -> int:
         console.print(f"{store.count()} comparisons in {args.db}")
     else:
         if not args.out:
-            raise ValueError("prefs export needs --out FOLDER")
+            raise HarmonixrError("prefs export needs --out FOLDER")
         console.print(f"wrote {store.export(args.out)} and the MIDI pairs")
     return 0
 
@@ -185,7 +187,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="harmonixr", description="Symbolic music generation with Transformers.")
+    parser = argparse.ArgumentParser(prog="harmonixr", description="Symbolic music generation with Transformers.",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"harmonixr {__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True)
 
     p = verbs.add_parser("prepare", help="MIDI sources -> validated, quantized, augmented token shards")
@@ -197,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML file of PrepareConfig (see configs/prepare.yaml)")
     p.add_argument("--workers", type=int, help="worker processes (default: config, 2)")
     p.add_argument("--collections", help="music21 collections to use, comma-separated (default: all)")
-    p.add_argument("--per-collection", type=int, help="at most this many files per music21 collection (an ABC file holds many tunes)")
+    p.add_argument("--per-collection", type=int,
+                   help="at most this many files per music21 collection (an ABC file holds many tunes)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_prepare)
 
@@ -222,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("models", nargs="+", help="checkpoint directories or n-gram folders")
     c.add_argument("--data", action="append", required=True, help="prepared folder (repeatable)")
     c.add_argument("--split", default="test")
-    c.add_argument("--block-size", type=int, default=512)
+    c.add_argument("--block-size", type=int, default=1024)
     c.add_argument("--holes", type=int, default=2, help="infill holes per piece")
     c.add_argument("--max-pieces", type=int, default=0, help="score only the first N pieces (0: all)")
     c.add_argument("--out", help="write OUT.json and OUT.csv")
@@ -286,18 +291,22 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--workdir", help="folder for uploads and results (default: a new temporary folder)")
     w.set_defaults(run=_serve)
 
-    s = verbs.add_parser("stats", help="pieces/notes/tokens per style and split, reject reasons")
+    s = verbs.add_parser("stats", help="pieces/notes/hours per style and split, reject reasons")
     s.add_argument("folder", type=Path)
     s.set_defaults(run=_stats)
+    for verb in verbs.choices.values():  # every --help shows the defaults
+        verb.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one verb. Bad input (a :class:`HarmonixrError`, a missing file) is one line on stderr and
+    exit code 2; anything else is a bug and keeps its traceback."""
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ConfigError, FileNotFoundError, ValueError, RuntimeError, RejectError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+    except (HarmonixrError, FileNotFoundError) as exc:
+        errors.print(f"[red]error:[/red] {exc}", highlight=False)
         return 2
 
 

@@ -13,6 +13,9 @@ from pathlib import Path
 from rich.console import Console
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "harmonixr-small"
+MAX_VARIATIONS = 64  # one call samples them in one batch: the memory grows with it
+MAX_BARS = 512  # new bars of a continuation or a new piece
+TEMPO_RANGE = (10.0, 1000.0)  # bpm, as the file limits
 
 
 def _model(args: argparse.Namespace) -> Path:
@@ -37,6 +40,33 @@ def _ints(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"{text!r}: expected numbers separated by commas") from None
 
 
+CONTROL_KEYS = ("density", "loudness", "chord", "low", "high")
+
+
+def _control(text: str) -> tuple[int, dict[str, float]]:
+    """``TRACK:KEY=VALUE[,KEY=VALUE]`` (track from 1), e.g. ``3:density=0`` or ``10:density=8,loudness=100``."""
+    track, _, settings = text.partition(":")
+    try:
+        values = {key.strip(): float(value) for key, _, value in (part.partition("=") for part in settings.split(","))}
+        index = int(track) - 1
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected TRACK:KEY=VALUE, e.g. 3:density=0") from None
+    unknown = set(values) - set(CONTROL_KEYS)
+    if unknown or index < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: tracks count from 1 and the keys are {', '.join(CONTROL_KEYS)}")
+    return index, values
+
+
+def _controls(args: argparse.Namespace):  # noqa: ANN202 - dict[int, TrackControls]
+    from harmonixr.tokens.prompt import TrackControls
+
+    out: dict = {}
+    for index, values in args.control or []:
+        ints = {k: int(v) for k, v in values.items() if k in ("chord", "low", "high")}
+        out[index] = TrackControls(**{**out.get(index, TrackControls()).__dict__, **values, **ints})
+    return out or None
+
+
 def _common(p: argparse.ArgumentParser, out_required: bool = True) -> None:
     g = p.add_argument_group("sampling")
     g.add_argument("--model", help="checkpoint directory (default: the shipped models/harmonixr-small)")
@@ -46,15 +76,20 @@ def _common(p: argparse.ArgumentParser, out_required: bool = True) -> None:
     g.add_argument("--top-k", type=int, default=0)
     g.add_argument("--top-p", type=float, default=0.95)
     g.add_argument("--min-p", type=float, default=0.0)
-    g.add_argument("--max-tokens", type=int, default=1024, help="tokens per model call at most")
+    g.add_argument("--max-notes", type=int, default=4096, help="notes per model call at most")
     g.add_argument("--backend", choices=["auto", "numba", "torch"], default="auto", help="decoder (auto: numba on CPU)")
     c = p.add_argument_group("constraints (enforced while sampling)")
     c.add_argument("--pitch-range", type=_span, help="LOW-HIGH MIDI pitches of new notes, e.g. 48-84")
     c.add_argument("--key", help="keep new notes in this key's scale: 'C major', 'F# minor' or 'auto' (estimated)")
     c.add_argument("--max-polyphony", type=int, help="new notes sounding at once, at most")
     c.add_argument("--max-notes-per-bar", type=int, help="new notes per bar, at most (a density cap)")
+    c.add_argument("--control", type=_control, action="append", metavar="TRACK:KEY=VALUE",
+                   help="what the fill should be like on one track (learned, not enforced; repeatable): "
+                        "density (onsets per bar, 0: silent), loudness (mean velocity), chord (notes at once), "
+                        "low/high (pitches), e.g. 3:density=0 or 10:density=8,loudness=100; by default each is "
+                        "measured on the bars around the region")
     o = p.add_argument_group("output")
-    o.add_argument("--out", required=out_required, help="output MIDI file (several variations: OUT-1.mid, ...)")
+    o.add_argument("-o", "--out", required=out_required, help="output MIDI file (several variations: OUT-1.mid, ...)")
     o.add_argument("--png", action="store_true", help="also write a piano roll (original above, region shaded)")
     o.add_argument("--wav", action="store_true", help="also render a WAV with the offline SoundFont")
     o.add_argument("--transpose", type=int, default=0, help="semitones (drums stay)")
@@ -69,18 +104,62 @@ def _input(p: argparse.ArgumentParser) -> None:
     p.add_argument("--style", default="unknown", help="style label of the input (e.g. pop, chorale, folk-celtic)")
 
 
+def check(args: argparse.Namespace) -> None:
+    """Refuse bad values before the model loads, naming the flag (a GenerationError: exit code 2)."""
+    from harmonixr.generation.piece import GenerationError, Region
+    from harmonixr.generation.postprocess import Key
+    from harmonixr.sampling.sampler import SamplingConfig
+
+    def refuse(flag: str, value: object, rule: str) -> None:
+        raise GenerationError(f"{flag} {value}: {rule}")
+
+    if not 1 <= args.variations <= MAX_VARIATIONS:
+        refuse("-n/--variations", args.variations, f"ask for 1 to {MAX_VARIATIONS} variations")
+    if not 0 <= args.seed < 2**63:
+        refuse("--seed", args.seed, "a seed is a whole number from 0 to 2**63 - 1")
+    SamplingConfig(args.temperature, args.top_k, args.top_p, args.min_p, args.max_notes)  # names a bad setting
+    if args.pitch_range and not 0 <= args.pitch_range[0] <= args.pitch_range[1] <= 127:
+        refuse("--pitch-range", "-".join(map(str, args.pitch_range)), "LOW-HIGH with 0 <= LOW <= HIGH <= 127")
+    if args.key and args.key != "auto":
+        Key.parse(args.key)
+    for flag in ("max_polyphony", "max_notes_per_bar"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            refuse("--" + flag.replace("_", "-"), getattr(args, flag), "must be at least 1")
+    if getattr(args, "tempo", None) is not None and not TEMPO_RANGE[0] <= args.tempo <= TEMPO_RANGE[1]:
+        refuse("--tempo", args.tempo, f"a tempo from {TEMPO_RANGE[0]:g} to {TEMPO_RANGE[1]:g} bpm")
+    bars = getattr(args, "bars", None)
+    if isinstance(bars, int) and not 1 <= bars <= MAX_BARS:
+        refuse("--bars", bars, f"ask for 1 to {MAX_BARS} bars")
+    for flag in ("notes", "after_notes", "after_bar"):
+        value = getattr(args, flag, None)
+        if value is not None and value < (0 if flag == "after_bar" else 1):
+            refuse("--" + flag.replace("_", "-"), value, "must be a positive number")
+    if getattr(args, "program", None) is not None and not 0 <= args.program <= 127:
+        refuse("--program", args.program, "a General MIDI program is 0 to 127")
+    for program in getattr(args, "instruments", None) or ():
+        if not -1 <= program <= 127:
+            refuse("--instruments", program, "GM programs are 0 to 127, and -1 is drums")
+    for flag in ("span",) + (("bars",) if isinstance(bars, str) else ()):
+        if getattr(args, flag, None):
+            Region.parse(getattr(args, flag), 12)  # the syntax; the piece's meter places the beats later
+    if getattr(args, "tracks", None) and min(args.tracks) < 1:
+        refuse("--tracks", ",".join(map(str, args.tracks)), "tracks count from 1")
+
+
 def _settings(args: argparse.Namespace, score=None):
     from harmonixr.generation.modes import MusicRules
     from harmonixr.generation.postprocess import Key, estimate_key
     from harmonixr.sampling.sampler import SamplingConfig
 
-    sampling = SamplingConfig(args.temperature, args.top_k, args.top_p, args.min_p, args.max_tokens)
+    sampling = SamplingConfig(args.temperature, args.top_k, args.top_p, args.min_p, args.max_notes)
     rules = {}
     if args.pitch_range:
         rules["pitch_range"] = args.pitch_range
     if args.key:
         if args.key == "auto" and score is None:
-            raise ValueError("--key auto estimates the key of the input piece; name a key here, e.g. --key 'D minor'")
+            from harmonixr.generation.piece import GenerationError
+
+            raise GenerationError("--key auto estimates the key of the input piece; name a key here, e.g. --key 'D minor'")
         key = estimate_key(score) if args.key == "auto" else Key.parse(args.key)
         rules["scale"] = key.pitch_classes
     if args.max_polyphony:
@@ -100,31 +179,44 @@ def _write(console: Console, args: argparse.Namespace, results: list, before=Non
     from harmonixr.generation.outputs import output_paths, write_result
 
     post = _post(args)
+    incomplete = 0
     for result, path in zip(results, output_paths(args.out, len(results))):
         files = write_result(result, path, before, args.png, args.wav, post)
-        status = "" if result.finished else " (cut at the token budget)"
-        console.print(f"{result.mode}: {result.notes} notes, {result.tokens} tokens, {result.seconds:.2f} s{status} -> "
+        notes = []
+        if not result.finished:
+            notes.append("cut at the note budget")
+        if result.details.get("resampled"):
+            notes.append(f"{result.details['resampled']} draw(s) repeated for a track that must play")
+        if result.details.get("missing_tracks"):
+            notes.append("no notes on track(s) " + ", ".join(str(t + 1) for t in result.details["missing_tracks"])
+                         + " although they play around the region")
+        if result.notes == 0:
+            notes.append("no notes were written")
+        incomplete += result.notes == 0 or bool(result.details.get("missing_tracks")) or not result.finished
+        status = f" ({'; '.join(notes)})" if notes else ""
+        console.print(f"{result.mode}: {result.notes} notes, {result.seconds:.2f} s{status} -> "
                       + ", ".join(str(f) for f in files))
-    return 0
+    return 1 if incomplete else 0  # 1: written, but a result is incomplete (said above)
 
 
 def _generator(args: argparse.Namespace):
     from harmonixr.generation.modes import Generator
 
+    check(args)  # before the model loads: a bad value costs no load time
     return Generator(_model(args), backend=args.backend)
 
 
 def run_infill(args: argparse.Namespace, console: Console) -> int:
-    from harmonixr.generation.piece import GenerationError, Region
+    from harmonixr.generation.piece import GenerationError
 
     gen = _generator(args)
     piece = gen.piece(args.midi, args.style)
     if bool(args.bars) == bool(args.span):
         raise GenerationError("give the region as --bars A-B or as --span BAR:BEAT-BAR:BEAT")
     tracks = tuple(t - 1 for t in args.tracks) if args.tracks else ()
-    region = Region.parse(args.bars or args.span, gen.vocab.grid, tracks)
+    region = piece.region(args.bars or args.span, tracks)
     sampling, rules, _ = _settings(args, piece.original)
-    results = gen.infill(piece, region, args.variations, sampling, args.seed, rules)
+    results = gen.infill(piece, region, args.variations, sampling, args.seed, rules, controls=_controls(args))
     return _write(console, args, results, piece.original)
 
 
@@ -140,25 +232,24 @@ def run_continue(args: argparse.Namespace, console: Console) -> int:
 def run_generate(args: argparse.Namespace, console: Console) -> int:
     from harmonixr.generation.piece import GenerationError
 
-    gen = _generator(args)
     numerator, _, denominator = args.time_signature.partition("/")
-    if not (numerator.isdigit() and denominator.isdigit()):
+    if not (numerator.isdigit() and denominator.isdigit() and int(numerator) > 0
+            and int(denominator) in (1, 2, 4, 8, 16, 32)):
         raise GenerationError(f"--time-signature {args.time_signature!r}: expected N/D, e.g. 6/8")
-    from harmonixr.generation.modes import control_tokens
-
+    gen = _generator(args)
     sampling, rules, _ = _settings(args)
-    controls = control_tokens(gen.tokenizer, args.tempo, args.density, args.pitch_range, args.loudness)
+    controls = {k: v for k, v in (("density", args.density), ("pitch_range", args.pitch_range),
+                                  ("loudness", args.loudness)) if v is not None}
     results = gen.generate(list(args.instruments), args.style, args.bars, args.tempo, (int(numerator), int(denominator)),
                            controls, args.variations, sampling, args.seed, rules, args.notes)
     return _write(console, args, results)
 
 
 def run_add_track(args: argparse.Namespace, console: Console) -> int:
-    from harmonixr.generation.piece import Region
 
     gen = _generator(args)
     piece = gen.piece(args.midi, args.style)
-    region = Region.parse(args.bars, gen.vocab.grid) if args.bars else None
+    region = piece.region(args.bars) if args.bars else None
     sampling, rules, _ = _settings(args, piece.original)
     results = gen.add_track(piece, args.program, region, args.name, n=args.variations, sampling=sampling,
                             seed=args.seed, rules=rules)
@@ -173,7 +264,8 @@ def run_refine(args: argparse.Namespace, console: Console) -> int:
     sampling, _, _ = _settings(args)
     result = refine(gen, piece, args.rounds, args.fraction, args.max_holes, sampling=sampling, seed=args.seed)
     bits = " -> ".join(f"{b:.2f}" for b in result.details["bits_per_note"])
-    console.print(f"mean bits per note by round: {bits}; {result.details['beats_rewritten']} beats rewritten")
+    console.print(f"mean bits per note by round: {bits}; {result.details['beats_rewritten']} beats rewritten "
+                  f"({result.details['notes_removed']} notes out, {result.details['notes_written']} in)")
     return _write(console, args, [result], piece.original)
 
 
@@ -219,8 +311,8 @@ def add_generation_verbs(verbs: argparse._SubParsersAction, console: Console) ->
     g.add_argument("--instruments", type=_ints, default=(0,), help="GM programs, -1 for drums, e.g. 0,33")
     g.add_argument("--tempo", type=float, default=120.0, help="bpm")
     g.add_argument("--time-signature", default="4/4")
-    g.add_argument("--density", type=float, help="notes per bar (control token; cap it with --max-notes-per-bar)")
-    g.add_argument("--loudness", type=float, help="mean velocity 1-127 (control token)")
+    g.add_argument("--density", type=float, help="notes per bar (a control the model learned; cap it with --max-notes-per-bar)")
+    g.add_argument("--loudness", type=float, help="mean velocity 1-127 (a control the model learned)")
     _common(g)
     g.set_defaults(run=partial(run_generate, console=console))
 

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harmonixr.config import load_yaml
+from harmonixr.errors import HarmonixrError
 
 
 def before_after_table(report: dict, title: str) -> Table:
@@ -62,7 +63,8 @@ def _prefs_rule(args: argparse.Namespace, console: Console) -> int:
     from harmonixr.rl.synthetic import RULES, rule_preferences
 
     if args.rule not in RULES:
-        raise ValueError(f"unknown rule {args.rule!r}; the rules: " + "; ".join(f"{k}: {r.description}" for k, r in RULES.items()))
+        known = "; ".join(f"{k}: {r.description}" for k, r in RULES.items())
+        raise HarmonixrError(f"unknown rule {args.rule!r}; the rules: {known}")
     count = rule_preferences(args.checkpoint, args.prefs, RULES[args.rule], args.pairs, args.folders, args.seed,
                              show_progress=not args.quiet)
     console.print(f"stored {count} comparisons chosen by the rule {args.rule!r} in {args.prefs}")

@@ -15,10 +15,12 @@ from typing import Any, TypeVar
 
 import yaml
 
+from harmonixr.errors import HarmonixrError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(HarmonixrError):
     """A configuration file or dict does not match the dataclass it is loaded into."""
 
 
@@ -39,36 +41,31 @@ class LimitsConfig:
 
 @dataclass(frozen=True)
 class TokenizerSpec:
-    """The vocabulary, computed from these fields (see :mod:`harmonixr.data.tokenize`)."""
+    """The note-level vocabulary, computed from these fields (see :mod:`harmonixr.tokens.vocab`)."""
 
-    grid_per_beat: int = 12  # 12 positions per beat: 16ths (3) and triplet 8ths/16ths (4, 2)
-    long_grid_per_beat: int = 4  # coarser grid for durations between 4 and max_duration_beats
-    max_duration_beats: int = 12
-    pitch_range: tuple[int, int] = (21, 108)
-    drums_pitch_range: tuple[int, int] = (27, 88)
-    num_velocities: int = 32
-    num_tempos: int = 32
-    tempo_range: tuple[int, int] = (40, 250)
-    max_tracks: int = 16  # track slots; drums are one extra slot
+    grid_per_quarter: int = 12  # onset grid: 16ths (3 steps) and 8th/16th triplets (4, 2) are exact
+    micro_bins: int = 17  # onset offset from the grid, in 1/16 of a step, -8..8 (odd: 0 is a bin)
+    max_bar_quarters: int = 16  # longer bars are cut into bars of this length
+    max_dbar: int = 63  # bars between two consecutive notes at most (a longer silence ends a window)
+    # Durations in grid steps: every step up to 4 quarters, then coarser (step, up to) pairs.
+    duration_steps: tuple[tuple[int, int], ...] = ((1, 48), (3, 144), (12, 384))
+    pitch_range: tuple[int, int] = (21, 108)  # melodic notes outside are moved by octaves into it
+    drums_pitch_range: tuple[int, int] = (21, 96)  # drum hits outside are dropped (Groove uses 22 and 26 for hi-hat edges)
+    max_tracks: int = 16  # melodic track slots; drums are one extra slot
     styles: tuple[str, ...] = (
         "unknown", "chorale", "baroque", "classical", "romantic", "modern", "renaissance",
         "medieval", "folk-german", "folk-chinese", "folk-celtic", "folk-american", "pop",
     )
-    # Control-token bin edges (a value v falls in bin i when edges[i-1] <= v < edges[i]).
+    tempo_bins: int = 32  # the tempo feature of every position: log-spaced bins over tempo_range
+    tempo_range: tuple[int, int] = (40, 250)
+    # Piece-level control bins (a value v falls in bin i when edges[i-1] <= v < edges[i]).
     tempo_edges: tuple[float, ...] = (60, 76, 92, 108, 124, 140, 160)
     density_edges: tuple[float, ...] = (2, 4, 6, 8, 12, 16, 24, 32, 48)  # notes per bar
     loudness_edges: tuple[float, ...] = (40, 52, 64, 76, 88, 100, 112)  # mean velocity
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """Variants written for training pieces only (validation and test are never augmented)."""
-
-    copies: int = 2  # augmented variants per training piece, besides the original
-    transpose: tuple[int, int] = (-5, 6)  # semitones, inclusive; 0 is never drawn
-    tempo_scale: tuple[float, float] = (0.85, 1.15)
-    velocity_scale: tuple[float, float] = (0.75, 1.25)
-    seed: int = 0
+    # Per-track hole controls: onsets per bar (bin 0: silent), mean velocity, polyphony.
+    track_density_edges: tuple[float, ...] = (0.01, 0.5, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
+    track_loudness_edges: tuple[float, ...] = (32, 44, 56, 64, 72, 80, 88, 96, 104, 112)
+    max_polyphony: int = 8  # the polyphony control's top bin (8 or more)
 
 
 @dataclass(frozen=True)
@@ -80,6 +77,8 @@ class SplitConfig:
     salt: str = "harmonixr-split-v1"
     fingerprint_intervals: int = 16  # melody intervals in the tune fingerprint
     min_fingerprint_intervals: int = 8  # fewer than this: group by content instead
+    # Small sources hold out more, so that their test split has enough pieces to measure on.
+    test_by_source: tuple[tuple[str, float], ...] = (("freedoom", 0.12), ("giantmidi", 0.2))
 
 
 @dataclass(frozen=True)
@@ -88,7 +87,6 @@ class PrepareConfig:
 
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     tokenizer: TokenizerSpec = field(default_factory=TokenizerSpec)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     workers: int = 2
     files_per_shard: int = 512

@@ -9,13 +9,15 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from harmonixr.errors import HarmonixrError
+
 
 def pick_device(name: str = "auto") -> torch.device:
     """``auto``: CUDA when available, else CPU."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was asked for but torch sees no CUDA device")
+        raise HarmonixrError("device 'cuda' was asked for but torch sees no CUDA device")
     return torch.device(name)
 
 
@@ -30,7 +32,7 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if precision == "bf16":
         return torch.bfloat16
     if precision != "auto":
-        raise ValueError(f"precision must be auto, fp32 or bf16, got {precision!r}")
+        raise HarmonixrError(f"precision must be auto, fp32 or bf16, got {precision!r}")
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
     return torch.bfloat16 if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported() else None

@@ -8,8 +8,8 @@ byte scan.
 
 Every input runs in an isolated worker (:class:`~harmonixr.data.isolation.IsolatedPool`, with a
 time and a memory limit) through the path a corpus file or an upload takes: scan and parse
-(:func:`~harmonixr.data.validate.parse_midi`), check, quantize (:func:`~harmonixr.data.quantize.normalize`),
-tokenize, decode, write MIDI and parse that again. Its outcome is ``ok``, a named refusal
+(:func:`~harmonixr.data.validate.parse_midi`), check, normalize (:func:`~harmonixr.data.normalize.normalize`),
+encode as note rows, decode, write MIDI and parse that again. Its outcome is ``ok``, a named refusal
 (``reject:<reason>``, ``tokenize``), or a **failure**: an exception no one named
 (``error:<type>``), a crash, a timeout or an out-of-memory. A failure is a bug; its input is kept
 so it can be replayed.
@@ -28,6 +28,7 @@ import numpy as np
 
 from harmonixr.config import LimitsConfig, TokenizerSpec
 from harmonixr.data.isolation import Failure, IsolatedPool
+from harmonixr.errors import HarmonixrError
 
 Rng = np.random.Generator
 NAMED = ("ok", "reject:", "tokenize")  # outcomes that are not failures
@@ -88,7 +89,7 @@ def truncate(data: bytes, rng: Rng) -> bytes:
 def bogus_chunk_length(data: bytes, rng: Rng) -> bytes:
     parts, out, pos = chunks(data), bytearray(data), 0
     k = int(rng.integers(0, max(len(parts), 1)))
-    for kind, body in parts[:k]:
+    for _, body in parts[:k]:
         pos += 8 + len(body)
     if pos + 8 <= len(out):
         value = int(rng.choice([0, 1, 0xFFFFFFFF, 0x7FFFFFFF, len(out), int(rng.integers(0, 1 << 32))]))
@@ -178,33 +179,34 @@ def mutate(data: bytes, rng: Rng, others: list[bytes]) -> tuple[bytes, tuple[str
 
 
 # -- the path every input takes (in a worker) --------------------------------------------------
-_TOKENIZER = None
+_VOCAB = None
 
 
 def _init_worker(spec: TokenizerSpec) -> None:
-    global _TOKENIZER
-    from harmonixr.data.tokenize import HarmonixrTokenizer
+    global _VOCAB
+    from harmonixr.tokens.vocab import NoteVocab
 
-    _TOKENIZER = HarmonixrTokenizer(spec)
+    _VOCAB = NoteVocab(spec)
 
 
 def input_path(data: bytes, limits: LimitsConfig = FUZZ_LIMITS) -> str:
-    """The outcome of ``data`` through parse -> check -> quantize -> tokenize -> decode -> write -> parse."""
+    """The outcome of ``data`` through parse -> check -> normalize -> encode -> decode -> write -> parse."""
     from symusic import Score
 
-    from harmonixr.data.quantize import normalize
-    from harmonixr.data.tokenize import TokenizeError
+    from harmonixr.data.normalize import normalize
     from harmonixr.data.validate import RejectError, parse_midi
+    from harmonixr.tokens.notes import decode_notes, encode_score
+    from harmonixr.tokens.vocab import VocabError
 
     try:
         score = parse_midi(data, "<fuzz>", limits)
-        normalized, _ = normalize(score, _TOKENIZER, "<fuzz>")
-        ids = _TOKENIZER.encode(normalized, "unknown")
-        written = _TOKENIZER.decode(ids).dumps_midi()
+        normalized, _ = normalize(score, _VOCAB, "<fuzz>")
+        notes, tracks, timeline = encode_score(normalized, _VOCAB)
+        written = decode_notes(notes, tracks, timeline, _VOCAB).dumps_midi()
         Score.from_midi(written)
     except RejectError as exc:
         return f"reject:{exc.reason.value}"
-    except TokenizeError:
+    except VocabError:
         return "tokenize"
     except Exception as exc:  # noqa: BLE001 - an exception nobody named is the finding
         return f"error:{type(exc).__name__}: {str(exc)[:80]}"
@@ -248,7 +250,7 @@ def fuzz(seeds: list[bytes], inputs: int, seed: int = 0, workers: int = 2, minut
     """``inputs`` mutated seeds (or as many as ``minutes`` allow) through :func:`input_path`;
     failing inputs are written to ``keep`` (``<class>-<n>.mid``) when given."""
     if not seeds:
-        raise ValueError("the fuzzer needs at least one seed MIDI file")
+        raise HarmonixrError("the fuzzer needs at least one seed MIDI file")
     rng = np.random.default_rng(seed)
     report = FuzzReport(seeds=len(seeds))
     began = time.monotonic()

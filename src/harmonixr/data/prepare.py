@@ -1,7 +1,9 @@
-"""``harmonixr prepare``: sources -> validated, normalized, split, augmented token shards.
+"""``harmonixr prepare``: sources -> validated, normalized, split note shards.
 
 Every file is processed in an isolated worker (:mod:`harmonixr.data.isolation`): parse and
-validate, normalize, fingerprint and split, augment (train only), tokenize. The parent writes a
+validate, normalize, fingerprint and split, encode as note rows against the bar timeline
+(:mod:`harmonixr.tokens.notes`). Augmentation happens while training (transposition, velocity
+and tempo changes on the rows themselves), so nothing is stored twice. The parent writes a
 shard as soon as all its files are back, so a killed run loses at most the shards in flight and a
 re-run picks up where it stopped. One bad file never stops the run: it becomes a row of
 ``rejects.csv``.
@@ -20,12 +22,10 @@ import numpy as np
 
 from harmonixr.config import PrepareConfig, from_dict, to_dict
 from harmonixr.data import music21_corpus, shards
-from harmonixr.data.augment import apply_variant, draw_variants
 from harmonixr.data.isolation import Failure, IsolatedPool
-from harmonixr.data.quantize import normalize
+from harmonixr.data.normalize import normalize
 from harmonixr.data.sources import PieceRef, folder_source
 from harmonixr.data.splits import assign_split, content_hash, tune_fingerprint
-from harmonixr.data.tokenize import HarmonixrTokenizer, TokenizeError
 from harmonixr.data.validate import (
     Reason,
     RejectError,
@@ -33,13 +33,17 @@ from harmonixr.data.validate import (
     reject_row,
     score_seconds,
 )
+from harmonixr.errors import HarmonixrError
 from harmonixr.progress import progress_bar
+from harmonixr.tokens.notes import encode_score
+from harmonixr.tokens.timeline import Timeline
+from harmonixr.tokens.vocab import NoteVocab, VocabError
 
 STATE_FILE = "prepare.json"
 MUSIC21 = "music21"
 
 
-class PrepareError(RuntimeError):
+class PrepareError(HarmonixrError):
     """The run cannot start (bad source, output prepared with another config)."""
 
 
@@ -51,7 +55,7 @@ class PrepareSummary:
     files: int
     kept_pieces: int
     rows: int
-    tokens: int
+    notes: int
     rejects: list[dict]
     seconds: float
     convert_seconds: float = 0.0
@@ -117,47 +121,45 @@ _WORKER: dict = {}
 
 
 def _init_worker(arg: tuple[str, dict]) -> None:
-    tokenizer_path, config = arg
-    _WORKER["tokenizer"] = HarmonixrTokenizer.from_file(tokenizer_path)
+    vocab_path, config = arg
+    _WORKER["vocab"] = NoteVocab.from_file(vocab_path)
     _WORKER["config"] = from_dict(PrepareConfig, config)
 
 
-def process_file(ref: PieceRef) -> tuple[list[dict], list[np.ndarray], dict | None]:
-    """Worker: one file -> (manifest rows, token arrays, reject or None)."""
-    tokenizer: HarmonixrTokenizer = _WORKER["tokenizer"]
+def process_file(ref: PieceRef) -> tuple[list[dict], list[tuple[np.ndarray, np.ndarray]], dict | None]:
+    """Worker: one file -> (manifest rows, (notes, bars) arrays, reject or None)."""
+    vocab: NoteVocab = _WORKER["vocab"]
     config: PrepareConfig = _WORKER["config"]
     try:
-        return (*encode_piece(ref, tokenizer, config), None)
+        row, arrays = encode_piece(ref, vocab, config)
+        return [row], [arrays], None
     except RejectError as exc:
         return [], [], exc.row()
-    except TokenizeError as exc:
+    except VocabError as exc:
         return [], [], reject_row(ref.path, Reason.ERROR, str(exc))
 
 
-def encode_piece(ref: PieceRef, tokenizer: HarmonixrTokenizer, config: PrepareConfig) -> tuple[list[dict], list[np.ndarray]]:
-    """Parse, validate, normalize, split, augment and tokenize one file (raises RejectError)."""
+def bar_rows(timeline: Timeline, vocab: NoteVocab) -> np.ndarray:
+    """(B, 2) the stored meter and tempo features of each bar."""
+    return np.stack([timeline.meter_values(vocab), timeline.tempo_values(vocab)], axis=1)
+
+
+def encode_piece(ref: PieceRef, vocab: NoteVocab, config: PrepareConfig) -> tuple[dict, tuple[np.ndarray, np.ndarray]]:
+    """Parse, validate, normalize, split and encode one file (raises RejectError)."""
     score = load_midi(ref.path, config.limits)
-    normalized, report = normalize(score, tokenizer, ref.path)
+    normalized, report = normalize(score, vocab, ref.path)
     digest = content_hash(normalized)
     group = ref.group or tune_fingerprint(normalized, config.split) or f"content:{digest[:16]}"
-    split = ref.split or assign_split(group, config.split)
-    variants = [(None, normalized)]
-    if split == "train":
-        for variant in draw_variants(normalized, digest, config.augment, config.tokenizer.pitch_range):
-            variants.append((variant, tokenizer.quantize(apply_variant(normalized, variant))))
-    rows, arrays = [], []
-    for variant, piece in variants:
-        ids = tokenizer.encode(piece, ref.style)
-        rows.append({
-            "piece_id": digest[:16], "variant": variant.label() if variant else "original",
-            "source": ref.source, "path": ref.path, "style": ref.style, "collection": ref.collection,
-            "composer": ref.composer, "title": ref.title, "group": group, "split": split,
-            "notes": int(sum(t.note_num() for t in piece.tracks)), "tracks": len(piece.tracks),
-            "bars": int(np.count_nonzero(ids == tokenizer.bar_id)), "seconds": score_seconds(piece),
-            "content_hash": digest, **report.as_dict(),
-        })
-        arrays.append(ids)
-    return rows, arrays
+    split = ref.split or assign_split(group, config.split, ref.source)
+    notes, tracks, timeline = encode_score(normalized, vocab)
+    row = {
+        "piece_id": digest[:16], "source": ref.source, "path": ref.path, "style": ref.style,
+        "collection": ref.collection, "composer": ref.composer, "title": ref.title, "group": group, "split": split,
+        "notes": len(notes), "tracks": len(tracks.slots(vocab)), "bars": timeline.bars,
+        "seconds": score_seconds(normalized), "programs": json.dumps(tracks.programs), "drums": tracks.drums,
+        "content_hash": digest, **report.as_dict(),
+    }
+    return row, (notes, bar_rows(timeline, vocab))
 
 
 # -- the run ---------------------------------------------------------------------------------
@@ -176,7 +178,7 @@ def prepare(
         raise PrepareError(f"no MIDI files found in {sources}")
     styles = tuple(dict.fromkeys([*config.tokenizer.styles, *sorted({r.style for r in refs})]))
     config = replace(config, tokenizer=replace(config.tokenizer, styles=styles))
-    tokenizer_path = _freeze_config(out, config)
+    vocab_path = _freeze_config(out, config)
     plan = _plan(refs, config)
     todo = {name: chunk for name, chunk in plan.items() if not shards.shard_done(out, name)}
     buffers: dict[str, dict] = {name: {"left": len(chunk), "rows": [], "arrays": [], "rejects": []}
@@ -185,7 +187,7 @@ def prepare(
     if jobs:
         with IsolatedPool(process_file, workers=config.workers, timeout_s=config.limits.parse_timeout_s,
                           memory_mb=config.limits.worker_memory_mb, init=_init_worker,
-                          init_arg=(str(tokenizer_path), to_dict(config))) as pool, \
+                          init_arg=(str(vocab_path), to_dict(config))) as pool, \
                 progress_bar("preparing", len(jobs), show_progress) as advance:
             for index, result in pool.map_unordered([ref for _, ref in jobs]):
                 name, ref = jobs[index]
@@ -209,8 +211,8 @@ def prepare(
     manifest, rejects = shards.merge(out, list(plan), earlier_rejects=failures)
     rows = manifest.to_pylist() if manifest.num_rows else []
     return PrepareSummary(
-        out=out, files=len(refs) + len(failures), kept_pieces=sum(r["variant"] == "original" for r in rows),
-        rows=len(rows), tokens=sum(r["tokens"] for r in rows), rejects=rejects,
+        out=out, files=len(refs) + len(failures), kept_pieces=len(rows),
+        rows=len(rows), notes=sum(r["notes"] for r in rows), rejects=rejects,
         seconds=time.perf_counter() - start, convert_seconds=convert_seconds,
         skipped_shards=len(plan) - len(todo),
     )
@@ -218,7 +220,7 @@ def prepare(
 
 def _write_sorted(out: Path, name: str, buffer: dict, order: dict[str, int]) -> None:
     """Write a shard with its rows in plan order (results arrive in completion order)."""
-    pairs = sorted(zip(buffer["rows"], buffer["arrays"]), key=lambda p: (order[p[0]["path"]], p[0]["variant"] != "original"))
+    pairs = sorted(zip(buffer["rows"], buffer["arrays"]), key=lambda p: order[p[0]["path"]])
     shards.write_shard(out, name, [p[0] for p in pairs], [p[1] for p in pairs],
                        sorted(buffer["rejects"], key=lambda r: order.get(r["path"], 0)))
 
@@ -247,11 +249,11 @@ def _freeze_config(out: Path, config: PrepareConfig) -> Path:
                 f"{out} was prepared with another configuration (differs in {changed}); "
                 "use a new --out folder or delete this one"
             )
-    tokenizer_path = HarmonixrTokenizer(config.tokenizer).save(out)
+    vocab_path = NoteVocab(config.tokenizer).save(out)
     tmp = state_path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(wanted, indent=2))
     tmp.replace(state_path)
-    return tokenizer_path
+    return vocab_path
 
 
 def _hash(text: str) -> str:

@@ -10,12 +10,12 @@ the MIDI bytes symusic re-wrote to ``OUT``, which the parent then parses safely.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 import os
 import resource
 import subprocess
 import sys
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 from symusic import Score

@@ -1,11 +1,12 @@
-"""Token storage: memory-mappable shards plus ``manifest.parquet``.
+"""Note storage: memory-mappable shards plus ``manifest.parquet``.
 
 A prepared folder holds::
 
-    tokenizer.json          the vocabulary (miditok file with the Harmonixr spec inside)
+    tokenizer.json          the vocabulary (the spec and the value tokens it builds)
     prepare.json            the config it was prepared with (a re-run with another is refused)
-    shards/<name>.bin       token ids, uint16, pieces back to back
-    shards/<name>.parquet   one row per piece variant; written last, so it marks the shard done
+    shards/<name>.notes.bin int16 note rows (bar, pos, micro, track, pitch, dur, vel), pieces back to back
+    shards/<name>.bars.bin  int16 bar rows (meter feature, tempo feature), pieces back to back
+    shards/<name>.parquet   one row per piece, with its offsets; written last, so it marks the shard done
     shards/<name>.rejects.jsonl
     manifest.parquet        every kept row (duplicates removed), the index the loaders read
     rejects.csv             file, reason, detail
@@ -24,35 +25,43 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harmonixr.data.tokenize import TOKEN_DTYPE
 from harmonixr.data.validate import Reason, reject_row
+from harmonixr.tokens.notes import NOTE_WIDTH
 
 MANIFEST = "manifest.parquet"
 REJECTS = "rejects.csv"
 SHARD_DIR = "shards"
 REJECT_FIELDS = ("path", "reason", "detail")
+STORE_DTYPE = np.int16
+BAR_WIDTH = 2  # meter, tempo
 
 
-def shard_paths(folder: Path, name: str) -> tuple[Path, Path, Path]:
+def shard_paths(folder: Path, name: str) -> tuple[Path, Path, Path, Path]:
+    """(notes, bars, rows, rejects) files of shard ``name``."""
     base = folder / SHARD_DIR / name
-    return base.with_suffix(".bin"), base.with_suffix(".parquet"), base.with_suffix(".rejects.jsonl")
+    return (base.with_suffix(".notes.bin"), base.with_suffix(".bars.bin"), base.with_suffix(".parquet"),
+            base.with_suffix(".rejects.jsonl"))
 
 
 def shard_done(folder: Path, name: str) -> bool:
     """Whether shard ``name`` was completely written by an earlier run."""
-    return shard_paths(folder, name)[1].is_file()
+    return shard_paths(folder, name)[2].is_file()
 
 
-def write_shard(folder: Path, name: str, rows: list[dict], arrays: list[np.ndarray], rejects: list[dict]) -> None:
-    """Write one shard: the token file, the rejects, then the rows (the 'done' marker)."""
-    bin_path, rows_path, rejects_path = shard_paths(folder, name)
-    bin_path.parent.mkdir(parents=True, exist_ok=True)
-    offset = 0
-    for row, ids in zip(rows, arrays, strict=True):
-        row.update(shard=name, offset=offset, tokens=len(ids))
-        offset += len(ids)
-    data = np.concatenate(arrays).astype(TOKEN_DTYPE) if arrays else np.zeros(0, TOKEN_DTYPE)
-    _atomic_bytes(bin_path, data.tobytes())
+def write_shard(folder: Path, name: str, rows: list[dict], pieces: list[tuple[np.ndarray, np.ndarray]],
+                rejects: list[dict]) -> None:
+    """Write one shard: the note and bar files, the rejects, then the rows (the 'done' marker).
+    ``pieces``: per row, its notes (N, 7) and bars (B, 2)."""
+    notes_path, bars_path, rows_path, rejects_path = shard_paths(folder, name)
+    notes_path.parent.mkdir(parents=True, exist_ok=True)
+    note_offset = bar_offset = 0
+    for row, (notes, bars) in zip(rows, pieces, strict=True):
+        row.update(shard=name, note_offset=note_offset, bar_offset=bar_offset)
+        note_offset += len(notes)
+        bar_offset += len(bars)
+    for path, arrays, width in ((notes_path, [p[0] for p in pieces], NOTE_WIDTH), (bars_path, [p[1] for p in pieces], BAR_WIDTH)):
+        data = np.concatenate(arrays).astype(STORE_DTYPE) if arrays else np.zeros((0, width), STORE_DTYPE)
+        _atomic_bytes(path, np.ascontiguousarray(data).tobytes())
     _atomic_bytes(rejects_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejects).encode())
     table = pa.Table.from_pylist(rows) if rows else pa.table({"shard": pa.array([], pa.string())})
     tmp = rows_path.with_suffix(".parquet.tmp")
@@ -70,7 +79,7 @@ def merge(folder: Path, names: list[str], earlier_rejects: list[dict] = ()) -> t
     """
     tables, rejects = [], list(earlier_rejects)
     for name in names:
-        _bin, rows_path, rejects_path = shard_paths(folder, name)
+        _notes, _bars, rows_path, rejects_path = shard_paths(folder, name)
         table = pq.read_table(rows_path)
         if table.num_rows:
             tables.append(table)
@@ -127,8 +136,8 @@ def _atomic_bytes(path: Path, data: bytes) -> None:
     tmp.replace(path)
 
 
-class TokenShards:
-    """Read access to a prepared folder: the manifest, and each row's tokens as a memory map view."""
+class NoteShards:
+    """Read access to a prepared folder: the manifest, and each row's notes and bars as memory map views."""
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
@@ -136,7 +145,7 @@ class TokenShards:
         if not manifest_path.is_file():
             raise FileNotFoundError(f"{manifest_path}: no manifest (run `harmonixr prepare` first)")
         self.manifest = pq.read_table(manifest_path)
-        self._maps: dict[str, np.memmap] = {}
+        self._maps: dict[tuple[str, int], np.memmap] = {}
 
     def __len__(self) -> int:
         return self.manifest.num_rows
@@ -146,10 +155,18 @@ class TokenShards:
         rows = self.manifest.to_pylist()
         return [r for r in rows if split is None or r["split"] == split]
 
-    def tokens(self, row: dict) -> np.ndarray:
-        """The token ids of a manifest row (a read-only view into the shard's memory map)."""
-        shard = row["shard"]
-        if shard not in self._maps:
-            path = shard_paths(self.folder, shard)[0]
-            self._maps[shard] = np.memmap(path, dtype=TOKEN_DTYPE, mode="r")
-        return self._maps[shard][row["offset"] : row["offset"] + row["tokens"]]
+    def _view(self, shard: str, which: int, width: int) -> np.ndarray:
+        if (shard, which) not in self._maps:
+            path = shard_paths(self.folder, shard)[which]
+            self._maps[shard, which] = np.memmap(path, dtype=STORE_DTYPE, mode="r").reshape(-1, width)
+        return self._maps[shard, which]
+
+    def notes(self, row: dict) -> np.ndarray:
+        """The note rows of a manifest row, (N, 7) int64."""
+        view = self._view(row["shard"], 0, NOTE_WIDTH)
+        return np.asarray(view[row["note_offset"] : row["note_offset"] + row["notes"]], dtype=np.int64)
+
+    def bars(self, row: dict) -> np.ndarray:
+        """The bar rows (meter, tempo feature values) of a manifest row, (B, 2) int64."""
+        view = self._view(row["shard"], 1, BAR_WIDTH)
+        return np.asarray(view[row["bar_offset"] : row["bar_offset"] + row["bars"]], dtype=np.int64)

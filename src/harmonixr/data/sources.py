@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from harmonixr.data.tokenize import normalize_style
+from harmonixr.errors import HarmonixrError
+from harmonixr.tokens.vocab import normalize_style
 
 MIDI_SUFFIXES = (".mid", ".midi")
 METADATA_FILE = "metadata.csv"
@@ -35,10 +36,12 @@ COLUMN_ALIASES = {
 SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val",
                  "validation": "val", "test": "test"}
 # Folders known by name, so that ``--source ../shared/data/pop909`` is labelled without a CSV.
-KNOWN_FOLDER_STYLES = {"pop909": "pop"}
+KNOWN_FOLDER_STYLES = {"pop909": "pop", "freedoom": "game", "giantmidi": "piano-performance", "groove": "drums"}
+# Folders whose metadata file has another name (the Groove MIDI Dataset's labels and split).
+KNOWN_FOLDER_METADATA = {"groove": "info.csv"}
 
 
-class SourceError(ValueError):
+class SourceError(HarmonixrError):
     """A source that cannot be read (missing folder, bad metadata CSV)."""
 
 
@@ -72,8 +75,9 @@ def folder_source(
         raise SourceError(f"{folder}: not a directory")
     name = source_name or folder.name
     default_style = normalize_style(style or KNOWN_FOLDER_STYLES.get(folder.name.lower(), "unknown"))
-    if metadata is None and (folder / METADATA_FILE).is_file():
-        metadata = folder / METADATA_FILE
+    known = folder / KNOWN_FOLDER_METADATA.get(folder.name.lower(), METADATA_FILE)
+    if metadata is None and known.is_file():
+        metadata = known
     labels = read_metadata(metadata, folder) if metadata else {}
     refs = []
     for path in _walk_midi(folder):
@@ -92,8 +96,8 @@ def _walk_midi(folder: Path) -> Iterator[Path]:
 
 def _merge(base: PieceRef, listed: dict[str, str]) -> PieceRef:
     changes = {k: v for k, v in listed.items() if v and k != "path"}
-    if "style" in changes:
-        changes["style"] = normalize_style(changes["style"])
+    if "style" in changes:  # a sub-style after a slash ("funk/groove1") keeps its style
+        changes["style"] = normalize_style(changes["style"].split("/")[0])
     return replace(base, **changes)
 
 

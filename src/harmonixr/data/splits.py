@@ -60,11 +60,12 @@ def content_hash(score: Score) -> str:
     return digest.hexdigest()
 
 
-def assign_split(group: str, config: SplitConfig) -> str:
-    """``train``, ``val`` or ``test`` from a hash of ``group`` (uniform, stable across runs)."""
+def assign_split(group: str, config: SplitConfig, source: str = "") -> str:
+    """``train``, ``val`` or ``test`` from a hash of ``group`` (uniform, stable across runs); a
+    source named in ``config.test_by_source`` holds out that share for test instead."""
     digest = hashlib.sha256(f"{config.salt}:{group}".encode()).digest()
     u = int.from_bytes(digest[:8], "big") / 2**64
-    if u < config.test:
+    if u < dict(config.test_by_source).get(source, config.test):
         return "test"
     if u < config.test + config.val:
         return "val"

@@ -1,4 +1,4 @@
-"""``harmonixr stats``: pieces, notes and tokens per style and split, and the reject reasons."""
+"""``harmonixr stats``: pieces, notes and hours per style and split, and the reject reasons."""
 
 from __future__ import annotations
 
@@ -8,27 +8,22 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from harmonixr.data.shards import TokenShards, read_rejects
+from harmonixr.data.shards import NoteShards, read_rejects
 
 SPLIT_ORDER = ("train", "val", "test")
 
 
 def dataset_stats(folder: str | Path) -> dict:
-    """Counts of a prepared folder: ``{"styles": {style: {split: {...}}}, "rejects": {reason: n}}``.
-
-    ``pieces`` and ``notes`` count original pieces; ``rows`` and ``tokens`` include augmented
-    variants (training data as the model sees it).
-    """
-    data = TokenShards(folder)
+    """Counts of a prepared folder: ``{"styles": {style: {split: {...}}}, "rejects": {reason: n}}``
+    (pieces, notes, bars and seconds per style and split)."""
+    data = NoteShards(folder)
     styles: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
     for row in data.rows():
         cell = styles[row["style"]][row["split"]]
-        cell["rows"] += 1
-        cell["tokens"] += row["tokens"]
-        if row["variant"] == "original":
-            cell["pieces"] += 1
-            cell["notes"] += row["notes"]
-            cell["seconds"] += row["seconds"]
+        cell["pieces"] += 1
+        cell["notes"] += row["notes"]
+        cell["bars"] += row["bars"]
+        cell["seconds"] += row["seconds"]
     rejects = Counter(r["reason"] for r in read_rejects(Path(folder)))
     return {"styles": {s: {k: dict(v) for k, v in d.items()} for s, d in styles.items()},
             "rejects": dict(rejects)}
@@ -39,7 +34,7 @@ def print_stats(folder: str | Path, console: Console | None = None) -> dict:
     console = console or Console()
     stats = dataset_stats(folder)
     table = Table(title=f"{folder}: kept pieces per style and split")
-    for column in ("style", *[f"{s} pieces" for s in SPLIT_ORDER], "notes", "hours", "tokens (with variants)"):
+    for column in ("style", *[f"{s} pieces" for s in SPLIT_ORDER], "notes", "bars", "hours"):
         table.add_column(column, justify="left" if column == "style" else "right", no_wrap=column == "style")
     totals: Counter = Counter()
     for style in sorted(stats["styles"], key=lambda s: -sum(c.get("pieces", 0) for c in stats["styles"][s].values())):
@@ -49,9 +44,9 @@ def print_stats(folder: str | Path, console: Console | None = None) -> dict:
         for split in SPLIT_ORDER:
             totals[f"pieces_{split}"] += cells.get(split, {}).get("pieces", 0)
         table.add_row(style, *[f"{cells.get(s, {}).get('pieces', 0):,}" for s in SPLIT_ORDER],
-                      f"{merged['notes']:,}", f"{merged['seconds'] / 3600:,.1f}", f"{merged['tokens']:,}")
+                      f"{merged['notes']:,}", f"{merged['bars']:,}", f"{merged['seconds'] / 3600:,.1f}")
     table.add_row("[bold]total", *[f"[bold]{totals[f'pieces_{s}']:,}" for s in SPLIT_ORDER],
-                  f"[bold]{totals['notes']:,}", f"[bold]{totals['seconds'] / 3600:,.1f}", f"[bold]{totals['tokens']:,}")
+                  f"[bold]{totals['notes']:,}", f"[bold]{totals['bars']:,}", f"[bold]{totals['seconds'] / 3600:,.1f}")
     console.print(table)
     rejects = Table(title="rejected files per reason")
     rejects.add_column("reason")

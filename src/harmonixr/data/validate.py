@@ -15,6 +15,7 @@ from pathlib import Path
 from symusic import Score
 
 from harmonixr.config import LimitsConfig
+from harmonixr.errors import HarmonixrError
 
 
 class Reason(str, Enum):
@@ -43,7 +44,7 @@ def reject_row(path: str | Path, reason: Reason | str, detail: str) -> dict[str,
     return {"path": str(path), "reason": Reason(reason).value, "detail": detail}
 
 
-class RejectError(Exception):
+class RejectError(HarmonixrError):
     """A file that cannot be used, with a machine-readable reason and a human-readable detail."""
 
     def __init__(self, path: str | Path, reason: Reason, detail: str) -> None:

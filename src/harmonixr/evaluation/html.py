@@ -14,8 +14,8 @@ from pathlib import Path
 from harmonixr.evaluation.infill_quality import METRICS, Hole
 from harmonixr.generation.modes import Generator
 from harmonixr.generation.outputs import cut, view_ticks
+from harmonixr.models.checkpoint import resolve
 from harmonixr.sampling.sampler import SamplingConfig
-from harmonixr.training.checkpoint import resolve
 from harmonixr.visualization.audio import render_audio, wav_bytes
 from harmonixr.visualization.curves import plot_curves
 from harmonixr.visualization.embeddings import embedding_facts, plot_embeddings
@@ -26,7 +26,8 @@ AUDIO_RATE = 22050  # mono at half the CD rate: the page stays small
 LISTEN_MARGIN_BARS = 2
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}
-th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%}h2{margin-top:2em;border-bottom:2px solid #ddd}
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%}
+h2{margin-top:2em;border-bottom:2px solid #ddd}
 .note{color:#555;font-size:14px;max-width:900px}"""
 
 
@@ -43,9 +44,9 @@ def pictures(gen: Generator, checkpoint: str, holes: list[Hole], folder: Path, s
                             "image/png")
     except FileNotFoundError:  # a checkpoint without its training log
         pass
-    weights = gen.model.embed_tokens.weight.detach().float().numpy()
-    out["embeddings"] = _uri(plot_embeddings(weights, gen.tokenizer, folder / "embeddings.png", seed).read_bytes(), "image/png")
-    out["facts"] = embedding_facts(weights, gen.tokenizer)
+    weights = gen.model.embed.table.weight.detach().float().numpy()
+    out["embeddings"] = _uri(plot_embeddings(weights, gen.vocab, folder / "embeddings.png", seed).read_bytes(), "image/png")
+    out["facts"] = embedding_facts(weights, gen.vocab)
     for k, hole in enumerate(holes):
         piece = hole.piece
         result = gen.infill(piece, hole.region, 1, SamplingConfig(top_p=0.95), seed + k)[0]
@@ -82,13 +83,13 @@ def table(rows: list[dict], columns: list[str] | None = None) -> str:
 def page(numbers: dict, pics: dict) -> str:
     """The whole report as one HTML string."""
     lik = numbers["likelihood"]
-    overall = [r for r in lik if r["style"] == "all"]
-    styles = sorted({r["style"] for r in lik} - {"all"})
-    per_style = []
+    overall = [r for r in lik if r["source"] == "all"]
+    sources = sorted({r["source"] for r in lik} - {"all"})
+    per_source = []
     for model in dict.fromkeys(r["model"] for r in lik):
         for task in dict.fromkeys(r["task"] for r in lik):
-            mine = {r["style"]: r["bits_per_note"] for r in lik if r["model"] == model and r["task"] == task}
-            per_style.append({"model": model, "task": task, **{s: mine.get(s, float("nan")) for s in styles}})
+            mine = {r["source"]: r["bits_per_note"] for r in lik if r["model"] == model and r["task"] == task}
+            per_source.append({"model": model, "task": task, **{s: mine.get(s, float("nan")) for s in sources}})
     both = {r["model"]: r["bits_per_note"] for r in overall if r["task"] == "infill"}
     left = {r["model"]: r["bits_per_note"] for r in overall if r["task"] == "infill, left context only"}
     future = [{"model": m, "both sides": both[m], "left only": left[m], "bits saved by the music after": left[m] - both[m]}
@@ -100,21 +101,24 @@ def page(numbers: dict, pics: dict) -> str:
         f"<p class=note>Data {escape.escape(', '.join(numbers['data']))}, split <b>{numbers['config']['split']}</b>; "
         f"{numbers['seconds']:.0f} s to make. Every number here is also in metrics.json and the CSV files beside this page.</p>",
         "<h2>1. Likelihood (bits per note, lower is better)</h2>",
-        "<p class=note>Next-token: bar-aligned windows covering every note of the split once. Infill: held-out holes "
+        "<p class=note>Next-note: bar-aligned windows covering every note of the split once. Infill: held-out holes "
         "(whole bars, beat spans, some tracks), only the fill scored; 'left context only' scores the same fills with "
-        "the music after the hole removed.</p>",
-        table(overall, ["model", "task", "bits_per_note", "pitch", "velocity", "duration", "timing", "track", "other", "notes"]),
+        "the music after the hole removed. A note's bits are the sum of its fields'; 'comparable' leaves out "
+        "micro-timing and counts velocity in 32 bins (what a REMI model writes).</p>",
+        table(overall, ["model", "task", "bits_per_note", "comparable", "type", "dbar", "pos", "track", "pitch", "dur",
+                        "vel", "micro", "notes"]),
         "<h3>What the music after the hole is worth</h3>", table(future),
-        "<h3>Per style</h3>", table(per_style),
+        "<h3>Per source</h3>", table(per_source),
         "<h2>2. Infill quality against the original notes</h2>",
-        "<p class=note>Held-out pieces, one hole of 1-4 whole bars each (all tracks), several fills per hole; look-ahead: "
-        "8 continuations from the left, the one under which the music after the hole is most likely kept. F1: notes "
-        "with the original's onset and pitch; overlaps: pitch-class and within-bar onset histograms (1 = identical); "
-        "velocity distance: |mean velocity difference|.</p>",
-        table(numbers["infill_quality"], ["method", "fills", *METRICS, "notes_per_fill", "truth_notes_per_hole"]),
+        "<p class=note>Held-out pieces of every source, one hole of whole bars in the middle of each (all tracks), "
+        "several fills per hole. F1: notes with the original's onset (on the grid) and pitch; overlaps: pitch-class and "
+        "within-bar onset histograms (1 = identical); velocity distance: |mean velocity difference|; note ratio: "
+        "notes of the fill over the original's.</p>",
+        table(numbers["infill_quality"], ["source", "method", "fills", *METRICS, "notes_per_fill", "truth_notes_per_hole",
+                                          "median_note_ratio"]),
         "<h3>The model against the trivial baselines, hole by hole</h3>",
         "<p class=note>Mean per-hole difference (model minus baseline; a hole's fills averaged), its standard error, "
-        "and the holes won/lost. The left-only baseline decodes as the model row it faces (look-ahead: sampled).</p>",
+        "and the holes won/lost. The left-only baseline decodes as the model row it faces.</p>",
         table(numbers["infill_paired"]),
         "<h2>3. Generated vs real, per style (Yang &amp; Lerch 2018)</h2>",
         "<p class=note>Per feature: mean intra-set distance of the real pieces, mean inter-set distance (real vs "
@@ -143,4 +147,5 @@ def page(numbers: dict, pics: dict) -> str:
                   f"<p>original <audio controls src='{item['original']}'></audio> &nbsp; fill "
                   f"<audio controls src='{item['fill']}'></audio></p>",
                   f"<img src='{item['png']}'>", item["interactive"]]
-    return f"<!doctype html><html><head><meta charset=utf-8><title>Harmonixr evaluation</title><style>{STYLE}</style></head><body>{''.join(parts)}</body></html>"
+    head = f"<head><meta charset=utf-8><title>Harmonixr evaluation</title><style>{STYLE}</style></head>"
+    return f"<!doctype html><html>{head}<body>{''.join(parts)}</body></html>"

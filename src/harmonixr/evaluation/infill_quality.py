@@ -11,10 +11,11 @@ writes the hole ``samples`` times; each fill is compared with the original notes
 - velocity distance: the absolute difference of the mean velocities.
 
 Methods (:class:`Method`): the model with context on both sides, sampled and greedy; the model
-reading left to right with the music after the hole used to pick among continuations (look-ahead);
-two trivial baselines (repeat the bar before the hole in each of its bars; the model continuing
-from the left context only), a stronger copy baseline (the hole's length of bars from just before
-it), and any other infilling checkpoint (the encoder-decoder baseline).
+continuing from the left context only; two trivial baselines: repeat the bar before the hole in
+each of its bars, and copy the hole's length of bars from just before it.
+
+Besides the metrics, each fill's notes are counted per track, so that what a fill does to each
+part (drums present? a silent part kept silent?) can be read from the rows.
 """
 
 from __future__ import annotations
@@ -27,12 +28,8 @@ from symusic import Score
 
 from harmonixr.generation.modes import Generator
 from harmonixr.generation.piece import Piece, Region
-from harmonixr.generation.refine import lookahead_infill
 from harmonixr.sampling.sampler import SamplingConfig
 
-# Look-ahead draws each fill of a hole in its own call: fill k of hole i uses seed + i + STRIDE * k,
-# which no other (hole, fill) uses while there are fewer holes than this prime.
-FILL_SEED_STRIDE = 104_729
 METRICS = ("precision", "recall", "f1", "pitch_class_overlap", "rhythm_overlap", "velocity_distance")
 
 
@@ -42,6 +39,7 @@ class Hole:
     style: str
     first_bar: int
     bars: int
+    source: str = ""
 
     @property
     def region(self) -> Region:
@@ -51,6 +49,25 @@ class Hole:
 def region_notes(score: Score, start: int, end: int) -> list[tuple[int, int, int]]:
     """(onset, pitch, velocity) of every note of ``score`` starting in [start, end)."""
     return [(n.time, n.pitch, n.velocity) for t in score.tracks for n in t.notes if start <= n.time < end]
+
+
+def track_counts(score: Score, start: int, end: int) -> list[int]:
+    """Notes starting in [start, end) on each track of ``score``."""
+    return [sum(1 for n in t.notes if start <= n.time < end) for t in score.tracks]
+
+
+def onset_spread(notes: list[tuple[int, int, int]], step: float) -> float:
+    """Standard deviation of the onsets' offsets from the grid, in grid steps (0: on the grid;
+    uniform timing would be about 0.29)."""
+    if len(notes) < 2:
+        return float("nan")
+    exact = np.asarray([t for t, _, _ in notes], dtype=np.float64) / step
+    return float(np.std(exact - np.round(exact)))
+
+
+def snap(notes: list[tuple[int, int, int]], step: int) -> list[tuple[int, int, int]]:
+    """Onsets moved to the nearest grid step (performed timing then matches its written note)."""
+    return [(int(round(t / step)) * step, p, v) for t, p, v in notes]
 
 
 def _overlap(a: list[int], b: list[int], bins: int) -> float:
@@ -63,7 +80,8 @@ def _overlap(a: list[int], b: list[int], bins: int) -> float:
 
 def compare_notes(made: list[tuple[int, int, int]], truth: list[tuple[int, int, int]], start: int,
                   bar_ticks: int, step: int) -> dict[str, float]:
-    """The metrics of one fill against the original notes of its hole."""
+    """The metrics of one fill against the original notes of its hole (onsets compared on the grid)."""
+    made, truth = snap(made, step), snap(truth, step)
     hits = sum((Counter((t, p) for t, p, _ in made) & Counter((t, p) for t, p, _ in truth)).values())
     precision = hits / len(made) if made else 0.0
     recall = hits / len(truth) if truth else 0.0
@@ -87,6 +105,12 @@ def draw_holes(pieces: list[tuple[Piece, str]], per_piece: int, rng: np.random.G
             first = int(rng.integers(1, piece.bars - bars))
             holes.append(Hole(piece, style, first, bars))
     return holes
+
+
+def middle_holes(pieces: list[tuple[Piece, str, str]], bars: int) -> list[Hole]:
+    """One hole of ``bars`` whole bars in the middle of each piece (pieces too short are left out)."""
+    return [Hole(piece, style, piece.bars // 2 - bars // 2, bars, source)
+            for piece, style, source in pieces if piece.bars >= bars + 4]
 
 
 def repeat_neighbour(hole: Hole) -> list[tuple[int, int, int]]:
@@ -113,14 +137,12 @@ def copy_neighbour(hole: Hole) -> list[tuple[int, int, int]]:
 @dataclass(frozen=True)
 class Method:
     """How one row of the table fills a hole: ``kind`` is ``infill`` (context on both sides),
-    ``left`` (continuation from the left context only), ``lookahead`` (continuations from the left,
-    the one that best predicts the music after the hole kept: :func:`lookahead_infill`), ``repeat``
-    (the bar before, repeated) or ``copy`` (as many bars as the hole has, from just before it)."""
+    ``left`` (continuation from the left context only), ``repeat`` (the bar before, repeated) or
+    ``copy`` (as many bars as the hole has, from just before it)."""
 
     kind: str
     generator: Generator | None = None
     sampling: SamplingConfig | None = None
-    candidates: int = 8  # lookahead: continuations drawn per fill
 
     @property
     def deterministic(self) -> bool:
@@ -135,27 +157,27 @@ def evaluate_infill(methods: dict[str, Method], holes: list[Hole], samples: int,
         start, end = piece.tick(hole.first_bar), piece.tick(hole.first_bar + hole.bars)
         truth = region_notes(piece.original, start, end)
         bar_ticks = piece.tick(hole.first_bar + 1) - start
-        step = piece.original.ticks_per_quarter // piece.vocab.grid or 1
+        step = max(piece.original.ticks_per_quarter // piece.vocab.grid, 1)
+        fine_step = piece.original.ticks_per_quarter / piece.vocab.grid
+        truth_tracks = track_counts(piece.original, start, end)
         for name, method in methods.items():
             n = 1 if method.deterministic else samples
-            if method.kind == "copy":
-                fills = [copy_neighbour(hole)]
-            elif method.kind == "repeat":
-                fills = [repeat_neighbour(hole)]
-            elif method.kind == "lookahead":
-                made = [lookahead_infill(method.generator, piece, hole.first_bar, hole.bars, method.candidates,
-                                         method.sampling, seed + index + FILL_SEED_STRIDE * k) for k in range(n)]
-                fills = [region_notes(r.score, start, end) for r in made]
-            elif method.kind == "left":
-                made = method.generator.continue_(piece, bars=hole.bars, after_bar=hole.first_bar, n=n,
-                                                  sampling=method.sampling, seed=seed + index)
-                fills = [region_notes(r.score, start, end) for r in made]
+            if method.kind in ("copy", "repeat"):
+                fill = copy_neighbour(hole) if method.kind == "copy" else repeat_neighbour(hole)
+                fills, counts = [fill], [None]
             else:
-                made = method.generator.infill(piece, hole.region, n, method.sampling, seed + index)
+                if method.kind == "left":
+                    made = method.generator.continue_(piece, bars=hole.bars, after_bar=hole.first_bar, n=n,
+                                                      sampling=method.sampling, seed=seed + index)
+                else:
+                    made = method.generator.infill(piece, hole.region, n, method.sampling, seed + index)
                 fills = [region_notes(r.score, start, end) for r in made]
-            for k, fill in enumerate(fills):
-                rows.append({"method": name, "hole": index, "sample": k, "style": hole.style, "bars": hole.bars,
-                             "truth_notes": len(truth), "notes": len(fill),
+                counts = [track_counts(r.score, start, end) for r in made]
+            for k, (fill, per_track) in enumerate(zip(fills, counts)):
+                rows.append({"method": name, "hole": index, "sample": k, "style": hole.style, "source": hole.source,
+                             "bars": hole.bars, "truth_notes": len(truth), "notes": len(fill),
+                             "truth_tracks": truth_tracks, "tracks": per_track,
+                             "onset_spread": onset_spread(fill, fine_step), "truth_onset_spread": onset_spread(truth, fine_step),
                              **compare_notes(fill, truth, start, bar_ticks, step)})
     return rows
 
@@ -188,7 +210,13 @@ def summarize(rows: list[dict]) -> list[dict]:
     out = []
     for method in dict.fromkeys(r["method"] for r in rows):
         mine = [r for r in rows if r["method"] == method]
+        ratios = [r["notes"] / r["truth_notes"] for r in mine if r["truth_notes"]]
+        spread = [r["onset_spread"] for r in mine if np.isfinite(r["onset_spread"])]
+        truth_spread = [r["truth_onset_spread"] for r in mine if np.isfinite(r["truth_onset_spread"])]
         out.append({"method": method, "fills": len(mine), **{m: float(np.mean([r[m] for r in mine])) for m in METRICS},
+                    "onset_spread": float(np.mean(spread)) if spread else float("nan"),
+                    "truth_onset_spread": float(np.mean(truth_spread)) if truth_spread else float("nan"),
                     "notes_per_fill": float(np.mean([r["notes"] for r in mine])),
-                    "truth_notes_per_hole": float(np.mean([r["truth_notes"] for r in mine]))})
+                    "truth_notes_per_hole": float(np.mean([r["truth_notes"] for r in mine])),
+                    "median_note_ratio": float(np.median(ratios)) if ratios else float("nan")})
     return out

@@ -19,25 +19,24 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
+from harmonixr.data.corpus import Corpus
+from harmonixr.errors import HarmonixrError
 from harmonixr.evaluation import html
 from harmonixr.evaluation.classifier import StyleClassifier
 from harmonixr.evaluation.compare import compare, write_csv
 from harmonixr.evaluation.controls import control_trials, summarize_controls
 from harmonixr.evaluation.distributions import compare_sets
 from harmonixr.evaluation.features import piece_features
-from harmonixr.evaluation.infill_quality import Hole, Method, draw_holes, evaluate_infill, paired, summarize
+from harmonixr.evaluation.infill_quality import Hole, Method, evaluate_infill, middle_holes, paired, summarize
 from harmonixr.generation.modes import Generator
-from harmonixr.generation.piece import Piece
+from harmonixr.generation.piece import Piece, split_pieces
 from harmonixr.sampling.sampler import SamplingConfig
-from harmonixr.training.batches import Corpus
-from harmonixr.training.checkpoint import read_config
 
 SAMPLING = SamplingConfig(top_p=0.95)
 GREEDY = SamplingConfig(top_k=1)
 # The baselines the model's infill must beat: the left-only one decodes as the model row it faces.
 _TRIVIAL = ("harmonixr, left context only, {how}", "repeat the bar before", "copy the bars before")
-_MODEL_ROWS = (("harmonixr, both sides, sampled", "sampled"), ("harmonixr, both sides, greedy", "greedy"),
-              ("harmonixr, look-ahead, best of 8 continuations", "sampled"))
+_MODEL_ROWS = (("harmonixr, both sides, sampled", "sampled"), ("harmonixr, both sides, greedy", "greedy"))
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,8 @@ class ReportConfig:
     split: str = "test"
     max_pieces: int = 0  # likelihood: score the first N pieces of the split (0: all)
     holes_per_piece: int = 2  # likelihood: held-out infill holes per piece
-    infill_pieces: int = 120  # infill quality: pieces of the split, styles in turn (one hole each)
+    infill_pieces: int = 20  # infill quality: pieces of the split per source (one hole in the middle of each)
+    infill_bars: int = 2  # the hole's length
     infill_samples: int = 3  # fills per hole and method
     stats_pieces: int = 12  # per style: real pieces and as many generated
     stats_bars: int = 16
@@ -57,62 +57,27 @@ class ReportConfig:
     seed: int = 0
 
 
-def measure_infill(gen: Generator, corpus: Corpus, split: str, count: int, samples: int, seed: int,
-                   rng: np.random.Generator,
-                   extra: dict[str, Method] | None = None) -> tuple[list[Hole], list[dict], dict]:
-    """Section 2: one hole in each of ``count`` pieces of ``split`` (the styles in turn), filled by the
-    model's rows, the trivial and copy baselines and ``extra`` (other checkpoints). Returns the holes,
-    one row per fill, and ``infill_quality`` (means per method) and ``infill_paired`` (the model's rows
-    against the trivial baselines, hole by hole)."""
-    holes = infill_holes(corpus, split, count, gen.vocab, rng)
+def measure_infill(gen: Generator, corpus: Corpus, split: str, count: int, bars: int, samples: int, seed: int,
+                   rng: np.random.Generator) -> tuple[list[Hole], list[dict], dict]:
+    """Section 2: a hole of ``bars`` whole bars, every track, in the middle of ``count`` pieces of
+    ``split`` per source, filled by the model's rows and the trivial baselines. Returns the holes,
+    one row per fill, and ``infill_quality`` (means per method and source), ``infill_paired`` (the
+    model's rows against the baselines, hole by hole, per source)."""
+    holes = middle_holes(split_pieces(corpus, split, count, gen.vocab, rng, by="source"), bars)
     methods = {"harmonixr, both sides, sampled": Method("infill", gen, SAMPLING),
                "harmonixr, both sides, greedy": Method("infill", gen, GREEDY),
-               "harmonixr, look-ahead, best of 8 continuations": Method("lookahead", gen, SAMPLING, 8),
                "harmonixr, left context only, sampled": Method("left", gen, SAMPLING),
                "harmonixr, left context only, greedy": Method("left", gen, GREEDY),
                "repeat the bar before": Method("repeat"),
-               "copy the bars before": Method("copy"), **(extra or {})}
+               "copy the bars before": Method("copy")}
     fills = evaluate_infill(methods, holes, samples, seed)
-    found = {"infill_quality": summarize(fills),
-             "infill_paired": [paired(fills, method, against.format(how=how)) for method, how in _MODEL_ROWS
-                               for against in _TRIVIAL]}
+    found: dict = {"infill_quality": [], "infill_paired": []}
+    for source in ["all", *sorted({h.source for h in holes})]:
+        mine = [r for r in fills if source == "all" or r["source"] == source]
+        found["infill_quality"] += [{"source": source, **r} for r in summarize(mine)]
+        found["infill_paired"] += [{"source": source, **paired(mine, method, against.format(how=how))}
+                                   for method, how in _MODEL_ROWS for against in _TRIVIAL]
     return holes, fills, found
-
-
-def infill_holes(corpus: Corpus, split: str, count: int, vocab, rng: np.random.Generator) -> list[Hole]:  # noqa: ANN001
-    """The held-out holes of section 2: one in each of ``count`` original pieces of ``split``, the
-    styles in turn (the same holes for every checkpoint given the same ``rng`` state)."""
-    return draw_holes(_interleave(split_pieces(corpus, split, count, vocab, rng), count), 1, rng)
-
-
-def split_pieces(corpus: Corpus, split: str, per_style: int, vocab, rng: np.random.Generator) -> list[tuple[Piece, str]]:  # noqa: ANN001
-    """Up to ``per_style`` original (not augmented) pieces of each style of ``split``, decoded."""
-    by_style: dict[str, list] = {}
-    for shards, row in corpus.rows(split):
-        if row["variant"] == "original":
-            by_style.setdefault(row["style"], []).append((shards, row))
-    out = []
-    for style, rows in sorted(by_style.items()):
-        for k in rng.permutation(len(rows))[:per_style]:
-            shards, row = rows[k]
-            try:
-                score = vocab.tokenizer.decode(np.asarray(shards.tokens(row)))
-                out.append((Piece.from_score(score, vocab, style), style))
-            except Exception:  # noqa: BLE001 - a piece that does not decode is left out (counted by the caller)
-                continue
-    return out
-
-
-def _interleave(pieces: list[tuple[Piece, str]], count: int) -> list[tuple[Piece, str]]:
-    """``count`` pieces taking the styles in turn."""
-    by_style: dict[str, list] = {}
-    for item in pieces:
-        by_style.setdefault(item[1], []).append(item)
-    out, k = [], 0
-    while len(out) < count and any(k < len(v) for v in by_style.values()):
-        out += [v[k] for v in by_style.values() if k < len(v)]
-        k += 1
-    return out[:count]
 
 
 def evaluate(checkpoint: str | Path, folders: list[str], out: str | Path, config: ReportConfig = ReportConfig(),
@@ -128,31 +93,18 @@ def evaluate(checkpoint: str | Path, folders: list[str], out: str | Path, config
     numbers: dict = {"checkpoint": str(checkpoint), "data": folders, "config": asdict(config)}
 
     console.rule("likelihood")
-    block = min([gen.max_len] + [read_config(p)["model"]["max_len"] for p in baselines if (Path(p) / "config.json").is_file()])
-    numbers["likelihood_block"] = block  # every model scores the same windows: the shortest context decides
-    rows = compare([checkpoint, *baselines], folders, config.split, block, config.holes_per_piece, config.max_pieces,
-                   left_only=True)
+    rows = compare([checkpoint, *baselines], folders, config.split, gen.max_len, config.holes_per_piece,
+                   config.max_pieces)
     numbers["likelihood"] = rows
 
     console.rule("infill quality")
-    extra = {}
-    for path in baselines:
-        try:
-            other = Generator(path)
-        except Exception as exc:  # noqa: BLE001 - e.g. an n-gram folder: not a checkpoint that writes
-            console.print(f"[yellow]{path}: not used for infill quality ({exc})[/yellow]")
-            continue
-        if other.model.cfg.kind == "encdec":
-            name = Path(path).parent.name if Path(path).name == "latest" else Path(path).name
-            extra[f"{name}, both sides, sampled"] = Method("infill", other, SAMPLING)
-            extra[f"{name}, both sides, greedy"] = Method("infill", other, GREEDY)
-    holes, fills, found = measure_infill(gen, corpus, config.split, config.infill_pieces, config.infill_samples,
-                                         config.seed, rng, extra)
+    holes, fills, found = measure_infill(gen, corpus, config.split, config.infill_pieces, config.infill_bars,
+                                         config.infill_samples, config.seed, rng)
     numbers.update(found)
     write_csv(out / "infill_fills.csv", fills)
 
     console.rule("generated vs real, style, controls")
-    real = split_pieces(corpus, config.split, config.stats_pieces, gen.vocab, rng)
+    real = [(p, s) for p, s, _ in split_pieces(corpus, config.split, config.stats_pieces, gen.vocab, rng)]
     generated = _generate_like(gen, real, config)
     numbers["distributions"] = {}
     for style in sorted({s for _, s in real}):
@@ -160,8 +112,8 @@ def evaluate(checkpoint: str | Path, folders: list[str], out: str | Path, config
         mine_gen = [piece_features(r.score) for r, s in generated if s == style]
         if len(mine_real) >= 3 and len(mine_gen) >= 3:
             numbers["distributions"][style] = compare_sets(mine_real, mine_gen)
-    train = split_pieces(corpus, "train", config.classifier_train, gen.vocab, rng)
-    held_out = split_pieces(corpus, config.split, 10_000, gen.vocab, rng)
+    train = [(p, s) for p, s, _ in split_pieces(corpus, "train", config.classifier_train, gen.vocab, rng)]
+    held_out = [(p, s) for p, s, _ in split_pieces(corpus, config.split, 10_000, gen.vocab, rng)]
     numbers["style"] = {"train_pieces": len(train), "real_test_pieces": len(held_out)}
     if len({s for _, s in train}) > 1 and generated:
         classifier = StyleClassifier.fit([piece_features(p.original) for p, _ in train], [s for _, s in train], config.seed)
@@ -193,23 +145,17 @@ def _generate_like(gen: Generator, real: list[tuple[Piece, str]], config: Report
     ``stats_bars`` bars (or the real piece's length)."""
     made = []
     for k, (piece, style) in enumerate(real):
-        numerator, denominator = _meter(piece)
-        tempo = piece.original.tempos[0].qpm if len(piece.original.tempos) else 120.0
+        numerator, denominator = piece.timeline.meters[0]
+        tempo = float(piece.timeline.qpm[0])
         bars = max(2, min(config.stats_bars, piece.bars))
-        programs = [p for p in piece.programs]
+        programs = [piece.tracks.program(s, piece.vocab) for s in piece.slots]
         try:
             result = gen.generate(programs, style, bars, tempo, (numerator, denominator), n=1,
                                   sampling=SAMPLING, seed=config.seed + k)[0]
-        except ValueError:
+        except HarmonixrError:
             continue
         made.append((result, style))
     return made
-
-
-def _meter(piece: Piece) -> tuple[int, int]:
-    token = piece.vocab.tokenizer.id_to_token[piece.timesig(0)]
-    numerator, denominator = token.split("_")[1].split("/")
-    return int(numerator), int(denominator)
 
 
 def _plain(value: object) -> object:

@@ -71,6 +71,7 @@ def check_result(original: Score, result: Result) -> Check:
             identical = False
             extra = kept_after - kept_before
             outside += sum(extra.values())
-            detail = detail or f"track {index + 1}: {sum((kept_before - kept_after).values())} notes lost, {sum(extra.values())} added outside"
+            lost = sum((kept_before - kept_after).values())
+            detail = detail or f"track {index + 1}: {lost} notes lost, {sum(extra.values())} added outside"
         inside += sum(c for n, c in after.items() if in_region(n))
     return Check(ok, identical, inside, outside, detail)

@@ -76,7 +76,7 @@ def write_result(result: Result, path: str | Path, before: Score | None = None, 
     if png:
         from harmonixr.visualization.pianoroll import plot_pianoroll
 
-        title = f"{result.mode}: {result.notes} notes generated" + ("" if result.finished else " (cut at the token budget)")
+        title = f"{result.mode}: {result.notes} notes generated" + ("" if result.finished else " (cut at the note budget)")
         written.append(plot_pianoroll(score, path.with_suffix(".png"), region, before, title, view))
     if wav:
         from harmonixr.visualization.audio import write_wav

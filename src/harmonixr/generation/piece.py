@@ -1,49 +1,53 @@
 """A user's piece as the model sees it, and the way back: regions, the bar timeline, splicing.
 
 :class:`Piece` keeps the original :class:`symusic.Score` untouched and beside it the normalized
-score, its tokens and their events (:mod:`harmonixr.data.events`). Generated notes arrive as
-events at ``(bar, grid position)`` in a track slot; :meth:`Piece.to_notes` turns them into notes in
-the original's ticks through the bar timeline of the tokens (each bar's time signature gives its
-length in quarter notes), and :meth:`Piece.splice` writes them into a copy of the original, in
-place of the notes of the region. Everything outside the region (notes, tempo map, time
-signatures, tracks, names, ticks per quarter) is the original's, exactly.
+notes (:mod:`harmonixr.tokens.notes`), their track slots and the bar timeline of the file.
+Generated notes arrive as rows at (bar, grid position, micro-timing) in a track slot;
+:meth:`Piece.to_notes` turns them into notes in the original's ticks through the timeline, and
+:meth:`Piece.splice` writes them into a copy of the original, in place of the notes of the region.
+Everything outside the region (notes, tempo map, time signatures, tracks, names, ticks per
+quarter) is the original's, exactly.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
+import numpy as np
 from symusic import Note, Score, Tempo, TimeSignature, Track
 
 from harmonixr.config import LimitsConfig
-from harmonixr.data.events import BAR, NOTE, TEMPO, Event, Vocab, parse_body
-from harmonixr.data.quantize import normalize
+from harmonixr.data.normalize import normalize
 from harmonixr.data.safe_load import load_score_isolated
-from harmonixr.data.tokenize import DRUMS, instrument_name, normalize_style, style_token
+from harmonixr.errors import HarmonixrError
+from harmonixr.tokens.notes import BAR, POS, TRACK, Tracks, encode_score, to_symusic
+from harmonixr.tokens.prompt import Bars, Header, Hole, time_key
+from harmonixr.tokens.timeline import Timeline, regular_timeline
+from harmonixr.tokens.vocab import NoteVocab, instrument_name, normalize_style
 
 _SPAN = re.compile(r"^\s*(\d+)(?::(\d+))?\s*-\s*(\d+)(?::(\d+))?\s*$")
 
 
-class GenerationError(ValueError):
+class GenerationError(HarmonixrError):
     """A request that cannot be carried out on this piece (the message says why)."""
 
 
 @dataclass(frozen=True)
 class Region:
     """Where to write: from ``start`` to ``end`` (``(bar, grid position)``, bars counted from 0;
-    ``end=None``: to the end of the piece) in ``tracks`` (indices into the original's tracks;
-    empty: all tracks)."""
+    ``end=None``: to the end of the piece) in ``tracks`` (indices into the original's tracks, from
+    0; empty: all tracks)."""
 
     start: tuple[int, int]
     end: tuple[int, int] | None
     tracks: tuple[int, ...] = ()
 
     @classmethod
-    def parse(cls, spec: str, grid: int, tracks: tuple[int, ...] = ()) -> Region:
+    def parse(cls, spec: str, grid: int, tracks: tuple[int, ...] = (), beat_quarters: float = 1.0) -> Region:
         """``"5-8"``: bars 5 to 8 (1-based, inclusive, as a DAW counts); ``"5:3-7:1"``: from bar 5
-        beat 3 up to bar 7 beat 1 (end excluded), for beat-aligned spans."""
+        beat 3 up to bar 7 beat 1 (end excluded). A beat is ``beat_quarters`` quarter notes
+        (:meth:`Piece.region` uses the meter's: an eighth in 6/8)."""
         match = _SPAN.match(spec)
         if not match:
             raise GenerationError(f"region {spec!r}: expected BAR-BAR (e.g. 5-8) or BAR:BEAT-BAR:BEAT (e.g. 5:3-7:1)")
@@ -53,8 +57,9 @@ class Region:
         if beat_a is None and beat_b is None:
             start, end = (int(bar_a) - 1, 0), (int(bar_b), 0)
         else:
-            start = (int(bar_a) - 1, (int(beat_a or 1) - 1) * grid)
-            end = (int(bar_b) - 1, (int(beat_b or 1) - 1) * grid)
+            step = int(round(grid * beat_quarters))
+            start = (int(bar_a) - 1, (int(beat_a or 1) - 1) * step)
+            end = (int(bar_b) - 1, (int(beat_b or 1) - 1) * step)
         if end <= start:
             raise GenerationError(f"region {spec!r} is empty: its end is not after its start")
         return cls(start, end, tuple(tracks))
@@ -62,152 +67,145 @@ class Region:
 
 @dataclass
 class Piece:
-    """An original score with its normalized tokens, events, track slots and bar timeline."""
+    """An original score with its normalized notes, track slots and bar timeline."""
 
     original: Score
-    vocab: Vocab
-    style: str = "unknown"
-    header: list[int] = field(default_factory=list)  # BOS + style, controls, instruments
-    events: list[Event] = field(default_factory=list)  # the body, bars numbered from 0
-    programs: list[int] = field(default_factory=list)  # GM program per slot, slot order (-1: drums, last)
-    slot_tracks: list[int] = field(default_factory=list)  # original track index per slot
-    bar_timesig: list[int] = field(default_factory=list)  # TimeSig token id of each bar
-    _starts: list[float] | None = field(default=None, repr=False, compare=False)  # quarters at each bar line
+    vocab: NoteVocab
+    style: str
+    notes: np.ndarray  # (N, 7) note rows, slots as tracks
+    tracks: Tracks
+    slot_tracks: list[int]  # original track index of each slot, in Tracks.slots order
+    timeline: Timeline
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
-    def from_score(cls, score: Score, vocab: Vocab, style: str = "unknown", path: str = "<score>") -> Piece:
-        """Normalize and tokenize ``score`` (not modified); raises RejectError/TokenizeError."""
-        tokenizer = vocab.tokenizer
-        normalized, _ = normalize(score, tokenizer, path)
-        header, body = tokenizer.split_header(tokenizer.encode(normalized, normalize_style(style)))
-        piece = cls(score, vocab, normalize_style(style), [tokenizer.bos_id, *header], parse_body(vocab, body))
-        piece.programs = tokenizer.instruments(header)
-        piece.slot_tracks = _slot_tracks(score, normalized)
-        piece.bar_timesig = _bar_timesigs(piece.events)
-        return piece
+    def from_score(cls, score: Score, vocab: NoteVocab, style: str = "unknown", path: str = "<score>") -> Piece:
+        """Normalize and encode ``score`` (not modified); raises RejectError/GenerationError."""
+        style = normalize_style(style)
+        if style not in vocab.styles:
+            raise GenerationError(f"style {style!r} is not one the model knows: {', '.join(vocab.styles)}")
+        normalized, _ = normalize(score, vocab, path)
+        notes, tracks, timeline = encode_score(normalized, vocab)
+        return cls(score, vocab, style, notes, tracks, _slot_tracks(score, normalized), timeline)
 
     @classmethod
-    def from_file(cls, path: str, vocab: Vocab, style: str = "unknown", limits: LimitsConfig | None = None) -> Piece:
-        """Parse an untrusted MIDI file in a child process (:mod:`harmonixr.data.safe_load`), then tokenize."""
+    def from_file(cls, path: str, vocab: NoteVocab, style: str = "unknown", limits: LimitsConfig | None = None) -> Piece:
+        """Parse an untrusted MIDI file in a child process (:mod:`harmonixr.data.safe_load`), then encode."""
         return cls.from_score(load_score_isolated(path, limits or LimitsConfig()), vocab, style, path)
 
     @classmethod
-    def empty(cls, vocab: Vocab, programs: list[int], style: str = "unknown", tempo: float = 120.0,
-              time_signature: tuple[int, int] = (4, 4), controls: Sequence[str] = (), tpq: int = 480) -> Piece:
-        """A piece with no notes yet: named tracks of ``programs`` (-1: drums), one tempo, one meter;
-        ``controls``: header control token names (e.g. ``CtlDensity_4``)."""
-        tok = vocab.tokenizer
+    def empty(cls, vocab: NoteVocab, programs: list[int], style: str = "unknown", tempo: float = 120.0,
+              time_signature: tuple[int, int] = (4, 4), bars: int = 8, tpq: int = 480) -> Piece:
+        """A piece with no notes yet: named tracks of ``programs`` (-1: drums), one tempo, one meter."""
         if not programs:
             raise GenerationError("a new piece needs at least one instrument")
         melodic = [p for p in programs if p >= 0]
-        slots = melodic + ([-1] if -1 in programs else [])
-        if len(melodic) > tok.spec.max_tracks:
-            raise GenerationError(f"{len(melodic)} instruments > {tok.spec.max_tracks} track slots")
+        if len(melodic) > vocab.spec.max_tracks:
+            raise GenerationError(f"{len(melodic)} instruments > {vocab.spec.max_tracks} track slots")
+        if normalize_style(style) not in vocab.styles:
+            raise GenerationError(f"style {style!r} is not one the model knows: {', '.join(vocab.styles)}")
         score = Score(tpq)
         score.tempos.append(Tempo(0, float(tempo)))
         score.time_signatures.append(TimeSignature(0, *time_signature))
-        for program in slots:
+        drums = -1 in programs
+        for program in melodic + ([-1] if drums else []):
             score.tracks.append(Track(instrument_name(program), max(program, 0), program < 0))
-        if normalize_style(style) not in tok.styles:
-            raise GenerationError(f"style {style!r} is not one the model knows: {', '.join(tok.styles)}")
-        unknown = [c for c in controls if c not in tok.vocab]
-        if unknown:
-            raise GenerationError(f"unknown control tokens {unknown}")
-        names = [style_token(style), *controls]
-        names += [f"Instrument_{DRUMS if p < 0 else p}" for p in slots]
-        timesig = tok.vocab.get(f"TimeSig_{time_signature[0]}/{time_signature[1]}")
-        if timesig is None:
-            raise GenerationError(f"time signature {time_signature[0]}/{time_signature[1]} is not in the vocabulary")
-        return cls(score, vocab, normalize_style(style), [tok.bos_id, *(tok.vocab[n] for n in names)], [],
-                   slots, list(range(len(slots))), [timesig])
+        tracks = Tracks(melodic, [instrument_name(p) for p in melodic], drums)
+        timeline = regular_timeline(vocab, bars, time_signature, tempo, tpq)
+        return cls(score, vocab, normalize_style(style), np.zeros((0, 7), dtype=np.int64), tracks,
+                   list(range(len(melodic) + drums)), timeline)
 
     # -- slots and tracks ------------------------------------------------------------------
+    @property
+    def slots(self) -> list[int]:
+        return self.tracks.slots(self.vocab)
+
     def slot_of(self, track: int) -> int | None:
-        """The slot of original track ``track`` (-1 for drums), or None if it has no notes."""
+        """The slot of original track ``track``, or None if it has no notes."""
         if track not in self.slot_tracks:
             return None
-        index = self.slot_tracks.index(track)
-        return -1 if self.programs[index] < 0 else index
+        return self.slots[self.slot_tracks.index(track)]
 
     def track_of(self, slot: int) -> int:
-        return self.slot_tracks[-1 if slot < 0 else slot]
+        return self.slot_tracks[self.slots.index(slot)]
 
     def copy(self) -> Piece:
-        """A copy whose slots and header can change without changing this piece (events and the
-        original score are shared: nothing modifies them in place)."""
-        return replace(self, header=list(self.header), programs=list(self.programs),
-                       slot_tracks=list(self.slot_tracks), bar_timesig=list(self.bar_timesig))
+        """A copy whose slots can change without changing this piece (the notes and the original
+        score are shared: nothing modifies them in place)."""
+        return replace(self, tracks=self.tracks.copy(), slot_tracks=list(self.slot_tracks))
 
     def add_slot(self, program: int, name: str | None = None, track: int | None = None) -> int:
         """Give a part without notes a slot, in place: the empty original track ``track``, or (by
         default) a new track appended to a copy of the original. Returns the slot."""
-        if program < 0:
-            raise GenerationError("a new part must be a melodic instrument (drums share one slot)")
-        melodic = [p for p in self.programs if p >= 0]
-        if len(melodic) >= self.vocab.tokenizer.spec.max_tracks:
-            raise GenerationError(f"the piece already uses all {len(melodic)} track slots")
+        if not 0 <= program <= 127:
+            raise GenerationError(f"program {program}: a new part needs a General MIDI program 0-127 "
+                                  "(drums share one slot)")
+        if len(self.tracks.programs) >= self.vocab.spec.max_tracks:
+            raise GenerationError(f"the piece already uses all {len(self.tracks.programs)} track slots")
         if track is None:
             self.original = self.original.copy()
             self.original.tracks.append(Track(name or instrument_name(program), program, False))
             track = len(self.original.tracks) - 1
-        slot = len(melodic)
-        self.programs.insert(slot, program)
+        slot = len(self.tracks.programs)
+        self.tracks.programs.append(program)
+        self.tracks.names.append(name or instrument_name(program))
         self.slot_tracks.insert(slot, track)
-        drums_at = [i for i, t in enumerate(self.header) if t == self.vocab.tokenizer.vocab[f"Instrument_{DRUMS}"]]
-        at = drums_at[0] if drums_at else len(self.header)
-        self.header.insert(at, self.vocab.tokenizer.vocab[f"Instrument_{program}"])
         return slot
+
+    # -- the model's view --------------------------------------------------------------------
+    def header(self, style: str | None = None, controls: tuple[int, ...] = ()) -> Header:
+        slots = self.slots
+        value = self.vocab.style_value(style or self.style)
+        return Header(value, tuple(controls), tuple(slots), tuple(self.tracks.program(s, self.vocab) for s in slots))
+
+    def bars_meta(self, bars: int | None = None) -> Bars:
+        """Each bar's meter and tempo features (``bars``: extend the timeline to that many first)."""
+        timeline = self.timeline.extended(bars) if bars else self.timeline
+        return Bars(timeline.meter_values(self.vocab), timeline.tempo_values(self.vocab))
+
+    def bar_positions(self, bars: int | None = None) -> tuple[int, ...]:
+        timeline = self.timeline.extended(bars) if bars else self.timeline
+        return tuple(int(p) for p in timeline.positions(self.vocab))
+
+    def region(self, spec: str, tracks: tuple[int, ...] = ()) -> Region:
+        """:meth:`Region.parse` with a beat of the meter of the region's first bar."""
+        first = int(spec.split("-")[0].split(":")[0]) - 1 if spec.split("-")[0].split(":")[0].strip().isdigit() else 0
+        meter = self.timeline.meters[min(max(first, 0), self.bars - 1)]
+        return Region.parse(spec, self.vocab.grid, tracks, 4.0 / meter[1])
+
+    def hole(self, region: Region, slots: tuple[int, ...]) -> Hole:
+        return Hole(region.start, region.end, slots)
 
     # -- timeline --------------------------------------------------------------------------
     @property
     def bars(self) -> int:
-        return sum(1 for e in self.events if e.kind == BAR)
-
-    def timesig(self, bar: int) -> int:
-        """TimeSig id in force in ``bar`` (past the end: the last one)."""
-        return self.bar_timesig[min(bar, len(self.bar_timesig) - 1)]
-
-    def bar_length(self, bar: int) -> float:
-        """Length of ``bar`` in quarter notes."""
-        ts = self.timesig(bar)
-        return float(self.vocab.beats_per_bar[ts] * self.vocab.beat_quarters[ts])
-
-    def quarters(self, bar: int, pos: int = 0) -> float:
-        """Quarter notes from the start of the piece to ``(bar, pos)``."""
-        if self._starts is None or len(self._starts) != len(self.bar_timesig) + 1:  # bar starts, computed once
-            self._starts = [0.0]
-            for b in range(len(self.bar_timesig)):
-                self._starts.append(self._starts[-1] + self.bar_length(b))
-        known = len(self.bar_timesig)
-        start = self._starts[bar] if bar <= known else self._starts[known] + (bar - known) * self.bar_length(known)
-        return start + pos * float(self.vocab.beat_quarters[self.timesig(bar)]) / self.vocab.grid
+        return self.timeline.bars
 
     def tick(self, bar: int, pos: int = 0) -> int:
-        return int(round(self.quarters(bar, pos) * self.original.ticks_per_quarter))
+        return self.timeline.tick(bar, pos)
 
-    def tempo_at(self, bar: int) -> int | None:
-        """The Tempo token in force at the start of ``bar``."""
-        tempos = [e for e in self.events if e.kind == TEMPO and e.time <= (bar, 0)]
-        return tempos[-1].tokens[0] if tempos else None
+    def notes_in(self, hole: Hole) -> np.ndarray:
+        return self.notes[hole.contains(self.notes, self.vocab)]
+
+    def before(self, time: tuple[int, int]) -> np.ndarray:
+        """The notes starting before (bar, pos)."""
+        return self.notes[time_key(self.notes[:, BAR], self.notes[:, POS], self.vocab) < time_key(*time, self.vocab)]
 
     # -- back to notes ---------------------------------------------------------------------
-    def to_notes(self, events: list[Event]) -> dict[int, list[Note]]:
-        """Notes (original ticks) of note ``events``, per original track index."""
-        v, tpq = self.vocab, self.original.ticks_per_quarter
+    def to_notes(self, rows: np.ndarray, timeline: Timeline | None = None) -> dict[int, list[Note]]:
+        """Notes (original ticks) of note rows, per original track index."""
+        timeline = timeline or self.timeline
         out: dict[int, list[Note]] = {}
-        for e in events:
-            if e.kind != NOTE:
-                continue
-            _, pitch, velocity, duration = e.tokens
-            start = self.quarters(e.bar, e.pos)
-            length = v.duration_steps[duration] * float(v.beat_quarters[self.timesig(e.bar)]) / v.grid
-            note = Note(int(round(start * tpq)), max(1, int(round(length * tpq))), int(v.value[pitch]), int(v.value[velocity]))
-            out.setdefault(self.track_of(e.track), []).append(note)
+        for slot in np.unique(rows[:, TRACK]) if len(rows) else []:
+            out[self.track_of(int(slot))] = to_symusic(rows[rows[:, TRACK] == slot], timeline, self.vocab)
         return out
 
     def splice(self, notes: dict[int, list[Note]], start_tick: int, end_tick: int | None, tracks: list[int]) -> Score:
-        """A copy of the original with the notes of ``tracks`` starting in [start, end) replaced by ``notes``."""
+        """A copy of the original with the notes of ``tracks`` starting in [start, end) replaced by
+        ``notes``. A MIDI file cannot hold two sounding notes of one pitch on one track, so a new
+        note never cuts a kept one short: one that would start while a kept note of its pitch still
+        sounds starts when it ends (or is dropped when that is past the region), and one that would
+        still sound when a kept note of its pitch starts ends there."""
         out = self.original.copy()
         stop = end_tick if end_tick is not None else 1 << 62
         for index in tracks:
@@ -216,9 +214,31 @@ class Piece:
             track.notes.clear()
             track.notes.extend(kept)
         for index, new in notes.items():
-            out.tracks[index].notes.extend(new)
-            out.tracks[index].notes.sort()
+            track = out.tracks[index]
+            track.notes.extend(_around_kept(list(track.notes), new, stop))
+            track.notes.sort()
         return out
+
+
+def _around_kept(kept: list[Note], new: list[Note], stop: int) -> list[Note]:
+    """``new`` notes moved or shortened so that none overlaps a ``kept`` note of the same pitch."""
+    by_pitch: dict[int, list[tuple[int, int]]] = {}
+    for n in kept:
+        by_pitch.setdefault(n.pitch, []).append((n.time, n.time + n.duration))
+    out = []
+    for n in sorted(new, key=lambda x: x.time):
+        spans = by_pitch.get(n.pitch, [])
+        time, end = n.time, n.time + n.duration
+        for a, b in spans:
+            if a < time < b or a == time:  # a kept note of this pitch still sounds: start after it
+                time = b
+        if time >= stop or time >= end:
+            continue
+        for a, _ in spans:
+            if time < a < end:  # a kept note of this pitch starts while this one sounds: end there
+                end = a
+        out.append(Note(time, end - time, n.pitch, n.velocity))
+    return out
 
 
 def _slot_tracks(original: Score, normalized: Score) -> list[int]:
@@ -232,9 +252,19 @@ def _slot_tracks(original: Score, normalized: Score) -> list[int]:
     return melodic + (drums[:1] if has_drums else [])
 
 
-def _bar_timesigs(events: list[Event]) -> list[int]:
-    out: list[int] = []
-    for e in events:
-        if e.kind == BAR:
-            out.append(e.tokens[1] if len(e.tokens) > 1 else (out[-1] if out else 0))
+def split_pieces(corpus, split: str, per_group: int, vocab: NoteVocab, rng: np.random.Generator,  # noqa: ANN001 - Corpus
+                 by: str = "style") -> list[tuple[Piece, str, str]]:
+    """Up to ``per_group`` pieces of ``split`` per style (or per ``source``), read from their MIDI
+    files (which ``harmonixr prepare`` has parsed safely already): (piece, style, source)."""
+    groups: dict[str, list[dict]] = {}
+    for _, row in corpus.rows(split):
+        groups.setdefault(row[by], []).append(row)
+    out = []
+    for _, rows in sorted(groups.items()):
+        for k in rng.permutation(len(rows))[:per_group]:
+            row = rows[int(k)]
+            try:
+                out.append((Piece.from_score(Score(row["path"]), vocab, row["style"], row["path"]), row["style"], row["source"]))
+            except (HarmonixrError, OSError, RuntimeError):  # a file that moved or no longer parses is left out
+                continue
     return out

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from symusic import Note, Score
 
+from harmonixr.errors import HarmonixrError
+
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 _FLATS = {"DB": "C#", "EB": "D#", "GB": "F#", "AB": "G#", "BB": "A#"}
 SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10)}
@@ -31,12 +33,12 @@ class Key:
         """``"C major"``, ``"f# minor"``, ``"Bb"`` (major when the mode is left out)."""
         parts = text.strip().split()
         if not parts or len(parts) > 2:
-            raise ValueError(f"key {text!r}: expected e.g. 'C major' or 'F# minor'")
+            raise HarmonixrError(f"key {text!r}: expected e.g. 'C major' or 'F# minor'")
         name = parts[0].upper().replace("♯", "#").replace("♭", "B")
         name = _FLATS.get(name, name)
         mode = parts[1].lower() if len(parts) == 2 else "major"
         if name not in NOTE_NAMES or mode not in SCALES:
-            raise ValueError(f"key {text!r}: unknown tonic or mode (modes: {', '.join(SCALES)})")
+            raise HarmonixrError(f"key {text!r}: unknown tonic or mode (modes: {', '.join(SCALES)})")
         return cls(NOTE_NAMES.index(name), mode)
 
     @property
@@ -74,7 +76,7 @@ def transpose(score: Score, semitones: int) -> Score:
 def scale_tempo(score: Score, factor: float) -> Score:
     """Every tempo multiplied by ``factor`` (notes keep their ticks: the music plays faster or slower)."""
     if factor <= 0:
-        raise ValueError(f"tempo factor must be > 0, got {factor}")
+        raise HarmonixrError(f"tempo factor must be > 0, got {factor}")
     out = score.copy()
     for tempo in out.tempos:
         tempo.qpm = tempo.qpm * factor

@@ -2,35 +2,40 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from harmonixr.models.structure import FEATURES
-
-MODEL_KINDS = ("transformer", "lstm", "encdec")
+from harmonixr.config import ConfigError
+from harmonixr.tokens.vocab import COLUMNS, FIELDS
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture hyper-parameters. ``vocab_size`` is filled in from the tokenizer."""
+    """Architecture hyper-parameters. ``column_sizes`` is filled in from the vocabulary."""
 
-    kind: str = "transformer"  # one of MODEL_KINDS (the n-gram baseline is not a torch model)
-    vocab_size: int = 0
-    d_model: int = 192
+    d_model: int = 256
     n_layers: int = 6
-    n_heads: int = 6
-    ffn_hidden: int = 512  # SwiGLU hidden size
-    max_len: int = 512  # longest sequence (rotary tables are built for it)
-    dropout: float = 0.1
-    tie_embeddings: bool = True
+    n_heads: int = 8
+    ffn_hidden: int = 704  # the backbone's SwiGLU hidden size
+    head_hidden: int = 256  # the field heads' shared SwiGLU hidden size
+    max_len: int = 1024  # longest sequence (rotary tables are built for it)
+    dropout: float = 0.0
     rope_theta: float = 10000.0
-    features: tuple[str, ...] = FEATURES  # structural embeddings added to the token embedding
-    encoder_layers: int = 3  # encdec only: encoder depth (n_layers is the decoder's)
+    columns: tuple[str, ...] = COLUMNS  # row columns embedded into the input (an ablation may drop features)
+    column_sizes: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.kind not in MODEL_KINDS:
-            raise ValueError(f"model.kind must be one of {MODEL_KINDS}, got {self.kind!r}")
-        unknown = set(self.features) - set(FEATURES)
+        unknown = set(self.columns) - set(COLUMNS)
         if unknown:
-            raise ValueError(f"model.features: unknown {sorted(unknown)}; known: {list(FEATURES)}")
-        if self.kind != "lstm" and self.d_model % self.n_heads:
-            raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
+            raise ConfigError(f"model.columns: unknown {sorted(unknown)}; known: {list(COLUMNS)}")
+        missing = set(FIELDS) - set(self.columns)
+        if missing:
+            raise ConfigError(f"model.columns: the predicted fields {sorted(missing)} must be embedded")
+        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
+            raise ConfigError(f"d_model {self.d_model} must split into {self.n_heads} heads of an even size")
+
+    def parameters(self) -> int:
+        """Parameters of the model of this shape (embeddings included)."""
+        d, embed = self.d_model, sum(self.column_sizes.values()) * self.d_model
+        layers = self.n_layers * (4 * d * d + 3 * d * self.ffn_hidden + 2 * d)
+        heads = len(FIELDS) * d + 3 * d * self.head_hidden + 2 * d + d * sum(self.column_sizes.get(f, 0) for f in FIELDS)
+        return embed + layers + d + heads

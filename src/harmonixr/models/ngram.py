@@ -1,5 +1,10 @@
 """The statistical baseline: an interpolated n-gram model with absolute discounting (Kneser-Ney's
-discounting, without its continuation counts), over the same tokens and examples as the networks.
+discounting, without its continuation counts), over the same examples as the network.
+
+Each row is read as nine tokens: its value, then its eight fields in the order the network writes
+them (:data:`~harmonixr.tokens.vocab.FIELDS`); a field's token is predicted from the tokens before
+it, so a note's pitch is predicted from its track and time and from the notes before it, as far as
+the order reaches.
 
     P_k(w | h) = max(c(h w) - D_k, 0) / c(h) + D_k * N1+(h .) / c(h) * P_{k-1}(w | h')
 
@@ -19,21 +24,43 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from harmonixr.training.batches import Corpus, TrainStream
+from harmonixr.data.corpus import Corpus
+from harmonixr.errors import HarmonixrError
+from harmonixr.tokens.prompt import Rows
+from harmonixr.tokens.vocab import COL, FIELD_COLUMNS, FIELDS, NOTE, NoteVocab
+from harmonixr.training.batches import TrainStream
 from harmonixr.training.config import TrainConfig
-from harmonixr.training.examples import Example
+
+READ = (COL["value"], *FIELD_COLUMNS)  # the columns a row is read as, in order
 
 NGRAM_FILE, NGRAM_META = "ngram.safetensors", "ngram.json"
 
 
-class NGramModel:
-    """Order-``order`` token model; :meth:`fit` on examples, :meth:`nll` of their learned tokens."""
+def flatten(example: Rows, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(tokens (T * 9,), learned (T * 9,) bool) of an example's rows: a row's value and fields,
+    each column's values shifted by its offset; learned: the fields the network learns."""
+    rows = example.rows[:, READ]
+    ids = (rows + offsets[None, :]).reshape(-1)
+    learned = np.zeros_like(rows, dtype=bool)
+    learned[:, 1:] = example.target[:, None] & (rows[:, 1:] > 0)
+    return ids.astype(np.int64), learned.reshape(-1)
 
-    def __init__(self, vocab_size: int, order: int = 6) -> None:
+
+def column_offsets(vocab: NoteVocab) -> tuple[np.ndarray, int]:
+    sizes = [vocab.sizes["value"], *(vocab.sizes[f] for f in FIELDS)]
+    return np.cumsum([0, *sizes[:-1]]).astype(np.int64), int(sum(sizes))
+
+
+class NGramModel:
+    """Order-``order`` token model; :meth:`fit` on examples, :meth:`field_bits` of their learned fields."""
+
+    def __init__(self, vocab: NoteVocab, order: int = 6) -> None:
+        self.vocab = vocab
+        self.offsets, vocab_size = column_offsets(vocab)
         self.vocab_size, self.order = vocab_size, order
         self.bits = int(np.ceil(np.log2(vocab_size + 1)))
         if self.bits * order > 62:
-            raise ValueError(f"order {order} with a {vocab_size}-token vocabulary does not fit 62-bit keys")
+            raise HarmonixrError(f"order {order} with a {vocab_size}-token vocabulary does not fit 62-bit keys")
         self.tables: dict[str, np.ndarray] = {}
         self.discount = np.zeros(order + 1)
 
@@ -46,16 +73,17 @@ class NGramModel:
             key = (key << self.bits) | tok
         return key
 
-    def _grams(self, examples: Iterable[Example]) -> list[np.ndarray]:
-        """For each order k, the packed k-grams ending at every learned token of ``examples``."""
+    def _grams(self, examples: Iterable[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+        """For each order k, the packed k-grams ending at every learned token of ``examples``
+        ((tokens, learned) pairs of :func:`flatten`)."""
         per_order: list[list[np.ndarray]] = [[] for _ in range(self.order + 1)]
-        for example in examples:
-            targets = np.flatnonzero(example.target_mask)
+        for ids, learned in examples:
+            targets = np.flatnonzero(learned)
             for k in range(1, self.order + 1):
-                per_order[k].append(self._keys(example.ids, targets, k))
+                per_order[k].append(self._keys(ids, targets, k))
         return [np.concatenate(chunks) if chunks else np.zeros(0, np.int64) for chunks in per_order]
 
-    def fit(self, examples: Iterable[Example]) -> NGramModel:
+    def fit(self, examples: Iterable[tuple[np.ndarray, np.ndarray]]) -> NGramModel:
         grams = self._grams(examples)
         for k in range(1, self.order + 1):
             keys, counts = np.unique(grams[k], return_counts=True)
@@ -90,10 +118,15 @@ class NGramModel:
             p = np.where(seen, np.maximum(count - d, 0) / safe + d * distinct / safe * p, p)
         return p
 
-    def nll(self, example: Example) -> tuple[np.ndarray, np.ndarray]:
-        """(target ids, nats) of the learned tokens of ``example``."""
-        positions = np.flatnonzero(example.target_mask)
-        return example.ids[positions], -np.log(self.prob(example.ids, positions))
+    def field_bits(self, example: Rows) -> tuple[np.ndarray, np.ndarray]:
+        """(bits (P, K) of each learned row's fields (0 where a row has no such field), is_note (P,))."""
+        ids, learned = flatten(example, self.offsets)
+        positions = np.flatnonzero(learned)
+        bits = np.zeros(len(ids))
+        bits[positions] = -np.log2(self.prob(ids, positions))
+        per_row = bits.reshape(-1, len(READ))[:, 1:]
+        rows = np.flatnonzero(example.target)
+        return per_row[rows], example.rows[rows, COL["type"]] == NOTE
 
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
@@ -101,23 +134,25 @@ class NGramModel:
         save_file(dict(self.tables), str(folder / NGRAM_FILE))
         meta = {"vocab_size": self.vocab_size, "order": self.order, "discount": self.discount.tolist()}
         (folder / NGRAM_META).write_text(json.dumps(meta))
+        self.vocab.save(folder)
         return folder
 
     @classmethod
     def load(cls, folder: str | Path) -> NGramModel:
         folder = Path(folder)
         meta = json.loads((folder / NGRAM_META).read_text())
-        model = cls(meta["vocab_size"], meta["order"])
+        model = cls(NoteVocab.from_file(folder), meta["order"])
         model.discount = np.asarray(meta["discount"])
         model.tables = load_file(str(folder / NGRAM_FILE))
         return model
 
 
 def fit_on_corpus(config: TrainConfig, examples: int, order: int) -> tuple[NGramModel, int]:
-    """An n-gram model of ``examples`` training windows drawn like the networks' batches (same
-    folders, block size, objective and seed); also returns the number of tokens counted."""
+    """An n-gram model of ``examples`` training windows drawn like the network's (same folders,
+    block size, objective and seed, unpacked); also returns the number of field tokens counted."""
     corpus = Corpus(config.data.folders)
     stream = TrainStream(corpus, config.data.block_size, 1, config.objective, config.run.seed)
     windows, _ = stream.examples(examples, np.random.default_rng(config.run.seed))
-    tokens = sum(int(w.target_mask.sum()) for w in windows)
-    return NGramModel(len(corpus.tokenizer), order).fit(windows), tokens
+    model = NGramModel(corpus.vocab, order)
+    flat = [flatten(w, model.offsets) for w in windows]
+    return model.fit(flat), sum(int(learned.sum()) for _, learned in flat)

@@ -1,10 +1,18 @@
-"""The main model: a decoder-only Transformer in the Llama layout, plus structural embeddings.
+"""The model: a decoder-only Transformer in the Llama layout over rows of note fields.
 
-RMSNorm before each sub-layer, rotary positions, SwiGLU feed-forward, no biases, tied or untied
-output embedding: parameter for parameter the layout of ``LlamaForCausalLM``, so the weights export
-to it. The one addition is :class:`StructureEmbedding`: the embeddings of the musical features of
-:mod:`harmonixr.models.structure` (beat phase, beat, bar, track, token type), summed into the token
-embedding. Shapes: B batch, T time, C channels (d_model), H heads, D head size, F features.
+One sequence position per note (or header item, or infill marker). Its input embedding is the sum
+of one embedding per column of the row (:mod:`harmonixr.tokens.vocab`: the fields and the
+features), and the backbone is parameter for parameter ``LlamaModel`` (RMSNorm before each
+sub-layer, rotary positions, SwiGLU, no biases), so it exports to ``transformers``.
+
+The heads write the next note one field at a time, each conditioned on the fields already chosen
+(:class:`FieldHeads`): for field k, ``z_k = norm(h) + q_k + sum_{j<k} E_j(x_j)`` (plus the chosen
+track's instrument once the track is known) goes through one small SwiGLU block shared by all
+fields and out through the field's own projection. One backbone step writes one note; its bits are
+the sum of its fields' bits.
+
+Shapes: B batch, T time (positions), C channels (d_model), H heads, D head size, K predicted fields,
+R row columns.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harmonixr.models.config import ModelConfig
-from harmonixr.models.structure import FEATURES
+from harmonixr.tokens.vocab import COL, COLUMNS, FIELDS
 
 
 class RMSNorm(nn.Module):
@@ -26,10 +34,8 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dtype = x.dtype
-        x = x.float()
-        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * x.to(dtype)
+        """x / rms(x) * weight, in one fused kernel, in x's dtype."""
+        return F.rms_norm(x, (x.shape[-1],), self.weight.to(x.dtype), self.eps)
 
 
 def rotary_tables(head_dim: int, max_len: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -41,10 +47,10 @@ def rotary_tables(head_dim: int, max_len: int, theta: float) -> tuple[torch.Tens
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate (B, H, T, D) queries or keys by the position tables (T, D)."""
+    """Rotate (B, H, T, D) queries or keys by the position tables (T, D), in x's dtype."""
     half = x.shape[-1] // 2
     rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
-    return x * cos + rotated * sin
+    return x * cos.to(x.dtype) + rotated * sin.to(x.dtype)
 
 
 class LayerCache:
@@ -98,25 +104,13 @@ class Attention(nn.Module):
         B, T, _ = x.shape
         return x.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, T, D)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, causal: bool = True,
-                memory: torch.Tensor | None = None, keys: torch.Tensor | None = None,
-                cache: LayerCache | None = None) -> torch.Tensor:
-        """Self-attention over ``x`` (B, T, C), or cross-attention to ``memory`` (B, S, C).
-
-        ``keys`` (B, S) bool, True where a key may be attended (padding is False); only used
-        without ``causal`` (a causal decoder's padding sits at the end and is never attended).
-        ``cache``: the layer's preallocated keys/values; ``x`` holds the tokens at positions
-        ``cache.start ..`` and attends to everything cached before them (``cos``/``sin`` are the
-        tables of those positions).
-        """
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: LayerCache | None = None) -> torch.Tensor:
+        """Causal self-attention over ``x`` (B, T, C). With ``cache``, ``x`` holds the positions from
+        ``cache.start`` on and attends to everything cached before them (``cos``/``sin``: their tables)."""
         B, T, C = x.shape
-        q = self.heads(self.q_proj(x))
-        kv = x if memory is None else memory
-        k, v = self.heads(self.k_proj(kv)), self.heads(self.v_proj(kv))
-        if memory is None:  # rotary positions only make sense within one sequence
-            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        is_causal = causal and memory is None
-        mask = None if is_causal or keys is None else keys[:, None, None, :]  # (B, 1, 1, S)
+        q, k, v = self.heads(self.q_proj(x)), self.heads(self.k_proj(x)), self.heads(self.v_proj(x))
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        mask, is_causal = None, True
         if cache is not None:
             k, v = cache.write(k, v)  # (B, H, start + T, D)
             start = k.shape[2] - T
@@ -129,109 +123,155 @@ class Attention(nn.Module):
 
 
 class SwiGLU(nn.Module):
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, d_model: int, hidden: int) -> None:
         super().__init__()
-        self.gate_proj = nn.Linear(cfg.d_model, cfg.ffn_hidden, bias=False)
-        self.up_proj = nn.Linear(cfg.d_model, cfg.ffn_hidden, bias=False)
-        self.down_proj = nn.Linear(cfg.ffn_hidden, cfg.d_model, bias=False)
+        self.gate_proj = nn.Linear(d_model, hidden, bias=False)
+        self.up_proj = nn.Linear(d_model, hidden, bias=False)
+        self.down_proj = nn.Linear(hidden, d_model, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
 class Block(nn.Module):
-    """Pre-norm residual block: self-attention, optional cross-attention, SwiGLU."""
+    """Pre-norm residual block: causal self-attention, SwiGLU (``LlamaDecoderLayer``)."""
 
-    def __init__(self, cfg: ModelConfig, cross: bool = False) -> None:
+    def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.input_layernorm = RMSNorm(cfg.d_model)
         self.self_attn = Attention(cfg)
-        self.cross_norm = RMSNorm(cfg.d_model) if cross else None
-        self.cross_attn = Attention(cfg) if cross else None
         self.post_attention_layernorm = RMSNorm(cfg.d_model)
-        self.mlp = SwiGLU(cfg)
+        self.mlp = SwiGLU(cfg.d_model, cfg.ffn_hidden)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, causal: bool = True,
-                memory: torch.Tensor | None = None, keys: torch.Tensor | None = None,
-                cache: LayerCache | None = None) -> torch.Tensor:
-        """``keys`` masks padding of ``x`` (encoder) or of ``memory`` (decoder with cross-attention)."""
-        x = x + self.drop(self.self_attn(self.input_layernorm(x), cos, sin, causal, keys=keys, cache=cache))
-        if self.cross_attn is not None:
-            x = x + self.drop(self.cross_attn(self.cross_norm(x), cos, sin, memory=memory, keys=keys))
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: LayerCache | None = None) -> torch.Tensor:
+        x = x + self.drop(self.self_attn(self.input_layernorm(x), cos, sin, cache))
         return x + self.drop(self.mlp(self.post_attention_layernorm(x)))
 
 
-class StructureEmbedding(nn.Module):
-    """Sum of one embedding per structural feature named in ``cfg.features``."""
+class RowEmbedding(nn.Module):
+    """The sum of one embedding per column of a row, from one table (column k's rows start at
+    ``offsets[k]``); columns left out of ``cfg.columns`` are not read (an ablation)."""
 
-    def __init__(self, cfg: ModelConfig, sizes: dict[str, int]) -> None:
+    def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.columns = [FEATURES.index(name) for name in cfg.features]
-        self.tables = nn.ModuleList(nn.Embedding(sizes[name], cfg.d_model) for name in cfg.features)
+        sizes = [cfg.column_sizes[name] for name in COLUMNS]
+        self.register_buffer("offsets", torch.tensor([0, *sizes[:-1]]).cumsum(0), persistent=False)  # (R,)
+        used = [k for k, name in enumerate(COLUMNS) if name in cfg.columns]
+        self.register_buffer("used", torch.tensor(used), persistent=False)  # (R',)
+        self.table = nn.EmbeddingBag(sum(sizes), cfg.d_model, mode="sum")
 
-    def forward(self, feats: torch.Tensor) -> torch.Tensor | float:
-        """feats (B, T, F) -> (B, T, C), the sum of the chosen features' embeddings."""
-        out: torch.Tensor | float = 0.0
-        for column, table in zip(self.columns, self.tables):
-            out = out + table(feats[..., column])
-        return out
+    def forward(self, rows: torch.Tensor) -> torch.Tensor:
+        """rows (B, T, R) -> (B, T, C)."""
+        ids = (rows + self.offsets)[..., self.used]  # (B, T, R')
+        return self.table(ids.reshape(-1, ids.shape[-1])).view(*ids.shape[:-1], -1)
+
+    def lookup(self, column: int, values: torch.Tensor) -> torch.Tensor:
+        """The embedding of one column's values (...,) -> (..., C)."""
+        return F.embedding(values + self.offsets[column], self.table.weight)
 
 
-class TokenModel(nn.Module):
-    """What every attention model here shares: token + structure embedding in, RMSNorm and a
-    (tied) head out, and the rotary tables. Subclasses add their layers in between."""
+class FieldHeads(nn.Module):
+    """The next note, field by field: for field k, ``z_k = norm(h) + q_k + sum_{j<k} E_j(x_j)``
+    (plus the chosen track's program after the track field), then ``u_k = z_k + SwiGLU(norm(z_k))``
+    and ``logits_k = W_k norm(u_k)``. The SwiGLU block is shared by the fields; each has its query
+    ``q_k`` and its projection ``W_k``. The conditioning embeddings ``E_j`` are the input embeddings
+    of the same columns."""
 
-    def __init__(self, cfg: ModelConfig, feature_sizes: dict[str, int]) -> None:
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.columns = [COL[name] for name in FIELDS]
+        self.track_index = FIELDS.index("track")
+        self.queries = nn.Parameter(torch.zeros(len(FIELDS), cfg.d_model))
+        self.in_norm = RMSNorm(cfg.d_model)
+        self.mlp = SwiGLU(cfg.d_model, cfg.head_hidden)
+        self.out_norm = RMSNorm(cfg.d_model)
+        self.out = nn.ModuleList(nn.Linear(cfg.d_model, cfg.column_sizes[name], bias=False) for name in FIELDS)
+
+    def conditions(self, embed: RowEmbedding, nxt: torch.Tensor) -> torch.Tensor:
+        """(..., K, C) what each field's head is told about the fields before it, from the next rows (..., R)."""
+        chosen = torch.stack([embed.lookup(col, nxt[..., col]) for col in self.columns[:-1]], dim=-2)  # (..., K-1, C)
+        program = embed.lookup(COL["program"], nxt[..., COL["program"]])  # (..., C)
+        before = torch.cat([torch.zeros_like(chosen[..., :1, :]), chosen.cumsum(-2)], dim=-2)  # (..., K, C)
+        after_track = (torch.arange(len(self.columns), device=nxt.device) > self.track_index).to(before.dtype)
+        return before + after_track[:, None] * program[..., None, :]
+
+    def hidden(self, h: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """h (..., C), cond (..., K', C) -> u (..., K', C) for the fields whose conditions are given."""
+        z = h[..., None, :] + cond
+        return self.out_norm(z + self.mlp(self.in_norm(z)))
+
+    def forward(self, h: torch.Tensor, embed: RowEmbedding, nxt: torch.Tensor) -> list[torch.Tensor]:
+        """Teacher-forced logits of every field: h (..., C) the backbone's output, nxt (..., R)
+        the rows it predicts -> K tensors (..., V_k)."""
+        u = self.hidden(h, self.queries + self.conditions(embed, nxt))  # (..., K, C)
+        return [head(uk) for uk, head in zip(u.unbind(-2), self.out)]
+
+    def field_logits(self, k: int, h: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """Field ``k``'s logits (..., V_k) given h (..., C) and its conditions (..., C) (sampling)."""
+        return self.out[k](self.hidden(h, (self.queries[k] + cond)[..., None, :])[..., 0, :])
+
+
+class NoteTransformer(nn.Module):
+    """Rows in, the backbone's normalized output (B, T, C) out; :attr:`heads` write the next row."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.structure = StructureEmbedding(cfg, feature_sizes)
+        self.embed = RowEmbedding(cfg)
         self.drop = nn.Dropout(cfg.dropout)
+        self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm = RMSNorm(cfg.d_model)
-        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-        if cfg.tie_embeddings:
-            self.lm_head.weight = self.embed_tokens.weight
+        self.heads = FieldHeads(cfg)
         cos, sin = rotary_tables(cfg.d_model // cfg.n_heads, cfg.max_len, cfg.rope_theta)
         self.register_buffer("cos", cos, persistent=False)
         self.register_buffer("sin", sin, persistent=False)
-
-    def embed(self, idx: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
-        """Input embeddings (B, T, C): token plus structure (what ``inputs_embeds`` is to HF Llama)."""
-        return self.embed_tokens(idx) + self.structure(feats)
-
-
-class MusicTransformer(TokenModel):
-    """Decoder-only Transformer over Harmonixr tokens; ``forward`` returns next-token logits."""
-
-    def __init__(self, cfg: ModelConfig, feature_sizes: dict[str, int]) -> None:
-        super().__init__(cfg, feature_sizes)
-        self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.apply(init_weights)
         for name, p in self.named_parameters():  # GPT-2's scaled init of the residual projections
-            if name.endswith(("o_proj.weight", "down_proj.weight")):
+            if name.endswith(("o_proj.weight", "down_proj.weight")) and name.startswith("layers."):
                 nn.init.normal_(p, std=0.02 / math.sqrt(2 * cfg.n_layers))
 
-    def forward(self, idx: torch.Tensor, feats: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
-        """idx (B, T), feats (B, T, F) -> logits (B, T, V).
+    def forward(self, rows: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """rows (B, T, R) -> h (B, T, C), the final-normed hidden states.
 
-        With ``cache``, ``idx`` are the tokens after the ``cache.length`` already cached ones; their
-        keys and values are added to the cache and its length advanced.
+        With ``cache``, ``rows`` are the positions after the ``cache.length`` already cached ones;
+        their keys and values are added to the cache and its length advanced.
         """
-        T = idx.shape[1]
+        T = rows.shape[1]
         start = cache.length if cache is not None else 0
         if start + T > self.cfg.max_len:
-            raise ValueError(f"sequence of {start + T} tokens is longer than max_len {self.cfg.max_len}")
-        x = self.drop(self.embed(idx, feats))  # (B, T, C)
+            raise ValueError(f"sequence of {start + T} positions is longer than max_len {self.cfg.max_len}")
+        x = self.drop(self.embed(rows))  # (B, T, C)
         cos, sin = self.cos[start : start + T], self.sin[start : start + T]
         for index, layer in enumerate(self.layers):
-            x = layer(x, cos, sin, cache=cache.layer(index) if cache is not None else None)
+            x = layer(x, cos, sin, cache.layer(index) if cache is not None else None)
         if cache is not None:
             cache.length += T
-        return self.lm_head(self.norm(x))
+        return self.norm(x)
+
+    def logits(self, rows: torch.Tensor) -> list[torch.Tensor]:
+        """Teacher-forced field logits of ``rows[:, 1:]`` from ``rows[:, :-1]``: K tensors (B, T-1, V_k)."""
+        h = self(rows[:, :-1])
+        return self.heads(h, self.embed, rows[:, 1:])
 
 
 def init_weights(module: nn.Module) -> None:
     """Normal(0, 0.02) for linear and embedding weights (nanoGPT's choice)."""
-    if isinstance(module, (nn.Linear, nn.Embedding)):
+    if isinstance(module, (nn.Linear, nn.Embedding, nn.EmbeddingBag)):
         nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+
+def field_nll(model: NoteTransformer, rows: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nats of every predicted field of the learned rows: rows (B, T, R), target (B, T) bool ->
+    (nll (P, K), mask (P, K)) over the P learned rows ``rows[:, 1:][target[:, 1:]]``; nll is 0 where
+    mask is False (a field a row does not have: an end row has only a type). The heads run on the
+    learned rows only."""
+    inner = getattr(model, "module", model)  # DDP-wrapped or not
+    h = model(rows[:, :-1])  # (B, T-1, C)
+    learned = target[:, 1:]
+    h, nxt = h[learned], rows[:, 1:][learned]  # (P, C), (P, R)
+    values = torch.stack([nxt[:, col] for col in inner.heads.columns], dim=-1)  # (P, K)
+    mask = values > 0
+    out = [F.cross_entropy(lg.float(), values[:, k], reduction="none")
+           for k, lg in enumerate(inner.heads(h, inner.embed, nxt))]
+    return torch.stack(out, dim=-1) * mask, mask

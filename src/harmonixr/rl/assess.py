@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from harmonixr.data.corpus import Corpus
+from harmonixr.errors import HarmonixrError
 from harmonixr.evaluation.compare import build_eval_set
 from harmonixr.evaluation.likelihood import Scorer
 from harmonixr.generation.modes import Generator
@@ -25,7 +27,6 @@ from harmonixr.generation.outputs import write_result
 from harmonixr.rl.rewards import RewardContext, RewardWeights, batch_diversity
 from harmonixr.rl.rollout import Prompt, Rollout, collect, judged, score_rollouts
 from harmonixr.sampling.sampler import SamplingConfig
-from harmonixr.training.batches import Corpus
 
 
 def mean_terms(rollouts: Sequence[Rollout]) -> dict[str, float]:
@@ -52,13 +53,13 @@ def assess(gen: Generator, reference: nn.Module, prompts: Sequence[Prompt], samp
     """Sample ``samples`` per held-out prompt with the generator's (policy's) weights and measure."""
     rollouts, skipped = collect(gen, prompts, samples, sampling, seed, weights, context)
     if not rollouts:
-        raise ValueError("no held-out prompt could be sampled in one context window")
+        raise HarmonixrError("no held-out prompt could be sampled in one context window")
     numbers = summarize_rollouts(rollouts)
     kl, tokens = 0.0, 0
     with torch.no_grad():
         for start in range(0, len(rollouts), 16):
             chunk = rollouts[start : start + 16]
-            scored = score_rollouts(gen.model, reference, chunk, gen.structure, gen.tokenizer.pad_id, sampling.temperature)
+            scored = score_rollouts(gen.model, reference, chunk, sampling.temperature)
             kl += float((scored.kl * scored.tokens).sum())
             tokens += int(scored.tokens.sum())
     numbers["kl_per_token"] = kl / max(tokens, 1)
@@ -66,16 +67,15 @@ def assess(gen: Generator, reference: nn.Module, prompts: Sequence[Prompt], samp
     return numbers, rollouts
 
 
-def bits_per_note(model: nn.Module, corpus: Corpus, pieces: int, block_size: int,
-                  layout: str = "context") -> dict[str, float]:
-    """Bits per note of the first ``pieces`` test-split pieces: next token, and one infill hole each
-    (laid out as ``layout``, the model's infill layout)."""
-    evalset = build_eval_set(corpus, "test", block_size, holes_per_piece=1, max_pieces=pieces, layout=layout)
-    scorer = Scorer(corpus.vocab, corpus.structure)
+def bits_per_note(model: nn.Module, corpus: Corpus, pieces: int, block_size: int) -> dict[str, float]:
+    """Bits per note of the first ``pieces`` test-split pieces of each source: next note, and one
+    infill hole each."""
+    evalset = build_eval_set(corpus, "test", block_size, holes_per_piece=1, max_pieces=pieces)
+    scorer = Scorer(corpus.vocab)
     out = {}
-    for task, examples, styles in (("next-token", evalset.plain, evalset.plain_styles),
-                                   ("infill", evalset.infill, evalset.infill_styles)):
-        out[task] = scorer.score(model, examples, styles)["all"].per_note()["bits_per_note"]
+    for task, examples, labels in (("next-note", evalset.plain, evalset.plain_labels),
+                                   ("infill", evalset.infill, evalset.infill_labels)):
+        out[task] = scorer.score(model, examples, [s for s, _ in labels])["all"].per_note()["bits_per_note"]
     return out
 
 

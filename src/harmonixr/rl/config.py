@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from harmonixr.errors import HarmonixrError
 from harmonixr.rl.rewards import RewardWeights
 
 
@@ -31,7 +32,7 @@ class RLOptimConfig:
     prompts_per_step: int = 4
     group_size: int = 8  # samples per prompt (the group of a group-relative baseline)
     temperature: float = 1.0  # the policy's log-probabilities are those of this tempered, masked softmax
-    max_tokens: int = 384  # tokens sampled per rollout at most
+    max_notes: int = 256  # notes sampled per rollout at most
 
 
 @dataclass(frozen=True)
@@ -55,13 +56,13 @@ class RLConfig:
 
     def __post_init__(self) -> None:
         if self.baseline not in ("group", "moving"):
-            raise ValueError(f"baseline must be 'group' or 'moving', not {self.baseline!r}")
+            raise HarmonixrError(f"baseline must be 'group' or 'moving', not {self.baseline!r}")
         if self.optim.group_size < 2 and self.baseline == "group":
-            raise ValueError("a group-relative baseline needs optim.group_size >= 2")
+            raise HarmonixrError("a group-relative baseline needs optim.group_size >= 2")
         if self.rewards.preference and not self.preference_model:
-            raise ValueError("rewards.preference needs preference_model: the JSON file of `harmonixr reward-model`")
+            raise HarmonixrError("rewards.preference needs preference_model: the JSON file of `harmonixr reward-model`")
         if self.optim.temperature <= 0:
-            raise ValueError("optim.temperature must be > 0")
+            raise HarmonixrError("optim.temperature must be > 0")
 
 
 @dataclass(frozen=True)

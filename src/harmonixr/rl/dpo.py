@@ -5,8 +5,8 @@ For a comparison with chosen sample w and rejected sample l under one prompt x, 
     -log sigmoid(beta * [(log pi(w|x) - log ref(w|x)) - (log pi(l|x) - log ref(l|x))])
 
 with ``ref`` the frozen supervised model (Rafailov et al., 2023): no reward model, no sampling.
-A sample's tokens are the prompt's header ids (stored with the comparison by the generators; the
-sample's own header otherwise) and the body of its MIDI, tokenized; ``log pi`` sums over the body.
+A sample is its MIDI as a plain sequence (its header, then its notes, as far as the context holds
+them); ``log pi`` sums the bits of every field of its notes and its end.
 Ties are left out. A share of the comparisons, chosen by id and seed, is held out: the accuracy
 reported is how often a model gives the held-out chosen sample the higher likelihood.
 """
@@ -25,35 +25,40 @@ from symusic import Score
 from torch import nn
 
 from harmonixr.config import to_dict
-from harmonixr.data.events import render
+from harmonixr.data.corpus import Corpus
 from harmonixr.data.validate import RejectError
+from harmonixr.errors import HarmonixrError
 from harmonixr.generation.modes import Generator
-from harmonixr.generation.piece import GenerationError, Piece
+from harmonixr.generation.piece import Piece
+from harmonixr.models.checkpoint import save_checkpoint
+from harmonixr.models.transformer import field_nll
 from harmonixr.progress import progress_bar
 from harmonixr.rl.config import DPOConfig
 from harmonixr.rl.preferences import Comparison, PreferenceStore
-from harmonixr.rl.rollout import load_policy, model_inputs
+from harmonixr.rl.rollout import load_policy, padded
 from harmonixr.rl.synthetic import RULES, generation_prompts
 from harmonixr.sampling.sampler import SamplingConfig
-from harmonixr.training.batches import Corpus
-from harmonixr.training.checkpoint import save_checkpoint
+from harmonixr.tokens.prompt import plain
 
 
 @dataclass
 class Pair:
-    """One comparison as token sequences: (prompt + chosen body, prompt + rejected body)."""
+    """One comparison as row sequences (chosen, rejected), each with its learned rows marked."""
 
     id: int
-    chosen: list[int]
-    rejected: list[int]
-    prompt_len: int
+    chosen: tuple[np.ndarray, np.ndarray]
+    rejected: tuple[np.ndarray, np.ndarray]
 
 
-def sample_ids(gen: Generator, comparison: Comparison, midi: bytes) -> tuple[list[int], int]:
-    """(prompt ids + body ids of ``midi``, prompt length), cut to the model's context."""
-    piece = Piece.from_score(Score.from_midi(midi), gen.vocab, comparison.prompt.get("style", "unknown"))
-    prompt = [int(i) for i in comparison.prompt.get("prompt_ids", piece.header)]
-    return (prompt + render(gen.vocab, piece.events))[: gen.max_len], len(prompt)
+def sample_rows(gen: Generator, comparison: Comparison, midi: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, learned) of ``midi`` as a plain sequence, cut to the model's context."""
+    style = comparison.prompt.get("style", "unknown")
+    piece = Piece.from_score(Score.from_midi(midi), gen.vocab, style if style in gen.vocab.styles else "unknown")
+    header = piece.header()
+    room = gen.max_len - len(piece.slots) - 4
+    notes = piece.notes[:room]
+    seq = plain(gen.vocab, header, notes, 0, piece.bars_meta(), ends=len(notes) == len(piece.notes))
+    return seq.rows, seq.target
 
 
 def load_pairs(store: PreferenceStore, gen: Generator) -> tuple[list[Pair], list[str]]:
@@ -64,12 +69,11 @@ def load_pairs(store: PreferenceStore, gen: Generator) -> tuple[list[Pair], list
         if c.choice == "tie":
             continue
         try:
-            a, prompt_len = sample_ids(gen, c, c.midi_a)
-            b, _ = sample_ids(gen, c, c.midi_b)
-        except (GenerationError, RejectError) as exc:
+            a, b = sample_rows(gen, c, c.midi_a), sample_rows(gen, c, c.midi_b)
+        except (HarmonixrError, RejectError) as exc:
             problems.append(f"comparison {c.id}: {exc}")
             continue
-        pairs.append(Pair(c.id, *((a, b) if c.choice == "a" else (b, a)), prompt_len))
+        pairs.append(Pair(c.id, *((a, b) if c.choice == "a" else (b, a))))
     return pairs, problems
 
 
@@ -80,26 +84,26 @@ def split_pairs(pairs: list[Pair], heldout: float, seed: int) -> tuple[list[Pair
     return [pairs[i] for i in order[cut:]], [pairs[i] for i in order[:cut]]
 
 
-def sequence_logp(model: nn.Module, seqs: Sequence[Sequence[int]], starts: Sequence[int], gen: Generator) -> torch.Tensor:
-    """(N,) summed log-probability of each sequence's tokens from ``starts[i]`` on (its body)."""
+def sequence_logp(model: nn.Module, seqs: Sequence[tuple[np.ndarray, np.ndarray]]) -> torch.Tensor:
+    """(N,) summed log-probability of each sequence's learned rows (every field)."""
     device = next(model.parameters()).device
-    idx, feats = model_inputs(seqs, [0] * len(seqs), gen.structure, gen.tokenizer.pad_id, device)
-    logp = F.log_softmax(model(idx, feats).float(), dim=-1)  # (B, T, V)
-    out = []
-    for b, (seq, start) in enumerate(zip(seqs, starts)):
-        targets = torch.tensor(seq[start:], device=device)
-        out.append(logp[b, start - 1 : len(seq) - 1].gather(1, targets[:, None]).sum())
-    return torch.stack(out)
+    rows = padded([r for r, _ in seqs], device)
+    target = torch.zeros(rows.shape[:2], dtype=torch.bool, device=device)
+    for b, (_, learned) in enumerate(seqs):
+        target[b, : len(learned)] = torch.from_numpy(learned)
+    nll, _ = field_nll(model, rows, target)  # (P, K), sequences in order
+    counts = target[:, 1:].sum(1).tolist()
+    return torch.stack([-part.sum() for part in torch.split(nll, counts)])
 
 
-def pair_logps(model: nn.Module, pairs: Sequence[Pair], gen: Generator, batch: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+def pair_logps(model: nn.Module, pairs: Sequence[Pair], batch: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     """(chosen, rejected) log-probabilities of every pair, without gradients."""
     chosen, rejected = [], []
     with torch.no_grad():
         for k in range(0, len(pairs), batch):
             chunk = pairs[k : k + batch]
-            chosen.append(sequence_logp(model, [p.chosen for p in chunk], [p.prompt_len for p in chunk], gen))
-            rejected.append(sequence_logp(model, [p.rejected for p in chunk], [p.prompt_len for p in chunk], gen))
+            chosen.append(sequence_logp(model, [p.chosen for p in chunk]))
+            rejected.append(sequence_logp(model, [p.rejected for p in chunk]))
     return torch.cat(chosen), torch.cat(rejected)
 
 
@@ -129,13 +133,14 @@ def train_dpo(config: DPOConfig, show_progress: bool = True, console: Console | 
         console.print(f"[yellow]left out {problem}[/yellow]")
     train, heldout = split_pairs(pairs, config.heldout, config.seed)
     if not train or not heldout:
-        raise ValueError(f"{config.prefs}: {len(pairs)} comparisons that are not ties; DPO needs some to train and some to hold out")
+        raise HarmonixrError(f"{config.prefs}: {len(pairs)} comparisons that are not ties; "
+                             "DPO needs some to train and some to hold out")
     rules = {c.prompt.get("rule") for c in store.list()}
     rule_name = rules.pop() if len(rules) == 1 else None
     corpus = Corpus(list(config.folders)) if rule_name and config.eval_prompts else None
     console.print(f"{len(train)} training and {len(heldout)} held-out comparisons from {config.prefs}")
-    ref_chosen, ref_rejected = pair_logps(reference, train, gen)
-    ref_held = pair_logps(reference, heldout, gen)
+    ref_chosen, ref_rejected = pair_logps(reference, train)
+    ref_held = pair_logps(reference, heldout)
     before = {"heldout_accuracy": ranked(*ref_held), "train_accuracy": ranked(ref_chosen, ref_rejected)}
     if corpus is not None:
         before["rule_value"] = rule_value(gen, corpus, config, rule_name)
@@ -150,8 +155,8 @@ def train_dpo(config: DPOConfig, show_progress: bool = True, console: Console | 
             for start in range(0, len(train), config.batch_pairs):
                 order = torch.as_tensor(shuffled[start : start + config.batch_pairs])
                 chunk = [train[int(i)] for i in order]
-                chosen = sequence_logp(gen.model, [p.chosen for p in chunk], [p.prompt_len for p in chunk], gen)
-                rejected = sequence_logp(gen.model, [p.rejected for p in chunk], [p.prompt_len for p in chunk], gen)
+                chosen = sequence_logp(gen.model, [p.chosen for p in chunk])
+                rejected = sequence_logp(gen.model, [p.rejected for p in chunk])
                 margin = (chosen - ref_chosen[order]) - (rejected - ref_rejected[order])
                 loss = -F.logsigmoid(config.beta * margin).mean()
                 optimizer.zero_grad(set_to_none=True)
@@ -161,13 +166,12 @@ def train_dpo(config: DPOConfig, show_progress: bool = True, console: Console | 
                 log.append({"epoch": epoch, "loss": loss.item(), "margin": margin.mean().item()})
                 advance(1)
     gen.model.eval()
-    chosen, rejected = pair_logps(gen.model, heldout, gen)
-    after = {"heldout_accuracy": ranked(chosen, rejected), "train_accuracy": ranked(*pair_logps(gen.model, train, gen)),
+    chosen, rejected = pair_logps(gen.model, heldout)
+    after = {"heldout_accuracy": ranked(chosen, rejected), "train_accuracy": ranked(*pair_logps(gen.model, train)),
              "implicit_reward_accuracy": ranked(chosen - ref_held[0], rejected - ref_held[1])}
     if corpus is not None:
         after["rule_value"] = rule_value(gen, corpus, config, rule_name)
-    save_checkpoint(out / "latest", gen.model, gen.tokenizer, {"dpo": to_dict(config), "feature_sizes": gen.structure.sizes,
-                                                             "infill_layout": gen.layout})
+    save_checkpoint(out / "latest", gen.model, gen.vocab, {"dpo": to_dict(config)})
     report = {"before": before, "after": after, "rule": rule_name, "train_pairs": len(train), "heldout_pairs": len(heldout),
               "left_out": problems, "log": log}
     (out / "report.json").write_text(json.dumps(report, indent=1))

@@ -23,6 +23,8 @@ from pathlib import Path
 
 from symusic import Score
 
+from harmonixr.errors import HarmonixrError
+
 CHOICES = ("a", "b", "tie")
 MAX_MIDI_BYTES = 4 * 1024 * 1024
 SCHEMA = """
@@ -39,7 +41,7 @@ CREATE TABLE IF NOT EXISTS comparisons (
 """
 
 
-class PreferenceError(ValueError):
+class PreferenceError(HarmonixrError):
     """A comparison that cannot be stored (the message says why)."""
 
 

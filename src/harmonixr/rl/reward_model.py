@@ -18,6 +18,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from symusic import Score
 
+from harmonixr.errors import HarmonixrError
 from harmonixr.evaluation.features import feature_vector, piece_features
 from harmonixr.rl.preferences import PreferenceStore
 
@@ -52,7 +53,7 @@ class RewardModel:
     def from_file(cls, path: str | Path) -> RewardModel:
         data = json.loads(Path(path).read_text())
         if data.get("kind") != "bradley-terry":
-            raise ValueError(f"{path}: not a Bradley-Terry reward model (kind {data.get('kind')!r})")
+            raise HarmonixrError(f"{path}: not a Bradley-Terry reward model (kind {data.get('kind')!r})")
         return cls(*(np.asarray(data[k], dtype=float) for k in ("mean", "scale", "weights")))
 
 
@@ -63,7 +64,7 @@ def fit_reward_model(store: PreferenceStore, heldout: float = 0.25, seed: int = 
     rows = [(c.id, features_of(c.midi_a), features_of(c.midi_b), c.choice == "a")
             for c in reversed(store.list(with_midi=True)) if c.choice != "tie"]
     if len(rows) < 4:
-        raise ValueError(f"{store.path}: {len(rows)} comparisons that are not ties; need at least 4")
+        raise HarmonixrError(f"{store.path}: {len(rows)} comparisons that are not ties; need at least 4")
     order = np.random.default_rng(seed).permutation(len(rows))
     cut = int(round(heldout * len(rows)))
     test, train = [rows[i] for i in order[:cut]], [rows[i] for i in order[cut:]]
@@ -77,7 +78,9 @@ def fit_reward_model(store: PreferenceStore, heldout: float = 0.25, seed: int = 
     model = RewardModel(mean, scale, fit.coef_[0])
 
     def acc(items: list) -> float:
-        return float(np.mean([(((a - b) / scale) @ model.weights > 0) == a_won for _, a, b, a_won in items])) if items else float("nan")
+        if not items:
+            return float("nan")
+        return float(np.mean([(((a - b) / scale) @ model.weights > 0) == a_won for _, a, b, a_won in items]))
 
     return model, {"train_comparisons": len(train), "heldout_comparisons": len(test),
                    "train_accuracy": acc(train), "heldout_accuracy": acc(test)}

@@ -2,11 +2,11 @@
 under a model, exactly as they were drawn.
 
 A rollout is drawn by the ordinary generation modes (:class:`~harmonixr.generation.modes.Generator`,
-so RL trains on the prompts users send): a :class:`Recording` watches each sampling call and keeps
-the prompt, the tokens, and per step the grammar's mask and whether the last-bar rule moved the
-``Bar`` probability onto the end token. :func:`score_rollouts` then recomputes, with gradients, the
-log-probability of every sampled token under that same masked, tempered distribution, and the KL
-to the reference model and the entropy, token by token.
+so RL trains on the prompts users send) with the generator's ``trace`` on: each sampling call keeps
+its prompt and, per row and step, the values drawn, the grammar's mask of every field and the bars
+past the request (whose probability the last-bar rule gave to the end). :func:`score_rollouts` then
+recomputes, with gradients, the log-probability of every drawn field under that same masked,
+merged, tempered distribution, and the KL to the reference model and the entropy, field by field.
 """
 
 from __future__ import annotations
@@ -21,17 +21,18 @@ import torch.nn.functional as F
 from symusic import Score
 from torch import nn
 
-from harmonixr.evaluation.report import split_pieces
+from harmonixr.data.corpus import Corpus
+from harmonixr.errors import HarmonixrError
 from harmonixr.generation.modes import Generator, Result
-from harmonixr.generation.piece import Piece, Region
-from harmonixr.models.structure import Structure
+from harmonixr.generation.piece import Piece, Region, split_pieces
+from harmonixr.models.checkpoint import load_checkpoint
+from harmonixr.models.transformer import NoteTransformer
 from harmonixr.rl.config import PromptConfig
 from harmonixr.rl.rewards import RewardContext, RewardWeights, reward_terms
 from harmonixr.runtime import set_threads
-from harmonixr.sampling.grammar import GrammarConstraint
 from harmonixr.sampling.sampler import SamplingConfig
-from harmonixr.training.batches import Corpus
-from harmonixr.training.checkpoint import load_checkpoint
+from harmonixr.tokens.prompt import row_of_fields
+from harmonixr.tokens.vocab import COL, FIELDS, NOTE
 
 MASKED = -1e9  # logit of a forbidden token: exp() is exactly 0, and no inf * 0 in the gradients
 
@@ -65,13 +66,13 @@ def make_prompts(corpus: Corpus, gen: Generator, cfg: PromptConfig, split: str, 
     infill hole of 1..``max_hole_bars`` bars inside a piece, or a new piece with its instruments,
     meter and tempo."""
     per_style = max(2, count // max(len(cfg.styles), 1) + 1)
-    pieces = [(p, s) for p, s in split_pieces(corpus, split, 4 * per_style, gen.vocab, rng)
+    pieces = [(p, s) for p, s, _ in split_pieces(corpus, split, 4 * per_style, gen.vocab, rng)
               if s in cfg.styles and p.bars >= 2 * cfg.max_hole_bars + 2]
     by_style: dict[str, list[Piece]] = {}
     for piece, style in pieces:
         by_style.setdefault(style, []).append(piece)
     if not by_style:
-        raise ValueError(f"no {split!r} pieces of the styles {list(cfg.styles)} in {[str(s.folder) for s in corpus.shards]}")
+        raise HarmonixrError(f"no {split!r} pieces of the styles {list(cfg.styles)} in {[str(s.folder) for s in corpus.shards]}")
     styles = sorted(by_style)
     prompts = []
     for k in range(count):
@@ -82,66 +83,24 @@ def make_prompts(corpus: Corpus, gen: Generator, cfg: PromptConfig, split: str, 
             first = int(rng.integers(1, piece.bars - size))
             prompts.append(Prompt(style, piece=piece, region=Region.parse(f"{first + 1}-{first + size}", gen.vocab.grid)))
         else:
-            meter = piece.original.time_signatures[0] if len(piece.original.time_signatures) else None
-            tempo = piece.original.tempos[0].qpm if len(piece.original.tempos) else 120.0
-            programs = tuple(t.program if not t.is_drum else -1 for t in piece.original.tracks if t.notes)
-            prompts.append(Prompt(style, programs, float(tempo),
-                                  (meter.numerator, meter.denominator) if meter else (4, 4), cfg.generate_bars))
+            programs = tuple(piece.tracks.program(slot, gen.vocab) for slot in piece.slots)
+            prompts.append(Prompt(style, programs, float(piece.timeline.qpm[0]), tuple(piece.timeline.meters[0]),
+                                  cfg.generate_bars))
     return prompts
-
-
-class Recording:
-    """Watches one Generator call: per sampling call, the prompt and per row the tokens, masks and
-    end-merge flags."""
-
-    def __init__(self) -> None:
-        self.calls: list[dict] = []
-        self._masks: list[np.ndarray] = []  # per step (rows, V) bool
-        self._merged: list[np.ndarray] = []  # per step (rows,) bool
-        self._constraint: GrammarConstraint | None = None
-
-    def watch(self, constraint: GrammarConstraint) -> GrammarConstraint:
-        self._constraint, self._masks, self._merged = constraint, [], []
-        inner = constraint.apply
-
-        def apply(logits: np.ndarray) -> np.ndarray:
-            out = inner(logits)
-            self._masks.append(np.isfinite(out))
-            self._merged.append(constraint.end_merges(out))
-            return out
-
-        constraint.apply = apply  # this instance only
-        return constraint
-
-    def sampled(self, prompt: list[int], bar0: int, outs: list[list[int]]) -> None:
-        masks, merged = np.stack(self._masks, 1), np.stack(self._merged, 1)  # (rows, steps, V), (rows, steps)
-        self.calls.append({"prompt": list(prompt), "bar0": bar0, "outs": outs, "masks": masks, "merged": merged,
-                           "end_id": self._constraint.grammar.end_id, "bar_id": self._constraint.grammar.vocab.bar_id})
-
-    def calls_by_row(self, n: int) -> list[list[tuple[dict, int]]] | None:
-        """For each of ``n`` variations, its (call, row) pairs in order: every call drew all ``n``
-        rows, or each drew one row and the variations came in turn (a region written in parts).
-        None otherwise (a piece written on window by window, the rows that needed more alone)."""
-        calls = self.calls
-        if calls and all(len(c["outs"]) == n for c in calls):
-            return [[(c, row) for c in calls] for row in range(n)]
-        if calls and all(len(c["outs"]) == 1 for c in calls) and len(calls) % n == 0:
-            per = len(calls) // n
-            return [[(c, 0) for c in calls[row * per : (row + 1) * per]] for row in range(n)]
-        return None
 
 
 @dataclass
 class Segment:
-    """One sampling call's share of a rollout: what the model saw and drew."""
+    """One sampling call's share of a rollout: the rows the model read and what it drew, with the
+    masks of every field at every step."""
 
-    ids: list[int]  # prompt + sampled tokens
+    rows: np.ndarray  # (T, R): the prompt, then the sampled notes' rows, then the end row if drawn
     prompt_len: int
-    bar0: int
-    mask: np.ndarray  # (L, V) bool: the tokens the grammar allowed at each sampled step
-    merged: np.ndarray  # (L,) bool: the end token also took the Bar probability at this step
-    end_id: int
-    bar_id: int
+    values: np.ndarray  # (L, K) stored values drawn per step (0 for fields an end row does not have)
+    masks: list[list[np.ndarray | None]]  # per step, per field: the allowed values (None: not drawn)
+    past: np.ndarray  # (L, dbar values) the bars past the request at each step
+    end_type: int
+    logps: list[np.ndarray] = field(default_factory=list)  # per step: the sampler's log-probability of each drawn field
 
 
 @dataclass
@@ -160,8 +119,40 @@ class Rollout:
 
     @property
     def sampled(self) -> tuple[int, ...]:
-        """Every sampled token, in order."""
-        return tuple(t for seg in self.segments for t in seg.ids[seg.prompt_len :])
+        """Every drawn value, in order (two samples with the same are the same music)."""
+        return tuple(int(v) for seg in self.segments for v in seg.values.reshape(-1))
+
+
+def segments_of(gen: Generator, calls: list[dict], n: int) -> list[list[Segment]] | None:
+    """Per variation, its segments: every call drew all ``n`` rows, or each drew one row and the
+    variations came in turn (a region written in parts). None otherwise (a piece written on
+    window by window, the rows that needed more alone)."""
+    if calls and all(len(c["outs"]) == n for c in calls):
+        pairs = [[(c, row) for c in calls] for row in range(n)]
+    elif calls and all(len(c["outs"]) == 1 for c in calls) and len(calls) % n == 0:
+        per = len(calls) // n
+        pairs = [[(c, 0) for c in calls[row * per : (row + 1) * per]] for row in range(n)]
+    else:
+        return None
+    return [[segment(gen, c, r) for c, r in row] for row in pairs]
+
+
+def segment(gen: Generator, call: dict, row: int) -> Segment:
+    """The :class:`Segment` of row ``row`` of a traced sampling call."""
+    out, place = call["outs"][row], call["place"]
+    steps = out.trace
+    rows = [call["prompt"]]
+    for step, note in zip(steps, out.notes):
+        rows.append(row_of_fields(gen.vocab, step["values"], int(note[0]), int(note[1]), place.bar0, place.bars,
+                                  place.header, place.segment, place.hole)[None])
+    if out.ended:  # the end row: its type only
+        end = np.zeros((1, call["prompt"].shape[1]), dtype=np.int64)
+        end[0, COL["type"]] = call["rules"].end_type
+        rows.append(end)
+    values = np.stack([s["values"] for s in steps]) if steps else np.zeros((0, len(FIELDS)), dtype=np.int64)
+    return Segment(np.concatenate(rows), len(call["prompt"]), values, [s["masks"] for s in steps],
+                   np.stack([s["past"] for s in steps]) if steps else np.zeros((0, 1), bool), call["rules"].end_type,
+                   [s["logp"] for s in steps])
 
 
 def judged(result: Result) -> Score:
@@ -175,22 +166,19 @@ def judged(result: Result) -> Score:
 def collect(gen: Generator, prompts: Sequence[Prompt], n: int, sampling: SamplingConfig, seed: int,
             weights: RewardWeights, context: RewardContext) -> tuple[list[Rollout], int]:
     """``n`` rollouts per prompt, with rewards; a prompt whose sampling calls cannot be told apart
-    by variation (see :meth:`Recording.calls_by_row`) is skipped and counted."""
+    by variation (see :func:`segments_of`) is skipped and counted."""
     rollouts, skipped = [], 0
     for p, prompt in enumerate(prompts):
-        recording = Recording()
-        gen.recorder = recording
+        gen.trace, gen.calls = True, []
         try:
             results = prompt.run(gen, n, sampling, seed + 1009 * p)
+            per_row = segments_of(gen, gen.calls, n)
         finally:
-            gen.recorder = None
-        calls = recording.calls_by_row(n)
-        if calls is None:
+            gen.trace, gen.calls = False, []
+        if per_row is None:
             skipped += 1
             continue
-        for row, result in enumerate(results):
-            segments = [Segment(c["prompt"] + c["outs"][r], len(c["prompt"]), c["bar0"], c["masks"][r, : len(c["outs"][r])],
-                                c["merged"][r, : len(c["outs"][r])], c["end_id"], c["bar_id"]) for c, r in calls[row]]
+        for result, segments in zip(results, per_row):
             region = (result.start_tick, result.end_tick) if prompt.kind == "infill" else None
             terms = reward_terms(judged(result), weights, context, region, prompt.style, whole=result.score)
             rollouts.append(Rollout(p, segments, result, terms))
@@ -199,65 +187,79 @@ def collect(gen: Generator, prompts: Sequence[Prompt], n: int, sampling: Samplin
 
 @dataclass
 class Scored:
-    """Per rollout: summed log-probability of its tokens, mean KL to the reference and mean entropy
-    per token."""
+    """Per rollout: summed log-probability of its drawn fields, mean KL to the reference and mean
+    entropy per step (a note or an end)."""
 
-    logp: torch.Tensor  # (N,) sum over sampled tokens, with gradient
-    kl: torch.Tensor  # (N,) mean per token, with gradient
-    entropy: torch.Tensor  # (N,) mean per token, with gradient
-    tokens: torch.Tensor  # (N,) sampled tokens per rollout
-
-
-def model_inputs(seqs: Sequence[Sequence[int]], bar0s: Sequence[int], structure: Structure, pad_id: int,
-                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, T) inputs (every sequence but its last token, right-padded) and their (B, T, F) features."""
-    T = max(len(s) for s in seqs) - 1
-    idx = torch.full((len(seqs), T), pad_id, dtype=torch.long)
-    feats = torch.zeros((len(seqs), T, len(structure.sizes)), dtype=torch.long)
-    for b, (seq, bar0) in enumerate(zip(seqs, bar0s)):
-        idx[b, : len(seq) - 1] = torch.tensor(seq[:-1])
-        feats[b, : len(seq) - 1] = torch.from_numpy(structure.features(seq[:-1], bar0))
-    return idx.to(device), feats.to(device)
+    logp: torch.Tensor  # (N,) sum over drawn fields, with gradient
+    kl: torch.Tensor  # (N,) mean per step, with gradient
+    entropy: torch.Tensor  # (N,) mean per step, with gradient
+    tokens: torch.Tensor  # (N,) steps per rollout
 
 
-def _step_logits(logits: torch.Tensor, r: Segment, temperature: float) -> torch.Tensor:
-    """(L, V) log-probabilities the sampler used: the grammar's mask, the end token holding the
-    ``Bar`` probability where the last-bar rule applied, then the temperature."""
-    mask = torch.from_numpy(r.mask).to(logits.device)
-    merged = torch.from_numpy(r.merged).to(logits.device)
-    end = torch.where(merged, torch.logaddexp(logits[:, r.end_id], logits[:, r.bar_id]), logits[:, r.end_id])
-    logits = torch.cat([logits[:, : r.end_id], end[:, None], logits[:, r.end_id + 1 :]], dim=1)
-    logits = logits.masked_fill(~mask, MASKED) / temperature
-    return F.log_softmax(logits, dim=-1)
+def padded(segments: Sequence[np.ndarray], device: torch.device) -> torch.Tensor:
+    """(S, T, R) rows, right-padded with zeros."""
+    T = max(len(s) for s in segments)
+    out = torch.zeros((len(segments), T, segments[0].shape[1]), dtype=torch.long)
+    for b, rows in enumerate(segments):
+        out[b, : len(rows)] = torch.from_numpy(rows)
+    return out.to(device)
 
 
-def score_rollouts(policy: nn.Module, reference: nn.Module | None, rollouts: Sequence[Rollout],
-                   structure: Structure, pad_id: int, temperature: float = 1.0) -> Scored:
-    """Log-probabilities of the rollouts' tokens under ``policy`` (with gradients) and the per-token
-    KL(policy || reference) and policy entropy, all under the masks they were sampled with."""
-    segments = [(k, seg) for k, r in enumerate(rollouts) for seg in r.segments]
+def step_logprobs(model: NoteTransformer, rows: torch.Tensor, seg: Segment, b: int, h: torch.Tensor,
+                  temperature: float) -> list[torch.Tensor]:
+    """Per field, the (L, V_k) log-probabilities the sampler drew from at each of the segment's L
+    steps: masked, the type merged with the bars past the request, tempered."""
+    span = slice(seg.prompt_len - 1, seg.prompt_len - 1 + len(seg.values))
+    nxt = rows[b, seg.prompt_len : seg.prompt_len + len(seg.values)].clone()
+    nxt[:, COL["type"]] = NOTE  # the dbar head is read as for a note (the last-bar rule asks it at an end too)
+    logits = [lg.float() for lg in model.heads(h[b, span], model.embed, nxt)]
+    out = []
+    for k, lg in enumerate(logits):
+        masks = [m[k] if m[k] is not None else np.zeros(lg.shape[1], dtype=bool) for m in seg.masks]
+        mask = torch.from_numpy(np.stack(masks)).to(lg.device)
+        if k == 0:
+            lt, ld = F.log_softmax(lg, -1), F.log_softmax(logits[1], -1)
+            allowed = torch.from_numpy(np.stack([m[1] for m in seg.masks])).to(lg.device)
+            past = torch.from_numpy(seg.past).to(lg.device)
+            note = lt[:, NOTE] + torch.logsumexp(ld.masked_fill(~allowed, -torch.inf), -1)
+            end = torch.logaddexp(lt[:, seg.end_type], lt[:, NOTE] + torch.logsumexp(ld.masked_fill(~past, -torch.inf), -1))
+            lg = lt.clone()
+            lg[:, NOTE], lg[:, seg.end_type] = note, end
+        out.append(F.log_softmax(lg.masked_fill(~mask, MASKED) / temperature, -1).masked_fill(~mask, 0.0))
+    return out
+
+
+def score_rollouts(policy: NoteTransformer, reference: NoteTransformer | None, rollouts: Sequence[Rollout],
+                   temperature: float = 1.0) -> Scored:
+    """Log-probabilities of the rollouts' drawn fields under ``policy`` (with gradients) and the
+    per-step KL(policy || reference) and policy entropy, all under the masks they were drawn with."""
+    segments = [(k, seg) for k, r in enumerate(rollouts) for seg in r.segments if len(seg.values)]
     device = next(policy.parameters()).device
-    idx, feats = model_inputs([s.ids for _, s in segments], [s.bar0 for _, s in segments], structure, pad_id, device)
-    logits = policy(idx, feats).float()  # (S, T, V)
-    ref_logits = None
-    if reference is not None:
-        with torch.no_grad():
-            ref_logits = reference(idx, feats).float()
-    sums: list[list[torch.Tensor]] = [[] for _ in rollouts]  # per rollout, per segment: (logp, KL, entropy) sums
-    tokens = torch.zeros(len(rollouts), dtype=torch.long)
-    for b, (k, seg) in enumerate(segments):
-        span = slice(seg.prompt_len - 1, len(seg.ids) - 1)  # the logits that drew the sampled tokens
-        lp = _step_logits(logits[b, span], seg, temperature)  # (L, V)
-        drawn = torch.tensor(seg.ids[seg.prompt_len :], device=device)
-        p = lp.exp()
-        kl = torch.zeros((), device=device)
-        if ref_logits is not None:
-            kl = (p * (lp - _step_logits(ref_logits[b, span], seg, temperature))).sum()
-        sums[k].append(torch.stack([lp.gather(1, drawn[:, None]).sum(), kl, -(p * lp).sum()]))
-        tokens[k] += len(drawn)
-    totals = torch.stack([torch.stack(rows).sum(0) for rows in sums])  # (N, 3)
-    per_token = tokens.clamp(min=1).to(device)
-    return Scored(totals[:, 0], totals[:, 1] / per_token, totals[:, 2] / per_token, tokens)
+    sums: list[list[torch.Tensor]] = [[] for _ in rollouts]
+    steps = torch.zeros(len(rollouts), dtype=torch.long)
+    if segments:
+        rows = padded([seg.rows for _, seg in segments], device)
+        h = policy(rows[:, :-1])
+        ref_h = None
+        if reference is not None:
+            with torch.no_grad():
+                ref_h = reference(rows[:, :-1])
+        for b, (k, seg) in enumerate(segments):
+            lps = step_logprobs(policy, rows, seg, b, h, temperature)
+            refs = step_logprobs(reference, rows, seg, b, ref_h, temperature) if ref_h is not None else None
+            drawn = torch.from_numpy(seg.values).to(device)
+            logp = sum(lp.gather(1, drawn[:, k : k + 1]).masked_fill(drawn[:, k : k + 1] == 0, 0.0).sum()
+                       for k, lp in enumerate(lps))
+            entropy = -sum((lp.exp() * lp).sum() for lp in lps)
+            kl = torch.zeros((), device=device)
+            if refs is not None:
+                kl = sum((lp.exp() * (lp - rp)).sum() for lp, rp in zip(lps, refs))
+            sums[k].append(torch.stack([logp, kl, entropy]))
+            steps[k] += len(seg.values)
+    zero = torch.zeros(3, device=device)
+    totals = torch.stack([torch.stack(rows).sum(0) if rows else zero for rows in sums])  # (N, 3)
+    per_step = steps.clamp(min=1).to(device)
+    return Scored(totals[:, 0], totals[:, 1] / per_step, totals[:, 2] / per_step, steps)
 
 
 def load_policy(checkpoint: str, out: str, threads: int, seed: int) -> tuple[Generator, nn.Module, Path]:

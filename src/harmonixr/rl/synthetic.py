@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from symusic import Score
 
+from harmonixr.data.corpus import Corpus
 from harmonixr.evaluation.features import piece_features
 from harmonixr.generation.modes import Generator
 from harmonixr.progress import progress_bar
@@ -24,7 +25,6 @@ from harmonixr.rl.preferences import PreferenceStore
 from harmonixr.rl.rewards import in_key, smoothness
 from harmonixr.rl.rollout import Prompt, make_prompts
 from harmonixr.sampling.sampler import SamplingConfig
-from harmonixr.training.batches import Corpus
 
 
 @dataclass(frozen=True)
@@ -56,11 +56,10 @@ RULES = {
 
 
 def prompt_record(prompt: Prompt, gen: Generator, rule: Rule) -> dict:
-    """What the comparison stores as its prompt: the request and the header ids the model saw."""
-    piece = gen.new_piece(list(prompt.programs), prompt.style, prompt.tempo, prompt.time_signature)
+    """What the comparison stores as its prompt: the request and the control values the model saw."""
     return {"mode": "generate", "style": prompt.style, "programs": list(prompt.programs), "tempo": prompt.tempo,
             "time_signature": list(prompt.time_signature), "bars": prompt.bars, "rule": rule.name,
-            "prompt_ids": [int(i) for i in piece.header]}
+            "controls": [int(v) for v in gen.header_values(prompt.tempo)]}
 
 
 def generation_prompts(corpus: Corpus, gen: Generator, count: int, split: str, seed: int) -> list[Prompt]:

@@ -29,10 +29,12 @@ import torch
 from rich.console import Console
 
 from harmonixr.config import to_dict
+from harmonixr.data.corpus import Corpus
 from harmonixr.evaluation.classifier import StyleClassifier
 from harmonixr.evaluation.features import piece_features
-from harmonixr.evaluation.report import split_pieces
 from harmonixr.generation.modes import Generator
+from harmonixr.generation.piece import split_pieces
+from harmonixr.models.checkpoint import load_model_weights, load_training_state, save_checkpoint
 from harmonixr.progress import progress_bar
 from harmonixr.rl.assess import assess, bits_per_note, mean_terms, write_samples
 from harmonixr.rl.config import RLConfig
@@ -46,12 +48,6 @@ from harmonixr.rl.rollout import (
     score_rollouts,
 )
 from harmonixr.sampling.sampler import SamplingConfig
-from harmonixr.training.batches import Corpus
-from harmonixr.training.checkpoint import (
-    load_model_weights,
-    load_training_state,
-    save_checkpoint,
-)
 from harmonixr.training.trainer import Logger
 from harmonixr.visualization.curves import plot_rl_run
 
@@ -75,7 +71,7 @@ def advantages(rewards: np.ndarray, groups: np.ndarray, baseline: str, moving: f
 def reward_context(corpus: Corpus, gen: Generator, config: RLConfig, rng: np.random.Generator) -> RewardContext:
     """The phrase index of training pieces (novelty), a style classifier on them (style term) and
     the Bradley-Terry model of the stored preferences (preference term)."""
-    pieces = split_pieces(corpus, "train", 40, gen.vocab, rng)
+    pieces = [(p, s) for p, s, _ in split_pieces(corpus, "train", 40, gen.vocab, rng)]
     index = PhraseIndex([p.original for p, _ in pieces]) if config.rewards.novelty else None
     style_model = None
     if config.rewards.style and len({s for _, s in pieces}) > 1:
@@ -92,7 +88,7 @@ def policy_step(gen: Generator, reference: torch.nn.Module, rollouts: list[Rollo
     """The loss of one batch of rollouts, backpropagated (the optimizer steps outside)."""
     rewards = np.array([r.reward for r in rollouts])
     adv = advantages(rewards, np.array([r.prompt_index for r in rollouts]), config.baseline, moving)
-    scored = score_rollouts(gen.model, reference, rollouts, gen.structure, gen.tokenizer.pad_id, config.optim.temperature)
+    scored = score_rollouts(gen.model, reference, rollouts, config.optim.temperature)
     adv_t = torch.tensor(adv, dtype=torch.float32)
     pg = -(adv_t * scored.logp / scored.tokens.clamp(min=1)).mean()
     kl, entropy = scored.kl.mean(), scored.entropy.mean()
@@ -111,7 +107,7 @@ def train_rl(config: RLConfig, resume: bool = True, show_progress: bool = True, 
     context = reward_context(corpus, gen, config, rng)
     pool = make_prompts(corpus, gen, config.prompts, "train", PROMPT_POOL, rng)
     heldout = make_prompts(corpus, gen, config.prompts, "test", config.prompts.heldout, np.random.default_rng(config.seed + 1))
-    sampling = SamplingConfig(temperature=config.optim.temperature, max_tokens=config.optim.max_tokens)
+    sampling = SamplingConfig(temperature=config.optim.temperature, max_notes=config.optim.max_notes)
     optimizer = torch.optim.AdamW(gen.model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)
     state: dict[str, Any] = {"step": 0, "moving": 0.0, "elapsed": 0.0}
     latest = out / "latest"
@@ -120,7 +116,7 @@ def train_rl(config: RLConfig, resume: bool = True, show_progress: bool = True, 
         state = load_training_state(latest, optimizer)
         gen.sampler.weights_changed()
         console.print(f"resumed {out} at step {state['step']}")
-    meta = {"rl": to_dict(config), "feature_sizes": gen.structure.sizes, "infill_layout": gen.layout}
+    meta = {"rl": to_dict(config)}
 
     def evaluation(tag: str) -> dict:
         path = out / f"{tag}.json"
@@ -130,7 +126,7 @@ def train_rl(config: RLConfig, resume: bool = True, show_progress: bool = True, 
                                    config.rewards, context)
         if config.eval_pieces:
             numbers.update({f"bits_per_note/{k}": v for k, v in
-                            bits_per_note(gen.model, corpus, config.eval_pieces, gen.max_len, gen.layout).items()})
+                            bits_per_note(gen.model, corpus, config.eval_pieces, gen.max_len).items()})
         numbers["samples"] = [str(p) for p in write_samples(rollouts, out / "samples", tag, SAMPLES_WRITTEN)]
         path.write_text(json.dumps(numbers, indent=1))
         return numbers
@@ -160,7 +156,7 @@ def train_rl(config: RLConfig, resume: bool = True, show_progress: bool = True, 
             state["step"], state["elapsed"] = step, time.time() - began
             logger.log({"step": step, **mean_terms(rollouts), **record, "seconds": time.time() - t0})
             if step % config.checkpoint_every == 0 or step == config.steps:
-                save_checkpoint(latest, gen.model, gen.tokenizer, {**meta, "step": step}, optimizer, state)
+                save_checkpoint(latest, gen.model, gen.vocab, {**meta, "step": step}, optimizer, state)
             advance(1)
     logger.close()
     console.rule("held-out prompts, after")

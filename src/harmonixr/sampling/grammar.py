@@ -1,202 +1,245 @@
-"""Constrained decoding: the token grammar and the caller's rules, enforced by masking logits.
+"""Constrained decoding: what the next row may be, field by field, as boolean masks over each field.
 
-A REMI body is ``Bar TimeSig`` then, per onset, ``Position`` (optionally ``Tempo``) and notes
-``Program Pitch Velocity Duration``. :class:`GrammarState` follows a sequence token by token and
-:meth:`Grammar.allowed` says which tokens may come next. Always:
+The sampler writes a note as its fields in order (:data:`~harmonixr.tokens.vocab.FIELDS`): type,
+bars since the previous position, position, track, pitch, duration, velocity, micro-timing. Before
+each field is drawn, :meth:`NoteGrammar.mask` says which of its values may come, given the fields
+already chosen for this note and the row's :class:`NoteState`. Always:
 
-- the next token family follows the order above, and only a complete note or bar may end;
-- a ``Position`` lies after the current one (time never goes backwards) and inside the bar;
-- a ``Program`` names a track slot that :class:`Rules` allows, a drum slot takes ``PitchDrum``;
-- header, infill and special tokens never appear in a body.
+- time never goes back, positions lie inside their bar (the piece's timeline gives each bar's length);
+- notes at one onset come in reading order (track, then pitch, rising), so no note is written twice;
+- a note's track is one :class:`Rules` allows; a drum track takes drum pitches, a melodic track the
+  vocabulary's pitch range (what the corpus was folded into);
+- the type is a note or the request's end (``EOS``, or ``END`` after a fill).
 
-:class:`Rules` adds what a task needs: how many bars (at most / exactly), forced time signatures
-and first/last positions (an infill fill stays inside its hole), an end token (``EOS`` or
-``Infill_End``), a pitch range, a scale (pitch classes), a maximum polyphony, a maximum of notes
-per bar and in all. Every mask leaves at least one way forward, so a row never gets stuck. Once a
-row has all the bars it may have, the probability the model gives to another ``Bar`` goes to the
-end token: for the model a new bar is where the music goes on, for the request it is where it ends.
+:class:`Rules` adds what a request needs: the region's first and last position (a fill stays in its
+hole), a pitch range, a scale, a maximum polyphony, a maximum of notes per bar and in all, a
+minimum of notes and the tracks that must play before the end may come. Every mask
+leaves at least one value, so a row never gets stuck: a note is only offered where one can be
+completed. In the last bar a region may have, the probability the model gives to a note past it
+goes to the end type (:meth:`NoteGrammar.end_mass`): for the model a later bar is where the music
+goes on, for the request it is where it ends.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from harmonixr.data.events import NO_TRACK, Vocab
+from harmonixr.errors import HarmonixrError
+from harmonixr.tokens.vocab import END, EOS, FIELDS, NOTE, NoteVocab
 
-START, AFTER_BAR, AFTER_TIMESIG, AFTER_POSITION, AFTER_TEMPO, AFTER_PROGRAM, AFTER_PITCH, AFTER_VELOCITY, AFTER_NOTE = range(9)
 UNLIMITED = 1 << 30
+MAX_CHORD = 12  # notes of one track at one onset at most (ten fingers and a thumb's reach; a drum kit's limbs)
+TYPE, DBAR, POS, TRACK, PITCH, DUR, VEL, MICRO = range(len(FIELDS))
 
 
 @dataclass(frozen=True)
 class Rules:
-    """What a generated body must respect beyond the grammar (defaults: nothing more)."""
+    """What generated notes must respect beyond the grammar (defaults: nothing more)."""
 
-    tracks: tuple[int, ...]  # track slots that may play (-1: drums)
-    max_bars: int = UNLIMITED  # Bar tokens at most
-    min_bars: int = 0  # Bar tokens before the end token is allowed
-    time_signatures: tuple[int, ...] = ()  # forced TimeSig id of bar 0, 1, ... (empty: model's choice)
-    first_pos: int = 0  # earliest position in the first bar (an infill span starting mid-bar)
-    last_pos: int = 0  # positions of bar max_bars - 1 stay below this (0: the whole bar)
-    end_id: int | None = None  # EOS or Infill_End (None: the vocabulary's EOS)
-    tempo: bool = True  # Tempo tokens allowed
+    tracks: tuple[int, ...]  # track slots that may play
+    bar_positions: tuple[int, ...]  # grid positions of each bar of the timeline (later bars: the last)
+    first: tuple[int, int] = (0, 0)  # earliest (bar, position) of a new note
+    last_bar: int = UNLIMITED  # last bar a new note may start in
+    last_pos: int = 0  # in last_bar, positions below this (0: the whole bar)
+    end_type: int = EOS  # EOS, or END after a fill
     pitch_range: tuple[int, int] = (0, 127)
     scale: frozenset[int] | None = None  # allowed pitch classes of melodic notes
+    drum_range: tuple[int, int] = (0, 127)
     max_polyphony: int = UNLIMITED  # sounding notes at once, all tracks
     max_notes_per_bar: int = UNLIMITED
     max_notes: int = UNLIMITED
+    min_notes: int = 0  # the end is allowed only after this many notes (or when no note fits any more)
+    required: tuple[int, ...] = ()  # tracks that must get a note before the end (while one fits)
+
+    def positions(self, bar: int) -> int:
+        return self.bar_positions[min(bar, len(self.bar_positions) - 1)]
 
 
 @dataclass
-class GrammarState:
-    """Where a body stands: the last token's role, time, bar count, the notes still sounding."""
+class NoteState:
+    """Where a row stands: the time and ordering key of its last position, and what it wrote."""
 
-    kind: int = START
-    pos: int = -1
-    bar_positions: int = 0  # grid positions in the current bar
-    bars: int = 0  # Bar tokens read
-    bar_start: int = 0  # absolute grid time of the current bar
-    track: int = NO_TRACK
+    bar: int  # bar of the last position (a note or the prompt's last marker)
+    pos: int  # its grid position
+    track: int = -1  # its track and pitch (-1: the last position was not a note)
+    pitch: int = -1
     notes: int = 0
-    bar_notes: int = 0
-    ends: list[int] = field(default_factory=list)  # absolute end times of notes that started
+    written: frozenset[int] = frozenset()  # the tracks that got a note
+    chord: int = 0  # notes of the last note's track at its onset
+    bar_notes: dict[int, int] = field(default_factory=dict)
+    ends: list[tuple[int, int, float]] = field(default_factory=list)  # (bar, pos, end in quarters) of notes sounding
 
-    def step(self, vocab: Vocab, tok: int) -> None:
-        family = vocab.family[tok]
-        if tok == vocab.bar_id:
-            self.bar_start += self.bar_positions if self.bars else 0
-            self.kind, self.pos, self.bars, self.bar_notes = AFTER_BAR, -1, self.bars + 1, 0
-        elif family == "TimeSig":
-            self.kind, self.bar_positions = AFTER_TIMESIG, int(vocab.beats_per_bar[tok]) * vocab.grid
-        elif family == "Position":
-            self.kind, self.pos = AFTER_POSITION, int(vocab.position[tok])
-            now = self.bar_start + self.pos
-            self.ends = [end for end in self.ends if end > now]
-        elif family == "Tempo":
-            self.kind = AFTER_TEMPO
-        elif family == "Program":
-            self.kind, self.track = AFTER_PROGRAM, int(vocab.program[tok])
-        elif family in ("Pitch", "PitchDrum"):
-            self.kind = AFTER_PITCH
-        elif family == "Velocity":
-            self.kind = AFTER_VELOCITY
-        elif family == "Duration":
-            self.kind, self.notes, self.bar_notes = AFTER_NOTE, self.notes + 1, self.bar_notes + 1
-            self.ends.append(self.bar_start + max(self.pos, 0) + int(vocab.duration_steps[tok]))
+    def copy(self) -> NoteState:
+        return NoteState(self.bar, self.pos, self.track, self.pitch, self.notes, self.written, self.chord,
+                         dict(self.bar_notes), list(self.ends))
 
 
-class Grammar:
-    """Allowed-next-token masks (numpy bool, (V,)) for bodies under ``rules``."""
+class NoteGrammar:
+    """Masks (numpy bool, one per field) for rows under ``rules``."""
 
-    def __init__(self, vocab: Vocab, rules: Rules | Sequence[int]) -> None:
-        """``rules``: a :class:`Rules`, or the GM programs of the header's slots (-1 drums): all may play."""
-        if not isinstance(rules, Rules):
-            programs = list(rules)
-            rules = Rules(tuple(k for k, p in enumerate(programs) if p >= 0) + ((-1,) if -1 in programs else ()))
+    def __init__(self, vocab: NoteVocab, rules: Rules) -> None:
         if not rules.tracks:
-            raise ValueError("a piece needs at least one track")
+            raise HarmonixrError("a request needs at least one track that may play")
         self.vocab, self.rules = vocab, rules
-        fam = np.asarray(vocab.family)
-        size = len(fam)
-
-        def one(token_id: int) -> np.ndarray:
-            mask = np.zeros(size, dtype=bool)
-            mask[token_id] = True
-            return mask
-
-        self.positions = vocab.position  # (V,) -1 where not a Position
-        self.programs = np.isin(vocab.program, rules.tracks) & (fam == "Program")
-        pitch_value = vocab.value
-        low, high = rules.pitch_range
-        melodic = (fam == "Pitch") & (pitch_value >= low) & (pitch_value <= high)
+        sizes = [vocab.sizes[name] for name in FIELDS]
+        self.sizes = sizes
+        low, high = max(rules.pitch_range[0], vocab.spec.pitch_range[0]), min(rules.pitch_range[1], vocab.spec.pitch_range[1])
+        pitches = np.arange(128)
+        melodic = (pitches >= low) & (pitches <= high)
         if rules.scale is not None:
-            melodic &= np.isin(pitch_value % 12, sorted(rules.scale))
+            melodic &= np.isin(pitches % 12, sorted(rules.scale))
+        drums = (pitches >= max(rules.drum_range[0], vocab.spec.drums_pitch_range[0])) & \
+                (pitches <= min(rules.drum_range[1], vocab.spec.drums_pitch_range[1]))
         if not melodic.any():
-            raise ValueError(f"no pitch satisfies range {rules.pitch_range} and scale {sorted(rules.scale or [])}")
-        self.melodic, self.drum_pitch = melodic, fam == "PitchDrum"
-        self.end_id = rules.end_id if rules.end_id is not None else vocab.tokenizer.eos_id
-        self.bar, self.end = one(vocab.bar_id), one(self.end_id)
-        self.timesig, self.tempo = fam == "TimeSig", (fam == "Tempo") & rules.tempo
-        self.velocity, self.duration = fam == "Velocity", fam == "Duration"
-        self.forced_timesig = [one(t) for t in rules.time_signatures]
+            raise HarmonixrError(f"no pitch satisfies range {rules.pitch_range} and scale {sorted(rules.scale or [])}")
+        self.pitch_masks = {slot: self._stored(drums if slot == vocab.drum_slot else melodic, PITCH) for slot in rules.tracks}
+        self.tracks = np.asarray(sorted(rules.tracks))
+        self.types = np.zeros(sizes[TYPE], dtype=bool)
+        self.types[[NOTE, rules.end_type]] = True
+        self.all = [np.arange(size) > 0 for size in sizes]  # every stored value but "not applicable"
+        self.velocity = self.all[VEL]
 
-    def allowed(self, state: GrammarState) -> np.ndarray:
-        """(V,) bool: the tokens that may follow ``state``."""
-        r, kind = self.rules, state.kind
-        if kind == AFTER_BAR:
-            index = state.bars - 1
-            return self.forced_timesig[index] if index < len(self.forced_timesig) else self.timesig
-        if kind == AFTER_PROGRAM:
-            return self.drum_pitch if state.track == -1 else self.melodic
-        if kind == AFTER_PITCH:
-            return self.velocity
-        if kind == AFTER_VELOCITY:
-            return self.duration
-        more_bars = state.bars < r.max_bars
-        may_end = state.bars >= r.min_bars and kind != AFTER_TEMPO
-        if kind == START:
-            return self.bar if more_bars else self.end
-        if kind == AFTER_POSITION:
-            return self.tempo | self.programs  # a position is only offered where a note may start
-        if state.notes >= r.max_notes:  # the notes asked for are all there: end (or close the bars)
-            return self.end if state.bars >= r.min_bars or not more_bars else self.bar
-        notes_left = state.bar_notes < r.max_notes_per_bar
-        mask = self.bar & more_bars | self.end & may_end
-        if kind in (AFTER_TEMPO, AFTER_NOTE) and notes_left and self._room(state, state.pos):
-            mask = mask | self.programs
-        if notes_left:
-            mask = mask | self._positions(state)
-        if not mask.any():  # e.g. a tempo at the last allowed position: end the bar anyway
-            mask = self.end if state.bars >= r.min_bars else self.bar
+    def _stored(self, values: np.ndarray, k: int) -> np.ndarray:
+        """A mask over field ``k``'s stored values from one over its 0-based values."""
+        mask = np.zeros(self.sizes[k], dtype=bool)
+        mask[1 : 1 + len(values)] = values
         return mask
 
-    def _positions(self, state: GrammarState) -> np.ndarray:
+    # -- what may come ----------------------------------------------------------------------
+    def open_bars(self, state: NoteState) -> np.ndarray:
+        """(dbar values,) bool: bars (as stored ``dbar``) in which a note may still start."""
         r = self.rules
-        stop = state.bar_positions
-        if r.last_pos and state.bars == r.max_bars:
-            stop = min(stop, r.last_pos)
-        first = max(state.pos + 1, r.first_pos if state.bars == 1 else 0)
-        mask = (self.positions >= first) & (self.positions < stop)
+        mask = np.zeros(self.sizes[DBAR], dtype=bool)
+        if state.notes >= r.max_notes:
+            return mask
+        top = self.vocab.spec.max_dbar
+        if r.last_bar < UNLIMITED:
+            top = min(top, r.last_bar - state.bar)
+        low = max(0, r.first[0] - state.bar)
+        if top < low:
+            return mask
+        mask[low + 1 : top + 2] = True
+        for bar, count in state.bar_notes.items():  # bars that have all the notes they may have
+            if count >= r.max_notes_per_bar and low <= bar - state.bar <= top:
+                mask[bar - state.bar + 1] = False
+        # Only some bars can have no free position: the current one, the region's first and last,
+        # and, under a polyphony cap, those before the sounding notes end.
+        check = {0, r.first[0] - state.bar, r.last_bar - state.bar} if r.last_bar < UNLIMITED else {0, r.first[0] - state.bar}
         if r.max_polyphony < UNLIMITED and state.ends:
-            for p in np.flatnonzero(mask):
-                if not self._room(state, int(self.positions[p])):
-                    mask[p] = False
+            latest = max(end for *_, end in state.ends)
+            check |= {d for d in range(low, top + 1) if self._quarters(state.bar + d, 0) < latest}
+        for d in check:
+            if low <= d <= top and mask[d + 1]:
+                mask[d + 1] = bool(self.positions(state, state.bar + d).any())
         return mask
 
-    def _room(self, state: GrammarState, pos: int) -> bool:
-        """Whether one more note may start at ``pos`` of the current bar (polyphony)."""
-        now = state.bar_start + pos
-        return sum(end > now for end in state.ends) < self.rules.max_polyphony
+    def positions(self, state: NoteState, bar: int) -> np.ndarray:
+        """(pos values,) bool: positions of ``bar`` where a note may start."""
+        r = self.rules
+        stop = r.positions(bar)
+        if bar == r.last_bar and r.last_pos:
+            stop = min(stop, r.last_pos)
+        start = 0
+        if bar == state.bar:
+            start = state.pos if self._room_at_onset(state) else state.pos + 1
+        if bar == r.first[0]:
+            start = max(start, r.first[1])
+        mask = np.zeros(self.sizes[POS], dtype=bool)
+        if start < stop:
+            mask[start + 1 : stop + 1] = True
+            if r.max_polyphony < UNLIMITED and state.ends:
+                for p in range(start, stop):
+                    if not self._room(state, bar, p):
+                        mask[p + 1] = False
+        return mask
+
+    def _room_at_onset(self, state: NoteState) -> bool:
+        """Whether another note may join the last note's onset (a later track, or a higher pitch on
+        its track while its chord is below :data:`MAX_CHORD`)."""
+        if state.track < 0:
+            return True
+        later = self.tracks[self.tracks > state.track]
+        if len(later):
+            return True
+        return self._higher(state.track, state.pitch) and state.chord < MAX_CHORD
+
+    def _room(self, state: NoteState, bar: int, pos: int) -> bool:
+        now = self._quarters(bar, pos)
+        return sum(end > now for *_, end in state.ends) < self.rules.max_polyphony
+
+    def _quarters(self, bar: int, pos: int) -> float:
+        r = self.rules
+        known = len(r.bar_positions)
+        before = sum(r.bar_positions[: min(bar, known)]) + max(bar - known, 0) * r.bar_positions[-1]
+        return (before + pos) / self.vocab.grid
+
+    def mask(self, k: int, state: NoteState, chosen: list[int]) -> np.ndarray:
+        """(V_k,) bool: the stored values field ``k`` may take after ``chosen`` (stored values of
+        fields 0..k-1 of this note)."""
+        if k == TYPE:
+            types = self.types.copy()
+            types[NOTE] = bool(self.open_bars(state).any())
+            done = state.notes >= self.rules.min_notes and set(self.rules.required) <= state.written
+            types[self.rules.end_type] = done or not types[NOTE]
+            return types
+        if k == DBAR:
+            return self.open_bars(state)
+        bar = state.bar + chosen[DBAR] - 1
+        if k == POS:
+            return self.positions(state, bar)
+        same_onset = bar == state.bar and chosen[POS] - 1 == state.pos and state.track >= 0
+        if k == TRACK:
+            mask = np.zeros(self.sizes[TRACK], dtype=bool)
+            for slot in self.tracks:
+                if same_onset and (slot < state.track or (slot == state.track and (
+                        not self._higher(slot, state.pitch) or state.chord >= MAX_CHORD))):
+                    continue
+                mask[slot + 1] = True
+            return mask
+        if k == PITCH:
+            mask = self.pitch_masks[chosen[TRACK] - 1].copy()
+            if same_onset and chosen[TRACK] - 1 == state.track:
+                mask[: state.pitch + 2] = False
+            return mask
+        if k == VEL:
+            return self.velocity
+        return self.all[k]
+
+    def _higher(self, slot: int, pitch: int) -> bool:
+        return slot in self.pitch_masks and bool(self.pitch_masks[slot][pitch + 2 :].any())
+
+    def end_mass(self, state: NoteState) -> np.ndarray:
+        """(dbar values,) bool: the bars past the request's last one (their probability, given a
+        note, goes to the end type); empty when the request has no last bar."""
+        mask = np.zeros(self.sizes[DBAR], dtype=bool)
+        if self.rules.last_bar < UNLIMITED:
+            first_past = self.rules.last_bar - state.bar + 1
+            mask[max(first_past, 0) + 1 :] = True
+        return mask
+
+    # -- advancing -----------------------------------------------------------------------------
+    def advance(self, state: NoteState, note: list[int]) -> tuple[int, int, int, int]:
+        """Record the note of stored fields ``note`` (type first); return its (bar, pos, track, pitch)."""
+        bar, pos = state.bar + note[DBAR] - 1, note[POS] - 1
+        track, pitch = note[TRACK] - 1, note[PITCH] - 1
+        same = (bar, pos, track) == (state.bar, state.pos, state.track)
+        state.chord = state.chord + 1 if same else 1
+        state.bar, state.pos, state.track, state.pitch = bar, pos, track, pitch
+        state.notes += 1
+        state.written = state.written | {track}
+        state.bar_notes[bar] = state.bar_notes.get(bar, 0) + 1
+        if self.rules.max_polyphony < UNLIMITED:
+            now = self._quarters(bar, pos)
+            end = now + self.vocab.durations[note[DUR] - 1] / self.vocab.grid
+            state.ends = [e for e in state.ends if e[2] > now] + [(bar, pos, end)]
+        return bar, pos, track, pitch
+
+    @property
+    def end_type(self) -> int:
+        return self.rules.end_type
 
 
-class GrammarConstraint:
-    """The sampler's constraint: one :class:`GrammarState` per row, advanced with each token."""
-
-    def __init__(self, grammar: Grammar, rows: int, states: Sequence[GrammarState] | None = None) -> None:
-        self.grammar = grammar
-        self.states = list(states) if states is not None else [GrammarState() for _ in range(rows)]
-
-    def allowed(self) -> np.ndarray:
-        """(rows, V) bool."""
-        return np.stack([self.grammar.allowed(state) for state in self.states])
-
-    def apply(self, logits: np.ndarray) -> np.ndarray:
-        """(rows, V) logits with forbidden tokens at -inf. In the last bar a region may have, the
-        model's wish for another ``Bar`` means "this is the end": its probability goes to the end token."""
-        out = np.where(self.allowed(), logits, -np.inf)
-        end = self.grammar.end_id
-        for row in np.flatnonzero(self.end_merges(out)):
-            out[row, end] = np.logaddexp(out[row, end], logits[row, self.grammar.vocab.bar_id])
-        return out
-
-    def end_merges(self, masked: np.ndarray) -> np.ndarray:
-        """(rows,) bool: the rows where :meth:`apply` gives the end token the ``Bar`` probability
-        (in the last bar a region may have, the end token allowed); ``masked``: the masked logits."""
-        last = np.array([state.bars >= self.grammar.rules.max_bars for state in self.states])
-        return last & np.isfinite(masked[:, self.grammar.end_id])
-
-    def advance(self, tokens: Sequence[int]) -> None:
-        for state, tok in zip(self.states, tokens):
-            state.step(self.grammar.vocab, int(tok))
+def is_end(type_value: int) -> bool:
+    return type_value in (EOS, END)

@@ -1,13 +1,13 @@
-"""The decode step of :class:`~harmonixr.models.transformer.MusicTransformer`, compiled with numba.
+"""The backbone's decode step of :class:`~harmonixr.models.transformer.NoteTransformer`, compiled with numba.
 
 At batch 1 a small model spends its time in framework overhead, not arithmetic: PyTorch eager runs
 about 25 operators per layer at 5-20 us each, ``transformers``' ``generate`` adds its own per-step
-bookkeeping. :func:`decode_step` is the whole forward pass for one new token per row in one
-compiled call: embedding sum, then per layer RMSNorm, fused QKV projection, rotary positions as a
-(D, D) matrix per position, attention over the cache, output projection, RMSNorm, fused
-gate/up projection, SiLU, down projection; final RMSNorm and head. The norms' weights are folded
-into the matrices that follow them (``pack`` in :mod:`harmonixr.sampling.decoder`).
-``benchmarks/sampling.py`` measures it against both; ``tests/test_decoder.py`` checks its logits
+bookkeeping. :func:`decode_step` is the backbone's whole forward pass for one new position per
+row in one compiled call: per layer RMSNorm, fused QKV projection, rotary positions as a (D, D)
+matrix per position, attention over the cache, output projection, RMSNorm, fused gate/up
+projection, SiLU, down projection; then the final RMSNorm. The norms' weights are folded into the
+matrices that follow them (``pack`` in :mod:`harmonixr.sampling.decoder`).
+``benchmarks/sampling.py`` measures it; ``tests/test_sampler.py`` checks its hidden states
 against the PyTorch model.
 """
 
@@ -22,7 +22,7 @@ _JIT = {"fastmath": True, "cache": True, "nogil": True}
 @nb.njit(**_JIT)
 def matmul(X: np.ndarray, W: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     """out (B, J) = X (B, I) @ W (I, J), four rows of W per pass so that ``out`` stays in L1."""
-    B, I = X.shape
+    B, I = X.shape  # noqa: E741 - the kernel names its dimensions B, I, J
     J = W.shape[1]
     out[:] = 0.0
     i = 0
@@ -74,22 +74,22 @@ def mix(weights: np.ndarray, values: np.ndarray, seen: int, out: np.ndarray) -> 
 
 
 @nb.njit(**_JIT)
-def decode_step(ids: np.ndarray, pos: int, table: np.ndarray, rotary: np.ndarray, w_qkv: np.ndarray,
-                w_o: np.ndarray, w_gu: np.ndarray, w_down: np.ndarray, head: np.ndarray,
-                k_cache: np.ndarray, v_cache: np.ndarray, logits: np.ndarray, eps: float) -> None:  # pragma: no cover
-    """One token per row at position ``pos``: writes its keys/values into the caches, ``logits``.
+def decode_step(x: np.ndarray, pos: int, rotary: np.ndarray, w_qkv: np.ndarray, w_o: np.ndarray,
+                w_gu: np.ndarray, w_down: np.ndarray, k_cache: np.ndarray, v_cache: np.ndarray,
+                out: np.ndarray, eps: float) -> None:  # pragma: no cover
+    """One position per row at sequence index ``pos``: writes its keys/values into the caches and
+    the final-normed hidden state (without the norm's weight) into ``out``.
 
-    ids (B, 1 + F) rows of ``table`` to sum (token + one per structural feature, offsets applied);
-    rotary (max_len, D, D); w_qkv (L, C, 3C); w_o (L, C, C); w_gu (L, C, 2FF); w_down (L, FF, C);
-    head (C, V); k_cache (L, B, H, D, max_len) (keys transposed: the score loop runs along time);
-    v_cache (L, B, H, max_len, D); logits (B, V).
+    x (B, C) input embeddings (changed in place: the residual stream); rotary (max_len, D, D);
+    w_qkv (L, C, 3C); w_o (L, C, C); w_gu (L, C, 2FF); w_down (L, FF, C); k_cache (L, B, H, D,
+    max_len) (keys transposed: the score loop runs along time); v_cache (L, B, H, max_len, D);
+    out (B, C).
     """
-    B = ids.shape[0]
+    B = x.shape[0]
     n_layers, C, _ = w_qkv.shape
     H, D = k_cache.shape[2], k_cache.shape[3]
     FF = w_down.shape[1]
     scale = 1.0 / np.sqrt(D)
-    x = np.zeros((B, C), np.float32)
     h = np.empty((B, C), np.float32)
     qkv = np.empty((B, 3 * C), np.float32)
     att = np.empty((B, C), np.float32)
@@ -101,9 +101,6 @@ def decode_step(ids: np.ndarray, pos: int, table: np.ndarray, rotary: np.ndarray
     q = q2[0]
     mixed = np.empty((1, D), np.float32)
     key = np.empty(D, np.float32)
-    for b in range(B):
-        for f in range(ids.shape[1]):
-            x[b] += table[ids[b, f]]
     for layer in range(n_layers):
         rms_norm(x, h, eps)
         matmul(h, w_qkv[layer], qkv)
@@ -144,8 +141,7 @@ def decode_step(ids: np.ndarray, pos: int, table: np.ndarray, rotary: np.ndarray
                 act[b, j] = gate / (1.0 + np.exp(-gate)) * gu[b, FF + j]
         matmul(act, w_down[layer], o)
         x += o
-    rms_norm(x, h, eps)
-    matmul(h, head, logits)
+    rms_norm(x, out, eps)
 
 
 @nb.njit(**_JIT)

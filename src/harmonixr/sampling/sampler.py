@@ -1,56 +1,91 @@
 """The sampler: N variations of one prompt in one batch, reproducible from a seed, constrained.
 
 The prompt runs once; its keys and values are copied to the N rows of a preallocated cache
-(:mod:`harmonixr.sampling.decoder`), then each step feeds one token per row. Structural features
-advance per row with :class:`~harmonixr.models.structure.StructureState`, the code that computed
-them for training. A constraint (:class:`~harmonixr.sampling.grammar.GrammarConstraint`) masks
-the logits before the filters, so a filter never keeps only forbidden tokens and every choice it
-forbids has probability zero. The random numbers come from an explicit ``torch.Generator`` seeded
-by the caller: one uniform per row and step, drawn up front and turned into a token by the inverse
-CDF (:func:`~harmonixr.sampling.kernels.draw`), so the same seed gives the same tokens on every
-decoder backend that computes the same logits.
+(:mod:`harmonixr.sampling.decoder`). Each step writes one note per row, field by field
+(:data:`~harmonixr.tokens.vocab.FIELDS`): each field's logits come from the heads, conditioned on
+the fields already drawn, the grammar (:class:`~harmonixr.sampling.grammar.NoteGrammar`) masks
+them, then temperature, top-k, top-p and min-p filter them, so a filter never keeps only forbidden
+values and every value the grammar forbids has probability zero. The row's new note then feeds the
+backbone for the next step, with the features the prompt format gives it
+(:func:`harmonixr.tokens.prompt.note_rows`, the code that built the training examples).
+
+The random numbers come from an explicit ``torch.Generator`` seeded by the caller: one uniform per
+row, step and field, drawn up front and turned into a value by the inverse CDF
+(:func:`~harmonixr.sampling.kernels.draw`), so the same seed gives the same notes on every decoder
+backend that computes the same logits.
 """
 
 from __future__ import annotations
 
-import copy
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from harmonixr.models.structure import Structure
-from harmonixr.models.transformer import MusicTransformer
-from harmonixr.sampling.decoder import EncoderDecoderDecoder, NumbaDecoder, TorchDecoder, make_decoder
+from harmonixr.errors import HarmonixrError
+from harmonixr.models.transformer import NoteTransformer
+from harmonixr.sampling.decoder import NumbaDecoder, TorchDecoder, make_decoder
+from harmonixr.sampling.grammar import DBAR, TRACK, TYPE, NoteGrammar, NoteState
 from harmonixr.sampling.kernels import draw
+from harmonixr.tokens.notes import NOTE_WIDTH
+from harmonixr.tokens.prompt import Bars, Header, Hole, row_of_fields
+from harmonixr.tokens.vocab import COL, FIELDS, NOTE
+
+K = len(FIELDS)
 
 
-class SamplingTimeout(TimeoutError):
+class SamplingTimeout(HarmonixrError, TimeoutError):
     """Sampling went past the caller's deadline (:attr:`Sampler.deadline`)."""
 
 
-class Constraint(Protocol):
-    def apply(self, logits: np.ndarray) -> np.ndarray: ...  # (rows, V) -> (rows, V), forbidden at -inf
-
-    def advance(self, tokens: Sequence[int]) -> None: ...
+class SamplingError(HarmonixrError):
+    """A sampling setting out of its range (the message names it)."""
 
 
 @dataclass(frozen=True)
 class SamplingConfig:
     temperature: float = 1.0
-    top_k: int = 0  # keep the k most likely tokens (0: all)
-    top_p: float = 1.0  # keep the smallest set with this much probability (1: all)
-    min_p: float = 0.0  # drop tokens less likely than min_p x the most likely one
-    max_tokens: int = 1024  # per call (the model's context caps it too)
+    top_k: int = 0  # keep the k most likely values of each field (0: all)
+    top_p: float = 1.0  # keep the smallest set of each field's values with this much probability (1: all)
+    min_p: float = 0.0  # drop values less likely than min_p x the most likely one
+    max_notes: int = 4096  # per call (the model's context caps it too)
 
     def __post_init__(self) -> None:
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1 or not 0 <= self.min_p < 1 or self.top_k < 0 or self.max_tokens < 1:
-            raise ValueError(f"bad sampling settings: {self}")
+        checks = [("temperature", self.temperature > 0, "must be > 0"),
+                  ("top_k", self.top_k >= 0, "must be >= 0 (0: off)"),
+                  ("top_p", 0 < self.top_p <= 1, "must be in (0, 1]"),
+                  ("min_p", 0 <= self.min_p < 1, "must be in [0, 1)"),
+                  ("max_notes", self.max_notes >= 1, "must be >= 1")]
+        for name, ok, rule in checks:
+            if not ok:
+                raise SamplingError(f"{name.replace('_', '-')} {getattr(self, name)!r}: {rule}")
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self.top_k) or self.top_p < 1.0 or self.min_p > 0.0
+
+
+@dataclass(frozen=True)
+class Placement:
+    """What the sampler needs to give a new note its features: the window's first bar, the bars'
+    meters and tempos, the header's programs, the prompt segment and the hole (if any)."""
+
+    bar0: int
+    bars: Bars
+    header: Header
+    segment: int
+    hole: Hole | None = None
+
+
+@dataclass
+class Sampled:
+    """One row's output: its notes (absolute, 0-based note columns) and whether it ended itself."""
+
+    notes: np.ndarray  # (M, 7)
+    ended: bool
+    steps: int
+    trace: list[dict] = field(default_factory=list)  # per step, when traced: the masks and values drawn
 
 
 def filter_logits(logits: np.ndarray, cfg: SamplingConfig) -> np.ndarray:
@@ -78,62 +113,148 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return e / np.maximum(e.sum(-1, keepdims=True), 1e-30)
 
 
-class Sampler:
-    """Batched, constrained sampling from a :class:`MusicTransformer`."""
+def _logsumexp(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """log sum exp of x over the masked entries, per row (-inf where none)."""
+    masked = np.where(mask, x, -np.inf)
+    top = masked.max(-1)
+    safe = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(divide="ignore"):
+        return np.log(np.exp(masked - safe[:, None]).sum(-1)) + safe
 
-    def __init__(self, model: MusicTransformer, structure: Structure, backend: str = "auto") -> None:
+
+def merge_end(type_logits: np.ndarray, dbar_logits: np.ndarray, allowed: np.ndarray, past: np.ndarray,
+              end_type: int) -> np.ndarray:
+    """The type logits with the last-bar rule applied (rows, types): a note's probability keeps the
+    share of its bars that are allowed, and the share past the request's last bar goes to the end."""
+    lt = type_logits - _logsumexp(type_logits, np.ones_like(type_logits, dtype=bool))[:, None]
+    ld = dbar_logits - _logsumexp(dbar_logits, np.ones_like(dbar_logits, dtype=bool))[:, None]
+    out = lt.copy()
+    out[:, NOTE] = lt[:, NOTE] + _logsumexp(ld, allowed)
+    out[:, end_type] = np.logaddexp(lt[:, end_type], lt[:, NOTE] + _logsumexp(ld, past))
+    return out
+
+
+class Sampler:
+    """Batched, constrained note-by-note sampling from a :class:`NoteTransformer`."""
+
+    def __init__(self, model: NoteTransformer, backend: str = "auto") -> None:
         self.model = model.eval()
-        self.structure = structure
         self.backend = backend
-        self.decoder: TorchDecoder | NumbaDecoder | EncoderDecoderDecoder | None = None  # made on first use, kept
+        self.decoder: TorchDecoder | NumbaDecoder | None = None  # made on first use, kept
         self.deadline: float | None = None  # time.monotonic() past which generate raises SamplingTimeout
 
     def weights_changed(self) -> None:
         """Drop the decoder (it holds a packed copy of the weights); the next call packs the new ones."""
         self.decoder = None
 
-    def generate(self, prompt: Sequence[int], n: int, cfg: SamplingConfig, seed: int, bar0: int = 0,
-                 stop_ids: Sequence[int] = (), constraint: Constraint | None = None) -> list[list[int]]:
-        """``n`` continuations of ``prompt`` (token ids), each up to ``cfg.max_tokens`` tokens or
-        through its first stop token; the same seed gives the same continuations. Raises
+    def generate(self, prompt: np.ndarray, n: int, cfg: SamplingConfig, seed: int, grammar: NoteGrammar,
+                 state: NoteState, place: Placement, trace: bool = False) -> list[Sampled]:
+        """``n`` continuations of ``prompt`` (T, R rows), each up to ``cfg.max_notes`` notes or
+        until it draws the grammar's end type; the same seed gives the same notes. Raises
         :class:`SamplingTimeout` once :attr:`deadline` has passed."""
-        if not prompt:
-            raise ValueError("the prompt must hold at least one token (BOS)")
-        max_len = min(self.model.cfg.max_len, len(prompt) + cfg.max_tokens)
-        if len(prompt) >= max_len:
-            raise ValueError(f"a prompt of {len(prompt)} tokens leaves no room in a context of {self.model.cfg.max_len}")
-        steps = max_len - len(prompt)
-        generator = torch.Generator().manual_seed(seed)
-        uniforms = torch.rand((steps, n), generator=generator, dtype=torch.float64).numpy()  # one per row and step
+        max_len = self.model.cfg.max_len
+        steps = min(cfg.max_notes + 1, max_len - len(prompt))
+        if steps < 1:
+            raise HarmonixrError(f"a prompt of {len(prompt)} positions leaves no room in a context of {max_len}")
         if self.decoder is None:
-            self.decoder = make_decoder(self.model, self.backend, self.structure.vocab.fill_id)
-        state = self.structure.state(bar0)
-        feats = np.array([state.step(int(t)) for t in prompt], dtype=np.int64)  # (T, F)
-        logits = self.decoder.start(prompt, feats, n, max_len)  # (n, V)
-        states = [copy.copy(state) for _ in range(n)]
-        out: list[list[int]] = [[] for _ in range(n)]
-        stops = set(stop_ids)
-        done = [False] * n
-        filtered = cfg.top_k or cfg.top_p < 1.0 or cfg.min_p > 0.0
+            self.decoder = make_decoder(self.model, self.backend)
+        heads = self.decoder.heads
+        uniforms = torch.rand((steps, n, K), generator=torch.Generator().manual_seed(seed), dtype=torch.float64).numpy()
+        h = self.decoder.start(prompt, n, max_len)  # (n, C)
+        states = [state.copy() for _ in range(n)]
+        notes = [np.zeros((0, NOTE_WIDTH), dtype=np.int64) for _ in range(n)]
+        made: list[list[np.ndarray]] = [[] for _ in range(n)]
+        traces: list[list[dict]] = [[] for _ in range(n)]
+        done = np.zeros(n, dtype=bool)
+        ended = np.zeros(n, dtype=bool)
+        note_embedding = heads.lookup(COL["type"], np.full(n, NOTE))  # (n, C)
         choice = np.zeros(n, dtype=np.int64)
+        last_rows = np.repeat(prompt[-1:], n, axis=0)
+        taken = 0
         for step in range(steps):
             if self.deadline is not None and time.monotonic() > self.deadline:
-                raise SamplingTimeout(f"sampling stopped at the time limit after {step} tokens")
-            if constraint is not None:
-                logits = constraint.apply(logits)
-            if filtered:  # the filters work on tempered logits
-                draw(filter_logits(logits, cfg).astype(np.float32), 1.0, uniforms[step], choice)
-            else:
-                draw(logits, cfg.temperature, uniforms[step], choice)
-            tokens = choice.tolist()
-            for row, tok in enumerate(tokens):
-                if not done[row]:
-                    out[row].append(tok)
-                    done[row] = tok in stops
-            if constraint is not None:
-                constraint.advance(tokens)
-            if all(done) or step == steps - 1:
+                raise SamplingTimeout(f"sampling stopped at the time limit after {step} notes")
+            taken = step + 1
+            values = np.zeros((n, K), dtype=np.int64)
+            cond = np.zeros_like(h)
+            masks = [[None] * K for _ in range(n)]
+            # type, with the last-bar rule folded in from the bars the note could go to
+            type_masks = np.stack([grammar.mask(TYPE, s, []) for s in states])
+            dbar_masks = np.stack([grammar.open_bars(s) for s in states])
+            past = np.stack([grammar.end_mass(s) for s in states])
+            type_logits = heads.logits(TYPE, h, cond)
+            dbar_logits = heads.logits(DBAR, h, note_embedding)
+            merged = merge_end(type_logits, dbar_logits, dbar_masks, past, grammar.end_type)
+            drawn_logp = np.zeros((n, K))  # traced: the log-probability of each drawn value (unfiltered)
+            type_logits = np.where(type_masks, merged, -np.inf)
+            self._draw(type_logits, cfg, uniforms[step, :, TYPE], choice)
+            values[:, TYPE] = choice
+            if trace:
+                drawn_logp[:, TYPE] = _drawn_logp(type_logits, choice, cfg.temperature)
+            writing = (choice == NOTE) & ~done
+            for row in range(n):
+                masks[row][TYPE], masks[row][DBAR] = type_masks[row], dbar_masks[row]
+            cond = cond + heads.lookup(COL["type"], values[:, TYPE])
+            for k in range(1, K):
+                if not writing.any():
+                    break
+                logits = dbar_logits if k == DBAR else heads.logits(k, h, cond)
+                if k != DBAR:
+                    for row in np.flatnonzero(writing):
+                        masks[row][k] = grammar.mask(k, states[row], list(values[row, :k]))
+                field_masks = np.stack([masks[row][k] if writing[row] else _first_valid(logits.shape[1])
+                                        for row in range(n)])
+                masked = np.where(field_masks, logits, -np.inf)
+                self._draw(masked, cfg, uniforms[step, :, k], choice)
+                values[:, k] = np.where(writing, choice, 0)
+                if trace:
+                    drawn_logp[:, k] = np.where(writing, _drawn_logp(masked, choice, cfg.temperature), 0.0)
+                cond = cond + heads.lookup(heads.columns[k], values[:, k])
+                if k == TRACK:  # from here on the heads know the track's instrument
+                    programs = place.header.program_of(grammar.vocab)[np.maximum(values[:, k] - 1, 0)]
+                    cond = cond + heads.lookup(COL["program"], programs)
+            for row in range(n):
+                if done[row]:
+                    continue
+                if trace:
+                    traces[row].append({"values": values[row].copy(), "masks": masks[row], "past": past[row].copy(),
+                                        "logp": drawn_logp[row].copy()})
+                if not writing[row]:
+                    done[row], ended[row] = True, values[row, TYPE] == grammar.end_type
+                    continue
+                bar, pos, track, pitch = grammar.advance(states[row], list(values[row]))
+                made[row].append(np.array([bar, pos, values[row, 7] - grammar.vocab.micro_zero, track, pitch,
+                                           values[row, 5] - 1, values[row, 6]], dtype=np.int64))
+            if done.all() or step == steps - 1:
                 break
-            feats = np.array([s.step(t) for s, t in zip(states, tokens)], dtype=np.int64)  # (n, F)
-            logits = self.decoder.step(choice, feats)
-        return out
+            for row in np.flatnonzero(~done):
+                note = made[row][-1]
+                last_rows[row] = row_of_fields(grammar.vocab, values[row], int(note[0]), int(note[1]), place.bar0,
+                                               place.bars, place.header, place.segment, place.hole)
+            h = self.decoder.step(last_rows)
+        for row in range(n):
+            if made[row]:
+                notes[row] = np.stack(made[row])
+        return [Sampled(notes[row], bool(ended[row]), taken, traces[row]) for row in range(n)]
+
+    @staticmethod
+    def _draw(logits: np.ndarray, cfg: SamplingConfig, uniforms: np.ndarray, out: np.ndarray) -> None:
+        if cfg.filtered:  # the filters work on tempered logits
+            draw(filter_logits(logits, cfg).astype(np.float32), 1.0, uniforms, out)
+        else:
+            draw(logits.astype(np.float32), cfg.temperature, uniforms, out)
+
+
+def _drawn_logp(logits: np.ndarray, choice: np.ndarray, temperature: float) -> np.ndarray:
+    """(rows,) log-probability of ``choice`` under softmax(logits / temperature), -inf entries excluded."""
+    z = logits.astype(np.float64) / temperature
+    top = z.max(-1, keepdims=True)
+    norm = np.log(np.exp(z - top).sum(-1)) + top[:, 0]
+    return z[np.arange(len(choice)), choice] - norm
+
+
+def _first_valid(size: int) -> np.ndarray:
+    """A mask for rows that do not write this field (finished rows): any one value, never used."""
+    mask = np.zeros(size, dtype=bool)
+    mask[1] = True
+    return mask

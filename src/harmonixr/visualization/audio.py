@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from symusic import Score
 
+from harmonixr.errors import HarmonixrError
+
 SAMPLE_RATE = 44100
 DRUM_CHANNEL = 9
 TAIL_SECONDS = 1.0  # release after the last note
@@ -30,9 +32,24 @@ def soundfont_path() -> Path:
     return path
 
 
+class NoRenderer(HarmonixrError):
+    """WAV rendering needs TinySoundFont, which ``pip install .`` cannot bring (its dependency pyaudio
+    needs the PortAudio headers to build); ``make`` installs it without that dependency."""
+
+
+def renderer():  # noqa: ANN201 - the tinysoundfont module
+    """The TinySoundFont module, or a :class:`NoRenderer` saying how to install it."""
+    try:
+        import tinysoundfont
+    except ImportError:
+        raise NoRenderer("WAV rendering needs TinySoundFont: pip install --no-deps tinysoundfont==0.3.7 "
+                         "(make does it); the MIDI and PNG files are written without it") from None
+    return tinysoundfont
+
+
 def render_audio(score: Score, sample_rate: int = SAMPLE_RATE, gain: float = -6.0) -> np.ndarray:
     """(samples, 2) float32 stereo of ``score``."""
-    import tinysoundfont
+    tinysoundfont = renderer()
 
     seconds_score = score.to("second")
     events: list[tuple[float, int, int, int, int]] = []  # (time s, order: off before on, channel, key, velocity)
@@ -52,7 +69,7 @@ def render_audio(score: Score, sample_rate: int = SAMPLE_RATE, gain: float = -6.
     events.sort()
     end = (events[-1][0] if events else 0.0) + TAIL_SECONDS
     if end > MAX_SECONDS:
-        raise ValueError(f"{end:.0f} s of audio is more than the {MAX_SECONDS} s the renderer allows")
+        raise HarmonixrError(f"{end:.0f} s of audio is more than the {MAX_SECONDS} s the renderer allows")
     chunks, now = [], 0
     for time_s, is_on, channel, key, velocity in events:
         sample = int(time_s * sample_rate)

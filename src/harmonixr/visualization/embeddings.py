@@ -1,6 +1,6 @@
-"""What the model learned about its vocabulary: token embeddings in 2-D, and two measured answers.
+"""What the model learned about its vocabulary: field embeddings in 2-D, and measured answers.
 
-:func:`plot_embeddings` projects the input embeddings of the Pitch, Velocity and Duration tokens
+:func:`plot_embeddings` projects the input embeddings of the pitch, velocity and duration values
 with PCA and t-SNE (scikit-learn) and colours them by pitch class, octave, velocity and length.
 :func:`embedding_facts` answers with numbers what the pictures suggest:
 
@@ -26,21 +26,22 @@ from sklearn.manifold import TSNE  # noqa: E402
 from harmonixr.visualization.figures import save_figure  # noqa: E402
 
 
-def token_values(tokenizer, family: str) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001 - HarmonixrTokenizer
-    """(ids, values) of the tokens of ``family`` (Pitch, Velocity: int; Duration: quarter notes)."""
-    ids, values = [], []
-    for token, i in tokenizer.vocab.items():
-        name, _, value = token.partition("_")
-        if name != family:
-            continue
-        if family == "Duration":
-            beats, ticks, res = (int(x) for x in value.split("."))
-            values.append(beats + ticks / res)
-        else:
-            values.append(float(value))
-        ids.append(i)
-    order = np.argsort(values)
-    return np.asarray(ids)[order], np.asarray(values)[order]
+def token_values(vocab, family: str) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001 - NoteVocab
+    """(rows of the embedding table, values) of one field: ``Pitch`` (the melodic range),
+    ``Velocity`` (1-127) or ``Duration`` (quarter notes)."""
+    from harmonixr.tokens.vocab import COL
+
+    if family == "Pitch":
+        low, high = vocab.spec.pitch_range
+        values = np.arange(low, high + 1)
+        stored = values + 1
+    elif family == "Velocity":
+        values = stored = np.arange(1, 128)
+    else:
+        values = vocab.durations / vocab.grid
+        stored = np.arange(1, len(values) + 1)
+    column = COL[{"Pitch": "pitch", "Velocity": "vel", "Duration": "dur"}[family]]
+    return vocab.offsets[column] + stored, values.astype(float)
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:

@@ -19,8 +19,8 @@ from typing import Any
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # nothing leaves the machine
 import gradio as gr  # noqa: E402 - after the environment is set
 
-from harmonixr.data.tokenize import instrument_name  # noqa: E402
 from harmonixr.generation.demo import EXAMPLES  # noqa: E402
+from harmonixr.tokens.vocab import instrument_name  # noqa: E402
 from harmonixr.web.page import NO_RESULTS, Page, refusing  # noqa: E402
 from harmonixr.web.studio import Desk, Studio  # noqa: E402
 
@@ -36,7 +36,7 @@ def build_page(studio: Studio) -> gr.Blocks:
     """The studio's page; every event calls a :class:`Page` handler."""
     page = Page(studio)
     limits = studio.limits
-    styles = list(studio.gen.tokenizer.styles)
+    styles = list(studio.gen.vocab.styles)
     with gr.Blocks(title="Harmonixr studio", analytics_enabled=False) as blocks:
         desk = gr.State(Desk())
         gr.Markdown(INTRO)

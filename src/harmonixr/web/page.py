@@ -18,7 +18,7 @@ from typing import Any
 
 import gradio as gr
 
-from harmonixr.data.tokenize import instrument_name
+from harmonixr.tokens.vocab import instrument_name
 from harmonixr.visualization.audio import write_wav
 from harmonixr.visualization.interactive import pianoroll_figure
 from harmonixr.web.studio import Desk, Knobs, NewPiece, Request, Studio, StudioError, Take
@@ -78,9 +78,9 @@ class Page:
         figure = pianoroll_figure(v.score(), before, v.region, f"variation {k + 1}", height=300)
         names = [str(i + 1) for i in range(len(desk.variations))]
         pick_b = names[1] if len(names) > 1 else names[0]
-        closed = "closed by the model" if v.finished else "cut at the token budget"
+        closed = "closed by the model" if v.finished else "cut at the note budget"
         text = (f"{len(names)} variation(s) of **{desk.request.get('op')}**, seed {desk.request['knobs']['seed']}; "
-                f"variation {k + 1}: {v.notes} notes, {v.tokens} tokens, {closed}")
+                f"variation {k + 1}: {v.notes} notes, {closed}")
         return (desk, gr.update(choices=names, value=names[k]), figure, v.wav, [v.midi, v.wav],
                 gr.update(choices=names, value=names[0]), gr.update(choices=names, value=pick_b), text)
 

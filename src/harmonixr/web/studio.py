@@ -24,15 +24,16 @@ from pathlib import Path
 
 from symusic import Score
 
-from harmonixr.data.tokenize import instrument_name
 from harmonixr.data.validate import RejectError
+from harmonixr.errors import HarmonixrError
 from harmonixr.generation.demo import EXAMPLES, example_score
-from harmonixr.generation.modes import Generator, MusicRules, Result, control_tokens
+from harmonixr.generation.modes import Generator, MusicRules, Result
 from harmonixr.generation.outputs import write_result
 from harmonixr.generation.piece import GenerationError, Piece, Region
 from harmonixr.generation.refine import refine
 from harmonixr.rl.preferences import PreferenceError, PreferenceStore
 from harmonixr.sampling.sampler import SamplingConfig, SamplingTimeout
+from harmonixr.tokens.vocab import instrument_name
 from harmonixr.web.config import StudioConfig
 
 OPS = ("infill", "continue", "add-track", "refine", "generate")
@@ -40,7 +41,7 @@ UPLOAD_SUFFIXES = (".mid", ".midi")
 PIECES_KEPT = 32  # tokenized takes kept in memory (every keystroke in the region box asks for one)
 
 
-class StudioError(ValueError):
+class StudioError(HarmonixrError):
     """A request the studio refuses or cannot carry out; the message is shown to the visitor."""
 
 
@@ -64,7 +65,7 @@ class Variation:
     wav: str
     region: tuple[int, int | None]  # ticks rewritten (end None: to the end)
     notes: int
-    tokens: int
+    positions: int  # model steps (a note each, and the end)
     finished: bool  # the model closed the region itself
 
     def score(self) -> Score:
@@ -206,15 +207,13 @@ class Studio:
         for k, result in enumerate(results):
             midi, wav = write_result(result, folder / f"variation-{k + 1}.mid", before, wav=True, excerpt=True)
             variations.append(Variation(str(midi), str(wav), (result.start_tick, result.end_tick), result.notes,
-                                        result.tokens, result.finished))
+                                        result.positions, result.finished))
         desk.variations = variations
         desk.request = {"source": desk.take.name if desk.take else "", **asdict(request),
                         "style": desk.take.style if desk.take and request.op != "generate" else request.new.style}
         desk.last = request
         if request.op == "generate":
-            header = self.gen.new_piece(list(request.new.instruments), request.new.style, request.new.tempo,
-                                        request.new.time_signature, self._controls(request)).header
-            desk.request["prompt_ids"] = [int(i) for i in header]
+            desk.request["controls"] = [int(v) for v in self.gen.header_values(request.new.tempo, self._controls(request))]
         return variations
 
     def again(self, desk: Desk) -> list[Variation]:
@@ -267,13 +266,13 @@ class Studio:
 
     def _region(self, request: Request) -> Region:
         try:
-            return Region.parse(request.region, self.gen.vocab.grid, request.tracks)
+            return Region.parse(request.region, self.gen.vocab.grid, request.tracks)  # beats: quarter notes
         except GenerationError as exc:
             raise StudioError(str(exc)) from None
 
-    def _controls(self, request: Request) -> list[str]:
+    def _controls(self, request: Request) -> dict[str, float]:
         new = request.new
-        return control_tokens(self.gen.tokenizer, new.tempo, new.density, None, new.loudness)
+        return {k: v for k, v in (("density", new.density), ("loudness", new.loudness)) if v is not None}
 
     def _results(self, piece: Piece | None, request: Request, sampling: SamplingConfig) -> list[Result]:
         gen, knobs, n = self.gen, request.knobs, request.knobs.variations

@@ -1,22 +1,22 @@
-"""Normalization: a parsed score becomes exactly what the vocabulary can represent.
+"""Normalization: a parsed score becomes what the note vocabulary can represent, in its own ticks.
 
-After :func:`normalize`, ``tokenizer.decode(tokenizer.encode(score))`` gives back every note of
-``score`` (pitch, onset, duration, velocity, track) unchanged. The steps, in order:
+After :func:`normalize`, :func:`harmonixr.tokens.notes.encode_score` writes every note (onset to
+1/16 of a grid step, pitch, duration bin, exact velocity, track) and decoding gives them back.
+The steps, in order:
 
 1. empty tracks are dropped; drum tracks are merged into one; if more melodic tracks remain than
    there are track slots, tracks of the same program are merged (and the file is rejected when
    that is still too many);
 2. melodic pitches outside the vocabulary's range are folded by octaves into it; drum hits outside
-   the drum range are dropped; zero-length notes get the shortest grid duration (step 4);
+   the drum range are dropped; zero-length notes get one tick;
 3. overlapping notes of the same pitch in one track are trimmed so that the earlier one ends where
    the later one starts (identical onsets keep the longer note);
-4. a piece whose time signatures mix denominators (2/2 then 6/8) has them rewritten over the
-   largest one with bar lengths kept (8/8 then 6/8): miditok's duration bins assume one beat unit;
-5. miditok's preprocessing snaps onsets to the grid (12 steps per beat by default: 16ths and
-   triplets), durations to the duration vocabulary, velocities and tempos to their bins, and drops
-   time signatures the vocabulary lacks (bars then follow the previous one).
+4. time signatures no meter can have (numerator 0, a denominator that is not a power of two) are
+   dropped.
 
-Velocity, tempo changes, time signatures, programs, track names and drums are all kept.
+Onsets are not moved: the grid position and the offset from it are both kept (micro-timing), so
+performed MIDI keeps its feel. Velocity, tempo changes, time signatures, programs, track names and
+drums are all kept.
 """
 
 from __future__ import annotations
@@ -26,11 +26,10 @@ from dataclasses import dataclass, fields
 import numpy as np
 from symusic import Note, Score, TimeSignature, Track
 
-from harmonixr.data.tokenize import HarmonixrTokenizer
 from harmonixr.data.validate import Reason, RejectError
+from harmonixr.tokens.vocab import METERS, NoteVocab
 
 MEANINGFUL_DENOMINATORS = (1, 2, 4, 8, 16, 32, 64)
-MAX_NUMERATOR = 255  # a MIDI time signature's numerator is one byte
 
 
 @dataclass
@@ -42,7 +41,6 @@ class NormalizeReport:
     drums_dropped: int = 0
     zero_length_fixed: int = 0
     overlaps_trimmed: int = 0
-    time_signatures_rewritten: int = 0
     unsupported_time_signatures: int = 0
     invalid_time_signatures_dropped: int = 0  # numerator 0, or a denominator that is not 1, 2, 4 ... 64
 
@@ -50,10 +48,10 @@ class NormalizeReport:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def normalize(score: Score, tokenizer: HarmonixrTokenizer, path: str = "<score>") -> tuple[Score, NormalizeReport]:
+def normalize(score: Score, vocab: NoteVocab, path: str = "<score>") -> tuple[Score, NormalizeReport]:
     """Return a normalized copy of ``score`` (the input is not modified) and what changed."""
     report = NormalizeReport()
-    spec = tokenizer.spec
+    spec = vocab.spec
     score = score.copy()
     _merge_tracks(score, spec.max_tracks, report, path)
     low, high = spec.pitch_range
@@ -72,20 +70,15 @@ def normalize(score: Score, tokenizer: HarmonixrTokenizer, path: str = "<score>"
         zero = notes["duration"] <= 0
         report.zero_length_fixed += int(zero.sum())
         notes["duration"] = np.where(zero, 1, notes["duration"]).astype(notes["duration"].dtype)
+        notes["velocity"] = np.clip(notes["velocity"], 1, 127).astype(notes["velocity"].dtype)
         report.overlaps_trimmed += _trim_same_pitch_overlaps(notes)
         track.notes = Note.from_numpy(**notes)
-    supported = tokenizer.miditok.time_signatures
     report.invalid_time_signatures_dropped = _drop_invalid_time_signatures(score)
-    report.time_signatures_rewritten, unfit = _common_denominator(score)
-    report.invalid_time_signatures_dropped += unfit
-    report.unsupported_time_signatures = sum(
-        (ts.numerator, ts.denominator) not in supported for ts in score.time_signatures
-    )
+    report.unsupported_time_signatures = sum((ts.numerator, ts.denominator) not in METERS for ts in score.time_signatures)
     score.tracks = [t for t in score.tracks if t.note_num() > 0]
-    normalized = tokenizer.quantize(score)
-    if sum(t.note_num() for t in normalized.tracks) == 0:
+    if sum(t.note_num() for t in score.tracks) == 0:
         raise RejectError(path, Reason.NO_NOTES, "no notes left after normalization")
-    return normalized, report
+    return score, report
 
 
 def _drop_invalid_time_signatures(score: Score) -> int:
@@ -96,21 +89,6 @@ def _drop_invalid_time_signatures(score: Score) -> int:
     if dropped:
         _set_time_signatures(score, valid)
     return dropped
-
-
-def _common_denominator(score: Score) -> tuple[int, int]:
-    """Rewrite time signatures over the largest denominator present; return (how many changed,
-    how many were dropped because the rewritten numerator would not fit a MIDI byte)."""
-    denominators = {ts.denominator for ts in score.time_signatures}
-    if len(denominators) < 2:
-        return 0, 0
-    common = max(denominators)
-    rewritten = [TimeSignature(ts.time, ts.numerator * common // ts.denominator, common)
-                 for ts in score.time_signatures if ts.numerator * common // ts.denominator <= MAX_NUMERATOR]
-    changed = sum(ts.denominator != common for ts in score.time_signatures)
-    dropped = len(score.time_signatures) - len(rewritten)
-    _set_time_signatures(score, rewritten)
-    return changed - dropped, dropped
 
 
 def _set_time_signatures(score: Score, signatures: list[TimeSignature]) -> None:

@@ -1,7 +1,7 @@
 """Checkpoints as directories of safetensors and JSON (nothing is ever unpickled).
 
-A checkpoint directory holds ``model.safetensors``, ``config.json`` (the model config, the training
-config and the feature sizes) and ``tokenizer.json``; a resumable one adds ``optimizer.safetensors``
+A checkpoint directory holds ``model.safetensors``, ``config.json`` (the model config and the
+training config) and ``tokenizer.json``; a resumable one adds ``optimizer.safetensors``
 and ``trainer_state.json`` (step, early-stopping state, the torch random state). Writes are atomic:
 the new directory is written beside the old one and swapped in by two renames, and a reader that
 finds no ``latest`` after a crash between them falls back to ``latest.old``. The next write first
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,35 +21,34 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
 from harmonixr.config import from_dict, to_dict
-from harmonixr.data.tokenize import HarmonixrTokenizer
-from harmonixr.models.baselines import build_model
+from harmonixr.errors import HarmonixrError
 from harmonixr.models.config import ModelConfig
+from harmonixr.models.transformer import NoteTransformer
+from harmonixr.tokens.vocab import NoteVocab
 
 MODEL_FILE, CONFIG_FILE = "model.safetensors", "config.json"
 OPTIMIZER_FILE, STATE_FILE = "optimizer.safetensors", "trainer_state.json"
-FORMAT = 1
+FORMAT = 2  # 2: the note-level model
 
 
-class CheckpointError(ValueError):
+class CheckpointError(HarmonixrError):
     """A checkpoint directory is missing, incomplete or not a Harmonixr checkpoint."""
 
 
 @dataclass
 class Loaded:
-    model: nn.Module
-    tokenizer: HarmonixrTokenizer
+    model: NoteTransformer
+    vocab: NoteVocab
     model_config: ModelConfig
     meta: dict[str, Any]  # everything else config.json holds (training config, step, ...)
 
-    @property
-    def infill_layout(self) -> str:
-        """The infill prompt layout the model was trained with: a fine-tune by reinforcement learning
-        keeps its start's (``infill_layout`` in its config); "context" for checkpoints that predate the choice."""
-        trained = self.meta.get("train", {}).get("objective", {}).get("infill_layout", "context")
-        return self.meta.get("infill_layout", trained)
+
+def build_model(cfg: ModelConfig, vocab: NoteVocab) -> NoteTransformer:
+    """A freshly initialised model of shape ``cfg`` for ``vocab``'s columns."""
+    return NoteTransformer(replace(cfg, column_sizes=dict(vocab.sizes)))
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, tokenizer: HarmonixrTokenizer, meta: dict[str, Any],
+def save_checkpoint(path: str | Path, model: nn.Module, vocab: NoteVocab, meta: dict[str, Any],
                     optimizer: torch.optim.Optimizer | None = None, state: dict[str, Any] | None = None) -> Path:
     """Write a checkpoint directory atomically (replacing any checkpoint already at ``path``)."""
     path = Path(path)
@@ -59,7 +58,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, tokenizer: HarmonixrToke
     save_model(model, str(tmp / MODEL_FILE))
     config = {"format": FORMAT, "model": to_dict(model.cfg), **meta}
     (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=1))
-    tokenizer.save(tmp)
+    vocab.save(tmp)
     if optimizer is not None:
         tensors, groups = _flatten_optimizer(optimizer)
         tensors["torch_rng"] = torch.get_rng_state()
@@ -92,18 +91,22 @@ def read_config(path: str | Path) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"{path / CONFIG_FILE}: unreadable ({exc})") from exc
     if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise CheckpointError(f"{path / CONFIG_FILE}: not a Harmonixr checkpoint config (format {FORMAT})")
+        found = config.get("format") if isinstance(config, dict) else None
+        raise CheckpointError(f"{path / CONFIG_FILE}: not a Harmonixr note-level checkpoint (format {found}, "
+                              f"expected {FORMAT})")
     return config
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loaded:
-    """Model (in eval mode), tokenizer and configs of a checkpoint directory."""
+    """Model (in eval mode), vocabulary and configs of a checkpoint directory."""
     path = resolve(path)
     config = read_config(path)
     model_config = from_dict(ModelConfig, config.pop("model"), where=str(path / CONFIG_FILE))
-    tokenizer = HarmonixrTokenizer.from_file(path)
-    model = load_model_weights(path, build_model(model_config, config["feature_sizes"]))
-    return Loaded(model.to(device).eval(), tokenizer, model_config, config)
+    vocab = NoteVocab.from_file(path)
+    if dict(vocab.sizes) != model_config.column_sizes:
+        raise CheckpointError(f"{path}: its tokenizer's columns differ from the model's")
+    model = load_model_weights(path, NoteTransformer(model_config))
+    return Loaded(model.to(device).eval(), vocab, model_config, config)
 
 
 def load_model_weights(path: str | Path, model: nn.Module) -> nn.Module:
@@ -116,14 +119,12 @@ def load_model_weights(path: str | Path, model: nn.Module) -> nn.Module:
     return model
 
 
-def start_from(path: str | Path, model: nn.Module, tokenizer: HarmonixrTokenizer) -> nn.Module:
-    """Fine-tuning: load another run's weights into a fresh ``model``; its tokenizer must be ``tokenizer``
-    (the same tokens with the same ids), else the weights would mean other tokens."""
+def start_from(path: str | Path, model: nn.Module, vocab: NoteVocab) -> nn.Module:
+    """Fine-tuning: load another run's weights into a fresh ``model``; its vocabulary must be
+    ``vocab`` (the same values with the same ids), else the weights would mean other things."""
     path = resolve(path)
-    theirs = HarmonixrTokenizer.from_file(path)
-    if theirs.vocab != tokenizer.vocab:
-        raise CheckpointError(f"{path}: its tokenizer differs from the corpus's ({len(theirs)} tokens against "
-                              f"{len(tokenizer)}), so its weights cannot start this run")
+    if not NoteVocab.from_file(path).same_as(vocab):
+        raise CheckpointError(f"{path}: its vocabulary differs from the corpus's, so its weights cannot start this run")
     return load_model_weights(path, model)
 
 
