@@ -64,7 +64,7 @@ scaling: $(STAMP)
 
 # The n-gram baseline of the likelihood tables -> runs/ngram
 ngram: $(STAMP)
-	$(VENV)/bin/harmonixr ngram --config configs/default.yaml --examples 40000 --order 6 --out runs/ngram
+	$(VENV)/bin/harmonixr ngram --config configs/default.yaml --examples 4000 --order 6 --out runs/ngram
 
 # The evaluation report of the shipped model on the test split of every source (needs make
 # prepare-all; the n-gram of make ngram is a baseline when present).

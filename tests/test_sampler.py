@@ -109,12 +109,10 @@ def test_every_sampled_note_is_where_the_rules_say(model, vocab: NoteVocab, firs
         order = key * 10_000 + notes[:, TRACK] * 200 + notes[:, PITCH]
         assert (np.diff(order) > 0).all(), "reading order, no note twice"
         if poly < 1 << 30:
-            starts = key / (vocab.max_positions + 1)
-            quarters = notes[:, BAR] * 4 + notes[:, POS] / vocab.grid
-            ends = quarters + vocab.durations[notes[:, 5]] / vocab.grid
-            for q in quarters:
-                assert ((quarters <= q) & (ends > q)).sum() <= poly
-            del starts
+            onsets = notes[:, BAR] * BAR_POSITIONS[0] + notes[:, POS]  # grid steps: exact integer comparisons
+            ends = onsets + vocab.durations[notes[:, 5]]
+            for t in onsets:
+                assert ((onsets <= t) & (ends > t)).sum() <= poly
 
 
 def test_the_last_bar_rule_moves_the_mass_past_the_region_to_the_end() -> None:

@@ -169,3 +169,45 @@ def test_requests_beyond_the_limits_are_refused(gen, tmp_path) -> None:
     with pytest.raises(StudioError, match="longer than the 0 s allowed"):
         quick.run(chorale_desk(quick), Request("infill", "3-4"))
     assert gen.sampler.deadline is None  # the limit ends with the request
+
+
+def test_tiny_uploads_cannot_fill_the_disk(gen, tmp_path) -> None:
+    """A 36-byte MIDI of one note held 9.2 minutes, uploaded again and again: its audio is cut at
+    ``max_audio_seconds`` and the studio's folder stays under ``max_workdir_mb``, oldest files going first."""
+    held = tmp_path / "held.mid"
+    score = Score(480)
+    score.tracks.append(Track("held", 0))
+    score.tracks[0].notes.append(Note(0, int(9.2 * 60 * 2 * 480), 60, 90))  # 120 bpm: 2 quarters a second
+    score.dump_midi(str(held))
+    assert held.stat().st_size < 64
+    (tmp_path / "studio" / "results").mkdir(parents=True)
+    (tmp_path / "studio" / "results" / "left-over.wav").write_bytes(b"\0" * 1000)
+    studio = make_studio(gen, tmp_path, max_audio_seconds=20.0, max_workdir_mb=6)
+    assert not (studio.workdir / "results" / "left-over.wav").exists()  # what an earlier run left is gone
+    sizes = []
+    for _ in range(8):
+        wav = Path(studio.audio(studio.open_upload(held, "held.mid")))
+        with wave.open(str(wav)) as f:
+            assert f.getnframes() / f.getframerate() <= 20.0 + 1.0 + 0.01  # the cap, and the release tail
+        sizes.append(sum(p.stat().st_size for p in studio.workdir.rglob("*") if p.is_file()))
+    assert max(sizes) <= 6 * 1024 * 1024
+    assert len(list((studio.workdir / "uploads").glob("*.wav"))) < 8  # the oldest went
+
+
+def test_the_prompt_and_the_per_track_controls_steer_an_infill(gen, tmp_path) -> None:
+    """The table shows each track's controls as inferred around the region; a value set there (a
+    track told to be silent) and the prompt's words reach the fill, and the prompt's reading is kept."""
+    studio = make_studio(gen, tmp_path)
+    desk = chorale_desk(studio)
+    rows = studio.inferred_controls(desk.take, "3-4")
+    assert [r[0] for r in rows] == [1, 2, 3, 4] and all(r[2] > 0 and 1 <= r[3] <= 127 for r in rows)
+    request = Request("infill", "3-4", knobs=Knobs(variations=1), prompt="very loud",
+                      controls=((1, 0.0, None),))  # track 2 silent
+    v = studio.run(desk, request)[0]
+    start, end = v.region
+    made = v.score()
+    assert not [n for n in made.tracks[1].notes if start <= n.time < end]
+    others = [n.velocity for k in (0, 2, 3) for n in made.tracks[k].notes if start <= n.time < end]
+    assert others and "'very loud' -> loudness 115" in desk.parsed
+    with pytest.raises(StudioError, match="two values of tempo"):
+        studio.run(desk, replace(request, prompt="slow and fast"))

@@ -77,7 +77,8 @@ def test_infill_hear_download_choose_keep_undo(page, server, tmp_path) -> None:
 
     original = example_score("chorale")
     bars = bar_ticks(original)
-    midi = download(page, "#downloads a[download='variation-1.mid']", tmp_path / "v1.mid")
+    named = "bach-chorale-bwv-66-6-4-voices-infill-bars-3-4-1.mid"  # the piece, the operation, the bars, the variation
+    midi = download(page, f"#downloads a[download='{named}']", tmp_path / "v1.mid")
     assert assert_kept(original, Score(str(midi)), bars[2], bars[4], set(range(4))) > 0
 
     page.fill("#who textarea", "e2e")
@@ -92,13 +93,44 @@ def test_infill_hear_download_choose_keep_undo(page, server, tmp_path) -> None:
     page.fill("#seed input", "0")
     page.click("#infill")
     wait_text(page, "#result-text", "seed 0;")
-    assert download(page, "#downloads a[download='variation-1.mid']", tmp_path / "again.mid").read_bytes() == \
+    assert download(page, f"#downloads a[download='{named}']", tmp_path / "again.mid").read_bytes() == \
         midi.read_bytes()
 
     page.click("#keep")
     wait_text(page, "#summary", "+ infill")
     page.click("#undo")
     wait_text(page, "#summary", "Bach, chorale BWV 66.6 (4 voices):")
+    page.click("#again")  # after undo, try again still knows the last request
+    wait_text(page, "#result-text", "seed 2;")
+
+
+def test_the_prompt_and_the_per_track_controls_from_the_page(page, tmp_path) -> None:
+    """The controls table shows each track's inferred values for the region; a track set to 0 notes
+    stays silent, the prompt's reading is shown, and a contradictory prompt is refused by name."""
+    page.click("#load-example")
+    wait_text(page, "#summary", "4 tracks, 10 bars")
+    page.fill("#region textarea", "3-4")
+    page.locator("#region textarea").blur()
+    wait_text(page, "#controls", "Soprano")
+    table = page.inner_text("#controls")
+    assert all(name in table for name in ("Soprano", "Alto", "Tenor", "Bass"))
+    cell = page.locator("#controls [data-testid='cell-1-2']")  # track 2, notes per bar
+    cell.dblclick()
+    page.keyboard.press("Control+a")
+    page.keyboard.type("0")
+    page.keyboard.press("Enter")
+    page.fill("#prompt textarea", "very loud")
+    page.fill("#variations input[type=number]", "1")
+    page.locator("#variations input[type=number]").press("Enter")
+    page.click("#infill")
+    wait_text(page, "#result-text", "Prompt read as: 'very loud' -> loudness 115")
+    made = Score(str(download(page, "#downloads a[download$='-1.mid']", tmp_path / "made.mid")))
+    bars = bar_ticks(example_score("chorale"))
+    assert not [n for n in made.tracks[1].notes if bars[2] <= n.time < bars[4]]  # the alto, told 0 notes
+    assert [n for n in made.tracks[0].notes if bars[2] <= n.time < bars[4]]
+    page.fill("#prompt textarea", "slow and fast")
+    page.click("#infill")
+    wait_text(page, ".toast-wrap", "two values of tempo")
 
 
 def test_uploads_good_corrupt_and_oversize(page, tmp_path) -> None:
@@ -121,3 +153,36 @@ def test_uploads_good_corrupt_and_oversize(page, tmp_path) -> None:
     summary = page.inner_text("#summary")  # the piece that was open stays open, shown as it was
     assert "mine.mid" in summary and "Error" not in summary
     assert page.locator("#roll .js-plotly-plot").count() == 1
+
+
+def _call(url: str, api: str, data: list) -> str:
+    """A raw call of Gradio's HTTP API (as a visitor's script would send it): the event's stream."""
+    import httpx
+
+    url = url.rstrip("/")
+    posted = httpx.post(f"{url}/gradio_api/call/{api}", json={"data": data}, timeout=60)
+    assert posted.status_code == 200, posted.text
+    event = posted.json()["event_id"]
+    return httpx.get(f"{url}/gradio_api/call/{api}/{event}", timeout=120).text
+
+
+def test_the_upload_api_opens_only_uploaded_files(server, tmp_path) -> None:
+    """Through Gradio's HTTP API a visitor can name any path of the server in a FileData: what was
+    not uploaded is refused (by Gradio, and again by the studio); an upload opens."""
+    import httpx
+
+    url, folder = server
+    outside = tmp_path / "not-uploaded.mid"
+    inside = folder / "not-uploaded.mid"  # in the studio's own folder, which Gradio serves
+    for secret in (outside, inside):
+        example_score("folk").dump_midi(str(secret))
+        forged = {"path": str(secret), "meta": {"_type": "gradio.FileData"}, "orig_name": "song.mid"}
+        refused = _call(url, "upload", [forged, "unknown", "5-8"])
+        assert f"{Score(str(secret)).note_num()} notes" not in refused
+        assert "event: error" in refused or "not a file uploaded" in refused
+    mine = tmp_path / "mine.mid"
+    example_score("folk").dump_midi(str(mine))
+    with mine.open("rb") as f:
+        path = httpx.post(f"{url.rstrip('/')}/gradio_api/upload", files={"files": ("mine.mid", f)}, timeout=60).json()[0]
+    sent = {"path": path, "meta": {"_type": "gradio.FileData"}, "orig_name": "mine.mid"}
+    assert f"{Score(str(mine)).note_num()} notes" in _call(url, "upload", [sent, "unknown", "5-8"])

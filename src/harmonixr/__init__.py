@@ -3,6 +3,7 @@
 The common entry points, importable from the package itself (loaded on first use)::
 
     from harmonixr import Generator, Region, SamplingConfig, MusicRules, TrackControls, write_result
+    from harmonixr import parse_prompt, track_controls  # text prompts -> settings and per-track controls
 
 The pipeline, by package: :mod:`harmonixr.data` (sources, validation, prepared corpora) ->
 :mod:`harmonixr.tokens` (notes as rows, the prompt format) -> :mod:`harmonixr.models` ->
@@ -26,6 +27,8 @@ _EXPORTS = {
     "SamplingConfig": "harmonixr.sampling.sampler",
     "TrackControls": "harmonixr.tokens.prompt",
     "write_result": "harmonixr.generation.outputs",
+    "parse_prompt": "harmonixr.generation.text",
+    "track_controls": "harmonixr.generation.text",
     "HarmonixrError": "harmonixr.errors",
 }
 __all__ = sorted(_EXPORTS)

@@ -8,13 +8,14 @@ writes the results with :func:`write_result` and prints what it wrote.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "harmonixr-small"
 MAX_VARIATIONS = 64  # one call samples them in one batch: the memory grows with it
-MAX_BARS = 512  # new bars of a continuation or a new piece
+MAX_BARS = 128  # new bars of a continuation or a new piece (about 5 minutes at 100 bpm)
 TEMPO_RANGE = (10.0, 1000.0)  # bpm, as the file limits
 
 
@@ -88,6 +89,8 @@ def _common(p: argparse.ArgumentParser, out_required: bool = True) -> None:
                         "density (onsets per bar, 0: silent), loudness (mean velocity), chord (notes at once), "
                         "low/high (pitches), e.g. 3:density=0 or 10:density=8,loudness=100; by default each is "
                         "measured on the bars around the region")
+    p.add_argument("--prompt", help="what you want, in words, e.g. 'sad slow jazz piano, sparse, loud drums' "
+                                    "(style, tempo, mode or key, density, loudness, instruments; the parse is printed)")
     o = p.add_argument_group("output")
     o.add_argument("-o", "--out", required=out_required, help="output MIDI file (several variations: OUT-1.mid, ...)")
     o.add_argument("--png", action="store_true", help="also write a piano roll (original above, region shaded)")
@@ -144,6 +147,39 @@ def check(args: argparse.Namespace) -> None:
             Region.parse(getattr(args, flag), 12)  # the syntax; the piece's meter places the beats later
     if getattr(args, "tracks", None) and min(args.tracks) < 1:
         refuse("--tracks", ",".join(map(str, args.tracks)), "tracks count from 1")
+    args.parsed = _parse_prompt(args)
+
+
+GENERATE_DEFAULTS = {"style": "pop", "tempo": 120.0, "instruments": (0,), "density": None, "loudness": None, "key": None}
+
+
+def _parse_prompt(args: argparse.Namespace):  # noqa: ANN202 - ParsedPrompt | None
+    """``--prompt`` read with the checkpoint's styles (its tokenizer file; the weights load later).
+    For a new piece, what the prompt sets replaces the flags' defaults; a flag given and set
+    otherwise by the prompt is refused."""
+    if not getattr(args, "prompt", None):
+        return None
+    from harmonixr.generation.text import parse_prompt, prompt_key
+    from harmonixr.tokens.vocab import NoteVocab
+
+    parsed = parse_prompt(args.prompt, NoteVocab.from_file(_model(args)).styles)
+    if args.verb != "generate":
+        if parsed.style and args.style == "unknown":
+            args.style = parsed.style  # the style label of the input
+        return parsed
+    key = prompt_key(parsed)
+    asked = {"style": parsed.style, "tempo": parsed.tempo, "instruments": tuple(parsed.instruments) or None,
+             "density": parsed.density, "loudness": parsed.loudness, "key": str(key) if key else None}
+    for flag, value in asked.items():
+        given = getattr(args, flag)
+        if value is None:
+            continue
+        if given != GENERATE_DEFAULTS[flag] and given != value:
+            from harmonixr.generation.text import PromptError
+
+            raise PromptError(f"--{flag} {given} and the prompt's {value}: keep one")
+        setattr(args, flag, value)
+    return parsed
 
 
 def _settings(args: argparse.Namespace, score=None):
@@ -155,6 +191,12 @@ def _settings(args: argparse.Namespace, score=None):
     rules = {}
     if args.pitch_range:
         rules["pitch_range"] = args.pitch_range
+    parsed = getattr(args, "parsed", None)
+    if parsed is not None and not args.key and score is not None:
+        from harmonixr.generation.text import prompt_key
+
+        key = prompt_key(parsed, score)
+        args.key = str(key) if key else None
     if args.key:
         if args.key == "auto" and score is None:
             from harmonixr.generation.piece import GenerationError
@@ -179,6 +221,14 @@ def _write(console: Console, args: argparse.Namespace, results: list, before=Non
     from harmonixr.generation.outputs import output_paths, write_result
 
     post = _post(args)
+    parsed = getattr(args, "parsed", None)
+    if parsed is not None:
+        unused = [] if args.verb == "generate" else [
+            f"{what} (a new piece's)" for what, value in (("tempo", parsed.tempo), ("instruments", parsed.instruments))
+            if value]
+        if args.verb == "generate" and any("density" in v for v in parsed.per_instrument.values()):
+            unused.append("an instrument's density (an infill's per-track control)")
+        console.print(f"prompt: {parsed.summary()}" + (f"; not used by {args.verb}: {', '.join(unused)}" if unused else ""))
     incomplete = 0
     for result, path in zip(results, output_paths(args.out, len(results))):
         files = write_result(result, path, before, args.png, args.wav, post)
@@ -193,6 +243,8 @@ def _write(console: Console, args: argparse.Namespace, results: list, before=Non
         if result.notes == 0:
             notes.append("no notes were written")
         incomplete += result.notes == 0 or bool(result.details.get("missing_tracks")) or not result.finished
+        if result.details.get("source") not in (None, "sampled"):
+            notes.append(result.details["source"])
         status = f" ({'; '.join(notes)})" if notes else ""
         console.print(f"{result.mode}: {result.notes} notes, {result.seconds:.2f} s{status} -> "
                       + ", ".join(str(f) for f in files))
@@ -216,7 +268,18 @@ def run_infill(args: argparse.Namespace, console: Console) -> int:
     tracks = tuple(t - 1 for t in args.tracks) if args.tracks else ()
     region = piece.region(args.bars or args.span, tracks)
     sampling, rules, _ = _settings(args, piece.original)
-    results = gen.infill(piece, region, args.variations, sampling, args.seed, rules, controls=_controls(args))
+    controls = _controls(args)
+    if args.parsed is not None:
+        from harmonixr.generation.text import track_controls
+
+        programs = [-1 if t.is_drum else t.program for t in piece.original.tracks]
+        last = region.end[0] if region.end is not None else piece.bars
+        around = piece.tick(max(region.start[0] - 2, 0)), piece.tick(min(last + 2, piece.bars))  # two bars each side
+        playing = [k for k, t in enumerate(piece.original.tracks)
+                   if any(around[0] <= n.time < around[1] for n in t.notes)]
+        controls = {**track_controls(args.parsed, programs, playing), **(controls or {})}
+    results = gen.infill(piece, region, args.variations, sampling, args.seed, rules, controls=controls,
+                         source=args.source)
     return _write(console, args, results, piece.original)
 
 
@@ -242,6 +305,10 @@ def run_generate(args: argparse.Namespace, console: Console) -> int:
                                   ("loudness", args.loudness)) if v is not None}
     results = gen.generate(list(args.instruments), args.style, args.bars, args.tempo, (int(numerator), int(denominator)),
                            controls, args.variations, sampling, args.seed, rules, args.notes)
+    if args.parsed is not None:
+        from harmonixr.generation.text import set_track_loudness
+
+        results = [replace(r, score=set_track_loudness(r.score, args.parsed)) for r in results]
     return _write(console, args, results)
 
 
@@ -291,6 +358,9 @@ def add_generation_verbs(verbs: argparse._SubParsersAction, console: Console) ->
     _input(i)
     i.add_argument("--bars", help="bars A-B (1-based, inclusive), e.g. 5-8")
     i.add_argument("--span", help="beat span BAR:BEAT-BAR:BEAT (end excluded), e.g. 5:3-7:1")
+    i.add_argument("--source", choices=["best", "piece", "sampled"], default="best",
+                   help="best: the most likely of sampled fills and the song's own spans of the region's length; "
+                        "piece: those spans only; sampled: sampled fills only")
     i.add_argument("--tracks", type=_ints, help="tracks to rewrite, 1-based, e.g. 2 or 1,3 (default: all; the others stay)")
     _common(i)
     i.set_defaults(run=partial(run_infill, console=console))

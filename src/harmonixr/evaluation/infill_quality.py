@@ -10,8 +10,9 @@ writes the hole ``samples`` times; each fill is compared with the original notes
 - rhythm overlap: the same on the onsets' positions within the bar (the grid's steps);
 - velocity distance: the absolute difference of the mean velocities.
 
-Methods (:class:`Method`): the model with context on both sides, sampled and greedy; the model
-continuing from the left context only; two trivial baselines: repeat the bar before the hole in
+Methods (:class:`Method`): the model with context on both sides, sampled and greedy, and
+piece-aware (the most likely of sampled fills and the song's own spans); the model continuing
+from the left context only; two trivial baselines: repeat the bar before the hole in
 each of its bars, and copy the hole's length of bars from just before it.
 
 Besides the metrics, each fill's notes are counted per track, so that what a fill does to each
@@ -143,6 +144,7 @@ class Method:
     kind: str
     generator: Generator | None = None
     sampling: SamplingConfig | None = None
+    source: str = "sampled"  # infill: "sampled", or "best" (piece-aware: sampled fills and the song's spans)
 
     @property
     def deterministic(self) -> bool:
@@ -170,7 +172,8 @@ def evaluate_infill(methods: dict[str, Method], holes: list[Hole], samples: int,
                     made = method.generator.continue_(piece, bars=hole.bars, after_bar=hole.first_bar, n=n,
                                                       sampling=method.sampling, seed=seed + index)
                 else:
-                    made = method.generator.infill(piece, hole.region, n, method.sampling, seed + index)
+                    made = method.generator.infill(piece, hole.region, n, method.sampling, seed + index,
+                                                   source=method.source)
                 fills = [region_notes(r.score, start, end) for r in made]
                 counts = [track_counts(r.score, start, end) for r in made]
             for k, (fill, per_track) in enumerate(zip(fills, counts)):

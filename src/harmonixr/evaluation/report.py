@@ -36,7 +36,9 @@ SAMPLING = SamplingConfig(top_p=0.95)
 GREEDY = SamplingConfig(top_k=1)
 # The baselines the model's infill must beat: the left-only one decodes as the model row it faces.
 _TRIVIAL = ("harmonixr, left context only, {how}", "repeat the bar before", "copy the bars before")
-_MODEL_ROWS = (("harmonixr, both sides, sampled", "sampled"), ("harmonixr, both sides, greedy", "greedy"))
+_MODEL_ROWS = (("harmonixr, piece-aware", "sampled"), ("harmonixr, best of both", "sampled"),
+               ("harmonixr, both sides, sampled", "sampled"),
+               ("harmonixr, both sides, greedy", "greedy"))
 
 
 @dataclass(frozen=True)
@@ -63,8 +65,10 @@ def measure_infill(gen: Generator, corpus: Corpus, split: str, count: int, bars:
     ``split`` per source, filled by the model's rows and the trivial baselines. Returns the holes,
     one row per fill, and ``infill_quality`` (means per method and source), ``infill_paired`` (the
     model's rows against the baselines, hole by hole, per source)."""
-    holes = middle_holes(split_pieces(corpus, split, count, gen.vocab, rng, by="source"), bars)
-    methods = {"harmonixr, both sides, sampled": Method("infill", gen, SAMPLING),
+    holes = middle_holes(split_pieces(corpus, split, count, gen.vocab, rng, by="family"), bars)
+    methods = {"harmonixr, piece-aware": Method("infill", gen, SAMPLING, "piece"),
+               "harmonixr, best of both": Method("infill", gen, SAMPLING, "best"),
+               "harmonixr, both sides, sampled": Method("infill", gen, SAMPLING),
                "harmonixr, both sides, greedy": Method("infill", gen, GREEDY),
                "harmonixr, left context only, sampled": Method("left", gen, SAMPLING),
                "harmonixr, left context only, greedy": Method("left", gen, GREEDY),

@@ -26,15 +26,19 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 from symusic import Score
 
+from harmonixr.generation.candidates import SOURCES, Candidate, fill_bits, piece_candidates
 from harmonixr.generation.piece import GenerationError, Piece, Region
 from harmonixr.models.checkpoint import load_checkpoint
+from harmonixr.runtime import autocast, autocast_dtype
 from harmonixr.sampling.grammar import UNLIMITED, NoteGrammar, NoteState, Rules
 from harmonixr.sampling.sampler import Placement, Sampled, Sampler, SamplingConfig
 from harmonixr.tokens.notes import BAR, POS, TRACK, sort_notes
 from harmonixr.tokens.prompt import (
     CONTROL_KINDS,
+    Header,
     Hole,
     TrackControls,
     gap_free_end,
@@ -115,11 +119,16 @@ class Generator:
     # -- infill ----------------------------------------------------------------------------
     def infill(self, piece: Piece, region: Region, n: int = 1, sampling: SamplingConfig = SamplingConfig(),
                seed: int = 0, rules: MusicRules = MusicRules(), mode: str = "infill",
-               controls: Mapping[int, TrackControls] | None = None) -> list[Result]:
+               controls: Mapping[int, TrackControls] | None = None, source: str = "best") -> list[Result]:
         """Rewrite ``region`` of ``piece`` ``n`` times, with the music on both sides as context.
 
         ``controls``: per original track index, what the fill should be like on that track (a
-        control left None is inferred from the bars around the hole; see :meth:`hole_controls`)."""
+        control left None is inferred from the bars around the hole; see :meth:`hole_controls`).
+        ``source``: ``"best"`` (the ``n`` most likely of ``n`` sampled fills and the song's own
+        spans of the hole's length, :mod:`~harmonixr.generation.candidates`), ``"piece"`` (the
+        song's spans only) or ``"sampled"``; ``details["source"]`` says where each came from."""
+        if source not in SOURCES:
+            raise GenerationError(f"source {source!r}: one of {', '.join(SOURCES)}")
         began = time.perf_counter()
         piece = piece.copy()  # empty tracks in the region get a slot in this copy only
         slots = self._slots(piece, region)
@@ -136,19 +145,29 @@ class Generator:
         wanted = self.hole_controls(piece, hole, controls)
         budget = self._fill_budget(piece, hole, wanted)
         try:
-            sequence, bar0 = self._infill_prompt(piece, hole, wanted, budget)
+            sequence, bar0, header = self._infill_prompt(piece, hole, wanted, budget)
         except RegionTooLong:
             if len(hole.bars(piece.bars - 1)) < 2:
                 raise
-            return _timed(self._infill_in_parts(piece, region, n, sampling, seed, rules, mode, controls), began)
+            return _timed(self._infill_in_parts(piece, region, n, sampling, seed, rules, mode, controls, source),
+                          began)
         last_bar, last_pos = (piece.bars - 1, 0) if end is None else (end[0] - (end[1] == 0), end[1])
         # nothing dropped silently: a track that plays around the hole (and is not told to be silent) plays in it
         required = tuple(s for s, c in wanted.items() if c.density and self._plays_on_both_sides(piece, hole, s))
-        limits = Rules(tuple(slots), piece.bar_positions(last_bar + 1), start, last_bar, last_pos, END,
-                       required=required, **_rule_fields(rules))
+        # a track told to be silent (density 0, or a track silent around the hole) gets no note: a mask, not a hope
+        silent = {s for s, c in wanted.items() if c.density == 0}
+        playing = tuple(s for s in slots if s not in silent)
+        limits = Rules(playing or tuple(slots), piece.bar_positions(last_bar + 1), start, last_bar, last_pos, END,
+                       required=required, **{**_rule_fields(rules), **({} if playing else {"max_notes": 0})})
         place = Placement(bar0, piece.bars_meta(last_bar + 1), piece.header(), FILLED, hole)
         state = NoteState(start[0], start[1])
-        outs = self._sample(sequence, n, sampling, seed, limits, state, place, budget)
+        copies = []
+        if source != "sampled":
+            copies = [replace(c, notes=c.notes[~np.isin(c.notes[:, TRACK], list(silent))])
+                      for c in piece_candidates(piece.notes, piece.bars_meta().meter, hole, piece.bars, self.vocab)]
+            copies = [c for c in copies if len(c.notes) and len(sequence) + len(c.notes) < self.max_len]  # one that fits
+        outs = [] if source == "piece" and copies else self._sample(sequence, n, sampling, seed, limits, state, place,
+                                                                   budget)
         resampled = 0
         for attempt in range(1, RESAMPLE_TRIES + 1):  # nothing dropped silently: draw again, then report
             missing = [k for k, out in enumerate(outs) if not set(required) <= set(out.notes[:, TRACK].tolist())]
@@ -159,17 +178,28 @@ class Generator:
             for k, out in zip(missing, again):
                 outs[k] = out
             resampled += len(missing)
+        fills = [Candidate(out.notes, "sampled") for out in outs]
+        steps = {id(f.notes): (out.steps, out.ended) for f, out in zip(fills, outs)}
+        if copies:
+            pool = fills + copies
+            with autocast(torch.device("cpu"), autocast_dtype("auto", torch.device("cpu"))):
+                bits = fill_bits(self.model, self.vocab, sequence, [c.notes for c in pool], hole, bar0,
+                                 piece.bars_meta(last_bar + 1), header)
+            # ranked by bits per note (with the end): a total would favour the sparsest span of the song
+            fills = sorted((replace(c, bits=b) for c, b in zip(pool, bits)), key=lambda c: c.bits / (len(c.notes) + 1))[:n]
         start_tick = piece.tick(*start)
         end_tick = piece.tick(*end) if end is not None else None
         tracks = sorted({piece.track_of(s) for s in slots}) if region.tracks else list(range(len(piece.original.tracks)))
-        results = [Result(piece.splice(piece.to_notes(out.notes, piece.timeline.extended(last_bar + 1)), start_tick,
-                                       end_tick, tracks),
-                          start_tick, end_tick, tuple(tracks), len(out.notes), out.steps, out.ended, 0.0, mode,
-                          {"controls": {piece.track_of(s): c for s, c in wanted.items()},
-                           "required_tracks": [piece.track_of(s) for s in required], "resampled": resampled,
-                           "missing_tracks": [piece.track_of(s) for s in required
-                                              if s not in set(out.notes[:, TRACK].tolist())]})
-                   for out in outs]
+        timeline = piece.timeline.extended(last_bar + 1)
+        results = []
+        for fill in fills:
+            taken, ended = steps.get(id(fill.notes), (0, True))
+            results.append(Result(
+                piece.splice(piece.to_notes(fill.notes, timeline), start_tick, end_tick, tracks), start_tick,
+                end_tick, tuple(tracks), len(fill.notes), taken, ended, 0.0, mode,
+                {"controls": {piece.track_of(s): c for s, c in wanted.items()}, "source": fill.label,
+                 "bits": fill.bits, "required_tracks": [piece.track_of(s) for s in required], "resampled": resampled,
+                 "missing_tracks": [piece.track_of(s) for s in required if s not in set(fill.notes[:, TRACK].tolist())]}))
         return _timed(results, began)
 
     def hole_controls(self, piece: Piece, hole: Hole,
@@ -222,8 +252,9 @@ class Generator:
         return int(max(1.5 * max(held, asked) + 16, 32))
 
     def _infill_prompt(self, piece: Piece, hole: Hole, controls: Mapping[int, TrackControls],
-                       budget: int) -> tuple[np.ndarray, int]:
-        """The widest window of whole bars around the hole whose prompt leaves ``budget`` positions."""
+                       budget: int) -> tuple[np.ndarray, int, Header]:
+        """The widest window of whole bars around the hole whose prompt leaves ``budget`` positions:
+        its rows (ending with FILL), its first bar, and its header."""
         v = self.vocab
         hole_bars = hole.bars(piece.bars - 1)
         room = self.max_len - budget
@@ -256,7 +287,8 @@ class Generator:
             if len(candidate[0]) > room:
                 break
             (w0, w1), best, grow_left = trial, candidate, not grow_left
-        return best
+        rows, bar0 = best
+        return rows, bar0, header
 
     def _context_controls(self, piece: Piece, hole: Hole) -> tuple[int, ...]:
         """Piece-level controls measured on the ``CONTEXT_BARS`` bars on each side of the hole, its
@@ -272,16 +304,19 @@ class Generator:
         return header_controls(self.vocab, **measure_header_controls(self.vocab, near, max(bars, 1), qpm))
 
     def _infill_in_parts(self, piece: Piece, region: Region, n: int, sampling: SamplingConfig, seed: int,
-                         rules: MusicRules, mode: str, controls: Mapping[int, TrackControls] | None) -> list[Result]:
+                         rules: MusicRules, mode: str, controls: Mapping[int, TrackControls] | None,
+                         source: str) -> list[Result]:
         """A region too long for one context: its first half, then its second half with the first
         half's new notes as context (each variation in turn)."""
         last = region.end[0] - (region.end[1] == 0) if region.end is not None else piece.bars - 1
         mid = ((region.start[0] + last + 1) // 2, 0)
         results = []
         for k in range(n):
-            first = self.infill(piece, replace(region, end=mid), 1, sampling, seed + k, rules, mode, controls)[0]
+            first = self.infill(piece, replace(region, end=mid), 1, sampling, seed + k, rules, mode, controls,
+                                source)[0]
             rest = Piece.from_score(first.score, self.vocab, piece.style)
-            second = self.infill(rest, replace(region, start=mid), 1, sampling, seed + k + 7919, rules, mode, controls)[0]
+            second = self.infill(rest, replace(region, start=mid), 1, sampling, seed + k + 7919, rules, mode,
+                                 controls, source)[0]
             results.append(Result(second.score, first.start_tick, second.end_tick,
                                   tuple(sorted({*first.tracks, *second.tracks})), first.notes + second.notes,
                                   first.positions + second.positions, first.finished and second.finished, 0.0, mode))
@@ -351,6 +386,7 @@ class Generator:
                 start = first if window == 0 else _after(so_far, first)
                 limits = Rules(tuple(piece.slots), positions, start, total - 1, 0, EOS,
                                max_notes=left if left is not None else UNLIMITED, min_notes=left or 0,
+                               min_bar=total - 1 if notes is None else 0,  # asked for bars: it reaches the last
                                **_rule_fields(rules))
                 place = Placement(w0, bars_meta, header, BODY)
                 outs = self._sample(sequence, len(group), sampling, seed + 7919 * window + k, limits, state, place,

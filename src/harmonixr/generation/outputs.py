@@ -61,10 +61,12 @@ def cut(score: Score, view: tuple[int, int]) -> Score:
 
 
 def write_result(result: Result, path: str | Path, before: Score | None = None, png: bool = False,
-                 wav: bool = False, post: PostProcess = PostProcess(), excerpt: bool = False) -> list[Path]:
+                 wav: bool = False, post: PostProcess = PostProcess(), excerpt: bool = False,
+                 max_audio_seconds: float | None = None) -> list[Path]:
     """Write ``result`` as MIDI (and a PNG beside the original, and a WAV); returns the files.
 
-    ``excerpt``: the WAV holds only the region and its margins (the MIDI is always whole).
+    ``excerpt``: the WAV holds only the region and its margins (the MIDI is always whole);
+    ``max_audio_seconds``: and at most that long.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,5 +83,6 @@ def write_result(result: Result, path: str | Path, before: Score | None = None, 
     if wav:
         from harmonixr.visualization.audio import write_wav
 
-        written.append(write_wav(cut(score, view) if excerpt else score, path.with_suffix(".wav")))
+        written.append(write_wav(cut(score, view) if excerpt else score, path.with_suffix(".wav"),
+                                 max_seconds=max_audio_seconds))
     return written

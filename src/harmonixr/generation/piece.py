@@ -252,19 +252,29 @@ def _slot_tracks(original: Score, normalized: Score) -> list[int]:
     return melodic + (drums[:1] if has_drums else [])
 
 
+def family(row: dict) -> str:
+    """What a piece is, for per-source tables: its source, the bundled corpus split into folk
+    tunes, chorales and the rest ("classical": renaissance to modern)."""
+    if row["source"] != "music21":
+        return row["source"]
+    return "folk" if row["style"].startswith("folk") else "chorale" if row["style"] == "chorale" else "classical"
+
+
 def split_pieces(corpus, split: str, per_group: int, vocab: NoteVocab, rng: np.random.Generator,  # noqa: ANN001 - Corpus
                  by: str = "style") -> list[tuple[Piece, str, str]]:
-    """Up to ``per_group`` pieces of ``split`` per style (or per ``source``), read from their MIDI
-    files (which ``harmonixr prepare`` has parsed safely already): (piece, style, source)."""
+    """Up to ``per_group`` pieces of ``split`` per style (or per ``source``, or per :func:`family`),
+    read from their MIDI files (which ``harmonixr prepare`` has parsed safely already):
+    (piece, style, source or family)."""
     groups: dict[str, list[dict]] = {}
     for _, row in corpus.rows(split):
-        groups.setdefault(row[by], []).append(row)
+        groups.setdefault(family(row) if by == "family" else row[by], []).append(row)
     out = []
     for _, rows in sorted(groups.items()):
         for k in rng.permutation(len(rows))[:per_group]:
             row = rows[int(k)]
             try:
-                out.append((Piece.from_score(Score(row["path"]), vocab, row["style"], row["path"]), row["style"], row["source"]))
+                out.append((Piece.from_score(Score(row["path"]), vocab, row["style"], row["path"]), row["style"],
+                            family(row) if by == "family" else row["source"]))
             except (HarmonixrError, OSError, RuntimeError):  # a file that moved or no longer parses is left out
                 continue
     return out

@@ -83,7 +83,8 @@ def refine(gen: Generator, piece: Piece, rounds: int = 2, fraction: float = 0.1,
             end = (bar, beat + grid) if beat + grid < positions_in_bar else (bar + 1, 0)
             track = piece.track_of(slot)
             region = Region((bar, beat), end, (track,))
-            results = gen.infill(piece, region, candidates, sampling, seed + 1000 * round_index + k, mode="refine")
+            results = gen.infill(piece, region, candidates, sampling, seed + 1000 * round_index + k, mode="refine",
+                                 source="sampled")
             first, last = max(0, bar - NEIGHBOURHOOD_BARS), bar + NEIGHBOURHOOD_BARS
             best_bits, best = note_bits(gen, piece, first, last)[0], None
             for result in results:

@@ -52,6 +52,7 @@ class Rules:
     max_notes: int = UNLIMITED
     min_notes: int = 0  # the end is allowed only after this many notes (or when no note fits any more)
     required: tuple[int, ...] = ()  # tracks that must get a note before the end (while one fits)
+    min_bar: int = 0  # the end is allowed only once a note starts in this bar or later (or none fits)
 
     def positions(self, bar: int) -> int:
         return self.bar_positions[min(bar, len(self.bar_positions) - 1)]
@@ -69,7 +70,7 @@ class NoteState:
     written: frozenset[int] = frozenset()  # the tracks that got a note
     chord: int = 0  # notes of the last note's track at its onset
     bar_notes: dict[int, int] = field(default_factory=dict)
-    ends: list[tuple[int, int, float]] = field(default_factory=list)  # (bar, pos, end in quarters) of notes sounding
+    ends: list[tuple[int, int, int]] = field(default_factory=list)  # (bar, pos, end in grid steps) of notes sounding
 
     def copy(self) -> NoteState:
         return NoteState(self.bar, self.pos, self.track, self.pitch, self.notes, self.written, self.chord,
@@ -129,7 +130,7 @@ class NoteGrammar:
         check = {0, r.first[0] - state.bar, r.last_bar - state.bar} if r.last_bar < UNLIMITED else {0, r.first[0] - state.bar}
         if r.max_polyphony < UNLIMITED and state.ends:
             latest = max(end for *_, end in state.ends)
-            check |= {d for d in range(low, top + 1) if self._quarters(state.bar + d, 0) < latest}
+            check |= {d for d in range(low, top + 1) if self._step(state.bar + d, 0) < latest}
         for d in check:
             if low <= d <= top and mask[d + 1]:
                 mask[d + 1] = bool(self.positions(state, state.bar + d).any())
@@ -166,14 +167,15 @@ class NoteGrammar:
         return self._higher(state.track, state.pitch) and state.chord < MAX_CHORD
 
     def _room(self, state: NoteState, bar: int, pos: int) -> bool:
-        now = self._quarters(bar, pos)
+        now = self._step(bar, pos)
         return sum(end > now for *_, end in state.ends) < self.rules.max_polyphony
 
-    def _quarters(self, bar: int, pos: int) -> float:
+    def _step(self, bar: int, pos: int) -> int:
+        """Grid steps from the start of bar 0 to (bar, pos): integers, so ends and onsets compare exactly."""
         r = self.rules
         known = len(r.bar_positions)
         before = sum(r.bar_positions[: min(bar, known)]) + max(bar - known, 0) * r.bar_positions[-1]
-        return (before + pos) / self.vocab.grid
+        return int(before + pos)
 
     def mask(self, k: int, state: NoteState, chosen: list[int]) -> np.ndarray:
         """(V_k,) bool: the stored values field ``k`` may take after ``chosen`` (stored values of
@@ -181,7 +183,8 @@ class NoteGrammar:
         if k == TYPE:
             types = self.types.copy()
             types[NOTE] = bool(self.open_bars(state).any())
-            done = state.notes >= self.rules.min_notes and set(self.rules.required) <= state.written
+            done = (state.notes >= self.rules.min_notes and set(self.rules.required) <= state.written
+                    and (state.bar >= self.rules.min_bar and state.track >= 0 or self.rules.min_bar == 0))
             types[self.rules.end_type] = done or not types[NOTE]
             return types
         if k == DBAR:
@@ -231,8 +234,8 @@ class NoteGrammar:
         state.written = state.written | {track}
         state.bar_notes[bar] = state.bar_notes.get(bar, 0) + 1
         if self.rules.max_polyphony < UNLIMITED:
-            now = self._quarters(bar, pos)
-            end = now + self.vocab.durations[note[DUR] - 1] / self.vocab.grid
+            now = self._step(bar, pos)
+            end = now + int(self.vocab.durations[note[DUR] - 1])
             state.ends = [e for e in state.ends if e[2] > now] + [(bar, pos, end)]
         return bar, pos, track, pitch
 

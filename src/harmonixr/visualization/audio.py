@@ -47,8 +47,10 @@ def renderer():  # noqa: ANN201 - the tinysoundfont module
     return tinysoundfont
 
 
-def render_audio(score: Score, sample_rate: int = SAMPLE_RATE, gain: float = -6.0) -> np.ndarray:
-    """(samples, 2) float32 stereo of ``score``."""
+def render_audio(score: Score, sample_rate: int = SAMPLE_RATE, gain: float = -6.0,
+                 max_seconds: float | None = None) -> np.ndarray:
+    """(samples, 2) float32 stereo of ``score``; with ``max_seconds``, its first ``max_seconds``
+    only (notes still sounding then are cut), else a refusal beyond :data:`MAX_SECONDS`."""
     tinysoundfont = renderer()
 
     seconds_score = score.to("second")
@@ -64,8 +66,11 @@ def render_audio(score: Score, sample_rate: int = SAMPLE_RATE, gain: float = -6.
             channel, melodic = melodic_channels[melodic % len(melodic_channels)], melodic + 1
         synth.program_select(channel, sfid, 0, 0 if track.is_drum else track.program, track.is_drum)
         for note in track.notes:
+            if max_seconds is not None and note.time >= max_seconds:
+                continue
+            off = note.time + max(note.duration, 0.02)
             events.append((note.time, 1, channel, note.pitch, note.velocity))
-            events.append((note.time + max(note.duration, 0.02), 0, channel, note.pitch, 0))
+            events.append((off if max_seconds is None else min(off, max_seconds), 0, channel, note.pitch, 0))
     events.sort()
     end = (events[-1][0] if events else 0.0) + TAIL_SECONDS
     if end > MAX_SECONDS:
@@ -101,9 +106,9 @@ def wav_bytes(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, mono: bool = Fa
     return buffer.getvalue()
 
 
-def write_wav(score: Score, path: str | Path, sample_rate: int = SAMPLE_RATE) -> Path:
-    """Render ``score`` and write a 16-bit stereo WAV."""
+def write_wav(score: Score, path: str | Path, sample_rate: int = SAMPLE_RATE, max_seconds: float | None = None) -> Path:
+    """Render ``score`` (its first ``max_seconds`` at most) and write a 16-bit stereo WAV."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(wav_bytes(render_audio(score, sample_rate), sample_rate))
+    path.write_bytes(wav_bytes(render_audio(score, sample_rate, max_seconds=max_seconds), sample_rate))
     return path

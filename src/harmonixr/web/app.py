@@ -50,6 +50,9 @@ def build_page(studio: Studio) -> gr.Blocks:
         roll = gr.Plot(label="Piece (bars numbered; the chosen region is shaded)", elem_id="roll")
         piece_audio = gr.Audio(label="Hear the piece", type="filepath", interactive=False,
                                waveform_options=PLAYER, elem_id="piece-audio")
+        prompt = gr.Textbox("", label="Prompt (optional)", elem_id="prompt",
+                            info="in words, e.g. 'sad slow jazz piano, sparse, loud drums': style, tempo, mode or key, "
+                                 "density, loudness, instruments; how it was read is shown with the results")
         with gr.Row():
             with gr.Column(scale=3):
                 with gr.Tabs():
@@ -57,6 +60,11 @@ def build_page(studio: Studio) -> gr.Blocks:
                         region = gr.Textbox("5-8", label="Bars", elem_id="region",
                                             info="bars A-B (from 1, inclusive) or a beat span 5:3-7:1 (end excluded)")
                         tracks = gr.CheckboxGroup([], label="Tracks to rewrite (none ticked: all)", elem_id="tracks")
+                        controls = gr.Dataframe(headers=["track", "instrument", "notes per bar", "mean velocity"],
+                                                datatype=["number", "str", "number", "number"], interactive=True,
+                                                label="Per-track controls of the fill (inferred from the bars around "
+                                                      "the region; change a value to steer, 0 notes: silent)",
+                                                elem_id="controls", wrap=True)
                         with gr.Row():
                             infill = gr.Button("Infill", variant="primary", elem_id="infill")
                             refine = gr.Button("Refine the least likely beats", elem_id="refine")
@@ -97,8 +105,8 @@ def build_page(studio: Studio) -> gr.Blocks:
             again = gr.Button("Try again (next seeds)", elem_id="again")
         gr.Markdown("## Compare two variations")
         with gr.Row():
-            a_pick = gr.Dropdown([], label="A", elem_id="pick-a")
-            b_pick = gr.Dropdown([], label="B", elem_id="pick-b")
+            a_pick = gr.Dropdown([], label="A", elem_id="pick-a", allow_custom_value=True)  # emptied with the results
+            b_pick = gr.Dropdown([], label="B", elem_id="pick-b", allow_custom_value=True)
             who = gr.Textbox(label="Your name (stored with the choice)", elem_id="who")
         with gr.Row():
             a_audio = gr.Audio(label="A", type="filepath", interactive=False, waveform_options=PLAYER, elem_id="audio-a")
@@ -112,21 +120,23 @@ def build_page(studio: Studio) -> gr.Blocks:
         piece_out = [desk, roll, piece_audio, tracks, summary]
         results_out = [pick, result_roll, result_audio, files, a_pick, b_pick, result_text]
         settings = [region, tracks, more, program, new_style, instruments, tempo, meter, density, loudness,
-                    temperature, top_p, seed, variations]
+                    temperature, top_p, seed, variations, prompt, controls]
 
-        def on(event: Any, handler: Any, inputs: list, outputs: list) -> None:
-            event(refusing(handler, len(outputs)), inputs, outputs)
+        def on(event: Any, handler: Any, inputs: list, outputs: list) -> Any:
+            return event(refusing(handler, len(outputs)), inputs, outputs)
 
-        on(upload.upload, page.upload, [desk, upload, style, region], piece_out + results_out)
-        on(load.click, page.example, [desk, example, region], piece_out + results_out)
-        on(region.change, page.mark, [desk, region], [roll])
+        marking = (refusing(page.mark, 2), [desk, region, tracks], [roll, controls])
+        on(upload.upload, page.upload, [desk, upload, style, region], piece_out + results_out).then(*marking)
+        on(load.click, page.example, [desk, example, region], piece_out + results_out).then(*marking)
+        on(region.change, page.mark, [desk, region, tracks], [roll, controls])
+        on(tracks.input, page.mark, [desk, region, tracks], [roll, controls])
         for button, op in ((infill, "infill"), (refine, "refine"), (cont, "continue"), (add, "add-track"),
                            (generate, "generate")):
-            on(button.click, page.run, [desk, gr.State(op), *settings], [desk, *results_out, seed])
-        on(again.click, page.again, [desk], [desk, *results_out, seed])
+            on(button.click, page.run, [desk, gr.State(op), *settings], [desk, *results_out, seed, stored])
+        on(again.click, page.again, [desk], [desk, *results_out, seed, stored])
         on(pick.input, page.show, [desk, pick], [desk, *results_out])
-        on(keep.click, page.keep, [desk, pick, region], piece_out + results_out)
-        on(undo.click, page.undo, [desk, region], piece_out + results_out)
+        on(keep.click, page.keep, [desk, pick, region], piece_out + results_out).then(*marking)
+        on(undo.click, page.undo, [desk, region], piece_out + results_out).then(*marking)
         for picker in (a_pick, b_pick):
             on(picker.change, page.compare, [desk, a_pick, b_pick], [a_audio, b_audio])
         for button, choice in ((a_better, "a"), (b_better, "b"), (tie, "tie")):

@@ -29,7 +29,8 @@ class StudioLimits:
     max_new_bars: int = 32  # continue / generate
     max_region_bars: int = 16  # infill / add a track / refine
     max_generation_s: float = 60.0  # per request, all variations together
-    max_audio_minutes: float = 10.0  # longer results are rendered as their region with a few bars around it
+    max_audio_seconds: float = 120.0  # audio of a piece, or of a variation's region with bars around it
+    max_workdir_mb: int = 512  # the studio's folder: past it the oldest files are deleted
 
     def parse_limits(self) -> LimitsConfig:
         """The isolated parser's limits for an upload."""

@@ -17,13 +17,42 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
 from harmonixr.tokens.vocab import instrument_name
-from harmonixr.visualization.audio import write_wav
 from harmonixr.visualization.interactive import pianoroll_figure
 from harmonixr.web.studio import Desk, Knobs, NewPiece, Request, Studio, StudioError, Take
 
 NO_RESULTS = "No variations yet: choose an operation above."
+
+
+def control_rows(table: Any) -> tuple[tuple[int, float | None, float | None], ...]:
+    """The controls table (rows of track, name, notes per bar, mean velocity; a DataFrame or
+    lists) as (0-based track, density, loudness); an empty cell leaves that control inferred."""
+    rows = table.values.tolist() if hasattr(table, "values") else (table or [])
+    out = []
+    for row in rows:
+        if len(row) < 4 or row[0] in (None, ""):
+            continue
+        try:
+            track = int(float(row[0])) - 1
+            density, loudness = (None if v in (None, "") or v != v else float(v) for v in row[2:4])
+        except (TypeError, ValueError):
+            raise StudioError(f"the controls table: row {row!r} is not track, name, notes per bar, mean velocity") from None
+        if density is not None and density < 0 or loudness is not None and not 0 <= loudness <= 127:
+            raise StudioError(f"track {track + 1}: notes per bar must be 0 or more, mean velocity 0 to 127")
+        out.append((track, density, loudness))
+    return tuple(out)
+
+
+def uploaded_here(path: str | Path) -> Path:
+    """``path`` if it is a file Gradio received as an upload (in its upload folder), else a refusal:
+    a request through the API may name any file of the server, and only uploads may be opened."""
+    folder = Path(get_upload_folder()).resolve()
+    real = Path(path).resolve()
+    if not real.is_relative_to(folder) or not real.is_file():
+        raise StudioError(f"{Path(path).name}: not a file uploaded to the studio; only uploads can be opened")
+    return real
 
 
 def refusing(handler: Callable[..., Any], outputs: int) -> Callable[..., Any]:
@@ -60,14 +89,7 @@ class Page:
         return desk, figure, self._audio(take), gr.update(choices=choices, value=[]), summary
 
     def _audio(self, take: Take) -> str | None:
-        """A WAV of the whole piece beside its MIDI (rendered once), unless it is too long to render."""
-        wav = Path(take.midi).with_suffix(".wav")
-        if not wav.exists():
-            score = take.score()
-            if score.to("second").end() > self.studio.limits.max_audio_minutes * 60:
-                return None
-            write_wav(score, wav)
-        return str(wav)
+        return self.studio.audio(take)
 
     def _results_view(self, desk: Desk, k: int = 0) -> tuple:
         if not desk.variations:
@@ -80,7 +102,11 @@ class Page:
         pick_b = names[1] if len(names) > 1 else names[0]
         closed = "closed by the model" if v.finished else "cut at the note budget"
         text = (f"{len(names)} variation(s) of **{desk.request.get('op')}**, seed {desk.request['knobs']['seed']}; "
-                f"variation {k + 1}: {v.notes} notes, {closed}")
+                f"variation {k + 1}: {v.notes} notes, {closed}, {v.source}")
+        if v.notice:
+            text += f"\n\n**Note:** {v.notice}"
+        if desk.parsed:
+            text += f"\n\nPrompt read as: {desk.parsed}"
         return (desk, gr.update(choices=names, value=names[k]), figure, v.wav, [v.midi, v.wav],
                 gr.update(choices=names, value=names[0]), gr.update(choices=names, value=pick_b), text)
 
@@ -88,6 +114,7 @@ class Page:
     def upload(self, desk: Desk, path: str | None, style: str, region: str) -> tuple:
         if path is None:
             raise StudioError("no file arrived")
+        uploaded_here(path)
         desk.open(self.studio.open_upload(path, Path(path).name, style))
         return (*self._piece_view(desk, region), *self._results_view(desk)[1:])
 
@@ -95,29 +122,34 @@ class Page:
         desk.open(self.studio.open_example(name))
         return (*self._piece_view(desk, region), *self._results_view(desk)[1:])
 
-    def mark(self, desk: Desk, region: str) -> Any:
+    def mark(self, desk: Desk, region: str, tracks: list[int] | None = None) -> tuple:
+        """The piece's roll with the region shaded, and the region's per-track controls as inferred."""
         if desk.take is None:
-            return gr.skip()
-        return pianoroll_figure(desk.take.score(), region=self.studio.region_ticks(desk.take, region),
-                                title=desk.take.name, height=360)
+            return gr.skip(), gr.skip()
+        figure = pianoroll_figure(desk.take.score(), region=self.studio.region_ticks(desk.take, region),
+                                  title=desk.take.name, height=360)
+        rows = self.studio.inferred_controls(desk.take, region, tuple(tracks or ()))
+        return figure, rows or [[None, "", None, None]]
 
     def request(self, op: str, region: str, tracks: list[int], bars: int, program: int, style: str,
                 instruments: list[int], tempo: float, meter: str, density: float, loudness: float,
-                temperature: float, top_p: float, seed: float, variations: float) -> Request:
+                temperature: float, top_p: float, seed: float, variations: float, prompt: str = "",
+                controls: Any = None) -> Request:
         numerator, denominator = (int(x) for x in meter.split("/"))
         new = NewPiece(style, tuple(instruments) or (0,), float(tempo), (numerator, denominator),
                        float(density) if density else None, float(loudness) if loudness else None)
         knobs = Knobs(float(temperature), float(top_p), int(seed), int(variations))
-        return Request(op, region.strip(), tuple(sorted(tracks or ())), int(bars), int(program), new, knobs)
+        return Request(op, region.strip(), tuple(sorted(tracks or ())), int(bars), int(program), new, knobs,
+                       (prompt or "").strip(), control_rows(controls))
 
     def run(self, desk: Desk, *values: Any) -> tuple:
         request = self.request(*values)
         self.studio.run(desk, request)
-        return (*self._results_view(desk), request.knobs.seed)
+        return (*self._results_view(desk), request.knobs.seed, "")  # a choice stored for the last ones is not shown
 
     def again(self, desk: Desk) -> tuple:
         self.studio.again(desk)
-        return (*self._results_view(desk), desk.last.knobs.seed)
+        return (*self._results_view(desk), desk.last.knobs.seed, "")
 
     def show(self, desk: Desk, choice: str | None) -> tuple:
         return self._results_view(desk, int(choice) - 1 if choice else 0)

@@ -8,12 +8,15 @@ the pieces before it (undo) and the variations of the last request.
 
 Files live in the studio's folder only: an upload is copied there under a random name (its own
 name is only shown), parsed in a child process with the upload limits, and never executed;
-results are written under ``results/`` with random names.
+results are written under ``results/`` with random names. The folder is emptied when the studio
+starts and kept under ``max_workdir_mb`` (:meth:`Studio.tidy` deletes the oldest files first), and
+no audio is longer than ``max_audio_seconds``, so no upload can fill the disk.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -31,13 +34,17 @@ from harmonixr.generation.modes import Generator, MusicRules, Result
 from harmonixr.generation.outputs import write_result
 from harmonixr.generation.piece import GenerationError, Piece, Region
 from harmonixr.generation.refine import refine
+from harmonixr.generation.text import ParsedPrompt, PromptError, parse_prompt, prompt_key, set_track_loudness, track_controls
 from harmonixr.rl.preferences import PreferenceError, PreferenceStore
 from harmonixr.sampling.sampler import SamplingConfig, SamplingTimeout
+from harmonixr.tokens.prompt import Hole, TrackControls
 from harmonixr.tokens.vocab import instrument_name
-from harmonixr.web.config import StudioConfig
+from harmonixr.visualization.audio import write_wav
+from harmonixr.web.config import MIB, StudioConfig
 
 OPS = ("infill", "continue", "add-track", "refine", "generate")
 UPLOAD_SUFFIXES = (".mid", ".midi")
+FOLDERS = ("uploads", "results", "gradio")  # the studio's own files, and Gradio's cache (GRADIO_TEMP_DIR)
 PIECES_KEPT = 32  # tokenized takes kept in memory (every keystroke in the region box asks for one)
 
 
@@ -54,7 +61,7 @@ class Take:
     style: str
 
     def score(self) -> Score:
-        return Score(self.midi)
+        return _read(self.midi, f"the piece {self.name!r}")
 
 
 @dataclass(frozen=True)
@@ -67,9 +74,41 @@ class Variation:
     notes: int
     positions: int  # model steps (a note each, and the end)
     finished: bool  # the model closed the region itself
+    source: str = "sampled"  # or the song's bars it was copied from ("from bars 17-18")
+    notice: str = ""  # what the visitor should know: draws repeated, a track left silent, cut at the budget
 
     def score(self) -> Score:
-        return Score(self.midi)
+        return _read(self.midi, "this variation")
+
+
+def download_stem(piece: str, request: Request) -> str:
+    """What a download is called: the piece, the operation, the bars (``chorale-bwv-66-infill-bars-3-4``)."""
+    where = f"bars-{request.region}" if request.op in ("infill", "add-track") and request.region else (
+        f"{request.bars}-bars" if request.op in ("continue", "generate") else "")
+    name = re.sub(r"\.midi?$", "", piece, flags=re.IGNORECASE)
+    words = re.findall(r"[a-z0-9]+", f"{name} {request.op} {where}".lower())
+    return "-".join(words)[:80] or "variation"
+
+
+def notice(result: Result) -> str:
+    """What a variation's maker must say about it: resampled, a track without notes, cut, empty."""
+    said = []
+    if result.details.get("resampled"):
+        said.append(f"resampled {result.details['resampled']} time(s) so that every track playing around the region plays")
+    if result.details.get("missing_tracks"):
+        said.append("no notes on track(s) " + ", ".join(str(t + 1) for t in result.details["missing_tracks"]))
+    if not result.finished:
+        said.append("cut at the note budget")
+    if result.notes == 0:
+        said.append("no notes were written")
+    return "; ".join(said)
+
+
+def _read(midi: str, what: str) -> Score:
+    """A file of the studio's folder, or a refusal when :meth:`Studio.tidy` has deleted it."""
+    if not Path(midi).is_file():
+        raise StudioError(f"{what} is no longer on the server (the studio keeps its newest files only): open it again")
+    return Score(midi)
 
 
 @dataclass
@@ -80,7 +119,8 @@ class Desk:
     history: list[Take] = field(default_factory=list)  # earlier takes, newest last (undo)
     variations: list[Variation] = field(default_factory=list)
     request: dict = field(default_factory=dict)  # what the variations answer (stored with a choice)
-    last: Request | None = None  # the last request (try again)
+    last: Request | None = None  # the last request (try again; kept across undo)
+    parsed: str = ""  # how the last request's prompt was read
 
     def open(self, take: Take) -> None:
         """Put ``take`` on the desk; the piece before it can be brought back with :meth:`undo`."""
@@ -94,14 +134,16 @@ class Desk:
             raise StudioError(f"there is no variation {k + 1} to keep")
         op, style = self.request.get("op", "edit"), self.request["style"]
         name = f"{self.take.name} + {op}" if self.take is not None and op != "generate" else f"new {style} piece"
+        last = self.last
         self.open(Take(self.variations[k].midi, name, style))
+        self.last = last  # try again works on the kept piece too
         return self.take
 
     def undo(self) -> Take:
         """Back to the piece before the last keep or open."""
         if not self.history:
             raise StudioError("nothing to undo")
-        self.take, self.variations, self.request, self.last = self.history.pop(), [], {}, None
+        self.take, self.variations, self.request = self.history.pop(), [], {}  # try again still works
         return self.take
 
 
@@ -140,6 +182,8 @@ class Request:
     program: int = 33
     new: NewPiece = NewPiece()
     knobs: Knobs = Knobs()
+    prompt: str = ""  # words (harmonixr.generation.text): style, tempo, mode, density, loudness, instruments
+    controls: tuple[tuple[int, float | None, float | None], ...] = ()  # infill: (track, notes per bar, mean velocity)
 
 
 class Studio:
@@ -148,11 +192,25 @@ class Studio:
     def __init__(self, config: StudioConfig, generator: Generator, workdir: str | Path) -> None:
         self.config, self.limits, self.gen = config, config.limits, generator
         self.workdir = Path(workdir).resolve()
-        for sub in ("uploads", "results"):
+        for sub in FOLDERS:  # what an earlier run left is gone
+            shutil.rmtree(self.workdir / sub, ignore_errors=True)
             (self.workdir / sub).mkdir(parents=True, exist_ok=True)
         self.store = PreferenceStore(config.prefs)
         self._lock = threading.Lock()  # one generation at a time: the decoder keeps state
         self._pieces: OrderedDict[str, Piece] = OrderedDict()  # tokenized takes, newest last
+
+    def tidy(self) -> int:
+        """Delete the oldest files of the studio's folders until they hold at most ``max_workdir_mb``;
+        returns the bytes they hold then."""
+        files = [(p.stat().st_mtime, p.stat().st_size, p) for sub in FOLDERS for p in (self.workdir / sub).rglob("*")
+                 if p.is_file()]
+        total, cap = sum(size for _, size, _ in files), self.limits.max_workdir_mb * MIB
+        for _, size, path in sorted(files, key=lambda f: f[0]):
+            if total <= cap:
+                break
+            path.unlink(missing_ok=True)
+            total -= size
+        return total
 
     # -- opening -----------------------------------------------------------------------------
     def open_upload(self, path: str | Path, shown_name: str, style: str = "unknown") -> Take:
@@ -181,6 +239,14 @@ class Studio:
             raise StudioError(f"no example {name!r}; the examples are {', '.join(EXAMPLES)}")
         return self._store(example_score(name), EXAMPLES[name].title, EXAMPLES[name].style)
 
+    def audio(self, take: Take) -> str:
+        """A WAV of the piece beside its MIDI (rendered once; its first ``max_audio_seconds``)."""
+        wav = Path(take.midi).with_suffix(".wav")
+        if not wav.exists():
+            write_wav(take.score(), wav, max_seconds=self.limits.max_audio_seconds)
+            self.tidy()
+        return str(wav)
+
     def _store(self, score: Score, name: str, style: str) -> Take:
         path = self.workdir / "uploads" / f"{uuid.uuid4().hex}.mid"
         score.dump_midi(str(path))
@@ -202,13 +268,20 @@ class Studio:
         except (GenerationError, RejectError) as exc:
             raise StudioError(str(exc)) from None
         folder = self.workdir / "results" / uuid.uuid4().hex
+        stem = download_stem(desk.take.name if desk.take and request.op != "generate" else f"new {request.new.style}",
+                             request)
         before = piece.original if piece is not None else None
         variations = []
         for k, result in enumerate(results):
-            midi, wav = write_result(result, folder / f"variation-{k + 1}.mid", before, wav=True, excerpt=True)
+            midi, wav = write_result(result, folder / f"{stem}-{k + 1}.mid", before, wav=True, excerpt=True,
+                                     max_audio_seconds=self.limits.max_audio_seconds)
             variations.append(Variation(str(midi), str(wav), (result.start_tick, result.end_tick), result.notes,
-                                        result.positions, result.finished))
+                                        result.positions, result.finished, result.details.get("source", "sampled"),
+                                        notice(result)))
+        self.tidy()
         desk.variations = variations
+        parsed = self.parse(request)
+        desk.parsed = parsed.summary() if parsed is not None else ""
         desk.request = {"source": desk.take.name if desk.take else "", **asdict(request),
                         "style": desk.take.style if desk.take and request.op != "generate" else request.new.style}
         desk.last = request
@@ -235,6 +308,27 @@ class Studio:
     def bars(self, take: Take) -> int:
         """How many bars ``take`` has."""
         return self.piece(take).bars
+
+    def inferred_controls(self, take: Take, spec: str, tracks: tuple[int, ...] = ()) -> list[list]:
+        """Per track of the region: [track, name, notes per bar, mean velocity] measured on the bars
+        around it (what an infill asks for unless the visitor changes it); [] without a region."""
+        try:
+            region = Region.parse(spec, self.gen.vocab.grid, tracks)
+        except GenerationError:
+            return []
+        piece = self.piece(take)
+        if region.start[0] >= piece.bars:
+            return []
+        end = region.end if region.end is not None and region.end[0] < piece.bars else None
+        hole = Hole(region.start, end, tuple(s for s in map(piece.slot_of, tracks) if s is not None))
+        names = take.score().tracks
+        rows = []
+        for slot, c in sorted(self.gen.hole_controls(piece, hole).items(), key=lambda kv: piece.track_of(kv[0])):
+            k = piece.track_of(slot)
+            rows.append([k + 1, names[k].name or instrument_name(-1 if names[k].is_drum else names[k].program),
+                         round(c.density, 1) if c.density is not None else None,
+                         round(c.loudness) if c.loudness is not None else None])
+        return rows
 
     def region_ticks(self, take: Take, spec: str) -> tuple[int, int | None] | None:
         """The ticks a region spec ("5-8", "5:3-7:1") covers in ``take``; None if it does not parse."""
@@ -274,10 +368,38 @@ class Studio:
         new = request.new
         return {k: v for k, v in (("density", new.density), ("loudness", new.loudness)) if v is not None}
 
+    def parse(self, request: Request) -> ParsedPrompt | None:
+        """The request's prompt read with the model's styles (a contradiction is refused)."""
+        if not request.prompt.strip():
+            return None
+        try:
+            return parse_prompt(request.prompt, self.gen.vocab.styles)
+        except PromptError as exc:
+            raise StudioError(str(exc)) from None
+
+    def _infill_controls(self, piece: Piece, request: Request, parsed: ParsedPrompt | None) -> dict[int, TrackControls]:
+        """The prompt's per-track controls, then the table's (a value the visitor left: as inferred)."""
+        out: dict[int, TrackControls] = {}
+        if parsed is not None:
+            programs = [-1 if t.is_drum else t.program for t in piece.original.tracks]
+            out = track_controls(parsed, programs, [k for k in range(len(programs)) if piece.slot_of(k) is not None])
+        for track, density, loudness in request.controls:
+            if 0 <= track < len(piece.original.tracks):
+                mine = out.get(track, TrackControls())
+                out[track] = replace(mine, density=mine.density if density is None else density,
+                                     loudness=mine.loudness if loudness is None else loudness)
+        return out
+
     def _results(self, piece: Piece | None, request: Request, sampling: SamplingConfig) -> list[Result]:
         gen, knobs, n = self.gen, request.knobs, request.knobs.variations
+        parsed = self.parse(request)
+        rules = MusicRules()
+        key = prompt_key(parsed, piece.original if piece is not None else None) if parsed is not None else None
+        if key is not None:
+            rules = MusicRules(scale=key.pitch_classes)
         if request.op == "infill":
-            return gen.infill(piece, self._region(request), n, sampling, knobs.seed, MusicRules())
+            return gen.infill(piece, self._region(request), n, sampling, knobs.seed, rules,
+                              controls=self._infill_controls(piece, request, parsed))
         if request.op == "continue":
             return gen.continue_(piece, request.bars, n=n, sampling=sampling, seed=knobs.seed)
         if request.op == "add-track":
@@ -287,8 +409,15 @@ class Studio:
         if request.op == "refine":
             return [refine(gen, piece, sampling=sampling, seed=knobs.seed + k) for k in range(n)]
         new = request.new
-        return gen.generate(list(new.instruments), new.style, request.bars, new.tempo, new.time_signature,
-                            self._controls(request), n, sampling, knobs.seed)
+        if parsed is not None:  # the prompt's words over the form's values
+            new = replace(new, style=parsed.style or new.style, tempo=parsed.tempo or new.tempo,
+                          instruments=tuple(parsed.instruments) or new.instruments,
+                          density=parsed.density if parsed.density is not None else new.density,
+                          loudness=parsed.loudness if parsed.loudness is not None else new.loudness)
+            request = replace(request, new=new)
+        made = gen.generate(list(new.instruments), new.style, request.bars, new.tempo, new.time_signature,
+                            self._controls(request), n, sampling, knobs.seed, rules)
+        return made if parsed is None else [replace(r, score=set_track_loudness(r.score, parsed)) for r in made]
 
     # -- choosing ----------------------------------------------------------------------------
     def prefer(self, desk: Desk, a: int, b: int, choice: str, who: str = "") -> int:
