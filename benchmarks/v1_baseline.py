@@ -76,14 +76,15 @@ def worktree() -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default="data/corpus-all")
-    parser.add_argument("--pieces", type=int, default=30, help="test pieces per source")
+    parser.add_argument("--pieces", type=int, default=30, help="test pieces per source family")
     parser.add_argument("--out", default="results/v1_baseline.json")
     args = parser.parse_args()
     from harmonixr.data.corpus import Corpus
     from harmonixr.evaluation.compare import per_source
+    from harmonixr.generation.piece import family
 
     corpus = Corpus([args.data])
-    files = [{"path": r["path"], "style": r["style"], "source": r["source"]}
+    files = [{"path": r["path"], "style": r["style"], "source": family(r)}  # the same pieces and labels as compare
              for _, r in per_source(corpus.rows("test"), args.pieces)]
     src = worktree()
     runs = ROOT / "runs" / "v1"

@@ -15,7 +15,7 @@ from harmonixr.generation.modes import Generator, MusicRules
 from harmonixr.generation.piece import GenerationError, Piece, Region
 from harmonixr.generation.postprocess import Key
 from harmonixr.sampling.sampler import SamplingConfig
-from harmonixr.tokens.prompt import read_notes
+from harmonixr.tokens.prompt import TrackControls, read_notes
 from harmonixr.tokens.vocab import COL, FILL, HOLE, PAST
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "harmonixr-small"
@@ -33,7 +33,7 @@ def test_infill_of_bars_keeps_the_rest_of_a_real_piece(key, gen, music21_midi, t
     piece = gen.piece(original)
     first = max(1, piece.bars // 3)
     region = Region.parse(f"{first + 1}-{min(first + 2, piece.bars)}", gen.vocab.grid)
-    results = gen.infill(piece, region, 2, SAMPLING, seed=0)
+    results = gen.infill(piece, region, 2, SAMPLING, seed=0, source="sampled")
     assert len(results) == 2
     for result in results:
         new = assert_kept(original, result.score, result.start_tick, result.end_tick, set(range(len(original.tracks))))
@@ -46,7 +46,7 @@ def test_infill_of_bars_keeps_the_rest_of_a_real_piece(key, gen, music21_midi, t
 def test_infill_of_some_tracks_keeps_the_others_inside_the_hole(gen, music21_midi) -> None:
     original = Score(str(music21_midi["bach/bwv66.6"]))  # soprano, alto, tenor, bass
     piece = gen.piece(original, "chorale")
-    results = gen.infill(piece, Region.parse("3-5", gen.vocab.grid, (1, 2)), 3, SAMPLING, seed=1)
+    results = gen.infill(piece, Region.parse("3-5", gen.vocab.grid, (1, 2)), 3, SAMPLING, seed=1, source="sampled")
     for result in results:
         assert result.tracks == (1, 2) and result.finished
         assert assert_kept(original, result.score, result.start_tick, result.end_tick, {1, 2}) == result.notes > 0
@@ -58,7 +58,7 @@ def test_a_beat_span_stays_inside_its_beats(gen, music21_midi) -> None:
     piece = gen.piece(original, "chorale")
     region = Region.parse("3:2-4:3", gen.vocab.grid)  # bar 3 beat 2 up to bar 4 beat 3
     assert region.start == (2, gen.vocab.grid) and region.end == (3, 2 * gen.vocab.grid)
-    for result in gen.infill(piece, region, 4, SAMPLING, seed=2):
+    for result in gen.infill(piece, region, 4, SAMPLING, seed=2, source="sampled"):
         assert (result.start_tick, result.end_tick) == (piece.tick(2, 12), piece.tick(3, 24))
         assert assert_kept(original, result.score, result.start_tick, result.end_tick, {0, 1, 2, 3}) == result.notes
 
@@ -70,7 +70,7 @@ def test_infill_prompts_put_the_music_after_the_hole_first(gen, music21_midi) ->
     piece = gen.piece(original, "chorale")
     gen.trace, gen.calls = True, []
     try:
-        result = gen.infill(piece, Region.parse("5-6", gen.vocab.grid), 1, SAMPLING, seed=0)[0]
+        result = gen.infill(piece, Region.parse("5-6", gen.vocab.grid), 1, SAMPLING, seed=0, source="sampled")[0]
         (call,) = gen.calls
     finally:
         gen.trace, gen.calls = False, []
@@ -87,7 +87,7 @@ def test_infill_prompts_put_the_music_after_the_hole_first(gen, music21_midi) ->
 def test_pop909_piano_refilled_under_kept_melody(name, gen) -> None:
     original = Score(str(POP909 / name))
     piece = gen.piece(original, "pop")
-    results = gen.infill(piece, Region.parse("9-12", gen.vocab.grid, (2,)), 2, SAMPLING, seed=0)
+    results = gen.infill(piece, Region.parse("9-12", gen.vocab.grid, (2,)), 2, SAMPLING, seed=0, source="sampled")
     for result in results:
         assert assert_kept(original, result.score, result.start_tick, result.end_tick, {2}) == result.notes > 0
 
@@ -131,7 +131,7 @@ def test_add_track_writes_only_the_new_part_in_its_bars(gen, music21_midi) -> No
 def test_same_seed_same_midi_other_seed_other_music(gen, music21_midi, tmp_path) -> None:
     piece = gen.piece(Score(str(music21_midi["bach/bwv66.6"])), "chorale")
     region = Region.parse("2-3", gen.vocab.grid)
-    a, b, c = (gen.infill(piece, region, 1, SAMPLING, seed)[0].score.dumps_midi() for seed in (5, 5, 6))
+    a, b, c = (gen.infill(piece, region, 1, SAMPLING, seed, source="sampled")[0].score.dumps_midi() for seed in (5, 5, 6))
     assert a == b and a != c
     args = ["infill", str(music21_midi["bach/bwv66.6"]), "--bars", "2-3", "--seed", "5", "--style", "chorale"]
     assert main([*args, "--out", str(tmp_path / "x.mid")]) == 0
@@ -189,7 +189,7 @@ def test_drums_keep_drumming_in_an_all_track_fill(gen) -> None:
     for part in parts:
         score.tracks.append(part)
     piece = gen.piece(score, "pop")
-    results = gen.infill(piece, Region.parse("6-7", gen.vocab.grid), 3, SAMPLING, seed=0)
+    results = gen.infill(piece, Region.parse("6-7", gen.vocab.grid), 3, SAMPLING, seed=0, source="sampled")
     for result in results:
         counts = [sum(1 for n in t.notes if result.start_tick <= n.time < result.end_tick) for t in result.score.tracks]
         assert all(c > 0 for c in counts), f"every part plays in the fill: {counts}"
@@ -245,7 +245,7 @@ def test_an_empty_track_of_the_file_is_filled_in_place(gen, music21_midi) -> Non
     original = Score(str(music21_midi["bach/bwv66.6"]))
     original.tracks.append(Track("Descant", 73, False))  # a part the user left empty
     piece = gen.piece(original, "chorale")
-    result = gen.infill(piece, Region.parse("1-4", gen.vocab.grid, (4,)), 1, SAMPLING, seed=0)[0]
+    result = gen.infill(piece, Region.parse("1-4", gen.vocab.grid, (4,)), 1, SAMPLING, seed=0, source="sampled")[0]
     assert len(result.score.tracks) == 5 and result.score.tracks[4].name == "Descant"
     assert assert_kept(original, result.score, result.start_tick, result.end_tick, {4}) == result.notes > 0
     assert len(piece.original.tracks) == 5 and piece.original.tracks[4].note_num() == 0  # the piece is unchanged
@@ -271,3 +271,20 @@ def test_a_written_fill_never_cuts_a_kept_note_short(vocab, tmp_path) -> None:
     assert (0, 1920 * 3, 60) in back, "the held note is whole in the written file"
     assert (1920 + 240, 480, 62) in back and not any(t == 1920 and p == 60 for t, _, p in back)
     assert (1920 * 3 - 120, 960, 67) in back  # no kept 67 sounds there: untouched
+
+
+def test_piece_aware_infill_copies_the_span_whose_surroundings_match(gen, music21_midi) -> None:
+    """The default source: the song's own spans, labelled with their bars, ranked by how alike the
+    bars around them are to the hole's; the context is kept and nothing lands outside the hole."""
+    original = Score(str(music21_midi["bach/bwv66.6"]))
+    piece = gen.piece(original, "chorale")
+    results = gen.infill(piece, Region.parse("5-6", gen.vocab.grid), 3, SAMPLING, seed=0)
+    labels = [r.details["source"] for r in results]
+    assert all(label.startswith("from bar") for label in labels) and len(set(labels)) == 3
+    for r in results:
+        assert assert_kept(original, r.score, r.start_tick, r.end_tick, {0, 1, 2, 3}) == r.notes > 0
+    assert labels[0] == "from bars 2-3" and "from bars 1-2" in labels  # measured on this chorale
+    silent = gen.infill(piece, Region.parse("5-6", gen.vocab.grid), 1, SAMPLING, seed=0,
+                        controls={1: TrackControls(density=0)})[0]
+    assert silent.details["source"] == "sampled"  # a caller's control: sampled fills that follow it
+    assert not [n for n in silent.score.tracks[1].notes if silent.start_tick <= n.time < silent.end_tick]

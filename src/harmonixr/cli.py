@@ -168,7 +168,7 @@ def _fuzz(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from harmonixr.cli_generation import DEFAULT_MODEL
+    from harmonixr.cli_generation import default_model
     from harmonixr.web.config import StudioConfig
 
     config = load_yaml(StudioConfig, args.config) if args.config else StudioConfig()
@@ -177,7 +177,7 @@ def _serve(args: argparse.Namespace) -> int:
     config = replace_fields(config, **changes)
     from harmonixr.web.studio import open_studio
 
-    studio = open_studio(config, DEFAULT_MODEL)
+    studio = open_studio(config, config.model or default_model())
     from harmonixr.web.app import serve
 
     console.print(f"harmonixr studio: http://{config.host}:{config.port}/ (choices go to {studio.store.path}; "
@@ -229,7 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--split", default="test")
     c.add_argument("--block-size", type=int, default=1024)
     c.add_argument("--holes", type=int, default=2, help="infill holes per piece")
-    c.add_argument("--max-pieces", type=int, default=0, help="score only the first N pieces (0: all)")
+    c.add_argument("--max-pieces", type=int, default=0,
+                   help="score the first N pieces of each source family (folk, chorale, pop909, ...; 0: all)")
     c.add_argument("--out", help="write OUT.json and OUT.csv")
     c.set_defaults(run=_compare)
 

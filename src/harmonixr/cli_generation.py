@@ -13,14 +13,31 @@ from pathlib import Path
 
 from rich.console import Console
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "harmonixr-small"
+SHIPPED = Path("models") / "harmonixr-small"  # the shipped model, in a checkout
+
+
+def default_model() -> Path:
+    """The model used without ``--model``: ``$HARMONIXR_MODEL``, else ``models/harmonixr-small`` in
+    the current folder, else in the checkout this package was installed from (an editable install);
+    a clear error naming the places looked in when none is there (a wheel does not carry the model)."""
+    import os
+
+    from harmonixr.models.checkpoint import CheckpointError
+
+    places = [Path(os.environ["HARMONIXR_MODEL"])] if os.environ.get("HARMONIXR_MODEL") else []
+    places += [Path.cwd() / SHIPPED, Path(__file__).resolve().parents[2] / SHIPPED]
+    for place in places:
+        if (place / "model.safetensors").is_file():
+            return place
+    raise CheckpointError("no model given and none found (looked in " + ", ".join(map(str, dict.fromkeys(places)))
+                          + "): pass --model CHECKPOINT_DIR, set HARMONIXR_MODEL, or run from the checkout")
 MAX_VARIATIONS = 64  # one call samples them in one batch: the memory grows with it
 MAX_BARS = 128  # new bars of a continuation or a new piece (about 5 minutes at 100 bpm)
 TEMPO_RANGE = (10.0, 1000.0)  # bpm, as the file limits
 
 
 def _model(args: argparse.Namespace) -> Path:
-    path = Path(args.model) if args.model else DEFAULT_MODEL
+    path = Path(args.model) if args.model else default_model()
     if not path.exists():
         raise FileNotFoundError(f"{path}: no model there (pass --model CHECKPOINT_DIR)")
     return path
@@ -277,7 +294,7 @@ def run_infill(args: argparse.Namespace, console: Console) -> int:
         around = piece.tick(max(region.start[0] - 2, 0)), piece.tick(min(last + 2, piece.bars))  # two bars each side
         playing = [k for k, t in enumerate(piece.original.tracks)
                    if any(around[0] <= n.time < around[1] for n in t.notes)]
-        controls = {**track_controls(args.parsed, programs, playing), **(controls or {})}
+        controls = {**track_controls(args.parsed, programs, playing), **(controls or {})} or None
     results = gen.infill(piece, region, args.variations, sampling, args.seed, rules, controls=controls,
                          source=args.source)
     return _write(console, args, results, piece.original)
@@ -358,9 +375,10 @@ def add_generation_verbs(verbs: argparse._SubParsersAction, console: Console) ->
     _input(i)
     i.add_argument("--bars", help="bars A-B (1-based, inclusive), e.g. 5-8")
     i.add_argument("--span", help="beat span BAR:BEAT-BAR:BEAT (end excluded), e.g. 5:3-7:1")
-    i.add_argument("--source", choices=["best", "piece", "sampled"], default="best",
-                   help="best: the most likely of sampled fills and the song's own spans of the region's length; "
-                        "piece: those spans only; sampled: sampled fills only")
+    i.add_argument("--source", choices=["piece", "best", "sampled"], default="piece",
+                   help="piece: the song's own spans of the region's length whose surrounding bars match the "
+                        "region's (piece-aware); best: those that match well, then spans and sampled fills by "
+                        "the model's bits per note; sampled: sampled fills only (a --control or --prompt: sampled)")
     i.add_argument("--tracks", type=_ints, help="tracks to rewrite, 1-based, e.g. 2 or 1,3 (default: all; the others stay)")
     _common(i)
     i.set_defaults(run=partial(run_infill, console=console))

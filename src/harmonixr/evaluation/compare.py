@@ -21,6 +21,7 @@ from rich.table import Table
 
 from harmonixr.data.corpus import Corpus
 from harmonixr.evaluation.likelihood import GROUPS, Scorer, Tally
+from harmonixr.generation.piece import family
 from harmonixr.models.checkpoint import load_checkpoint
 from harmonixr.models.ngram import NGRAM_META, NGramModel
 from harmonixr.runtime import autocast_dtype, pick_device
@@ -49,7 +50,9 @@ class EvalSet:
 def build_eval_set(corpus: Corpus, split: str, block_size: int, holes_per_piece: int = 2,
                    max_pieces: int = 0, seed: int = 0) -> EvalSet:
     """Plain scoring windows of every piece of ``split`` and ``holes_per_piece`` infill examples
-    each (controls measured on the hole, none dropped). ``max_pieces``: at most so many per source."""
+    each (controls measured on the hole, none dropped). ``max_pieces``: at most so many per source
+    family (:func:`~harmonixr.generation.piece.family`: folk, chorale, classical, pop909, ...), by
+    which the rows are labelled."""
     rows = per_source(corpus.rows(split), max_pieces)
     plain_maker = ExampleMaker(corpus.vocab, block_size, ObjectiveConfig())
     infill_maker = ExampleMaker(corpus.vocab, block_size, EVAL_OBJECTIVE)
@@ -59,21 +62,21 @@ def build_eval_set(corpus: Corpus, split: str, block_size: int, holes_per_piece:
         windows = list(scoring_windows(plain_maker, piece))
         holes = infill_examples(infill_maker, piece, holes_per_piece, seed=seed + index)
         out.plain += windows
-        out.plain_labels += [(row["source"], row["style"])] * len(windows)
+        out.plain_labels += [(family(row), row["style"])] * len(windows)
         out.infill += holes
-        out.infill_labels += [(row["source"], row["style"])] * len(holes)
+        out.infill_labels += [(family(row), row["style"])] * len(holes)
     return out
 
 
 def per_source(rows: list, limit: int) -> list:
-    """The first ``limit`` rows of each source (all of them for 0), in order."""
+    """The first ``limit`` rows of each source family (all of them for 0), in order."""
     if not limit:
         return rows
     seen: dict[str, int] = {}
     out = []
     for shards, row in rows:
-        seen[row["source"]] = seen.get(row["source"], 0) + 1
-        if seen[row["source"]] <= limit:
+        seen[family(row)] = seen.get(family(row), 0) + 1
+        if seen[family(row)] <= limit:
             out.append((shards, row))
     return out
 

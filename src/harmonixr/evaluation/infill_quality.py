@@ -144,11 +144,13 @@ class Method:
     kind: str
     generator: Generator | None = None
     sampling: SamplingConfig | None = None
-    source: str = "sampled"  # infill: "sampled", or "best" (piece-aware: sampled fills and the song's spans)
+    source: str = "sampled"  # infill: "sampled", "piece" (the song's spans) or "best" (both)
 
     @property
     def deterministic(self) -> bool:
-        return self.kind in ("copy", "repeat") or (self.sampling is not None and self.sampling.top_k == 1)
+        """Filled once: the copies, greedy decoding, and piece-aware infill (its first fill is the best-matching span)."""
+        return (self.kind in ("copy", "repeat") or self.source == "piece"
+                or (self.sampling is not None and self.sampling.top_k == 1))
 
 
 def evaluate_infill(methods: dict[str, Method], holes: list[Hole], samples: int, seed: int = 0) -> list[dict]:

@@ -89,17 +89,19 @@ def run_demo(model: str | Path, out: str | Path = "out", seed: int = 0, wav: boo
 
     chorale = gen.piece(example_score("chorale"), "chorale")
     keep("chorale-infill", "Bach chorale BWV 66.6: bars 5-8 rewritten, all four voices",
-         gen.infill(chorale, Region.parse("5-8", gen.vocab.grid), 1, SAMPLING, seed)[0], chorale.original)
+         gen.infill(chorale, Region.parse("5-8", gen.vocab.grid), 1, SAMPLING, seed, source="sampled")[0], chorale.original)
     alto = 1  # soprano, alto, tenor, bass
     keep("chorale-alto", "the same chorale: the alto of bars 1-8 rewritten under the other voices",
-         gen.infill(chorale, Region.parse("1-8", gen.vocab.grid, (alto,)), 1, SAMPLING, seed)[0], chorale.original)
+         gen.infill(chorale, Region.parse("1-8", gen.vocab.grid, (alto,)), 1, SAMPLING, seed, source="sampled")[0],
+         chorale.original)
     folk = gen.piece(example_score("folk"), "folk-german")
     keep("folk-continue", "Essen folk song: its first 4 bars, continued for 8 bars",
          gen.continue_(folk, bars=8, after_bar=4, sampling=SAMPLING, seed=seed)[0], folk.original)
     band = gen.generate([PIANO, BASS, DRUMS], style="pop", bars=16, tempo=100, sampling=SAMPLING, seed=seed)[0]
     keep("band-generate", "pop, from nothing: 16 bars of piano, bass and drums", band, None)
     band_piece = gen.piece(band.score, "pop")
-    keep("band-infill", "that band piece: bars 5-8 rewritten, every part (the drums keep drumming)",
+    keep("band-infill", "that band piece: bars 5-8 rewritten, every part, piece-aware (the song's own bars "
+                        "whose surroundings match)",
          gen.infill(band_piece, Region.parse("5-8", gen.vocab.grid), 1, SAMPLING, seed)[0], band.score)
     keep("celtic-generate", "Celtic tune, from nothing: 16 bars of 6/8 on a flute",
          gen.generate([FLUTE], style="folk-celtic", bars=16, tempo=110, time_signature=(6, 8),

@@ -29,13 +29,14 @@ import numpy as np
 import torch
 from symusic import Score
 
-from harmonixr.generation.candidates import SOURCES, Candidate, fill_bits, piece_candidates
+from harmonixr.generation.candidates import SOURCES, Candidate, fill_bits, piece_candidates, rank
 from harmonixr.generation.piece import GenerationError, Piece, Region
+from harmonixr.generation.postprocess import velocities_to_mean
 from harmonixr.models.checkpoint import load_checkpoint
 from harmonixr.runtime import autocast, autocast_dtype
 from harmonixr.sampling.grammar import UNLIMITED, NoteGrammar, NoteState, Rules
 from harmonixr.sampling.sampler import Placement, Sampled, Sampler, SamplingConfig
-from harmonixr.tokens.notes import BAR, POS, TRACK, sort_notes
+from harmonixr.tokens.notes import BAR, POS, TRACK, VEL, sort_notes
 from harmonixr.tokens.prompt import (
     CONTROL_KINDS,
     Header,
@@ -119,16 +120,21 @@ class Generator:
     # -- infill ----------------------------------------------------------------------------
     def infill(self, piece: Piece, region: Region, n: int = 1, sampling: SamplingConfig = SamplingConfig(),
                seed: int = 0, rules: MusicRules = MusicRules(), mode: str = "infill",
-               controls: Mapping[int, TrackControls] | None = None, source: str = "best") -> list[Result]:
+               controls: Mapping[int, TrackControls] | None = None, source: str = "piece") -> list[Result]:
         """Rewrite ``region`` of ``piece`` ``n`` times, with the music on both sides as context.
 
         ``controls``: per original track index, what the fill should be like on that track (a
         control left None is inferred from the bars around the hole; see :meth:`hole_controls`).
-        ``source``: ``"best"`` (the ``n`` most likely of ``n`` sampled fills and the song's own
-        spans of the hole's length, :mod:`~harmonixr.generation.candidates`), ``"piece"`` (the
-        song's spans only) or ``"sampled"``; ``details["source"]`` says where each came from."""
+        ``source``: ``"piece"`` (piece-aware: the song's own spans of the hole's length whose
+        surroundings match the hole's best, sampled fills making up the number), ``"best"`` (those
+        copies that match well, then copies and ``n`` sampled fills by bits per note) or
+        ``"sampled"`` (:mod:`~harmonixr.generation.candidates`); ``details["source"]`` says where
+        each came from. A control set by the caller means ``"piece"`` is read as ``"sampled"``: a
+        copy plays what the song played, sampled fills follow the controls."""
         if source not in SOURCES:
             raise GenerationError(f"source {source!r}: one of {', '.join(SOURCES)}")
+        if source == "piece" and controls:
+            source = "sampled"  # the caller's controls: fills that follow them, not what the song played
         began = time.perf_counter()
         piece = piece.copy()  # empty tracks in the region get a slot in this copy only
         slots = self._slots(piece, region)
@@ -157,8 +163,12 @@ class Generator:
         # a track told to be silent (density 0, or a track silent around the hole) gets no note: a mask, not a hope
         silent = {s for s, c in wanted.items() if c.density == 0}
         playing = tuple(s for s in slots if s not in silent)
+        asked = {s: c for s in slots if (c := (controls or {}).get(piece.track_of(s))) is not None}  # the caller's own
+        ranges = tuple((s, c.low if c.low is not None else 0, c.high if c.high is not None else 127)
+                       for s, c in asked.items() if s != self.vocab.drum_slot and (c.low is not None or c.high is not None))
         limits = Rules(playing or tuple(slots), piece.bar_positions(last_bar + 1), start, last_bar, last_pos, END,
-                       required=required, **{**_rule_fields(rules), **({} if playing else {"max_notes": 0})})
+                       required=required, track_ranges=ranges,
+                       **{**_rule_fields(rules), **({} if playing else {"max_notes": 0})})
         place = Placement(bar0, piece.bars_meta(last_bar + 1), piece.header(), FILLED, hole)
         state = NoteState(start[0], start[1])
         copies = []
@@ -166,8 +176,8 @@ class Generator:
             copies = [replace(c, notes=c.notes[~np.isin(c.notes[:, TRACK], list(silent))])
                       for c in piece_candidates(piece.notes, piece.bars_meta().meter, hole, piece.bars, self.vocab)]
             copies = [c for c in copies if len(c.notes) and len(sequence) + len(c.notes) < self.max_len]  # one that fits
-        outs = [] if source == "piece" and copies else self._sample(sequence, n, sampling, seed, limits, state, place,
-                                                                   budget)
+        wanted_draws = max(n - len(copies), 0) if source == "piece" else n  # "piece": sampled fills only make up the number
+        outs = self._sample(sequence, wanted_draws, sampling, seed, limits, state, place, budget) if wanted_draws else []
         resampled = 0
         for attempt in range(1, RESAMPLE_TRIES + 1):  # nothing dropped silently: draw again, then report
             missing = [k for k, out in enumerate(outs) if not set(required) <= set(out.notes[:, TRACK].tolist())]
@@ -182,15 +192,19 @@ class Generator:
         steps = {id(f.notes): (out.steps, out.ended) for f, out in zip(fills, outs)}
         if copies:
             pool = fills + copies
+            if source == "piece":  # the model's bits only break ties of the context match: score those only
+                pool = rank(pool, source)
+                pool = [c for c in pool if c.match_or_0 >= pool[min(n, len(pool)) - 1].match_or_0]
             with autocast(torch.device("cpu"), autocast_dtype("auto", torch.device("cpu"))):
                 bits = fill_bits(self.model, self.vocab, sequence, [c.notes for c in pool], hole, bar0,
                                  piece.bars_meta(last_bar + 1), header)
-            # ranked by bits per note (with the end): a total would favour the sparsest span of the song
-            fills = sorted((replace(c, bits=b) for c, b in zip(pool, bits)), key=lambda c: c.bits / (len(c.notes) + 1))[:n]
+            fills = rank([replace(c, bits=b) for c, b in zip(pool, bits)], source)[:n]
         start_tick = piece.tick(*start)
         end_tick = piece.tick(*end) if end is not None else None
         tracks = sorted({piece.track_of(s) for s in slots}) if region.tracks else list(range(len(piece.original.tracks)))
         timeline = piece.timeline.extended(last_bar + 1)
+        loud = {s: c.loudness for s, c in asked.items() if c.loudness is not None}
+        fills = [replace(f, notes=_meet_loudness(f.notes, loud)) for f in fills] if loud else fills
         results = []
         for fill in fills:
             taken, ended = steps.get(id(fill.notes), (0, True))
@@ -439,7 +453,9 @@ class Generator:
         default: the tempo's control only)."""
         piece = self.new_piece(programs, style, tempo, time_signature, bars)
         values = self.header_values(tempo, controls)
-        return self._extend(piece, piece.notes, (0, 0), bars, notes, n, sampling, seed, rules, "generate", 0, values)
+        made = self._extend(piece, piece.notes, (0, 0), bars, notes, n, sampling, seed, rules, "generate", 0, values)
+        loudness = (controls or {}).get("loudness")
+        return made if loudness is None else [replace(r, score=_score_to_mean(r.score, float(loudness))) for r in made]
 
     def header_values(self, tempo: float, controls: Mapping[str, object] | None = None) -> tuple[int, ...]:
         """The control value ids of a new piece: its tempo's, and those of ``controls``."""
@@ -474,6 +490,24 @@ class Generator:
         if self.trace:
             self.calls.append({"prompt": sequence, "outs": outs, "place": place, "rules": limits})
         return outs
+
+
+def _score_to_mean(score: Score, mean: float) -> Score:
+    """A new piece asked for a mean velocity: every note's velocity scaled to it together."""
+    out = score.copy()
+    notes = [n for t in out.tracks for n in t.notes]
+    for note, velocity in zip(notes, velocities_to_mean(np.array([n.velocity for n in notes]), mean).tolist()):
+        note.velocity = int(velocity)
+    return out
+
+
+def _meet_loudness(notes: np.ndarray, asked: Mapping[int, float]) -> np.ndarray:
+    """A fill whose tracks were asked for a mean velocity, scaled to it (the model's dynamics kept)."""
+    out = notes.copy()
+    for slot, mean in asked.items():
+        mine = out[:, TRACK] == slot
+        out[mine, VEL] = velocities_to_mean(out[mine, VEL], mean)
+    return out
 
 
 def _rule_fields(rules: MusicRules) -> dict:

@@ -205,7 +205,8 @@ class Piece:
         ``notes``. A MIDI file cannot hold two sounding notes of one pitch on one track, so a new
         note never cuts a kept one short: one that would start while a kept note of its pitch still
         sounds starts when it ends (or is dropped when that is past the region), and one that would
-        still sound when a kept note of its pitch starts ends there."""
+        still sound when a kept note of its pitch starts ends there. A new note played early (its
+        micro-timing before the region's first grid cell) starts at the region's start."""
         out = self.original.copy()
         stop = end_tick if end_tick is not None else 1 << 62
         for index in tracks:
@@ -215,9 +216,22 @@ class Piece:
             track.notes.extend(kept)
         for index, new in notes.items():
             track = out.tracks[index]
+            new = _inside(new, start_tick, stop)
             track.notes.extend(_around_kept(list(track.notes), new, stop))
             track.notes.sort()
         return out
+
+
+def _inside(notes: list[Note], start: int, stop: int) -> list[Note]:
+    """``notes`` that start in [start, stop), those before ``start`` moved to it (ending where they ended)."""
+    out = []
+    for n in notes:
+        if n.time >= stop:
+            continue
+        if n.time < start:
+            n = Note(start, max(n.time + n.duration - start, 1), n.pitch, n.velocity)
+        out.append(n)
+    return out
 
 
 def _around_kept(kept: list[Note], new: list[Note], stop: int) -> list[Note]:

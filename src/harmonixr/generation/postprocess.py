@@ -93,6 +93,15 @@ def scale_velocity(score: Score, factor: float) -> Score:
     return out
 
 
+def velocities_to_mean(velocities: np.ndarray, mean: float) -> np.ndarray:
+    """``velocities`` scaled so that their mean is ``mean`` (the shape of the dynamics kept),
+    rounded and clipped to 1-127: how an asked loudness is met exactly."""
+    if not len(velocities):
+        return velocities
+    scaled = np.asarray(velocities, dtype=np.float64) * (mean / max(float(np.mean(velocities)), 1.0))
+    return np.clip(np.round(scaled), 1, 127).astype(np.asarray(velocities).dtype)
+
+
 def quantize(score: Score, steps_per_beat: int = 4) -> Score:
     """Onsets and durations snapped to 1/``steps_per_beat`` of a quarter note (durations >= 1 step)."""
     out = score.copy()

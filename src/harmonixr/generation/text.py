@@ -29,11 +29,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
 from symusic import Score
 
 from harmonixr.errors import HarmonixrError
-from harmonixr.generation.postprocess import Key, estimate_key
+from harmonixr.generation.postprocess import Key, estimate_key, velocities_to_mean
 from harmonixr.tokens.prompt import TrackControls
 
 TEMPO = {"very slow": 60.0, "slow": 76.0, "moderate": 104.0, "medium": 104.0, "fast": 140.0, "very fast": 176.0,
@@ -243,8 +242,6 @@ def set_track_loudness(score: Score, parsed: ParsedPrompt) -> Score:
                       if "loudness" in v and _family(p) == _family(program)), None)
         if asked is None or not track.notes:
             continue
-        velocity = track.notes.numpy()["velocity"].astype(float)
-        scale = asked / max(velocity.mean(), 1.0)
-        for note in track.notes:
-            note.velocity = int(np.clip(round(note.velocity * scale), 1, 127))
+        for note, velocity in zip(track.notes, velocities_to_mean(track.notes.numpy()["velocity"], asked).tolist()):
+            note.velocity = int(velocity)
     return out

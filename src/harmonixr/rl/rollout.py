@@ -57,7 +57,7 @@ class Prompt:
         if self.piece is None:
             return gen.generate(list(self.programs), self.style, self.bars, self.tempo, self.time_signature,
                                 n=n, sampling=sampling, seed=seed)
-        return gen.infill(self.piece, self.region, n=n, sampling=sampling, seed=seed)
+        return gen.infill(self.piece, self.region, n=n, sampling=sampling, seed=seed, source="sampled")  # RL learns from draws
 
 
 def make_prompts(corpus: Corpus, gen: Generator, cfg: PromptConfig, split: str, count: int,

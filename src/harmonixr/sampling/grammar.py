@@ -53,6 +53,7 @@ class Rules:
     min_notes: int = 0  # the end is allowed only after this many notes (or when no note fits any more)
     required: tuple[int, ...] = ()  # tracks that must get a note before the end (while one fits)
     min_bar: int = 0  # the end is allowed only once a note starts in this bar or later (or none fits)
+    track_ranges: tuple[tuple[int, int, int], ...] = ()  # (slot, lowest, highest pitch) of melodic tracks
 
     def positions(self, bar: int) -> int:
         return self.bar_positions[min(bar, len(self.bar_positions) - 1)]
@@ -95,7 +96,12 @@ class NoteGrammar:
                 (pitches <= min(rules.drum_range[1], vocab.spec.drums_pitch_range[1]))
         if not melodic.any():
             raise HarmonixrError(f"no pitch satisfies range {rules.pitch_range} and scale {sorted(rules.scale or [])}")
-        self.pitch_masks = {slot: self._stored(drums if slot == vocab.drum_slot else melodic, PITCH) for slot in rules.tracks}
+        ranges = {slot: (pitches >= low) & (pitches <= high) for slot, low, high in rules.track_ranges}
+        for slot, inside in ranges.items():
+            if not (melodic & inside).any():
+                raise HarmonixrError(f"no pitch of track slot {slot} satisfies its range and the scale")
+        self.pitch_masks = {slot: self._stored(drums if slot == vocab.drum_slot else melodic & ranges.get(slot, True), PITCH)
+                            for slot in rules.tracks}
         self.tracks = np.asarray(sorted(rules.tracks))
         self.types = np.zeros(sizes[TYPE], dtype=bool)
         self.types[[NOTE, rules.end_type]] = True

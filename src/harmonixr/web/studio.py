@@ -182,6 +182,7 @@ class Request:
     program: int = 33
     new: NewPiece = NewPiece()
     knobs: Knobs = Knobs()
+    source: str = "piece"  # infill: "piece" (the song's own bars), "best" or "sampled" (Generator.infill)
     prompt: str = ""  # words (harmonixr.generation.text): style, tempo, mode, density, loudness, instruments
     controls: tuple[tuple[int, float | None, float | None], ...] = ()  # infill: (track, notes per bar, mean velocity)
 
@@ -290,12 +291,12 @@ class Studio:
         return variations
 
     def again(self, desk: Desk) -> list[Variation]:
-        """The last request once more with the next seeds (seed + variations): new takes, and the
-        seed shown says how to get them again."""
+        """The last request once more with the next seeds (seed + variations), sampled: new takes
+        (a piece-aware infill's copies were the first try), and the seed shown says how to get them again."""
         if desk.last is None:
             raise StudioError("nothing to try again yet")
         knobs = replace(desk.last.knobs, seed=desk.last.knobs.seed + desk.last.knobs.variations)
-        return self.run(desk, replace(desk.last, knobs=knobs))
+        return self.run(desk, replace(desk.last, knobs=knobs, source="sampled"))  # the song's best bars were the first try
 
     def piece(self, take: Take) -> Piece:
         """``take`` tokenized, once: a take's file never changes, and the modes do not modify a Piece."""
@@ -312,16 +313,18 @@ class Studio:
     def inferred_controls(self, take: Take, spec: str, tracks: tuple[int, ...] = ()) -> list[list]:
         """Per track of the region: [track, name, notes per bar, mean velocity] measured on the bars
         around it (what an infill asks for unless the visitor changes it); [] without a region."""
+        return self._inferred(self.piece(take), spec, tracks)
+
+    def _inferred(self, piece: Piece, spec: str, tracks: tuple[int, ...] = ()) -> list[list]:
         try:
             region = Region.parse(spec, self.gen.vocab.grid, tracks)
         except GenerationError:
             return []
-        piece = self.piece(take)
         if region.start[0] >= piece.bars:
             return []
         end = region.end if region.end is not None and region.end[0] < piece.bars else None
         hole = Hole(region.start, end, tuple(s for s in map(piece.slot_of, tracks) if s is not None))
-        names = take.score().tracks
+        names = piece.original.tracks
         rows = []
         for slot, c in sorted(self.gen.hole_controls(piece, hole).items(), key=lambda kv: piece.track_of(kv[0])):
             k = piece.track_of(slot)
@@ -383,8 +386,11 @@ class Studio:
         if parsed is not None:
             programs = [-1 if t.is_drum else t.program for t in piece.original.tracks]
             out = track_controls(parsed, programs, [k for k in range(len(programs)) if piece.slot_of(k) is not None])
+        shown = {row[0] - 1: (row[2], row[3]) for row in self._inferred(piece, request.region, request.tracks)}
         for track, density, loudness in request.controls:
-            if 0 <= track < len(piece.original.tracks):
+            density = None if density is not None and shown.get(track, (None, None))[0] == density else density
+            loudness = None if loudness is not None and shown.get(track, (None, None))[1] == loudness else loudness
+            if (density is not None or loudness is not None) and 0 <= track < len(piece.original.tracks):
                 mine = out.get(track, TrackControls())
                 out[track] = replace(mine, density=mine.density if density is None else density,
                                      loudness=mine.loudness if loudness is None else loudness)
@@ -399,7 +405,7 @@ class Studio:
             rules = MusicRules(scale=key.pitch_classes)
         if request.op == "infill":
             return gen.infill(piece, self._region(request), n, sampling, knobs.seed, rules,
-                              controls=self._infill_controls(piece, request, parsed))
+                              controls=self._infill_controls(piece, request, parsed), source=request.source)
         if request.op == "continue":
             return gen.continue_(piece, request.bars, n=n, sampling=sampling, seed=knobs.seed)
         if request.op == "add-track":

@@ -1,0 +1,137 @@
+"""Control adherence of infill: what was asked of each track against what the fill did, on held-out pieces.
+
+A hole of ``--bars`` whole bars in the middle of ``--pieces`` test pieces per family, every track.
+For each hole, two fills (sampled, so every note comes from the model under its controls):
+
+- **asked**: each track that plays around the hole is asked for a density (onsets per bar) and a
+  mean velocity drawn around what it plays there (x0.5 to x2, and -30 to +30), and half of the
+  melodic tracks for a pitch range (a random window of 12 to 24 semitones inside the track's
+  range around the hole). Printed: the correlation of asked and achieved density and loudness
+  over all (hole, track) pairs, and the share of notes inside the asked pitch range.
+- **inferred** (the default, nothing asked): drums in all-track fills of drum songs (holes whose
+  drum track plays around them), and tracks silent around the hole that stay silent.
+
+    python benchmarks/adherence.py models/harmonixr-small --pieces 10 --bars 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from harmonixr.data.corpus import Corpus
+from harmonixr.evaluation.infill_quality import middle_holes
+from harmonixr.generation.modes import Generator
+from harmonixr.generation.piece import split_pieces
+from harmonixr.sampling.sampler import SamplingConfig
+from harmonixr.tokens.prompt import Hole, TrackControls
+
+SAMPLING = SamplingConfig(top_p=0.95)
+MIN_AROUND_DENSITY = 0.5  # onsets per bar around the hole for a track to count as playing there
+
+
+def achieved(score, track: int, start: int, end: int, bars: int) -> tuple[float, float | None, list[int]]:  # noqa: ANN001
+    """(onsets per bar, mean velocity or None, pitches) of ``track`` of ``score`` in [start, end)."""
+    notes = [n for n in score.tracks[track].notes if start <= n.time < end]
+    onsets = {n.time for n in notes}
+    return len(onsets) / bars, (float(np.mean([n.velocity for n in notes])) if notes else None), [n.pitch for n in notes]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint")
+    parser.add_argument("--data", default="data/corpus-all")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--pieces", type=int, default=10, help="pieces per family")
+    parser.add_argument("--bars", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="results/adherence.json")
+    args = parser.parse_args()
+    console = Console(width=160)
+    began = time.perf_counter()
+    gen = Generator(args.checkpoint)
+    rng = np.random.default_rng(args.seed)
+    holes = middle_holes(split_pieces(Corpus([args.data]), args.split, args.pieces, gen.vocab, rng, by="family"),
+                         args.bars)
+    pairs, ranges, drums, silent = [], [], [], []
+    for index, h in enumerate(holes):
+        piece = h.piece
+        start, end = piece.tick(h.first_bar), piece.tick(h.first_bar + h.bars)
+        hole = Hole((h.first_bar, 0), (h.first_bar + h.bars, 0))
+        inferred = {piece.track_of(s): c for s, c in gen.hole_controls(piece, hole).items()}
+        drum_track = piece.track_of(gen.vocab.drum_slot) if gen.vocab.drum_slot in piece.slots else None
+        # inferred: drums kept, silent tracks silent
+        made = gen.infill(piece, h.region, 1, SAMPLING, args.seed + index, source="sampled")[0].score
+        for track, c in inferred.items():
+            got, _, _ = achieved(made, track, start, end, h.bars)
+            if c.density == 0:
+                silent.append({"source": h.source, "hole": index, "track": track, "notes": got * h.bars})
+            if track == drum_track and (c.density or 0) >= MIN_AROUND_DENSITY:
+                drums.append({"source": h.source, "hole": index, "onsets_per_bar": got, "around": c.density})
+        # asked: around what each track plays
+        asked: dict[int, TrackControls] = {}
+        for track, c in inferred.items():
+            if (c.density or 0) < MIN_AROUND_DENSITY:
+                continue
+            density = float(c.density * 2 ** rng.uniform(-1, 1))
+            loudness = float(np.clip((c.loudness or 80) + rng.uniform(-30, 30), 20, 120))
+            low = high = None
+            if track != drum_track and c.low is not None and rng.random() < 0.5:
+                width = int(rng.integers(12, 25))
+                first = max(c.low - 6, 0)  # windows that overlap the track's own range
+                low = int(rng.integers(first, max(c.high - width + 7, first + 1)))
+                high = low + width
+            asked[track] = TrackControls(density=density, loudness=loudness, low=low, high=high)
+        if not asked:
+            continue
+        made = gen.infill(piece, h.region, 1, SAMPLING, args.seed + 7919 + index, controls=asked, source="sampled")[0].score
+        for track, c in asked.items():
+            got, loud, pitches = achieved(made, track, start, end, h.bars)
+            pairs.append({"source": h.source, "hole": index, "track": track, "asked_density": c.density,
+                          "density": got, "asked_loudness": c.loudness, "loudness": loud})
+            if c.low is not None:
+                inside = sum(c.low <= p <= c.high for p in pitches)
+                ranges.append({"source": h.source, "hole": index, "track": track, "notes": len(pitches), "inside": inside})
+        console.print(f"hole {index + 1}/{len(holes)} ({h.source}): {len(asked)} tracks asked", highlight=False)
+
+    def corr(a: list, b: list) -> float:
+        ok = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
+        return float(np.corrcoef(*zip(*ok))[0, 1]) if len(ok) > 2 else float("nan")
+
+    rows = []
+    for source in ["all", *sorted({p["source"] for p in pairs})]:
+        mine = [p for p in pairs if source in ("all", p["source"])]
+        rng_rows = [r for r in ranges if source in ("all", r["source"])]
+        dr = [d for d in drums if source in ("all", d["source"])]
+        sil = [s for s in silent if source in ("all", s["source"])]
+        rows.append({
+            "source": source, "pairs": len(mine),
+            "density_r": corr([p["asked_density"] for p in mine], [p["density"] for p in mine]),
+            "density_log_r": corr([np.log1p(p["asked_density"]) for p in mine], [np.log1p(p["density"]) for p in mine]),
+            "loudness_r": corr([p["asked_loudness"] for p in mine], [p["loudness"] for p in mine]),
+            "in_pitch_range": sum(r["inside"] for r in rng_rows) / max(sum(r["notes"] for r in rng_rows), 1),
+            "range_tracks": len(rng_rows),
+            "drum_holes": len(dr), "drums_present": sum(d["onsets_per_bar"] > 0 for d in dr) / max(len(dr), 1),
+            "silent_tracks": len(sil), "silent_kept": sum(s["notes"] == 0 for s in sil) / max(len(sil), 1),
+        })
+    table = Table(title=f"control adherence: {len(holes)} holes of {args.bars} bars, {time.perf_counter() - began:.0f} s")
+    for column in rows[0]:
+        table.add_column(column, justify="left" if column == "source" else "right")
+    for row in rows:
+        table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()))
+    console.print(table)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"checkpoint": args.checkpoint, "holes": len(holes), "summary": rows,
+                                          "pairs": pairs, "ranges": ranges, "drums": drums, "silent": silent},
+                                         indent=1, default=float))
+    console.print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
