@@ -30,6 +30,7 @@ def checkpoints(training_corpus: Path, tmp_path_factory: pytest.TempPathFactory)
     return [*paths, folder / "ngram"]
 
 
+@pytest.mark.slow
 def test_every_model_scores_the_same_notes_and_the_parts_add_up(training_corpus, checkpoints, tmp_path, capsys) -> None:
     out = tmp_path / "cmp"
     args = [str(p) for p in checkpoints] + ["--data", str(training_corpus), "--block-size", "256", "--out", str(out)]

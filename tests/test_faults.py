@@ -57,6 +57,7 @@ def assert_whole(path: Path) -> int:
     return step
 
 
+@pytest.mark.slow
 def test_checkpoint_writes_killed_at_random_points_never_leave_a_torn_latest(tmp_path) -> None:
     path, rng = tmp_path / "latest", np.random.default_rng(0)
     steps = []

@@ -51,6 +51,7 @@ def test_each_mutator_changes_the_file_as_it_says(name, seeds) -> None:
     assert changed >= 18
 
 
+@pytest.mark.slow
 def test_a_short_fuzz_run_ends_every_input_in_a_named_outcome(tmp_path) -> None:
     code = main(["fuzz", "--inputs", "320", "--seed", "7", "--out", str(tmp_path), "--quiet"])
     report = json.loads((tmp_path / "report.json").read_text())

@@ -196,6 +196,7 @@ def test_drums_keep_drumming_in_an_all_track_fill(gen) -> None:
         assert result.details["controls"][2].density == pytest.approx(8.0)  # inferred: the drums' onsets per bar
 
 
+@pytest.mark.slow
 def test_demo_writes_midi_png_and_wav(tmp_path) -> None:
     out = tmp_path / "out"
     assert main(["demo", "--out", str(out)]) == 0

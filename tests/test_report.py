@@ -41,6 +41,7 @@ def test_paired_differences_average_fills_per_hole_and_count_wins() -> None:
     assert result["pitch_class_overlap"] == pytest.approx((0.0 + 0.0 + 0.2) / 3)
 
 
+@pytest.mark.slow
 def test_small_report_has_every_section(training_corpus, tmp_path) -> None:
     config = tmp_path / "report.yaml"
     config.write_text("infill_pieces: 2\ninfill_samples: 2\nstats_pieces: 3\nstats_bars: 4\nclassifier_train: 6\n"

@@ -73,6 +73,7 @@ def test_advantages_group_relative_and_moving() -> None:
     assert advantages(rewards, groups, "moving", 0.5) == pytest.approx(rewards - 0.5)
 
 
+@pytest.mark.slow
 def test_rl_run_reports_checkpoints_and_resumes(training_corpus, tmp_path) -> None:
     config = tmp_path / "rl.yaml"
     config.write_text(f"""policy: {SHIPPED}
@@ -105,6 +106,7 @@ optim: {{prompts_per_step: 2, group_size: 2}}
     assert any(not torch.equal(a, b) for a, b in zip(tuned.parameters(), shipped.parameters()))
 
 
+@pytest.mark.slow
 def test_dpo_on_rule_preferences(training_corpus, tmp_path) -> None:
     prefs = tmp_path / "prefs.sqlite"
     assert main(["prefs-rule", str(SHIPPED), "--rule", "quieter", "--pairs", "10", "--prefs", str(prefs),

@@ -86,6 +86,7 @@ def test_every_operation_writes_heard_and_downloadable_results(gen, tmp_path, re
     assert Path(made[0].wav).stat().st_size > 44
 
 
+@pytest.mark.slow
 def test_a_new_piece_on_an_empty_desk_can_be_shown_and_kept(gen, tmp_path) -> None:
     from harmonixr.web.page import Page
 

@@ -55,6 +55,7 @@ def test_lr_warms_up_then_decays_to_the_floor() -> None:
     assert lr_at(20, cfg, 10_000, time_done=1.0) == pytest.approx(1e-4), "a spent time budget ends the schedule"
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_where_it_stopped(training_corpus: Path, tmp_path: Path) -> None:
     steps = 120
     reference = write_config(tmp_path / "a", training_corpus, steps, tensorboard=True)
@@ -90,6 +91,7 @@ def test_a_killed_run_resumes_where_it_stopped(training_corpus: Path, tmp_path: 
     assert (tmp_path / "b" / "run" / "best" / "model.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_a_fine_tune_starts_from_the_weights_it_names(training_corpus: Path, tmp_path: Path) -> None:
     first = write_config(tmp_path / "pre", training_corpus, 40, checkpoint_every=40, eval_every=40)
     subprocess.run([*HARMONIXR, "train", "--config", str(first), "--quiet"], check=True, timeout=300)
@@ -110,6 +112,7 @@ def test_a_fine_tune_starts_from_the_weights_it_names(training_corpus: Path, tmp
         start_from(tmp_path / "pre" / "run" / "latest", model, other)
 
 
+@pytest.mark.slow
 def test_ddp_on_two_cpu_processes(training_corpus: Path, tmp_path: Path) -> None:
     config = write_config(tmp_path, training_corpus, 12, checkpoint_every=6, eval_every=6)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -124,6 +127,7 @@ def test_ddp_on_two_cpu_processes(training_corpus: Path, tmp_path: Path) -> None
     assert all(math.isfinite(r["loss"]) for r in records if "loss" in r)
 
 
+@pytest.mark.slow
 def test_cli_refuses_a_bad_config(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: {d_model: 30, n_heads: 4}\n")

@@ -19,6 +19,7 @@ from harmonixr.visualization.pianoroll import bar_ticks
 from harmonixr.web.browser import WAIT_MS, chromium_page, chromium_path, studio_server, wait_text
 
 REQUIRED = os.environ.get("HARMONIXR_REQUIRE_BROWSER") == "1"
+pytestmark = pytest.mark.slow  # a server and a browser
 
 
 def _missing() -> str | None:

@@ -401,6 +401,8 @@ class Generator:
                 limits = Rules(tuple(piece.slots), positions, start, total - 1, 0, EOS,
                                max_notes=left if left is not None else UNLIMITED, min_notes=left or 0,
                                min_bar=total - 1 if notes is None else 0,  # asked for bars: it reaches the last
+                               required=tuple(piece.slots) if mode == "generate" and window == 0 else (),  # every part
+                               required_by=1 if mode == "generate" else UNLIMITED,  # plays, entering by bar 2
                                **_rule_fields(rules))
                 place = Placement(w0, bars_meta, header, BODY)
                 outs = self._sample(sequence, len(group), sampling, seed + 7919 * window + k, limits, state, place,

@@ -22,7 +22,7 @@ goes on, for the request it is where it ends.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -53,6 +53,7 @@ class Rules:
     min_notes: int = 0  # the end is allowed only after this many notes (or when no note fits any more)
     required: tuple[int, ...] = ()  # tracks that must get a note before the end (while one fits)
     min_bar: int = 0  # the end is allowed only once a note starts in this bar or later (or none fits)
+    required_by: int = UNLIMITED  # from this bar on, a note goes to a required track still silent, until none is
     track_ranges: tuple[tuple[int, int, int], ...] = ()  # (slot, lowest, highest pitch) of melodic tracks
 
     def positions(self, bar: int) -> int:
@@ -201,11 +202,16 @@ class NoteGrammar:
         same_onset = bar == state.bar and chosen[POS] - 1 == state.pos and state.track >= 0
         if k == TRACK:
             mask = np.zeros(self.sizes[TRACK], dtype=bool)
+            missing = set(self.rules.required) - state.written if bar >= self.rules.required_by else set()
             for slot in self.tracks:
+                if missing and slot not in missing:
+                    continue
                 if same_onset and (slot < state.track or (slot == state.track and (
                         not self._higher(slot, state.pitch) or state.chord >= MAX_CHORD))):
                     continue
                 mask[slot + 1] = True
+            if missing and not mask.any():  # at this onset the reading order allows no silent track: any then
+                return self.mask(k, replace(state, written=state.written | missing), chosen)
             return mask
         if k == PITCH:
             mask = self.pitch_masks[chosen[TRACK] - 1].copy()

@@ -140,7 +140,7 @@ class Page:
                        float(density) if density else None, float(loudness) if loudness else None)
         knobs = Knobs(float(temperature), float(top_p), int(seed), int(variations))
         return Request(op, region.strip(), tuple(sorted(tracks or ())), int(bars), int(program), new, knobs,
-                       (prompt or "").strip(), control_rows(controls))
+                       prompt=(prompt or "").strip(), controls=control_rows(controls))
 
     def run(self, desk: Desk, *values: Any) -> tuple:
         request = self.request(*values)
