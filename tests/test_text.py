@@ -57,7 +57,7 @@ def test_a_modifier_binds_to_the_instrument_after_it_and_a_comma_ends_it() -> No
     assert piece_wide.loudness == 50.0 and piece_wide.per_instrument == {}
 
 
-def test_track_controls_go_to_the_instrument_family_and_density_is_shared() -> None:
+def test_track_controls_go_to_the_instrument_family_and_density_is_split() -> None:
     p = parse_prompt("dense, loud drums, quiet electric guitar", STYLES)
     programs = [0, 29, -1, 33]  # piano, overdriven guitar (guitar family), drums, bass
     controls = track_controls(p, programs, playing=[0, 1, 2])
