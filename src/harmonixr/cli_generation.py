@@ -249,17 +249,8 @@ def _write(console: Console, args: argparse.Namespace, results: list, before=Non
     incomplete = 0
     for result, path in zip(results, output_paths(args.out, len(results))):
         files = write_result(result, path, before, args.png, args.wav, post)
-        notes = []
-        if not result.finished:
-            notes.append("cut at the note budget")
-        if result.details.get("resampled"):
-            notes.append(f"{result.details['resampled']} draw(s) repeated for a track that must play")
-        if result.details.get("missing_tracks"):
-            notes.append("no notes on track(s) " + ", ".join(str(t + 1) for t in result.details["missing_tracks"])
-                         + " although they play around the region")
-        if result.notes == 0:
-            notes.append("no notes were written")
-        incomplete += result.notes == 0 or bool(result.details.get("missing_tracks")) or not result.finished
+        notes = result.notices()
+        incomplete += result.incomplete
         if result.details.get("source") not in (None, "sampled"):
             notes.append(result.details["source"])
         status = f" ({'; '.join(notes)})" if notes else ""

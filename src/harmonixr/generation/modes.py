@@ -31,7 +31,7 @@ from symusic import Score
 
 from harmonixr.generation.candidates import SOURCES, Candidate, fill_bits, piece_candidates, rank
 from harmonixr.generation.piece import GenerationError, Piece, Region
-from harmonixr.generation.postprocess import velocities_to_mean
+from harmonixr.generation.postprocess import score_to_mean_velocity, velocities_to_mean
 from harmonixr.models.checkpoint import load_checkpoint
 from harmonixr.runtime import autocast, autocast_dtype
 from harmonixr.sampling.grammar import UNLIMITED, NoteGrammar, NoteState, Rules
@@ -88,6 +88,25 @@ class Result:
     seconds: float  # compute time of the call (shared by its variations)
     mode: str = ""
     details: dict = field(default_factory=dict)  # mode-specific figures (refine: bits per note per round)
+
+    @property
+    def incomplete(self) -> bool:
+        """Written, but not what was asked: empty, cut at the note budget, or a track left out."""
+        return self.notes == 0 or not self.finished or bool(self.details.get("missing_tracks"))
+
+    def notices(self) -> list[str]:
+        """What must be said with this result (the CLI prints it, the studio shows it)."""
+        said = []
+        if not self.finished:
+            said.append("cut at the note budget")
+        if self.details.get("resampled"):
+            said.append(f"{self.details['resampled']} draw(s) repeated so that every track playing around the region plays")
+        if self.details.get("missing_tracks"):
+            said.append("no notes on track(s) " + ", ".join(str(t + 1) for t in self.details["missing_tracks"])
+                        + " although they play around the region")
+        if self.notes == 0:
+            said.append("no notes were written")
+        return said
 
 
 class Generator:
@@ -457,7 +476,7 @@ class Generator:
         values = self.header_values(tempo, controls)
         made = self._extend(piece, piece.notes, (0, 0), bars, notes, n, sampling, seed, rules, "generate", 0, values)
         loudness = (controls or {}).get("loudness")
-        return made if loudness is None else [replace(r, score=_score_to_mean(r.score, float(loudness))) for r in made]
+        return made if loudness is None else [replace(r, score=score_to_mean_velocity(r.score, float(loudness))) for r in made]
 
     def header_values(self, tempo: float, controls: Mapping[str, object] | None = None) -> tuple[int, ...]:
         """The control value ids of a new piece: its tempo's, and those of ``controls``."""
@@ -492,15 +511,6 @@ class Generator:
         if self.trace:
             self.calls.append({"prompt": sequence, "outs": outs, "place": place, "rules": limits})
         return outs
-
-
-def _score_to_mean(score: Score, mean: float) -> Score:
-    """A new piece asked for a mean velocity: every note's velocity scaled to it together."""
-    out = score.copy()
-    notes = [n for t in out.tracks for n in t.notes]
-    for note, velocity in zip(notes, velocities_to_mean(np.array([n.velocity for n in notes]), mean).tolist()):
-        note.velocity = int(velocity)
-    return out
 
 
 def _meet_loudness(notes: np.ndarray, asked: Mapping[int, float]) -> np.ndarray:

@@ -102,6 +102,16 @@ def velocities_to_mean(velocities: np.ndarray, mean: float) -> np.ndarray:
     return np.clip(np.round(scaled), 1, 127).astype(np.asarray(velocities).dtype)
 
 
+def score_to_mean_velocity(score: Score, mean: float, tracks: list[int] | None = None) -> Score:
+    """A copy whose notes of ``tracks`` (None: all), taken together, have mean velocity ``mean``
+    (:func:`velocities_to_mean`)."""
+    out = score.copy()
+    notes = [n for k, t in enumerate(out.tracks) if tracks is None or k in tracks for n in t.notes]
+    for note, velocity in zip(notes, velocities_to_mean(np.array([n.velocity for n in notes]), mean).tolist()):
+        note.velocity = int(velocity)
+    return out
+
+
 def quantize(score: Score, steps_per_beat: int = 4) -> Score:
     """Onsets and durations snapped to 1/``steps_per_beat`` of a quarter note (durations >= 1 step)."""
     out = score.copy()

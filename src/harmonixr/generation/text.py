@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from symusic import Score
 
 from harmonixr.errors import HarmonixrError
-from harmonixr.generation.postprocess import Key, estimate_key, velocities_to_mean
+from harmonixr.generation.postprocess import Key, estimate_key, score_to_mean_velocity
 from harmonixr.tokens.prompt import TrackControls
 
 TEMPO = {"very slow": 60.0, "slow": 76.0, "moderate": 104.0, "medium": 104.0, "fast": 140.0, "very fast": 176.0,
@@ -235,13 +235,10 @@ def track_controls(parsed: ParsedPrompt, programs: Sequence[int], playing: Seque
 def set_track_loudness(score: Score, parsed: ParsedPrompt) -> Score:
     """A new piece has no per-track controls: its tracks of an instrument the prompt gave a loudness
     (``loud drums``) get their velocities scaled to that mean (clipped to 1-127)."""
-    out = score.copy()
-    for track in out.tracks:
+    for k, track in enumerate(score.tracks):
         program = -1 if track.is_drum else track.program
         asked = next((v["loudness"] for p, v in parsed.per_instrument.items()
                       if "loudness" in v and _family(p) == _family(program)), None)
-        if asked is None or not track.notes:
-            continue
-        for note, velocity in zip(track.notes, velocities_to_mean(track.notes.numpy()["velocity"], asked).tolist()):
-            note.velocity = int(velocity)
-    return out
+        if asked is not None:
+            score = score_to_mean_velocity(score, asked, [k])
+    return score

@@ -90,20 +90,6 @@ def download_stem(piece: str, request: Request) -> str:
     return "-".join(words)[:80] or "variation"
 
 
-def notice(result: Result) -> str:
-    """What a variation's maker must say about it: resampled, a track without notes, cut, empty."""
-    said = []
-    if result.details.get("resampled"):
-        said.append(f"resampled {result.details['resampled']} time(s) so that every track playing around the region plays")
-    if result.details.get("missing_tracks"):
-        said.append("no notes on track(s) " + ", ".join(str(t + 1) for t in result.details["missing_tracks"]))
-    if not result.finished:
-        said.append("cut at the note budget")
-    if result.notes == 0:
-        said.append("no notes were written")
-    return "; ".join(said)
-
-
 def _read(midi: str, what: str) -> Score:
     """A file of the studio's folder, or a refusal when :meth:`Studio.tidy` has deleted it."""
     if not Path(midi).is_file():
@@ -278,7 +264,7 @@ class Studio:
                                      max_audio_seconds=self.limits.max_audio_seconds)
             variations.append(Variation(str(midi), str(wav), (result.start_tick, result.end_tick), result.notes,
                                         result.positions, result.finished, result.details.get("source", "sampled"),
-                                        notice(result)))
+                                        "; ".join(result.notices())))
         self.tidy()
         desk.variations = variations
         parsed = self.parse(request)
