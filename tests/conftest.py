@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -198,3 +199,12 @@ def assert_kept(original: Score, out: Score, start: int, end: int | None, tracks
         assert [n for n in notes_of(track) if not inside(n)] == [n for n in before if not inside(n)], f"track {index}"
         new += sum(1 for n in notes_of(track) if inside(n))
     return new
+
+
+def out_of_range_midi(path: Path) -> Path:
+    """A one-track file of 8 quarter notes whose second has velocity 150 (a data byte above 127)."""
+    velocities = [100, 150, 100, 100, 100, 100, 100, 100]
+    events = b"".join(bytes([0, 0x90, 60 + k, v, 0x83, 0x60, 0x80, 60 + k, 0]) for k, v in enumerate(velocities))
+    events += b"\x00\xff\x2f\x00"
+    path.write_bytes(b"MThd" + struct.pack(">IHHH", 6, 0, 1, 480) + b"MTrk" + struct.pack(">I", len(events)) + events)
+    return path

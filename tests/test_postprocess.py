@@ -6,7 +6,7 @@ import wave
 
 import numpy as np
 import pytest
-from symusic import Score
+from symusic import Note, Score, Track
 
 from conftest import make_score
 from harmonixr.generation import postprocess as pp
@@ -82,3 +82,26 @@ def test_piano_roll_and_wav_of_a_real_piece(music21_midi, tmp_path) -> None:
     path = write_wav(score, tmp_path / "x.wav")
     with wave.open(str(path)) as w:
         assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (2, 2, 44100)
+
+
+def test_rolls_give_every_track_its_colour_drums_as_hits_and_open_on_the_region(music21_midi, tmp_path) -> None:
+    from harmonixr.visualization.colors import track_color
+    from harmonixr.visualization.interactive import pianoroll_figure, view_around
+
+    assert len({track_color(k) for k in range(64)}) == 64  # no two tracks of a piece share a colour
+    score = Score(str(music21_midi["bach/bwv66.6"]))
+    drums = Track("drums", is_drum=True)
+    drums.notes.extend([Note(t * 480, 1, 36, 100) for t in range(16)])  # hits one tick long
+    score.tracks.append(drums)
+    bars = bar_ticks(score)
+    view = view_around(score, (bars[4], bars[6]))
+    assert view == (bars[2], bars[8])  # bars 5-6 with 2 bars on each side
+    assert view_around(score, (0, bars[1])) == (0, bars[3])  # no bars before the first
+    fig = pianoroll_figure(score, score, (bars[4], bars[6]), view=view)
+    assert tuple(fig.layout.xaxis.range) == (bars[2] / 480, bars[8] / 480)
+    hits = [t for t in fig.data if t.mode == "markers"]
+    assert len(hits) == 2 and all(len(t.x) == 16 for t in hits)  # the drum track, on both rows
+    lines = [t for t in fig.data[:5] if t.mode == "lines"]
+    assert len({t.line.color for t in lines} | {hits[0].marker.color}) == 5
+    assert pianoroll_figure(score).layout.xaxis.range is None  # no view: the whole piece
+    assert plot_pianoroll(score, tmp_path / "drums.png", before=score).stat().st_size > 20_000

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from symusic import Note, Score, Track
 
-from conftest import assert_kept
+from conftest import assert_kept, out_of_range_midi
 from harmonixr.generation.demo import example_score
 from harmonixr.generation.modes import Generator
 from harmonixr.web.config import StudioConfig, StudioLimits
@@ -212,3 +212,40 @@ def test_the_prompt_and_the_per_track_controls_steer_an_infill(gen, tmp_path) ->
     assert others and "'very loud' -> loudness 115" in desk.parsed
     with pytest.raises(StudioError, match="two values of tempo"):
         studio.run(desk, replace(request, prompt="slow and fast"))
+
+
+def test_the_page_zooms_on_the_region_restyles_the_piece_and_sizes_a_new_piece(gen, tmp_path) -> None:
+    from harmonixr.visualization.interactive import view_around
+    from harmonixr.web.page import Page
+
+    studio = make_studio(gen, tmp_path)
+    page, desk = Page(studio), chorale_desk(studio)
+    studio.run(desk, Request("infill", "5-6", knobs=Knobs(variations=1)))
+    zoomed, whole = page.show(desk, "1")[2], page.show(desk, "1", True)[2]
+    v = desk.variations[0]
+    lo, hi = view_around(v.score(), v.region)
+    assert tuple(zoomed.layout.xaxis.range) == (lo / 480, hi / 480) and whole.layout.xaxis.range is None
+    assert page.show(desk, "1", True)[-1] is True  # the box stays ticked
+
+    assert desk.take.style == "chorale"
+    shown = page.restyle(desk, "folk-german", "5-6")
+    assert desk.take.style == "folk-german" and "style folk-german" in shown[4] and shown[5] == "folk-german"
+    assert studio.piece(desk.take).style == "folk-german"  # what the model is told from now on
+    studio.run(desk, Request("infill", "5-6", knobs=Knobs(variations=1)))
+    assert desk.request["style"] == "folk-german"
+
+    values = dict(op="generate", region="", tracks=[], bars=4, program=0, style="pop", instruments=[0], tempo=100,
+                  meter="4/4", density=0, loudness=0, temperature=1.0, top_p=0.95, seed=0, variations=1)
+    assert page.request(**values, length=3).bars == 3  # a new piece has a length of its own
+    assert page.request(**{**values, "op": "continue"}, length=3).bars == 4  # continue: its new bars
+
+
+def test_an_upload_the_parser_repaired_says_so(gen, tmp_path) -> None:
+    from harmonixr.web.page import Page
+
+    studio = make_studio(gen, tmp_path)
+    desk = Desk()
+    desk.open(studio.open_upload(out_of_range_midi(tmp_path / "loud.mid"), "loud.mid"))
+    assert desk.take.repairs == ("values outside MIDI's 0-127 were clamped into range (the first: velocity=150)",)
+    summary = Page(studio)._piece_view(desk)[4]
+    assert "**Repaired as it was read:** values outside MIDI's 0-127 were clamped" in summary

@@ -187,3 +187,37 @@ def test_the_upload_api_opens_only_uploaded_files(server, tmp_path) -> None:
         path = httpx.post(f"{url.rstrip('/')}/gradio_api/upload", files={"files": ("mine.mid", f)}, timeout=60).json()[0]
     sent = {"path": path, "meta": {"_type": "gradio.FileData"}, "orig_name": "mine.mid"}
     assert f"{Score(str(mine)).note_num()} notes" in _call(url, "upload", [sent, "unknown", "5-8"])
+
+
+def test_result_roll_zoom_style_and_new_piece_length(page, tmp_path) -> None:
+    """The result roll opens on the region with 2 bars around it, every track in a colour of its
+    own, and shows the whole piece when asked; the style chosen for the open piece is the one the
+    model is told; a new piece has a length control of its own."""
+    page.click("#load-example")
+    wait_text(page, "#summary", "style chorale")
+    page.fill("#variations input[type=number]", "1")
+    page.locator("#variations input[type=number]").press("Enter")
+    page.fill("#region textarea", "5-6")
+    page.click("#infill")
+    wait_text(page, "#result-text", "variation 1:")
+    bars, tpq = bar_ticks(example_score("chorale")), 480
+    page.wait_for_selector("#result-roll .js-plotly-plot", timeout=WAIT_MS)
+    layout = "() => document.querySelector('#result-roll .js-plotly-plot')._fullLayout"
+    assert page.evaluate(f"({layout})().xaxis.range") == pytest.approx([bars[2] / tpq, bars[8] / tpq])
+    colours = page.evaluate("() => document.querySelector('#result-roll .js-plotly-plot').data"
+                            ".slice(0, 4).map(t => t.line.color)")
+    assert len(set(colours)) == 4
+    page.locator("#whole-piece input").check()
+    page.wait_for_function(f"({layout})().xaxis.range[1] > {bars[9] / tpq}", timeout=WAIT_MS)
+    assert page.evaluate(f"({layout})().xaxis.range[0]") <= 0
+
+    page.locator("#style input").click()
+    page.locator("[role=option]", has_text="folk-german").first.click()
+    wait_text(page, "#summary", "style folk-german")
+
+    page.get_by_role("tab", name="New piece").click()
+    page.fill("#new-piece-bars input[type=number]", "3")
+    page.locator("#new-piece-bars input[type=number]").press("Enter")
+    page.click("#generate")
+    made = Score(str(download(page, "#downloads a[download$='-3-bars-1.mid']", tmp_path / "new.mid")))
+    assert len([t for t in bar_ticks(made) if t < made.end()]) == 3

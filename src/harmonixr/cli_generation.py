@@ -8,12 +8,15 @@ writes the results with :func:`write_result` and prints what it wrote.
 from __future__ import annotations
 
 import argparse
+import sys
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
 
 SHIPPED = Path("models") / "harmonixr-small"  # the shipped model, in a checkout
+STDIO = "-"  # the input file or --out: MIDI bytes on stdin / stdout
 
 
 def default_model() -> Path:
@@ -90,10 +93,10 @@ def _common(p: argparse.ArgumentParser, out_required: bool = True) -> None:
     g.add_argument("--model", help="checkpoint directory (default: the shipped models/harmonixr-small)")
     g.add_argument("-n", "--variations", type=int, default=1, help="variations, sampled in one batch")
     g.add_argument("--seed", type=int, default=0, help="the same seed gives the same MIDI")
-    g.add_argument("--temperature", type=float, default=1.0)
-    g.add_argument("--top-k", type=int, default=0)
-    g.add_argument("--top-p", type=float, default=0.95)
-    g.add_argument("--min-p", type=float, default=0.0)
+    g.add_argument("--temperature", type=float, default=1.0, help="above 1: bolder, below 1: safer")
+    g.add_argument("--top-k", type=int, default=0, help="draw among the k likeliest values of a field (0: off)")
+    g.add_argument("--top-p", type=float, default=0.95, help="draw among the likeliest values holding this probability")
+    g.add_argument("--min-p", type=float, default=0.0, help="drop values less likely than this share of the likeliest")
     g.add_argument("--max-notes", type=int, default=4096, help="notes per model call at most")
     g.add_argument("--backend", choices=["auto", "numba", "torch"], default="auto", help="decoder (auto: numba on CPU)")
     c = p.add_argument_group("constraints (enforced while sampling)")
@@ -109,7 +112,9 @@ def _common(p: argparse.ArgumentParser, out_required: bool = True) -> None:
     p.add_argument("--prompt", help="what you want, in words, e.g. 'sad slow jazz piano, sparse, loud drums' "
                                     "(style, tempo, mode or key, density, loudness, instruments; the parse is printed)")
     o = p.add_argument_group("output")
-    o.add_argument("-o", "--out", required=out_required, help="output MIDI file (several variations: OUT-1.mid, ...)")
+    o.add_argument("-o", "--out", required=out_required,
+                   help="output MIDI file (several variations: OUT-1.mid, ...); '-': stdout (one variation, "
+                        "messages on stderr)")
     o.add_argument("--png", action="store_true", help="also write a piano roll (original above, region shaded)")
     o.add_argument("--wav", action="store_true", help="also render a WAV with the offline SoundFont")
     o.add_argument("--transpose", type=int, default=0, help="semitones (drums stay)")
@@ -120,7 +125,8 @@ def _common(p: argparse.ArgumentParser, out_required: bool = True) -> None:
 
 
 def _input(p: argparse.ArgumentParser) -> None:
-    p.add_argument("midi", help="input MIDI file (parsed in a child process: a broken file gives an error, not a crash)")
+    p.add_argument("midi", help="input MIDI file, '-' for stdin (parsed in a child process: a broken file gives "
+                                "an error, not a crash)")
     p.add_argument("--style", default="unknown", help="style label of the input (e.g. pop, chorale, folk-celtic)")
 
 
@@ -135,6 +141,10 @@ def check(args: argparse.Namespace) -> None:
 
     if not 1 <= args.variations <= MAX_VARIATIONS:
         refuse("-n/--variations", args.variations, f"ask for 1 to {MAX_VARIATIONS} variations")
+    if args.out == STDIO and (args.variations > 1 or args.png or args.wav):
+        refuse("-o", STDIO, "stdout takes one MIDI file: one variation, without --png or --wav")
+    if getattr(args, "midi", None) == STDIO and sys.stdin.isatty():
+        refuse("input", STDIO, "reads MIDI bytes from stdin, but stdin is a terminal: pipe a file in")
     if not 0 <= args.seed < 2**63:
         refuse("--seed", args.seed, "a seed is a whole number from 0 to 2**63 - 1")
     SamplingConfig(args.temperature, args.top_k, args.top_p, args.min_p, args.max_notes)  # names a bad setting
@@ -234,9 +244,35 @@ def _post(args: argparse.Namespace):  # noqa: ANN202 - PostProcess
     return PostProcess(args.transpose, args.tempo_scale, args.velocity_scale, args.quantize, args.snap_to_scale)
 
 
+def _console(console: Console, args: argparse.Namespace) -> Console:
+    """Where messages go: stderr when the MIDI itself goes to stdout."""
+    return Console(stderr=True, width=console.width) if args.out == STDIO else console
+
+
+def _piece(gen, args: argparse.Namespace, console: Console):  # noqa: ANN001, ANN202 - Generator -> Piece
+    """The input piece (``-``: MIDI bytes on stdin), parsed in a child process; what the parser
+    repaired on the way in is said."""
+    from harmonixr.data.validate import RejectError
+
+    if args.midi != STDIO:
+        piece = gen.piece(args.midi, args.style)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "stdin.mid"
+            path.write_bytes(sys.stdin.buffer.read())
+            try:
+                piece = gen.piece(path, args.style)
+            except RejectError as exc:
+                raise RejectError("<stdin>", exc.reason, exc.detail) from None
+    for repair in piece.repairs:
+        _console(console, args).print(f"note: {'<stdin>' if args.midi == STDIO else args.midi}: {repair}", highlight=False)
+    return piece
+
+
 def _write(console: Console, args: argparse.Namespace, results: list, before=None) -> int:
     from harmonixr.generation.outputs import output_paths, write_result
 
+    console = _console(console, args)
     post = _post(args)
     parsed = getattr(args, "parsed", None)
     if parsed is not None:
@@ -247,16 +283,27 @@ def _write(console: Console, args: argparse.Namespace, results: list, before=Non
             unused.append("an instrument's density (an infill's per-track control)")
         console.print(f"prompt: {parsed.summary()}" + (f"; not used by {args.verb}: {', '.join(unused)}" if unused else ""))
     incomplete = 0
-    for result, path in zip(results, output_paths(args.out, len(results))):
-        files = write_result(result, path, before, args.png, args.wav, post)
-        notes = result.notices()
-        incomplete += result.incomplete
-        if result.details.get("source") not in (None, "sampled"):
-            notes.append(result.details["source"])
-        status = f" ({'; '.join(notes)})" if notes else ""
-        console.print(f"{result.mode}: {result.notes} notes, {result.seconds:.2f} s{status} -> "
-                      + ", ".join(str(f) for f in files))
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = [Path(tmp) / "out.mid"] if args.out == STDIO else output_paths(args.out, len(results))
+        for result, path in zip(results, paths):
+            files = write_result(result, path, before, args.png, args.wav, post)
+            if args.out == STDIO:
+                sys.stdout.buffer.write(path.read_bytes())
+                sys.stdout.buffer.flush()
+                files = ["<stdout>"]
+            incomplete += result.incomplete
+            _said(console, result, files)
     return 1 if incomplete else 0  # 1: written, but a result is incomplete (said above)
+
+
+def _said(console: Console, result, files: list) -> None:  # noqa: ANN001 - a Result
+    """One line of what ``result`` is and where it went."""
+    notes = result.notices()
+    if result.details.get("source") not in (None, "sampled"):
+        notes.append(result.details["source"])
+    status = f" ({'; '.join(notes)})" if notes else ""
+    console.print(f"{result.mode}: {result.notes} notes, {result.seconds:.2f} s{status} -> "
+                  + ", ".join(str(f) for f in files))
 
 
 def _generator(args: argparse.Namespace):
@@ -270,7 +317,7 @@ def run_infill(args: argparse.Namespace, console: Console) -> int:
     from harmonixr.generation.piece import GenerationError
 
     gen = _generator(args)
-    piece = gen.piece(args.midi, args.style)
+    piece = _piece(gen, args, console)
     if bool(args.bars) == bool(args.span):
         raise GenerationError("give the region as --bars A-B or as --span BAR:BEAT-BAR:BEAT")
     tracks = tuple(t - 1 for t in args.tracks) if args.tracks else ()
@@ -293,7 +340,7 @@ def run_infill(args: argparse.Namespace, console: Console) -> int:
 
 def run_continue(args: argparse.Namespace, console: Console) -> int:
     gen = _generator(args)
-    piece = gen.piece(args.midi, args.style)
+    piece = _piece(gen, args, console)
     sampling, rules, _ = _settings(args, piece.original)
     results = gen.continue_(piece, args.bars, args.after_bar, args.variations, sampling, args.seed, rules,
                             after_notes=args.after_notes, notes=args.notes)
@@ -323,7 +370,7 @@ def run_generate(args: argparse.Namespace, console: Console) -> int:
 def run_add_track(args: argparse.Namespace, console: Console) -> int:
 
     gen = _generator(args)
-    piece = gen.piece(args.midi, args.style)
+    piece = _piece(gen, args, console)
     region = piece.region(args.bars) if args.bars else None
     sampling, rules, _ = _settings(args, piece.original)
     results = gen.add_track(piece, args.program, region, args.name, n=args.variations, sampling=sampling,
@@ -335,11 +382,11 @@ def run_refine(args: argparse.Namespace, console: Console) -> int:
     from harmonixr.generation.refine import refine
 
     gen = _generator(args)
-    piece = gen.piece(args.midi, args.style)
+    piece = _piece(gen, args, console)
     sampling, _, _ = _settings(args)
     result = refine(gen, piece, args.rounds, args.fraction, args.max_holes, sampling=sampling, seed=args.seed)
     bits = " -> ".join(f"{b:.2f}" for b in result.details["bits_per_note"])
-    console.print(f"mean bits per note by round: {bits}; {result.details['beats_rewritten']} beats rewritten "
+    _console(console, args).print(f"mean bits per note by round: {bits}; {result.details['beats_rewritten']} beats rewritten "
                   f"({result.details['notes_removed']} notes out, {result.details['notes_written']} in)")
     return _write(console, args, [result], piece.original)
 

@@ -228,7 +228,9 @@ def _write_sorted(out: Path, name: str, buffer: dict, order: dict[str, int]) -> 
 def _plan(refs: list[PieceRef], config: PrepareConfig) -> dict[str, list[PieceRef]]:
     """Cut the (sorted) files into shards named by their content and the config."""
     refs = sorted(refs, key=lambda r: (r.source, r.path))
-    config_hash = _hash(json.dumps(to_dict(config), sort_keys=True))
+    # Through from_dict, as a YAML file is read: 60 and 60.0 in a float field name the same shards.
+    canonical = to_dict(from_dict(PrepareConfig, to_dict(config)))
+    config_hash = _hash(json.dumps(canonical, sort_keys=True))
     plan = {}
     for start in range(0, len(refs), config.files_per_shard):
         chunk = refs[start : start + config.files_per_shard]

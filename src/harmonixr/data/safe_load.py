@@ -3,7 +3,8 @@ the child, never the caller (a CLI command, a web server, a notebook).
 
 :func:`load_score_isolated` runs ``python -m harmonixr.data.safe_load FILE OUT`` with an address-space
 limit and a time limit. The child scans, parses and checks the file (:func:`load_midi`) and writes
-the MIDI bytes symusic re-wrote to ``OUT``, which the parent then parses safely. Unlike a
+the MIDI bytes symusic re-wrote to ``OUT``, which the parent then parses safely, and what the
+parser repaired on the way in (its last line of output). Unlike a
 ``multiprocessing`` pool this needs no ``if __name__ == "__main__"`` guard in the caller's script.
 """
 
@@ -26,8 +27,9 @@ from harmonixr.data.validate import Reason, RejectError, load_midi
 REJECTED, OUT_OF_MEMORY = 3, 4  # the child's exit codes besides 0
 
 
-def load_score_isolated(path: str | Path, limits: LimitsConfig) -> Score:
-    """The checked :class:`Score` of ``path``, or a :class:`RejectError` naming the file and the problem."""
+def load_score_isolated(path: str | Path, limits: LimitsConfig, repairs: list[str] | None = None) -> Score:
+    """The checked :class:`Score` of ``path``, or a :class:`RejectError` naming the file and the
+    problem; ``repairs``, when given, gets what the parser repaired (see :func:`~harmonixr.data.validate.parse_midi`)."""
     path = Path(path)
     memory = limits.worker_memory_mb * 1024 * 1024
 
@@ -45,6 +47,8 @@ def load_score_isolated(path: str | Path, limits: LimitsConfig) -> Score:
         except subprocess.TimeoutExpired:
             raise RejectError(path, Reason.TIMEOUT, f"parsing took longer than {limits.parse_timeout_s:g} s") from None
         if child.returncode == 0:
+            if repairs is not None:
+                repairs.extend(json.loads(child.stdout.strip().splitlines()[-1])["repairs"])
             return Score.from_midi(out.read_bytes())
         if child.returncode == REJECTED:
             found = json.loads(child.stdout.strip().splitlines()[-1])
@@ -58,14 +62,16 @@ def load_score_isolated(path: str | Path, limits: LimitsConfig) -> Score:
 
 def _child(path: str, out: str, limits_json: str) -> int:
     limits = LimitsConfig(**json.loads(limits_json))
+    repairs: list[str] = []
     try:
-        data = load_midi(path, limits).dumps_midi()
+        data = load_midi(path, limits, repairs).dumps_midi()
     except RejectError as exc:
         print(json.dumps({"reason": exc.reason.value, "detail": exc.detail}))
         return REJECTED
     except MemoryError:
         return OUT_OF_MEMORY
     Path(out).write_bytes(data)
+    print(json.dumps({"repairs": repairs}))
     return 0
 
 

@@ -122,8 +122,12 @@ def scan_midi_bytes(data: bytes, path: str | Path, limits: LimitsConfig) -> Midi
     return MidiLayout(fmt, declared, chunks, division)
 
 
-def parse_midi(data: bytes, path: str | Path, limits: LimitsConfig) -> Score:
-    """Scan, parse (symusic, payload bytes sanitized) and check a MIDI file's bytes.
+def parse_midi(data: bytes, path: str | Path, limits: LimitsConfig, repairs: list[str] | None = None) -> Score:
+    """Scan, parse (symusic) and check a MIDI file's bytes.
+
+    A file that symusic refuses as it is (a data byte above 127: a velocity, a controller value,
+    a program) is parsed again with its payload sanitized (clamped into range); ``repairs``, when
+    given, gets one line saying so, with the first bad value symusic met.
 
     Call this in an isolated worker (:mod:`harmonixr.data.isolation`) for untrusted files: the
     byte scan refuses what it can, but no Python check can promise the C++ parser never aborts.
@@ -131,14 +135,20 @@ def parse_midi(data: bytes, path: str | Path, limits: LimitsConfig) -> Score:
     data = unwrap_rmid(data)
     scan_midi_bytes(data, path, limits)
     try:
-        score = Score.from_midi(data, sanitize_data=True)
-    except Exception as exc:  # symusic raises plain RuntimeError/ValueError with its message
-        raise RejectError(path, Reason.UNREADABLE, f"symusic could not parse it: {exc}") from exc
+        score = Score.from_midi(data)
+    except Exception as strict:  # noqa: BLE001 - symusic raises plain RuntimeError/ValueError with its message
+        try:
+            score = Score.from_midi(data, sanitize_data=True)
+        except Exception as exc:  # noqa: BLE001
+            raise RejectError(path, Reason.UNREADABLE, f"symusic could not parse it: {exc}") from exc
+        if repairs is not None:
+            first = str(strict).removeprefix("Get ").strip()
+            repairs.append(f"values outside MIDI's 0-127 were clamped into range (the first: {first})")
     check_score(score, path, limits)
     return score
 
 
-def load_midi(path: str | Path, limits: LimitsConfig) -> Score:
+def load_midi(path: str | Path, limits: LimitsConfig, repairs: list[str] | None = None) -> Score:
     """Read, scan, parse and check the MIDI file at ``path`` (see :func:`parse_midi`)."""
     path = Path(path)
     try:
@@ -148,7 +158,7 @@ def load_midi(path: str | Path, limits: LimitsConfig) -> Score:
         data = path.read_bytes()
     except OSError as exc:
         raise RejectError(path, Reason.UNREADABLE, f"cannot read file: {exc.strerror or exc}") from exc
-    return parse_midi(data, path, limits)
+    return parse_midi(data, path, limits, repairs)
 
 
 def check_score(score: Score, path: str | Path, limits: LimitsConfig) -> None:

@@ -76,6 +76,7 @@ class Piece:
     tracks: Tracks
     slot_tracks: list[int]  # original track index of each slot, in Tracks.slots order
     timeline: Timeline
+    repairs: tuple[str, ...] = ()  # what the MIDI parser repaired as the file was read (said to the user)
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
@@ -90,8 +91,11 @@ class Piece:
 
     @classmethod
     def from_file(cls, path: str, vocab: NoteVocab, style: str = "unknown", limits: LimitsConfig | None = None) -> Piece:
-        """Parse an untrusted MIDI file in a child process (:mod:`harmonixr.data.safe_load`), then encode."""
-        return cls.from_score(load_score_isolated(path, limits or LimitsConfig()), vocab, style, path)
+        """Parse an untrusted MIDI file in a child process (:mod:`harmonixr.data.safe_load`), then
+        encode; :attr:`repairs` says what the parser repaired on the way in."""
+        repairs: list[str] = []
+        score = load_score_isolated(path, limits or LimitsConfig(), repairs)
+        return replace(cls.from_score(score, vocab, style, path), repairs=tuple(repairs))
 
     @classmethod
     def empty(cls, vocab: NoteVocab, programs: list[int], style: str = "unknown", tempo: float = 120.0,

@@ -1,4 +1,4 @@
-"""Piano rolls: one colour per track, bars numbered, the rewritten region shaded.
+"""Piano rolls: a colour of its own per track, drum hits as markers, bars numbered, the rewritten region shaded.
 
 :func:`plot_pianoroll` draws one score; with ``before`` it draws the original above the result on
 the same time axis, so what changed is where the shading is. Velocity sets each note's opacity,
@@ -14,11 +14,12 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 from matplotlib.collections import PolyCollection
+from matplotlib.colors import to_rgb
 from symusic import Score
 
+from harmonixr.visualization.colors import track_color
 from harmonixr.visualization.figures import save_figure
 
-COLORS = plt.get_cmap("tab10").colors
 MAX_BAR_LABELS = 40
 
 
@@ -46,11 +47,14 @@ def _draw(ax: plt.Axes, score: Score, region: tuple[int, int | None] | None, tit
             continue
         start, length = notes["time"] / tpq, notes["duration"] / tpq
         pitch = notes["pitch"].astype(float)
-        boxes = [[(s, p - 0.4), (s + d, p - 0.4), (s + d, p + 0.4), (s, p + 0.4)] for s, d, p in zip(start, length, pitch)]
-        color = COLORS[k % len(COLORS)]
+        color = to_rgb(track_color(k))
         alphas = 0.35 + 0.65 * notes["velocity"] / 127
-        ax.add_collection(PolyCollection(boxes, facecolors=[(*color, a) for a in alphas], edgecolors="none",
-                                         label=f"{k + 1}: {track.name or 'track'}{' (drums)' if track.is_drum else ''}"))
+        label = f"{k + 1}: {track.name or 'track'}{' (drums)' if track.is_drum else ''}"
+        if track.is_drum:  # a hit's length means nothing: a marker at its onset
+            ax.scatter(start, pitch, s=12, marker="D", c=[(*color, a) for a in alphas], linewidths=0, label=label)
+            continue
+        boxes = [[(s, p - 0.4), (s + d, p - 0.4), (s + d, p + 0.4), (s, p + 0.4)] for s, d, p in zip(start, length, pitch)]
+        ax.add_collection(PolyCollection(boxes, facecolors=[(*color, a) for a in alphas], edgecolors="none", label=label))
     bars = [(number, tick) for number, tick in enumerate(bar_ticks(score))
             if view is None or view[0] <= tick <= view[1]]
     step = max(1, len(bars) // MAX_BAR_LABELS)

@@ -45,7 +45,8 @@ def build_page(studio: Studio) -> gr.Blocks:
             example = gr.Dropdown([(e.title, key) for key, e in EXAMPLES.items()], value="chorale",
                                   label="Bundled example", elem_id="example", scale=2)
             load = gr.Button("Load example", elem_id="load-example")
-            style = gr.Dropdown(styles, value="unknown", label="Style of an uploaded piece", elem_id="style")
+            style = gr.Dropdown(styles, value="unknown", label="Style of the piece (what the model is told)",
+                                elem_id="style")
         summary = gr.Markdown("No piece open yet.", elem_id="summary")
         roll = gr.Plot(label="Piece (bars numbered; the chosen region is shaded)", elem_id="roll")
         piece_audio = gr.Audio(label="Hear the piece", type="filepath", interactive=False,
@@ -76,7 +77,10 @@ def build_page(studio: Studio) -> gr.Blocks:
                         gr.Markdown("Over the bars of *Rewrite bars* (empty there: the whole piece).")
                         add = gr.Button("Add the track", variant="primary", elem_id="add-track")
                     with gr.Tab("New piece"):
-                        new_style = gr.Dropdown(styles, value="pop", label="Style", elem_id="new-style")
+                        with gr.Row():
+                            new_style = gr.Dropdown(styles, value="pop", label="Style", elem_id="new-style")
+                            length = gr.Slider(1, limits.max_new_bars, min(8, limits.max_new_bars), step=1,
+                                               label="Bars", elem_id="new-piece-bars")
                         instruments = gr.Dropdown(PROGRAMS, value=[0], multiselect=True, label="Instruments")
                         with gr.Row():
                             tempo = gr.Slider(40, 240, 110, step=1, label="Tempo (bpm)")
@@ -94,6 +98,9 @@ def build_page(studio: Studio) -> gr.Blocks:
         gr.Markdown("## Variations")
         result_text = gr.Markdown(NO_RESULTS, elem_id="result-text")
         pick = gr.Radio([], label="Show variation", elem_id="variation")
+        with gr.Row():
+            whole = gr.Checkbox(False, label="Show the whole piece (else the region with 2 bars around it)",
+                                elem_id="whole-piece")
         result_roll = gr.Plot(label="Original (top) and variation (bottom), region shaded", elem_id="result-roll")
         with gr.Row():
             result_audio = gr.Audio(label="Hear the region (with bars around it)", type="filepath", interactive=False,
@@ -117,10 +124,10 @@ def build_page(studio: Studio) -> gr.Blocks:
             tie = gr.Button("About the same", elem_id="tie")
         stored = gr.Markdown("", elem_id="stored")
 
-        piece_out = [desk, roll, piece_audio, tracks, summary]
-        results_out = [pick, result_roll, result_audio, files, a_pick, b_pick, result_text]
+        piece_out = [desk, roll, piece_audio, tracks, summary, style]
+        results_out = [pick, result_roll, result_audio, files, a_pick, b_pick, result_text, whole]
         settings = [region, tracks, more, program, new_style, instruments, tempo, meter, density, loudness,
-                    temperature, top_p, seed, variations, prompt, controls]
+                    temperature, top_p, seed, variations, prompt, controls, length]
 
         def on(event: Any, handler: Any, inputs: list, outputs: list) -> Any:
             return event(refusing(handler, len(outputs)), inputs, outputs)
@@ -134,7 +141,9 @@ def build_page(studio: Studio) -> gr.Blocks:
                            (generate, "generate")):
             on(button.click, page.run, [desk, gr.State(op), *settings], [desk, *results_out, seed, stored])
         on(again.click, page.again, [desk], [desk, *results_out, seed, stored])
-        on(pick.input, page.show, [desk, pick], [desk, *results_out])
+        on(pick.input, page.show, [desk, pick, whole], [desk, *results_out])
+        on(whole.input, page.show, [desk, pick, whole], [desk, *results_out])
+        on(style.input, page.restyle, [desk, style, region], piece_out)
         on(keep.click, page.keep, [desk, pick, region], piece_out + results_out).then(*marking)
         on(undo.click, page.undo, [desk, region], piece_out + results_out).then(*marking)
         for picker in (a_pick, b_pick):

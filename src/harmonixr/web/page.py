@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 
 from harmonixr.tokens.vocab import instrument_name
-from harmonixr.visualization.interactive import pianoroll_figure
+from harmonixr.visualization.interactive import pianoroll_figure, view_around
 from harmonixr.web.studio import Desk, Knobs, NewPiece, Request, Studio, StudioError, Take
 
 NO_RESULTS = "No variations yet: choose an operation above."
@@ -86,18 +87,24 @@ class Page:
                    for k, t in enumerate(score.tracks)]
         bars = self.studio.bars(take)
         summary = f"**{take.name}**: {len(score.tracks)} tracks, {bars} bars, {score.note_num()} notes, style {take.style}"
-        return desk, figure, self._audio(take), gr.update(choices=choices, value=[]), summary
+        if take.repairs:
+            summary += "\n\n**Repaired as it was read:** " + "; ".join(take.repairs)
+        return desk, figure, self._audio(take), gr.update(choices=choices, value=[]), summary, take.style
 
     def _audio(self, take: Take) -> str | None:
         return self.studio.audio(take)
 
-    def _results_view(self, desk: Desk, k: int = 0) -> tuple:
+    def _results_view(self, desk: Desk, k: int = 0, whole: bool = False) -> tuple:
+        """What the variations part of the page shows: variation ``k``'s roll, zoomed on its region
+        with bars around it unless ``whole``, its audio and downloads, the pickers and the text."""
         if not desk.variations:
             empty = gr.update(choices=[], value=None)
-            return desk, gr.update(choices=[], value=None), None, None, None, empty, empty, NO_RESULTS
+            return desk, gr.update(choices=[], value=None), None, None, None, empty, empty, NO_RESULTS, whole
         v = desk.variations[k]
         before = None if desk.request.get("op") == "generate" or desk.take is None else desk.take.score()
-        figure = pianoroll_figure(v.score(), before, v.region, f"variation {k + 1}", height=300)
+        score = v.score()
+        view = None if whole or desk.request.get("op") == "generate" else view_around(score, v.region)
+        figure = pianoroll_figure(score, before, v.region, f"variation {k + 1}", height=300, view=view)
         names = [str(i + 1) for i in range(len(desk.variations))]
         pick_b = names[1] if len(names) > 1 else names[0]
         closed = "closed by the model" if v.finished else "cut at the note budget"
@@ -108,7 +115,7 @@ class Page:
         if desk.parsed:
             text += f"\n\nPrompt read as: {desk.parsed}"
         return (desk, gr.update(choices=names, value=names[k]), figure, v.wav, [v.midi, v.wav],
-                gr.update(choices=names, value=names[0]), gr.update(choices=names, value=pick_b), text)
+                gr.update(choices=names, value=names[0]), gr.update(choices=names, value=pick_b), text, whole)
 
     # -- handlers ----------------------------------------------------------------------------
     def upload(self, desk: Desk, path: str | None, style: str, region: str) -> tuple:
@@ -122,6 +129,13 @@ class Page:
         desk.open(self.studio.open_example(name))
         return (*self._piece_view(desk, region), *self._results_view(desk)[1:])
 
+    def restyle(self, desk: Desk, style: str, region: str) -> tuple:
+        """The piece's style, as the visitor chose it (what every later request tells the model)."""
+        if desk.take is None:
+            return tuple(gr.skip() for _ in range(6))
+        desk.take = replace(desk.take, style=style)
+        return self._piece_view(desk, region)
+
     def mark(self, desk: Desk, region: str, tracks: list[int] | None = None) -> tuple:
         """The piece's roll with the region shaded, and the region's per-track controls as inferred."""
         if desk.take is None:
@@ -134,11 +148,14 @@ class Page:
     def request(self, op: str, region: str, tracks: list[int], bars: int, program: int, style: str,
                 instruments: list[int], tempo: float, meter: str, density: float, loudness: float,
                 temperature: float, top_p: float, seed: float, variations: float, prompt: str = "",
-                controls: Any = None) -> Request:
+                controls: Any = None, length: float = 8) -> Request:
+        """The widgets' values as a :class:`Request` (``bars``: Continue's new bars; ``length``: the
+        new piece's bars)."""
         numerator, denominator = (int(x) for x in meter.split("/"))
         new = NewPiece(style, tuple(instruments) or (0,), float(tempo), (numerator, denominator),
                        float(density) if density else None, float(loudness) if loudness else None)
         knobs = Knobs(float(temperature), float(top_p), int(seed), int(variations))
+        bars = length if op == "generate" else bars
         return Request(op, region.strip(), tuple(sorted(tracks or ())), int(bars), int(program), new, knobs,
                        prompt=(prompt or "").strip(), controls=control_rows(controls))
 
@@ -151,8 +168,8 @@ class Page:
         self.studio.again(desk)
         return (*self._results_view(desk), desk.last.knobs.seed, "")
 
-    def show(self, desk: Desk, choice: str | None) -> tuple:
-        return self._results_view(desk, int(choice) - 1 if choice else 0)
+    def show(self, desk: Desk, choice: str | None, whole: bool = False) -> tuple:
+        return self._results_view(desk, int(choice) - 1 if choice else 0, bool(whole))
 
     def keep(self, desk: Desk, choice: str | None, region: str) -> tuple:
         desk.keep(int(choice) - 1 if choice else 0)

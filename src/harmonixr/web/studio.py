@@ -54,11 +54,13 @@ class StudioError(HarmonixrError):
 
 @dataclass(frozen=True)
 class Take:
-    """A piece on the desk: its MIDI file in the studio's folder, what to call it, its style."""
+    """A piece on the desk: its MIDI file in the studio's folder, what to call it, its style, and
+    what the MIDI parser repaired when it was uploaded."""
 
     midi: str
     name: str
     style: str
+    repairs: tuple[str, ...] = ()
 
     def score(self) -> Score:
         return _read(self.midi, f"the piece {self.name!r}")
@@ -184,7 +186,7 @@ class Studio:
             (self.workdir / sub).mkdir(parents=True, exist_ok=True)
         self.store = PreferenceStore(config.prefs)
         self._lock = threading.Lock()  # one generation at a time: the decoder keeps state
-        self._pieces: OrderedDict[str, Piece] = OrderedDict()  # tokenized takes, newest last
+        self._pieces: OrderedDict[tuple[str, str], Piece] = OrderedDict()  # (file, style) tokenized, newest last
 
     def tidy(self) -> int:
         """Delete the oldest files of the studio's folders until they hold at most ``max_workdir_mb``;
@@ -218,7 +220,7 @@ class Studio:
             raise StudioError(f"{name}: {reason}: {detail}") from None
         finally:
             stored.unlink(missing_ok=True)
-        return self._store(piece.original, name, piece.style)
+        return replace(self._store(piece.original, name, piece.style), repairs=piece.repairs)
 
     def open_example(self, name: str) -> Take:
         """A piece of the bundled corpus (see :data:`~harmonixr.generation.demo.EXAMPLES`)."""
@@ -285,9 +287,11 @@ class Studio:
         return self.run(desk, replace(desk.last, knobs=knobs, source="sampled"))  # the song's best bars were the first try
 
     def piece(self, take: Take) -> Piece:
-        """``take`` tokenized, once: a take's file never changes, and the modes do not modify a Piece."""
-        piece = self._pieces.pop(take.midi, None) or self.gen.piece(take.score(), take.style)
-        self._pieces[take.midi] = piece
+        """``take`` tokenized, once per style: a take's file never changes, and the modes do not
+        modify a Piece."""
+        key = (take.midi, take.style)
+        piece = self._pieces.pop(key, None) or self.gen.piece(take.score(), take.style)
+        self._pieces[key] = piece
         while len(self._pieces) > PIECES_KEPT:
             self._pieces.popitem(last=False)
         return piece
