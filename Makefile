@@ -37,9 +37,11 @@ $(CHROMIUM):
 test: $(STAMP) $(CHROMIUM)
 	$(PY) -m pytest -q
 
-# The linter (ruff: pyflakes, pycodestyle, isort, bugbear, pyupgrade; settings in pyproject.toml).
+# The linter (ruff: pyflakes, pycodestyle, isort, bugbear, pyupgrade) and the type checker (mypy,
+# over the package); settings of both in pyproject.toml.
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks scripts
+	$(PY) -m mypy
 
 # The web studio on http://127.0.0.1:7860/ (limits and port: configs/serve.yaml)
 serve: $(STAMP)

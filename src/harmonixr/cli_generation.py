@@ -286,7 +286,7 @@ def _write(console: Console, args: argparse.Namespace, results: list, before=Non
     with tempfile.TemporaryDirectory() as tmp:
         paths = [Path(tmp) / "out.mid"] if args.out == STDIO else output_paths(args.out, len(results))
         for result, path in zip(results, paths):
-            files = write_result(result, path, before, args.png, args.wav, post)
+            files: list[str | Path] = [*write_result(result, path, before, args.png, args.wav, post)]
             if args.out == STDIO:
                 sys.stdout.buffer.write(path.read_bytes())
                 sys.stdout.buffer.flush()
@@ -296,7 +296,7 @@ def _write(console: Console, args: argparse.Namespace, results: list, before=Non
     return 1 if incomplete else 0  # 1: written, but a result is incomplete (said above)
 
 
-def _said(console: Console, result, files: list) -> None:  # noqa: ANN001 - a Result
+def _said(console: Console, result, files: list[str | Path]) -> None:  # noqa: ANN001 - a Result
     """One line of what ``result`` is and where it went."""
     notes = result.notices()
     if result.details.get("source") not in (None, "sampled"):

@@ -23,12 +23,16 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from harmonixr.config import LimitsConfig, TokenizerSpec
 from harmonixr.data.isolation import Failure, IsolatedPool
 from harmonixr.errors import HarmonixrError
+
+if TYPE_CHECKING:
+    from harmonixr.tokens.vocab import NoteVocab
 
 Rng = np.random.Generator
 NAMED = ("ok", "reject:", "tokenize")  # outcomes that are not failures
@@ -179,7 +183,7 @@ def mutate(data: bytes, rng: Rng, others: list[bytes]) -> tuple[bytes, tuple[str
 
 
 # -- the path every input takes (in a worker) --------------------------------------------------
-_VOCAB = None
+_VOCAB: NoteVocab | None = None
 
 
 def _init_worker(spec: TokenizerSpec) -> None:
@@ -198,6 +202,7 @@ def input_path(data: bytes, limits: LimitsConfig = FUZZ_LIMITS) -> str:
     from harmonixr.tokens.notes import decode_notes, encode_score
     from harmonixr.tokens.vocab import VocabError
 
+    assert _VOCAB is not None, "input_path runs in a worker started by _init_worker"
     try:
         score = parse_midi(data, "<fuzz>", limits)
         normalized, _ = normalize(score, _VOCAB, "<fuzz>")

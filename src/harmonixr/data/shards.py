@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +70,7 @@ def write_shard(folder: Path, name: str, rows: list[dict], pieces: list[tuple[np
     tmp.replace(rows_path)
 
 
-def merge(folder: Path, names: list[str], earlier_rejects: list[dict] = ()) -> tuple[pa.Table, list[dict]]:
+def merge(folder: Path, names: list[str], earlier_rejects: Sequence[dict] = ()) -> tuple[pa.Table, list[dict]]:
     """Merge the shards ``names`` (in order) into ``manifest.parquet`` and ``rejects.csv``.
 
     ``earlier_rejects`` (files refused before any shard, e.g. failed conversions) head the report.
@@ -103,7 +104,8 @@ def _drop_duplicates(manifest: pa.Table) -> tuple[pa.Table, list[dict]]:
     piece_ids = manifest.column("piece_id").to_pylist()
     paths = manifest.column("path").to_pylist()
     first_path: dict[str, str] = {}
-    keep, duplicates = [], []
+    keep: list[bool] = []
+    duplicates: list[dict] = []
     for piece_id, path in zip(piece_ids, paths):
         owner = first_path.setdefault(piece_id, path)
         keep.append(owner == path)
@@ -145,7 +147,7 @@ class NoteShards:
         if not manifest_path.is_file():
             raise FileNotFoundError(f"{manifest_path}: no manifest (run `harmonixr prepare` first)")
         self.manifest = pq.read_table(manifest_path)
-        self._maps: dict[tuple[str, int], np.memmap] = {}
+        self._maps: dict[tuple[str, int], np.ndarray] = {}
 
     def __len__(self) -> int:
         return self.manifest.num_rows

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from harmonixr.evaluation.features import feature_vector
@@ -23,7 +23,7 @@ from harmonixr.evaluation.features import feature_vector
 
 @dataclass
 class StyleClassifier:
-    model: object
+    model: Pipeline
     styles: list[str]
 
     @classmethod

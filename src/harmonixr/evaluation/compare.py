@@ -24,6 +24,7 @@ from harmonixr.evaluation.likelihood import GROUPS, Scorer, Tally
 from harmonixr.generation.piece import family
 from harmonixr.models.checkpoint import load_checkpoint
 from harmonixr.models.ngram import NGRAM_META, NGramModel
+from harmonixr.models.transformer import NoteTransformer
 from harmonixr.runtime import autocast_dtype, pick_device
 from harmonixr.tokens.prompt import Rows
 from harmonixr.tokens.vocab import COL, FUTURE, NOTE, PAST
@@ -81,7 +82,7 @@ def per_source(rows: list, limit: int) -> list:
     return out
 
 
-def load_scoring_model(path: str | Path, device: torch.device) -> tuple[str, torch.nn.Module | NGramModel]:
+def load_scoring_model(path: str | Path, device: torch.device) -> tuple[str, NoteTransformer | NGramModel]:
     """(label, model) of a checkpoint directory or an n-gram folder."""
     path = Path(path)
     if (path / NGRAM_META).is_file():

@@ -35,7 +35,7 @@ def _uri(data: bytes, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
-def pictures(gen: Generator, checkpoint: str, holes: list[Hole], folder: Path, seed: int) -> dict:
+def pictures(gen: Generator, checkpoint: str | Path, holes: list[Hole], folder: Path, seed: int) -> dict:
     """Training curve, token embeddings (+ their facts), and per listening hole: a PNG and an
     interactive piano roll of original vs fill, and both as audio."""
     out: dict = {"listening": []}
@@ -51,6 +51,7 @@ def pictures(gen: Generator, checkpoint: str, holes: list[Hole], folder: Path, s
         piece = hole.piece
         result = gen.infill(piece, hole.region, 1, SamplingConfig(top_p=0.95), seed + k, source="sampled")[0]
         start, end = result.start_tick, result.end_tick
+        assert end is not None, "an infill's region ends"
         view = view_ticks(piece.original, result, LISTEN_MARGIN_BARS)
         png = plot_pianoroll(result.score, folder / f"listen-{k}.png", (start, end), piece.original,
                              f"{hole.style}: bars {hole.first_bar + 1}-{hole.first_bar + hole.bars} filled", view)

@@ -168,14 +168,16 @@ def evaluate_infill(methods: dict[str, Method], holes: list[Hole], samples: int,
             n = 1 if method.deterministic else samples
             if method.kind in ("copy", "repeat"):
                 fill = copy_neighbour(hole) if method.kind == "copy" else repeat_neighbour(hole)
-                fills, counts = [fill], [None]
+                fills = [fill]
+                counts: list[list[int] | None] = [None]  # no per-track counts for a copy
             else:
+                gen, sampling = method.generator, method.sampling
+                assert gen is not None and sampling is not None, f"method {name} samples: it needs a model"
                 if method.kind == "left":
-                    made = method.generator.continue_(piece, bars=hole.bars, after_bar=hole.first_bar, n=n,
-                                                      sampling=method.sampling, seed=seed + index)
+                    made = gen.continue_(piece, bars=hole.bars, after_bar=hole.first_bar, n=n,
+                                         sampling=sampling, seed=seed + index)
                 else:
-                    made = method.generator.infill(piece, hole.region, n, method.sampling, seed + index,
-                                                   source=method.source)
+                    made = gen.infill(piece, hole.region, n, sampling, seed + index, source=method.source)
                 fills = [region_notes(r.score, start, end) for r in made]
                 counts = [track_counts(r.score, start, end) for r in made]
             for k, (fill, per_track) in enumerate(zip(fills, counts)):

@@ -24,6 +24,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -356,7 +357,7 @@ class Generator:
         return results
 
     def add_track(self, piece: Piece, program: int, region: Region | None = None, name: str | None = None,
-                  **kwargs: object) -> list[Result]:
+                  **kwargs: Any) -> list[Result]:
         """A new part (GM ``program``) over ``region`` (default: the whole piece), under the others."""
         piece = piece.copy()
         piece.add_slot(program, name)
@@ -464,7 +465,7 @@ class Generator:
         return w0, notes[bars >= w0]
 
     def generate(self, programs: list[int], style: str = "unknown", bars: int = 8, tempo: float = 120.0,
-                 time_signature: tuple[int, int] = (4, 4), controls: Mapping[str, object] | None = None, n: int = 1,
+                 time_signature: tuple[int, int] = (4, 4), controls: Mapping[str, Any] | None = None, n: int = 1,
                  sampling: SamplingConfig = SamplingConfig(), seed: int = 0, rules: MusicRules = MusicRules(),
                  notes: int | None = None) -> list[Result]:
         """A new piece for ``programs`` (GM programs, -1: drums) in ``style``, ``bars`` long (or
@@ -478,7 +479,7 @@ class Generator:
         loudness = (controls or {}).get("loudness")
         return made if loudness is None else [replace(r, score=score_to_mean_velocity(r.score, float(loudness))) for r in made]
 
-    def header_values(self, tempo: float, controls: Mapping[str, object] | None = None) -> tuple[int, ...]:
+    def header_values(self, tempo: float, controls: Mapping[str, Any] | None = None) -> tuple[int, ...]:
         """The control value ids of a new piece: its tempo's, and those of ``controls``."""
         return header_controls(self.vocab, tempo=tempo, **dict(controls or {}))
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from symusic import Score
 
@@ -109,7 +110,7 @@ class _Reader:
             return word
         return next((s for s in self.styles if word in s.split("-")), None)
 
-    def match(self, words: list[str], k: int) -> tuple[int, str, object]:
+    def match(self, words: list[str], k: int) -> tuple[int, str, Any]:
         """The longest phrase at ``words[k]``: (its length in words, its kind, its value)."""
         if words[k] == "in" and (size := self._key(words[k + 1 : k + 3])):
             return 1 + size, "key", Key.parse(" ".join(words[k + 1 : k + 1 + size]))
@@ -139,10 +140,10 @@ class _Reader:
             phrase = " ".join(words[k : k + size])
             k += size
             if kind in PIECE_KINDS:
-                pending.append((kind, float(value), phrase))  # type: ignore[arg-type]
+                pending.append((kind, float(value), phrase))
                 continue
             if kind == "instrument":
-                self._instrument(phrase, int(value), pending)  # type: ignore[arg-type]
+                self._instrument(phrase, int(value), pending)
                 pending = []
                 continue
             if kind == "filler":
@@ -155,7 +156,7 @@ class _Reader:
                 continue
             elif kind == "key":
                 self.set("key", value, phrase, f"key {value}")
-                self.set("mode", value.mode, phrase, f"mode {value.mode}")  # type: ignore[attr-defined]
+                self.set("mode", value.mode, phrase, f"mode {value.mode}")
             elif kind == "tempo":
                 self.set("tempo", value, phrase, f"tempo {value:g} bpm")
             else:  # mode, style

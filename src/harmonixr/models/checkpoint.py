@@ -14,7 +14,7 @@ import json
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
@@ -25,6 +25,8 @@ from harmonixr.errors import HarmonixrError
 from harmonixr.models.config import ModelConfig
 from harmonixr.models.transformer import NoteTransformer
 from harmonixr.tokens.vocab import NoteVocab
+
+M = TypeVar("M", bound=nn.Module)
 
 MODEL_FILE, CONFIG_FILE = "model.safetensors", "config.json"
 OPTIMIZER_FILE, STATE_FILE = "optimizer.safetensors", "trainer_state.json"
@@ -109,7 +111,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
     return Loaded(model.to(device).eval(), vocab, model_config, config)
 
 
-def load_model_weights(path: str | Path, model: nn.Module) -> nn.Module:
+def load_model_weights(path: str | Path, model: M) -> M:
     """Load a checkpoint's ``model.safetensors`` into ``model`` (same architecture), strictly."""
     path = resolve(path)
     try:
@@ -119,7 +121,7 @@ def load_model_weights(path: str | Path, model: nn.Module) -> nn.Module:
     return model
 
 
-def start_from(path: str | Path, model: nn.Module, vocab: NoteVocab) -> nn.Module:
+def start_from(path: str | Path, model: M, vocab: NoteVocab) -> M:
     """Fine-tuning: load another run's weights into a fresh ``model``; its vocabulary must be
     ``vocab`` (the same values with the same ids), else the weights would mean other things."""
     path = resolve(path)

@@ -31,9 +31,10 @@ def llama_config(model: NoteTransformer):  # noqa: ANN201 - transformers.LlamaCo
     return LlamaConfig(
         vocab_size=model.embed.table.weight.shape[0], hidden_size=cfg.d_model, intermediate_size=cfg.ffn_hidden,
         num_hidden_layers=cfg.n_layers, num_attention_heads=cfg.n_heads, num_key_value_heads=cfg.n_heads,
-        max_position_embeddings=cfg.max_len, rms_norm_eps=model.norm.eps, rope_theta=cfg.rope_theta,
+        max_position_embeddings=cfg.max_len, rms_norm_eps=model.norm.eps,
         tie_word_embeddings=True, attention_bias=False, mlp_bias=False, hidden_act="silu",
         bos_token_id=1, eos_token_id=2, pad_token_id=0,
+        rope_theta=cfg.rope_theta,  # type: ignore[call-arg]  # 4.x's argument; 5.x files it under rope_parameters
     )
 
 

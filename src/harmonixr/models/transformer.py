@@ -18,6 +18,7 @@ R row columns.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -153,6 +154,9 @@ class RowEmbedding(nn.Module):
     """The sum of one embedding per column of a row, from one table (column k's rows start at
     ``offsets[k]``); columns left out of ``cfg.columns`` are not read (an ablation)."""
 
+    offsets: torch.Tensor  # buffers, declared for the type checker
+    used: torch.Tensor
+
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         sizes = [cfg.column_sizes[name] for name in COLUMNS]
@@ -215,6 +219,9 @@ class FieldHeads(nn.Module):
 class NoteTransformer(nn.Module):
     """Rows in, the backbone's normalized output (B, T, C) out; :attr:`heads` write the next row."""
 
+    cos: torch.Tensor  # (max_len, D) buffers, declared for the type checker
+    sin: torch.Tensor
+
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
@@ -261,12 +268,12 @@ def init_weights(module: nn.Module) -> None:
         nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
 
-def field_nll(model: NoteTransformer, rows: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def field_nll(model: nn.Module, rows: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Nats of every predicted field of the learned rows: rows (B, T, R), target (B, T) bool ->
     (nll (P, K), mask (P, K)) over the P learned rows ``rows[:, 1:][target[:, 1:]]``; nll is 0 where
     mask is False (a field a row does not have: an end row has only a type). The heads run on the
-    learned rows only."""
-    inner = getattr(model, "module", model)  # DDP-wrapped or not
+    learned rows only. ``model`` is a :class:`NoteTransformer`, or one wrapped by DDP."""
+    inner = cast(NoteTransformer, getattr(model, "module", model))
     h = model(rows[:, :-1])  # (B, T-1, C)
     learned = target[:, 1:]
     h, nxt = h[learned], rows[:, 1:][learned]  # (P, C), (P, R)

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from harmonixr.data.corpus import Corpus
 from harmonixr.errors import HarmonixrError
@@ -24,6 +23,7 @@ from harmonixr.evaluation.compare import build_eval_set
 from harmonixr.evaluation.likelihood import Scorer
 from harmonixr.generation.modes import Generator
 from harmonixr.generation.outputs import write_result
+from harmonixr.models.transformer import NoteTransformer
 from harmonixr.rl.rewards import RewardContext, RewardWeights, batch_diversity
 from harmonixr.rl.rollout import Prompt, Rollout, collect, judged, score_rollouts
 from harmonixr.sampling.sampler import SamplingConfig
@@ -48,7 +48,7 @@ def summarize_rollouts(rollouts: Sequence[Rollout]) -> dict[str, float]:
     return out
 
 
-def assess(gen: Generator, reference: nn.Module, prompts: Sequence[Prompt], samples: int, sampling: SamplingConfig,
+def assess(gen: Generator, reference: NoteTransformer, prompts: Sequence[Prompt], samples: int, sampling: SamplingConfig,
            seed: int, weights: RewardWeights, context: RewardContext) -> tuple[dict[str, float], list[Rollout]]:
     """Sample ``samples`` per held-out prompt with the generator's (policy's) weights and measure."""
     rollouts, skipped = collect(gen, prompts, samples, sampling, seed, weights, context)
@@ -67,7 +67,7 @@ def assess(gen: Generator, reference: nn.Module, prompts: Sequence[Prompt], samp
     return numbers, rollouts
 
 
-def bits_per_note(model: nn.Module, corpus: Corpus, pieces: int, block_size: int) -> dict[str, float]:
+def bits_per_note(model: NoteTransformer, corpus: Corpus, pieces: int, block_size: int) -> dict[str, float]:
     """Bits per note of the first ``pieces`` test-split pieces of each source: next note, and one
     infill hole each."""
     evalset = build_eval_set(corpus, "test", block_size, holes_per_piece=1, max_pieces=pieces)

@@ -22,7 +22,6 @@ import torch
 import torch.nn.functional as F
 from rich.console import Console
 from symusic import Score
-from torch import nn
 
 from harmonixr.config import to_dict
 from harmonixr.data.corpus import Corpus
@@ -31,7 +30,7 @@ from harmonixr.errors import HarmonixrError
 from harmonixr.generation.modes import Generator
 from harmonixr.generation.piece import Piece
 from harmonixr.models.checkpoint import save_checkpoint
-from harmonixr.models.transformer import field_nll
+from harmonixr.models.transformer import NoteTransformer, field_nll
 from harmonixr.progress import progress_bar
 from harmonixr.rl.config import DPOConfig
 from harmonixr.rl.preferences import Comparison, PreferenceStore
@@ -84,7 +83,7 @@ def split_pairs(pairs: list[Pair], heldout: float, seed: int) -> tuple[list[Pair
     return [pairs[i] for i in order[cut:]], [pairs[i] for i in order[:cut]]
 
 
-def sequence_logp(model: nn.Module, seqs: Sequence[tuple[np.ndarray, np.ndarray]]) -> torch.Tensor:
+def sequence_logp(model: NoteTransformer, seqs: Sequence[tuple[np.ndarray, np.ndarray]]) -> torch.Tensor:
     """(N,) summed log-probability of each sequence's learned rows (every field)."""
     device = next(model.parameters()).device
     rows = padded([r for r, _ in seqs], device)
@@ -96,7 +95,7 @@ def sequence_logp(model: nn.Module, seqs: Sequence[tuple[np.ndarray, np.ndarray]
     return torch.stack([-part.sum() for part in torch.split(nll, counts)])
 
 
-def pair_logps(model: nn.Module, pairs: Sequence[Pair], batch: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+def pair_logps(model: NoteTransformer, pairs: Sequence[Pair], batch: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     """(chosen, rejected) log-probabilities of every pair, without gradients."""
     chosen, rejected = [], []
     with torch.no_grad():
@@ -141,7 +140,8 @@ def train_dpo(config: DPOConfig, show_progress: bool = True, console: Console | 
     console.print(f"{len(train)} training and {len(heldout)} held-out comparisons from {config.prefs}")
     ref_chosen, ref_rejected = pair_logps(reference, train)
     ref_held = pair_logps(reference, heldout)
-    before = {"heldout_accuracy": ranked(*ref_held), "train_accuracy": ranked(ref_chosen, ref_rejected)}
+    before: dict[str, float | None] = {"heldout_accuracy": ranked(*ref_held),
+                                       "train_accuracy": ranked(ref_chosen, ref_rejected)}
     if corpus is not None:
         before["rule_value"] = rule_value(gen, corpus, config, rule_name)
     optimizer = torch.optim.AdamW(gen.model.parameters(), lr=config.lr, weight_decay=0.0)
@@ -167,7 +167,8 @@ def train_dpo(config: DPOConfig, show_progress: bool = True, console: Console | 
                 advance(1)
     gen.model.eval()
     chosen, rejected = pair_logps(gen.model, heldout)
-    after = {"heldout_accuracy": ranked(chosen, rejected), "train_accuracy": ranked(*pair_logps(gen.model, train)),
+    after: dict[str, float | None] = {"heldout_accuracy": ranked(chosen, rejected),
+                                      "train_accuracy": ranked(*pair_logps(gen.model, train)),
              "implicit_reward_accuracy": ranked(chosen - ref_held[0], rejected - ref_held[1])}
     if corpus is not None:
         after["rule_value"] = rule_value(gen, corpus, config, rule_name)

@@ -96,7 +96,8 @@ class PreferenceStore:
                 "INSERT INTO comparisons (created, who, prompt, midi_a, midi_b, choice, note) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (created, who, json.dumps(prompt, sort_keys=True), midi_a, midi_b, choice, note),
             )
-            return int(cursor.lastrowid)
+            assert cursor.lastrowid is not None  # an INSERT sets it
+            return cursor.lastrowid
 
     def list(self, limit: int = 0, with_midi: bool = False) -> list[Comparison]:
         """Comparisons, newest first (``limit`` 0: all)."""

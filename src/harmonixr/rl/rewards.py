@@ -98,7 +98,7 @@ def bar_regularity(score: Score) -> float:
     step = max(score.ticks_per_quarter // 4, 1)
     if not len(notes) or bar <= 0:
         return 0.0
-    patterns = {}
+    patterns: dict[int, set[int]] = {}
     for time in notes[:, 0]:
         patterns.setdefault(int(time) // bar, set()).add((int(time) % bar) // step)
     pairs = [(patterns[b - 1], patterns[b]) for b in sorted(patterns) if b - 1 in patterns]
@@ -123,7 +123,7 @@ def voice_leading(score: Score, scale: float = 5.0) -> float:
     """exp(-d / scale), d the mean distance in semitones from each note of a chord (the melodic
     notes starting at one onset) to the nearest note of the chord before."""
     notes = _notes(score)
-    onsets = np.unique(notes[:, 0]) if len(notes) else []
+    onsets = np.unique(notes[:, 0]) if len(notes) else np.empty(0, np.int64)
     moves = []
     for before, after in pairwise(onsets):
         prev, cur = notes[notes[:, 0] == before, 2], notes[notes[:, 0] == after, 2]
@@ -270,8 +270,8 @@ def reward_terms(score: Score, weights: RewardWeights, context: RewardContext = 
             terms[name] = novelty(score, context.index)
         elif name == "edge_fit" and region is not None:
             terms[name] = edge_fit(whole if whole is not None else score, *region)
-        elif name in learned and learned[name] is not None:
-            terms[name] = float(learned[name](score, style))
+        elif (term := learned.get(name)) is not None:
+            terms[name] = float(term(score, style))
         elif name in SCORE_TERMS:
             terms[name] = SCORE_TERMS[name](score)
     used = {name: getattr(weights, name) for name in terms}

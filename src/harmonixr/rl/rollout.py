@@ -19,7 +19,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from symusic import Score
-from torch import nn
 
 from harmonixr.data.corpus import Corpus
 from harmonixr.errors import HarmonixrError
@@ -57,6 +56,7 @@ class Prompt:
         if self.piece is None:
             return gen.generate(list(self.programs), self.style, self.bars, self.tempo, self.time_signature,
                                 n=n, sampling=sampling, seed=seed)
+        assert self.region is not None, "an infill prompt has its region"
         return gen.infill(self.piece, self.region, n=n, sampling=sampling, seed=seed, source="sampled")  # RL learns from draws
 
 
@@ -84,7 +84,7 @@ def make_prompts(corpus: Corpus, gen: Generator, cfg: PromptConfig, split: str, 
             prompts.append(Prompt(style, piece=piece, region=Region.parse(f"{first + 1}-{first + size}", gen.vocab.grid)))
         else:
             programs = tuple(piece.tracks.program(slot, gen.vocab) for slot in piece.slots)
-            prompts.append(Prompt(style, programs, float(piece.timeline.qpm[0]), tuple(piece.timeline.meters[0]),
+            prompts.append(Prompt(style, programs, float(piece.timeline.qpm[0]), (*piece.timeline.meters[0],),
                                   cfg.generate_bars))
     return prompts
 
@@ -213,13 +213,13 @@ def step_logprobs(model: NoteTransformer, rows: torch.Tensor, seg: Segment, b: i
     nxt = rows[b, seg.prompt_len : seg.prompt_len + len(seg.values)].clone()
     nxt[:, COL["type"]] = NOTE  # the dbar head is read as for a note (the last-bar rule asks it at an end too)
     logits = [lg.float() for lg in model.heads(h[b, span], model.embed, nxt)]
+    masks = [torch.from_numpy(np.stack([mk if (mk := m[k]) is not None else np.zeros(lg.shape[1], dtype=bool)
+                                        for m in seg.masks])).to(lg.device) for k, lg in enumerate(logits)]
     out = []
-    for k, lg in enumerate(logits):
-        masks = [m[k] if m[k] is not None else np.zeros(lg.shape[1], dtype=bool) for m in seg.masks]
-        mask = torch.from_numpy(np.stack(masks)).to(lg.device)
+    for k, (lg, mask) in enumerate(zip(logits, masks)):
         if k == 0:
             lt, ld = F.log_softmax(lg, -1), F.log_softmax(logits[1], -1)
-            allowed = torch.from_numpy(np.stack([m[1] for m in seg.masks])).to(lg.device)
+            allowed = masks[1]
             past = torch.from_numpy(seg.past).to(lg.device)
             note = lt[:, NOTE] + torch.logsumexp(ld.masked_fill(~allowed, -torch.inf), -1)
             end = torch.logaddexp(lt[:, seg.end_type], lt[:, NOTE] + torch.logsumexp(ld.masked_fill(~past, -torch.inf), -1))
@@ -246,14 +246,15 @@ def score_rollouts(policy: NoteTransformer, reference: NoteTransformer | None, r
                 ref_h = reference(rows[:, :-1])
         for b, (k, seg) in enumerate(segments):
             lps = step_logprobs(policy, rows, seg, b, h, temperature)
-            refs = step_logprobs(reference, rows, seg, b, ref_h, temperature) if ref_h is not None else None
+            refs = (step_logprobs(reference, rows, seg, b, ref_h, temperature)
+                    if reference is not None and ref_h is not None else None)
             drawn = torch.from_numpy(seg.values).to(device)
-            logp = sum(lp.gather(1, drawn[:, k : k + 1]).masked_fill(drawn[:, k : k + 1] == 0, 0.0).sum()
-                       for k, lp in enumerate(lps))
-            entropy = -sum((lp.exp() * lp).sum() for lp in lps)
+            logp = torch.stack([lp.gather(1, drawn[:, k : k + 1]).masked_fill(drawn[:, k : k + 1] == 0, 0.0).sum()
+                                for k, lp in enumerate(lps)]).sum()
+            entropy = -torch.stack([(lp.exp() * lp).sum() for lp in lps]).sum()
             kl = torch.zeros((), device=device)
             if refs is not None:
-                kl = sum((lp.exp() * (lp - rp)).sum() for lp, rp in zip(lps, refs))
+                kl = torch.stack([(lp.exp() * (lp - rp)).sum() for lp, rp in zip(lps, refs)]).sum()
             sums[k].append(torch.stack([logp, kl, entropy]))
             steps[k] += len(seg.values)
     zero = torch.zeros(3, device=device)
@@ -262,7 +263,7 @@ def score_rollouts(policy: NoteTransformer, reference: NoteTransformer | None, r
     return Scored(totals[:, 0], totals[:, 1] / per_step, totals[:, 2] / per_step, steps)
 
 
-def load_policy(checkpoint: str, out: str, threads: int, seed: int) -> tuple[Generator, nn.Module, Path]:
+def load_policy(checkpoint: str, out: str, threads: int, seed: int) -> tuple[Generator, NoteTransformer, Path]:
     """The policy to fine-tune (a Generator over the checkpoint's weights), a frozen copy of it as
     the reference, and the run folder (created); torch's threads and seed are set first."""
     set_threads(threads)

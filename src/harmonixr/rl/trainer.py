@@ -35,6 +35,7 @@ from harmonixr.evaluation.features import piece_features
 from harmonixr.generation.modes import Generator
 from harmonixr.generation.piece import split_pieces
 from harmonixr.models.checkpoint import load_model_weights, load_training_state, save_checkpoint
+from harmonixr.models.transformer import NoteTransformer
 from harmonixr.progress import progress_bar
 from harmonixr.rl.assess import assess, bits_per_note, mean_terms, write_samples
 from harmonixr.rl.config import RLConfig
@@ -83,7 +84,7 @@ def reward_context(corpus: Corpus, gen: Generator, config: RLConfig, rng: np.ran
     return RewardContext(index, style_model, preference)
 
 
-def policy_step(gen: Generator, reference: torch.nn.Module, rollouts: list[Rollout], config: RLConfig,
+def policy_step(gen: Generator, reference: NoteTransformer, rollouts: list[Rollout], config: RLConfig,
                 moving: float) -> dict[str, float]:
     """The loss of one batch of rollouts, backpropagated (the optimizer steps outside)."""
     rewards = np.array([r.reward for r in rollouts])
@@ -127,9 +128,9 @@ def train_rl(config: RLConfig, resume: bool = True, show_progress: bool = True, 
         if config.eval_pieces:
             numbers.update({f"bits_per_note/{k}": v for k, v in
                             bits_per_note(gen.model, corpus, config.eval_pieces, gen.max_len).items()})
-        numbers["samples"] = [str(p) for p in write_samples(rollouts, out / "samples", tag, SAMPLES_WRITTEN)]
-        path.write_text(json.dumps(numbers, indent=1))
-        return numbers
+        measured = {**numbers, "samples": [str(p) for p in write_samples(rollouts, out / "samples", tag, SAMPLES_WRITTEN)]}
+        path.write_text(json.dumps(measured, indent=1))
+        return measured
 
     console.rule("held-out prompts, before")
     before = evaluation("before")

@@ -16,11 +16,13 @@ that picks the backend.
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import torch
 
 from harmonixr.errors import HarmonixrError
-from harmonixr.models.transformer import KVCache, NoteTransformer
+from harmonixr.models.transformer import Block, KVCache, NoteTransformer
 from harmonixr.sampling.kernels import decode_step
 
 BACKENDS = ("auto", "numba", "torch")
@@ -47,7 +49,7 @@ class Heads:
         self.eps = float(heads.in_norm.eps)
         self.gate, self.up = _np(heads.mlp.gate_proj.weight.T), _np(heads.mlp.up_proj.weight.T)  # (C, hh)
         self.down = _np(heads.mlp.down_proj.weight.T)  # (hh, C)
-        self.out = [_np(o.weight.T) for o in heads.out]  # (C, V_k)
+        self.out = [_np(cast(torch.nn.Linear, o).weight.T) for o in heads.out]  # (C, V_k)
         self.columns = heads.columns
         self.final_norm = _np(model.norm.weight)
 
@@ -109,7 +111,7 @@ class NumbaDecoder:
         self.heads = Heads(model)
         self.weights = pack(model)
         self.eps = float(model.norm.eps)
-        self.k = self.v = None
+        self.k = self.v = np.empty(0, np.float32)  # the caches, sized by start()
         self.pos = 0
 
     def start(self, prompt: np.ndarray, rows: int, max_len: int) -> np.ndarray:
@@ -138,7 +140,7 @@ def pack(model: NoteTransformer) -> dict[str, np.ndarray]:
     swap[torch.arange(half) + half, torch.arange(half)] = -1.0
     swap[torch.arange(half), torch.arange(half) + half] = 1.0
     rotary = torch.diag_embed(model.cos) + swap[None] * model.sin[:, None, :]  # (max_len, D, D)
-    layers = model.layers
+    layers = cast("list[Block]", list(model.layers))
     return {
         "rotary": _np(rotary),
         "qkv": np.stack([_np(b.input_layernorm.weight[:, None] * torch.cat(

@@ -13,10 +13,12 @@ against the PyTorch model.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numba as nb
 import numpy as np
 
-_JIT = {"fastmath": True, "cache": True, "nogil": True}
+_JIT: dict[str, Any] = {"fastmath": True, "cache": True, "nogil": True}
 
 
 @nb.njit(**_JIT)

@@ -177,7 +177,7 @@ class Sampler:
             taken = step + 1
             values = np.zeros((n, K), dtype=np.int64)
             cond = np.zeros_like(h)
-            masks = [[None] * K for _ in range(n)]
+            masks: list[list[np.ndarray | None]] = [[None] * K for _ in range(n)]
             # type, with the last-bar rule folded in from the bars the note could go to
             type_masks = np.stack([grammar.mask(TYPE, s, []) for s in states])
             dbar_masks = np.stack([grammar.open_bars(s) for s in states])
@@ -200,10 +200,10 @@ class Sampler:
                     break
                 logits = dbar_logits if k == DBAR else heads.logits(k, h, cond)
                 if k != DBAR:
-                    for row in np.flatnonzero(writing):
+                    for row in np.flatnonzero(writing).tolist():
                         masks[row][k] = grammar.mask(k, states[row], list(values[row, :k]))
-                field_masks = np.stack([masks[row][k] if writing[row] else _first_valid(logits.shape[1])
-                                        for row in range(n)])
+                field_masks = np.stack([mask if writing[row] and (mask := masks[row][k]) is not None
+                                        else _first_valid(logits.shape[1]) for row in range(n)])
                 masked = np.where(field_masks, logits, -np.inf)
                 self._draw(masked, cfg, uniforms[step, :, k], choice)
                 values[:, k] = np.where(writing, choice, 0)
@@ -227,7 +227,7 @@ class Sampler:
                                            values[row, 5] - 1, values[row, 6]], dtype=np.int64))
             if done.all() or step == steps - 1:
                 break
-            for row in np.flatnonzero(~done):
+            for row in np.flatnonzero(~done).tolist():
                 note = made[row][-1]
                 last_rows[row] = row_of_fields(grammar.vocab, values[row], int(note[0]), int(note[1]), place.bar0,
                                                place.bars, place.header, place.segment, place.hole)

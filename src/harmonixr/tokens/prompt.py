@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -379,7 +380,7 @@ def header_controls(vocab: NoteVocab, tempo: float | None = None, density: float
     return tuple(out)
 
 
-def measure_header_controls(vocab: NoteVocab, notes: np.ndarray, bars: int, qpm: float) -> dict[str, object]:
+def measure_header_controls(vocab: NoteVocab, notes: np.ndarray, bars: int, qpm: float) -> dict[str, Any]:
     """The piece-level controls of ``notes`` over ``bars`` bars at ``qpm`` (arguments of :func:`header_controls`)."""
     melodic = notes[notes[:, TRACK] != vocab.drum_slot]
     return {"tempo": qpm, "density": len(notes) / max(bars, 1),

@@ -118,7 +118,8 @@ def timeline_of(score: Score, vocab: NoteVocab, end_tick: int | None = None) -> 
     change_ticks = sorted(changes)
     meter = changes.get(0, DEFAULT_METER)
     longest = vocab.spec.max_bar_quarters * tpq
-    starts, meters = [0.0], []
+    starts: list[float] = [0.0]
+    meters: list[tuple[int, int]] = []
     k = 0
     while starts[-1] < end_tick or not meters:
         here = starts[-1]
@@ -147,4 +148,4 @@ def regular_timeline(vocab: NoteVocab, bars: int, meter: tuple[int, int] = DEFAU
                      qpm: float = DEFAULT_TEMPO, tpq: int = 480) -> Timeline:
     """``bars`` bars of one meter and tempo (a new piece)."""
     length = meter[0] * 4.0 / meter[1] * tpq
-    return Timeline(tpq, vocab.grid, length * np.arange(bars + 1), [tuple(meter)] * bars, np.full(bars, float(qpm)))
+    return Timeline(tpq, vocab.grid, length * np.arange(bars + 1), [meter] * bars, np.full(bars, float(qpm)))

@@ -13,7 +13,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -64,7 +64,8 @@ def lr_at(step: int, cfg: OptimConfig, max_steps: int, time_done: float = 0.0) -
 
 def make_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
     """AdamW with weight decay on weight matrices only (not on norms or embeddings)."""
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for name, p in model.named_parameters():
         (decay if p.dim() >= 2 and "embed" not in name else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
@@ -146,9 +147,14 @@ def train(config: TrainConfig, resume: bool = True, show_progress: bool = True) 
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(meta["train"], indent=1))
     logger = Logger(out, start, run.tensorboard) if dist_info.main else None
+
+    def log(record: dict[str, float]) -> None:
+        if logger is not None:
+            logger.log(record)
+
     wrapped: nn.Module = DistributedDataParallel(model) if dist_info.world > 1 else model
     if run.compile:
-        wrapped = torch.compile(wrapped)
+        wrapped = cast(nn.Module, torch.compile(wrapped))
     peak = matmul_peak(device, dtype) if dist_info.main else 0.0  # FLOP/s of one big matmul here, now
     per_position = flops_per_position(model.cfg, config.data.block_size)
 
@@ -176,7 +182,7 @@ def train(config: TrainConfig, resume: bool = True, show_progress: bool = True) 
             for micro in range(optim_cfg.accumulate):
                 batch = stream.batch((step - 1) * optim_cfg.accumulate + micro, dist_info.rank).to(device)
                 sync = micro == optim_cfg.accumulate - 1 or dist_info.world == 1
-                context = wrapped.no_sync() if not sync else torch.enable_grad()
+                context = cast(DistributedDataParallel, wrapped).no_sync() if not sync else torch.enable_grad()
                 with context, autocast(device, dtype):
                     loss, _ = batch_loss(wrapped, batch)
                     (loss / optim_cfg.accumulate).backward()
@@ -191,7 +197,7 @@ def train(config: TrainConfig, resume: bool = True, show_progress: bool = True) 
             if dist_info.main and step % run.log_every == 0:
                 seconds = max(time.time() - window_t0, 1e-9)
                 flops = window_positions * per_position / seconds
-                logger.log({"step": step, "loss": loss_sum, "lr": lr, "grad_norm": grad_norm,
+                log({"step": step, "loss": loss_sum, "lr": lr, "grad_norm": grad_norm,
                             "positions_per_s": window_positions / seconds, "learned_per_s": window_learned / seconds,
                             "flops_per_s": flops, "peak_flops_per_s": peak, "utilization": flops / max(peak, 1.0),
                             "elapsed_s": state["elapsed"]})
@@ -203,7 +209,7 @@ def train(config: TrainConfig, resume: bool = True, show_progress: bool = True) 
                 improved = val < state["best_val"]
                 state["best_val"] = min(val, state["best_val"])
                 state["bad_evals"] = 0 if improved else state["bad_evals"] + 1
-                logger.log({"step": step, "val_loss": val, "val_bits_per_position": val / math.log(2)})
+                log({"step": step, "val_loss": val, "val_bits_per_position": val / math.log(2)})
                 if improved:
                     checkpoint(best, step)
                 stop = run.patience > 0 and state["bad_evals"] >= run.patience
@@ -213,7 +219,7 @@ def train(config: TrainConfig, resume: bool = True, show_progress: bool = True) 
             stop = agree(stop, dist_info, device)
             if dist_info.main and (stop or step == run.max_steps) and step % run.eval_every:
                 val = validate(model, val_batches, device, dtype)  # the run's end is always measured
-                logger.log({"step": step, "val_loss": val, "val_bits_per_position": val / math.log(2)})
+                log({"step": step, "val_loss": val, "val_bits_per_position": val / math.log(2)})
                 if val < state["best_val"]:
                     state["best_val"] = val
                     checkpoint(best, step)

@@ -46,7 +46,9 @@ def _traces(score: Score, row: int, fig: go.Figure, legend: bool) -> None:
             start, end = n.time / tpq, (n.time + n.duration) / tpq
             text = f"{name}: {NAMES[n.pitch % 12]}{n.pitch // 12 - 1} v{n.velocity} at {start:.2f}"
             if track.is_drum:  # one marker per hit
-                xs.append(start), ys.append(n.pitch), texts.append(text)
+                xs.append(start)
+                ys.append(n.pitch)
+                texts.append(text)
             else:  # a line per note, gaps between them
                 xs += [start, end, None]
                 ys += [n.pitch, n.pitch, None]

@@ -79,7 +79,7 @@ class Page:
 
     # -- what the page shows -----------------------------------------------------------------
     def _piece_view(self, desk: Desk, region: str = "") -> tuple:
-        take = desk.take
+        take = desk.current()
         score = take.score()
         span = self.studio.region_ticks(take, region)
         figure = pianoroll_figure(score, region=span, title=take.name, height=360)
@@ -155,8 +155,8 @@ class Page:
         new = NewPiece(style, tuple(instruments) or (0,), float(tempo), (numerator, denominator),
                        float(density) if density else None, float(loudness) if loudness else None)
         knobs = Knobs(float(temperature), float(top_p), int(seed), int(variations))
-        bars = length if op == "generate" else bars
-        return Request(op, region.strip(), tuple(sorted(tracks or ())), int(bars), int(program), new, knobs,
+        bar_count = int(length if op == "generate" else bars)
+        return Request(op, region.strip(), tuple(sorted(tracks or ())), bar_count, int(program), new, knobs,
                        prompt=(prompt or "").strip(), controls=control_rows(controls))
 
     def run(self, desk: Desk, *values: Any) -> tuple:
@@ -166,6 +166,7 @@ class Page:
 
     def again(self, desk: Desk) -> tuple:
         self.studio.again(desk)
+        assert desk.last is not None, "again() ran a request"
         return (*self._results_view(desk), desk.last.knobs.seed, "")
 
     def show(self, desk: Desk, choice: str | None, whole: bool = False) -> tuple:

@@ -110,6 +110,12 @@ class Desk:
     last: Request | None = None  # the last request (try again; kept across undo)
     parsed: str = ""  # how the last request's prompt was read
 
+    def current(self) -> Take:
+        """The piece on the desk; refused when there is none."""
+        if self.take is None:
+            raise StudioError("open a piece (upload a MIDI file or load an example) first")
+        return self.take
+
     def open(self, take: Take) -> None:
         """Put ``take`` on the desk; the piece before it can be brought back with :meth:`undo`."""
         if self.take is not None:
@@ -122,10 +128,10 @@ class Desk:
             raise StudioError(f"there is no variation {k + 1} to keep")
         op, style = self.request.get("op", "edit"), self.request["style"]
         name = f"{self.take.name} + {op}" if self.take is not None and op != "generate" else f"new {style} piece"
-        last = self.last
-        self.open(Take(self.variations[k].midi, name, style))
+        last, kept = self.last, Take(self.variations[k].midi, name, style)
+        self.open(kept)
         self.last = last  # try again works on the kept piece too
-        return self.take
+        return kept
 
     def undo(self) -> Take:
         """Back to the piece before the last keep or open."""
@@ -248,7 +254,7 @@ class Studio:
         knobs = request.knobs
         sampling = SamplingConfig(temperature=knobs.temperature, top_p=knobs.top_p)
         try:
-            piece = None if request.op == "generate" else self.piece(desk.take)
+            piece = None if request.op == "generate" else self.piece(desk.current())
             with self._lock, self.gen.time_limit(self.limits.max_generation_s):
                 results = self._results(piece, request, sampling)
         except SamplingTimeout:
@@ -338,8 +344,8 @@ class Studio:
         limits = self.limits
         if request.op not in OPS:
             raise StudioError(f"unknown operation {request.op!r}; one of {', '.join(OPS)}")
-        if request.op != "generate" and desk.take is None:
-            raise StudioError("open a piece (upload a MIDI file or load an example) first")
+        if request.op != "generate":
+            desk.current()  # refused without a piece
         if not 1 <= request.knobs.variations <= limits.max_variations:
             raise StudioError(f"variations: 1 to {limits.max_variations}, not {request.knobs.variations}")
         if request.op in ("continue", "generate") and not 1 <= request.bars <= limits.max_new_bars:
@@ -393,6 +399,10 @@ class Studio:
         key = prompt_key(parsed, piece.original if piece is not None else None) if parsed is not None else None
         if key is not None:
             rules = MusicRules(scale=key.pitch_classes)
+        if request.op == "generate":
+            return self._new_pieces(request, parsed, sampling, rules)
+        if piece is None:
+            raise StudioError(f"{request.op} needs a piece")
         if request.op == "infill":
             return gen.infill(piece, self._region(request), n, sampling, knobs.seed, rules,
                               controls=self._infill_controls(piece, request, parsed), source=request.source)
@@ -402,17 +412,20 @@ class Studio:
             region = self._region(request) if request.region else None
             return gen.add_track(piece, request.program, region, instrument_name(request.program), n=n,
                                  sampling=sampling, seed=knobs.seed)
-        if request.op == "refine":
-            return [refine(gen, piece, sampling=sampling, seed=knobs.seed + k) for k in range(n)]
-        new = request.new
+        assert request.op == "refine", request.op  # _check knows the operations
+        return [refine(gen, piece, sampling=sampling, seed=knobs.seed + k) for k in range(n)]
+
+    def _new_pieces(self, request: Request, parsed: ParsedPrompt | None, sampling: SamplingConfig,
+                    rules: MusicRules) -> list[Result]:
+        knobs, new = request.knobs, request.new
         if parsed is not None:  # the prompt's words over the form's values
             new = replace(new, style=parsed.style or new.style, tempo=parsed.tempo or new.tempo,
                           instruments=tuple(parsed.instruments) or new.instruments,
                           density=parsed.density if parsed.density is not None else new.density,
                           loudness=parsed.loudness if parsed.loudness is not None else new.loudness)
             request = replace(request, new=new)
-        made = gen.generate(list(new.instruments), new.style, request.bars, new.tempo, new.time_signature,
-                            self._controls(request), n, sampling, knobs.seed, rules)
+        made = self.gen.generate(list(new.instruments), new.style, request.bars, new.tempo, new.time_signature,
+                                 self._controls(request), knobs.variations, sampling, knobs.seed, rules)
         return made if parsed is None else [replace(r, score=set_track_loudness(r.score, parsed)) for r in made]
 
     # -- choosing ----------------------------------------------------------------------------
