@@ -6,8 +6,9 @@ For each hole, two fills (sampled, so every note comes from the model under its 
 - **asked**: each track that plays around the hole is asked for a density (onsets per bar) and a
   mean velocity drawn around what it plays there (x0.5 to x2, and -30 to +30), and half of the
   melodic tracks for a pitch range (a random window of 12 to 24 semitones inside the track's
-  range around the hole). Printed: the correlation of asked and achieved density and loudness
-  over all (hole, track) pairs, and the share of notes inside the asked pitch range.
+  range around the hole), and half of all tracks for a velocity range (20 to 40 wide, around the
+  asked loudness). Printed: the correlation of asked and achieved density and loudness over all
+  (hole, track) pairs, and the shares of notes inside the asked pitch and velocity ranges.
 - **inferred** (the default, nothing asked): drums in all-track fills of drum songs (holes whose
   drum track plays around them), and tracks silent around the hole that stay silent.
 
@@ -36,11 +37,11 @@ SAMPLING = SamplingConfig(top_p=0.95)
 MIN_AROUND_DENSITY = 0.5  # onsets per bar around the hole for a track to count as playing there
 
 
-def achieved(score, track: int, start: int, end: int, bars: int) -> tuple[float, float | None, list[int]]:  # noqa: ANN001
-    """(onsets per bar, mean velocity or None, pitches) of ``track`` of ``score`` in [start, end)."""
+def achieved(score, track: int, start: int, end: int, bars: int) -> tuple[float, float | None, list]:  # noqa: ANN001
+    """(onsets per bar, mean velocity or None, notes) of ``track`` of ``score`` in [start, end)."""
     notes = [n for n in score.tracks[track].notes if start <= n.time < end]
     onsets = {n.time for n in notes}
-    return len(onsets) / bars, (float(np.mean([n.velocity for n in notes])) if notes else None), [n.pitch for n in notes]
+    return len(onsets) / bars, (float(np.mean([n.velocity for n in notes])) if notes else None), notes
 
 
 def main() -> None:
@@ -59,7 +60,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     holes = middle_holes(split_pieces(Corpus([args.data]), args.split, args.pieces, gen.vocab, rng, by="family"),
                          args.bars)
-    pairs, ranges, drums, silent = [], [], [], []
+    pairs, ranges, velocity_ranges, drums, silent = [], [], [], [], []
     for index, h in enumerate(holes):
         piece = h.piece
         start, end = piece.tick(h.first_bar), piece.tick(h.first_bar + h.bars)
@@ -80,24 +81,34 @@ def main() -> None:
             if (c.density or 0) < MIN_AROUND_DENSITY:
                 continue
             density = float(c.density * 2 ** rng.uniform(-1, 1))
-            loudness = float(np.clip((c.loudness or 80) + rng.uniform(-30, 30), 20, 120))
+            loudness = float(round(np.clip((c.loudness or 80) + rng.uniform(-30, 30), 20, 120)))
             low = high = None
             if track != drum_track and c.low is not None and rng.random() < 0.5:
                 width = int(rng.integers(12, 25))
                 first = max(c.low - 6, 0)  # windows that overlap the track's own range
                 low = int(rng.integers(first, max(c.high - width + 7, first + 1)))
                 high = low + width
-            asked[track] = TrackControls(density=density, loudness=loudness, low=low, high=high)
+            vel_low = vel_high = None
+            if rng.random() < 0.5:
+                width = int(rng.integers(20, 41))
+                vel_low = int(np.clip(round(loudness) - int(rng.integers(0, width + 1)), 1, round(loudness)))
+                vel_high = int(np.clip(vel_low + width, round(loudness), 127))
+            asked[track] = TrackControls(density=density, loudness=loudness, low=low, high=high, vel_low=vel_low,
+                                         vel_high=vel_high)
         if not asked:
             continue
         made = gen.infill(piece, h.region, 1, SAMPLING, args.seed + 7919 + index, controls=asked, source="sampled")[0].score
         for track, c in asked.items():
-            got, loud, pitches = achieved(made, track, start, end, h.bars)
+            got, loud, notes = achieved(made, track, start, end, h.bars)
             pairs.append({"source": h.source, "hole": index, "track": track, "asked_density": c.density,
                           "density": got, "asked_loudness": c.loudness, "loudness": loud})
             if c.low is not None:
-                inside = sum(c.low <= p <= c.high for p in pitches)
-                ranges.append({"source": h.source, "hole": index, "track": track, "notes": len(pitches), "inside": inside})
+                inside = sum(c.low <= n.pitch <= c.high for n in notes)
+                ranges.append({"source": h.source, "hole": index, "track": track, "notes": len(notes), "inside": inside})
+            if c.vel_low is not None:
+                inside = sum(c.vel_low <= n.velocity <= c.vel_high for n in notes)
+                velocity_ranges.append({"source": h.source, "hole": index, "track": track, "notes": len(notes),
+                                        "inside": inside})
         console.print(f"hole {index + 1}/{len(holes)} ({h.source}): {len(asked)} tracks asked", highlight=False)
 
     def corr(a: list, b: list) -> float:
@@ -108,6 +119,7 @@ def main() -> None:
     for source in ["all", *sorted({p["source"] for p in pairs})]:
         mine = [p for p in pairs if source in ("all", p["source"])]
         rng_rows = [r for r in ranges if source in ("all", r["source"])]
+        vel_rows = [r for r in velocity_ranges if source in ("all", r["source"])]
         dr = [d for d in drums if source in ("all", d["source"])]
         sil = [s for s in silent if source in ("all", s["source"])]
         rows.append({
@@ -117,6 +129,8 @@ def main() -> None:
             "loudness_r": corr([p["asked_loudness"] for p in mine], [p["loudness"] for p in mine]),
             "in_pitch_range": sum(r["inside"] for r in rng_rows) / max(sum(r["notes"] for r in rng_rows), 1),
             "range_tracks": len(rng_rows),
+            "in_velocity_range": sum(r["inside"] for r in vel_rows) / max(sum(r["notes"] for r in vel_rows), 1),
+            "velocity_tracks": len(vel_rows),
             "drum_holes": len(dr), "drums_present": sum(d["onsets_per_bar"] > 0 for d in dr) / max(len(dr), 1),
             "silent_tracks": len(sil), "silent_kept": sum(s["notes"] == 0 for s in sil) / max(len(sil), 1),
         })
@@ -128,8 +142,8 @@ def main() -> None:
     console.print(table)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"checkpoint": args.checkpoint, "holes": len(holes), "summary": rows,
-                                          "pairs": pairs, "ranges": ranges, "drums": drums, "silent": silent},
-                                         indent=1, default=float))
+                                          "pairs": pairs, "ranges": ranges, "velocity_ranges": velocity_ranges,
+                                          "drums": drums, "silent": silent}, indent=1, default=float))
     console.print(f"wrote {args.out}")
 
 

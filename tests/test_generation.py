@@ -289,3 +289,27 @@ def test_piece_aware_infill_copies_the_span_whose_surroundings_match(gen, music2
                         controls={1: TrackControls(density=0)})[0]
     assert silent.details["source"] == "sampled"  # a caller's control: sampled fills that follow it
     assert not [n for n in silent.score.tracks[1].notes if silent.start_tick <= n.time < silent.end_tick]
+
+
+def test_asked_density_and_velocity_range_are_met_in_the_fill(gen, music21_midi) -> None:
+    """A density asked of a track is met within 15% of its onsets (sparser and denser than the
+    chorale plays), a velocity range holds every new note and the asked loudness inside it."""
+    original = Score(str(music21_midi["bach/bwv66.6"]))
+    piece = gen.piece(original, "chorale")
+    region = Region.parse("3-4", gen.vocab.grid)
+    asked = {0: TrackControls(density=8.0, vel_low=90, vel_high=110, loudness=100),
+             3: TrackControls(density=1.0, vel_low=20, vel_high=40)}
+    for seed in range(2):
+        result = gen.infill(piece, region, 1, SAMPLING, seed=seed, controls=asked)[0]
+        assert assert_kept(original, result.score, result.start_tick, result.end_tick, {0, 1, 2, 3}) == result.notes
+        new = {k: [n for n in t.notes if result.start_tick <= n.time < result.end_tick]
+               for k, t in enumerate(result.score.tracks)}
+        onsets = {k: len({n.time for n in notes}) for k, notes in new.items()}
+        assert 13 <= onsets[0] <= 19 and 1 <= onsets[3] <= 3, onsets  # 2 bars: 16 and 2 onsets asked
+        assert all(90 <= n.velocity <= 110 for n in new[0]) and all(20 <= n.velocity <= 40 for n in new[3])
+        assert abs(np.mean([n.velocity for n in new[0]]) - 100) < 1
+    for bad, said in ((TrackControls(loudness=120, vel_high=100), "outside its velocity range"),
+                      (TrackControls(vel_low=80, vel_high=60), "above vel_high"),
+                      (TrackControls(density=-1), "density")):
+        with pytest.raises(GenerationError, match=said):
+            gen.infill(piece, region, 1, SAMPLING, controls={1: bad})

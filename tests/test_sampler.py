@@ -115,6 +115,38 @@ def test_every_sampled_note_is_where_the_rules_say(model, vocab: NoteVocab, firs
                 assert ((onsets <= t) & (ends > t)).sum() <= poly
 
 
+@given(length=st.integers(1, 2), last_pos=st.sampled_from([0, 12]), fewest=st.lists(st.integers(0, 12), min_size=3,
+       max_size=3), extra=st.integers(0, 3), quiet=st.integers(1, 100), seed=st.integers(0, 1000))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_asked_onsets_and_velocities_hold_per_track(model, vocab: NoteVocab, monkeypatch, length, last_pos,  # noqa: ANN001
+                                                    fewest, extra, quiet, seed) -> None:
+    """Property: for an untrained model, every mask leaves a value, each track starts no more
+    onsets than its most and finishes with at least its fewest, and every note's velocity lies in
+    its track's range."""
+    tracks = (0, 1, 16)
+    windows = tuple((slot, low, low + extra) for slot, low in zip(tracks, fewest) if low + extra > 0)
+    velocities = ((0, quiet, quiet + 20), (16, 1, quiet))
+    rules = Rules(tracks, BAR_POSITIONS, (1, 0), length, last_pos, END, track_velocities=velocities,
+                  track_onsets=windows)
+    mask = NoteGrammar.mask
+
+    def checked(self, k, state, chosen):  # noqa: ANN001, ANN202
+        out = mask(self, k, state, chosen)
+        assert out.any(), (k, state, chosen)
+        return out
+
+    monkeypatch.setattr(NoteGrammar, "mask", checked)
+    outs, _ = _sample(model, vocab, rules, 2, seed, SamplingConfig(max_notes=120))
+    for out in outs:
+        notes = out.notes
+        for slot, low, high in windows:
+            mine = notes[notes[:, TRACK] == slot]
+            onsets = len({(int(b), int(p)) for b, p in mine[:, [BAR, POS]]})
+            assert onsets <= high and (onsets >= low or not out.ended), (slot, onsets, low, high)
+        for slot, low, high in velocities:
+            assert ((notes[notes[:, TRACK] == slot, 6] >= low) & (notes[notes[:, TRACK] == slot, 6] <= high)).all()
+
+
 def test_the_last_bar_rule_moves_the_mass_past_the_region_to_the_end() -> None:
     types = np.log(np.array([[0.01, 0.01, 0.01, 0.9, 0.01, 0.06]]))  # NOTE is 3, END-like is 5 here
     dbar = np.log(np.array([[0.0001, 0.25, 0.25, 0.4999, 1e-9]]))  # stored dbar 1, 2 allowed; 3 is past

@@ -15,6 +15,7 @@ from conftest import assert_kept, out_of_range_midi
 from harmonixr.generation.demo import example_score
 from harmonixr.generation.modes import Generator
 from harmonixr.web.config import StudioConfig, StudioLimits
+from harmonixr.web.page import control_rows
 from harmonixr.web.studio import Desk, Knobs, NewPiece, Request, Studio, StudioError
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "harmonixr-small"
@@ -212,6 +213,15 @@ def test_the_prompt_and_the_per_track_controls_steer_an_infill(gen, tmp_path) ->
     assert others and "'very loud' -> loudness 115" in desk.parsed
     with pytest.raises(StudioError, match="two values of tempo"):
         studio.run(desk, replace(request, prompt="slow and fast"))
+    quiet = studio.run(desk, Request("infill", "3-4", knobs=Knobs(variations=1),
+                                     controls=control_rows([[1, "Soprano", None, None, "30-50"]])))[0]
+    soprano = [n.velocity for n in quiet.score().tracks[0].notes if start <= n.time < end]
+    assert soprano and all(30 <= v <= 50 for v in soprano)  # the velocity range is a mask
+    with pytest.raises(StudioError, match="loudness 115 is outside its velocity range 30-50"):
+        studio.run(desk, Request("infill", "3-4", knobs=Knobs(variations=1), prompt="very loud",
+                                 controls=control_rows([[1, "Soprano", None, None, "30-50"]])))
+    with pytest.raises(StudioError, match="not LOW-HIGH"):
+        control_rows([[1, "Soprano", None, None, "loud"]])
 
 
 def test_the_page_zooms_on_the_region_restyles_the_piece_and_sizes_a_new_piece(gen, tmp_path) -> None:

@@ -115,11 +115,11 @@ def test_the_prompt_and_the_per_track_controls_from_the_page(page, tmp_path) -> 
     wait_text(page, "#controls", "Soprano")
     table = page.inner_text("#controls")
     assert all(name in table for name in ("Soprano", "Alto", "Tenor", "Bass"))
-    cell = page.locator("#controls [data-testid='cell-1-2']")  # track 2, notes per bar
-    cell.dblclick()
-    page.keyboard.press("Control+a")
-    page.keyboard.type("0")
-    page.keyboard.press("Enter")
+    for cell, value in (("cell-1-2", "0"), ("cell-0-4", "100-120")):  # track 2: 0 notes; track 1: velocities
+        page.locator(f"#controls [data-testid='{cell}']").dblclick()
+        page.keyboard.press("Control+a")
+        page.keyboard.type(value)
+        page.keyboard.press("Enter")
     page.fill("#prompt textarea", "very loud")
     page.fill("#variations input[type=number]", "1")
     page.locator("#variations input[type=number]").press("Enter")
@@ -128,7 +128,8 @@ def test_the_prompt_and_the_per_track_controls_from_the_page(page, tmp_path) -> 
     made = Score(str(download(page, "#downloads a[download$='-1.mid']", tmp_path / "made.mid")))
     bars = bar_ticks(example_score("chorale"))
     assert not [n for n in made.tracks[1].notes if bars[2] <= n.time < bars[4]]  # the alto, told 0 notes
-    assert [n for n in made.tracks[0].notes if bars[2] <= n.time < bars[4]]
+    soprano = [n.velocity for n in made.tracks[0].notes if bars[2] <= n.time < bars[4]]
+    assert soprano and all(100 <= v <= 120 for v in soprano)  # the range asked in the table
     page.fill("#prompt textarea", "slow and fast")
     page.click("#infill")
     wait_text(page, ".toast-wrap", "two values of tempo")

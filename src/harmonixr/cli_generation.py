@@ -61,30 +61,33 @@ def _ints(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"{text!r}: expected numbers separated by commas") from None
 
 
-CONTROL_KEYS = ("density", "loudness", "chord", "low", "high")
-
-
 def _control(text: str) -> tuple[int, dict[str, float]]:
     """``TRACK:KEY=VALUE[,KEY=VALUE]`` (track from 1), e.g. ``3:density=0`` or ``10:density=8,loudness=100``."""
+    from harmonixr.tokens.prompt import TRACK_CONTROL_KEYS
+
     track, _, settings = text.partition(":")
     try:
         values = {key.strip(): float(value) for key, _, value in (part.partition("=") for part in settings.split(","))}
         index = int(track) - 1
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: expected TRACK:KEY=VALUE, e.g. 3:density=0") from None
-    unknown = set(values) - set(CONTROL_KEYS)
+    unknown = set(values) - set(TRACK_CONTROL_KEYS)
     if unknown or index < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: tracks count from 1 and the keys are {', '.join(CONTROL_KEYS)}")
+        raise argparse.ArgumentTypeError(f"{text!r}: tracks count from 1 and the keys are {', '.join(TRACK_CONTROL_KEYS)}")
     return index, values
 
 
 def _controls(args: argparse.Namespace):  # noqa: ANN202 - dict[int, TrackControls]
+    from harmonixr.generation.piece import GenerationError
     from harmonixr.tokens.prompt import TrackControls
 
     out: dict = {}
     for index, values in args.control or []:
-        ints = {k: int(v) for k, v in values.items() if k in ("chord", "low", "high")}
+        ints = {k: int(v) for k, v in values.items() if k in ("chord", "low", "high", "vel_low", "vel_high")}
         out[index] = TrackControls(**{**out.get(index, TrackControls()).__dict__, **values, **ints})
+    for index, controls in out.items():
+        if (problem := controls.problem()) is not None:
+            raise GenerationError(f"--control {index + 1}: {problem}")
     return out or None
 
 
@@ -105,10 +108,10 @@ def _common(p: argparse.ArgumentParser, out_required: bool = True) -> None:
     c.add_argument("--max-polyphony", type=int, help="new notes sounding at once, at most")
     c.add_argument("--max-notes-per-bar", type=int, help="new notes per bar, at most (a density cap)")
     c.add_argument("--control", type=_control, action="append", metavar="TRACK:KEY=VALUE",
-                   help="what the fill should be like on one track (learned, not enforced; repeatable): "
-                        "density (onsets per bar, 0: silent), loudness (mean velocity), chord (notes at once), "
-                        "low/high (pitches), e.g. 3:density=0 or 10:density=8,loudness=100; by default each is "
-                        "measured on the bars around the region")
+                   help="what the fill should be like on one track (repeatable): density (onsets per bar, met "
+                        "within 15%%; 0: silent), loudness (mean velocity, met), vel_low/vel_high (velocities, "
+                        "enforced), low/high (pitches, enforced), chord (notes at once, learned), e.g. 3:density=0 "
+                        "or 10:density=8,loudness=100; by default each is measured on the bars around the region")
     p.add_argument("--prompt", help="what you want, in words, e.g. 'sad slow jazz piano, sparse, loud drums' "
                                     "(style, tempo, mode or key, density, loudness, instruments; the parse is printed)")
     o = p.add_argument_group("output")
@@ -174,6 +177,8 @@ def check(args: argparse.Namespace) -> None:
             Region.parse(getattr(args, flag), 12)  # the syntax; the piece's meter places the beats later
     if getattr(args, "tracks", None) and min(args.tracks) < 1:
         refuse("--tracks", ",".join(map(str, args.tracks)), "tracks count from 1")
+    if getattr(args, "control", None):
+        _controls(args)
     args.parsed = _parse_prompt(args)
 
 

@@ -39,7 +39,7 @@ from harmonixr.sampling.grammar import UNLIMITED, NoteGrammar, NoteState, Rules
 from harmonixr.sampling.sampler import Placement, Sampled, Sampler, SamplingConfig
 from harmonixr.tokens.notes import BAR, POS, TRACK, VEL, sort_notes
 from harmonixr.tokens.prompt import (
-    CONTROL_KINDS,
+    TRACK_CONTROL_KEYS,
     Header,
     Hole,
     TrackControls,
@@ -58,6 +58,7 @@ FILL_SHARE = 0.6  # at most this share of the context may be left for a region's
 RESAMPLE_TRIES = 2  # a fill that leaves out a track that must play is drawn again this many times
 CONTEXT_BARS = 4  # bars on each side of a hole that its controls are inferred from
 MIN_ROOM = 16  # positions a continuation window must leave for new notes
+DENSITY_TOLERANCE = 0.15  # an asked density is met within this share of its onsets, either way
 RESAMPLE_SEED = 1_000_003  # a row drawn again uses seed + this x the attempt
 
 
@@ -184,10 +185,16 @@ class Generator:
         silent = {s for s, c in wanted.items() if c.density == 0}
         playing = tuple(s for s in slots if s not in silent)
         asked = {s: c for s in slots if (c := (controls or {}).get(piece.track_of(s))) is not None}  # the caller's own
+        for s, c in asked.items():
+            if (problem := c.problem()) is not None:
+                raise GenerationError(f"track {piece.track_of(s) + 1}: {problem}")
         ranges = tuple((s, c.low if c.low is not None else 0, c.high if c.high is not None else 127)
                        for s, c in asked.items() if s != self.vocab.drum_slot and (c.low is not None or c.high is not None))
+        velocities = tuple((s, c.vel_low or 1, c.vel_high or 127) for s, c in asked.items()
+                           if c.vel_low is not None or c.vel_high is not None)
+        onsets = onset_windows(asked, _hole_length(piece, hole, last_bar, last_pos))
         limits = Rules(playing or tuple(slots), piece.bar_positions(last_bar + 1), start, last_bar, last_pos, END,
-                       required=required, track_ranges=ranges,
+                       required=required, track_ranges=ranges, track_velocities=velocities, track_onsets=onsets,
                        **{**_rule_fields(rules), **({} if playing else {"max_notes": 0})})
         place = Placement(bar0, piece.bars_meta(last_bar + 1), piece.header(), FILLED, hole)
         state = NoteState(start[0], start[1])
@@ -223,7 +230,7 @@ class Generator:
         end_tick = piece.tick(*end) if end is not None else None
         tracks = sorted({piece.track_of(s) for s in slots}) if region.tracks else list(range(len(piece.original.tracks)))
         timeline = piece.timeline.extended(last_bar + 1)
-        loud = {s: c.loudness for s, c in asked.items() if c.loudness is not None}
+        loud = {s: c for s, c in asked.items() if c.loudness is not None}
         fills = [replace(f, notes=_meet_loudness(f.notes, loud)) for f in fills] if loud else fills
         results = []
         for fill in fills:
@@ -258,7 +265,8 @@ class Generator:
                 measured = measure_controls(notes[notes[:, TRACK] == slot], max(before + after, 1), self.vocab)
             user = (given or {}).get(piece.track_of(slot)) if slot in piece.slots else None
             if user is not None:
-                measured = replace(measured, **{k: getattr(user, k) for k in CONTROL_KINDS if getattr(user, k) is not None})
+                measured = replace(measured, **{k: getattr(user, k) for k in TRACK_CONTROL_KEYS
+                                                if getattr(user, k) is not None})
             out[slot] = measured
         return out
 
@@ -514,13 +522,39 @@ class Generator:
         return outs
 
 
-def _meet_loudness(notes: np.ndarray, asked: Mapping[int, float]) -> np.ndarray:
-    """A fill whose tracks were asked for a mean velocity, scaled to it (the model's dynamics kept)."""
+def _meet_loudness(notes: np.ndarray, asked: Mapping[int, TrackControls]) -> np.ndarray:
+    """A fill whose tracks were asked for a mean velocity, scaled to it (the model's dynamics kept),
+    then kept inside the track's asked velocity range."""
     out = notes.copy()
-    for slot, mean in asked.items():
+    for slot, c in asked.items():
         mine = out[:, TRACK] == slot
-        out[mine, VEL] = velocities_to_mean(out[mine, VEL], mean)
+        out[mine, VEL] = np.clip(velocities_to_mean(out[mine, VEL], float(c.loudness or 0)), c.vel_low or 1,
+                                 c.vel_high or 127)
     return out
+
+
+def onset_windows(asked: Mapping[int, TrackControls], bars: float) -> tuple[tuple[int, int, int], ...]:
+    """(slot, fewest, most onsets) of each track asked for a density over ``bars`` bars: the asked
+    count within :data:`DENSITY_TOLERANCE` (at least one onset, a silent track having a mask of its own)."""
+    out = []
+    for slot, c in sorted(asked.items()):
+        if c.density:
+            target = c.density * bars
+            fewest = max(1, int(np.floor(target * (1 - DENSITY_TOLERANCE))))
+            out.append((slot, fewest, max(fewest, int(np.ceil(target * (1 + DENSITY_TOLERANCE))))))
+    return tuple(out)
+
+
+def _hole_length(piece: Piece, hole: Hole, last_bar: int, last_pos: int) -> float:
+    """The hole's length in bars (a bar of the piece's timeline each; a beat span a share of one)."""
+    positions = piece.bar_positions(last_bar + 1)
+    length = 0.0
+    for bar in range(hole.start[0], last_bar + 1):
+        size = positions[min(bar, len(positions) - 1)]
+        first = hole.start[1] if bar == hole.start[0] else 0
+        stop = last_pos if bar == last_bar and last_pos else size
+        length += max(stop - first, 0) / size
+    return length
 
 
 def _rule_fields(rules: MusicRules) -> dict:

@@ -13,7 +13,10 @@ already chosen for this note and the row's :class:`NoteState`. Always:
 
 :class:`Rules` adds what a request needs: the region's first and last position (a fill stays in its
 hole), a pitch range, a scale, a maximum polyphony, a maximum of notes per bar and in all, a
-minimum of notes and the tracks that must play before the end may come. Every mask
+minimum of notes and the tracks that must play before the end may come, and per track a pitch
+range, a velocity range and a window of onsets (how an asked density is met): the most onsets it
+may start, and the fewest before the end may come, paced through the region (a track behind its
+share of them by :data:`PACE_SLACK` onsets must play at the next onset it can). Every mask
 leaves at least one value, so a row never gets stuck: a note is only offered where one can be
 completed. In the last bar a region may have, the probability the model gives to a note past it
 goes to the end type (:meth:`NoteGrammar.end_mass`): for the model a later bar is where the music
@@ -31,6 +34,7 @@ from harmonixr.tokens.vocab import END, EOS, FIELDS, NOTE, NoteVocab
 
 UNLIMITED = 1 << 30
 MAX_CHORD = 12  # notes of one track at one onset at most (ten fingers and a thumb's reach; a drum kit's limbs)
+PACE_SLACK = 1.0  # onsets a track asked for its fewest may fall behind an even pace through the region
 TYPE, DBAR, POS, TRACK, PITCH, DUR, VEL, MICRO = range(len(FIELDS))
 
 
@@ -55,6 +59,8 @@ class Rules:
     min_bar: int = 0  # the end is allowed only once a note starts in this bar or later (or none fits)
     required_by: int = UNLIMITED  # from this bar on, a note goes to a required track still silent, until none is
     track_ranges: tuple[tuple[int, int, int], ...] = ()  # (slot, lowest, highest pitch) of melodic tracks
+    track_velocities: tuple[tuple[int, int, int], ...] = ()  # (slot, lowest, highest velocity)
+    track_onsets: tuple[tuple[int, int, int], ...] = ()  # (slot, fewest, most onsets of the track)
 
     def positions(self, bar: int) -> int:
         return self.bar_positions[min(bar, len(self.bar_positions) - 1)]
@@ -73,10 +79,11 @@ class NoteState:
     chord: int = 0  # notes of the last note's track at its onset
     bar_notes: dict[int, int] = field(default_factory=dict)
     ends: list[tuple[int, int, int]] = field(default_factory=list)  # (bar, pos, end in grid steps) of notes sounding
+    onsets: dict[int, int] = field(default_factory=dict)  # onsets written, by track
 
     def copy(self) -> NoteState:
         return NoteState(self.bar, self.pos, self.track, self.pitch, self.notes, self.written, self.chord,
-                         dict(self.bar_notes), list(self.ends))
+                         dict(self.bar_notes), list(self.ends), dict(self.onsets))
 
 
 class NoteGrammar:
@@ -107,7 +114,17 @@ class NoteGrammar:
         self.types = np.zeros(sizes[TYPE], dtype=bool)
         self.types[[NOTE, rules.end_type]] = True
         self.all = [np.arange(size) > 0 for size in sizes]  # every stored value but "not applicable"
-        self.velocity = self.all[VEL]
+        velocities = np.arange(sizes[VEL])  # the stored velocity is the MIDI velocity
+        self.velocities = {slot: self.all[VEL] & (velocities >= low) & (velocities <= high)
+                           for slot, low, high in rules.track_velocities}
+        for slot, inside in self.velocities.items():
+            if not inside.any():
+                raise HarmonixrError(f"track slot {slot}: no velocity in its range (velocities are 1-127)")
+        self.fewest = {slot: low for slot, low, _ in rules.track_onsets if low > 0}
+        self.most = {slot: high for slot, _, high in rules.track_onsets}
+        self.pace_step = max(vocab.grid // 2, 1)  # a track behind its pace plays by the next eighth note
+        self.region = (self._step(*rules.first), self._step(rules.last_bar, rules.last_pos) if rules.last_pos
+                       else self._step(rules.last_bar + 1, 0)) if rules.last_bar < UNLIMITED else None
 
     def _stored(self, values: np.ndarray, k: int) -> np.ndarray:
         """A mask over field ``k``'s stored values from one over its 0-based values."""
@@ -122,10 +139,16 @@ class NoteGrammar:
         mask = np.zeros(self.sizes[DBAR], dtype=bool)
         if state.notes >= r.max_notes:
             return mask
+        if not self._open_tracks(state):  # every track has all its onsets: only the last chord may grow
+            mask[1] = self._chord_grows(state)
+            return mask
         top = self.vocab.spec.max_dbar
         if r.last_bar < UNLIMITED:
             top = min(top, r.last_bar - state.bar)
         low = max(0, r.first[0] - state.bar)
+        due = self._due(state)
+        if due is not None:
+            top = min(top, self._bar_of(due[0]) - state.bar)
         if top < low:
             return mask
         mask[low + 1 : top + 2] = True
@@ -135,6 +158,8 @@ class NoteGrammar:
         # Only some bars can have no free position: the current one, the region's first and last,
         # and, under a polyphony cap, those before the sounding notes end.
         check = {0, r.first[0] - state.bar, r.last_bar - state.bar} if r.last_bar < UNLIMITED else {0, r.first[0] - state.bar}
+        if due is not None:
+            check.add(top)
         if r.max_polyphony < UNLIMITED and state.ends:
             latest = max(end for *_, end in state.ends)
             check |= {d for d in range(low, top + 1) if self._step(state.bar + d, 0) < latest}
@@ -154,6 +179,11 @@ class NoteGrammar:
             start = state.pos if self._room_at_onset(state) else state.pos + 1
         if bar == r.first[0]:
             start = max(start, r.first[1])
+        if not self._open_tracks(state):
+            stop = min(stop, state.pos + 1) if bar == state.bar else 0
+        due = self._due(state)
+        if due is not None and bar == self._bar_of(due[0]):
+            stop = min(stop, due[0] - self._step(bar, 0) + 1)
         mask = np.zeros(self.sizes[POS], dtype=bool)
         if start < stop:
             mask[start + 1 : stop + 1] = True
@@ -168,14 +198,50 @@ class NoteGrammar:
         its track while its chord is below :data:`MAX_CHORD`)."""
         if state.track < 0:
             return True
-        later = self.tracks[self.tracks > state.track]
-        if len(later):
+        if any(slot > state.track for slot in self._open_tracks(state)):
             return True
-        return self._higher(state.track, state.pitch) and state.chord < MAX_CHORD
+        return self._chord_grows(state)
+
+    def _chord_grows(self, state: NoteState) -> bool:
+        """Whether the last note's track may add a higher note at its onset."""
+        return state.track >= 0 and self._higher(state.track, state.pitch) and state.chord < MAX_CHORD
+
+    def _open_tracks(self, state: NoteState) -> list[int]:
+        """The tracks that may start a new onset (those below their most onsets)."""
+        return [int(s) for s in self.tracks if state.onsets.get(int(s), 0) < self.most.get(int(s), UNLIMITED)]
 
     def _room(self, state: NoteState, bar: int, pos: int) -> bool:
         now = self._step(bar, pos)
         return sum(end > now for *_, end in state.ends) < self.rules.max_polyphony
+
+    def _due(self, state: NoteState) -> tuple[int, int] | None:
+        """(grid step, slot): the latest step the next note may start at, and the track that must
+        play there, for the track most behind its pace (None: none is behind, or nothing is paced)."""
+        if not self.fewest or self.region is None:
+            return None
+        start, stop = self.region
+        now = self._step(state.bar, state.pos)
+        best = None
+        for slot, fewest in self.fewest.items():
+            done = state.onsets.get(slot, 0)
+            if done >= fewest:
+                continue
+            due = start + int((stop - start) * (done + 1 + PACE_SLACK) / (fewest + PACE_SLACK))
+            earliest = now if state.track < 0 or slot > state.track else now + 1  # the reading order at an onset
+            due = max(due, earliest)
+            due += -(due - self._step(self._bar_of(due), 0)) % self.pace_step  # on the next eighth note
+            due = min(due, stop - (fewest - done))  # the rest still fit, a grid step each
+            if best is None or (due, slot) < best:
+                best = (due, slot)
+        return best
+
+    def _bar_of(self, step: int) -> int:
+        """The bar grid step ``step`` lies in."""
+        bar = 0
+        while step >= self.rules.positions(bar):
+            step -= self.rules.positions(bar)
+            bar += 1
+        return bar
 
     def _step(self, bar: int, pos: int) -> int:
         """Grid steps from the start of bar 0 to (bar, pos): integers, so ends and onsets compare exactly."""
@@ -191,7 +257,8 @@ class NoteGrammar:
             types = self.types.copy()
             types[NOTE] = bool(self.open_bars(state).any())
             done = (state.notes >= self.rules.min_notes and set(self.rules.required) <= state.written
-                    and (state.bar >= self.rules.min_bar and state.track >= 0 or self.rules.min_bar == 0))
+                    and (state.bar >= self.rules.min_bar and state.track >= 0 or self.rules.min_bar == 0)
+                    and all(state.onsets.get(s, 0) >= low for s, low in self.fewest.items()))
             types[self.rules.end_type] = done or not types[NOTE]
             return types
         if k == DBAR:
@@ -201,15 +268,12 @@ class NoteGrammar:
             return self.positions(state, bar)
         same_onset = bar == state.bar and chosen[POS] - 1 == state.pos and state.track >= 0
         if k == TRACK:
-            mask = np.zeros(self.sizes[TRACK], dtype=bool)
             missing = set(self.rules.required) - state.written if bar >= self.rules.required_by else set()
-            for slot in self.tracks:
-                if missing and slot not in missing:
-                    continue
-                if same_onset and (slot < state.track or (slot == state.track and (
-                        not self._higher(slot, state.pitch) or state.chord >= MAX_CHORD))):
-                    continue
-                mask[slot + 1] = True
+            due = self._due(state)
+            paced = due is not None and self._step(bar, chosen[POS] - 1) >= due[0]
+            mask = self._tracks(state, same_onset, missing, due[1] if due is not None and paced else None)
+            if paced and not mask.any():  # the late track cannot come at this onset: it comes at the next
+                mask = self._tracks(state, same_onset, missing, None)
             if missing and not mask.any():  # at this onset the reading order allows no silent track: any then
                 return self.mask(k, replace(state, written=state.written | missing), chosen)
             return mask
@@ -219,8 +283,25 @@ class NoteGrammar:
                 mask[: state.pitch + 2] = False
             return mask
         if k == VEL:
-            return self.velocity
+            return self.velocities.get(chosen[TRACK] - 1, self.all[VEL])
         return self.all[k]
+
+    def _tracks(self, state: NoteState, same_onset: bool, missing: set[int], late: int | None) -> np.ndarray:
+        """(track values,) bool: the tracks the next note may take (``missing``: only those;
+        ``late``: a track behind its pace, which no later track may come before)."""
+        mask = np.zeros(self.sizes[TRACK], dtype=bool)
+        opened = set(self._open_tracks(state))
+        for slot in self.tracks:
+            if missing and slot not in missing:
+                continue
+            if same_onset and (slot < state.track or (slot == state.track and not self._chord_grows(state))):
+                continue
+            if slot not in opened and not (same_onset and slot == state.track):
+                continue  # it has all its onsets (a chord at its last onset may still grow)
+            if late is not None and slot > late:
+                continue
+            mask[slot + 1] = True
+        return mask
 
     def _higher(self, slot: int, pitch: int) -> bool:
         return slot in self.pitch_masks and bool(self.pitch_masks[slot][pitch + 2 :].any())
@@ -241,6 +322,8 @@ class NoteGrammar:
         track, pitch = note[TRACK] - 1, note[PITCH] - 1
         same = (bar, pos, track) == (state.bar, state.pos, state.track)
         state.chord = state.chord + 1 if same else 1
+        if not same:
+            state.onsets[track] = state.onsets.get(track, 0) + 1
         state.bar, state.pos, state.track, state.pitch = bar, pos, track, pitch
         state.notes += 1
         state.written = state.written | {track}

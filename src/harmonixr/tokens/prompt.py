@@ -67,7 +67,8 @@ from harmonixr.tokens.vocab import (
     NoteVocab,
 )
 
-CONTROL_KINDS = ("density", "loudness", "chord", "low", "high")
+CONTROL_KINDS = ("density", "loudness", "chord", "low", "high")  # learned: each a TRACK_CONTROL row
+TRACK_CONTROL_KEYS = (*CONTROL_KINDS, "vel_low", "vel_high")  # and the velocity range, a mask at sampling only
 
 
 @dataclass(frozen=True)
@@ -110,16 +111,41 @@ class Hole:
 
 @dataclass(frozen=True)
 class TrackControls:
-    """What a fill should be like on one track (None: left to the model)."""
+    """What a fill should be like on one track (None: left to the model).
+
+    The kinds of :data:`CONTROL_KINDS` are prompt rows the model learned; when a caller sets them,
+    sampling also enforces them (density as a window of onsets, the pitch range and the velocity
+    range as masks, loudness by scaling the fill's velocities)."""
 
     density: float | None = None  # onsets per bar; 0: silent
     loudness: float | None = None  # mean velocity
     chord: int | None = None  # most notes starting together
     low: int | None = None  # lowest pitch
     high: int | None = None  # highest pitch
+    vel_low: int | None = None  # lowest velocity (never inferred: a request's own)
+    vel_high: int | None = None  # highest velocity
 
     def without(self, kinds: Sequence[str]) -> TrackControls:
         return replace(self, **{k: None for k in kinds})
+
+    def problem(self) -> str | None:
+        """Why no fill can meet these controls, or None."""
+        for key in ("loudness", "vel_low", "vel_high", "low", "high"):
+            value = getattr(self, key)
+            if value is not None and not (1 if key != "low" and key != "high" else 0) <= value <= 127:
+                return f"{key} {value:g} is outside the MIDI range {'0' if key in ('low', 'high') else '1'}-127"
+        low, high = self.vel_low or 1, self.vel_high or 127
+        if low > high:
+            return f"vel_low {low} is above vel_high {high}"
+        if self.loudness is not None and not low <= self.loudness <= high:
+            return f"loudness {self.loudness:g} is outside its velocity range {low}-{high}"
+        if self.density is not None and self.density < 0:
+            return f"density {self.density:g} must be 0 (silent) or more"
+        if self.chord is not None and self.chord < 1:
+            return f"chord {self.chord} must be 1 or more"
+        if self.low is not None and self.high is not None and self.low > self.high:
+            return f"low {self.low} is above high {self.high}"
+        return None
 
 
 @dataclass(frozen=True)

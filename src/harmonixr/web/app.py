@@ -61,10 +61,12 @@ def build_page(studio: Studio) -> gr.Blocks:
                         region = gr.Textbox("5-8", label="Bars", elem_id="region",
                                             info="bars A-B (from 1, inclusive) or a beat span 5:3-7:1 (end excluded)")
                         tracks = gr.CheckboxGroup([], label="Tracks to rewrite (none ticked: all)", elem_id="tracks")
-                        controls = gr.Dataframe(headers=["track", "instrument", "notes per bar", "mean velocity"],
-                                                datatype=["number", "str", "number", "number"], interactive=True,
+                        controls = gr.Dataframe(headers=["track", "instrument", "notes per bar", "mean velocity",
+                                                         "velocities"],
+                                                datatype=["number", "str", "number", "number", "str"], interactive=True,
                                                 label="Per-track controls of the fill (inferred from the bars around "
-                                                      "the region; change a value to steer, 0 notes: silent)",
+                                                      "the region; change a value to steer, 0 notes: silent; "
+                                                      "velocities LOW-HIGH, e.g. 60-90, empty: any)",
                                                 elem_id="controls", wrap=True)
                         with gr.Row():
                             infill = gr.Button("Infill", variant="primary", elem_id="infill")

@@ -22,14 +22,14 @@ from gradio.utils import get_upload_folder
 
 from harmonixr.tokens.vocab import instrument_name
 from harmonixr.visualization.interactive import pianoroll_figure, view_around
-from harmonixr.web.studio import Desk, Knobs, NewPiece, Request, Studio, StudioError, Take
+from harmonixr.web.studio import ControlRow, Desk, Knobs, NewPiece, Request, Studio, StudioError, Take
 
 NO_RESULTS = "No variations yet: choose an operation above."
 
 
-def control_rows(table: Any) -> tuple[tuple[int, float | None, float | None], ...]:
-    """The controls table (rows of track, name, notes per bar, mean velocity; a DataFrame or
-    lists) as (0-based track, density, loudness); an empty cell leaves that control inferred."""
+def control_rows(table: Any) -> tuple[ControlRow, ...]:
+    """The controls table (rows of track, name, notes per bar, mean velocity and, optionally,
+    velocities LOW-HIGH; a DataFrame or lists); an empty cell leaves that control inferred."""
     rows = table.values.tolist() if hasattr(table, "values") else (table or [])
     out = []
     for row in rows:
@@ -42,8 +42,23 @@ def control_rows(table: Any) -> tuple[tuple[int, float | None, float | None], ..
             raise StudioError(f"the controls table: row {row!r} is not track, name, notes per bar, mean velocity") from None
         if density is not None and density < 0 or loudness is not None and not 0 <= loudness <= 127:
             raise StudioError(f"track {track + 1}: notes per bar must be 0 or more, mean velocity 0 to 127")
-        out.append((track, density, loudness))
+        out.append(ControlRow(track, density, loudness, *_velocities(track, row[4] if len(row) > 4 else None)))
     return tuple(out)
+
+
+def _velocities(track: int, cell: Any) -> tuple[int | None, int | None]:
+    """A velocities cell, ``LOW-HIGH`` (empty: any velocity)."""
+    text = "" if cell is None or cell != cell else str(cell).strip()
+    if not text:
+        return None, None
+    low, _, high = text.partition("-")
+    try:
+        values = int(low), int(high)
+    except ValueError:
+        raise StudioError(f"track {track + 1}: velocities {text!r} is not LOW-HIGH, e.g. 60-90") from None
+    if not 1 <= values[0] <= values[1] <= 127:
+        raise StudioError(f"track {track + 1}: velocities {text!r} must be LOW-HIGH within 1-127")
+    return values
 
 
 def uploaded_here(path: str | Path) -> Path:

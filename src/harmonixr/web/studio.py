@@ -24,6 +24,7 @@ import uuid
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from symusic import Score
 
@@ -178,7 +179,17 @@ class Request:
     knobs: Knobs = Knobs()
     source: str = "piece"  # infill: "piece" (the song's own bars), "best" or "sampled" (Generator.infill)
     prompt: str = ""  # words (harmonixr.generation.text): style, tempo, mode, density, loudness, instruments
-    controls: tuple[tuple[int, float | None, float | None], ...] = ()  # infill: (track, notes per bar, mean velocity)
+    controls: tuple[ControlRow, ...] = ()  # infill: the controls table's rows the visitor set
+
+
+class ControlRow(NamedTuple):
+    """One row of the studio's controls table, as set (None: as inferred, or any velocity)."""
+
+    track: int  # from 0
+    density: float | None = None  # onsets per bar
+    loudness: float | None = None  # mean velocity
+    vel_low: int | None = None
+    vel_high: int | None = None
 
 
 class Studio:
@@ -307,8 +318,9 @@ class Studio:
         return self.piece(take).bars
 
     def inferred_controls(self, take: Take, spec: str, tracks: tuple[int, ...] = ()) -> list[list]:
-        """Per track of the region: [track, name, notes per bar, mean velocity] measured on the bars
-        around it (what an infill asks for unless the visitor changes it); [] without a region."""
+        """Per track of the region: [track, name, notes per bar, mean velocity, velocities] measured
+        on the bars around it (what an infill asks for unless the visitor changes it; the velocity
+        range is not inferred: empty, any); [] without a region."""
         return self._inferred(self.piece(take), spec, tracks)
 
     def _inferred(self, piece: Piece, spec: str, tracks: tuple[int, ...] = ()) -> list[list]:
@@ -326,7 +338,7 @@ class Studio:
             k = piece.track_of(slot)
             rows.append([k + 1, names[k].name or instrument_name(-1 if names[k].is_drum else names[k].program),
                          round(c.density, 1) if c.density is not None else None,
-                         round(c.loudness) if c.loudness is not None else None])
+                         round(c.loudness) if c.loudness is not None else None, ""])
         return rows
 
     def region_ticks(self, take: Take, spec: str) -> tuple[int, int | None] | None:
@@ -383,13 +395,17 @@ class Studio:
             programs = [-1 if t.is_drum else t.program for t in piece.original.tracks]
             out = track_controls(parsed, programs, [k for k in range(len(programs)) if piece.slot_of(k) is not None])
         shown = {row[0] - 1: (row[2], row[3]) for row in self._inferred(piece, request.region, request.tracks)}
-        for track, density, loudness in request.controls:
+        for row in request.controls:
+            track, density, loudness, vel_low, vel_high = ControlRow(*row)
             density = None if density is not None and shown.get(track, (None, None))[0] == density else density
             loudness = None if loudness is not None and shown.get(track, (None, None))[1] == loudness else loudness
-            if (density is not None or loudness is not None) and 0 <= track < len(piece.original.tracks):
-                mine = out.get(track, TrackControls())
-                out[track] = replace(mine, density=mine.density if density is None else density,
-                                     loudness=mine.loudness if loudness is None else loudness)
+            changed: dict[str, Any] = {k: v for k, v in (("density", density), ("loudness", loudness),
+                                                         ("vel_low", vel_low), ("vel_high", vel_high)) if v is not None}
+            if changed and 0 <= track < len(piece.original.tracks):
+                mine = replace(out.get(track, TrackControls()), **changed)
+                if (problem := mine.problem()) is not None:
+                    raise StudioError(f"the controls table, track {track + 1}: {problem}")
+                out[track] = mine
         return out
 
     def _results(self, piece: Piece | None, request: Request, sampling: SamplingConfig) -> list[Result]:
