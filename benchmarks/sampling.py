@@ -7,9 +7,13 @@
    the same script on the same test pieces) are its notes per second.
 2. The numba backbone step alone at batch 1: microseconds per note at a short and a long context.
 3. Real-time factor: a 4-bar all-track infill in the middle of each of ``--pieces`` Freedoom test
-   arrangements (9 tracks with drums), one variation per call, prompt + sampling + splicing.
+   arrangements (5-14 tracks with drums), one variation per call, prompt + sampling + splicing: with
+   the default piece-aware source (a copy of the song's own bars, when one matches) and sampled.
+4. Refine (the defaults of ``harmonixr refine``: 2 rounds of up to 6 beats, 4 candidates each) of
+   ``--pieces`` POP909 test songs, in seconds.
 
     python benchmarks/sampling.py --hf runs/v1/hf
+    python benchmarks/sampling.py --parts infill refine     # only those
 """
 
 from __future__ import annotations
@@ -29,11 +33,14 @@ from symusic import Score
 from harmonixr.data.corpus import Corpus
 from harmonixr.generation.modes import Generator
 from harmonixr.generation.piece import Region
+from harmonixr.generation.refine import refine
 from harmonixr.sampling.sampler import SamplingConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "harmonixr-small"
 HOLE_BARS = 4
+REFINE_SONGS = 5  # refine takes seconds a song: at most this many
+PARTS = ("free", "step", "infill", "refine")
 
 
 def best_rate(run, repeats: int) -> float:  # noqa: ANN001 - () -> items made
@@ -132,22 +139,55 @@ def infill_table(gen: Generator, data: str, pieces: int, console: Console) -> di
     for row in rows:
         piece = gen.piece(Score(row["path"]), row["style"])
         first = piece.bars // 2
-        result = gen.infill(piece, Region((first, 0), (first + HOLE_BARS, 0)), 1, SamplingConfig(top_p=0.95), seed=0)[0]
+        region = Region((first, 0), (first + HOLE_BARS, 0))
+        made = {source: gen.infill(piece, region, 1, SamplingConfig(top_p=0.95), seed=0, source=source)[0]
+                for source in ("piece", "sampled")}
+        result = made["sampled"]
         music = seconds_at(piece.original, result.end_tick) - seconds_at(piece.original, result.start_tick)
-        results.append((Path(row["path"]).name, len(piece.slots), music, result.seconds, result.notes, result.finished))
+        results.append((Path(row["path"]).name, len(piece.slots), music, made["piece"].seconds, result.seconds,
+                        result.notes, result.finished))
     if not results:
         console.print("[yellow]no Freedoom test pieces: the infill real-time factor is skipped[/yellow]")
         return {}
     table = Table(title=f"infill of {HOLE_BARS} bars, every track, of Freedoom test arrangements (numba step, 1 variation)")
-    for column in ("piece", "tracks", "music s", "compute s", "real-time factor", "notes", "closed"):
+    for column in ("piece", "tracks", "music s", "piece-aware s", "factor", "sampled s", "factor", "sampled notes",
+                   "closed"):
         table.add_column(column, justify="right")
-    for name, tracks, music, compute, notes, closed in results:
-        table.add_row(name, str(tracks), f"{music:.2f}", f"{compute:.3f}", f"{music / compute:.1f}x", str(notes),
-                      "yes" if closed else "cut")
-    factors = [music / compute for _, _, music, compute, *_ in results]
-    table.add_row("median", "", "", "", f"{statistics.median(factors):.1f}x", "", "")
+    for name, tracks, music, aware, sampled, notes, closed in results:
+        table.add_row(name, str(tracks), f"{music:.2f}", f"{aware:.3f}", f"{music / aware:.1f}x", f"{sampled:.3f}",
+                      f"{music / sampled:.1f}x", str(notes), "yes" if closed else "cut")
+    aware_factors = [music / aware for _, _, music, aware, *_ in results]
+    sampled_factors = [music / sampled for _, _, music, _, sampled, *_ in results]
+    table.add_row("median", "", "", "", f"{statistics.median(aware_factors):.1f}x", "",
+                  f"{statistics.median(sampled_factors):.1f}x", "", "")
     console.print(table)
-    return {"median_real_time_factor": statistics.median(factors), "pieces": len(results)}
+    return {"median_real_time_factor_piece_aware": statistics.median(aware_factors),
+            "median_real_time_factor_sampled": statistics.median(sampled_factors), "pieces": len(results)}
+
+
+def refine_table(gen: Generator, data: str, pieces: int, console: Console) -> dict:
+    try:
+        corpus = Corpus([data])
+    except FileNotFoundError:
+        console.print(f"[yellow]{data} not prepared: refine is skipped[/yellow]")
+        return {}
+    rows = [r for _, r in corpus.rows("test") if r["source"] == "pop909"][:pieces]
+    table = Table(title="refine of POP909 test songs (2 rounds, up to 6 beats each, 4 candidates a beat)")
+    for column in ("song", "bars", "notes", "seconds", "beats rewritten", "bits per note by round"):
+        table.add_column(column, justify="right")
+    seconds = []
+    for row in rows:
+        piece = gen.piece(Score(row["path"]), row["style"])
+        result = refine(gen, piece)
+        seconds.append(result.seconds)
+        table.add_row(Path(row["path"]).name, str(piece.bars), str(len(piece.notes)), f"{result.seconds:.1f}",
+                      str(result.details["beats_rewritten"]),
+                      " -> ".join(f"{b:.2f}" for b in result.details["bits_per_note"]))
+    if not seconds:
+        return {}
+    table.add_row("median", "", "", f"{statistics.median(seconds):.1f}", "", "")
+    console.print(table)
+    return {"median_seconds": statistics.median(seconds), "songs": len(seconds)}
 
 
 def seconds_at(score: Score, tick: int) -> float:
@@ -169,15 +209,20 @@ def main() -> None:
     parser.add_argument("--pieces", type=int, default=10)
     parser.add_argument("--data", default="data/corpus-all")
     parser.add_argument("--hf", type=Path, help="the REMI model exported to HF (benchmarks/v1_baseline.py)")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="the sections to run")
     parser.add_argument("--out", default="results/sampling.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     console = Console(width=160)
     gen = Generator(MODEL)
-    numbers = {"free": speed_table(gen, args.notes, args.repeats, args.hf, console), "step": step_table(gen, console),
-               "infill": infill_table(gen, args.data, args.pieces, console)}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(numbers, indent=1, default=str))
+    runs = {"free": lambda: speed_table(gen, args.notes, args.repeats, args.hf, console),
+            "step": lambda: step_table(gen, console), "infill": lambda: infill_table(gen, args.data, args.pieces, console),
+            "refine": lambda: refine_table(gen, args.data, min(args.pieces, REFINE_SONGS), console)}
+    out = Path(args.out)
+    numbers = json.loads(out.read_text()) if out.exists() else {}  # a section run alone keeps the others' figures
+    numbers.update({part: runs[part]() for part in args.parts})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(numbers, indent=1, default=str))
 
 
 if __name__ == "__main__":

@@ -317,18 +317,20 @@ class Generator:
             notes = np.concatenate([notes[~after], notes[keep]])
             return infill(v, header, sort_notes(notes), w0, bars_meta, hole, controls, fill=False).rows, w0
 
-        w0, w1 = hole_bars[0], min(hole_bars[-1] + 1, max(piece.bars, 1))
-        best = build(w0, w1)
+        windows = [(hole_bars[0], min(hole_bars[-1] + 1, max(piece.bars, 1)))]  # a bar more each, left and right in turn
+        while (w := windows[-1])[0] > 0 or w[1] < piece.bars:
+            windows.append((w[0] - 1, w[1]) if (len(windows) % 2 and w[0] > 0) or w[1] >= piece.bars else (w[0], w[1] + 1))
+        best = build(*windows[0])
         if len(best[0]) > room:
             raise RegionTooLong(f"the region's bars hold more than the model's context of {self.max_len} positions; "
                                 "choose a shorter span")
-        grow_left = True
-        while w0 > 0 or w1 < piece.bars:
-            trial = (w0 - 1, w1) if (grow_left and w0 > 0) or w1 >= piece.bars else (w0, w1 + 1)
-            candidate = build(*trial)
-            if len(candidate[0]) > room:
-                break
-            (w0, w1), best, grow_left = trial, candidate, not grow_left
+        fits, over = 0, len(windows)  # a wider window never has fewer rows: the widest that fits, by bisection
+        while over - fits > 1:
+            middle = (fits + over) // 2
+            if len((candidate := build(*windows[middle]))[0]) <= room:
+                fits, best = middle, candidate
+            else:
+                over = middle
         rows, bar0 = best
         return rows, bar0, header
 

@@ -22,6 +22,7 @@ from harmonixr.generation.piece import GenerationError, Piece, Region
 from harmonixr.models.transformer import field_nll
 from harmonixr.sampling.sampler import SamplingConfig
 from harmonixr.tokens.notes import BAR, POS, TRACK
+from harmonixr.tokens.prompt import Rows
 from harmonixr.tokens.vocab import COL, NOTE
 from harmonixr.training.batches import scoring_windows
 from harmonixr.training.config import ObjectiveConfig
@@ -39,27 +40,52 @@ class NoteScore:
 def note_bits(gen: Generator, piece: Piece, first_bar: int = 0, last_bar: int | None = None) -> tuple[float, list[NoteScore]]:
     """Bits of the notes of bars ``first_bar``..``last_bar`` (default: to the end) under the model,
     in windows of whole bars as long as the context allows, and each note's own bits."""
+    notes, windows = _windows(gen, piece, first_bar, last_bar)
+    bits = _row_bits(gen, windows)
+    out = [NoteScore(note, float(b)) for note, b in zip(notes, np.concatenate([b for b, _ in bits]) if bits else [])]
+    return float(sum(b.sum() for _, b in bits)), out
+
+
+def span_bits(gen: Generator, pieces: list[Piece], first_bar: int, last_bar: int) -> list[float]:
+    """The bits of bars ``first_bar``..``last_bar`` of each of ``pieces``, their windows scored in one batch."""
+    windows = [_windows(gen, piece, first_bar, last_bar)[1] for piece in pieces]
+    bits = iter(_row_bits(gen, [w for mine in windows for w in mine]))
+    return [float(sum(next(bits)[1].sum() for _ in mine)) for mine in windows]
+
+
+def _windows(gen: Generator, piece: Piece, first_bar: int, last_bar: int | None) -> tuple[np.ndarray, list[Rows]]:
+    """The notes of bars ``first_bar``..``last_bar`` and the plain windows that score each once."""
     from harmonixr.data.corpus import CorpusPiece
 
     last = last_bar if last_bar is not None else 1 << 30
     notes = piece.notes[(piece.notes[:, BAR] >= first_bar) & (piece.notes[:, BAR] <= last)]
     if not len(notes):
-        return 0.0, []
+        return notes, []
     corpus_piece = CorpusPiece(notes, piece.bars_meta(), piece.tracks, piece.style, "", "", "")
     maker = ExampleMaker(gen.vocab, gen.max_len, ObjectiveConfig(infill_rate=0.0))
-    total, out, k = 0.0, [], 0
-    for window in scoring_windows(maker, corpus_piece):
-        rows = torch.from_numpy(window.rows)[None]
-        target = torch.from_numpy(window.target)[None]
-        with torch.inference_mode():
-            nll, _ = field_nll(gen.model, rows, target)
-        bits = nll.sum(-1).numpy() / math.log(2)  # (P,) per learned row
-        total += float(bits.sum())
-        types = window.rows[1:][window.target[1:], COL["type"]]
-        for b in bits[types == NOTE]:
-            out.append(NoteScore(notes[k], float(b)))
-            k += 1
-    return total, out
+    return notes, list(scoring_windows(maker, corpus_piece))
+
+
+def _row_bits(gen: Generator, windows: list[Rows]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per window, in one forward pass over them all (padded at the end, which a causal model
+    cannot see): the bits of its notes (N,) and of all its learned rows (P,)."""
+    if not windows:
+        return []
+    width = max(len(w.rows) for w in windows)
+    rows = np.zeros((len(windows), width, windows[0].rows.shape[1]), dtype=windows[0].rows.dtype)
+    target = np.zeros((len(windows), width), dtype=bool)
+    for k, w in enumerate(windows):
+        rows[k, : len(w.rows)], target[k, : len(w.target)] = w.rows, w.target
+    with torch.inference_mode():
+        nll, _ = field_nll(gen.model, torch.from_numpy(rows), torch.from_numpy(target))
+    bits = nll.sum(-1).numpy() / math.log(2)  # (P,) over the learned rows of every window, window by window
+    out, at = [], 0
+    for w in windows:
+        learned = w.target[1:]
+        mine = bits[at : at + int(learned.sum())]
+        at += len(mine)
+        out.append((mine[w.rows[1:][learned, COL["type"]] == NOTE], mine))
+    return out
 
 
 def refine(gen: Generator, piece: Piece, rounds: int = 2, fraction: float = 0.1, max_holes: int = 6,
@@ -71,12 +97,13 @@ def refine(gen: Generator, piece: Piece, rounds: int = 2, fraction: float = 0.1,
     began = time.perf_counter()
     if not len(piece.notes):
         raise GenerationError("nothing to refine: the piece has no notes")
-    history = [float(np.mean([s.bits for s in note_bits(gen, piece)[1]]))]
+    scores = note_bits(gen, piece)[1]
+    history = [float(np.mean([s.bits for s in scores]))]
     score, rewritten, written, removed, positions, changed = piece.original, set(), 0, 0, 0, []
     grid = gen.vocab.grid
     for round_index in range(rounds):
-        worst = sorted(note_bits(gen, piece)[1], key=lambda s: -s.bits)
-        worst = worst[: max(1, int(len(worst) * fraction))]
+        changes_before = len(changed)
+        worst = sorted(scores, key=lambda s: -s.bits)[: max(1, int(len(scores) * fraction))]
         beats = list(dict.fromkeys((int(s.note[BAR]), int(s.note[POS]) // grid * grid, int(s.note[TRACK])) for s in worst))
         for k, (bar, beat, slot) in enumerate(beats[:max_holes]):
             positions_in_bar = piece.bar_positions()[min(bar, piece.bars - 1)]
@@ -86,21 +113,21 @@ def refine(gen: Generator, piece: Piece, rounds: int = 2, fraction: float = 0.1,
             results = gen.infill(piece, region, candidates, sampling, seed + 1000 * round_index + k, mode="refine",
                                  source="sampled")
             first, last = max(0, bar - NEIGHBOURHOOD_BARS), bar + NEIGHBOURHOOD_BARS
-            best_bits, best = note_bits(gen, piece, first, last)[0], None
-            for result in results:
-                candidate = Piece.from_score(result.score, gen.vocab, piece.style)
-                bits = note_bits(gen, candidate, first, last)[0]
-                if bits < best_bits:
-                    best_bits, best = bits, (result, candidate)
+            tried = [Piece.from_score(result.score, gen.vocab, piece.style) for result in results]
+            bits = span_bits(gen, [piece, *tried], first, last)  # the original first: a candidate must beat it
             positions += sum(r.positions for r in results)
-            if best is not None:
+            best = int(np.argmin(bits))
+            if best > 0:
+                result = results[best - 1]
                 before = len(piece.notes_in(gen_hole(piece, region, slot)))
-                (result, piece), score = best, best[0].score
+                piece, score = tried[best - 1], result.score
                 written, removed = written + result.notes, removed + before
                 rewritten.add(track)
                 changed.append({"bar": bar + 1, "beat": beat // grid + 1, "track": track + 1,
                                 "notes_before": before, "notes_after": result.notes})
-        history.append(float(np.mean([s.bits for s in note_bits(gen, piece)[1]])))
+        if len(changed) > changes_before:  # the piece changed: score it again
+            scores = note_bits(gen, piece)[1]
+        history.append(float(np.mean([s.bits for s in scores])))
     return Result(score, 0, None, tuple(sorted(rewritten)), written, positions, True, time.perf_counter() - began,
                   "refine", {"bits_per_note": history, "beats_rewritten": len(changed), "notes_removed": removed,
                              "notes_written": written, "changes": changed})
