@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from harmonixr.models.transformer import NoteTransformer, field_nll
+from harmonixr.models.transformer import NoteTransformer, padded_field_nll
 from harmonixr.tokens.notes import BAR, PITCH, POS, TRACK, sort_notes
 from harmonixr.tokens.prompt import Bars, Header, Hole, end_row, note_rows, time_key
 from harmonixr.tokens.vocab import END, FILLED, NoteVocab
@@ -127,16 +127,8 @@ def fill_bits(model: NoteTransformer, vocab: NoteVocab, prompt: np.ndarray, fill
     """Bits of each fill's rows and its END after ``prompt`` (the infill prompt, ending with FILL)."""
     out: list[float] = []
     for k in range(0, len(fills), SCORE_BATCH):
-        chunk = fills[k : k + SCORE_BATCH]
         seqs = [np.concatenate([prompt, note_rows(vocab, f, hole.start[0], bar0, bars, header, FILLED, hole),
-                                end_row(END, FILLED)]) for f in chunk]
-        T = max(len(s) for s in seqs)
-        rows = torch.zeros((len(seqs), T, prompt.shape[1]), dtype=torch.long)
-        target = torch.zeros((len(seqs), T), dtype=torch.bool)
-        for b, seq in enumerate(seqs):
-            rows[b, : len(seq)] = torch.from_numpy(seq)
-            target[b, len(prompt) : len(seq)] = True
-        nll, _ = field_nll(model, rows, target)  # (P, K), sequences in order
-        counts = target[:, 1:].sum(1).tolist()
-        out += [float(part.sum()) / math.log(2) for part in torch.split(nll, counts)]
+                                end_row(END, FILLED)]) for f in fills[k : k + SCORE_BATCH]]
+        targets = [np.arange(len(seq)) >= len(prompt) for seq in seqs]
+        out += [float(part.sum()) / math.log(2) for part in padded_field_nll(model, seqs, targets)]
     return out

@@ -19,7 +19,7 @@ import torch
 
 from harmonixr.generation.modes import Generator, Result
 from harmonixr.generation.piece import GenerationError, Piece, Region
-from harmonixr.models.transformer import field_nll
+from harmonixr.models.transformer import padded_field_nll
 from harmonixr.sampling.sampler import SamplingConfig
 from harmonixr.tokens.notes import BAR, POS, TRACK
 from harmonixr.tokens.prompt import Rows
@@ -71,20 +71,12 @@ def _row_bits(gen: Generator, windows: list[Rows]) -> list[tuple[np.ndarray, np.
     cannot see): the bits of its notes (N,) and of all its learned rows (P,)."""
     if not windows:
         return []
-    width = max(len(w.rows) for w in windows)
-    rows = np.zeros((len(windows), width, windows[0].rows.shape[1]), dtype=windows[0].rows.dtype)
-    target = np.zeros((len(windows), width), dtype=bool)
-    for k, w in enumerate(windows):
-        rows[k, : len(w.rows)], target[k, : len(w.target)] = w.rows, w.target
     with torch.inference_mode():
-        nll, _ = field_nll(gen.model, torch.from_numpy(rows), torch.from_numpy(target))
-    bits = nll.sum(-1).numpy() / math.log(2)  # (P,) over the learned rows of every window, window by window
-    out, at = [], 0
-    for w in windows:
-        learned = w.target[1:]
-        mine = bits[at : at + int(learned.sum())]
-        at += len(mine)
-        out.append((mine[w.rows[1:][learned, COL["type"]] == NOTE], mine))
+        nats = padded_field_nll(gen.model, [w.rows for w in windows], [w.target for w in windows])
+    out = []
+    for w, nll in zip(windows, nats):
+        bits = nll.sum(-1).numpy() / math.log(2)  # (P,) its learned rows
+        out.append((bits[w.rows[1:][w.target[1:], COL["type"]] == NOTE], bits))
     return out
 
 
@@ -99,7 +91,8 @@ def refine(gen: Generator, piece: Piece, rounds: int = 2, fraction: float = 0.1,
         raise GenerationError("nothing to refine: the piece has no notes")
     scores = note_bits(gen, piece)[1]
     history = [float(np.mean([s.bits for s in scores]))]
-    score, rewritten, written, removed, positions, changed = piece.original, set(), 0, 0, 0, []
+    score, rewritten, written, removed, positions = piece.original, set(), 0, 0, 0
+    changed: list[dict[str, int]] = []
     grid = gen.vocab.grid
     for round_index in range(rounds):
         changes_before = len(changed)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from typing import cast
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -266,6 +267,20 @@ def init_weights(module: nn.Module) -> None:
     """Normal(0, 0.02) for linear and embedding weights (nanoGPT's choice)."""
     if isinstance(module, (nn.Linear, nn.Embedding, nn.EmbeddingBag)):
         nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+
+def padded_field_nll(model: nn.Module, seqs: list[np.ndarray], targets: list[np.ndarray]) -> list[torch.Tensor]:
+    """:func:`field_nll` of sequences of different lengths (each (T_i, R), its target (T_i,) bool)
+    in one batch, padded at the end (which a causal model cannot see): per sequence, the nats
+    (P_i, K) of its learned rows."""
+    width = max(len(s) for s in seqs)
+    rows = torch.zeros((len(seqs), width, seqs[0].shape[1]), dtype=torch.long)
+    target = torch.zeros((len(seqs), width), dtype=torch.bool)
+    for b, (seq, learned) in enumerate(zip(seqs, targets)):
+        rows[b, : len(seq)] = torch.from_numpy(seq)
+        target[b, : len(learned)] = torch.from_numpy(learned)
+    nll, _ = field_nll(model, rows, target)  # (P, K), the sequences' learned rows in order
+    return list(torch.split(nll, target[:, 1:].sum(1).tolist()))
 
 
 def field_nll(model: nn.Module, rows: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
