@@ -42,6 +42,8 @@ FLAG_ERRORS = [  # (arguments, what the one line says): all refused before any m
     (["add-track", "{chorale}", "--program", "200"], "--program 200: a General MIDI program is 0 to 127"),
     (["infill", "{chorale}", "--bars", "3-4", "--tracks", "0"], "--tracks 0: tracks count from 1"),
     (["infill", "{chorale}", "--bars", "three"], "'three'"),
+    (["infill", "{chorale}", "--bars", "3-4", "--control", "1:loudness=120,vel_high=100"],
+     "--control 1: loudness 120 is outside its velocity range 1-100"),
 ]
 PIECE_ERRORS = [  # refused once the piece is read: its bars decide
     (["infill", "{chorale}", "--bars", "30-40"], "the region starts at bar 30, after the piece's 10 bars"),
@@ -64,6 +66,19 @@ def test_bad_values_are_one_line_naming_the_flag_with_exit_code_2(args, said, ch
     assert got.out == "" and got.err.startswith("error:") and said in got.err
     assert "Traceback" not in got.err and len(got.err.strip().splitlines()) <= 2  # rich may wrap one line
     assert not out.exists()
+
+
+def test_wav_without_a_renderer_is_refused_before_anything_is_loaded_or_written(chorale, tmp_path, capsys,
+                                                                              monkeypatch) -> None:
+    """``pip install .`` cannot bring TinySoundFont: --wav says so at once, and no MIDI is left half-done."""
+    from harmonixr.generation import modes
+
+    monkeypatch.setitem(sys.modules, "tinysoundfont", None)  # the import fails, as where it is not installed
+    monkeypatch.setattr(modes.Generator, "__init__", lambda *a, **k: pytest.fail("the model was loaded"))
+    out = tmp_path / "x.mid"
+    assert main(["infill", str(chorale), "--bars", "3-4", "--wav", "-o", str(out)]) == 2
+    got = capsys.readouterr()
+    assert got.err.startswith("error:") and "TinySoundFont" in got.err and not out.exists()
 
 
 def test_a_bug_keeps_its_traceback(monkeypatch) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 import wave
 from dataclasses import replace
 from pathlib import Path
@@ -259,3 +260,18 @@ def test_an_upload_the_parser_repaired_says_so(gen, tmp_path) -> None:
     assert desk.take.repairs == ("values outside MIDI's 0-127 were clamped into range (the first: velocity=150)",)
     summary = Page(studio)._piece_view(desk)[4]
     assert "**Repaired as it was read:** values outside MIDI's 0-127 were clamped" in summary
+
+
+def test_the_studio_works_without_an_audio_renderer(gen, tmp_path, monkeypatch) -> None:
+    """Without TinySoundFont (a plain ``pip install .``) pieces open, variations are made and
+    downloaded as MIDI, and each says that there is no audio."""
+    from harmonixr.web.page import Page
+
+    monkeypatch.setitem(sys.modules, "tinysoundfont", None)  # the import fails, as where it is not installed
+    studio = make_studio(gen, tmp_path)
+    desk = chorale_desk(studio)
+    assert not studio.can_play and studio.audio(desk.take) is None
+    v = studio.run(desk, Request("infill", "3-4", knobs=Knobs(variations=1)))[0]
+    assert v.wav == "" and Path(v.midi).is_file() and v.score().note_num() > 0 and "no audio" in v.notice
+    shown = Page(studio).show(desk, "1")
+    assert shown[3] is None and shown[4] == [v.midi]  # no player, the MIDI download only

@@ -138,6 +138,7 @@ def check(args: argparse.Namespace) -> None:
     from harmonixr.generation.piece import GenerationError, Region
     from harmonixr.generation.postprocess import Key
     from harmonixr.sampling.sampler import SamplingConfig
+    from harmonixr.visualization.audio import renderer
 
     def refuse(flag: str, value: object, rule: str) -> None:
         raise GenerationError(f"{flag} {value}: {rule}")
@@ -146,6 +147,8 @@ def check(args: argparse.Namespace) -> None:
         refuse("-n/--variations", args.variations, f"ask for 1 to {MAX_VARIATIONS} variations")
     if args.out == STDIO and (args.variations > 1 or args.png or args.wav):
         refuse("-o", STDIO, "stdout takes one MIDI file: one variation, without --png or --wav")
+    if args.wav:
+        renderer()  # no TinySoundFont: said now, before anything is loaded or written
     if getattr(args, "midi", None) == STDIO and sys.stdin.isatty():
         refuse("input", STDIO, "reads MIDI bytes from stdin, but stdin is a terminal: pipe a file in")
     if not 0 <= args.seed < 2**63:

@@ -23,6 +23,7 @@ from harmonixr.generation.modes import Generator, Result
 from harmonixr.generation.outputs import write_result
 from harmonixr.generation.piece import Region
 from harmonixr.sampling.sampler import SamplingConfig
+from harmonixr.visualization.audio import can_render
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,10 @@ def run_demo(model: str | Path, out: str | Path = "out", seed: int = 0, wav: boo
     console = console or Console()
     out = Path(out)
     began = time.perf_counter()
+    if wav and not can_render():
+        console.print("[yellow]no WAVs: TinySoundFont is not installed (pip install --no-deps tinysoundfont==0.3.7); "
+                      "the MIDI and PNG files are made as usual[/yellow]")
+        wav = False
     gen = Generator(model)
     made: list[Made] = []
 

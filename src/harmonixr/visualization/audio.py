@@ -47,6 +47,15 @@ def renderer():  # noqa: ANN201 - the tinysoundfont module
     return tinysoundfont
 
 
+def can_render() -> bool:
+    """Whether WAVs can be rendered here (TinySoundFont importable)."""
+    try:
+        renderer()
+    except NoRenderer:
+        return False
+    return True
+
+
 def render_audio(score: Score, sample_rate: int = SAMPLE_RATE, gain: float = -6.0,
                  max_seconds: float | None = None) -> np.ndarray:
     """(samples, 2) float32 stereo of ``score``; with ``max_seconds``, its first ``max_seconds``

@@ -129,7 +129,7 @@ class Page:
             text += f"\n\n**Note:** {v.notice}"
         if desk.parsed:
             text += f"\n\nPrompt read as: {desk.parsed}"
-        return (desk, gr.update(choices=names, value=names[k]), figure, v.wav, [v.midi, v.wav],
+        return (desk, gr.update(choices=names, value=names[k]), figure, v.wav or None, [f for f in (v.midi, v.wav) if f],
                 gr.update(choices=names, value=names[0]), gr.update(choices=names, value=pick_b), text, whole)
 
     # -- handlers ----------------------------------------------------------------------------
@@ -196,7 +196,7 @@ class Page:
         return (*self._piece_view(desk, region), *self._results_view(desk)[1:])
 
     def compare(self, desk: Desk, a: str | None, b: str | None) -> tuple:
-        wav = {str(k + 1): v.wav for k, v in enumerate(desk.variations)}
+        wav = {str(k + 1): v.wav or None for k, v in enumerate(desk.variations)}
         return wav.get(a or ""), wav.get(b or "")
 
     def prefer(self, desk: Desk, a: str | None, b: str | None, choice: str, who: str) -> str:

@@ -40,7 +40,7 @@ from harmonixr.rl.preferences import PreferenceError, PreferenceStore
 from harmonixr.sampling.sampler import SamplingConfig, SamplingTimeout
 from harmonixr.tokens.prompt import Hole, TrackControls
 from harmonixr.tokens.vocab import instrument_name
-from harmonixr.visualization.audio import write_wav
+from harmonixr.visualization.audio import can_render, write_wav
 from harmonixr.web.config import MIB, StudioConfig
 
 OPS = ("infill", "continue", "add-track", "refine", "generate")
@@ -72,7 +72,7 @@ class Variation:
     """One result of a request: whole-piece MIDI, a WAV of the region with bars around it."""
 
     midi: str
-    wav: str
+    wav: str  # "" where no WAV renderer is installed
     region: tuple[int, int | None]  # ticks rewritten (end None: to the end)
     notes: int
     positions: int  # model steps (a note each, and the end)
@@ -182,6 +182,9 @@ class Request:
     controls: tuple[ControlRow, ...] = ()  # infill: the controls table's rows the visitor set
 
 
+NO_AUDIO = "no audio: TinySoundFont is not installed here (pip install --no-deps tinysoundfont==0.3.7)"
+
+
 class ControlRow(NamedTuple):
     """One row of the studio's controls table, as set (None: as inferred, or any velocity)."""
 
@@ -204,6 +207,7 @@ class Studio:
         self.store = PreferenceStore(config.prefs)
         self._lock = threading.Lock()  # one generation at a time: the decoder keeps state
         self._pieces: OrderedDict[tuple[str, str], Piece] = OrderedDict()  # (file, style) tokenized, newest last
+        self.can_play = can_render()  # without TinySoundFont: no audio, everything else as usual
 
     def tidy(self) -> int:
         """Delete the oldest files of the studio's folders until they hold at most ``max_workdir_mb``;
@@ -245,8 +249,11 @@ class Studio:
             raise StudioError(f"no example {name!r}; the examples are {', '.join(EXAMPLES)}")
         return self._store(example_score(name), EXAMPLES[name].title, EXAMPLES[name].style)
 
-    def audio(self, take: Take) -> str:
-        """A WAV of the piece beside its MIDI (rendered once; its first ``max_audio_seconds``)."""
+    def audio(self, take: Take) -> str | None:
+        """A WAV of the piece beside its MIDI (rendered once; its first ``max_audio_seconds``);
+        None where no renderer is installed (everything else works without one)."""
+        if not self.can_play:
+            return None
         wav = Path(take.midi).with_suffix(".wav")
         if not wav.exists():
             write_wav(take.score(), wav, max_seconds=self.limits.max_audio_seconds)
@@ -279,11 +286,12 @@ class Studio:
         before = piece.original if piece is not None else None
         variations = []
         for k, result in enumerate(results):
-            midi, wav = write_result(result, folder / f"{stem}-{k + 1}.mid", before, wav=True, excerpt=True,
-                                     max_audio_seconds=self.limits.max_audio_seconds)
-            variations.append(Variation(str(midi), str(wav), (result.start_tick, result.end_tick), result.notes,
-                                        result.positions, result.finished, result.details.get("source", "sampled"),
-                                        "; ".join(result.notices())))
+            midi, *wav = write_result(result, folder / f"{stem}-{k + 1}.mid", before, wav=self.can_play,
+                                      excerpt=True, max_audio_seconds=self.limits.max_audio_seconds)
+            notices = [*result.notices(), *([] if self.can_play else [NO_AUDIO])]
+            variations.append(Variation(str(midi), str(wav[0]) if wav else "", (result.start_tick, result.end_tick),
+                                        result.notes, result.positions, result.finished,
+                                        result.details.get("source", "sampled"), "; ".join(notices)))
         self.tidy()
         desk.variations = variations
         parsed = self.parse(request)
