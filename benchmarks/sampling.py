@@ -128,13 +128,18 @@ def step_table(gen: Generator, console: Console, reps: int = 300) -> dict:
     return out
 
 
-def infill_table(gen: Generator, data: str, pieces: int, console: Console) -> dict:
+def test_rows(data: str, source: str, count: int, console: Console, what: str) -> list[dict]:
+    """The first ``count`` test pieces of ``source`` in ``data`` (none, said, when it is not prepared)."""
     try:
         corpus = Corpus([data])
     except FileNotFoundError:
-        console.print(f"[yellow]{data} not prepared: the infill real-time factor is skipped[/yellow]")
-        return {}
-    rows = [r for _, r in corpus.rows("test") if r["source"] == "freedoom"][:pieces]
+        console.print(f"[yellow]{data} not prepared: {what} is skipped[/yellow]")
+        return []
+    return [r for _, r in corpus.rows("test") if r["source"] == source][:count]
+
+
+def infill_table(gen: Generator, data: str, pieces: int, console: Console) -> dict:
+    rows = test_rows(data, "freedoom", pieces, console, "the infill real-time factor")
     results = []
     for row in rows:
         piece = gen.piece(Score(row["path"]), row["style"])
@@ -166,12 +171,7 @@ def infill_table(gen: Generator, data: str, pieces: int, console: Console) -> di
 
 
 def refine_table(gen: Generator, data: str, pieces: int, console: Console) -> dict:
-    try:
-        corpus = Corpus([data])
-    except FileNotFoundError:
-        console.print(f"[yellow]{data} not prepared: refine is skipped[/yellow]")
-        return {}
-    rows = [r for _, r in corpus.rows("test") if r["source"] == "pop909"][:pieces]
+    rows = test_rows(data, "pop909", pieces, console, "refine")
     table = Table(title="refine of POP909 test songs (2 rounds, up to 6 beats each, 4 candidates a beat)")
     for column in ("song", "bars", "notes", "seconds", "beats rewritten", "bits per note by round"):
         table.add_column(column, justify="right")
