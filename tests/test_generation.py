@@ -116,6 +116,23 @@ def test_generate_obeys_its_constraints(gen) -> None:
         onsets = [t for t, *_ in notes]
         assert len(set(onsets)) == len(onsets), "one note at a time"
         assert max(onsets) < 8 * 3 * score.ticks_per_quarter, "8 bars of 6/8"
+        assert 40 <= len(notes) <= 56, "6 notes per bar asked of 8 bars, met within 15%"
+
+
+def test_a_new_piece_meets_its_asked_notes_per_bar_paced_through_its_bars(gen) -> None:
+    """The density of a new piece is notes per bar of all its tracks: each track gets its share
+    (within 15%), and no bar is ahead of an even pace, so the notes last to the last bar."""
+    for density in (4, 16):
+        result = gen.generate([0, -1], "pop", bars=8, tempo=110, sampling=SAMPLING, seed=3,
+                              controls={"density": density})[0]
+        step = result.score.ticks_per_quarter / gen.vocab.grid  # a grid step: micro-timing moves notes off it
+        for track in result.score.tracks:  # its share: density / 2 per bar
+            share = density / 2 * 8
+            assert np.floor(share * 0.85) <= len(track.notes) <= np.ceil(share * 1.15), (density, len(track.notes))
+            most = np.ceil(share * 1.15)
+            bars = np.array([round(n.time / step) // (4 * gen.vocab.grid) for n in track.notes])
+            for b in range(8):
+                assert (bars <= b).sum() <= np.ceil(most * (b + 1) / 8), (density, b, bars)
 
 
 def test_add_track_writes_only_the_new_part_in_its_bars(gen, music21_midi) -> None:

@@ -116,18 +116,20 @@ def test_every_sampled_note_is_where_the_rules_say(model, vocab: NoteVocab, firs
 
 
 @given(length=st.integers(1, 2), last_pos=st.sampled_from([0, 12]), fewest=st.lists(st.integers(0, 12), min_size=3,
-       max_size=3), extra=st.integers(0, 3), quiet=st.integers(1, 100), seed=st.integers(0, 1000))
+       max_size=3), extra=st.integers(0, 3), quiet=st.integers(1, 100), seed=st.integers(0, 1000),
+       count_notes=st.booleans())
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_asked_onsets_and_velocities_hold_per_track(model, vocab: NoteVocab, monkeypatch, length, last_pos,  # noqa: ANN001
-                                                    fewest, extra, quiet, seed) -> None:
+                                                    fewest, extra, quiet, seed, count_notes) -> None:
     """Property: for an untrained model, every mask leaves a value, each track starts no more
-    onsets than its most and finishes with at least its fewest, and every note's velocity lies in
+    onsets (with ``count_notes``: notes, and by the end of each bar at most one more than an even
+    pace allows) than its most and finishes with at least its fewest, and every note's velocity lies in
     its track's range."""
     tracks = (0, 1, 16)
     windows = tuple((slot, low, low + extra) for slot, low in zip(tracks, fewest) if low + extra > 0)
     velocities = ((0, quiet, quiet + 20), (16, 1, quiet))
     rules = Rules(tracks, BAR_POSITIONS, (1, 0), length, last_pos, END, track_velocities=velocities,
-                  track_onsets=windows)
+                  track_onsets=windows, count_notes=count_notes)
     mask = NoteGrammar.mask
 
     def checked(self, k, state, chosen):  # noqa: ANN001, ANN202
@@ -141,8 +143,14 @@ def test_asked_onsets_and_velocities_hold_per_track(model, vocab: NoteVocab, mon
         notes = out.notes
         for slot, low, high in windows:
             mine = notes[notes[:, TRACK] == slot]
-            onsets = len({(int(b), int(p)) for b, p in mine[:, [BAR, POS]]})
+            onsets = len(mine) if count_notes else len({(int(b), int(p)) for b, p in mine[:, [BAR, POS]]})
             assert onsets <= high and (onsets >= low or not out.ended), (slot, onsets, low, high)
+            if count_notes:  # by the end of each bar, its share of the region's time (one more for a track due)
+                size = BAR_POSITIONS[0]
+                start, stop = size, length * size + (last_pos or size)
+                for bar in range(1, length + 1):
+                    share = -(-high * (min((bar + 1) * size, stop) - start) // (stop - start))
+                    assert (mine[:, BAR] <= bar).sum() <= share + 1, (slot, bar, high)
         for slot, low, high in velocities:
             assert ((notes[notes[:, TRACK] == slot, 6] >= low) & (notes[notes[:, TRACK] == slot, 6] <= high)).all()
 

@@ -445,7 +445,8 @@ def add_generation_verbs(verbs: argparse._SubParsersAction, console: Console) ->
     g.add_argument("--instruments", type=_ints, default=(0,), help="GM programs, -1 for drums, e.g. 0,33")
     g.add_argument("--tempo", type=float, default=120.0, help="bpm")
     g.add_argument("--time-signature", default="4/4")
-    g.add_argument("--density", type=float, help="notes per bar (a control the model learned; cap it with --max-notes-per-bar)")
+    g.add_argument("--density", type=float,
+                   help="notes per bar, all tracks (each gets its share, met within 15%%, paced through the bars)")
     g.add_argument("--loudness", type=float, help="mean velocity 1-127 (a control the model learned)")
     _common(g)
     g.set_defaults(run=partial(run_generate, console=console))

@@ -403,9 +403,11 @@ class Generator:
 
     def _extend(self, piece: Piece, primer: np.ndarray, first: tuple[int, int], total: int, notes: int | None,
                 n: int, sampling: SamplingConfig, seed: int, rules: MusicRules, mode: str, start_tick: int,
-                controls: tuple[int, ...] | None) -> list[Result]:
+                controls: tuple[int, ...] | None, density: float | None = None) -> list[Result]:
         """Write on after the notes ``primer`` from ``first`` up to bar ``total`` (or ``notes`` new
-        notes); the result is the original up to ``start_tick`` and the new notes from there."""
+        notes); the result is the original up to ``start_tick`` and the new notes from there.
+        ``density``: notes per bar of all tracks together, shared among them and paced (each window
+        asks for the share of the bars it has left)."""
         began = time.perf_counter()
         rows = [_Row(primer) for _ in range(n)]
         positions = piece.bar_positions(total)
@@ -428,12 +430,15 @@ class Generator:
                                   int(last[TRACK]) if last is not None else -1, int(last[4]) if last is not None else -1)
                 left = None if notes is None else notes - group[0].made
                 start = first if window == 0 else _after(so_far, first)
+                share = TrackControls(density=density / len(piece.slots)) if density else None
+                left_bars = total - start[0] - start[1] / positions[min(start[0], len(positions) - 1)]
+                paced = onset_windows({s: share for s in piece.slots}, left_bars) if share else ()
                 limits = Rules(tuple(piece.slots), positions, start, total - 1, 0, EOS,
                                max_notes=left if left is not None else UNLIMITED, min_notes=left or 0,
                                min_bar=total - 1 if notes is None else 0,  # asked for bars: it reaches the last
                                required=tuple(piece.slots) if mode == "generate" and window == 0 else (),  # every part
                                required_by=1 if mode == "generate" else UNLIMITED,  # plays, entering by bar 2
-                               **_rule_fields(rules))
+                               track_onsets=paced, count_notes=True, **_rule_fields(rules))
                 place = Placement(w0, bars_meta, header, BODY)
                 outs = self._sample(sequence, len(group), sampling, seed + 7919 * window + k, limits, state, place,
                                     self.max_len - len(sequence))
@@ -482,10 +487,13 @@ class Generator:
         ``notes`` notes long, ``bars`` then being a cap).
 
         ``controls``: keyword arguments of :func:`header_controls` (density, loudness, pitch_range;
-        default: the tempo's control only)."""
+        default: the tempo's control only). An asked density (notes per bar, all tracks) is also met:
+        each track gets its share, within :data:`DENSITY_TOLERANCE`, paced through the piece."""
         piece = self.new_piece(programs, style, tempo, time_signature, bars)
         values = self.header_values(tempo, controls)
-        made = self._extend(piece, piece.notes, (0, 0), bars, notes, n, sampling, seed, rules, "generate", 0, values)
+        density = (controls or {}).get("density")
+        made = self._extend(piece, piece.notes, (0, 0), bars, notes, n, sampling, seed, rules, "generate", 0, values,
+                            density=None if density is None or notes is not None else float(density))
         loudness = (controls or {}).get("loudness")
         return made if loudness is None else [replace(r, score=score_to_mean_velocity(r.score, float(loudness))) for r in made]
 

@@ -16,7 +16,8 @@ hole), a pitch range, a scale, a maximum polyphony, a maximum of notes per bar a
 minimum of notes and the tracks that must play before the end may come, and per track a pitch
 range, a velocity range and a window of onsets (how an asked density is met): the most onsets it
 may start, and the fewest before the end may come, paced through the region (a track behind its
-share of them by :data:`PACE_SLACK` onsets must play at the next onset it can). Every mask
+share of them by :data:`PACE_SLACK` onsets must play at the next onset it can); for a new piece,
+whose density is notes per bar, the window counts notes instead (``count_notes``). Every mask
 leaves at least one value, so a row never gets stuck: a note is only offered where one can be
 completed. In the last bar a region may have, the probability the model gives to a note past it
 goes to the end type (:meth:`NoteGrammar.end_mass`): for the model a later bar is where the music
@@ -61,6 +62,7 @@ class Rules:
     track_ranges: tuple[tuple[int, int, int], ...] = ()  # (slot, lowest, highest pitch) of melodic tracks
     track_velocities: tuple[tuple[int, int, int], ...] = ()  # (slot, lowest, highest velocity)
     track_onsets: tuple[tuple[int, int, int], ...] = ()  # (slot, fewest, most onsets of the track)
+    count_notes: bool = False  # track_onsets counts notes (each of a chord), not onsets: a new piece's notes per bar
 
     def positions(self, bar: int) -> int:
         return self.bar_positions[min(bar, len(self.bar_positions) - 1)]
@@ -146,6 +148,8 @@ class NoteGrammar:
         if r.last_bar < UNLIMITED:
             top = min(top, r.last_bar - state.bar)
         low = max(0, r.first[0] - state.bar)
+        while low <= top and not self._open_tracks(state, state.bar + low) and not (low == 0 and self._chord_grows(state)):
+            low += 1  # every track is ahead of its pace in this bar
         due = self._due(state)
         if due is not None:
             top = min(top, self._bar_of(due[0]) - state.bar)
@@ -179,7 +183,7 @@ class NoteGrammar:
             start = state.pos if self._room_at_onset(state) else state.pos + 1
         if bar == r.first[0]:
             start = max(start, r.first[1])
-        if not self._open_tracks(state):
+        if not self._open_tracks(state, bar):
             stop = min(stop, state.pos + 1) if bar == state.bar else 0
         due = self._due(state)
         if due is not None and bar == self._bar_of(due[0]):
@@ -198,17 +202,35 @@ class NoteGrammar:
         its track while its chord is below :data:`MAX_CHORD`)."""
         if state.track < 0:
             return True
-        if any(slot > state.track for slot in self._open_tracks(state)):
+        if any(slot > state.track for slot in self._open_tracks(state, state.bar)):
             return True
         return self._chord_grows(state)
 
     def _chord_grows(self, state: NoteState) -> bool:
         """Whether the last note's track may add a higher note at its onset."""
+        if self.rules.count_notes and state.onsets.get(state.track, 0) >= self._cap(state.track, state.bar):
+            return False  # its notes so far are all written
         return state.track >= 0 and self._higher(state.track, state.pitch) and state.chord < MAX_CHORD
 
-    def _open_tracks(self, state: NoteState) -> list[int]:
-        """The tracks that may start a new onset (those below their most onsets)."""
-        return [int(s) for s in self.tracks if state.onsets.get(int(s), 0) < self.most.get(int(s), UNLIMITED)]
+    def _open_tracks(self, state: NoteState, bar: int | None = None) -> list[int]:
+        """The tracks that may start a new onset (those below their most onsets; in ``bar``, when
+        given, below what :meth:`_cap` allows by its end, a track that its pace says must play in it apart)."""
+        if bar is None or not self.rules.count_notes:
+            return [int(s) for s in self.tracks if state.onsets.get(int(s), 0) < self.most.get(int(s), UNLIMITED)]
+        due = self._due(state)
+        late = due[1] if due is not None and bar >= self._bar_of(due[0]) else None  # must play in this bar
+        return [int(s) for s in self.tracks if state.onsets.get(int(s), 0) <
+                (self.most.get(int(s), UNLIMITED) if s == late else self._cap(int(s), bar))]
+
+    def _cap(self, slot: int, bar: int) -> int:
+        """The most notes ``slot`` may have by the end of ``bar``: under ``count_notes``, its most
+        spread evenly over the region's time (a piece's notes are not all spent in its first
+        bars); otherwise its most."""
+        most = self.most.get(slot, UNLIMITED)
+        if not self.rules.count_notes or most >= UNLIMITED or self.region is None:
+            return most
+        start, stop = self.region
+        return min(most, -(-most * (min(self._step(bar + 1, 0), stop) - start) // max(stop - start, 1)))
 
     def _room(self, state: NoteState, bar: int, pos: int) -> bool:
         now = self._step(bar, pos)
@@ -231,9 +253,19 @@ class NoteGrammar:
             due = max(due, earliest)
             due += -(due - self._step(self._bar_of(due), 0)) % self.pace_step  # on the next eighth note
             due = min(due, stop - (fewest - done))  # the rest still fit, a grid step each
+            due = self._free_from(state, due, stop)
             if best is None or (due, slot) < best:
                 best = (due, slot)
         return best
+
+    def _free_from(self, state: NoteState, step: int, stop: int) -> int:
+        """The first grid step from ``step`` (before ``stop``) where a note may start under the
+        polyphony cap: a pace never asks for a note where the sounding ones leave no room."""
+        if self.rules.max_polyphony >= UNLIMITED:
+            return step
+        while step < stop - 1 and sum(end > step for *_, end in state.ends) >= self.rules.max_polyphony:
+            step = min(end for *_, end in state.ends if end > step)
+        return step
 
     def _bar_of(self, step: int) -> int:
         """The bar grid step ``step`` lies in."""
@@ -271,9 +303,9 @@ class NoteGrammar:
             missing = set(self.rules.required) - state.written if bar >= self.rules.required_by else set()
             due = self._due(state)
             paced = due is not None and self._step(bar, chosen[POS] - 1) >= due[0]
-            mask = self._tracks(state, same_onset, missing, due[1] if due is not None and paced else None)
+            mask = self._tracks(state, bar, same_onset, missing, due[1] if due is not None and paced else None)
             if paced and not mask.any():  # the late track cannot come at this onset: it comes at the next
-                mask = self._tracks(state, same_onset, missing, None)
+                mask = self._tracks(state, bar, same_onset, missing, None)
             if missing and not mask.any():  # at this onset the reading order allows no silent track: any then
                 return self.mask(k, replace(state, written=state.written | missing), chosen)
             return mask
@@ -284,13 +316,29 @@ class NoteGrammar:
             return mask
         if k == VEL:
             return self.velocities.get(chosen[TRACK] - 1, self.all[VEL])
+        if k == DUR:
+            return self._durations(state, bar, chosen[POS] - 1, chosen[TRACK] - 1)
         return self.all[k]
 
-    def _tracks(self, state: NoteState, same_onset: bool, missing: set[int], late: int | None) -> np.ndarray:
-        """(track values,) bool: the tracks the next note may take (``missing``: only those;
+    def _durations(self, state: NoteState, bar: int, pos: int, track: int) -> np.ndarray:
+        """(dur values,) bool: under a polyphony cap with onsets still owed, durations short enough
+        that the owed ones still fit after this note, an eighth note each; the shortest always."""
+        if self.rules.max_polyphony >= UNLIMITED or not self.fewest or self.region is None:
+            return self.all[DUR]
+        owed = sum(max(f - state.onsets.get(s, 0) - (s == track), 0) for s, f in self.fewest.items())
+        if not owed:
+            return self.all[DUR]
+        now = self._step(bar, pos)
+        longest = (self.region[1] - now) * self.rules.max_polyphony - owed * self.pace_step  # an eighth note each
+        mask = self.all[DUR].copy()
+        mask[1:] &= self.vocab.durations <= max(longest, 1)  # the shortest bin is one grid step
+        return mask
+
+    def _tracks(self, state: NoteState, bar: int, same_onset: bool, missing: set[int], late: int | None) -> np.ndarray:
+        """(track values,) bool: the tracks the next note in ``bar`` may take (``missing``: only those;
         ``late``: a track behind its pace, which no later track may come before)."""
         mask = np.zeros(self.sizes[TRACK], dtype=bool)
-        opened = set(self._open_tracks(state))
+        opened = set(self._open_tracks(state, bar))
         for slot in self.tracks:
             if missing and slot not in missing:
                 continue
@@ -322,7 +370,7 @@ class NoteGrammar:
         track, pitch = note[TRACK] - 1, note[PITCH] - 1
         same = (bar, pos, track) == (state.bar, state.pos, state.track)
         state.chord = state.chord + 1 if same else 1
-        if not same:
+        if not same or self.rules.count_notes:
             state.onsets[track] = state.onsets.get(track, 0) + 1
         state.bar, state.pos, state.track, state.pitch = bar, pos, track, pitch
         state.notes += 1
