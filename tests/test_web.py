@@ -91,6 +91,7 @@ def test_infill_hear_download_choose_keep_undo(page, server, tmp_path) -> None:
 
     page.click("#again")  # next seeds, then seed 0 again: the same music as the first time
     wait_text(page, "#result-text", "seed 2;")
+    assert "Stored choice" not in page.inner_text("#stored")  # it was about the variations before
     page.fill("#seed input", "0")
     page.click("#infill")
     wait_text(page, "#result-text", "seed 0;")
@@ -99,6 +100,8 @@ def test_infill_hear_download_choose_keep_undo(page, server, tmp_path) -> None:
 
     page.click("#keep")
     wait_text(page, "#summary", "+ infill")
+    page.wait_for_timeout(500)
+    assert page.locator(".toast-body").count() == 0  # kept without an error toast
     page.click("#undo")
     wait_text(page, "#summary", "Bach, chorale BWV 66.6 (4 voices):")
     page.click("#again")  # after undo, try again still knows the last request
@@ -133,6 +136,13 @@ def test_the_prompt_and_the_per_track_controls_from_the_page(page, tmp_path) -> 
     page.fill("#prompt textarea", "slow and fast")
     page.click("#infill")
     wait_text(page, ".toast-wrap", "two values of tempo")
+    page.fill("#prompt textarea", "loud and quiet")  # refusals are titled so, and shown one at a time
+    page.click("#infill")
+    wait_text(page, ".toast-wrap", "two values of loudness")
+    shown = page.evaluate("""() => [
+        getComputedStyle(document.querySelector('.toast-title'), '::before').content,
+        [...document.querySelectorAll('.toast-message-text')].filter(e => e.offsetParent !== null).map(e => e.innerText)]""")
+    assert shown[0] == '"Refused"' and len(shown[1]) == 1 and "loudness" in shown[1][0], shown
 
 
 def test_uploads_good_corrupt_and_oversize(page, tmp_path) -> None:

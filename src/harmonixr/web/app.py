@@ -28,6 +28,13 @@ PLAYER = gr.WaveformOptions(show_recording_waveform=False)  # the browser's own 
 PROGRAMS = [(f"{p}: {instrument_name(p)}", p) for p in range(128)] + [("drums", -1)]
 TIME_SIGNATURES = ["4/4", "3/4", "2/4", "6/8", "12/8", "2/2"]
 THEME = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["monospace"])  # no web fonts: works offline
+# A refusal (the only warning the studio shows, see page.refusing) is titled so, and only the
+# latest one is shown: Gradio 6 titles grouped toasts by their type and stacks them with a count.
+REFUSAL_CSS = """
+.toast-title.warning { font-size: 0; }
+.toast-title.warning::before { content: "Refused"; font-size: var(--text-md); }
+.toast-body.warning .toast-messages > div:not(:last-child) { display: none; }
+"""
 INTRO = ("# Harmonixr studio\nOpen a MIDI file or an example, choose bars and tracks, and let the model write: "
          "pitch, **velocity**, duration and timing. Every result can be heard, downloaded, kept or undone.")
 
@@ -161,5 +168,6 @@ def serve(studio: Studio, block: bool = True) -> gr.Blocks:
     blocks.queue(default_concurrency_limit=1)  # one generation at a time (the studio holds one model)
     blocks.launch(server_name=studio.config.host, server_port=studio.config.port, prevent_thread_lock=not block,
                   max_file_size=studio.limits.max_upload_bytes, allowed_paths=[str(studio.workdir)],
-                  ssr_mode=False, show_error=True, quiet=False, theme=THEME, footer_links=[], run_history=False)
+                  ssr_mode=False, show_error=True, quiet=False, theme=THEME, css=REFUSAL_CSS, footer_links=[],
+                  run_history=False)
     return blocks
