@@ -185,6 +185,10 @@ def test_refine_rewrites_unlikely_beats_and_keeps_the_piece(gen, music21_midi) -
     assert result.details["bits_per_note"][1] <= result.details["bits_per_note"][0] + 1.0
     assert len(result.score.tracks) == len(original.tracks)
     assert abs(result.score.note_num() - original.note_num()) <= 0.2 * original.note_num()
+    changes = result.details["changes"]  # what it changed is reported, beat by beat (the issue saw "0 notes" for 6)
+    assert result.details["beats_rewritten"] == len(changes) and result.notes == sum(c["notes_after"] for c in changes)
+    assert result.details["notes_removed"] == sum(c["notes_before"] for c in changes)
+    assert result.score.note_num() - original.note_num() == result.notes - result.details["notes_removed"]
 
 
 def test_drums_keep_drumming_in_an_all_track_fill(gen) -> None:
