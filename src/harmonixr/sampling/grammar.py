@@ -246,9 +246,10 @@ class NoteGrammar:
         best = None
         for slot, fewest in self.fewest.items():
             done = state.onsets.get(slot, 0)
-            if done >= fewest:
+            pace, slack = self._pace(slot, fewest, stop - start)
+            if done >= pace:
                 continue
-            due = start + int((stop - start) * (done + 1 + PACE_SLACK) / (fewest + PACE_SLACK))
+            due = start + int((stop - start) * (done + 1 + slack) / (pace + slack))
             earliest = now if state.track < 0 or slot > state.track else now + 1  # the reading order at an onset
             due = max(due, earliest)
             due += -(due - self._step(self._bar_of(due), 0)) % self.pace_step  # on the next eighth note
@@ -257,6 +258,16 @@ class NoteGrammar:
             if best is None or (due, slot) < best:
                 best = (due, slot)
         return best
+
+    def _pace(self, slot: int, fewest: int, steps: int) -> tuple[float, float]:
+        """(notes, slack) of ``slot``'s pace through the region's ``steps`` grid steps: its fewest,
+        one note behind at most; under ``count_notes`` (a new piece, whose parts would otherwise
+        play in bursts and skip bars) the middle of its window, half a bar's share behind at most."""
+        most = self.most.get(slot, UNLIMITED)
+        if not self.rules.count_notes or most >= UNLIMITED:
+            return fewest, PACE_SLACK
+        pace = (fewest + most) / 2
+        return pace, max(PACE_SLACK, pace * self.rules.positions(self.rules.first[0]) / max(steps, 1) / 2)
 
     def _free_from(self, state: NoteState, step: int, stop: int) -> int:
         """The first grid step from ``step`` (before ``stop``) where a note may start under the

@@ -15,6 +15,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 from matplotlib.collections import PolyCollection
 from matplotlib.colors import to_rgb
+from matplotlib.ticker import MaxNLocator
 from symusic import Score
 
 from harmonixr.visualization.colors import track_color
@@ -69,6 +70,7 @@ def _draw(ax: plt.Axes, score: Score, region: tuple[int, int | None] | None, tit
     if view is not None:
         ax.set_xlim(view[0] / tpq, view[1] / tpq)
     ax.set_ylabel("pitch")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # pitches are whole numbers
     ax.set_title(title, fontsize=10, loc="left")
     ax.legend(loc="upper right", fontsize=7, ncols=2)
 
