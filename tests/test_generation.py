@@ -309,10 +309,17 @@ def test_piece_aware_infill_copies_the_span_whose_surroundings_match(gen, music2
     offered = piece_candidates(piece.notes, piece.bars_meta().meter, Hole((4, 0), (6, 0)), piece.bars, gen.vocab)
     by_match = [c.label for c in sorted(offered, key=lambda c: -c.match)]
     assert labels == by_match[:3] and labels[0] == "from bars 8-9"  # measured on this chorale
-    silent = gen.infill(piece, Region.parse("5-6", gen.vocab.grid), 1, SAMPLING, seed=0,
-                        controls={1: TrackControls(density=0)})[0]
-    assert silent.details["source"] == "sampled"  # a caller's control: sampled fills that follow it
+    region = Region.parse("5-6", gen.vocab.grid)  # the caller's controls: copies that meet them, else sampled
+    silent = gen.infill(piece, region, 1, SAMPLING, seed=0, controls={1: TrackControls(density=0)})[0]
+    assert silent.details["source"] == labels[0]  # the same copy, the alto left out as asked
     assert not [n for n in silent.score.tracks[1].notes if silent.start_tick <= n.time < silent.end_tick]
+    loud = gen.infill(piece, region, 1, SAMPLING, seed=0, controls={0: TrackControls(loudness=110, vel_high=115)})[0]
+    soprano = [n.velocity for n in loud.score.tracks[0].notes if loud.start_tick <= n.time < loud.end_tick]
+    assert loud.details["source"] == labels[0] and abs(np.mean(soprano) - 110) < 1 and max(soprano) <= 115
+    dense = gen.infill(piece, region, 1, SAMPLING, seed=0, controls={0: TrackControls(density=12)})[0]
+    assert dense.details["source"] == "sampled"  # no span of the chorale has 24 soprano onsets in 2 bars
+    scaled = gen.infill(piece, region, 1, SAMPLING, seed=0, rules=MusicRules(scale=frozenset({0, 2, 4})))[0]
+    assert scaled.details["source"] == "sampled"  # no span keeps to C, D and E
 
 
 def test_asked_density_and_velocity_range_are_met_in_the_fill(gen, music21_midi) -> None:

@@ -424,7 +424,8 @@ def add_generation_verbs(verbs: argparse._SubParsersAction, console: Console) ->
     i.add_argument("--source", choices=["piece", "best", "sampled"], default="piece",
                    help="piece: the song's own spans of the region's length whose surrounding bars match the "
                         "region's (piece-aware); best: those that match well, then spans and sampled fills by "
-                        "the model's bits per note; sampled: sampled fills only (a --control or --prompt: sampled)")
+                        "the model's bits per note; sampled: sampled fills only (a span is offered only where it "
+                        "meets the --control, --prompt and rules asked)")
     i.add_argument("--tracks", type=_ints, help="tracks to rewrite, 1-based, e.g. 2 or 1,3 (default: all; the others stay)")
     _common(i)
     i.set_defaults(run=partial(run_infill, console=console))

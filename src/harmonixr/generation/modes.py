@@ -37,7 +37,7 @@ from harmonixr.models.checkpoint import load_checkpoint
 from harmonixr.runtime import autocast, autocast_dtype
 from harmonixr.sampling.grammar import UNLIMITED, NoteGrammar, NoteState, Rules
 from harmonixr.sampling.sampler import Placement, Sampled, Sampler, SamplingConfig
-from harmonixr.tokens.notes import BAR, POS, TRACK, VEL, sort_notes
+from harmonixr.tokens.notes import BAR, PITCH, POS, TRACK, VEL, sort_notes
 from harmonixr.tokens.prompt import (
     TRACK_CONTROL_KEYS,
     Header,
@@ -150,12 +150,11 @@ class Generator:
         surroundings match the hole's best, sampled fills making up the number), ``"best"`` (those
         copies that match well, then copies and ``n`` sampled fills by bits per note) or
         ``"sampled"`` (:mod:`~harmonixr.generation.candidates`); ``details["source"]`` says where
-        each came from. A control set by the caller means ``"piece"`` is read as ``"sampled"``: a
-        copy plays what the song played, sampled fills follow the controls."""
+        each came from. Controls set by the caller are met by copies too: a copy is offered only
+        where it already does what they ask (onsets in the asked window, pitches in the asked
+        range), with its velocities brought to the asked loudness and range as a sampled fill's are."""
         if source not in SOURCES:
             raise GenerationError(f"source {source!r}: one of {', '.join(SOURCES)}")
-        if source == "piece" and controls:
-            source = "sampled"  # the caller's controls: fills that follow them, not what the song played
         began = time.perf_counter()
         piece = piece.copy()  # empty tracks in the region get a slot in this copy only
         slots = self._slots(piece, region)
@@ -202,7 +201,9 @@ class Generator:
         if source != "sampled":
             copies = [replace(c, notes=c.notes[~np.isin(c.notes[:, TRACK], list(silent))])
                       for c in piece_candidates(piece.notes, piece.bars_meta().meter, hole, piece.bars, self.vocab)]
-            copies = [c for c in copies if len(c.notes) and len(sequence) + len(c.notes) < self.max_len]  # one that fits
+            copies = [c for c in copies if len(c.notes) and len(sequence) + len(c.notes) < self.max_len  # one that fits
+                      and set(required) <= set(c.notes[:, TRACK].tolist())
+                      and _meets(c.notes, onsets, ranges, rules, self.vocab.drum_slot)]
         wanted_draws = max(n - len(copies), 0) if source == "piece" else n  # "piece": sampled fills only make up the number
         outs = self._sample(sequence, wanted_draws, sampling, seed, limits, state, place, budget) if wanted_draws else []
         resampled = 0
@@ -230,7 +231,7 @@ class Generator:
         end_tick = piece.tick(*end) if end is not None else None
         tracks = sorted({piece.track_of(s) for s in slots}) if region.tracks else list(range(len(piece.original.tracks)))
         timeline = piece.timeline.extended(last_bar + 1)
-        loud = {s: c for s, c in asked.items() if c.loudness is not None}
+        loud = {s: c for s, c in asked.items() if c.loudness is not None or c.vel_low is not None or c.vel_high is not None}
         fills = [replace(f, notes=_meet_loudness(f.notes, loud)) for f in fills] if loud else fills
         results = []
         for fill in fills:
@@ -534,13 +535,40 @@ class Generator:
 
 def _meet_loudness(notes: np.ndarray, asked: Mapping[int, TrackControls]) -> np.ndarray:
     """A fill whose tracks were asked for a mean velocity, scaled to it (the model's dynamics kept),
-    then kept inside the track's asked velocity range."""
+    then kept inside the track's asked velocity range (a sampled fill is there already; a copy is
+    brought there)."""
     out = notes.copy()
     for slot, c in asked.items():
         mine = out[:, TRACK] == slot
-        out[mine, VEL] = np.clip(velocities_to_mean(out[mine, VEL], float(c.loudness or 0)), c.vel_low or 1,
-                                 c.vel_high or 127)
+        velocities = out[mine, VEL] if c.loudness is None else velocities_to_mean(out[mine, VEL], float(c.loudness))
+        out[mine, VEL] = np.clip(velocities, c.vel_low or 1, c.vel_high or 127)
     return out
+
+
+def _meets(notes: np.ndarray, onsets: tuple[tuple[int, int, int], ...], ranges: tuple[tuple[int, int, int], ...],
+           rules: MusicRules, drum_slot: int) -> bool:
+    """Whether a copy does what the caller asked: of its tracks, (slot, fewest, most) onsets and
+    (slot, lowest, highest) pitches; of its melodic notes, the rules' pitch range and scale; of
+    its bars, the rules' most notes. Under a polyphony cap no copy is offered (sampled fills meet it)."""
+    if rules.max_polyphony < UNLIMITED:
+        return False
+    melodic = notes[notes[:, TRACK] != drum_slot, PITCH]
+    low, high = rules.pitch_range
+    if len(melodic) and not (low <= melodic.min() and melodic.max() <= high):
+        return False
+    if rules.scale is not None and not np.isin(melodic % 12, sorted(rules.scale)).all():
+        return False
+    if len(notes) and np.unique(notes[:, BAR], return_counts=True)[1].max() > rules.max_notes_per_bar:
+        return False
+    for slot, fewest, most in onsets:
+        mine = notes[notes[:, TRACK] == slot]
+        if not fewest <= len(np.unique(mine[:, [BAR, POS]], axis=0)) <= most:
+            return False
+    for slot, low, high in ranges:
+        pitches = notes[notes[:, TRACK] == slot, PITCH]
+        if len(pitches) and not (low <= pitches.min() and pitches.max() <= high):
+            return False
+    return True
 
 
 def onset_windows(asked: Mapping[int, TrackControls], bars: float) -> tuple[tuple[int, int, int], ...]:
