@@ -59,6 +59,30 @@ def test_cached_and_compiled_decoders_equal_the_full_forward(model, vocab: NoteV
     np.testing.assert_allclose(heads.logits(1, full[33:34], cond.numpy()), expect, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+def test_a_second_draw_on_the_same_prompt_skips_its_prefill(model, vocab: NoteVocab, monkeypatch, backend) -> None:  # noqa: ANN001
+    """The same prompt again (a fill drawn again, other seeds) reuses the last prefill and draws
+    what a fresh sampler draws; another prompt, or new weights, run it again."""
+    from harmonixr.sampling import decoder as decoders
+
+    calls = []
+    real = decoders.prefill
+    monkeypatch.setattr(decoders, "prefill", lambda *a: calls.append(1) or real(*a))
+    rules = Rules((0, 1, 16), BAR_POSITIONS, (0, 0), 3, 0, EOS, min_notes=10)
+    header, bars, prompt = _setup(vocab)
+    sampler = Sampler(model, backend)
+    draw = lambda s, seed, p=prompt: s.generate(p, 2, SamplingConfig(max_notes=30), seed, NoteGrammar(vocab, rules),  # noqa: E731
+                                                 NoteState(0, 0), Placement(0, bars, header, BODY))
+    first, again, other = draw(sampler, 1), draw(sampler, 1), draw(sampler, 2)
+    assert len(calls) == 1 and all(np.array_equal(a.notes, b.notes) for a, b in zip(first, again))
+    fresh = draw(Sampler(model, backend), 2)
+    assert all(np.array_equal(a.notes, b.notes) for a, b in zip(other, fresh)) and len(calls) == 2
+    draw(sampler, 1, prompt[:-1])  # another prompt
+    sampler.weights_changed()
+    draw(sampler, 1)
+    assert len(calls) == 4
+
+
 def _sample(model, vocab: NoteVocab, rules: Rules, n: int, seed: int, cfg: SamplingConfig = SamplingConfig(),  # noqa: ANN001
             backend: str = "torch"):  # noqa: ANN202
     header, bars, prompt = _setup(vocab)

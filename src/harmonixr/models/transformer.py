@@ -49,10 +49,14 @@ def rotary_tables(head_dim: int, max_len: int, theta: float) -> tuple[torch.Tens
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate (B, H, T, D) queries or keys by the position tables (T, D), in x's dtype."""
+    """Rotate (B, H, T, D) queries or keys by the position tables (T, D), in x's dtype: the two
+    halves (x1, x2) become (x1 cos - x2 sin, x2 cos + x1 sin), the tables' halves being equal.
+    The same numbers as ``x * cos + rotate_half(x) * sin``, without multiplying a concatenated
+    copy of x (on a transposed (B, H, T, D) view that took most of a long prompt's prefill)."""
     half = x.shape[-1] // 2
-    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
-    return x * cos.to(x.dtype) + rotated * sin.to(x.dtype)
+    c, s = cos[..., :half].to(x.dtype), sin[..., :half].to(x.dtype)
+    x1, x2 = x[..., :half], x[..., half:]
+    return torch.cat([x1 * c - x2 * s, x2 * c + x1 * s], dim=-1)
 
 
 class LayerCache:

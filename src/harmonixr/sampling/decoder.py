@@ -81,6 +81,23 @@ def prefill(model: NoteTransformer, prompt: np.ndarray, max_len: int) -> tuple[K
     return cache, _np(h)
 
 
+class LastPrompt:
+    """The prefill of the last prompt, kept: the next draw on the same prompt (a fill drawn again
+    so that every track plays, a second call with other seeds) starts from it. The decoder that
+    holds it is dropped when the weights change (:meth:`Sampler.weights_changed`), and it with it."""
+
+    def __init__(self, model: NoteTransformer) -> None:
+        self.model = model
+        self.key: tuple | None = None
+        self.value: tuple[KVCache, np.ndarray] | None = None
+
+    def __call__(self, prompt: np.ndarray, max_len: int) -> tuple[KVCache, np.ndarray]:
+        key = (prompt.shape, prompt.dtype.str, prompt.tobytes(), max_len)
+        if self.value is None or key != self.key:
+            self.key, self.value = key, prefill(self.model, prompt, max_len)
+        return self.value  # never written to: the decoders copy it into their rows
+
+
 class TorchDecoder:
     """The PyTorch model with a KV cache; works on every device."""
 
@@ -89,10 +106,11 @@ class TorchDecoder:
         self.device = next(model.parameters()).device
         self.heads = Heads(model)
         self.cache: KVCache | None = None
+        self.prefill = LastPrompt(self.model)
 
     def start(self, prompt: np.ndarray, rows: int, max_len: int) -> np.ndarray:
         """Run ``prompt`` (T, R); return the hidden state of ``rows`` copies (rows, C)."""
-        cache, h = prefill(self.model, prompt, max_len)
+        cache, h = self.prefill(prompt, max_len)
         self.cache = cache.repeat(rows)
         return h.repeat(rows, axis=0)
 
@@ -113,9 +131,10 @@ class NumbaDecoder:
         self.eps = float(model.norm.eps)
         self.k = self.v = np.empty(0, np.float32)  # the caches, sized by start()
         self.pos = 0
+        self.prefill = LastPrompt(self.model)
 
     def start(self, prompt: np.ndarray, rows: int, max_len: int) -> np.ndarray:
-        cache, h = prefill(self.model, prompt, max_len)
+        cache, h = self.prefill(prompt, max_len)
         keys = cache.k.numpy().transpose(0, 1, 2, 4, 3)  # (L, 1, H, D, max_len): the kernel's layout
         self.k = np.ascontiguousarray(keys.repeat(rows, axis=1))  # (L, rows, H, D, max_len)
         self.v = np.ascontiguousarray(cache.v.numpy().repeat(rows, axis=1))
