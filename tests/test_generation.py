@@ -322,6 +322,31 @@ def test_piece_aware_infill_copies_the_span_whose_surroundings_match(gen, music2
     assert scaled.details["source"] == "sampled"  # no span keeps to C, D and E
 
 
+def test_a_passage_the_song_repeats_a_step_up_is_copied_transposed(gen) -> None:
+    """A tune of two 4-bar phrases, then both again a whole tone up (a last chorus a step up): a
+    hole in the repeat is filled from the first phrase moved up 2, and says so; drums stay."""
+    from symusic import Note, Track
+
+    rng = np.random.default_rng(7)
+    phrases = [[(int(b * 4 + q), int(rng.integers(60, 72))) for b in range(4) for q in range(4)] for _ in range(2)]
+    score = Score(480)
+    melody, drums = Track("melody", 73), Track("drums", 0, True)
+    for copy, shift in enumerate((0, 2)):
+        for k, phrase in enumerate(phrases):
+            for beat, pitch in phrase:
+                at = (copy * 32 + k * 16 + beat) * 480
+                melody.notes.append(Note(at, 480, pitch + shift, 80))
+                drums.notes.append(Note(at, 120, 42, 70))
+    score.tracks.extend([melody, drums])
+    piece = gen.piece(score, "pop")
+    result = gen.infill(piece, Region.parse("10-11", gen.vocab.grid), 1, SAMPLING, seed=0)[0]
+    assert result.details["source"] == "from bars 2-3, up 2"
+    start, end = result.start_tick, result.end_tick
+    made = sorted((n.time, n.pitch) for t in result.score.tracks for n in t.notes if start <= n.time < end)
+    truth = sorted((n.time, n.pitch) for t in score.tracks for n in t.notes if start <= n.time < end)
+    assert made == truth  # the melody up a tone, the hi-hat (42) where it was
+
+
 def test_asked_density_and_velocity_range_are_met_in_the_fill(gen, music21_midi) -> None:
     """A density asked of a track is met within 15% of its onsets (sparser and denser than the
     chorale plays), a velocity range holds every new note and the asked loudness inside it."""
