@@ -15,8 +15,8 @@ the hole's tracks) and moves their notes into the hole. Each is scored two ways:
 ``source="piece"`` (the default) returns the copies by context match (bits break ties);
 ``"best"`` puts the copies that match well (at least :data:`GOOD_MATCH`) first and ranks the
 rest, copies and sampled fills together, by bits per note; ``"sampled"`` samples only. On 105
-held-out holes the context match chose better fills than the model's bits did (note F1 0.318
-against 0.243; docs/evaluation.md, ``benchmarks/infill_quality.py``).
+held-out holes the context match chose better fills than the model's bits did (note F1 0.320
+against 0.244; docs/evaluation.md, ``benchmarks/infill_quality.py``).
 """
 
 from __future__ import annotations
