@@ -44,7 +44,7 @@ EXAMPLES = {
     "rag": Example("joplin/maple_leaf_rag", None, "modern", "Joplin, Maple Leaf Rag (piano)"),
     "madrigal": Example("monteverdi/madrigal.3.1.mxl", None, "renaissance", "Monteverdi, madrigal 3.1 (5 voices)"),
 }
-PIANO, BASS, DRUMS, FLUTE = 0, 33, -1, 73
+PIANO, GUITAR, BASS, DRUMS, FLUTE = 0, 30, 33, -1, 73
 JIG_NOTES_PER_BAR = 6  # a jig's eighth notes
 SAMPLING = SamplingConfig(temperature=0.95, top_p=0.95)
 
@@ -103,9 +103,11 @@ def run_demo(model: str | Path, out: str | Path = "out", seed: int = 0, wav: boo
     folk = gen.piece(example_score("folk"), "folk-german")
     keep("folk-continue", "Essen folk song: its first 4 bars, continued for 8 bars",
          gen.continue_(folk, bars=8, after_bar=4, sampling=SAMPLING, seed=seed)[0], folk.original)
-    band = gen.generate([PIANO, BASS, DRUMS], style="pop", bars=16, tempo=100, sampling=SAMPLING, seed=seed)[0]
-    keep("band-generate", "pop, from nothing: 16 bars of piano, bass and drums", band, None)
-    band_piece = gen.piece(band.score, "pop")
+    # The corpus's band arrangements with drums are Freedoom's (style "game"); asked for pop piano,
+    # bass and drums, the model gave one part nearly all the notes in 4 of 5 seeds (docs/generation.md).
+    band = gen.generate([GUITAR, BASS, DRUMS], style="game", bars=16, tempo=100, sampling=SAMPLING, seed=seed)[0]
+    keep("band-generate", "game music, from nothing: 16 bars of guitar, bass and drums", band, None)
+    band_piece = gen.piece(band.score, "game")
     keep("band-infill", "that band piece: bars 5-8 rewritten, every part, piece-aware (the song's own bars "
                         "whose surroundings match)",
          gen.infill(band_piece, Region.parse("5-8", gen.vocab.grid), 1, SAMPLING, seed)[0], band.score)
