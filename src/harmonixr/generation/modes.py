@@ -439,7 +439,7 @@ class Generator:
                                min_bar=total - 1 if notes is None else 0,  # asked for bars: it reaches the last
                                required=tuple(piece.slots) if mode == "generate" and window == 0 else (),  # every part
                                required_by=1 if mode == "generate" else UNLIMITED,  # plays, entering by bar 2
-                               track_onsets=paced, count_notes=True, **_rule_fields(rules))
+                               track_onsets=paced, count_notes=bool(paced), **_rule_fields(rules))
                 place = Placement(w0, bars_meta, header, BODY)
                 outs = self._sample(sequence, len(group), sampling, seed + 7919 * window + k, limits, state, place,
                                     self.max_len - len(sequence))
@@ -553,22 +553,15 @@ def _meets(notes: np.ndarray, onsets: tuple[tuple[int, int, int], ...], ranges: 
     if rules.max_polyphony < UNLIMITED:
         return False
     melodic = notes[notes[:, TRACK] != drum_slot, PITCH]
-    low, high = rules.pitch_range
-    if len(melodic) and not (low <= melodic.min() and melodic.max() <= high):
+    inside = [(melodic, *rules.pitch_range)] + [(notes[notes[:, TRACK] == s, PITCH], lo, hi) for s, lo, hi in ranges]
+    if any(len(p) and not (lo <= p.min() and p.max() <= hi) for p, lo, hi in inside):
         return False
     if rules.scale is not None and not np.isin(melodic % 12, sorted(rules.scale)).all():
         return False
     if len(notes) and np.unique(notes[:, BAR], return_counts=True)[1].max() > rules.max_notes_per_bar:
         return False
-    for slot, fewest, most in onsets:
-        mine = notes[notes[:, TRACK] == slot]
-        if not fewest <= len(np.unique(mine[:, [BAR, POS]], axis=0)) <= most:
-            return False
-    for slot, low, high in ranges:
-        pitches = notes[notes[:, TRACK] == slot, PITCH]
-        if len(pitches) and not (low <= pitches.min() and pitches.max() <= high):
-            return False
-    return True
+    return all(fewest <= len(np.unique(notes[notes[:, TRACK] == slot][:, [BAR, POS]], axis=0)) <= most
+               for slot, fewest, most in onsets)
 
 
 def onset_windows(asked: Mapping[int, TrackControls], bars: float) -> tuple[tuple[int, int, int], ...]:
