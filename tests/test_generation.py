@@ -347,6 +347,27 @@ def test_a_passage_the_song_repeats_a_step_up_is_copied_transposed(gen) -> None:
     assert made == truth  # the melody up a tone, the hi-hat (42) where it was
 
 
+def test_a_chorus_that_comes_back_far_away_is_found(gen) -> None:
+    """A song whose 8-bar chorus comes back 40 bars later, after verses that never repeat: a hole in
+    the last chorus is filled from the first (more than 24 spans away), note for note."""
+    from symusic import Note, Track
+
+    rng = np.random.default_rng(3)
+    chorus = [(beat, int(rng.integers(60, 72))) for beat in range(32)]
+    verses = [(beat, int(rng.integers(48, 84))) for beat in range(32, 160)]  # bars 9-40: never alike
+    score = Score(480)
+    melody = Track("melody", 0)
+    for beat, pitch in [*chorus, *verses, *((beat + 160, pitch) for beat, pitch in chorus)]:
+        melody.notes.append(Note(beat * 480, 480, pitch, 80))
+    score.tracks.append(melody)
+    piece = gen.piece(score, "pop")
+    result = gen.infill(piece, Region.parse("44-45", gen.vocab.grid), 1, SAMPLING, seed=0)[0]
+    assert result.details["source"] == "from bars 4-5"
+    start, end = result.start_tick, result.end_tick
+    assert sorted((n.time, n.pitch) for n in result.score.tracks[0].notes if start <= n.time < end) == \
+        sorted((n.time, n.pitch) for n in score.tracks[0].notes if start <= n.time < end)
+
+
 def test_asked_density_and_velocity_range_are_met_in_the_fill(gen, music21_midi) -> None:
     """A density asked of a track is met within 15% of its onsets (sparser and denser than the
     chorale plays), a velocity range holds every new note and the asked loudness inside it."""

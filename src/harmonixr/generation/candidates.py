@@ -33,7 +33,10 @@ from harmonixr.tokens.prompt import Bars, Header, Hole, end_row, note_rows, time
 from harmonixr.tokens.vocab import END, FILLED, NoteVocab
 
 SOURCES = ("piece", "best", "sampled")
-MAX_CANDIDATES = 24  # copies scored per hole at most (the nearest spans first)
+# Copies kept per hole at most: every span of the piece is matched, the best-matching kept (ties:
+# the nearest). On the validation split (2-bar holes) the 24 nearest spans alone gave POP909 note
+# F1 0.343 (a chorus comes back 30 or more bars later) where the best of all gives 0.646.
+MAX_CANDIDATES = 24
 SCORE_BATCH = 8
 CONTEXT_SCALES = (1, 2, 4)  # bars on each side compared by the context match, averaged over these spans
 GOOD_MATCH = 0.5  # "best": a copy whose context matches this well goes before any sampled fill
@@ -135,8 +138,9 @@ def context_match(cells: NoteCells, start: int, length: int, d: int, shift: int 
 
 def piece_candidates(notes: np.ndarray, meters: np.ndarray, hole: Hole, bars: int, vocab: NoteVocab,
                      limit: int = MAX_CANDIDATES) -> list[Candidate]:
-    """Copies of the hole's span from ``d`` bars away (the same meters there), nearest first, on the
-    hole's tracks; a span that overlaps the hole, or holds no note, is not offered."""
+    """Copies of the hole's span from ``d`` bars away (the same meters there), on the hole's tracks:
+    every span of the piece is matched and the ``limit`` best-matching are returned, best first
+    (equal matches: the nearest first); a span that overlaps the hole, or holds no note, is not offered."""
     start, end = hole.start, hole.end if hole.end is not None else (bars, 0)
     length = end[0] - start[0] + (end[1] > 0)
     own = meters[start[0] : start[0] + length]
@@ -147,9 +151,7 @@ def piece_candidates(notes: np.ndarray, meters: np.ndarray, hole: Hole, bars: in
     cells = NoteCells(visible, bars, vocab.max_positions, vocab.drum_slot)
     out: list[Candidate] = []
     for d in sorted(range(-start[0], bars - start[0]), key=lambda d: (abs(d), d)):
-        if -length < d < length or len(out) >= limit:
-            continue
-        if not np.array_equal(meters[start[0] + d : start[0] + d + length], own):
+        if -length < d < length or not np.array_equal(meters[start[0] + d : start[0] + d + length], own):
             continue
         inside = (key >= time_key(start[0] + d, start[1], vocab)) & (key < time_key(end[0] + d, end[1], vocab))
         if not inside.any():
@@ -165,7 +167,7 @@ def piece_candidates(notes: np.ndarray, meters: np.ndarray, hole: Hole, bars: in
             moved[melodic, PITCH] = np.clip(moved[melodic, PITCH] + shift, *vocab.spec.pitch_range)
             label, match = f"{label}, {'up' if shift > 0 else 'down'} {abs(shift)}", moved_match - TRANSPOSE_MARGIN
         out.append(Candidate(sort_notes(moved), label, match=match))
-    return out
+    return sorted(out, key=lambda c: -c.match)[:limit]  # a stable sort: equal matches stay nearest first
 
 
 def best_transposition(cells: NoteCells, start: int, length: int, d: int, own: float) -> tuple[int, float]:
