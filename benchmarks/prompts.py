@@ -77,7 +77,7 @@ def main() -> None:
         key = prompt_key(parsed)
         controls = {name: value for name, value in (("density", parsed.density), ("loudness", parsed.loudness))
                     if value is not None}
-        rules = MusicRules(scale=key.pitch_classes) if key else MusicRules()
+        rules = MusicRules.in_key(key) if key else MusicRules()
         programs = parsed.instruments or list(DEFAULT_INSTRUMENTS)
         result = gen.generate(programs, parsed.style or "unknown", args.bars, parsed.tempo or DEFAULT_TEMPO,
                               controls=controls, seed=args.seed + k, rules=rules)[0]

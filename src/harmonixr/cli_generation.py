@@ -104,7 +104,8 @@ def _common(p: argparse.ArgumentParser, out_required: bool = True) -> None:
     g.add_argument("--backend", choices=["auto", "numba", "torch"], default="auto", help="decoder (auto: numba on CPU)")
     c = p.add_argument_group("constraints (enforced while sampling)")
     c.add_argument("--pitch-range", type=_span, help="LOW-HIGH MIDI pitches of new notes, e.g. 48-84")
-    c.add_argument("--key", help="keep new notes in this key's scale: 'C major', 'F# minor' or 'auto' (estimated)")
+    c.add_argument("--key", help="keep new notes in this key's scale, leaning to its tonic chord: 'C major', 'F# minor' "
+                   "or 'auto' (estimated)")
     c.add_argument("--max-polyphony", type=int, help="new notes sounding at once, at most")
     c.add_argument("--max-notes-per-bar", type=int, help="new notes per bar, at most (a density cap)")
     c.add_argument("--control", type=_control, action="append", metavar="TRACK:KEY=VALUE",
@@ -238,12 +239,13 @@ def _settings(args: argparse.Namespace, score=None):
 
             raise GenerationError("--key auto estimates the key of the input piece; name a key here, e.g. --key 'D minor'")
         key = estimate_key(score) if args.key == "auto" else Key.parse(args.key)
-        rules["scale"] = key.pitch_classes
+        rules["key"] = key
     if args.max_polyphony:
         rules["max_polyphony"] = args.max_polyphony
     if args.max_notes_per_bar:
         rules["max_notes_per_bar"] = args.max_notes_per_bar
-    return sampling, MusicRules(**rules), _post(args)
+    key = rules.pop("key", None)
+    return sampling, MusicRules.in_key(key, **rules) if key else MusicRules(**rules), _post(args)
 
 
 def _post(args: argparse.Namespace):  # noqa: ANN202 - PostProcess

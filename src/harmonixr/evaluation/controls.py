@@ -40,7 +40,7 @@ def control_trials(gen: Generator, trials: int, bars: int, sampling: SamplingCon
             style = "unknown"
         controls = {"density": density, "pitch_range": pitch_range, "loudness": loudness}
         result = gen.generate([0], style, bars, tempo, (4, 4), controls, 1, sampling, seed + k,
-                              MusicRules(scale=key.pitch_classes))[0]
+                              MusicRules.in_key(key))[0]
         f = piece_features(result.score)
         in_scale = [n.pitch % 12 in key.pitch_classes for t in result.score.tracks for n in t.notes]
         pitches = [n.pitch for t in result.score.tracks for n in t.notes]

@@ -56,6 +56,7 @@ class Candidate:
     label: str  # "sampled", or "from bars 17-18"
     bits: float = math.nan
     match: float = math.nan  # context match of a copy (0-1)
+    offset: int | None = None  # a copy: bars from the hole to the span it came from (negative: before)
 
     @property
     def match_or_0(self) -> float:
@@ -77,8 +78,8 @@ def rank(pool: list[Candidate], source: str) -> list[Candidate]:
 
 class NoteCells:
     """Notes as integer cells (bar from a window's first, position, pitch), by bar, so that the
-    multiset F1s of the context match are a few numpy calls each (a hole tries every span in 13
-    keys). Melodic pitches may be moved ``shift`` semitones; drums never."""
+    multiset F1s of the context match are a few numpy calls each, for every key at once (a hole
+    tries every span in 13 keys). Melodic pitches may be moved; drums never."""
 
     PITCHES = 512  # a cell's room for a pitch (moved as far as TRANSPOSITIONS go): never the next position's
     OFFSET = 256  # added to every pitch, so a moved one stays inside its position's room
@@ -92,36 +93,50 @@ class NoteCells:
         self.starts = np.searchsorted(self.bar, np.arange(bars + 1), side="left")
         self.bar_size = positions * self.PITCHES
         self.bars = bars
-        self._seen: dict[tuple[int, int, int | None], tuple[np.ndarray, np.ndarray]] = {}
+        self._seen: dict[tuple[int, int, tuple[int, ...] | None], tuple[np.ndarray, np.ndarray]] = {}
 
-    def window(self, first: int, count: int, shift: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
+    def window(self, first: int, count: int, shifts: tuple[int, ...] | None = (0,)) -> tuple[np.ndarray, np.ndarray]:
         """(distinct cells, how many notes each) of the notes starting in ``count`` bars from
-        ``first``; ``shift`` None: onsets only, pitch left out."""
-        key = (first, count, shift)
+        ``first``, once per shift of ``shifts`` (their melodic pitches moved that many semitones;
+        the k-th shift's cells offset by k x :meth:`size`); None: onsets only, pitch left out."""
+        key = (first, count, shifts)
         if key not in self._seen:
             lo, hi = self.starts[first], self.starts[min(first + count, self.bars)]
-            within = self.onset[lo:hi] if shift is None else self.cell[lo:hi] + shift * self.melodic[lo:hi]
-            self._seen[key] = np.unique((self.bar[lo:hi] - first) * self.bar_size + within, return_counts=True)
+            at = (self.bar[lo:hi] - first) * self.bar_size
+            if shifts is None:
+                cells = (at + self.onset[lo:hi])[None]  # (1, n)
+            else:  # (S, n)
+                cells = at + self.cell[lo:hi] + np.asarray(shifts)[:, None] * self.melodic[lo:hi]
+            cells = cells + np.arange(len(cells))[:, None] * self.size(count)
+            self._seen[key] = np.unique(cells, return_counts=True)
         return self._seen[key]
 
+    def size(self, count: int) -> int:
+        """The room of one shift's cells in a window of ``count`` bars."""
+        return count * self.bar_size
 
-def _f1(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> float | None:
-    """Note F1 of two multisets of cells ((distinct, counts) each); None when both are empty."""
-    total = int(a[1].sum() + b[1].sum())
+
+def _f1(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], shifts: int, size: int) -> np.ndarray | None:
+    """(shifts,) note F1s of two multisets of cells ((distinct, counts) each, ``shifts`` of them
+    side by side, ``size`` apart); None when both are empty."""
+    total = int(a[1].sum() + b[1].sum()) // shifts  # moving pitches changes no count
     if not total:
         return None  # nothing on either side says nothing
     _, ia, ib = np.intersect1d(a[0], b[0], assume_unique=True, return_indices=True)
-    return 2 * int(np.minimum(a[1][ia], b[1][ib]).sum()) / total
+    hits = np.bincount(a[0][ia] // size, weights=np.minimum(a[1][ia], b[1][ib]), minlength=shifts)
+    return 2 * hits / total
 
 
-def context_match(cells: NoteCells, start: int, length: int, d: int, shift: int | None = 0) -> float:
-    """How alike the bars around the hole (bars ``start`` to ``start + length``) are to those around
-    the span ``d`` bars away (its melodic pitches moved ``shift`` semitones; None: onsets alone,
-    which bounds the match in every key from above): for each of
+def context_match(cells: NoteCells, start: int, length: int, d: int,
+                  shifts: tuple[int, ...] | None = (0,)) -> np.ndarray:
+    """(shifts,) how alike the bars around the hole (bars ``start`` to ``start + length``) are to
+    those around the span ``d`` bars away, its melodic pitches moved each of ``shifts`` semitones
+    (None: onsets alone, which bounds the match in every key from above; one value): for each of
     :data:`CONTEXT_SCALES`, the mean note F1 of that many bars before and after (a side outside the
     piece left out; 0 when neither can be compared), averaged over the scales. ``cells`` holds no
     note of the hole. On the validation split (131 holes of 2 bars) the three scales together chose
     better copies than 2 bars alone: note F1 0.325 against 0.302."""
+    count = 1 if shifts is None else len(shifts)
     scores = []
     for context in CONTEXT_SCALES:
         sides = []
@@ -129,11 +144,12 @@ def context_match(cells: NoteCells, start: int, length: int, d: int, shift: int 
             a0, b0 = start + offset, start + offset + d
             if min(a0, b0) < 0 or max(a0, b0) + context > cells.bars:
                 continue
-            f1 = _f1(cells.window(a0, context, 0 if shift is not None else None), cells.window(b0, context, shift))
+            f1 = _f1(cells.window(a0, context, None if shifts is None else (0,) * count),
+                     cells.window(b0, context, shifts), count, cells.size(context))
             if f1 is not None:
                 sides.append(f1)
-        scores.append(float(np.mean(sides)) if sides else 0.0)
-    return float(np.mean(scores))
+        scores.append(np.mean(sides, axis=0) if sides else np.zeros(count))
+    return np.mean(scores, axis=0)
 
 
 def piece_candidates(notes: np.ndarray, meters: np.ndarray, hole: Hole, bars: int, vocab: NoteVocab,
@@ -149,35 +165,39 @@ def piece_candidates(notes: np.ndarray, meters: np.ndarray, hole: Hole, bars: in
     key = time_key(mine[:, BAR], mine[:, POS], vocab)
     visible = mine[~hole.in_span(mine, vocab)]  # the context match never looks inside the hole
     cells = NoteCells(visible, bars, vocab.max_positions, vocab.drum_slot)
-    out: list[Candidate] = []
+    spans = []  # (d, the notes inside the span, its match in its own key): every span of the same meters
     for d in sorted(range(-start[0], bars - start[0]), key=lambda d: (abs(d), d)):
         if -length < d < length or not np.array_equal(meters[start[0] + d : start[0] + d + length], own):
             continue
         inside = (key >= time_key(start[0] + d, start[1], vocab)) & (key < time_key(end[0] + d, end[1], vocab))
-        if not inside.any():
-            continue
+        if inside.any():
+            spans.append((d, inside, float(context_match(cells, start[0], length, d)[0])))
+    # only a span that can enter the best ``limit`` in another key is tried in the others
+    floor = sorted((m for *_, m in spans), reverse=True)[limit - 1] if len(spans) >= limit else -math.inf
+    out: list[Candidate] = []
+    for d, inside, match in spans:
         moved = mine[inside].copy()
         moved[:, BAR] -= d
         first, last = start[0] + d + 1, start[0] + d + length
         label = f"from bars {first}-{last}" if last > first else f"from bar {first}"
-        match = context_match(cells, start[0], length, d)
-        shift, moved_match = best_transposition(cells, start[0], length, d, match)
+        shift, moved_match = best_transposition(cells, start[0], length, d, max(match, floor))
         if moved_match - TRANSPOSE_MARGIN > match:  # the song repeats it in another key
             melodic = moved[:, TRACK] != vocab.drum_slot
             moved[melodic, PITCH] = np.clip(moved[melodic, PITCH] + shift, *vocab.spec.pitch_range)
             label, match = f"{label}, {'up' if shift > 0 else 'down'} {abs(shift)}", moved_match - TRANSPOSE_MARGIN
-        out.append(Candidate(sort_notes(moved), label, match=match))
+        out.append(Candidate(sort_notes(moved), label, match=match, offset=d))
     return sorted(out, key=lambda c: -c.match)[:limit]  # a stable sort: equal matches stay nearest first
 
 
-def best_transposition(cells: NoteCells, start: int, length: int, d: int, own: float) -> tuple[int, float]:
+def best_transposition(cells: NoteCells, start: int, length: int, d: int, beat: float) -> tuple[int, float]:
     """(semitones, context match) of the best of :data:`TRANSPOSITIONS` but none for the span ``d``
-    bars away, whose match in its own key is ``own``; (0, 0.0) when the onsets alone cannot match
-    better than ``own`` by :data:`TRANSPOSE_MARGIN` (no key can then)."""
-    if context_match(cells, start, length, d, None) - TRANSPOSE_MARGIN <= own:
+    bars away; (0, 0.0) when the onsets alone cannot match better than ``beat`` (its match in its
+    own key, or more) by :data:`TRANSPOSE_MARGIN` (no key can then)."""
+    if context_match(cells, start, length, d, None)[0] - TRANSPOSE_MARGIN <= beat:
         return 0, 0.0
-    return max(((k, context_match(cells, start, length, d, k)) for k in TRANSPOSITIONS if k),
-               key=lambda found: (found[1], -abs(found[0])))
+    shifts = tuple(k for k in TRANSPOSITIONS if k)
+    matches = context_match(cells, start, length, d, shifts)
+    return max(zip(shifts, matches.tolist()), key=lambda found: (found[1], -abs(found[0])))
 
 
 @torch.inference_mode()

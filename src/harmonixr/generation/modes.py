@@ -32,7 +32,7 @@ from symusic import Score
 
 from harmonixr.generation.candidates import SOURCES, Candidate, fill_bits, piece_candidates, rank
 from harmonixr.generation.piece import GenerationError, Piece, Region
-from harmonixr.generation.postprocess import score_to_mean_velocity, velocities_to_mean
+from harmonixr.generation.postprocess import Key, score_to_mean_velocity, velocities_to_mean
 from harmonixr.models.checkpoint import load_checkpoint
 from harmonixr.runtime import autocast, autocast_dtype
 from harmonixr.sampling.grammar import UNLIMITED, NoteGrammar, NoteState, Rules
@@ -72,8 +72,15 @@ class MusicRules:
 
     pitch_range: tuple[int, int] = (0, 127)
     scale: frozenset[int] | None = None  # pitch classes (see postprocess.scale_pitch_classes)
+    tonic: frozenset[int] = frozenset()  # pitch classes melodic notes lean to (a key's tonic chord)
     max_polyphony: int = UNLIMITED
     max_notes_per_bar: int = UNLIMITED
+
+    @classmethod
+    def in_key(cls, key: Key, **rest: Any) -> MusicRules:
+        """New notes in ``key``'s scale, leaning to its tonic chord (grammar.TONIC_LEAN): A minor and
+        C major share a scale, and only the lean makes the one asked for the one heard."""
+        return cls(scale=key.pitch_classes, tonic=key.tonic_chord, **rest)
 
 
 @dataclass
@@ -589,7 +596,7 @@ def _hole_length(piece: Piece, hole: Hole, last_bar: int, last_pos: int) -> floa
 
 
 def _rule_fields(rules: MusicRules) -> dict:
-    return {"pitch_range": rules.pitch_range, "scale": rules.scale, "max_polyphony": rules.max_polyphony,
+    return {"pitch_range": rules.pitch_range, "scale": rules.scale, "tonic": rules.tonic, "max_polyphony": rules.max_polyphony,
             "max_notes_per_bar": rules.max_notes_per_bar}
 
 

@@ -45,6 +45,11 @@ class Key:
     def pitch_classes(self) -> frozenset[int]:
         return frozenset((self.tonic + step) % 12 for step in SCALES[self.mode])
 
+    @property
+    def tonic_chord(self) -> frozenset[int]:
+        """The pitch classes of its tonic triad (A minor: A, C, E)."""
+        return frozenset((self.tonic + step) % 12 for step in SCALES[self.mode][::2][:3])
+
     def __str__(self) -> str:
         return f"{NOTE_NAMES[self.tonic]} {self.mode}"
 

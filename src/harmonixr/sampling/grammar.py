@@ -12,7 +12,9 @@ already chosen for this note and the row's :class:`NoteState`. Always:
 - the type is a note or the request's end (``EOS``, or ``END`` after a fill).
 
 :class:`Rules` adds what a request needs: the region's first and last position (a fill stays in its
-hole), a pitch range, a scale, a maximum polyphony, a maximum of notes per bar and in all, a
+hole), a pitch range, a scale (and a lean of :data:`TONIC_LEAN` to its tonic chord's pitches, the one
+rule that is a weight, not a mask: the scale of A minor is C major's, its tonic is what tells them
+apart), a maximum polyphony, a maximum of notes per bar and in all, a
 minimum of notes and the tracks that must play before the end may come, and per track a pitch
 range, a velocity range and a window of onsets (how an asked density is met): the most onsets it
 may start, and the fewest before the end may come, paced through the region (a track behind its
@@ -35,6 +37,7 @@ from harmonixr.tokens.vocab import END, EOS, FIELDS, NOTE, NoteVocab
 
 UNLIMITED = 1 << 30
 MAX_CHORD = 12  # notes of one track at one onset at most (ten fingers and a thumb's reach; a drum kit's limbs)
+TONIC_LEAN = 1.0  # nats added to the logits of a tonic chord's pitches (Rules.tonic): the key a listener hears
 PACE_SLACK = 1.0  # onsets a track asked for its fewest may fall behind an even pace through the region
 TYPE, DBAR, POS, TRACK, PITCH, DUR, VEL, MICRO = range(len(FIELDS))
 
@@ -51,6 +54,7 @@ class Rules:
     end_type: int = EOS  # EOS, or END after a fill
     pitch_range: tuple[int, int] = (0, 127)
     scale: frozenset[int] | None = None  # allowed pitch classes of melodic notes
+    tonic: frozenset[int] = frozenset()  # pitch classes of a key's tonic chord: melodic pitches lean to them
     drum_range: tuple[int, int] = (0, 127)
     max_polyphony: int = UNLIMITED  # sounding notes at once, all tracks
     max_notes_per_bar: int = UNLIMITED
@@ -112,6 +116,9 @@ class NoteGrammar:
                 raise HarmonixrError(f"no pitch of track slot {slot} satisfies its range and the scale")
         self.pitch_masks = {slot: self._stored(drums if slot == vocab.drum_slot else melodic & ranges.get(slot, True), PITCH)
                             for slot in rules.tracks}
+        lean = np.where(np.isin(pitches % 12, sorted(rules.tonic)), TONIC_LEAN, 0.0)
+        self.pitch_lean = {slot: self._stored(lean, PITCH) for slot in rules.tracks
+                           if slot != vocab.drum_slot} if rules.tonic else {}
         self.tracks = np.asarray(sorted(rules.tracks))
         self.types = np.zeros(sizes[TYPE], dtype=bool)
         self.types[[NOTE, rules.end_type]] = True
@@ -128,9 +135,13 @@ class NoteGrammar:
         self.region = (self._step(*rules.first), self._step(rules.last_bar, rules.last_pos) if rules.last_pos
                        else self._step(rules.last_bar + 1, 0)) if rules.last_bar < UNLIMITED else None
 
+    def lean(self, track: int) -> np.ndarray | None:
+        """(V_pitch,) nats added to the pitch logits of a note on stored ``track`` (None: nothing)."""
+        return self.pitch_lean.get(track - 1)
+
     def _stored(self, values: np.ndarray, k: int) -> np.ndarray:
         """A mask over field ``k``'s stored values from one over its 0-based values."""
-        mask = np.zeros(self.sizes[k], dtype=bool)
+        mask = np.zeros(self.sizes[k], dtype=values.dtype)
         mask[1 : 1 + len(values)] = values
         return mask
 

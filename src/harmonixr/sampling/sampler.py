@@ -26,7 +26,7 @@ import torch
 from harmonixr.errors import HarmonixrError
 from harmonixr.models.transformer import NoteTransformer
 from harmonixr.sampling.decoder import NumbaDecoder, TorchDecoder, make_decoder
-from harmonixr.sampling.grammar import DBAR, TRACK, TYPE, NoteGrammar, NoteState
+from harmonixr.sampling.grammar import DBAR, PITCH, TRACK, TYPE, NoteGrammar, NoteState
 from harmonixr.sampling.kernels import draw
 from harmonixr.tokens.notes import NOTE_WIDTH
 from harmonixr.tokens.prompt import Bars, Header, Hole, row_of_fields
@@ -204,6 +204,9 @@ class Sampler:
                         masks[row][k] = grammar.mask(k, states[row], list(values[row, :k]))
                 field_masks = np.stack([mask if writing[row] and (mask := masks[row][k]) is not None
                                         else _first_valid(logits.shape[1]) for row in range(n)])
+                if k == PITCH and grammar.pitch_lean:
+                    logits = logits + np.stack([lean if writing[row] and (lean := grammar.lean(values[row, TRACK]))
+                                                is not None else np.zeros(logits.shape[1]) for row in range(n)])
                 masked = np.where(field_masks, logits, -np.inf)
                 self._draw(masked, cfg, uniforms[step, :, k], choice)
                 values[:, k] = np.where(writing, choice, 0)

@@ -422,7 +422,7 @@ class Studio:
         rules = MusicRules()
         key = prompt_key(parsed, piece.original if piece is not None else None) if parsed is not None else None
         if key is not None:
-            rules = MusicRules(scale=key.pitch_classes)
+            rules = MusicRules.in_key(key)
         if request.op == "generate":
             return self._new_pieces(request, parsed, sampling, rules)
         if piece is None:
