@@ -119,6 +119,22 @@ def test_generate_obeys_its_constraints(gen) -> None:
         assert 40 <= len(notes) <= 56, "6 notes per bar asked of 8 bars, met within 15%"
 
 
+def test_a_key_asked_leans_to_its_tonic_chord(gen) -> None:
+    """A minor and C major share a scale; the key asked is told apart by its tonic chord, to which
+    the pitches lean: the same seeds write more A than G in A minor, more G than A in C major,
+    and both keep to the white keys."""
+    counts = {}
+    for name in ("A minor", "C major"):
+        key = Key.parse(name)
+        pitches = [n.pitch % 12 for seed in range(3) for r in gen.generate([0], "classical", bars=8, tempo=100,
+                                                                            sampling=SAMPLING, seed=seed,
+                                                                            rules=MusicRules.in_key(key))
+                   for t in r.score.tracks for n in t.notes]
+        assert pitches and set(pitches) <= key.pitch_classes
+        counts[name] = {pc: pitches.count(pc) for pc in (7, 9)}  # G, A
+    assert counts["A minor"][9] > counts["A minor"][7] and counts["C major"][7] > counts["C major"][9], counts
+
+
 def test_a_new_piece_meets_its_asked_notes_per_bar_paced_through_its_bars(gen) -> None:
     """The density of a new piece is notes per bar of all its tracks: each track gets its share
     (within 15%), and no bar is ahead of an even pace, so the notes last to the last bar."""

@@ -13,7 +13,7 @@ from harmonixr.models.checkpoint import build_model
 from harmonixr.models.config import ModelConfig
 from harmonixr.models.transformer import KVCache
 from harmonixr.sampling.decoder import NumbaDecoder, TorchDecoder
-from harmonixr.sampling.grammar import NoteGrammar, NoteState, Rules
+from harmonixr.sampling.grammar import TONIC_LEAN, NoteGrammar, NoteState, Rules
 from harmonixr.sampling.sampler import Placement, Sampler, SamplingConfig, SamplingError, filter_logits, merge_end
 from harmonixr.tokens.notes import BAR, PITCH, POS, TRACK
 from harmonixr.tokens.prompt import Bars, Header, header_rows, time_key
@@ -186,6 +186,19 @@ def test_the_last_bar_rule_moves_the_mass_past_the_region_to_the_end() -> None:
     merged = np.exp(merge_end(types, dbar, allowed, past, 5))[0]
     assert merged[3] == pytest.approx(0.9 * 0.5, rel=1e-3)
     assert merged[5] == pytest.approx(0.06 + 0.9 * 0.4999, rel=1e-3)
+
+
+def test_the_tonic_lean_weighs_melodic_pitches_only(vocab: NoteVocab) -> None:
+    """Rules.tonic adds TONIC_LEAN nats to the stored pitch values of its pitch classes on melodic
+    tracks (stored value = pitch + 1), nothing on drums, and no lean at all without a tonic."""
+    a_minor = frozenset({9, 0, 4})
+    grammar = NoteGrammar(vocab, Rules((0, vocab.drum_slot), BAR_POSITIONS, tonic=a_minor))
+    lean = grammar.lean(1)  # stored track 1 = slot 0
+    assert lean is not None and lean[0] == 0.0
+    pitches = np.arange(len(lean) - 1)
+    assert np.array_equal(lean[1:], np.where(np.isin(pitches % 12, sorted(a_minor)), TONIC_LEAN, 0.0))
+    assert grammar.lean(vocab.drum_slot + 1) is None
+    assert NoteGrammar(vocab, Rules((0,), BAR_POSITIONS)).pitch_lean == {}
 
 
 def test_filters_keep_what_they_say() -> None:

@@ -200,7 +200,8 @@ class Generator:
                            if c.vel_low is not None or c.vel_high is not None)
         onsets = onset_windows(asked, _hole_length(piece, hole, last_bar, last_pos))
         limits = Rules(playing or tuple(slots), piece.bar_positions(last_bar + 1), start, last_bar, last_pos, END,
-                       required=required, track_ranges=ranges, track_velocities=velocities, track_onsets=onsets,
+                       required=required, required_by=last_bar, track_ranges=ranges, track_velocities=velocities,
+                       track_onsets=onsets,
                        **{**_rule_fields(rules), **({} if playing else {"max_notes": 0})})
         place = Placement(bar0, piece.bars_meta(last_bar + 1), piece.header(), FILLED, hole)
         state = NoteState(start[0], start[1])

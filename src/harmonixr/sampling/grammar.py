@@ -37,7 +37,7 @@ from harmonixr.tokens.vocab import END, EOS, FIELDS, NOTE, NoteVocab
 
 UNLIMITED = 1 << 30
 MAX_CHORD = 12  # notes of one track at one onset at most (ten fingers and a thumb's reach; a drum kit's limbs)
-TONIC_LEAN = 1.0  # nats added to the logits of a tonic chord's pitches (Rules.tonic): the key a listener hears
+TONIC_LEAN = 1.0  # nats added to a tonic chord's pitch logits (Rules.tonic); chosen with benchmarks/keys.py
 PACE_SLACK = 1.0  # onsets a track asked for its fewest may fall behind an even pace through the region
 TYPE, DBAR, POS, TRACK, PITCH, DUR, VEL, MICRO = range(len(FIELDS))
 

@@ -1,0 +1,81 @@
+"""Is the key asked the key heard? New pieces asked in a key, by the strength of the tonic lean.
+
+A key's scale is a mask (no note outside it), but A minor and C major share a scale: what tells
+them apart is the tonic, so :meth:`MusicRules.in_key` also leans the pitch logits to the tonic
+chord by :data:`~harmonixr.sampling.grammar.TONIC_LEAN` nats. This benchmark writes ``--trials``
+new pieces of 8 bars (keys drawn at random, half major and half minor; styles and instruments
+varied; seeds apart from ``benchmarks/prompts.py``'s) for each lean of ``--leans`` (the module's
+constant set to each in turn) and prints how often the estimated key (duration-weighted
+Krumhansl profiles, ``postprocess.estimate_key``) is the one asked, and its mode, and the share
+of the notes on the tonic chord: against the same share in ``--trials`` held-out pieces of the
+corpus (in their estimated key), it says how far the lean bends the melody towards arpeggios.
+
+    python benchmarks/keys.py models/harmonixr-small --trials 48
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+from symusic import Score
+
+import harmonixr.sampling.grammar as grammar
+from harmonixr.data.corpus import Corpus
+from harmonixr.generation.modes import Generator, MusicRules
+from harmonixr.generation.postprocess import Key, estimate_key
+
+STYLES = ("pop", "folk", "classical", "jazz", "rock", "chorale", "game", "unknown")
+ENSEMBLES = ((0,), (0, 33), (24, 33, -1), (40, 42))  # piano; piano and bass; guitar, bass, drums; strings
+SEED = 1000  # benchmarks/prompts.py uses seeds from 0
+
+
+def tonic_share(score, key: Key) -> float:  # noqa: ANN001 - a symusic Score
+    """The share of the melodic notes whose pitch class is in ``key``'s tonic chord."""
+    pitches = [n.pitch % 12 for t in score.tracks if not t.is_drum for n in t.notes]
+    return float(np.mean([p in key.tonic_chord for p in pitches])) if pitches else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint")
+    parser.add_argument("--trials", type=int, default=48)
+    parser.add_argument("--leans", default="0,1,1.5,2,3", help="tonic leans to try, in nats")
+    parser.add_argument("--bars", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--data", default="data/corpus-all")
+    args = parser.parse_args()
+    gen = Generator(args.checkpoint)
+    rng = np.random.default_rng(args.seed)
+    styles = [s for s in STYLES if s in gen.vocab.styles] or ["unknown"]
+    trials = [(Key(int(rng.integers(12)), ("major", "minor")[k % 2]), styles[int(rng.integers(len(styles)))],
+               list(ENSEMBLES[int(rng.integers(len(ENSEMBLES)))]), SEED + k) for k in range(args.trials)]
+    table = Table(title=f"{args.trials} new pieces of {args.bars} bars asked in a key: estimated key and mode")
+    for column in ("tonic lean (nats)", "key heard as asked", "mode heard as asked", "notes on the tonic chord",
+                   "seconds"):
+        table.add_column(column, justify="right")
+    real = [Score(row["path"]) for _, row in Corpus([args.data]).rows("test")]
+    real = [real[int(k)] for k in rng.permutation(len(real))[: args.trials]]
+    share = np.nanmean([tonic_share(score, estimate_key(score)) for score in real])
+    table.add_row("held-out pieces", "", "", f"{share:.2f}", "")
+    default = grammar.TONIC_LEAN
+    for lean in (float(x) for x in args.leans.split(",")):
+        grammar.TONIC_LEAN = lean  # read when each request's grammar is made
+        began, key_ok, mode_ok, shares = time.perf_counter(), 0, 0, []
+        for key, style, programs, seed in trials:
+            score = gen.generate(programs, style, args.bars, 110.0, seed=seed, rules=MusicRules.in_key(key))[0].score
+            heard = estimate_key(score)
+            key_ok, mode_ok = key_ok + (heard == key), mode_ok + (heard.mode == key.mode)
+            shares.append(tonic_share(score, key))
+        mark = " (default)" if lean == default else ""
+        table.add_row(f"{lean:g}{mark}", f"{key_ok}/{args.trials}", f"{mode_ok}/{args.trials}",
+                      f"{np.nanmean(shares):.2f}", f"{time.perf_counter() - began:.0f}")
+    grammar.TONIC_LEAN = default
+    Console(width=120).print(table)
+
+
+if __name__ == "__main__":
+    main()
