@@ -234,6 +234,29 @@ def test_drums_keep_drumming_in_an_all_track_fill(gen) -> None:
         assert result.details["controls"][2].density == pytest.approx(8.0)  # inferred: the drums' onsets per bar
 
 
+
+def test_a_region_too_long_for_one_context_is_filled_in_halves_and_says_so(gen) -> None:
+    """Eight bars of a part in 16ths and a part in 16th-note chords (56 notes a bar) do not fit
+    one context: the region is filled in two halves, every part plays in it, the context is kept,
+    and the result says where each half came from and which tracks had to play."""
+    from symusic import Note, Track
+
+    score = Score(480)
+    lead, chords = Track("Lead", 81, False), Track("Chords", 0, False)
+    for step in range(16 * 16):  # 16 bars of 16ths
+        lead.notes.append(Note(step * 120, 110, 72 + step % 5, 90))
+        chords.notes.extend(Note(step * 120, 110, p, 60) for p in (48, 52, 55))
+    score.tracks.extend([lead, chords])
+    piece = gen.piece(score, "pop")
+    region = Region.parse("5-12", gen.vocab.grid)
+    result = gen.infill(piece, region, 1, SAMPLING, seed=0)[0]
+    assert assert_kept(score, result.score, result.start_tick, result.end_tick, {0, 1}) == result.notes > 0
+    counts = [sum(1 for n in t.notes if result.start_tick <= n.time < result.end_tick) for t in result.score.tracks]
+    assert all(counts), counts
+    halves = result.details["source"].split(", then ")  # measured: "from bars 13-16, then from bars 1-4"
+    assert len(halves) == 2 and all(half.startswith("from bars") for half in halves), halves
+    assert result.details["required_tracks"] == [0, 1] and result.details["missing_tracks"] == []
+
 @pytest.mark.slow
 def test_demo_writes_midi_png_and_wav(tmp_path) -> None:
     out = tmp_path / "out"

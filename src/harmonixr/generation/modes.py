@@ -19,6 +19,7 @@ Every mode returns :class:`Result` s whose ``score`` is the original with the re
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -372,7 +373,8 @@ class Generator:
                                  controls, source)[0]
             results.append(Result(second.score, first.start_tick, second.end_tick,
                                   tuple(sorted({*first.tracks, *second.tracks})), first.notes + second.notes,
-                                  first.positions + second.positions, first.finished and second.finished, 0.0, mode))
+                                  first.positions + second.positions, first.finished and second.finished, 0.0, mode,
+                                  _halves(first.details, second.details)))
         return results
 
     def add_track(self, piece: Piece, program: int, region: Region | None = None, name: str | None = None,
@@ -640,6 +642,17 @@ def _drop_meta_after(score: Score, tick: int) -> None:
         kept = [e for e in events if e.time <= tick]
         events.clear()
         events.extend(kept)
+
+
+def _halves(first: dict, second: dict) -> dict:
+    """The details of a fill written in two halves: both sources (``from bars 9-10, then sampled``),
+    the first half's controls, and the tracks required, drawn again for and missing in either."""
+    tracks = lambda key: sorted({*first.get(key, ()), *second.get(key, ())})  # noqa: E731
+    sources = dict.fromkeys((first.get("source", "sampled"), second.get("source", "sampled")))
+    return {"controls": first.get("controls", {}), "source": ", then ".join(sources),
+            "bits": first.get("bits", math.nan) + second.get("bits", math.nan),
+            "required_tracks": tracks("required_tracks"), "missing_tracks": tracks("missing_tracks"),
+            "resampled": first.get("resampled", 0) + second.get("resampled", 0)}
 
 
 def _timed(results: list[Result], began: float) -> list[Result]:
