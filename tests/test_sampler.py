@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from harmonixr.models.checkpoint import build_model
 from harmonixr.models.config import ModelConfig
 from harmonixr.models.transformer import KVCache
-from harmonixr.sampling.decoder import NumbaDecoder, TorchDecoder
+from harmonixr.runtime import autocast_dtype
+from harmonixr.sampling.decoder import NumbaDecoder, TorchDecoder, make_decoder
 from harmonixr.sampling.grammar import TONIC_LEAN, NoteGrammar, NoteState, Rules
 from harmonixr.sampling.sampler import Placement, Sampler, SamplingConfig, SamplingError, filter_logits, merge_end
 from harmonixr.tokens.notes import BAR, PITCH, POS, TRACK
@@ -57,6 +58,16 @@ def test_cached_and_compiled_decoders_equal_the_full_forward(model, vocab: NoteV
         cond = model.embed.lookup(0, torch.tensor([NOTE]))
         expect = model.heads.field_logits(1, torch.from_numpy(full[33:34]), cond).numpy()
     np.testing.assert_allclose(heads.logits(1, full[33:34], cond.numpy()), expect, atol=1e-4, rtol=1e-4)
+
+
+def test_the_prompt_runs_in_bf16_where_the_machine_has_it(model, vocab: NoteVocab) -> None:  # noqa: ANN001
+    """make_decoder prefills the prompt under the runtime's autocast dtype (bf16 on a CPU with it);
+    the hidden state it hands the fp32 steps stays within 5% of the fp32 prefill's."""
+    decoder = make_decoder(model)
+    assert decoder.prefill.dtype == autocast_dtype("auto", torch.device("cpu"))
+    rows = np.stack([np.random.default_rng(1).integers(0, f.size, 40) for f in vocab.columns], 1)
+    exact, fast = NumbaDecoder(model).start(rows, 1, 60), decoder.start(rows, 1, 60)
+    assert np.linalg.norm(fast - exact) / np.linalg.norm(exact) < 0.05
 
 
 @pytest.mark.parametrize("backend", ["torch", "numba"])

@@ -168,3 +168,73 @@ def draw(logits: np.ndarray, temperature: float, uniforms: np.ndarray, out: np.n
                 if running >= target:
                     break
         out[b] = choice
+
+
+@nb.njit(**_JIT)
+def filter_rows(logits: np.ndarray, temperature: float, top_k: int, top_p: float, min_p: float,
+                out: np.ndarray) -> None:  # pragma: no cover - compiled
+    """out (B, V) = logits / temperature with top-k, then top-p, then min-p applied (removed values
+    -inf): top-k keeps the values at least the k-th largest; top-p the likeliest values until the
+    mass before one reaches ``top_p`` (ties in index order); min-p drops values less likely than
+    ``min_p`` x the likeliest. One compiled pass per row, where numpy's ``argsort``, ``cumsum`` and
+    ``put_along_axis`` cost ~90 us per field at batch 1."""
+    B, V = logits.shape
+    for b in range(B):
+        row = out[b]
+        for v in range(V):
+            row[v] = logits[b, v] / temperature
+        if 0 < top_k < V:
+            kth = np.sort(row)[V - top_k]
+            for v in range(V):
+                if row[v] < kth:
+                    row[v] = -np.inf
+        if top_p < 1.0 or min_p > 0.0:
+            top = -np.inf
+            for v in range(V):
+                top = max(top, row[v])
+            if top == -np.inf:
+                continue
+            total = 0.0
+            for v in range(V):
+                total += np.exp(row[v] - top)
+            if top_p < 1.0:
+                before = 0.0
+                order = np.argsort(-row, kind="mergesort")  # likeliest first, ties in index order
+                for v in order:
+                    p = np.exp(row[v] - top) / total
+                    if before >= top_p:
+                        row[v] = -np.inf
+                    before += p
+            if min_p > 0.0:
+                top = -np.inf
+                for v in range(V):
+                    top = max(top, row[v])
+                floor = top + np.log(min_p)  # p < min_p x p_max  <=>  logit < top + log(min_p)
+                for v in range(V):
+                    if row[v] < floor:
+                        row[v] = -np.inf
+
+
+@nb.njit(**_JIT)
+def field_head(z: np.ndarray, gate_up: np.ndarray, down: np.ndarray, out_w: np.ndarray, eps: float,
+               out: np.ndarray) -> None:  # pragma: no cover - compiled
+    """One field's logits, out (B, V) from z (B, C) = hidden state + the field's query + the
+    condition (changed in place: the residual), through the heads' shared SwiGLU block:
+    RMSNorm, fused gate/up (C, 2H), SiLU, down (H, C), residual, RMSNorm, the field's output
+    matrix (C, V). The norms' weights are folded into the matrices after them."""
+    B, C = z.shape
+    H = down.shape[0]
+    a = np.empty((B, C), np.float32)
+    gu = np.empty((B, 2 * H), np.float32)
+    act = np.empty((B, H), np.float32)
+    mixed = np.empty((B, C), np.float32)
+    rms_norm(z, a, eps)
+    matmul(a, gate_up, gu)
+    for b in range(B):
+        for j in range(H):
+            gate = gu[b, j]
+            act[b, j] = gate / (1.0 + np.exp(-gate)) * gu[b, H + j]
+    matmul(act, down, mixed)
+    z += mixed
+    rms_norm(z, a, eps)
+    matmul(a, out_w, out)

@@ -27,7 +27,7 @@ from harmonixr.errors import HarmonixrError
 from harmonixr.models.transformer import NoteTransformer
 from harmonixr.sampling.decoder import NumbaDecoder, TorchDecoder, make_decoder
 from harmonixr.sampling.grammar import DBAR, PITCH, TRACK, TYPE, NoteGrammar, NoteState
-from harmonixr.sampling.kernels import draw
+from harmonixr.sampling.kernels import draw, filter_rows
 from harmonixr.tokens.notes import NOTE_WIDTH
 from harmonixr.tokens.prompt import Bars, Header, Hole, row_of_fields
 from harmonixr.tokens.vocab import COL, FIELDS, NOTE
@@ -89,28 +89,12 @@ class Sampled:
 
 
 def filter_logits(logits: np.ndarray, cfg: SamplingConfig) -> np.ndarray:
-    """Temperature, then top-k, top-p and min-p on (B, V) logits; removed entries become -inf."""
-    logits = logits / np.float32(cfg.temperature)
-    if cfg.top_k and cfg.top_k < logits.shape[-1]:
-        kth = np.partition(logits, -cfg.top_k, axis=-1)[:, -cfg.top_k, None]  # (B, 1)
-        logits = np.where(logits < kth, -np.inf, logits)
-    if cfg.top_p < 1.0:
-        order = np.argsort(-logits, axis=-1, kind="stable")
-        probs = _softmax(np.take_along_axis(logits, order, axis=-1))
-        drop_sorted = np.cumsum(probs, axis=-1) - probs >= cfg.top_p  # the mass before it is already enough
-        drop = np.zeros_like(drop_sorted)
-        np.put_along_axis(drop, order, drop_sorted, axis=-1)
-        logits = np.where(drop, -np.inf, logits)
-    if cfg.min_p > 0.0:
-        probs = _softmax(logits)
-        logits = np.where(probs < cfg.min_p * probs.max(-1, keepdims=True), -np.inf, logits)
-    return logits
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    top = logits.max(-1, keepdims=True)
-    e = np.exp(logits - np.where(np.isfinite(top), top, 0.0))
-    return e / np.maximum(e.sum(-1, keepdims=True), 1e-30)
+    """Temperature, then top-k, top-p and min-p on (B, V) logits; removed entries become -inf
+    (:func:`~harmonixr.sampling.kernels.filter_rows`)."""
+    logits = np.ascontiguousarray(logits, dtype=np.float32)
+    out = np.empty_like(logits)
+    filter_rows(logits, float(cfg.temperature), int(cfg.top_k), float(cfg.top_p), float(cfg.min_p), out)
+    return out
 
 
 def _logsumexp(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -243,7 +227,7 @@ class Sampler:
     @staticmethod
     def _draw(logits: np.ndarray, cfg: SamplingConfig, uniforms: np.ndarray, out: np.ndarray) -> None:
         if cfg.filtered:  # the filters work on tempered logits
-            draw(filter_logits(logits, cfg).astype(np.float32), 1.0, uniforms, out)
+            draw(filter_logits(logits, cfg), 1.0, uniforms, out)
         else:
             draw(logits.astype(np.float32), cfg.temperature, uniforms, out)
 
