@@ -5,7 +5,9 @@
    ``LlamaForCausalLM.generate`` on the REMI model this one replaces, exported to HF (``--hf``, made
    by ``benchmarks/v1_baseline.py``): its tokens per second over its tokens per note (measured by
    the same script on the same test pieces) are its notes per second.
-2. The numba backbone step alone at batch 1: microseconds per note at a short and a long context.
+2. The numba backbone step alone at batch 1: microseconds per note at a short and a long context;
+   and the prefill of a 900-position prompt in fp32 and in the runtime's autocast dtype (bf16 where
+   the machine has it), which ``make_decoder`` uses.
 3. Real-time factor: a 4-bar all-track infill in the middle of each of ``--pieces`` Freedoom test
    arrangements (5-14 tracks with drums), one variation per call, prompt + sampling + splicing: with
    the default piece-aware source (a copy of the song's own bars, when one matches) and sampled.
@@ -41,6 +43,9 @@ MODEL = ROOT / "models" / "harmonixr-small"
 HOLE_BARS = 4
 REFINE_SONGS = 5  # refine takes seconds a song: at most this many
 PARTS = ("free", "step", "infill", "refine")
+
+
+PREFILL_POSITIONS, PREFILL_REPEATS = 900, 3  # a long infill prompt, timed 3 times
 
 
 def best_rate(run, repeats: int) -> float:  # noqa: ANN001 - () -> items made
@@ -105,7 +110,8 @@ def speed_table(gen: Generator, notes: int, repeats: int, hf: Path | None, conso
 
 def step_table(gen: Generator, console: Console, reps: int = 300) -> dict:
     """The numba backbone step alone at batch 1: microseconds per note at a short and a long context."""
-    from harmonixr.sampling.decoder import NumbaDecoder
+    from harmonixr.runtime import autocast_dtype
+    from harmonixr.sampling.decoder import NumbaDecoder, prefill
 
     decoder = NumbaDecoder(gen.model)
     weights = sum(a.nbytes for k, a in decoder.weights.items() if k != "rotary")
@@ -125,6 +131,14 @@ def step_table(gen: Generator, console: Console, reps: int = 300) -> dict:
         out[position] = seconds
         table.add_row(str(position), f"{seconds * 1e6:.0f}", f"{weights / seconds / 1e9:.0f}")
     console.print(table)
+    cpu = torch.device("cpu")
+    for name, dtype in (("fp32", None), ("auto", autocast_dtype("auto", cpu))):
+        prefill(gen.model, rows[:PREFILL_POSITIONS], gen.max_len, dtype)  # warm
+        start = time.perf_counter()
+        for _ in range(PREFILL_REPEATS):
+            prefill(gen.model, rows[:PREFILL_POSITIONS], gen.max_len, dtype)
+        out[f"prefill_{name}"] = (time.perf_counter() - start) / PREFILL_REPEATS
+        console.print(f"prefill of {PREFILL_POSITIONS} positions, {dtype or 'fp32'}: {out[f'prefill_{name}']:.3f} s")
     return out
 
 
@@ -150,24 +164,25 @@ def infill_table(gen: Generator, data: str, pieces: int, console: Console) -> di
         result = made["sampled"]
         music = seconds_at(piece.original, result.end_tick) - seconds_at(piece.original, result.start_tick)
         results.append((Path(row["path"]).name, len(piece.slots), music, made["piece"].seconds, result.seconds,
-                        result.notes, result.finished))
+                        result.notes, result.finished, result.details.get("resampled", 0)))
     if not results:
         console.print("[yellow]no Freedoom test pieces: the infill real-time factor is skipped[/yellow]")
         return {}
     table = Table(title=f"infill of {HOLE_BARS} bars, every track, of Freedoom test arrangements (numba step, 1 variation)")
     for column in ("piece", "tracks", "music s", "piece-aware s", "factor", "sampled s", "factor", "sampled notes",
-                   "closed"):
+                   "closed", "drawn again"):
         table.add_column(column, justify="right")
-    for name, tracks, music, aware, sampled, notes, closed in results:
+    for name, tracks, music, aware, sampled, notes, closed, again in results:
         table.add_row(name, str(tracks), f"{music:.2f}", f"{aware:.3f}", f"{music / aware:.1f}x", f"{sampled:.3f}",
-                      f"{music / sampled:.1f}x", str(notes), "yes" if closed else "cut")
+                      f"{music / sampled:.1f}x", str(notes), "yes" if closed else "cut", str(again))
     aware_factors = [music / aware for _, _, music, aware, *_ in results]
     sampled_factors = [music / sampled for _, _, music, _, sampled, *_ in results]
     table.add_row("median", "", "", "", f"{statistics.median(aware_factors):.1f}x", "",
-                  f"{statistics.median(sampled_factors):.1f}x", "", "")
+                  f"{statistics.median(sampled_factors):.1f}x", "", "", "")
     console.print(table)
     return {"median_real_time_factor_piece_aware": statistics.median(aware_factors),
-            "median_real_time_factor_sampled": statistics.median(sampled_factors), "pieces": len(results)}
+            "median_real_time_factor_sampled": statistics.median(sampled_factors), "pieces": len(results),
+            "drawn_again": sum(r[-1] for r in results)}
 
 
 def refine_table(gen: Generator, data: str, pieces: int, console: Console) -> dict:

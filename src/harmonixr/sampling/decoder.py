@@ -12,8 +12,8 @@ The field heads and the input embedding of new rows run outside PyTorch for both
 numpy lookups, and the heads' block compiled, :func:`~harmonixr.sampling.kernels.field_head`):
 they are small matrices on a few rows, where per-call overhead is what counts, and the same code
 on every backend means the same logits for the same hidden state. :func:`make_decoder` is the one place
-that picks the backend, and the prompt's precision: bf16 where the machine has it (a 900-position
-prompt took 0.37 s against 1.18 s in fp32 on this 2-core machine; the steps stay fp32).
+that picks the backend, and the prompt's precision: bf16 where the machine has it, as the model
+trained (``benchmarks/sampling.py --parts step`` times both); the steps stay fp32.
 """
 
 from __future__ import annotations
