@@ -174,19 +174,23 @@ def piece_candidates(notes: np.ndarray, meters: np.ndarray, hole: Hole, bars: in
             spans.append((d, inside, float(context_match(cells, start[0], length, d)[0])))
     # only a span that can enter the best ``limit`` in another key is tried in the others
     floor = sorted((m for *_, m in spans), reverse=True)[limit - 1] if len(spans) >= limit else -math.inf
-    out: list[Candidate] = []
+    keyed = []  # (match, d, inside, semitones): each span in the key it matches best
     for d, inside, match in spans:
+        shift, moved_match = best_transposition(cells, start[0], length, d, max(match, floor))
+        moved = moved_match - TRANSPOSE_MARGIN > match  # the song repeats it in another key
+        keyed.append((moved_match - TRANSPOSE_MARGIN, d, inside, shift) if moved else (match, d, inside, 0))
+    out: list[Candidate] = []
+    for match, d, inside, shift in sorted(keyed, key=lambda k: -k[0])[:limit]:  # stable: equal matches nearest first
         moved = mine[inside].copy()
         moved[:, BAR] -= d
-        first, last = start[0] + d + 1, start[0] + d + length
-        label = f"from bars {first}-{last}" if last > first else f"from bar {first}"
-        shift, moved_match = best_transposition(cells, start[0], length, d, max(match, floor))
-        if moved_match - TRANSPOSE_MARGIN > match:  # the song repeats it in another key
+        if shift:
             melodic = moved[:, TRACK] != vocab.drum_slot
             moved[melodic, PITCH] = np.clip(moved[melodic, PITCH] + shift, *vocab.spec.pitch_range)
-            label, match = f"{label}, {'up' if shift > 0 else 'down'} {abs(shift)}", moved_match - TRANSPOSE_MARGIN
+        first, last = start[0] + d + 1, start[0] + d + length
+        label = f"from bars {first}-{last}" if last > first else f"from bar {first}"
+        label += f", {'up' if shift > 0 else 'down'} {abs(shift)}" if shift else ""
         out.append(Candidate(sort_notes(moved), label, match=match, offset=d))
-    return sorted(out, key=lambda c: -c.match)[:limit]  # a stable sort: equal matches stay nearest first
+    return out
 
 
 def best_transposition(cells: NoteCells, start: int, length: int, d: int, beat: float) -> tuple[int, float]:

@@ -647,7 +647,9 @@ def _drop_meta_after(score: Score, tick: int) -> None:
 def _halves(first: dict, second: dict) -> dict:
     """The details of a fill written in two halves: both sources (``from bars 9-10, then sampled``),
     the first half's controls, and the tracks required, drawn again for and missing in either."""
-    tracks = lambda key: sorted({*first.get(key, ()), *second.get(key, ())})  # noqa: E731
+    def tracks(key: str) -> list[int]:
+        return sorted({*first.get(key, ()), *second.get(key, ())})
+
     sources = dict.fromkeys((first.get("source", "sampled"), second.get("source", "sampled")))
     return {"controls": first.get("controls", {}), "source": ", then ".join(sources),
             "bits": first.get("bits", math.nan) + second.get("bits", math.nan),
