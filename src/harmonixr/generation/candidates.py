@@ -177,8 +177,8 @@ def piece_candidates(notes: np.ndarray, meters: np.ndarray, hole: Hole, bars: in
     keyed = []  # (match, d, inside, semitones): each span in the key it matches best
     for d, inside, match in spans:
         shift, moved_match = best_transposition(cells, start[0], length, d, max(match, floor))
-        moved = moved_match - TRANSPOSE_MARGIN > match  # the song repeats it in another key
-        keyed.append((moved_match - TRANSPOSE_MARGIN, d, inside, shift) if moved else (match, d, inside, 0))
+        elsewhere = moved_match - TRANSPOSE_MARGIN > match  # the song repeats it in another key
+        keyed.append((moved_match - TRANSPOSE_MARGIN, d, inside, shift) if elsewhere else (match, d, inside, 0))
     out: list[Candidate] = []
     for match, d, inside, shift in sorted(keyed, key=lambda k: -k[0])[:limit]:  # stable: equal matches nearest first
         moved = mine[inside].copy()
