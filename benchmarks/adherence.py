@@ -10,7 +10,9 @@ For each hole, two fills (sampled, so every note comes from the model under its 
   asked loudness). Printed: the correlation of asked and achieved density and loudness over all
   (hole, track) pairs, and the shares of notes inside the asked pitch and velocity ranges.
 - **inferred** (the default, nothing asked): drums in all-track fills of drum songs (holes whose
-  drum track plays around them), and tracks silent around the hole that stay silent.
+  drum track plays around them), tracks silent around the hole that stay silent, and tracks that
+  play on both sides of it: the correlation of the density around the hole and in the fill, and
+  the share of them inside the window a sampled fill keeps (``modes.INFERRED_TOLERANCE``).
 
     python benchmarks/adherence.py models/harmonixr-small --pieces 10 --bars 2
 """
@@ -28,7 +30,7 @@ from rich.table import Table
 
 from harmonixr.data.corpus import Corpus
 from harmonixr.evaluation.infill_quality import middle_holes
-from harmonixr.generation.modes import Generator
+from harmonixr.generation.modes import INFERRED_TOLERANCE, Generator, onset_windows
 from harmonixr.generation.piece import split_pieces
 from harmonixr.sampling.sampler import SamplingConfig
 from harmonixr.tokens.prompt import Hole, TrackControls
@@ -60,14 +62,16 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     holes = middle_holes(split_pieces(Corpus([args.data]), args.split, args.pieces, gen.vocab, rng, by="family"),
                          args.bars)
-    pairs, ranges, velocity_ranges, drums, silent = [], [], [], [], []
+    pairs, ranges, velocity_ranges, drums, silent, kept = [], [], [], [], [], []
     for index, h in enumerate(holes):
         piece = h.piece
         start, end = piece.tick(h.first_bar), piece.tick(h.first_bar + h.bars)
         hole = Hole((h.first_bar, 0), (h.first_bar + h.bars, 0))
-        inferred = {piece.track_of(s): c for s, c in gen.hole_controls(piece, hole).items()}
+        controls = gen.hole_controls(piece, hole)
+        inferred = {piece.track_of(s): c for s, c in controls.items()}
+        both = {piece.track_of(s) for s, c in controls.items() if c.density and gen.plays_on_both_sides(piece, hole, s)}
         drum_track = piece.track_of(gen.vocab.drum_slot) if gen.vocab.drum_slot in piece.slots else None
-        # inferred: drums kept, silent tracks silent
+        # inferred: drums kept, silent tracks silent, the density of tracks playing on both sides kept
         made = gen.infill(piece, h.region, 1, SAMPLING, args.seed + index, source="sampled")[0].score
         for track, c in inferred.items():
             got, _, _ = achieved(made, track, start, end, h.bars)
@@ -75,6 +79,10 @@ def main() -> None:
                 silent.append({"source": h.source, "hole": index, "track": track, "notes": got * h.bars})
             if track == drum_track and (c.density or 0) >= MIN_AROUND_DENSITY:
                 drums.append({"source": h.source, "hole": index, "onsets_per_bar": got, "around": c.density})
+            if track in both:
+                (_, fewest, most), = onset_windows({track: c}, h.bars, INFERRED_TOLERANCE)
+                kept.append({"source": h.source, "hole": index, "track": track, "around": c.density,
+                             "onsets_per_bar": got, "inside": fewest <= round(got * h.bars) <= most})
         # asked: around what each track plays
         asked: dict[int, TrackControls] = {}
         for track, c in inferred.items():
@@ -122,6 +130,7 @@ def main() -> None:
         vel_rows = [r for r in velocity_ranges if source in ("all", r["source"])]
         dr = [d for d in drums if source in ("all", d["source"])]
         sil = [s for s in silent if source in ("all", s["source"])]
+        both_rows = [k for k in kept if source in ("all", k["source"])]
         rows.append({
             "source": source, "pairs": len(mine),
             "density_r": corr([p["asked_density"] for p in mine], [p["density"] for p in mine]),
@@ -133,6 +142,9 @@ def main() -> None:
             "velocity_tracks": len(vel_rows),
             "drum_holes": len(dr), "drums_present": sum(d["onsets_per_bar"] > 0 for d in dr) / max(len(dr), 1),
             "silent_tracks": len(sil), "silent_kept": sum(s["notes"] == 0 for s in sil) / max(len(sil), 1),
+            "both_sides_tracks": len(both_rows),
+            "inferred_density_r": corr([k["around"] for k in both_rows], [k["onsets_per_bar"] for k in both_rows]),
+            "in_inferred_window": sum(k["inside"] for k in both_rows) / max(len(both_rows), 1),
         })
     table = Table(title=f"control adherence: {len(holes)} holes of {args.bars} bars, {time.perf_counter() - began:.0f} s")
     for column in rows[0]:
@@ -143,7 +155,8 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"checkpoint": args.checkpoint, "holes": len(holes), "summary": rows,
                                           "pairs": pairs, "ranges": ranges, "velocity_ranges": velocity_ranges,
-                                          "drums": drums, "silent": silent}, indent=1, default=float))
+                                          "drums": drums, "silent": silent, "kept": kept}, indent=1,
+                                         default=float))
     console.print(f"wrote {args.out}")
 
 

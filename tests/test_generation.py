@@ -12,7 +12,7 @@ from symusic import Score
 from conftest import MUSIC21_KEYS, POP909, POP909_FILES, assert_kept, notes_of
 from harmonixr.cli import main
 from harmonixr.generation.candidates import piece_candidates
-from harmonixr.generation.modes import Generator, MusicRules
+from harmonixr.generation.modes import INFERRED_TOLERANCE, Generator, MusicRules
 from harmonixr.generation.piece import GenerationError, Piece, Region
 from harmonixr.generation.postprocess import Key
 from harmonixr.sampling.sampler import SamplingConfig
@@ -228,10 +228,15 @@ def test_drums_keep_drumming_in_an_all_track_fill(gen) -> None:
         score.tracks.append(part)
     piece = gen.piece(score, "pop")
     results = gen.infill(piece, Region.parse("6-7", gen.vocab.grid), 3, SAMPLING, seed=0, source="sampled")
+    inferred = {0: 8, 1: 8, 2: 16}  # onsets in the 2 bars: the bass and piano play 4 a bar, the drums 8
     for result in results:
         counts = [sum(1 for n in t.notes if result.start_tick <= n.time < result.end_tick) for t in result.score.tracks]
         assert all(c > 0 for c in counts), f"every part plays in the fill: {counts}"
         assert result.details["controls"][2].density == pytest.approx(8.0)  # inferred: the drums' onsets per bar
+        for k, track in enumerate(result.score.tracks):  # and kept: each part about as busy as around the hole
+            onsets = len({n.time for n in track.notes if result.start_tick <= n.time < result.end_tick})
+            low, high = (f(inferred[k] * (1 + sign * INFERRED_TOLERANCE)) for f, sign in ((np.floor, -1), (np.ceil, 1)))
+            assert low <= onsets <= high, (k, onsets, inferred[k])
 
 
 

@@ -27,6 +27,7 @@ from harmonixr.rl.rewards import RewardContext, RewardWeights
 from harmonixr.rl.rollout import Prompt, collect, score_rollouts
 from harmonixr.rl.synthetic import RULES
 from harmonixr.rl.trainer import advantages
+from harmonixr.sampling.decoder import bf16_matrices
 from harmonixr.sampling.sampler import SamplingConfig
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "harmonixr-small"
@@ -41,7 +42,8 @@ def gen() -> Generator:
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
 def test_rollout_logprobs_are_those_the_sampler_drew_from(gen, music21_midi, temperature) -> None:
     """score_rollouts recomputes, from the rows alone, the log-probability the sampler gave each
-    drawn field (its masks, the last-bar merge, the temperature): the same number, field by field."""
+    drawn field (its masks, the last-bar merge, the temperature): the same number, field by field,
+    under the model the sampler ran (its matrices in bf16, ``decoder.bf16_matrices``)."""
     piece = gen.piece(music21_midi["bach/bwv66.6"], "chorale")
     prompts = [Prompt("chorale", piece=piece, region=Region.parse("3-4", gen.vocab.grid)),
                Prompt("folk-celtic", (73,), 110.0, (6, 8), 2)]
@@ -50,7 +52,8 @@ def test_rollout_logprobs_are_those_the_sampler_drew_from(gen, music21_midi, tem
         rollouts, skipped = collect(gen, [prompt], 3, sampling, 5, RewardWeights(), RewardContext())
         assert skipped == 0 and len(rollouts) == 3
         with torch.no_grad():
-            scored = score_rollouts(gen.model, gen.model, rollouts, temperature)
+            policy = bf16_matrices(gen.model)
+            scored = score_rollouts(policy, policy, rollouts, temperature)
         assert torch.allclose(scored.kl, torch.zeros_like(scored.kl), atol=1e-5)  # the policy against itself
         assert bool((scored.entropy >= 0).all())
         for row, r in enumerate(rollouts):

@@ -60,6 +60,7 @@ RESAMPLE_TRIES = 2  # a fill that leaves out a track that must play is drawn aga
 CONTEXT_BARS = 4  # bars on each side of a hole that its controls are inferred from
 MIN_ROOM = 16  # positions a continuation window must leave for new notes
 DENSITY_TOLERANCE = 0.15  # an asked density is met within this share of its onsets, either way
+INFERRED_TOLERANCE = 0.5  # a sampled fill keeps a density inferred from around the hole within this share
 RESAMPLE_SEED = 1_000_003  # a row drawn again uses seed + this x the attempt
 
 
@@ -187,7 +188,7 @@ class Generator:
                           began)
         last_bar, last_pos = (piece.bars - 1, 0) if end is None else (end[0] - (end[1] == 0), end[1])
         # nothing dropped silently: a track that plays around the hole (and is not told to be silent) plays in it
-        required = tuple(s for s, c in wanted.items() if c.density and self._plays_on_both_sides(piece, hole, s))
+        required = tuple(s for s, c in wanted.items() if c.density and self.plays_on_both_sides(piece, hole, s))
         # a track told to be silent (density 0, or a track silent around the hole) gets no note: a mask, not a hope
         silent = {s for s, c in wanted.items() if c.density == 0}
         playing = tuple(s for s in slots if s not in silent)
@@ -199,10 +200,14 @@ class Generator:
                        for s, c in asked.items() if s != self.vocab.drum_slot and (c.low is not None or c.high is not None))
         velocities = tuple((s, c.vel_low or 1, c.vel_high or 127) for s, c in asked.items()
                            if c.vel_low is not None or c.vel_high is not None)
-        onsets = onset_windows(asked, _hole_length(piece, hole, last_bar, last_pos))
+        length = _hole_length(piece, hole, last_bar, last_pos)
+        onsets = onset_windows(asked, length)
+        # a track that plays around the hole keeps about the density it plays there, unless asked otherwise
+        kept = onset_windows({s: wanted[s] for s in required if s not in asked or asked[s].density is None}, length,
+                             INFERRED_TOLERANCE)
         limits = Rules(playing or tuple(slots), piece.bar_positions(last_bar + 1), start, last_bar, last_pos, END,
                        required=required, required_by=last_bar, track_ranges=ranges, track_velocities=velocities,
-                       track_onsets=onsets,
+                       track_onsets=onsets + kept,
                        **{**_rule_fields(rules), **({} if playing else {"max_notes": 0})})
         place = Placement(bar0, piece.bars_meta(last_bar + 1), piece.header(), FILLED, hole)
         state = NoteState(start[0], start[1])
@@ -280,7 +285,7 @@ class Generator:
             out[slot] = measured
         return out
 
-    def _plays_on_both_sides(self, piece: Piece, hole: Hole, slot: int) -> bool:
+    def plays_on_both_sides(self, piece: Piece, hole: Hole, slot: int) -> bool:
         """Whether ``slot`` has notes in the bars just before the hole and, unless the hole runs to
         the end, just after it."""
         notes = piece.notes[piece.notes[:, TRACK] == slot]
@@ -574,15 +579,16 @@ def _meets(notes: np.ndarray, onsets: tuple[tuple[int, int, int], ...], ranges: 
                for slot, fewest, most in onsets)
 
 
-def onset_windows(asked: Mapping[int, TrackControls], bars: float) -> tuple[tuple[int, int, int], ...]:
+def onset_windows(asked: Mapping[int, TrackControls], bars: float,
+                  tolerance: float = DENSITY_TOLERANCE) -> tuple[tuple[int, int, int], ...]:
     """(slot, fewest, most onsets) of each track asked for a density over ``bars`` bars: the asked
-    count within :data:`DENSITY_TOLERANCE` (at least one onset, a silent track having a mask of its own)."""
+    count within ``tolerance`` of it (at least one onset, a silent track having a mask of its own)."""
     out = []
     for slot, c in sorted(asked.items()):
         if c.density:
             target = c.density * bars
-            fewest = max(1, int(np.floor(target * (1 - DENSITY_TOLERANCE))))
-            out.append((slot, fewest, max(fewest, int(np.ceil(target * (1 + DENSITY_TOLERANCE))))))
+            fewest = max(1, int(np.floor(target * (1 - tolerance))))
+            out.append((slot, fewest, max(fewest, int(np.ceil(target * (1 + tolerance))))))
     return tuple(out)
 
 

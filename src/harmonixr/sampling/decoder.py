@@ -11,13 +11,18 @@ allocation per position):
 The field heads and the input embedding of new rows run outside PyTorch for both (:class:`Heads`:
 numpy lookups, and the heads' block compiled, :func:`~harmonixr.sampling.kernels.field_head`):
 they are small matrices on a few rows, where per-call overhead is what counts, and the same code
-on every backend means the same logits for the same hidden state. :func:`make_decoder` is the one place
-that picks the backend, and the prompt's precision: bf16 where the machine has it, as the model
-trained (``benchmarks/sampling.py --parts step`` times both); the steps stay fp32.
+on every backend means the same logits for the same hidden state.
+
+Both decoders run the model with its matrices rounded to bf16 (:func:`bf16_matrices`), the
+arithmetic in fp32: the model trained under bf16 autocast, so these are the weights its matmuls
+saw, and bits per note on the test pieces move by 0.0003 (``benchmarks/sampling.py --parts
+step`` reports it); the numba step reads half the bytes. :func:`make_decoder` is the one place
+that picks the backend, and the prompt's precision: bf16 where the machine has it.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import cast
 
 import numpy as np
@@ -35,8 +40,25 @@ def _np(x: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(x.detach().float().cpu().numpy())
 
 
+def bf16_bits(x: torch.Tensor) -> np.ndarray:
+    """``x`` rounded to bf16 (to nearest, ties to even), as the uint16 bit patterns the kernels read."""
+    return np.ascontiguousarray(x.detach().cpu().to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16))
+
+
+@torch.no_grad()
+def bf16_matrices(model: NoteTransformer) -> NoteTransformer:
+    """A copy of ``model`` (eval mode) whose linear layers' weights are rounded to bf16 (in fp32
+    tensors): what the decoders run; the embeddings and the norms stay fp32."""
+    out = copy.deepcopy(model).eval()
+    for module in out.modules():
+        if isinstance(module, torch.nn.Linear):
+            module.weight.copy_(module.weight.to(torch.bfloat16).float())
+    return out
+
+
 class Heads:
-    """The model's input embedding and field heads in numpy (see :class:`FieldHeads`)."""
+    """The model's input embedding and field heads in numpy (see :class:`FieldHeads`), the heads'
+    matrices as bf16 bits."""
 
     def __init__(self, model: NoteTransformer) -> None:
         heads, embed = model.heads, model.embed
@@ -44,15 +66,13 @@ class Heads:
         self.offsets = embed.offsets.cpu().numpy()
         self.used = embed.used.cpu().numpy()
         self.queries = _np(heads.queries)  # (K, C)
-        w_in, w_out = _np(heads.in_norm.weight), _np(heads.out_norm.weight)
+        self.in_norm, self.out_norm = _np(heads.in_norm.weight), _np(heads.out_norm.weight)
         self.eps = float(heads.in_norm.eps)
-        gate, up = _np(heads.mlp.gate_proj.weight.T), _np(heads.mlp.up_proj.weight.T)  # (C, hh) each
-        self.gate_up = np.ascontiguousarray(np.concatenate([gate, up], 1) * w_in[:, None])  # (C, 2hh), norm folded
-        self.down = _np(heads.mlp.down_proj.weight.T)  # (hh, C)
-        self.out = [np.ascontiguousarray(_np(cast(torch.nn.Linear, o).weight.T) * w_out[:, None])
-                    for o in heads.out]  # (C, V_k), norm folded
+        mlp = heads.mlp
+        self.gate_up = bf16_bits(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]).T)  # (C, 2hh)
+        self.down = bf16_bits(mlp.down_proj.weight.T)  # (hh, C)
+        self.out = [bf16_bits(cast(torch.nn.Linear, o).weight.T) for o in heads.out]  # (C, V_k)
         self.columns = heads.columns
-        self.final_norm = _np(model.norm.weight)
 
     def embed_rows(self, rows: np.ndarray) -> np.ndarray:
         """(n, R) rows -> (n, C) input embeddings."""
@@ -67,7 +87,7 @@ class Heads:
         """Field ``k``'s logits (n, V_k) for hidden states h (n, C) and their conditions (n, C)."""
         z = np.ascontiguousarray(h + self.queries[k] + cond, dtype=np.float32)
         out = np.empty((len(z), self.out[k].shape[1]), np.float32)
-        field_head(z, self.gate_up, self.down, self.out[k], self.eps, out)
+        field_head(z, self.in_norm, self.gate_up, self.down, self.out_norm, self.out[k], self.eps, out)
         return out
 
 
@@ -102,13 +122,13 @@ class LastPrompt:
 
 
 class TorchDecoder:
-    """The PyTorch model with a KV cache; works on every device. ``prefill_dtype``: the prompt's
-    autocast dtype (None: fp32); the steps run in fp32."""
+    """The PyTorch model (its matrices bf16, :func:`bf16_matrices`) with a KV cache; works on every
+    device. ``prefill_dtype``: the prompt's autocast dtype (None: fp32); the steps run in fp32."""
 
     def __init__(self, model: NoteTransformer, prefill_dtype: torch.dtype | None = None) -> None:
-        self.model = model.eval()
+        self.model = bf16_matrices(model)
         self.device = next(model.parameters()).device
-        self.heads = Heads(model)
+        self.heads = Heads(self.model)
         self.cache: KVCache | None = None
         self.prefill = LastPrompt(self.model, prefill_dtype)
 
@@ -129,9 +149,9 @@ class NumbaDecoder:
     """The same backbone, one compiled call per position (CPU); the prompt as in :class:`TorchDecoder`."""
 
     def __init__(self, model: NoteTransformer, prefill_dtype: torch.dtype | None = None) -> None:
-        self.model = model.eval()
-        self.heads = Heads(model)
-        self.weights = pack(model)
+        self.model = bf16_matrices(model)
+        self.heads = Heads(self.model)
+        self.weights = pack(self.model)
         self.eps = float(model.norm.eps)
         self.k = self.v = np.empty(0, np.float32)  # the caches, sized by start()
         self.pos = 0
@@ -139,10 +159,13 @@ class NumbaDecoder:
 
     def start(self, prompt: np.ndarray, rows: int, max_len: int) -> np.ndarray:
         cache, h = self.prefill(prompt, max_len)
-        keys = cache.k.numpy().transpose(0, 1, 2, 4, 3)  # (L, 1, H, D, max_len): the kernel's layout
-        self.k = np.ascontiguousarray(keys.repeat(rows, axis=1))  # (L, rows, H, D, max_len)
-        self.v = np.ascontiguousarray(cache.v.numpy().repeat(rows, axis=1))
-        self.pos = len(prompt)
+        layers, _, heads, _, dim = cache.k.shape
+        seen = len(prompt)  # only the prompt's positions are copied: a step writes its own before reading it
+        self.k = np.empty((layers, rows, heads, dim, max_len), np.float32)  # the kernel's layout: keys along time
+        self.k[..., :seen] = cache.k.numpy()[:, :, :, :seen].transpose(0, 1, 2, 4, 3)
+        self.v = np.empty((layers, rows, heads, max_len, dim), np.float32)
+        self.v[:, :, :, :seen] = cache.v.numpy()[:, :, :, :seen]
+        self.pos = seen
         self.out = np.empty((rows, h.shape[1]), np.float32)
         return h.repeat(rows, axis=0)
 
@@ -150,13 +173,15 @@ class NumbaDecoder:
         w = self.weights
         x = self.heads.embed_rows(rows).astype(np.float32)
         out = self.out[: len(rows)]
-        decode_step(x, self.pos, w["rotary"], w["qkv"], w["o"], w["gu"], w["down"], self.k, self.v, out, self.eps)
+        decode_step(x, self.pos, w["rotary"], w["attn_norm"], w["qkv"], w["o"], w["mlp_norm"], w["gu"], w["down"],
+                    w["final_norm"], self.k, self.v, out, self.eps)
         self.pos += 1
-        return out * self.heads.final_norm
+        return out.copy()
 
 
 def pack(model: NoteTransformer) -> dict[str, np.ndarray]:
-    """The backbone's weights as the kernel wants them: fused, transposed, norm weights folded in."""
+    """The backbone's weights as the kernel wants them: the matrices fused, transposed and in bf16
+    bits, the norms' weights apart (fp32)."""
     head_dim = model.cfg.d_model // model.cfg.n_heads
     half = head_dim // 2
     swap = torch.zeros(head_dim, head_dim)  # x @ swap = cat(-x[half:], x[:half])
@@ -164,14 +189,16 @@ def pack(model: NoteTransformer) -> dict[str, np.ndarray]:
     swap[torch.arange(half), torch.arange(half) + half] = 1.0
     rotary = torch.diag_embed(model.cos) + swap[None] * model.sin[:, None, :]  # (max_len, D, D)
     layers = cast("list[Block]", list(model.layers))
+    attn, mlp = [b.self_attn for b in layers], [b.mlp for b in layers]
     return {
         "rotary": _np(rotary),
-        "qkv": np.stack([_np(b.input_layernorm.weight[:, None] * torch.cat(
-            [b.self_attn.q_proj.weight, b.self_attn.k_proj.weight, b.self_attn.v_proj.weight]).T) for b in layers]),
-        "o": np.stack([_np(b.self_attn.o_proj.weight.T) for b in layers]),
-        "gu": np.stack([_np(b.post_attention_layernorm.weight[:, None] * torch.cat(
-            [b.mlp.gate_proj.weight, b.mlp.up_proj.weight]).T) for b in layers]),
-        "down": np.stack([_np(b.mlp.down_proj.weight.T) for b in layers]),
+        "attn_norm": np.stack([_np(b.input_layernorm.weight) for b in layers]),
+        "qkv": np.stack([bf16_bits(torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]).T) for a in attn]),
+        "o": np.stack([bf16_bits(a.o_proj.weight.T) for a in attn]),
+        "mlp_norm": np.stack([_np(b.post_attention_layernorm.weight) for b in layers]),
+        "gu": np.stack([bf16_bits(torch.cat([m.gate_proj.weight, m.up_proj.weight]).T) for m in mlp]),
+        "down": np.stack([bf16_bits(m.down_proj.weight.T) for m in mlp]),
+        "final_norm": _np(model.norm.weight),
     }
 
 

@@ -308,13 +308,7 @@ class NoteGrammar:
         """(V_k,) bool: the stored values field ``k`` may take after ``chosen`` (stored values of
         fields 0..k-1 of this note)."""
         if k == TYPE:
-            types = self.types.copy()
-            types[NOTE] = bool(self.open_bars(state).any())
-            done = (state.notes >= self.rules.min_notes and set(self.rules.required) <= state.written
-                    and (state.bar >= self.rules.min_bar and state.track >= 0 or self.rules.min_bar == 0)
-                    and all(state.onsets.get(s, 0) >= low for s, low in self.fewest.items()))
-            types[self.rules.end_type] = done or not types[NOTE]
-            return types
+            return self._types(state, self.open_bars(state))
         if k == DBAR:
             return self.open_bars(state)
         bar = state.bar + chosen[DBAR] - 1
@@ -341,6 +335,22 @@ class NoteGrammar:
         if k == DUR:
             return self._durations(state, bar, chosen[POS] - 1, chosen[TRACK] - 1)
         return self.all[k]
+
+    def opening(self, state: NoteState) -> tuple[np.ndarray, np.ndarray]:
+        """The masks a step starts from: the type's and the open bars' (what :meth:`mask` gives for
+        ``TYPE`` and ``DBAR``), the bars worked out once."""
+        bars = self.open_bars(state)
+        return self._types(state, bars), bars
+
+    def _types(self, state: NoteState, bars: np.ndarray) -> np.ndarray:
+        """(type values,) bool: a note while a bar is open (``bars``), the end once the rules allow it."""
+        types = self.types.copy()
+        types[NOTE] = bool(bars.any())
+        done = (state.notes >= self.rules.min_notes and set(self.rules.required) <= state.written
+                and (state.bar >= self.rules.min_bar and state.track >= 0 or self.rules.min_bar == 0)
+                and all(state.onsets.get(s, 0) >= low for s, low in self.fewest.items()))
+        types[self.rules.end_type] = done or not types[NOTE]
+        return types
 
     def _durations(self, state: NoteState, bar: int, pos: int, track: int) -> np.ndarray:
         """(dur values,) bool: under a polyphony cap with onsets still owed, durations short enough

@@ -27,7 +27,7 @@ from harmonixr.errors import HarmonixrError
 from harmonixr.models.transformer import NoteTransformer
 from harmonixr.sampling.decoder import NumbaDecoder, TorchDecoder, make_decoder
 from harmonixr.sampling.grammar import DBAR, PITCH, TRACK, TYPE, NoteGrammar, NoteState
-from harmonixr.sampling.kernels import draw, filter_rows
+from harmonixr.sampling.kernels import draw, filter_rows, merge_end_rows
 from harmonixr.tokens.notes import NOTE_WIDTH
 from harmonixr.tokens.prompt import Bars, Header, Hole, row_of_fields
 from harmonixr.tokens.vocab import COL, FIELDS, NOTE
@@ -97,24 +97,14 @@ def filter_logits(logits: np.ndarray, cfg: SamplingConfig) -> np.ndarray:
     return out
 
 
-def _logsumexp(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """log sum exp of x over the masked entries, per row (-inf where none)."""
-    masked = np.where(mask, x, -np.inf)
-    top = masked.max(-1)
-    safe = np.where(np.isfinite(top), top, 0.0)
-    with np.errstate(divide="ignore"):
-        return np.log(np.exp(masked - safe[:, None]).sum(-1)) + safe
-
-
 def merge_end(type_logits: np.ndarray, dbar_logits: np.ndarray, allowed: np.ndarray, past: np.ndarray,
               end_type: int) -> np.ndarray:
     """The type logits with the last-bar rule applied (rows, types): a note's probability keeps the
-    share of its bars that are allowed, and the share past the request's last bar goes to the end."""
-    lt = type_logits - _logsumexp(type_logits, np.ones_like(type_logits, dtype=bool))[:, None]
-    ld = dbar_logits - _logsumexp(dbar_logits, np.ones_like(dbar_logits, dtype=bool))[:, None]
-    out = lt.copy()
-    out[:, NOTE] = lt[:, NOTE] + _logsumexp(ld, allowed)
-    out[:, end_type] = np.logaddexp(lt[:, end_type], lt[:, NOTE] + _logsumexp(ld, past))
+    share of its bars that are allowed, and the share past the request's last bar goes to the end
+    (:func:`~harmonixr.sampling.kernels.merge_end_rows`)."""
+    out = np.empty(type_logits.shape, dtype=np.float64)
+    merge_end_rows(np.ascontiguousarray(type_logits, dtype=np.float64), np.ascontiguousarray(dbar_logits, dtype=np.float64),
+                   np.ascontiguousarray(allowed, dtype=bool), np.ascontiguousarray(past, dtype=bool), NOTE, end_type, out)
     return out
 
 
@@ -163,8 +153,8 @@ class Sampler:
             cond = np.zeros_like(h)
             masks: list[list[np.ndarray | None]] = [[None] * K for _ in range(n)]
             # type, with the last-bar rule folded in from the bars the note could go to
-            type_masks = np.stack([grammar.mask(TYPE, s, []) for s in states])
-            dbar_masks = np.stack([grammar.open_bars(s) for s in states])
+            opened = [grammar.opening(s) for s in states]
+            type_masks, dbar_masks = np.stack([t for t, _ in opened]), np.stack([b for _, b in opened])
             past = np.stack([grammar.end_mass(s) for s in states])
             type_logits = heads.logits(TYPE, h, cond)
             dbar_logits = heads.logits(DBAR, h, note_embedding)
