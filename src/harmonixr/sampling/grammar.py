@@ -28,6 +28,8 @@ goes on, for the request it is where it ends.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -132,6 +134,7 @@ class NoteGrammar:
         self.fewest = {slot: low for slot, low, _ in rules.track_onsets if low > 0}
         self.most = {slot: high for slot, _, high in rules.track_onsets}
         self.pace_step = max(vocab.grid // 2, 1)  # a track behind its pace plays by the next eighth note
+        self.bar_starts = [0, *itertools.accumulate(rules.bar_positions)]  # grid steps to each known bar's start
         self.region = (self._step(*rules.first), self._step(rules.last_bar, rules.last_pos) if rules.last_pos
                        else self._step(rules.last_bar + 1, 0)) if rules.last_bar < UNLIMITED else None
 
@@ -290,19 +293,18 @@ class NoteGrammar:
         return step
 
     def _bar_of(self, step: int) -> int:
-        """The bar grid step ``step`` lies in."""
-        bar = 0
-        while step >= self.rules.positions(bar):
-            step -= self.rules.positions(bar)
-            bar += 1
-        return bar
+        """The bar grid step ``step`` lies in (bars after the known ones as long as the last)."""
+        known, end = len(self.rules.bar_positions), self.bar_starts[-1]
+        if step < end:
+            return bisect.bisect_right(self.bar_starts, step) - 1
+        return known + (step - end) // self.rules.bar_positions[-1]
 
     def _step(self, bar: int, pos: int) -> int:
         """Grid steps from the start of bar 0 to (bar, pos): integers, so ends and onsets compare exactly."""
-        r = self.rules
-        known = len(r.bar_positions)
-        before = sum(r.bar_positions[: min(bar, known)]) + max(bar - known, 0) * r.bar_positions[-1]
-        return int(before + pos)
+        known = len(self.rules.bar_positions)
+        if bar <= known:
+            return int(self.bar_starts[bar] + pos)
+        return int(self.bar_starts[-1] + (bar - known) * self.rules.bar_positions[-1] + pos)
 
     def mask(self, k: int, state: NoteState, chosen: list[int]) -> np.ndarray:
         """(V_k,) bool: the stored values field ``k`` may take after ``chosen`` (stored values of
