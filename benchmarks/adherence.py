@@ -33,17 +33,25 @@ from harmonixr.evaluation.infill_quality import middle_holes
 from harmonixr.generation.modes import INFERRED_TOLERANCE, Generator, onset_windows
 from harmonixr.generation.piece import split_pieces
 from harmonixr.sampling.sampler import SamplingConfig
+from harmonixr.tokens.notes import BAR, POS, TRACK
 from harmonixr.tokens.prompt import Hole, TrackControls
 
 SAMPLING = SamplingConfig(top_p=0.95)
 MIN_AROUND_DENSITY = 0.5  # onsets per bar around the hole for a track to count as playing there
 
 
-def achieved(score, track: int, start: int, end: int, bars: int) -> tuple[float, float | None, list]:  # noqa: ANN001
-    """(onsets per bar, mean velocity or None, notes) of ``track`` of ``score`` in [start, end)."""
+def achieved(gen: Generator, score, track: int, hole: Hole, bars: int) -> tuple[float, float | None, list]:  # noqa: ANN001
+    """(onsets per bar, mean velocity or None, notes) of ``track`` of ``score`` in ``hole``; onsets
+    on the grid, as a density control counts them (a performed chord is one onset)."""
+    piece = gen.piece(score)
+    slot = piece.slot_of(track)
+    if slot is None:
+        return 0.0, None, []
+    inside = piece.notes[hole.contains(piece.notes, gen.vocab) & (piece.notes[:, TRACK] == slot)]
+    start, end = piece.tick(*hole.start), piece.tick(*hole.end)
     notes = [n for n in score.tracks[track].notes if start <= n.time < end]
-    onsets = {n.time for n in notes}
-    return len(onsets) / bars, (float(np.mean([n.velocity for n in notes])) if notes else None), notes
+    onsets = len(np.unique(inside[:, [BAR, POS]], axis=0))
+    return onsets / bars, (float(np.mean([n.velocity for n in notes])) if notes else None), notes
 
 
 def main() -> None:
@@ -65,7 +73,6 @@ def main() -> None:
     pairs, ranges, velocity_ranges, drums, silent, kept = [], [], [], [], [], []
     for index, h in enumerate(holes):
         piece = h.piece
-        start, end = piece.tick(h.first_bar), piece.tick(h.first_bar + h.bars)
         hole = Hole((h.first_bar, 0), (h.first_bar + h.bars, 0))
         controls = gen.hole_controls(piece, hole)
         inferred = {piece.track_of(s): c for s, c in controls.items()}
@@ -74,7 +81,7 @@ def main() -> None:
         # inferred: drums kept, silent tracks silent, the density of tracks playing on both sides kept
         made = gen.infill(piece, h.region, 1, SAMPLING, args.seed + index, source="sampled")[0].score
         for track, c in inferred.items():
-            got, _, _ = achieved(made, track, start, end, h.bars)
+            got, _, _ = achieved(gen, made, track, hole, h.bars)
             if c.density == 0:
                 silent.append({"source": h.source, "hole": index, "track": track, "notes": got * h.bars})
             if track == drum_track and (c.density or 0) >= MIN_AROUND_DENSITY:
@@ -107,7 +114,7 @@ def main() -> None:
             continue
         made = gen.infill(piece, h.region, 1, SAMPLING, args.seed + 7919 + index, controls=asked, source="sampled")[0].score
         for track, c in asked.items():
-            got, loud, notes = achieved(made, track, start, end, h.bars)
+            got, loud, notes = achieved(gen, made, track, hole, h.bars)
             pairs.append({"source": h.source, "hole": index, "track": track, "asked_density": c.density,
                           "density": got, "asked_loudness": c.loudness, "loudness": loud})
             if c.low is not None:

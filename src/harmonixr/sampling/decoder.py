@@ -15,8 +15,8 @@ on every backend means the same logits for the same hidden state.
 
 Both decoders run the model with its matrices rounded to bf16 (:func:`bf16_matrices`), the
 arithmetic in fp32: the model trained under bf16 autocast, so these are the weights its matmuls
-saw, and bits per note on the test pieces move by 0.0003 (``benchmarks/sampling.py --parts
-step`` reports it); the numba step reads half the bytes. :func:`make_decoder` is the one place
+saw, and bits per note on the test pieces move by less than 0.001 (``benchmarks/sampling.py
+--parts bf16`` measures it); the numba step reads half the bytes. :func:`make_decoder` is the one place
 that picks the backend, and the prompt's precision: bf16 where the machine has it.
 """
 
