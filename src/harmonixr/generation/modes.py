@@ -155,6 +155,8 @@ class Generator:
 
         ``controls``: per original track index, what the fill should be like on that track (a
         control left None is inferred from the bars around the hole; see :meth:`hole_controls`).
+        A sampled fill keeps the inferred density of each track that plays on both sides of the
+        hole within :data:`INFERRED_TOLERANCE` (an asked one within :data:`DENSITY_TOLERANCE`).
         ``source``: ``"piece"`` (piece-aware: the song's own spans of the hole's length whose
         surroundings match the hole's best, sampled fills making up the number), ``"best"`` (those
         copies that match well, then copies and ``n`` sampled fills by bits per note) or
