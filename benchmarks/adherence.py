@@ -73,7 +73,7 @@ def main() -> None:
     pairs, ranges, velocity_ranges, drums, silent, kept = [], [], [], [], [], []
     for index, h in enumerate(holes):
         piece = h.piece
-        hole = Hole((h.first_bar, 0), (h.first_bar + h.bars, 0))
+        hole = h.span
         controls = gen.hole_controls(piece, hole)
         inferred = {piece.track_of(s): c for s, c in controls.items()}
         both = {piece.track_of(s) for s, c in controls.items() if c.density and gen.plays_on_both_sides(piece, hole, s)}

@@ -25,10 +25,10 @@ from rich.console import Console
 from rich.table import Table
 
 from harmonixr.data.corpus import Corpus
+from harmonixr.evaluation.infill_quality import middle_holes
 from harmonixr.generation.candidates import piece_candidates
 from harmonixr.generation.piece import split_pieces
 from harmonixr.tokens.notes import BAR, PITCH, POS
-from harmonixr.tokens.prompt import Hole
 from harmonixr.tokens.vocab import NoteVocab
 
 EVERY_SPAN = 1_000_000  # no limit on the spans kept
@@ -53,14 +53,11 @@ def main() -> None:
     args = parser.parse_args()
     near = [float(x) for x in args.near.split(",")]
     vocab = NoteVocab.from_file(args.checkpoint)
-    pieces = split_pieces(Corpus([args.data]), args.split, args.pieces, vocab, np.random.default_rng(args.seed),
-                          by="family")
+    holes = middle_holes(split_pieces(Corpus([args.data]), args.split, args.pieces, vocab,
+                                      np.random.default_rng(args.seed), by="family"), args.bars)
     found: dict[str, list[list[float]]] = {}
-    for piece, _, family in pieces:
-        if piece.bars < args.bars + 4:
-            continue
-        first = piece.bars // 2 - args.bars // 2
-        hole = Hole((first, 0), (first + args.bars, 0))
+    for h in holes:
+        piece, family, hole = h.piece, h.source, h.span
         truth = piece.notes[hole.contains(piece.notes, vocab)]
         spans = piece_candidates(piece.notes, piece.bars_meta().meter, hole, piece.bars, vocab, limit=EVERY_SPAN)
         if not spans:

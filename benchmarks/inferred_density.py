@@ -22,10 +22,10 @@ from rich.console import Console
 from rich.table import Table
 
 from harmonixr.data.corpus import Corpus
+from harmonixr.evaluation.infill_quality import middle_holes
 from harmonixr.generation.modes import Generator, onset_windows
 from harmonixr.generation.piece import split_pieces
 from harmonixr.tokens.notes import BAR, POS, TRACK
-from harmonixr.tokens.prompt import Hole
 
 
 def main() -> None:
@@ -41,14 +41,11 @@ def main() -> None:
     tolerances = [float(x) for x in args.tolerances.split(",")]
     generator = Generator(args.checkpoint)
     vocab = generator.vocab
-    pieces = split_pieces(Corpus([args.data]), args.split, args.pieces, vocab, np.random.default_rng(args.seed),
-                          by="family")
+    holes = middle_holes(split_pieces(Corpus([args.data]), args.split, args.pieces, vocab,
+                                      np.random.default_rng(args.seed), by="family"), args.bars)
     found: dict[str, list[list[float]]] = {}
-    for piece, _, family in pieces:
-        if piece.bars < args.bars + 4:
-            continue
-        first = piece.bars // 2 - args.bars // 2
-        hole = Hole((first, 0), (first + args.bars, 0))
+    for h in holes:
+        piece, family, hole = h.piece, h.source, h.span
         inside = piece.notes[hole.contains(piece.notes, vocab)]
         for slot, controls in generator.hole_controls(piece, hole).items():
             if not controls.density or not generator.plays_on_both_sides(piece, hole, slot):

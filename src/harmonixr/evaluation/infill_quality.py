@@ -30,6 +30,7 @@ from symusic import Score
 from harmonixr.generation.modes import Generator
 from harmonixr.generation.piece import Piece, Region
 from harmonixr.sampling.sampler import SamplingConfig
+from harmonixr.tokens.prompt import Hole as Span
 
 METRICS = ("precision", "recall", "f1", "pitch_class_overlap", "rhythm_overlap", "velocity_distance")
 
@@ -45,6 +46,11 @@ class Hole:
     @property
     def region(self) -> Region:
         return Region((self.first_bar, 0), (self.first_bar + self.bars, 0))
+
+    @property
+    def span(self) -> Span:
+        """The same bars as the prompt format's hole, every track."""
+        return Span((self.first_bar, 0), (self.first_bar + self.bars, 0))
 
 
 def region_notes(score: Score, start: int, end: int) -> list[tuple[int, int, int]]:
