@@ -91,8 +91,8 @@ def mix(weights: np.ndarray, values: np.ndarray, seen: int, out: np.ndarray) -> 
 @nb.njit(**_JIT)
 def softmax(scores: np.ndarray, scale: float, wide: np.ndarray) -> None:  # pragma: no cover - compiled
     """scores = softmax(scores x scale) in place, exp as 2^n x a polynomial in f = the rest (|f| <=
-    1/2, relative error ~2e-7), so that the loops vectorize: numba's exp is a scalar call (~16 ns,
-    0.4 ms a step at a context of 1,000, 24 heads). ``wide`` (>= len(scores),) uint32 holds 2^n's bits."""
+    1/2, relative error ~2e-7), so that the loops vectorize: numba's exp is a scalar call, made
+    per cached position and head. ``wide`` (>= len(scores),) uint32 holds 2^n's bits."""
     top = -np.inf
     for t in range(len(scores)):
         top = max(top, scores[t])
@@ -222,7 +222,7 @@ def merge_end_rows(type_logits: np.ndarray, dbar_logits: np.ndarray, allowed: np
                    note: int, end_type: int, out: np.ndarray) -> None:  # pragma: no cover - compiled
     """out (B, T) = the log-softmaxed type logits with the last-bar rule: the note type keeps the
     log-share of the ``allowed`` bars of its dbar distribution, the end type gains the ``past`` share.
-    One compiled pass per row (at batch 1 numpy's dozen small calls cost ~80 us a step)."""
+    One compiled pass per row (at batch 1 numpy's dozen small calls cost more than the arithmetic)."""
     B, T = type_logits.shape
     every_type = np.ones(T, dtype=np.bool_)
     every_bar = np.ones(dbar_logits.shape[1], dtype=np.bool_)
