@@ -11,8 +11,10 @@ For each hole, two fills (sampled, so every note comes from the model under its 
   (hole, track) pairs, and the shares of notes inside the asked pitch and velocity ranges.
 - **inferred** (the default, nothing asked): drums in all-track fills of drum songs (holes whose
   drum track plays around them), tracks silent around the hole that stay silent, and tracks that
-  play on both sides of it: the correlation of the density around the hole and in the fill, and
-  the share of them inside the window a sampled fill keeps (``modes.INFERRED_TOLERANCE``).
+  play on both sides of it: the correlation of the density around the hole and in the fill, the
+  share of them inside the window a sampled fill keeps (``modes.INFERRED_TOLERANCE``), and the
+  share of their melodic notes within ``modes.INFERRED_MARGIN`` semitones of the pitches played
+  around the hole.
 
     python benchmarks/adherence.py models/harmonixr-small --pieces 10 --bars 2
 """
@@ -30,7 +32,7 @@ from rich.table import Table
 
 from harmonixr.data.corpus import Corpus
 from harmonixr.evaluation.infill_quality import middle_holes
-from harmonixr.generation.modes import INFERRED_TOLERANCE, Generator, onset_windows
+from harmonixr.generation.modes import INFERRED_MARGIN, INFERRED_TOLERANCE, Generator, onset_windows
 from harmonixr.generation.piece import split_pieces
 from harmonixr.sampling.sampler import SamplingConfig
 from harmonixr.tokens.notes import BAR, POS, TRACK
@@ -81,15 +83,19 @@ def main() -> None:
         # inferred: drums kept, silent tracks silent, the density of tracks playing on both sides kept
         made = gen.infill(piece, h.region, 1, SAMPLING, args.seed + index, source="sampled")[0].score
         for track, c in inferred.items():
-            got, _, _ = achieved(gen, made, track, hole, h.bars)
+            got, _, notes = achieved(gen, made, track, hole, h.bars)
             if c.density == 0:
                 silent.append({"source": h.source, "hole": index, "track": track, "notes": got * h.bars})
             if track == drum_track and (c.density or 0) >= MIN_AROUND_DENSITY:
                 drums.append({"source": h.source, "hole": index, "onsets_per_bar": got, "around": c.density})
             if track in both:
                 (_, fewest, most), = onset_windows({track: c}, h.bars, INFERRED_TOLERANCE)
+                melodic = track != drum_track and c.low is not None and c.high is not None
                 kept.append({"source": h.source, "hole": index, "track": track, "around": c.density,
-                             "onsets_per_bar": got, "inside": fewest <= round(got * h.bars) <= most})
+                             "onsets_per_bar": got, "inside": fewest <= round(got * h.bars) <= most,
+                             "notes": len(notes) if melodic else 0,
+                             "in_pitches": sum(c.low - INFERRED_MARGIN <= n.pitch <= c.high + INFERRED_MARGIN
+                                               for n in notes) if melodic else 0})
         # asked: around what each track plays
         asked: dict[int, TrackControls] = {}
         for track, c in inferred.items():
@@ -152,6 +158,7 @@ def main() -> None:
             "both_sides_tracks": len(both_rows),
             "inferred_density_r": corr([k["around"] for k in both_rows], [k["onsets_per_bar"] for k in both_rows]),
             "in_inferred_window": sum(k["inside"] for k in both_rows) / max(len(both_rows), 1),
+            "in_inferred_pitches": sum(k["in_pitches"] for k in both_rows) / max(sum(k["notes"] for k in both_rows), 1),
         })
     table = Table(title=f"control adherence: {len(holes)} holes of {args.bars} bars, {time.perf_counter() - began:.0f} s")
     for column in rows[0]:

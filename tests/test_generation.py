@@ -12,7 +12,7 @@ from symusic import Score
 from conftest import MUSIC21_KEYS, POP909, POP909_FILES, assert_kept, notes_of
 from harmonixr.cli import main
 from harmonixr.generation.candidates import piece_candidates
-from harmonixr.generation.modes import INFERRED_TOLERANCE, Generator, MusicRules
+from harmonixr.generation.modes import INFERRED_MARGIN, INFERRED_TOLERANCE, Generator, MusicRules
 from harmonixr.generation.piece import GenerationError, Piece, Region
 from harmonixr.generation.postprocess import Key
 from harmonixr.sampling.sampler import SamplingConfig
@@ -208,7 +208,8 @@ def test_refine_rewrites_unlikely_beats_and_keeps_the_piece(gen, music21_midi) -
 
 
 def test_drums_keep_drumming_in_an_all_track_fill(gen) -> None:
-    """A multi-track song with drums: every track that plays around the hole gets notes in it."""
+    """A multi-track song with drums: every track that plays around the hole gets notes in it, about
+    as many as it plays there, in the pitches it plays there (the drums in their kit)."""
     from symusic import Note, Tempo, TimeSignature, Track
 
     score = Score(480)
@@ -229,14 +230,20 @@ def test_drums_keep_drumming_in_an_all_track_fill(gen) -> None:
     piece = gen.piece(score, "pop")
     results = gen.infill(piece, Region.parse("6-7", gen.vocab.grid), 3, SAMPLING, seed=0, source="sampled")
     inferred = {0: 8, 1: 8, 2: 16}  # onsets in the 2 bars: the bass and piano play 4 a bar, the drums 8
+    played = {0: (36, 42), 1: (60, 67)}  # the melodic parts' pitches around the hole
     for result in results:
         counts = [sum(1 for n in t.notes if result.start_tick <= n.time < result.end_tick) for t in result.score.tracks]
         assert all(c > 0 for c in counts), f"every part plays in the fill: {counts}"
         assert result.details["controls"][2].density == pytest.approx(8.0)  # inferred: the drums' onsets per bar
+        kit = {n.pitch for n in result.score.tracks[2].notes if result.start_tick <= n.time < result.end_tick}
+        assert kit <= {36, 38, 42}, f"the drums keep the kit they play around the hole: {sorted(kit)}"
         for k, track in enumerate(result.score.tracks):  # and kept: each part about as busy as around the hole
             onsets = len({n.time for n in track.notes if result.start_tick <= n.time < result.end_tick})
             low, high = (f(inferred[k] * (1 + sign * INFERRED_TOLERANCE)) for f, sign in ((np.floor, -1), (np.ceil, 1)))
             assert low <= onsets <= high, (k, onsets, inferred[k])
+            if k in played:  # and within a few semitones of the pitches it plays there
+                pitches = [n.pitch for n in track.notes if result.start_tick <= n.time < result.end_tick]
+                assert played[k][0] - INFERRED_MARGIN <= min(pitches) and max(pitches) <= played[k][1] + INFERRED_MARGIN
 
 
 

@@ -61,6 +61,7 @@ CONTEXT_BARS = 4  # bars on each side of a hole that its controls are inferred f
 MIN_ROOM = 16  # positions a continuation window must leave for new notes
 DENSITY_TOLERANCE = 0.15  # an asked density is met within this share of its onsets, either way
 INFERRED_TOLERANCE = 0.5  # a sampled fill keeps a density inferred from around the hole within this share
+INFERRED_MARGIN = 4  # semitones past the pitches a track plays around the hole that its sampled fill may reach
 RESAMPLE_SEED = 1_000_003  # a row drawn again uses seed + this x the attempt
 
 
@@ -156,7 +157,9 @@ class Generator:
         ``controls``: per original track index, what the fill should be like on that track (a
         control left None is inferred from the bars around the hole; see :meth:`hole_controls`).
         A sampled fill keeps the inferred density of each track that plays on both sides of the
-        hole within :data:`INFERRED_TOLERANCE` (an asked one within :data:`DENSITY_TOLERANCE`).
+        hole within :data:`INFERRED_TOLERANCE` (an asked one within :data:`DENSITY_TOLERANCE`),
+        and its pitches within :data:`INFERRED_MARGIN` semitones of those it plays there (unless a
+        pitch range is asked of the track or the piece); a drum track keeps the kit it plays there.
         ``source``: ``"piece"`` (piece-aware: the song's own spans of the hole's length whose
         surroundings match the hole's best, sampled fills making up the number), ``"best"`` (those
         copies that match well, then copies and ``n`` sampled fills by bits per note) or
@@ -207,9 +210,16 @@ class Generator:
         # a track that plays around the hole keeps about the density it plays there, unless asked otherwise
         kept = onset_windows({s: wanted[s] for s in required if s not in asked or asked[s].density is None}, length,
                              INFERRED_TOLERANCE)
+        # and about the pitches it plays there, unless a pitch range was asked of it or of the piece
+        within = tuple((s, lo, hi) for s in required if s != self.vocab.drum_slot and s not in {r[0] for r in ranges}
+                       and (c := wanted[s]).low is not None and c.high is not None
+                       and _in_scale(lo := max(c.low - INFERRED_MARGIN, 0), hi := min(c.high + INFERRED_MARGIN, 127),
+                                     rules.scale)) if rules.pitch_range == MusicRules().pitch_range else ()
+        # and a drum track the kit it plays there
+        kit = self.drum_kit(piece, hole) if self.vocab.drum_slot in required else frozenset()
         limits = Rules(playing or tuple(slots), piece.bar_positions(last_bar + 1), start, last_bar, last_pos, END,
-                       required=required, required_by=last_bar, track_ranges=ranges, track_velocities=velocities,
-                       track_onsets=onsets + kept,
+                       required=required, required_by=last_bar, track_ranges=ranges + within, track_velocities=velocities,
+                       track_onsets=onsets + kept, drum_kit=kit,
                        **{**_rule_fields(rules), **({} if playing else {"max_notes": 0})})
         place = Placement(bar0, piece.bars_meta(last_bar + 1), piece.header(), FILLED, hole)
         state = NoteState(start[0], start[1])
@@ -286,6 +296,13 @@ class Generator:
                                                 if getattr(user, k) is not None})
             out[slot] = measured
         return out
+
+    def drum_kit(self, piece: Piece, hole: Hole) -> frozenset[int]:
+        """The drum pitches played in the ``CONTEXT_BARS`` bars on each side of the hole."""
+        drums = piece.notes[piece.notes[:, TRACK] == self.vocab.drum_slot]
+        bars = hole.bars(piece.bars - 1)
+        near = (drums[:, BAR] >= bars[0] - CONTEXT_BARS) & (drums[:, BAR] <= bars[-1] + CONTEXT_BARS)
+        return frozenset(drums[near & ~Hole(hole.start, hole.end).in_span(drums, self.vocab), PITCH].tolist())
 
     def plays_on_both_sides(self, piece: Piece, hole: Hole, slot: int) -> bool:
         """Whether ``slot`` has notes in the bars just before the hole and, unless the hole runs to
@@ -604,6 +621,11 @@ def _hole_length(piece: Piece, hole: Hole, last_bar: int, last_pos: int) -> floa
         stop = last_pos if bar == last_bar and last_pos else size
         length += max(stop - first, 0) / size
     return length
+
+
+def _in_scale(low: int, high: int, scale: frozenset[int] | None) -> bool:
+    """Whether some pitch from ``low`` to ``high`` is in ``scale`` (pitch classes; None: any)."""
+    return scale is None or any(p % 12 in scale for p in range(low, high + 1))
 
 
 def _rule_fields(rules: MusicRules) -> dict:

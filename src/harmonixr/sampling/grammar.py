@@ -16,7 +16,8 @@ hole), a pitch range, a scale (and a lean of :data:`TONIC_LEAN` to its tonic cho
 rule that is a weight, not a mask: the scale of A minor is C major's, its tonic is what tells them
 apart), a maximum polyphony, a maximum of notes per bar and in all, a
 minimum of notes and the tracks that must play before the end may come, and per track a pitch
-range, a velocity range and a window of onsets (how an asked density is met): the most onsets it
+range, a velocity range and a window of onsets (how an asked density is met), and the drum kit (the
+drum pitches the drum track may take, as an infill keeps the kit played around it): the most onsets it
 may start, and the fewest before the end may come, paced through the region (a track behind its
 share of them by :data:`PACE_SLACK` onsets must play at the next onset it can); for a new piece,
 whose density is notes per bar, the window counts notes instead (``count_notes``). Every mask
@@ -58,6 +59,7 @@ class Rules:
     scale: frozenset[int] | None = None  # allowed pitch classes of melodic notes
     tonic: frozenset[int] = frozenset()  # pitch classes of a key's tonic chord: melodic pitches lean to them
     drum_range: tuple[int, int] = (0, 127)
+    drum_kit: frozenset[int] = frozenset()  # the drum pitches the drum track may take (empty: any in drum_range)
     max_polyphony: int = UNLIMITED  # sounding notes at once, all tracks
     max_notes_per_bar: int = UNLIMITED
     max_notes: int = UNLIMITED
@@ -110,6 +112,8 @@ class NoteGrammar:
             melodic &= np.isin(pitches % 12, sorted(rules.scale))
         drums = (pitches >= max(rules.drum_range[0], vocab.spec.drums_pitch_range[0])) & \
                 (pitches <= min(rules.drum_range[1], vocab.spec.drums_pitch_range[1]))
+        if rules.drum_kit and (drums & np.isin(pitches, sorted(rules.drum_kit))).any():
+            drums &= np.isin(pitches, sorted(rules.drum_kit))
         if not melodic.any():
             raise HarmonixrError(f"no pitch satisfies range {rules.pitch_range} and scale {sorted(rules.scale or [])}")
         ranges = {slot: (pitches >= low) & (pitches <= high) for slot, low, high in rules.track_ranges}

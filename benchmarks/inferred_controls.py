@@ -1,0 +1,101 @@
+"""How well the bars around a hole foretell each track in it: the windows a sampled fill is held to.
+
+For a hole of ``--bars`` whole bars, every track, in the middle of up to ``--pieces`` pieces per
+family of ``--split``, each track that plays on both sides of the hole gets its controls inferred
+from the bars around it (:meth:`~harmonixr.generation.modes.Generator.hole_controls`), and what
+it really plays in the hole is set against them. Per family, two tables:
+
+- density: the median of real / inferred onsets, and the share of tracks whose real count falls
+  inside the window of each tolerance in ``--tolerances``
+  (:func:`~harmonixr.generation.modes.onset_windows`; ``modes.INFERRED_TOLERANCE`` is the one used);
+- pitch (melodic tracks): the share of the hole's notes inside the pitches played around it
+  widened by each margin of ``--margins`` semitones (``modes.INFERRED_MARGIN``), and the share
+  of tracks with every note inside; drums: the share of the hole's drum notes in the kit (the
+  drum pitches) played around it.
+
+A window that holds nearly all real holes is one a sampled fill can be held to. No model runs
+(the checkpoint gives the vocabulary), so it takes seconds:
+
+    python benchmarks/inferred_controls.py --split val --pieces 30
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from harmonixr.data.corpus import Corpus
+from harmonixr.evaluation.infill_quality import middle_holes
+from harmonixr.generation.modes import Generator, onset_windows
+from harmonixr.generation.piece import split_pieces
+from harmonixr.tokens.notes import BAR, PITCH, POS, TRACK
+
+
+def print_table(console: Console, title: str, columns: list[str], found: dict[str, list[list[float]]],
+                cells) -> None:  # noqa: ANN001 - (rows array) -> list of cell strings
+    """One row per family and one for all, ``cells`` making a row's cells from its (tracks, values) array."""
+    out = Table(title=title)
+    for column in ["family", "tracks", *columns]:
+        out.add_column(column, justify="left" if column == "family" else "right")
+    for family, values in [*sorted(found.items()), ("all", [r for rs in found.values() for r in rs])]:
+        out.add_row(family, str(len(values)), *cells(np.asarray(values)))
+    console.print(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", default="models/harmonixr-small")
+    parser.add_argument("--data", default="data/corpus-all")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--pieces", type=int, default=30, help="pieces per family")
+    parser.add_argument("--bars", type=int, default=2)
+    parser.add_argument("--tolerances", default="0.15,0.25,0.35,0.5,0.75")
+    parser.add_argument("--margins", default="0,2,4,7")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    tolerances = [float(x) for x in args.tolerances.split(",")]
+    margins = [int(x) for x in args.margins.split(",")]
+    generator = Generator(args.checkpoint)
+    vocab = generator.vocab
+    holes = middle_holes(split_pieces(Corpus([args.data]), args.split, args.pieces, vocab,
+                                      np.random.default_rng(args.seed), by="family"), args.bars)
+    density: dict[str, list[list[float]]] = {}
+    pitch: dict[str, list[list[float]]] = {}
+    kit: dict[str, list[list[float]]] = {}
+    for h in holes:
+        piece, family, hole = h.piece, h.source, h.span
+        inside = piece.notes[hole.contains(piece.notes, vocab)]
+        for slot, controls in generator.hole_controls(piece, hole).items():
+            if not controls.density or not generator.plays_on_both_sides(piece, hole, slot):
+                continue
+            own = inside[inside[:, TRACK] == slot]
+            real = len(np.unique(own[:, [BAR, POS]], axis=0))
+            kept = [int(lo <= real <= hi) for t in tolerances
+                    for _, lo, hi in onset_windows({slot: controls}, args.bars, t)]
+            density.setdefault(family, []).append([real / (controls.density * args.bars), *kept])
+            if slot == vocab.drum_slot and len(own):
+                played = generator.drum_kit(piece, hole)
+                kit.setdefault(family, []).append([len(own), np.isin(own[:, PITCH], sorted(played)).mean()])
+            elif controls.low is not None and controls.high is not None and len(own):
+                p = own[:, PITCH]
+                pitch.setdefault(family, []).append([len(p), *(np.mean((p >= controls.low - m) & (p <= controls.high + m))
+                                                               for m in margins)])
+    console = Console(width=160)
+    print_table(console, f"inferred density: real onsets in the hole against the window, {args.split} split, "
+                         f"holes of {args.bars} bars",
+                ["median real/inferred", *(f"inside ±{t:.0%}" for t in tolerances)], density,
+                lambda t: [f"{np.median(t[:, 0]):.2f}", *(f"{x:.0%}" for x in t[:, 1:].mean(axis=0))])
+    print_table(console, f"inferred pitches: the hole's notes against the pitches played around it, {args.split} split",
+                [*(f"notes inside +-{m}" for m in margins), *(f"tracks inside +-{m}" for m in margins)], pitch,
+                lambda t: [*(f"{x:.1%}" for x in (t[:, 1:] * t[:, :1]).sum(axis=0) / t[:, 0].sum()),
+                           *(f"{x:.0%}" for x in (t[:, 1:] == 1).mean(axis=0))])
+    print_table(console, f"inferred kit: the hole's drum notes against the drum pitches played around it, {args.split} split",
+                ["notes in the kit", "tracks inside"], kit,
+                lambda t: [f"{(t[:, 1] * t[:, 0]).sum() / t[:, 0].sum():.1%}", f"{(t[:, 1] == 1).mean():.0%}"])
+
+
+if __name__ == "__main__":
+    main()
