@@ -33,7 +33,7 @@ from rich.table import Table
 from harmonixr.data.corpus import Corpus
 from harmonixr.evaluation.infill_quality import middle_holes
 from harmonixr.generation.modes import INFERRED_MARGIN, INFERRED_TOLERANCE, Generator, onset_windows
-from harmonixr.generation.piece import split_pieces
+from harmonixr.generation.piece import Piece, split_pieces
 from harmonixr.sampling.sampler import SamplingConfig
 from harmonixr.tokens.notes import BAR, POS, TRACK
 from harmonixr.tokens.prompt import Hole, TrackControls
@@ -42,16 +42,15 @@ SAMPLING = SamplingConfig(top_p=0.95)
 MIN_AROUND_DENSITY = 0.5  # onsets per bar around the hole for a track to count as playing there
 
 
-def achieved(gen: Generator, score, track: int, hole: Hole, bars: int) -> tuple[float, float | None, list]:  # noqa: ANN001
-    """(onsets per bar, mean velocity or None, notes) of ``track`` of ``score`` in ``hole``; onsets
-    on the grid, as a density control counts them (a performed chord is one onset)."""
-    piece = gen.piece(score)
+def achieved(piece: Piece, track: int, hole: Hole, bars: int) -> tuple[float, float | None, list]:
+    """(onsets per bar, mean velocity or None, notes) of ``track`` of a filled ``piece`` in
+    ``hole``; onsets on the grid, as a density control counts them (a performed chord is one onset)."""
     slot = piece.slot_of(track)
     if slot is None:
         return 0.0, None, []
-    inside = piece.notes[hole.contains(piece.notes, gen.vocab) & (piece.notes[:, TRACK] == slot)]
+    inside = piece.notes[hole.contains(piece.notes, piece.vocab) & (piece.notes[:, TRACK] == slot)]
     start, end = piece.tick(*hole.start), piece.tick(*hole.end)
-    notes = [n for n in score.tracks[track].notes if start <= n.time < end]
+    notes = [n for n in piece.original.tracks[track].notes if start <= n.time < end]
     onsets = len(np.unique(inside[:, [BAR, POS]], axis=0))
     return onsets / bars, (float(np.mean([n.velocity for n in notes])) if notes else None), notes
 
@@ -81,9 +80,9 @@ def main() -> None:
         both = {piece.track_of(s) for s, c in controls.items() if c.density and gen.plays_on_both_sides(piece, hole, s)}
         drum_track = piece.track_of(gen.vocab.drum_slot) if gen.vocab.drum_slot in piece.slots else None
         # inferred: drums kept, silent tracks silent, the density of tracks playing on both sides kept
-        made = gen.infill(piece, h.region, 1, SAMPLING, args.seed + index, source="sampled")[0].score
+        made = gen.piece(gen.infill(piece, h.region, 1, SAMPLING, args.seed + index, source="sampled")[0].score)
         for track, c in inferred.items():
-            got, _, notes = achieved(gen, made, track, hole, h.bars)
+            got, _, notes = achieved(made, track, hole, h.bars)
             if c.density == 0:
                 silent.append({"source": h.source, "hole": index, "track": track, "notes": got * h.bars})
             if track == drum_track and (c.density or 0) >= MIN_AROUND_DENSITY:
@@ -118,9 +117,10 @@ def main() -> None:
                                          vel_high=vel_high)
         if not asked:
             continue
-        made = gen.infill(piece, h.region, 1, SAMPLING, args.seed + 7919 + index, controls=asked, source="sampled")[0].score
+        made = gen.piece(gen.infill(piece, h.region, 1, SAMPLING, args.seed + 7919 + index, controls=asked,
+                                    source="sampled")[0].score)
         for track, c in asked.items():
-            got, loud, notes = achieved(gen, made, track, hole, h.bars)
+            got, loud, notes = achieved(made, track, hole, h.bars)
             pairs.append({"source": h.source, "hole": index, "track": track, "asked_density": c.density,
                           "density": got, "asked_loudness": c.loudness, "loudness": loud})
             if c.low is not None:

@@ -77,7 +77,8 @@ def main() -> None:
                     for _, lo, hi in onset_windows({slot: controls}, args.bars, t)]
             density.setdefault(family, []).append([real / (controls.density * args.bars), *kept])
             if slot == vocab.drum_slot and len(own):
-                played = generator.drum_kit(piece, hole)
+                around = generator.around(piece, hole)
+                played = around[around[:, TRACK] == vocab.drum_slot, PITCH]
                 kit.setdefault(family, []).append([len(own), np.isin(own[:, PITCH], sorted(played)).mean()])
             elif controls.low is not None and controls.high is not None and len(own):
                 p = own[:, PITCH]

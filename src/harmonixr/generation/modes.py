@@ -207,16 +207,7 @@ class Generator:
                            if c.vel_low is not None or c.vel_high is not None)
         length = _hole_length(piece, hole, last_bar, last_pos)
         onsets = onset_windows(asked, length)
-        # a track that plays around the hole keeps about the density it plays there, unless asked otherwise
-        kept = onset_windows({s: wanted[s] for s in required if s not in asked or asked[s].density is None}, length,
-                             INFERRED_TOLERANCE)
-        # and about the pitches it plays there, unless a pitch range was asked of it or of the piece
-        within = tuple((s, lo, hi) for s in required if s != self.vocab.drum_slot and s not in {r[0] for r in ranges}
-                       and (c := wanted[s]).low is not None and c.high is not None
-                       and _in_scale(lo := max(c.low - INFERRED_MARGIN, 0), hi := min(c.high + INFERRED_MARGIN, 127),
-                                     rules.scale)) if rules.pitch_range == MusicRules().pitch_range else ()
-        # and a drum track the kit it plays there
-        kit = self.drum_kit(piece, hole) if self.vocab.drum_slot in required else frozenset()
+        kept, within, kit = self._held(piece, hole, wanted, asked, required, length, rules)
         limits = Rules(playing or tuple(slots), piece.bar_positions(last_bar + 1), start, last_bar, last_pos, END,
                        required=required, required_by=last_bar, track_ranges=ranges + within, track_velocities=velocities,
                        track_onsets=onsets + kept, drum_kit=kit,
@@ -277,12 +268,9 @@ class Generator:
         index) in their place. A part with no notes anywhere (a new part) gets none: the model
         writes it as it sees fit."""
         slots = hole.tracks or tuple(piece.slots)
-        span = Hole(hole.start, hole.end)
         hole_bars = hole.bars(piece.bars - 1)
-        around = Hole((max(hole.start[0] - CONTEXT_BARS, 0), 0),
-                      (hole_bars[-1] + 1 + CONTEXT_BARS, 0) if hole.end is not None else None)
-        notes = piece.notes[around.in_span(piece.notes, self.vocab) & ~span.in_span(piece.notes, self.vocab)]
-        before = hole.start[0] - around.start[0]
+        notes = self.around(piece, hole)
+        before = hole.start[0] - max(hole.start[0] - CONTEXT_BARS, 0)
         after = 0 if hole.end is None else min(CONTEXT_BARS, max(piece.bars - hole_bars[-1] - 1, 0))
         out = {}
         for slot in slots:
@@ -297,12 +285,37 @@ class Generator:
             out[slot] = measured
         return out
 
-    def drum_kit(self, piece: Piece, hole: Hole) -> frozenset[int]:
-        """The drum pitches played in the ``CONTEXT_BARS`` bars on each side of the hole."""
-        drums = piece.notes[piece.notes[:, TRACK] == self.vocab.drum_slot]
-        bars = hole.bars(piece.bars - 1)
-        near = (drums[:, BAR] >= bars[0] - CONTEXT_BARS) & (drums[:, BAR] <= bars[-1] + CONTEXT_BARS)
-        return frozenset(drums[near & ~Hole(hole.start, hole.end).in_span(drums, self.vocab), PITCH].tolist())
+    def _held(self, piece: Piece, hole: Hole, wanted: Mapping[int, TrackControls],
+              asked: Mapping[int, TrackControls], required: tuple[int, ...], length: float,
+              rules: MusicRules) -> tuple[tuple[tuple[int, int, int], ...], tuple[tuple[int, int, int], ...], frozenset[int]]:
+        """What a sampled fill keeps, unasked, of each ``required`` track (one that plays on both
+        sides of the hole): its onset window (:data:`INFERRED_TOLERANCE`), its pitch window
+        (:data:`INFERRED_MARGIN`; none where a pitch range is asked of it or of the piece, or the
+        window holds no pitch of the scale), and the drums' kit."""
+        kept = onset_windows({s: wanted[s] for s in required if s not in asked or asked[s].density is None}, length,
+                             INFERRED_TOLERANCE)
+        within = []
+        if rules.pitch_range == MusicRules().pitch_range:
+            for s in required:
+                c, own = wanted[s], asked.get(s)
+                if s == self.vocab.drum_slot or c.low is None or c.high is None or \
+                        (own is not None and (own.low is not None or own.high is not None)):
+                    continue
+                low, high = max(c.low - INFERRED_MARGIN, 0), min(c.high + INFERRED_MARGIN, 127)
+                if rules.scale is None or any(p % 12 in rules.scale for p in range(low, high + 1)):
+                    within.append((s, low, high))
+        kit: frozenset[int] = frozenset()
+        if self.vocab.drum_slot in required:
+            around = self.around(piece, hole)
+            kit = frozenset(around[around[:, TRACK] == self.vocab.drum_slot, PITCH].tolist())
+        return kept, tuple(within), kit
+
+    def around(self, piece: Piece, hole: Hole) -> np.ndarray:
+        """The notes of the ``CONTEXT_BARS`` bars on each side of the hole (its own span left out)."""
+        hole_bars = hole.bars(piece.bars - 1)
+        around = Hole((max(hole.start[0] - CONTEXT_BARS, 0), 0),
+                      (hole_bars[-1] + 1 + CONTEXT_BARS, 0) if hole.end is not None else None)
+        return piece.notes[around.in_span(piece.notes, self.vocab) & ~Hole(hole.start, hole.end).in_span(piece.notes, self.vocab)]
 
     def plays_on_both_sides(self, piece: Piece, hole: Hole, slot: int) -> bool:
         """Whether ``slot`` has notes in the bars just before the hole and, unless the hole runs to
@@ -621,11 +634,6 @@ def _hole_length(piece: Piece, hole: Hole, last_bar: int, last_pos: int) -> floa
         stop = last_pos if bar == last_bar and last_pos else size
         length += max(stop - first, 0) / size
     return length
-
-
-def _in_scale(low: int, high: int, scale: frozenset[int] | None) -> bool:
-    """Whether some pitch from ``low`` to ``high`` is in ``scale`` (pitch classes; None: any)."""
-    return scale is None or any(p % 12 in scale for p in range(low, high + 1))
 
 
 def _rule_fields(rules: MusicRules) -> dict:

@@ -112,8 +112,9 @@ class NoteGrammar:
             melodic &= np.isin(pitches % 12, sorted(rules.scale))
         drums = (pitches >= max(rules.drum_range[0], vocab.spec.drums_pitch_range[0])) & \
                 (pitches <= min(rules.drum_range[1], vocab.spec.drums_pitch_range[1]))
-        if rules.drum_kit and (drums & np.isin(pitches, sorted(rules.drum_kit))).any():
-            drums &= np.isin(pitches, sorted(rules.drum_kit))
+        kit = drums & np.isin(pitches, sorted(rules.drum_kit))
+        if kit.any():  # an empty kit, or one outside the drum range, leaves the range
+            drums = kit
         if not melodic.any():
             raise HarmonixrError(f"no pitch satisfies range {rules.pitch_range} and scale {sorted(rules.scale or [])}")
         ranges = {slot: (pitches >= low) & (pitches <= high) for slot, low, high in rules.track_ranges}
