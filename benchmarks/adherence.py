@@ -14,7 +14,8 @@ For each hole, two fills (sampled, so every note comes from the model under its 
   play on both sides of it: the correlation of the density around the hole and in the fill, the
   share of them inside the window a sampled fill keeps (``modes.INFERRED_TOLERANCE``), and the
   share of their melodic notes within ``modes.INFERRED_MARGIN`` semitones of the pitches played
-  around the hole.
+  around the hole, the share of their onsets at the positions in a bar where they start notes
+  around it (the rhythm they keep), and the share with no more notes than their biggest chord there.
 
     python benchmarks/adherence.py models/harmonixr-small --pieces 10 --bars 2
 """
@@ -42,17 +43,18 @@ SAMPLING = SamplingConfig(top_p=0.95)
 MIN_AROUND_DENSITY = 0.5  # onsets per bar around the hole for a track to count as playing there
 
 
-def achieved(piece: Piece, track: int, hole: Hole, bars: int) -> tuple[float, float | None, list]:
-    """(onsets per bar, mean velocity or None, notes) of ``track`` of a filled ``piece`` in
-    ``hole``; onsets on the grid, as a density control counts them (a performed chord is one onset)."""
+def achieved(piece: Piece, track: int, hole: Hole, bars: int) -> tuple[float, float | None, list, np.ndarray, np.ndarray]:
+    """(onsets per bar, mean velocity or None, notes, the onsets' grid positions in their bars and
+    their notes) of ``track`` of a filled ``piece`` in ``hole``; onsets on the grid, as a density
+    control counts them (a performed chord is one onset)."""
     slot = piece.slot_of(track)
     if slot is None:
-        return 0.0, None, []
+        return 0.0, None, [], np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     inside = piece.notes[hole.contains(piece.notes, piece.vocab) & (piece.notes[:, TRACK] == slot)]
     start, end = piece.tick(*hole.start), piece.tick(*hole.end)
     notes = [n for n in piece.original.tracks[track].notes if start <= n.time < end]
-    onsets = len(np.unique(inside[:, [BAR, POS]], axis=0))
-    return onsets / bars, (float(np.mean([n.velocity for n in notes])) if notes else None), notes
+    onsets, sizes = np.unique(inside[:, [BAR, POS]], axis=0, return_counts=True)
+    return len(onsets) / bars, (float(np.mean([n.velocity for n in notes])) if notes else None), notes, onsets[:, 1], sizes
 
 
 def main() -> None:
@@ -81,8 +83,9 @@ def main() -> None:
         drum_track = piece.track_of(gen.vocab.drum_slot) if gen.vocab.drum_slot in piece.slots else None
         # inferred: drums kept, silent tracks silent, the density of tracks playing on both sides kept
         made = gen.piece(gen.infill(piece, h.region, 1, SAMPLING, args.seed + index, source="sampled")[0].score)
+        around = gen.around(piece, hole)
         for track, c in inferred.items():
-            got, _, notes = achieved(made, track, hole, h.bars)
+            got, _, notes, positions, sizes = achieved(made, track, hole, h.bars)
             if c.density == 0:
                 silent.append({"source": h.source, "hole": index, "track": track, "notes": got * h.bars})
             if track == drum_track and (c.density or 0) >= MIN_AROUND_DENSITY:
@@ -94,7 +97,9 @@ def main() -> None:
                              "onsets_per_bar": got, "inside": fewest <= round(got * h.bars) <= most,
                              "notes": len(notes) if melodic else 0,
                              "in_pitches": sum(c.low - INFERRED_MARGIN <= n.pitch <= c.high + INFERRED_MARGIN
-                                               for n in notes) if melodic else 0})
+                                               for n in notes) if melodic else 0, "onsets": len(positions),
+                             "on_rhythm": int(np.isin(positions, around[around[:, TRACK] == piece.slot_of(track), POS]).sum()),
+                             "in_chord": int((sizes <= (c.chord or 0)).sum())})
         # asked: around what each track plays
         asked: dict[int, TrackControls] = {}
         for track, c in inferred.items():
@@ -120,7 +125,7 @@ def main() -> None:
         made = gen.piece(gen.infill(piece, h.region, 1, SAMPLING, args.seed + 7919 + index, controls=asked,
                                     source="sampled")[0].score)
         for track, c in asked.items():
-            got, loud, notes = achieved(made, track, hole, h.bars)
+            got, loud, notes, *_ = achieved(made, track, hole, h.bars)
             pairs.append({"source": h.source, "hole": index, "track": track, "asked_density": c.density,
                           "density": got, "asked_loudness": c.loudness, "loudness": loud})
             if c.low is not None:
@@ -159,6 +164,8 @@ def main() -> None:
             "inferred_density_r": corr([k["around"] for k in both_rows], [k["onsets_per_bar"] for k in both_rows]),
             "in_inferred_window": sum(k["inside"] for k in both_rows) / max(len(both_rows), 1),
             "in_inferred_pitches": sum(k["in_pitches"] for k in both_rows) / max(sum(k["notes"] for k in both_rows), 1),
+            "on_inferred_rhythm": sum(k["on_rhythm"] for k in both_rows) / max(sum(k["onsets"] for k in both_rows), 1),
+            "in_inferred_chord": sum(k["in_chord"] for k in both_rows) / max(sum(k["onsets"] for k in both_rows), 1),
         })
     table = Table(title=f"control adherence: {len(holes)} holes of {args.bars} bars, {time.perf_counter() - began:.0f} s")
     for column in rows[0]:

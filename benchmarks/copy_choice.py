@@ -8,27 +8,36 @@ notes (note F1 on the grid: onset and pitch). Per family, the table prints the m
 - the span piece-aware infill takes (the best context match);
 - the same with a preference for near spans: the match less ``near`` per bar away, for each of
   ``--near`` (0 is the rule itself);
-- the best span there is (an oracle: it looks at the hole), and the bars just before the hole.
+- the best span there is (an oracle: it looks at the hole), and the bars just before the hole;
+- with ``--after``, the span after which the model finds the music after the hole likeliest (of
+  the 24 best-matching spans piece-aware infill weighs, :func:`after_bits`): the "how likely the
+  music after it becomes" of a candidate, read left to right as the model reads music best.
 
-No model runs: this is the choice alone, so a rule is quick to try on the validation split.
+Without ``--after`` no model runs: this is the choice alone, so a rule is quick to try on the
+validation split.
 
-    python benchmarks/copy_choice.py --split val --pieces 30
+    python benchmarks/copy_choice.py --split val --pieces 30 [--after]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 from collections import Counter
 
 import numpy as np
+import torch
 from rich.console import Console
 from rich.table import Table
 
 from harmonixr.data.corpus import Corpus
 from harmonixr.evaluation.infill_quality import middle_holes
-from harmonixr.generation.candidates import piece_candidates
+from harmonixr.generation.candidates import MAX_CANDIDATES, SCORE_BATCH, piece_candidates
+from harmonixr.generation.modes import Generator
 from harmonixr.generation.piece import split_pieces
-from harmonixr.tokens.notes import BAR, PITCH, POS
+from harmonixr.models.transformer import NoteTransformer, padded_field_nll
+from harmonixr.tokens.notes import BAR, PITCH, POS, sort_notes
+from harmonixr.tokens.prompt import Bars, Header, Hole, header_rows, plain, time_key
 from harmonixr.tokens.vocab import NoteVocab
 
 EVERY_SPAN = 1_000_000  # no limit on the spans kept
@@ -41,6 +50,46 @@ def note_f1(made: np.ndarray, truth: np.ndarray) -> float:
     return 2 * sum((a & b).values()) / total if total else 0.0
 
 
+AFTER_BARS = 2  # bars after the hole whose likelihood scores a fill (``--after``)
+
+
+@torch.inference_mode()
+def after_bits(model: NoteTransformer, vocab: NoteVocab, notes: np.ndarray, fills: list[np.ndarray], hole: Hole,
+               bars: Bars, header: Header, after: int = AFTER_BARS) -> list[float]:
+    """Bits of the ``after`` bars that follow the hole (every track), with each fill in its place,
+    read left to right in a plain window: how likely the music after the hole becomes once the
+    fill has been played. The window starts at the latest bar line that leaves room for the
+    fill's notes and the bars after it; 0 for every fill when nothing follows the hole."""
+    if hole.end is None:
+        return [0.0] * len(fills)
+    end = hole.end[0] + (hole.end[1] > 0) + after
+    kept = notes[~hole.contains(notes, vocab) & (notes[:, BAR] < end)]
+    later = time_key(kept[:, BAR], kept[:, POS], vocab) >= time_key(*hole.end, vocab)
+    if not later.any():
+        return [0.0] * len(fills)
+    before = kept[~later & ~hole.in_span(kept, vocab)]  # other tracks' notes in the span stay with the fill
+    room = model.cfg.max_len - len(header_rows(vocab, header)) - max(len(f) for f in fills) \
+        - int((~later).sum() - len(before)) - int(later.sum())
+    bar0 = hole.start[0]
+    if len(before) and room > 0:  # the earliest bar line from which the notes before fit in ``room``
+        bar0 = int(before[max(len(before) - room, 0), BAR])
+        bar0 = min(bar0 + int((before[:, BAR] >= bar0).sum() > room), hole.start[0])
+    seqs, targets = [], []
+    for fill in fills:
+        window = sort_notes(np.concatenate([kept[kept[:, BAR] >= bar0], fill]))
+        rows = plain(vocab, header, window, bar0, bars, ends=False)
+        keys = time_key(window[:, BAR], window[:, POS], vocab)
+        target = np.zeros(len(rows.rows), dtype=bool)
+        target[len(rows.rows) - len(window):] = keys >= time_key(*hole.end, vocab)
+        seqs.append(rows.rows)
+        targets.append(target)
+    out: list[float] = []
+    for k in range(0, len(seqs), SCORE_BATCH):
+        out += [float(part.sum()) / math.log(2)
+                for part in padded_field_nll(model, seqs[k : k + SCORE_BATCH], targets[k : k + SCORE_BATCH])]
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default="models/harmonixr-small", help="for its vocabulary only")
@@ -50,9 +99,11 @@ def main() -> None:
     parser.add_argument("--bars", type=int, default=2)
     parser.add_argument("--near", default="0,0.001,0.005,0.02", help="preferences for near spans, per bar away")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--after", action="store_true", help="also the span the model's bits of the bars after pick")
     args = parser.parse_args()
     near = [float(x) for x in args.near.split(",")]
     vocab = NoteVocab.from_file(args.checkpoint)
+    gen = Generator(args.checkpoint) if args.after else None
     holes = middle_holes(split_pieces(Corpus([args.data]), args.split, args.pieces, vocab,
                                       np.random.default_rng(args.seed), by="family"), args.bars)
     found: dict[str, list[list[float]]] = {}
@@ -66,10 +117,17 @@ def main() -> None:
         match = np.array([c.match for c in spans])
         offsets = np.array([c.offset for c in spans])
         before = f1[offsets == -args.bars]
-        found.setdefault(family, []).append([*(f1[np.argmax(match - k * np.abs(offsets))] for k in near), f1.max(),
-                                             before[0] if len(before) else 0.0, len(spans)])
+        picks = [*(f1[np.argmax(match - k * np.abs(offsets))] for k in near)]
+        if gen is not None:  # the spans come best-matching first
+            header = piece.header(controls=gen.context_controls(piece, hole))
+            with torch.autocast("cpu", torch.bfloat16):
+                bits = after_bits(gen.model, vocab, piece.notes, [c.notes for c in spans[:MAX_CANDIDATES]], hole,
+                                  piece.bars_meta(hole.end[0] + AFTER_BARS + 1), header)
+            picks.append(f1[int(np.argmin(bits))])
+        found.setdefault(family, []).append([*picks, f1.max(), before[0] if len(before) else 0.0, len(spans)])
     out = Table(title=f"copy choice: note F1 of the span taken, {args.split} split, holes of {args.bars} bars")
-    for column in ["family", "holes", *(f"near {k:g}" for k in near), "best span", "bars before", "spans"]:
+    for column in ["family", "holes", *(f"near {k:g}" for k in near), *(["after bits"] if gen else []), "best span",
+                   "bars before", "spans"]:
         out.add_column(column, justify="left" if column == "family" else "right")
     rows = [*found.items(), ("all", [r for rs in found.values() for r in rs])]
     for family, values in rows:

@@ -65,6 +65,8 @@ def main() -> None:
     density: dict[str, list[list[float]]] = {}
     pitch: dict[str, list[list[float]]] = {}
     kit: dict[str, list[list[float]]] = {}
+    rhythm: dict[str, list[list[float]]] = {}
+    chords: dict[str, list[list[float]]] = {}
     for h in holes:
         piece, family, hole = h.piece, h.source, h.span
         inside = piece.notes[hole.contains(piece.notes, vocab)]
@@ -76,8 +78,16 @@ def main() -> None:
             kept = [int(lo <= real <= hi) for t in tolerances
                     for _, lo, hi in onset_windows({slot: controls}, args.bars, t)]
             density.setdefault(family, []).append([real / (controls.density * args.bars), *kept])
+            around = generator.around(piece, hole)
+            if len(own):
+                onsets = np.unique(own[:, [BAR, POS]], axis=0)
+                played = np.unique(around[around[:, TRACK] == slot, POS])
+                size = len(played) / piece.bar_positions(hole.start[0] + 1)[hole.start[0]]
+                rhythm.setdefault(family, []).append([len(onsets), np.isin(onsets[:, 1], played).mean(), size])
+                _, sizes = np.unique(own[:, BAR] * (vocab.max_positions + 1) + own[:, POS], return_counts=True)
+                chords.setdefault(family, []).append([len(sizes), (sizes <= controls.chord).mean(),
+                                                      sizes.max() <= controls.chord])
             if slot == vocab.drum_slot and len(own):
-                around = generator.around(piece, hole)
                 played = around[around[:, TRACK] == vocab.drum_slot, PITCH]
                 kit.setdefault(family, []).append([len(own), np.isin(own[:, PITCH], sorted(played)).mean()])
             elif controls.low is not None and controls.high is not None and len(own):
@@ -96,6 +106,13 @@ def main() -> None:
     print_table(console, f"inferred kit: the hole's drum notes against the drum pitches played around it, {args.split} split",
                 ["notes in the kit", "tracks inside"], kit,
                 lambda t: [f"{(t[:, 1] * t[:, 0]).sum() / t[:, 0].sum():.1%}", f"{(t[:, 1] == 1).mean():.0%}"])
+    print_table(console, f"inferred rhythm: the hole's onsets against the positions in the bar the track plays around it, "
+                         f"{args.split} split", ["onsets at those positions", "tracks inside", "positions (share of the bar)"],
+                rhythm, lambda t: [f"{(t[:, 1] * t[:, 0]).sum() / t[:, 0].sum():.1%}", f"{(t[:, 1] == 1).mean():.0%}",
+                                   f"{np.median(t[:, 2]):.0%}"])
+    print_table(console, f"inferred chord: the hole's onsets against the most notes at one onset of the track around it, "
+                         f"{args.split} split", ["onsets within it", "tracks within it"], chords,
+                lambda t: [f"{(t[:, 1] * t[:, 0]).sum() / t[:, 0].sum():.1%}", f"{t[:, 2].mean():.0%}"])
 
 
 if __name__ == "__main__":

@@ -208,3 +208,20 @@ def out_of_range_midi(path: Path) -> Path:
     events += b"\x00\xff\x2f\x00"
     path.write_bytes(b"MThd" + struct.pack(">IHHH", 6, 0, 1, 480) + b"MTrk" + struct.pack(">I", len(events)) + events)
     return path
+
+
+@pytest.fixture
+def sampled_rules(monkeypatch: pytest.MonkeyPatch) -> list:
+    """The :class:`~harmonixr.sampling.grammar.Rules` of every grammar built while the test runs:
+    what the sampler was told to keep."""
+    from harmonixr.sampling.grammar import NoteGrammar
+
+    seen: list = []
+    init = NoteGrammar.__init__
+
+    def record(self, vocab, rules) -> None:  # noqa: ANN001
+        seen.append(rules)
+        init(self, vocab, rules)
+
+    monkeypatch.setattr(NoteGrammar, "__init__", record)
+    return seen

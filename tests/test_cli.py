@@ -44,6 +44,7 @@ FLAG_ERRORS = [  # (arguments, what the one line says): all refused before any m
     (["infill", "{chorale}", "--bars", "three"], "'three'"),
     (["infill", "{chorale}", "--bars", "3-4", "--control", "1:loudness=120,vel_high=100"],
      "--control 1: loudness 120 is outside its velocity range 1-100"),
+    (["infill", "{chorale}", "--bars", "3-4", "--control", "2:rhythm=2"], "--control 2: rhythm 2 is neither 1 (keep the rhythm"),
 ]
 PIECE_ERRORS = [  # refused once the piece is read: its bars decide
     (["infill", "{chorale}", "--bars", "30-40"], "the region starts at bar 30, after the piece's 10 bars"),

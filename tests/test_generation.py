@@ -3,6 +3,7 @@ original's exactly, what is inside is new and stays inside, constraints hold, se
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +13,12 @@ from symusic import Score
 from conftest import MUSIC21_KEYS, POP909, POP909_FILES, assert_kept, notes_of
 from harmonixr.cli import main
 from harmonixr.generation.candidates import piece_candidates
+from harmonixr.generation.demo import example_score
 from harmonixr.generation.modes import INFERRED_MARGIN, INFERRED_TOLERANCE, Generator, MusicRules
 from harmonixr.generation.piece import GenerationError, Piece, Region
 from harmonixr.generation.postprocess import Key
 from harmonixr.sampling.sampler import SamplingConfig
+from harmonixr.tokens.notes import POS, TRACK
 from harmonixr.tokens.prompt import Hole, TrackControls, read_notes
 from harmonixr.tokens.vocab import COL, FILL, HOLE, PAST
 
@@ -207,9 +210,8 @@ def test_refine_rewrites_unlikely_beats_and_keeps_the_piece(gen, music21_midi) -
     assert result.score.note_num() - original.note_num() == result.notes - result.details["notes_removed"]
 
 
-def test_drums_keep_drumming_in_an_all_track_fill(gen) -> None:
-    """A multi-track song with drums: every track that plays around the hole gets notes in it, about
-    as many as it plays there, in the pitches it plays there (the drums in their kit)."""
+def _three_part_song() -> Score:
+    """12 bars of 4/4: a bass on the beat, piano triads on the beat, drums on eighths (kick, snare, hats)."""
     from symusic import Note, Tempo, TimeSignature, Track
 
     score = Score(480)
@@ -227,7 +229,13 @@ def test_drums_keep_drumming_in_an_all_track_fill(gen) -> None:
                 parts[2].notes.append(Note(t0 + k * 240, 100, 36 if k == 0 else 38, 100))
     for part in parts:
         score.tracks.append(part)
-    piece = gen.piece(score, "pop")
+    return score
+
+
+def test_drums_keep_drumming_in_an_all_track_fill(gen) -> None:
+    """A multi-track song with drums: every track that plays around the hole gets notes in it, about
+    as many as it plays there, in the pitches, chords and rhythm it plays there (the drums in their kit)."""
+    piece = gen.piece(_three_part_song(), "pop")
     results = gen.infill(piece, Region.parse("6-7", gen.vocab.grid), 3, SAMPLING, seed=0, source="sampled")
     inferred = {0: 8, 1: 8, 2: 16}  # onsets in the 2 bars: the bass and piano play 4 a bar, the drums 8
     played = {0: (36, 42), 1: (60, 67)}  # the melodic parts' pitches around the hole
@@ -244,6 +252,41 @@ def test_drums_keep_drumming_in_an_all_track_fill(gen) -> None:
             if k in played:  # and within a few semitones of the pitches it plays there
                 pitches = [n.pitch for n in track.notes if result.start_tick <= n.time < result.end_tick]
                 assert played[k][0] - INFERRED_MARGIN <= min(pitches) and max(pitches) <= played[k][1] + INFERRED_MARGIN
+            chords = Counter(n.time for n in track.notes if result.start_tick <= n.time < result.end_tick)
+            assert max(chords.values()) <= (1, 3, 2)[k], (k, "no bigger chords than around the hole")
+            beat = 240 if k == 2 else 480  # and in its rhythm: the parts on the beat, the drums on eighths
+            assert all((n.time - result.start_tick) % beat == 0 for n in track.notes
+                       if result.start_tick <= n.time < result.end_tick), (k, "off its rhythm")
+
+
+def test_an_asked_chord_caps_sampled_fills_and_copies(gen) -> None:
+    """Piano triads around the hole, one note at a time asked: the song's own bars (triads) are no
+    copy to offer, and the sampled fill starts one piano note per onset."""
+    piece = gen.piece(_three_part_song(), "pop")
+    result = gen.infill(piece, Region.parse("6-7", gen.vocab.grid), 1, SAMPLING, seed=0,
+                        controls={1: TrackControls(chord=1)})[0]
+    assert result.details["source"] == "sampled"
+    piano = Counter(n.time for n in result.score.tracks[1].notes if result.start_tick <= n.time < result.end_tick)
+    assert piano and max(piano.values()) == 1
+
+
+def test_a_track_keeps_its_rhythm_unless_told_not_to(gen, sampled_rules) -> None:
+    """The rhythm a sampled fill is held to: each track that plays on both sides of the hole keeps
+    the positions in a bar where it starts notes there; ``rhythm=False`` frees a track."""
+    original = example_score("chorale")  # 4 voices on every beat
+    piece = gen.piece(original, "chorale")
+    region = Region.parse("5-6", gen.vocab.grid)
+
+    def rhythms(controls):  # noqa: ANN001, ANN202
+        gen.infill(piece, region, 1, SAMPLING, seed=0, source="sampled", controls=controls)
+        return {piece.track_of(slot): positions for slot, positions in sampled_rules[-1].track_rhythms}
+
+    held = rhythms(None)
+    assert sorted(held) == [0, 1, 2, 3]
+    for track, positions in held.items():  # the voices' own onsets: beats and eighths (6 grid steps)
+        played = set(piece.notes[piece.notes[:, TRACK] == piece.slot_of(track), POS].tolist())
+        assert positions and set(positions) <= played and all(p % 6 == 0 for p in positions), (track, positions)
+    assert sorted(rhythms({1: TrackControls(rhythm=False)})) == [0, 2, 3]
 
 
 

@@ -54,13 +54,15 @@ def test_small_report_has_every_section(training_corpus, tmp_path) -> None:
     assert all(0 < r["bits_per_note"] < 60 for r in numbers["likelihood"])
     methods = {r["method"]: r for r in numbers["infill_quality"] if r["source"] == "all"}
     assert set(methods) == {"harmonixr, piece-aware", "harmonixr, best of both",
-                            "harmonixr, both sides, sampled", "harmonixr, both sides, greedy",
-                            "harmonixr, left context only, sampled", "harmonixr, left context only, greedy",
+                            "harmonixr, both sides, sampled", "harmonixr, both sides, sampled, rhythm free",
+                            "harmonixr, both sides, greedy", "harmonixr, left context only, sampled",
+                            "harmonixr, left context only, greedy",
                             "repeat the bar before", "copy the bars before"}
     pairs = {(r["method"], r["against"]) for r in numbers["infill_paired"] if r["source"] == "all"}
     assert ("harmonixr, both sides, greedy", "harmonixr, left context only, greedy") in pairs
     assert ("harmonixr, piece-aware", "copy the bars before") in pairs
-    assert ("harmonixr, both sides, sampled", "harmonixr, left context only, sampled") in pairs and len(pairs) == 12
+    assert ("harmonixr, both sides, sampled", "harmonixr, left context only, sampled") in pairs and len(pairs) == 13
+    assert ("harmonixr, both sides, sampled", "harmonixr, both sides, sampled, rhythm free") in pairs  # the ablation
     assert all(0 <= r["f1"] <= 1 and 0 <= r["pitch_class_overlap"] <= 1 for r in methods.values())
     assert len(numbers["controls"]) == 5 and "fifths_vs_semitones" in numbers["embeddings"]
     page = (out / "report.html").read_text()

@@ -159,19 +159,21 @@ def test_every_sampled_note_is_where_the_rules_say(model, vocab: NoteVocab, firs
 
 @given(length=st.integers(1, 2), last_pos=st.sampled_from([0, 12]), fewest=st.lists(st.integers(0, 12), min_size=3,
        max_size=3), extra=st.integers(0, 3), quiet=st.integers(1, 100), seed=st.integers(0, 1000),
-       count_notes=st.booleans())
+       count_notes=st.booleans(), rhythm=st.booleans())
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_asked_onsets_and_velocities_hold_per_track(model, vocab: NoteVocab, monkeypatch, length, last_pos,  # noqa: ANN001
-                                                    fewest, extra, quiet, seed, count_notes) -> None:
+                                                    fewest, extra, quiet, seed, count_notes, rhythm) -> None:
     """Property: for an untrained model, every mask leaves a value, each track starts no more
     onsets (with ``count_notes``: notes, and by the end of each bar at most one more than an even
     pace allows) than its most and finishes with at least its fewest, and every note's velocity lies in
-    its track's range."""
+    its track's range; track 1 starts no more than 2 notes at one onset. With rhythms, a track's
+    onsets take its rhythm's positions (a track behind its pace may play off them when due)."""
     tracks = (0, 1, 16)
     windows = tuple((slot, low, low + extra) for slot, low in zip(tracks, fewest) if low + extra > 0)
     velocities = ((0, quiet, quiet + 20), (16, 1, quiet))
+    rhythms = ((0, (0, 12, 24, 36)), (16, tuple(range(0, 48, 6)))) if rhythm else ()
     rules = Rules(tracks, BAR_POSITIONS, (1, 0), length, last_pos, END, track_velocities=velocities,
-                  track_onsets=windows, count_notes=count_notes)
+                  track_onsets=windows, count_notes=count_notes, track_rhythms=rhythms, track_chords=((1, 2),))
     mask = NoteGrammar.mask
 
     def checked(self, k, state, chosen):  # noqa: ANN001, ANN202
@@ -195,6 +197,12 @@ def test_asked_onsets_and_velocities_hold_per_track(model, vocab: NoteVocab, mon
                     assert (mine[:, BAR] <= bar).sum() <= share + 1, (slot, bar, high)
         for slot, low, high in velocities:
             assert ((notes[notes[:, TRACK] == slot, 6] >= low) & (notes[notes[:, TRACK] == slot, 6] <= high)).all()
+        _, chords = np.unique(notes[notes[:, TRACK] == 1][:, [BAR, POS]], axis=0, return_counts=True)
+        assert (chords <= 2).all(), chords
+        paced = {slot for slot, low, _ in windows if low > 0}
+        for slot, positions in rhythms:
+            if slot not in paced:
+                assert set(notes[notes[:, TRACK] == slot, POS].tolist()) <= set(positions), (slot, positions)
 
 
 def test_the_last_bar_rule_moves_the_mass_past_the_region_to_the_end() -> None:

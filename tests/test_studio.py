@@ -197,13 +197,14 @@ def test_tiny_uploads_cannot_fill_the_disk(gen, tmp_path) -> None:
     assert len(list((studio.workdir / "uploads").glob("*.wav"))) < 8  # the oldest went
 
 
-def test_the_prompt_and_the_per_track_controls_steer_an_infill(gen, tmp_path) -> None:
+def test_the_prompt_and_the_per_track_controls_steer_an_infill(gen, tmp_path, sampled_rules) -> None:
     """The table shows each track's controls as inferred around the region; a value set there (a
     track told to be silent) and the prompt's words reach the fill, and the prompt's reading is kept."""
     studio = make_studio(gen, tmp_path)
     desk = chorale_desk(studio)
     rows = studio.inferred_controls(desk.take, "3-4")
     assert [r[0] for r in rows] == [1, 2, 3, 4] and all(r[2] > 0 and 1 <= r[3] <= 127 for r in rows)
+    assert all(r[5] == "kept" for r in rows)  # every voice sings on both sides: each keeps its rhythm
     request = Request("infill", "3-4", knobs=Knobs(variations=1), prompt="very loud",
                       controls=((1, 0.0, None),))  # track 2 silent
     v = studio.run(desk, request)[0]
@@ -223,6 +224,13 @@ def test_the_prompt_and_the_per_track_controls_steer_an_infill(gen, tmp_path) ->
                                  controls=control_rows([[1, "Soprano", None, None, "30-50"]])))
     with pytest.raises(StudioError, match="not LOW-HIGH"):
         control_rows([[1, "Soprano", None, None, "loud"]])
+    assert control_rows([[2, "Alto", None, None, "", "Free"]])[0].rhythm is False
+    with pytest.raises(StudioError, match="track 2: rhythm 'swing' is neither 'kept' nor 'free'"):
+        control_rows([[2, "Alto", None, None, "", "swing"]])
+    studio.run(desk, Request("infill", "3-4", knobs=Knobs(variations=1), source="sampled",
+                             controls=control_rows([[2, "Alto", None, None, "", "free"]])))
+    piece = studio.piece(desk.take)  # a rhythm set free in the table reaches the sampler; the others stay kept
+    assert sorted(piece.track_of(slot) for slot, _ in sampled_rules[-1].track_rhythms) == [0, 2, 3]
 
 
 def test_the_page_zooms_on_the_region_restyles_the_piece_and_sizes_a_new_piece(gen, tmp_path) -> None:

@@ -117,7 +117,7 @@ def test_the_prompt_and_the_per_track_controls_from_the_page(page, tmp_path) -> 
     page.locator("#region textarea").blur()
     wait_text(page, "#controls", "Soprano")
     table = page.inner_text("#controls")
-    assert all(name in table for name in ("Soprano", "Alto", "Tenor", "Bass"))
+    assert all(name in table for name in ("Soprano", "Alto", "Tenor", "Bass")) and "kept" in table  # the rhythms
     for cell, value in (("cell-1-2", "0"), ("cell-0-4", "100-120")):  # track 2: 0 notes; track 1: velocities
         page.locator(f"#controls [data-testid='{cell}']").dblclick()
         page.keyboard.press("Control+a")

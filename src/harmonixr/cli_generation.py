@@ -84,7 +84,8 @@ def _controls(args: argparse.Namespace):  # noqa: ANN202 - dict[int, TrackContro
     out: dict = {}
     for index, values in args.control or []:
         ints = {k: int(v) for k, v in values.items() if k in ("chord", "low", "high", "vel_low", "vel_high")}
-        out[index] = TrackControls(**{**out.get(index, TrackControls()).__dict__, **values, **ints})
+        flags = {k: bool(v) for k, v in values.items() if k == "rhythm" and v in (0, 1)}  # else refused below
+        out[index] = TrackControls(**{**out.get(index, TrackControls()).__dict__, **values, **ints, **flags})
     for index, controls in out.items():
         if (problem := controls.problem()) is not None:
             raise GenerationError(f"--control {index + 1}: {problem}")
@@ -111,8 +112,10 @@ def _common(p: argparse.ArgumentParser, out_required: bool = True) -> None:
     c.add_argument("--control", type=_control, action="append", metavar="TRACK:KEY=VALUE",
                    help="what the fill should be like on one track (repeatable): density (onsets per bar, met "
                         "within 15%%; 0: silent), loudness (mean velocity, met), vel_low/vel_high (velocities, "
-                        "enforced), low/high (pitches, enforced), chord (notes at once, learned), e.g. 3:density=0 "
-                        "or 10:density=8,loudness=100; by default each is measured on the bars around the region")
+                        "enforced), low/high (pitches, enforced), chord (notes at once, a cap), rhythm (1: onsets "
+                        "only at the positions in a bar where the track starts notes around the region, 0: anywhere), "
+                        "e.g. 3:density=0 or 10:density=8,loudness=100; by default each is measured on the bars around "
+                        "the region, and a track that plays on both sides keeps its rhythm")
     p.add_argument("--prompt", help="what you want, in words, e.g. 'sad slow jazz piano, sparse, loud drums' "
                                     "(style, tempo, mode or key, density, loudness, instruments; the parse is printed)")
     o = p.add_argument_group("output")

@@ -31,6 +31,7 @@ from harmonixr.generation.modes import Generator
 from harmonixr.generation.piece import Piece, Region
 from harmonixr.sampling.sampler import SamplingConfig
 from harmonixr.tokens.prompt import Hole as Span
+from harmonixr.tokens.prompt import TrackControls
 
 METRICS = ("precision", "recall", "f1", "pitch_class_overlap", "rhythm_overlap", "velocity_distance")
 
@@ -151,6 +152,7 @@ class Method:
     generator: Generator | None = None
     sampling: SamplingConfig | None = None
     source: str = "sampled"  # infill: "sampled", "piece" (the song's spans) or "best" (both)
+    free_rhythm: bool = False  # infill: no track kept to its rhythm (an ablation of the default)
 
     @property
     def deterministic(self) -> bool:
@@ -183,7 +185,9 @@ def evaluate_infill(methods: dict[str, Method], holes: list[Hole], samples: int,
                     made = gen.continue_(piece, bars=hole.bars, after_bar=hole.first_bar, n=n,
                                          sampling=sampling, seed=seed + index)
                 else:
-                    made = gen.infill(piece, hole.region, n, sampling, seed + index, source=method.source)
+                    free = {k: TrackControls(rhythm=False) for k in range(len(piece.original.tracks))}
+                    made = gen.infill(piece, hole.region, n, sampling, seed + index, source=method.source,
+                                      controls=free if method.free_rhythm else None)
                 fills = [region_notes(r.score, start, end) for r in made]
                 counts = [track_counts(r.score, start, end) for r in made]
             for k, (fill, per_track) in enumerate(zip(fills, counts)):

@@ -39,6 +39,7 @@ _TRIVIAL = ("harmonixr, left context only, {how}", "repeat the bar before", "cop
 _MODEL_ROWS = (("harmonixr, piece-aware", "sampled"), ("harmonixr, best of both", "sampled"),
                ("harmonixr, both sides, sampled", "sampled"),
                ("harmonixr, both sides, greedy", "greedy"))
+_ABLATIONS = (("harmonixr, both sides, sampled", "harmonixr, both sides, sampled, rhythm free"),)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ def measure_infill(gen: Generator, corpus: Corpus, split: str, count: int, bars:
     methods = {"harmonixr, piece-aware": Method("infill", gen, SAMPLING, "piece"),
                "harmonixr, best of both": Method("infill", gen, SAMPLING, "best"),
                "harmonixr, both sides, sampled": Method("infill", gen, SAMPLING),
+               "harmonixr, both sides, sampled, rhythm free": Method("infill", gen, SAMPLING, free_rhythm=True),
                "harmonixr, both sides, greedy": Method("infill", gen, GREEDY),
                "harmonixr, left context only, sampled": Method("left", gen, SAMPLING),
                "harmonixr, left context only, greedy": Method("left", gen, GREEDY),
@@ -81,6 +83,7 @@ def measure_infill(gen: Generator, corpus: Corpus, split: str, count: int, bars:
         found["infill_quality"] += [{"source": source, **r} for r in summarize(mine)]
         found["infill_paired"] += [{"source": source, **paired(mine, method, against.format(how=how))}
                                    for method, how in _MODEL_ROWS for against in _TRIVIAL]
+        found["infill_paired"] += [{"source": source, **paired(mine, method, against)} for method, against in _ABLATIONS]
     return holes, fills, found
 
 

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -63,6 +63,17 @@ DENSITY_TOLERANCE = 0.15  # an asked density is met within this share of its ons
 INFERRED_TOLERANCE = 0.5  # a sampled fill keeps a density inferred from around the hole within this share
 INFERRED_MARGIN = 4  # semitones past the pitches a track plays around the hole that its sampled fill may reach
 RESAMPLE_SEED = 1_000_003  # a row drawn again uses seed + this x the attempt
+
+
+class Held(NamedTuple):
+    """What a sampled fill is held to beyond what the caller asked (:meth:`Generator._held`), as
+    :class:`~harmonixr.sampling.grammar.Rules` fields."""
+
+    onsets: tuple[tuple[int, int, int], ...]  # track_onsets
+    ranges: tuple[tuple[int, int, int], ...]  # track_ranges
+    kit: frozenset[int]  # drum_kit
+    rhythms: tuple[tuple[int, tuple[int, ...]], ...]  # track_rhythms
+    chords: tuple[tuple[int, int], ...]  # track_chords
 
 
 class RegionTooLong(GenerationError):
@@ -159,14 +170,17 @@ class Generator:
         A sampled fill keeps the inferred density of each track that plays on both sides of the
         hole within :data:`INFERRED_TOLERANCE` (an asked one within :data:`DENSITY_TOLERANCE`),
         and its pitches within :data:`INFERRED_MARGIN` semitones of those it plays there (unless a
-        pitch range is asked of the track or the piece); a drum track keeps the kit it plays there.
+        pitch range is asked of the track or the piece); a drum track keeps the kit it plays there,
+        and each keeps its rhythm, its onsets at the positions in a bar where it starts notes there
+        (unless a density is asked of it; ``rhythm`` asks for it, or frees the track).
         ``source``: ``"piece"`` (piece-aware: the song's own spans of the hole's length whose
         surroundings match the hole's best, sampled fills making up the number), ``"best"`` (those
         copies that match well, then copies and ``n`` sampled fills by bits per note) or
         ``"sampled"`` (:mod:`~harmonixr.generation.candidates`); ``details["source"]`` says where
         each came from. Controls set by the caller are met by copies too: a copy is offered only
         where it already does what they ask (onsets in the asked window, pitches in the asked
-        range), with its velocities brought to the asked loudness and range as a sampled fill's are."""
+        range, chords no bigger than asked), with its velocities brought to the asked loudness and
+        range as a sampled fill's are; it keeps the song's own rhythm."""
         if source not in SOURCES:
             raise GenerationError(f"source {source!r}: one of {', '.join(SOURCES)}")
         began = time.perf_counter()
@@ -205,12 +219,15 @@ class Generator:
                        for s, c in asked.items() if s != self.vocab.drum_slot and (c.low is not None or c.high is not None))
         velocities = tuple((s, c.vel_low or 1, c.vel_high or 127) for s, c in asked.items()
                            if c.vel_low is not None or c.vel_high is not None)
+        chords = tuple((s, c.chord) for s, c in asked.items() if c.chord is not None)
         length = _hole_length(piece, hole, last_bar, last_pos)
         onsets = onset_windows(asked, length)
-        kept, within, kit = self._held(piece, hole, wanted, asked, required, length, rules)
+        held = self._held(piece, hole, wanted, asked, required, length, rules)
+        reach = last_bar if required and end is not None else 0  # a hole inside the song is played to its last bar
         limits = Rules(playing or tuple(slots), piece.bar_positions(last_bar + 1), start, last_bar, last_pos, END,
-                       required=required, required_by=last_bar, track_ranges=ranges + within, track_velocities=velocities,
-                       track_onsets=onsets + kept, drum_kit=kit,
+                       required=required, required_by=last_bar, min_bar=reach, track_ranges=ranges + held.ranges,
+                       track_velocities=velocities, track_onsets=onsets + held.onsets, drum_kit=held.kit,
+                       track_rhythms=held.rhythms, track_chords=held.chords,
                        **{**_rule_fields(rules), **({} if playing else {"max_notes": 0})})
         place = Placement(bar0, piece.bars_meta(last_bar + 1), piece.header(), FILLED, hole)
         state = NoteState(start[0], start[1])
@@ -220,7 +237,7 @@ class Generator:
                       for c in piece_candidates(piece.notes, piece.bars_meta().meter, hole, piece.bars, self.vocab)]
             copies = [c for c in copies if len(c.notes) and len(sequence) + len(c.notes) < self.max_len  # one that fits
                       and set(required) <= set(c.notes[:, TRACK].tolist())
-                      and _meets(c.notes, onsets, ranges, rules, self.vocab.drum_slot)]
+                      and _meets(c.notes, onsets, ranges, chords, rules, self.vocab.drum_slot)]
         wanted_draws = max(n - len(copies), 0) if source == "piece" else n  # "piece": sampled fills only make up the number
         outs = self._sample(sequence, wanted_draws, sampling, seed, limits, state, place, budget) if wanted_draws else []
         resampled = 0
@@ -287,11 +304,14 @@ class Generator:
 
     def _held(self, piece: Piece, hole: Hole, wanted: Mapping[int, TrackControls],
               asked: Mapping[int, TrackControls], required: tuple[int, ...], length: float,
-              rules: MusicRules) -> tuple[tuple[tuple[int, int, int], ...], tuple[tuple[int, int, int], ...], frozenset[int]]:
+              rules: MusicRules) -> Held:
         """What a sampled fill keeps, unasked, of each ``required`` track (one that plays on both
         sides of the hole): its onset window (:data:`INFERRED_TOLERANCE`), its pitch window
         (:data:`INFERRED_MARGIN`; none where a pitch range is asked of it or of the piece, or the
-        window holds no pitch of the scale), and the drums' kit."""
+        window holds no pitch of the scale), the drums' kit, the most notes it starts at one onset
+        there (or as asked, of any track), and its rhythm: the positions in a bar where it starts
+        notes around the hole (none where a density is asked of it; ``rhythm`` asks for it on any
+        track that plays around the hole, or turns it off)."""
         kept = onset_windows({s: wanted[s] for s in required if s not in asked or asked[s].density is None}, length,
                              INFERRED_TOLERANCE)
         within = []
@@ -304,11 +324,24 @@ class Generator:
                 low, high = max(c.low - INFERRED_MARGIN, 0), min(c.high + INFERRED_MARGIN, 127)
                 if rules.scale is None or any(p % 12 in rules.scale for p in range(low, high + 1)):
                     within.append((s, low, high))
+        around = self.around(piece, hole)
         kit: frozenset[int] = frozenset()
         if self.vocab.drum_slot in required:
-            around = self.around(piece, hole)
             kit = frozenset(around[around[:, TRACK] == self.vocab.drum_slot, PITCH].tolist())
-        return kept, tuple(within), kit
+        rhythms = []
+        for s in wanted:
+            own = asked.get(s, TrackControls())
+            if own.rhythm or (own.rhythm is None and s in required and own.density is None):
+                positions = np.unique(around[around[:, TRACK] == s, POS])
+                if len(positions):
+                    rhythms.append((s, tuple(positions.tolist())))
+        chords = []
+        for s, c in wanted.items():
+            most = asked.get(s, TrackControls()).chord
+            most = most if most is not None else c.chord if s in required else None
+            if most is not None:
+                chords.append((s, most))
+        return Held(kept, tuple(within), kit, tuple(rhythms), tuple(chords))
 
     def around(self, piece: Piece, hole: Hole) -> np.ndarray:
         """The notes of the ``CONTEXT_BARS`` bars on each side of the hole (its own span left out)."""
@@ -350,7 +383,7 @@ class Generator:
         if budget > FILL_SHARE * self.max_len and len(hole_bars) > 1:
             raise RegionTooLong(f"the region would need about {budget} notes, more than {FILL_SHARE:.0%} of the "
                                 f"model's context of {self.max_len}")
-        header = piece.header(controls=self._context_controls(piece, hole))
+        header = piece.header(controls=self.context_controls(piece, hole))
 
         bars_meta = piece.bars_meta()
 
@@ -381,7 +414,7 @@ class Generator:
         rows, bar0 = best
         return rows, bar0, header
 
-    def _context_controls(self, piece: Piece, hole: Hole) -> tuple[int, ...]:
+    def context_controls(self, piece: Piece, hole: Hole) -> tuple[int, ...]:
         """Piece-level controls measured on the ``CONTEXT_BARS`` bars on each side of the hole, its
         own notes left out (training measures them on the window; the hole is not known here)."""
         hole_bars = hole.bars(piece.bars - 1)
@@ -593,10 +626,11 @@ def _meet_loudness(notes: np.ndarray, asked: Mapping[int, TrackControls]) -> np.
 
 
 def _meets(notes: np.ndarray, onsets: tuple[tuple[int, int, int], ...], ranges: tuple[tuple[int, int, int], ...],
-           rules: MusicRules, drum_slot: int) -> bool:
-    """Whether a copy does what the caller asked: of its tracks, (slot, fewest, most) onsets and
-    (slot, lowest, highest) pitches; of its melodic notes, the rules' pitch range and scale; of
-    its bars, the rules' most notes. Under a polyphony cap no copy is offered (sampled fills meet it)."""
+           chords: tuple[tuple[int, int], ...], rules: MusicRules, drum_slot: int) -> bool:
+    """Whether a copy does what the caller asked: of its tracks, (slot, fewest, most) onsets,
+    (slot, lowest, highest) pitches and (slot, most notes at one onset); of its melodic notes, the
+    rules' pitch range and scale; of its bars, the rules' most notes. Under a polyphony cap no copy
+    is offered (sampled fills meet it)."""
     if rules.max_polyphony < UNLIMITED:
         return False
     melodic = notes[notes[:, TRACK] != drum_slot, PITCH]
@@ -607,6 +641,10 @@ def _meets(notes: np.ndarray, onsets: tuple[tuple[int, int, int], ...], ranges: 
         return False
     if len(notes) and np.unique(notes[:, BAR], return_counts=True)[1].max() > rules.max_notes_per_bar:
         return False
+    for slot, most in chords:
+        mine = notes[notes[:, TRACK] == slot]
+        if len(mine) and np.unique(mine[:, [BAR, POS]], axis=0, return_counts=True)[1].max() > most:
+            return False
     return all(fewest <= len(np.unique(notes[notes[:, TRACK] == slot][:, [BAR, POS]], axis=0)) <= most
                for slot, fewest, most in onsets)
 

@@ -16,11 +16,18 @@ hole), a pitch range, a scale (and a lean of :data:`TONIC_LEAN` to its tonic cho
 rule that is a weight, not a mask: the scale of A minor is C major's, its tonic is what tells them
 apart), a maximum polyphony, a maximum of notes per bar and in all, a
 minimum of notes and the tracks that must play before the end may come, and per track a pitch
-range, a velocity range and a window of onsets (how an asked density is met), and the drum kit (the
+range, a velocity range, the most notes at one onset, a window of onsets (how an asked density
+is met), and the drum kit (the
 drum pitches the drum track may take, as an infill keeps the kit played around it): the most onsets it
-may start, and the fewest before the end may come, paced through the region (a track behind its
-share of them by :data:`PACE_SLACK` onsets must play at the next onset it can); for a new piece,
-whose density is notes per bar, the window counts notes instead (``count_notes``). Every mask
+may start (by the end of each bar no more than an even spread of them), and the fewest before the
+end may come, paced through the region at the middle of the window (a track behind an even spread
+of it by half a bar's share, or :data:`PACE_SLACK` onsets, must play at the next onset it can), so
+a part keeps its rate through the region instead of playing in bursts; for a new piece, whose
+density is notes per bar, the window counts notes instead (``count_notes``); and per track
+a rhythm (the positions in a bar where its onsets may fall, as an infill keeps the rhythm played
+around it: a position is offered only where a track that may still play has it in its rhythm, a
+bar whose rest holds none of them takes no new onset, and a track behind its pace is made to play
+at its next one, or off them when nothing else would meet its fewest). Every mask
 leaves at least one value, so a row never gets stuck: a note is only offered where one can be
 completed. In the last bar a region may have, the probability the model gives to a note past it
 goes to the end type (:meth:`NoteGrammar.end_mass`): for the model a later bar is where the music
@@ -41,7 +48,7 @@ from harmonixr.tokens.vocab import END, EOS, FIELDS, NOTE, NoteVocab
 UNLIMITED = 1 << 30
 MAX_CHORD = 12  # notes of one track at one onset at most (ten fingers and a thumb's reach; a drum kit's limbs)
 TONIC_LEAN = 1.0  # nats added to a tonic chord's pitch logits (Rules.tonic); chosen with benchmarks/keys.py
-PACE_SLACK = 1.0  # onsets a track asked for its fewest may fall behind an even pace through the region
+PACE_SLACK = 1.0  # onsets a track with a window may fall behind an even pace through the region, at least
 TYPE, DBAR, POS, TRACK, PITCH, DUR, VEL, MICRO = range(len(FIELDS))
 
 
@@ -70,6 +77,8 @@ class Rules:
     track_ranges: tuple[tuple[int, int, int], ...] = ()  # (slot, lowest, highest pitch) of melodic tracks
     track_velocities: tuple[tuple[int, int, int], ...] = ()  # (slot, lowest, highest velocity)
     track_onsets: tuple[tuple[int, int, int], ...] = ()  # (slot, fewest, most onsets of the track)
+    track_rhythms: tuple[tuple[int, tuple[int, ...]], ...] = ()  # (slot, the positions in a bar its onsets take)
+    track_chords: tuple[tuple[int, int], ...] = ()  # (slot, most notes of the track at one onset)
     count_notes: bool = False  # track_onsets counts notes (each of a chord), not onsets: a new piece's notes per bar
 
     def positions(self, bar: int) -> int:
@@ -136,6 +145,12 @@ class NoteGrammar:
         for slot, inside in self.velocities.items():
             if not inside.any():
                 raise HarmonixrError(f"track slot {slot}: no velocity in its range (velocities are 1-127)")
+        self.rhythms = {slot: tuple(sorted(set(positions))) for slot, positions in rules.track_rhythms if positions}
+        self.on_rhythm = {slot: self._stored(np.isin(np.arange(sizes[POS] - 1), positions), POS)
+                          for slot, positions in self.rhythms.items()}
+        self._unions: dict[tuple[int, ...], np.ndarray | None] = {}
+        self._latest_seen: dict[tuple[int, int, int], int] = {}
+        self.chords = {slot: max(min(most, MAX_CHORD), 1) for slot, most in rules.track_chords}
         self.fewest = {slot: low for slot, low, _ in rules.track_onsets if low > 0}
         self.most = {slot: high for slot, _, high in rules.track_onsets}
         self.pace_step = max(vocab.grid // 2, 1)  # a track behind its pace plays by the next eighth note
@@ -204,9 +219,10 @@ class NoteGrammar:
             start = max(start, r.first[1])
         if not self._open_tracks(state, bar):
             stop = min(stop, state.pos + 1) if bar == state.bar else 0
-        due = self._due(state)
+        due, due_pos = self._due(state), None
         if due is not None and bar == self._bar_of(due[0]):
-            stop = min(stop, due[0] - self._step(bar, 0) + 1)
+            due_pos = due[0] - self._step(bar, 0)
+            stop = min(stop, due_pos + 1)
         mask = np.zeros(self.sizes[POS], dtype=bool)
         if start < stop:
             mask[start + 1 : stop + 1] = True
@@ -214,7 +230,28 @@ class NoteGrammar:
                 for p in range(start, stop):
                     if not self._room(state, bar, p):
                         mask[p + 1] = False
+            if self.rhythms:
+                opened = self._open_tracks(state, bar)
+                union = self._rhythm_of(opened)
+                on_rhythm = mask & union if union is not None else mask.copy()
+                if bar == state.bar and start == state.pos:  # the last onset: its chord, or a later track on its rhythm
+                    on_rhythm[start + 1] = mask[start + 1] and (self._chord_grows(state) or any(
+                        slot > state.track and (slot not in self.on_rhythm or self.on_rhythm[slot][start + 1])
+                        for slot in opened))
+                if due_pos is not None and start <= due_pos < stop:  # a late track plays when due, rhythm or not
+                    on_rhythm[due_pos + 1] = mask[due_pos + 1]
+                if on_rhythm.any() or bar == state.bar:  # the rest of this bar may hold none; another
+                    mask = on_rhythm  # bar yields where it has none (open_bars checks this one)
         return mask
+
+    def _rhythm_of(self, tracks: list[int]) -> np.ndarray | None:
+        """(pos values,) bool: the positions where one of ``tracks`` may start an onset under its
+        rhythm (None: one of them has none, so any position)."""
+        key = tuple(tracks)
+        if key not in self._unions:
+            masks = [self.on_rhythm[slot] for slot in tracks if slot in self.on_rhythm]
+            self._unions[key] = None if len(masks) < len(tracks) or not masks else np.logical_or.reduce(masks)
+        return self._unions[key]
 
     def _room_at_onset(self, state: NoteState) -> bool:
         """Whether another note may join the last note's onset (a later track, or a higher pitch on
@@ -229,12 +266,13 @@ class NoteGrammar:
         """Whether the last note's track may add a higher note at its onset."""
         if self.rules.count_notes and state.onsets.get(state.track, 0) >= self._cap(state.track, state.bar):
             return False  # its notes so far are all written
-        return state.track >= 0 and self._higher(state.track, state.pitch) and state.chord < MAX_CHORD
+        return (state.track >= 0 and self._higher(state.track, state.pitch)
+                and state.chord < self.chords.get(state.track, MAX_CHORD))
 
     def _open_tracks(self, state: NoteState, bar: int | None = None) -> list[int]:
         """The tracks that may start a new onset (those below their most onsets; in ``bar``, when
         given, below what :meth:`_cap` allows by its end, a track that its pace says must play in it apart)."""
-        if bar is None or not self.rules.count_notes:
+        if bar is None:
             return [int(s) for s in self.tracks if state.onsets.get(int(s), 0) < self.most.get(int(s), UNLIMITED)]
         due = self._due(state)
         late = due[1] if due is not None and bar >= self._bar_of(due[0]) else None  # must play in this bar
@@ -242,11 +280,11 @@ class NoteGrammar:
                 (self.most.get(int(s), UNLIMITED) if s == late else self._cap(int(s), bar))]
 
     def _cap(self, slot: int, bar: int) -> int:
-        """The most notes ``slot`` may have by the end of ``bar``: under ``count_notes``, its most
-        spread evenly over the region's time (a piece's notes are not all spent in its first
-        bars); otherwise its most."""
+        """The most onsets (notes, under ``count_notes``) ``slot`` may have by the end of ``bar``:
+        its most spread evenly over the region's time, so that they are not all spent in its first
+        bars."""
         most = self.most.get(slot, UNLIMITED)
-        if not self.rules.count_notes or most >= UNLIMITED or self.region is None:
+        if most >= UNLIMITED or self.region is None:
             return most
         start, stop = self.region
         return min(most, -(-most * (min(self._step(bar + 1, 0), stop) - start) // max(stop - start, 1)))
@@ -271,19 +309,52 @@ class NoteGrammar:
             due = start + int((stop - start) * (done + 1 + slack) / (pace + slack))
             earliest = now if state.track < 0 or slot > state.track else now + 1  # the reading order at an onset
             due = max(due, earliest)
-            due += -(due - self._step(self._bar_of(due), 0)) % self.pace_step  # on the next eighth note
-            due = min(due, stop - (fewest - done))  # the rest still fit, a grid step each
+            due = self._on_time(slot, due)  # on the next eighth note, or the track's next position of its rhythm
+            latest = self._latest(slot, stop, fewest - done)  # the rest still fit on its rhythm
+            due = min(due, latest if latest >= earliest else stop - (fewest - done))  # or a grid step each
             due = self._free_from(state, due, stop)
             if best is None or (due, slot) < best:
                 best = (due, slot)
         return best
 
+    def _on_time(self, slot: int, step: int) -> int:
+        """The first grid step from ``step`` where ``slot`` may be made to play: its rhythm's next
+        position (in this bar or the next), else the next eighth note."""
+        bar = self._bar_of(step)
+        pos = step - self._step(bar, 0)
+        rhythm = self.rhythms.get(slot)
+        if rhythm is not None:
+            later = rhythm[bisect.bisect_left(rhythm, pos):]
+            if later and later[0] < self.rules.positions(bar):
+                return self._step(bar, later[0])
+            if rhythm[0] < self.rules.positions(bar + 1):
+                return self._step(bar + 1, rhythm[0])
+        return step + (-pos % self.pace_step)
+
+    def _latest(self, slot: int, stop: int, count: int) -> int:
+        """The latest grid step from which ``count`` onsets of ``slot`` still fit before ``stop``: a
+        grid step each, or on its rhythm's positions while they are enough."""
+        rhythm = self.rhythms.get(slot)
+        if rhythm is None or count <= 0 or self.region is None:
+            return stop - count
+        if (slot, stop, count) not in self._latest_seen:
+            bar = self._bar_of(stop - 1)
+            steps: list[int] = []
+            while len(steps) < count and bar >= 0 and self._step(bar + 1, 0) > self.region[0]:
+                steps += [step for pos in reversed(rhythm) if pos < self.rules.positions(bar)
+                          and self.region[0] <= (step := self._step(bar, pos)) < stop]
+                bar -= 1
+            self._latest_seen[(slot, stop, count)] = steps[count - 1] if len(steps) >= count else stop - count
+        return self._latest_seen[(slot, stop, count)]
+
     def _pace(self, slot: int, fewest: int, steps: int) -> tuple[float, float]:
-        """(notes, slack) of ``slot``'s pace through the region's ``steps`` grid steps: its fewest,
-        one note behind at most; under ``count_notes`` (a new piece, whose parts would otherwise
-        play in bursts and skip bars) the middle of its window, half a bar's share behind at most."""
+        """(onsets, slack) of ``slot``'s pace through the region's ``steps`` grid steps: the middle
+        of its window, half a bar's share (at least :data:`PACE_SLACK`) behind at most; its fewest
+        when it has no most. A pace at the fewest let parts play in bursts: a fill of a drum song
+        drummed at half its rate in the bars after a busy first one, and every part went silent
+        in the hole's last bar once its fewest were in."""
         most = self.most.get(slot, UNLIMITED)
-        if not self.rules.count_notes or most >= UNLIMITED:
+        if most >= UNLIMITED:
             return fewest, PACE_SLACK
         pace = (fewest + most) / 2
         return pace, max(PACE_SLACK, pace * self.rules.positions(self.rules.first[0]) / max(steps, 1) / 2)
@@ -323,15 +394,11 @@ class NoteGrammar:
             return self.positions(state, bar)
         same_onset = bar == state.bar and chosen[POS] - 1 == state.pos and state.track >= 0
         if k == TRACK:
-            missing = set(self.rules.required) - state.written if bar >= self.rules.required_by else set()
-            due = self._due(state)
-            paced = due is not None and self._step(bar, chosen[POS] - 1) >= due[0]
-            mask = self._tracks(state, bar, same_onset, missing, due[1] if due is not None and paced else None)
-            if paced and not mask.any():  # the late track cannot come at this onset: it comes at the next
-                mask = self._tracks(state, bar, same_onset, missing, None)
-            if missing and not mask.any():  # at this onset the reading order allows no silent track: any then
-                return self.mask(k, replace(state, written=state.written | missing), chosen)
-            return mask
+            if self.rhythms:  # the tracks whose rhythm has the onset's position (a chord may grow)
+                mask = self._track_mask(state, bar, chosen, same_onset, chosen[POS] - 1)
+                if mask.any():
+                    return mask
+            return self._track_mask(state, bar, chosen, same_onset, None)
         if k == PITCH:
             mask = self.pitch_masks[chosen[TRACK] - 1].copy()
             if same_onset and chosen[TRACK] - 1 == state.track:
@@ -342,6 +409,19 @@ class NoteGrammar:
         if k == DUR:
             return self._durations(state, bar, chosen[POS] - 1, chosen[TRACK] - 1)
         return self.all[k]
+
+    def _track_mask(self, state: NoteState, bar: int, chosen: list[int], same_onset: bool, pos: int | None) -> np.ndarray:
+        """The track field's mask (``pos``: the new onset's position, which a track's rhythm must
+        hold; None: rhythms aside)."""
+        missing = set(self.rules.required) - state.written if bar >= self.rules.required_by else set()
+        due = self._due(state)
+        paced = due is not None and self._step(bar, chosen[POS] - 1) >= due[0]
+        mask = self._tracks(state, bar, same_onset, missing, due[1] if due is not None and paced else None, pos)
+        if paced and not mask.any():  # the late track cannot come at this onset: it comes at the next
+            mask = self._tracks(state, bar, same_onset, missing, None, pos)
+        if missing and not mask.any():  # at this onset the reading order allows no silent track: any then
+            return self._track_mask(replace(state, written=state.written | missing), bar, chosen, same_onset, pos)
+        return mask
 
     def opening(self, state: NoteState) -> tuple[np.ndarray, np.ndarray]:
         """The masks a step starts from: the type's and the open bars' (what :meth:`mask` gives for
@@ -373,9 +453,11 @@ class NoteGrammar:
         mask[1:] &= self.vocab.durations <= max(longest, 1)  # the shortest bin is one grid step
         return mask
 
-    def _tracks(self, state: NoteState, bar: int, same_onset: bool, missing: set[int], late: int | None) -> np.ndarray:
+    def _tracks(self, state: NoteState, bar: int, same_onset: bool, missing: set[int], late: int | None,
+                pos: int | None = None) -> np.ndarray:
         """(track values,) bool: the tracks the next note in ``bar`` may take (``missing``: only those;
-        ``late``: a track behind its pace, which no later track may come before)."""
+        ``late``: a track behind its pace, which no later track may come before; ``pos``: only a track
+        whose rhythm, if it has one, holds that position)."""
         mask = np.zeros(self.sizes[TRACK], dtype=bool)
         opened = set(self._open_tracks(state, bar))
         for slot in self.tracks:
@@ -386,6 +468,9 @@ class NoteGrammar:
             if slot not in opened and not (same_onset and slot == state.track):
                 continue  # it has all its onsets (a chord at its last onset may still grow)
             if late is not None and slot > late:
+                continue
+            if pos is not None and slot in self.on_rhythm and not self.on_rhythm[slot][pos + 1] \
+                    and not (same_onset and slot == state.track) and slot != late:
                 continue
             mask[slot + 1] = True
         return mask

@@ -68,7 +68,8 @@ from harmonixr.tokens.vocab import (
 )
 
 CONTROL_KINDS = ("density", "loudness", "chord", "low", "high")  # learned: each a TRACK_CONTROL row
-TRACK_CONTROL_KEYS = (*CONTROL_KINDS, "vel_low", "vel_high")  # and the velocity range, a mask at sampling only
+# and the velocity range and the rhythm, masks at sampling only
+TRACK_CONTROL_KEYS = (*CONTROL_KINDS, "vel_low", "vel_high", "rhythm")
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,9 @@ class TrackControls:
     """What a fill should be like on one track (None: left to the model).
 
     The kinds of :data:`CONTROL_KINDS` are prompt rows the model learned; when a caller sets them,
-    sampling also enforces them (density as a window of onsets, the pitch range and the velocity
-    range as masks, loudness by scaling the fill's velocities)."""
+    sampling also enforces them (density as a window of onsets, chord as a cap on notes at one
+    onset, the pitch range, the velocity range and the rhythm as masks, loudness by scaling the
+    fill's velocities)."""
 
     density: float | None = None  # onsets per bar; 0: silent
     loudness: float | None = None  # mean velocity
@@ -124,6 +126,9 @@ class TrackControls:
     high: int | None = None  # highest pitch
     vel_low: int | None = None  # lowest velocity (never inferred: a request's own)
     vel_high: int | None = None  # highest velocity
+    # keep the rhythm: onsets only at the positions in a bar where the track starts notes in the
+    # bars around the hole (None: as inferred, on for a track that plays on both sides of it)
+    rhythm: bool | None = None
 
     def without(self, kinds: Sequence[str]) -> TrackControls:
         return replace(self, **{k: None for k in kinds})
@@ -145,6 +150,8 @@ class TrackControls:
             return f"chord {self.chord} must be 1 or more"
         if self.low is not None and self.high is not None and self.low > self.high:
             return f"low {self.low} is above high {self.high}"
+        if self.rhythm not in (None, True, False):
+            return f"rhythm {self.rhythm:g} is neither 1 (keep the rhythm played around the region) nor 0 (any)"
         return None
 
 

@@ -69,11 +69,14 @@ def build_page(studio: Studio) -> gr.Blocks:
                                             info="bars A-B (from 1, inclusive) or a beat span 5:3-7:1 (end excluded)")
                         tracks = gr.CheckboxGroup([], label="Tracks to rewrite (none ticked: all)", elem_id="tracks")
                         controls = gr.Dataframe(headers=["track", "instrument", "notes per bar", "mean velocity",
-                                                         "velocities"],
-                                                datatype=["number", "str", "number", "number", "str"], interactive=True,
+                                                         "velocities", "rhythm"],
+                                                datatype=["number", "str", "number", "number", "str", "str"],
+                                                interactive=True,
                                                 label="Per-track controls of the fill (inferred from the bars around "
                                                       "the region; change a value to steer, 0 notes: silent; "
-                                                      "velocities LOW-HIGH, e.g. 60-90, empty: any)",
+                                                      "velocities LOW-HIGH, e.g. 60-90, empty: any; rhythm kept: "
+                                                      "onsets where the track plays them around the region, free: "
+                                                      "anywhere)",
                                                 elem_id="controls", wrap=True)
                         with gr.Row():
                             infill = gr.Button("Infill", variant="primary", elem_id="infill")

@@ -22,14 +22,15 @@ from gradio.utils import get_upload_folder
 
 from harmonixr.tokens.vocab import instrument_name
 from harmonixr.visualization.interactive import pianoroll_figure, view_around
-from harmonixr.web.studio import ControlRow, Desk, Knobs, NewPiece, Request, Studio, StudioError, Take
+from harmonixr.web.studio import RHYTHMS, ControlRow, Desk, Knobs, NewPiece, Request, Studio, StudioError, Take
 
 NO_RESULTS = "No variations yet: choose an operation above."
 
 
 def control_rows(table: Any) -> tuple[ControlRow, ...]:
     """The controls table (rows of track, name, notes per bar, mean velocity and, optionally,
-    velocities LOW-HIGH; a DataFrame or lists); an empty cell leaves that control inferred."""
+    velocities LOW-HIGH and the rhythm, kept or free; a DataFrame or lists); an empty cell leaves
+    that control inferred."""
     rows = table.values.tolist() if hasattr(table, "values") else (table or [])
     out = []
     for row in rows:
@@ -42,8 +43,20 @@ def control_rows(table: Any) -> tuple[ControlRow, ...]:
             raise StudioError(f"the controls table: row {row!r} is not track, name, notes per bar, mean velocity") from None
         if density is not None and density < 0 or loudness is not None and not 0 <= loudness <= 127:
             raise StudioError(f"track {track + 1}: notes per bar must be 0 or more, mean velocity 0 to 127")
-        out.append(ControlRow(track, density, loudness, *_velocities(track, row[4] if len(row) > 4 else None)))
+        out.append(ControlRow(track, density, loudness, *_velocities(track, row[4] if len(row) > 4 else None),
+                              _rhythm(track, row[5] if len(row) > 5 else None)))
     return tuple(out)
+
+
+def _rhythm(track: int, cell: Any) -> bool | None:
+    """A rhythm cell: ``kept`` (onsets at the positions the track plays around the region),
+    ``free`` (anywhere); empty: as inferred."""
+    text = "" if cell is None or cell != cell else str(cell).strip().lower()
+    if not text:
+        return None
+    if text not in RHYTHMS:
+        raise StudioError(f"track {track + 1}: rhythm {text!r} is neither 'kept' nor 'free'")
+    return RHYTHMS[text]
 
 
 def _velocities(track: int, cell: Any) -> tuple[int | None, int | None]:

@@ -185,6 +185,9 @@ class Request:
 NO_AUDIO = "no audio: TinySoundFont is not installed here (pip install --no-deps tinysoundfont==0.3.7)"
 
 
+RHYTHMS = {"kept": True, "keep": True, "free": False}  # the words of a rhythm cell of the controls table
+
+
 class ControlRow(NamedTuple):
     """One row of the studio's controls table, as set (None: as inferred, or any velocity)."""
 
@@ -193,6 +196,7 @@ class ControlRow(NamedTuple):
     loudness: float | None = None  # mean velocity
     vel_low: int | None = None
     vel_high: int | None = None
+    rhythm: bool | None = None  # kept (True) or free (False)
 
 
 class Studio:
@@ -326,9 +330,10 @@ class Studio:
         return self.piece(take).bars
 
     def inferred_controls(self, take: Take, spec: str, tracks: tuple[int, ...] = ()) -> list[list]:
-        """Per track of the region: [track, name, notes per bar, mean velocity, velocities] measured
-        on the bars around it (what an infill asks for unless the visitor changes it; the velocity
-        range is not inferred: empty, any); [] without a region."""
+        """Per track of the region: [track, name, notes per bar, mean velocity, velocities, rhythm]
+        measured on the bars around it (what an infill asks for unless the visitor changes it; the
+        velocity range is not inferred: empty, any; the rhythm is kept for a track that plays on both
+        sides of the region, else free); [] without a region."""
         return self._inferred(self.piece(take), spec, tracks)
 
     def _inferred(self, piece: Piece, spec: str, tracks: tuple[int, ...] = ()) -> list[list]:
@@ -346,7 +351,8 @@ class Studio:
             k = piece.track_of(slot)
             rows.append([k + 1, names[k].name or instrument_name(-1 if names[k].is_drum else names[k].program),
                          round(c.density, 1) if c.density is not None else None,
-                         round(c.loudness) if c.loudness is not None else None, ""])
+                         round(c.loudness) if c.loudness is not None else None, "",
+                         "kept" if c.density and self.gen.plays_on_both_sides(piece, hole, slot) else "free"])
         return rows
 
     def region_ticks(self, take: Take, spec: str) -> tuple[int, int | None] | None:
@@ -402,13 +408,17 @@ class Studio:
         if parsed is not None:
             programs = [-1 if t.is_drum else t.program for t in piece.original.tracks]
             out = track_controls(parsed, programs, [k for k in range(len(programs)) if piece.slot_of(k) is not None])
-        shown = {row[0] - 1: (row[2], row[3]) for row in self._inferred(piece, request.region, request.tracks)}
+        shown = {row[0] - 1: (row[2], row[3], RHYTHMS[row[5]])
+                 for row in self._inferred(piece, request.region, request.tracks)}
         for row in request.controls:
-            track, density, loudness, vel_low, vel_high = ControlRow(*row)
-            density = None if density is not None and shown.get(track, (None, None))[0] == density else density
-            loudness = None if loudness is not None and shown.get(track, (None, None))[1] == loudness else loudness
+            track, density, loudness, vel_low, vel_high, rhythm = ControlRow(*row)
+            inferred = shown.get(track, (None, None, None))
+            density = None if density is not None and inferred[0] == density else density
+            loudness = None if loudness is not None and inferred[1] == loudness else loudness
+            rhythm = None if rhythm is not None and inferred[2] == rhythm else rhythm
             changed: dict[str, Any] = {k: v for k, v in (("density", density), ("loudness", loudness),
-                                                         ("vel_low", vel_low), ("vel_high", vel_high)) if v is not None}
+                                                         ("vel_low", vel_low), ("vel_high", vel_high),
+                                                         ("rhythm", rhythm)) if v is not None}
             if changed and 0 <= track < len(piece.original.tracks):
                 mine = replace(out.get(track, TrackControls()), **changed)
                 if (problem := mine.problem()) is not None:
