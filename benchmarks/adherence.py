@@ -79,7 +79,7 @@ def main() -> None:
         hole = h.span
         controls = gen.hole_controls(piece, hole)
         inferred = {piece.track_of(s): c for s, c in controls.items()}
-        both = {piece.track_of(s) for s, c in controls.items() if c.density and gen.plays_on_both_sides(piece, hole, s)}
+        both = {piece.track_of(s) for s, c in controls.items() if gen.must_play(piece, hole, s, c)}
         drum_track = piece.track_of(gen.vocab.drum_slot) if gen.vocab.drum_slot in piece.slots else None
         # inferred: drums kept, silent tracks silent, the density of tracks playing on both sides kept
         made = gen.piece(gen.infill(piece, h.region, 1, SAMPLING, args.seed + index, source="sampled")[0].score)

@@ -22,7 +22,6 @@ validation split.
 from __future__ import annotations
 
 import argparse
-import math
 from collections import Counter
 
 import numpy as np
@@ -32,10 +31,10 @@ from rich.table import Table
 
 from harmonixr.data.corpus import Corpus
 from harmonixr.evaluation.infill_quality import middle_holes
-from harmonixr.generation.candidates import MAX_CANDIDATES, SCORE_BATCH, piece_candidates
+from harmonixr.generation.candidates import MAX_CANDIDATES, piece_candidates, sequence_bits
 from harmonixr.generation.modes import Generator
 from harmonixr.generation.piece import split_pieces
-from harmonixr.models.transformer import NoteTransformer, padded_field_nll
+from harmonixr.models.transformer import NoteTransformer
 from harmonixr.tokens.notes import BAR, PITCH, POS, sort_notes
 from harmonixr.tokens.prompt import Bars, Header, Hole, header_rows, plain, time_key
 from harmonixr.tokens.vocab import NoteVocab
@@ -53,7 +52,6 @@ def note_f1(made: np.ndarray, truth: np.ndarray) -> float:
 AFTER_BARS = 2  # bars after the hole whose likelihood scores a fill (``--after``)
 
 
-@torch.inference_mode()
 def after_bits(model: NoteTransformer, vocab: NoteVocab, notes: np.ndarray, fills: list[np.ndarray], hole: Hole,
                bars: Bars, header: Header, after: int = AFTER_BARS) -> list[float]:
     """Bits of the ``after`` bars that follow the hole (every track), with each fill in its place,
@@ -83,11 +81,7 @@ def after_bits(model: NoteTransformer, vocab: NoteVocab, notes: np.ndarray, fill
         target[len(rows.rows) - len(window):] = keys >= time_key(*hole.end, vocab)
         seqs.append(rows.rows)
         targets.append(target)
-    out: list[float] = []
-    for k in range(0, len(seqs), SCORE_BATCH):
-        out += [float(part.sum()) / math.log(2)
-                for part in padded_field_nll(model, seqs[k : k + SCORE_BATCH], targets[k : k + SCORE_BATCH])]
-    return out
+    return sequence_bits(model, seqs, targets)
 
 
 def main() -> None:

@@ -71,7 +71,7 @@ def main() -> None:
         piece, family, hole = h.piece, h.source, h.span
         inside = piece.notes[hole.contains(piece.notes, vocab)]
         for slot, controls in generator.hole_controls(piece, hole).items():
-            if not controls.density or not generator.plays_on_both_sides(piece, hole, slot):
+            if not generator.must_play(piece, hole, slot, controls):
                 continue
             own = inside[inside[:, TRACK] == slot]
             real = len(np.unique(own[:, [BAR, POS]], axis=0))

@@ -185,9 +185,10 @@ def evaluate_infill(methods: dict[str, Method], holes: list[Hole], samples: int,
                     made = gen.continue_(piece, bars=hole.bars, after_bar=hole.first_bar, n=n,
                                          sampling=sampling, seed=seed + index)
                 else:
-                    free = {k: TrackControls(rhythm=False) for k in range(len(piece.original.tracks))}
+                    free = ({k: TrackControls(rhythm=False) for k in range(len(piece.original.tracks))}
+                            if method.free_rhythm else None)
                     made = gen.infill(piece, hole.region, n, sampling, seed + index, source=method.source,
-                                      controls=free if method.free_rhythm else None)
+                                      controls=free)
                 fills = [region_notes(r.score, start, end) for r in made]
                 counts = [track_counts(r.score, start, end) for r in made]
             for k, (fill, per_track) in enumerate(zip(fills, counts)):

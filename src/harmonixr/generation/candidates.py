@@ -204,14 +204,20 @@ def best_transposition(cells: NoteCells, start: int, length: int, d: int, beat: 
     return max(zip(shifts, matches.tolist()), key=lambda found: (found[1], -abs(found[0])))
 
 
-@torch.inference_mode()
 def fill_bits(model: NoteTransformer, vocab: NoteVocab, prompt: np.ndarray, fills: list[np.ndarray], hole: Hole,
               bar0: int, bars: Bars, header: Header) -> list[float]:
     """Bits of each fill's rows and its END after ``prompt`` (the infill prompt, ending with FILL)."""
+    seqs = [np.concatenate([prompt, note_rows(vocab, f, hole.start[0], bar0, bars, header, FILLED, hole),
+                            end_row(END, FILLED)]) for f in fills]
+    return sequence_bits(model, seqs, [np.arange(len(seq)) >= len(prompt) for seq in seqs])
+
+
+@torch.inference_mode()
+def sequence_bits(model: NoteTransformer, seqs: list[np.ndarray], targets: list[np.ndarray]) -> list[float]:
+    """Bits of each sequence's target rows (each (T_i, R) with its (T_i,) bool target), scored
+    :data:`SCORE_BATCH` sequences at a time."""
     out: list[float] = []
-    for k in range(0, len(fills), SCORE_BATCH):
-        seqs = [np.concatenate([prompt, note_rows(vocab, f, hole.start[0], bar0, bars, header, FILLED, hole),
-                                end_row(END, FILLED)]) for f in fills[k : k + SCORE_BATCH]]
-        targets = [np.arange(len(seq)) >= len(prompt) for seq in seqs]
-        out += [float(part.sum()) / math.log(2) for part in padded_field_nll(model, seqs, targets)]
+    for k in range(0, len(seqs), SCORE_BATCH):
+        out += [float(part.sum()) / math.log(2)
+                for part in padded_field_nll(model, seqs[k : k + SCORE_BATCH], targets[k : k + SCORE_BATCH])]
     return out

@@ -207,7 +207,7 @@ class Generator:
                           began)
         last_bar, last_pos = (piece.bars - 1, 0) if end is None else (end[0] - (end[1] == 0), end[1])
         # nothing dropped silently: a track that plays around the hole (and is not told to be silent) plays in it
-        required = tuple(s for s, c in wanted.items() if c.density and self.plays_on_both_sides(piece, hole, s))
+        required = tuple(s for s, c in wanted.items() if self.must_play(piece, hole, s, c))
         # a track told to be silent (density 0, or a track silent around the hole) gets no note: a mask, not a hope
         silent = {s for s, c in wanted.items() if c.density == 0}
         playing = tuple(s for s in slots if s not in silent)
@@ -227,7 +227,7 @@ class Generator:
         limits = Rules(playing or tuple(slots), piece.bar_positions(last_bar + 1), start, last_bar, last_pos, END,
                        required=required, required_by=last_bar, min_bar=reach, track_ranges=ranges + held.ranges,
                        track_velocities=velocities, track_onsets=onsets + held.onsets, drum_kit=held.kit,
-                       track_rhythms=held.rhythms, track_chords=held.chords,
+                       track_rhythms=held.rhythms, track_chords=chords + held.chords,
                        **{**_rule_fields(rules), **({} if playing else {"max_notes": 0})})
         place = Placement(bar0, piece.bars_meta(last_bar + 1), piece.header(), FILLED, hole)
         state = NoteState(start[0], start[1])
@@ -309,7 +309,7 @@ class Generator:
         sides of the hole): its onset window (:data:`INFERRED_TOLERANCE`), its pitch window
         (:data:`INFERRED_MARGIN`; none where a pitch range is asked of it or of the piece, or the
         window holds no pitch of the scale), the drums' kit, the most notes it starts at one onset
-        there (or as asked, of any track), and its rhythm: the positions in a bar where it starts
+        there (unless a chord is asked of it), and its rhythm: the positions in a bar where it starts
         notes around the hole (none where a density is asked of it; ``rhythm`` asks for it on any
         track that plays around the hole, or turns it off)."""
         kept = onset_windows({s: wanted[s] for s in required if s not in asked or asked[s].density is None}, length,
@@ -335,13 +335,9 @@ class Generator:
                 positions = np.unique(around[around[:, TRACK] == s, POS])
                 if len(positions):
                     rhythms.append((s, tuple(positions.tolist())))
-        chords = []
-        for s, c in wanted.items():
-            most = asked.get(s, TrackControls()).chord
-            most = most if most is not None else c.chord if s in required else None
-            if most is not None:
-                chords.append((s, most))
-        return Held(kept, tuple(within), kit, tuple(rhythms), tuple(chords))
+        chords = tuple((s, most) for s in required
+                       if (most := wanted[s].chord) is not None and asked.get(s, TrackControls()).chord is None)
+        return Held(kept, tuple(within), kit, tuple(rhythms), chords)
 
     def around(self, piece: Piece, hole: Hole) -> np.ndarray:
         """The notes of the ``CONTEXT_BARS`` bars on each side of the hole (its own span left out)."""
@@ -349,6 +345,11 @@ class Generator:
         around = Hole((max(hole.start[0] - CONTEXT_BARS, 0), 0),
                       (hole_bars[-1] + 1 + CONTEXT_BARS, 0) if hole.end is not None else None)
         return piece.notes[around.in_span(piece.notes, self.vocab) & ~Hole(hole.start, hole.end).in_span(piece.notes, self.vocab)]
+
+    def must_play(self, piece: Piece, hole: Hole, slot: int, controls: TrackControls) -> bool:
+        """Whether ``slot`` must play in an all-track fill of ``hole`` and is held to what it plays
+        around it: it is not told to be silent and it plays on both sides of the hole."""
+        return bool(controls.density) and self.plays_on_both_sides(piece, hole, slot)
 
     def plays_on_both_sides(self, piece: Piece, hole: Hole, slot: int) -> bool:
         """Whether ``slot`` has notes in the bars just before the hole and, unless the hole runs to

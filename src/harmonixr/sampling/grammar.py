@@ -217,7 +217,8 @@ class NoteGrammar:
             start = state.pos if self._room_at_onset(state) else state.pos + 1
         if bar == r.first[0]:
             start = max(start, r.first[1])
-        if not self._open_tracks(state, bar):
+        opened = self._open_tracks(state, bar)
+        if not opened:
             stop = min(stop, state.pos + 1) if bar == state.bar else 0
         due, due_pos = self._due(state), None
         if due is not None and bar == self._bar_of(due[0]):
@@ -231,7 +232,6 @@ class NoteGrammar:
                     if not self._room(state, bar, p):
                         mask[p + 1] = False
             if self.rhythms:
-                opened = self._open_tracks(state, bar)
                 union = self._rhythm_of(opened)
                 on_rhythm = mask & union if union is not None else mask.copy()
                 if bar == state.bar and start == state.pos:  # the last onset: its chord, or a later track on its rhythm

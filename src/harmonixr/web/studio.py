@@ -352,7 +352,7 @@ class Studio:
             rows.append([k + 1, names[k].name or instrument_name(-1 if names[k].is_drum else names[k].program),
                          round(c.density, 1) if c.density is not None else None,
                          round(c.loudness) if c.loudness is not None else None, "",
-                         "kept" if c.density and self.gen.plays_on_both_sides(piece, hole, slot) else "free"])
+                         "kept" if self.gen.must_play(piece, hole, slot, c) else "free"])
         return rows
 
     def region_ticks(self, take: Take, spec: str) -> tuple[int, int | None] | None:
