@@ -12,10 +12,13 @@ For each hole, two fills (sampled, so every note comes from the model under its 
 - **inferred** (the default, nothing asked): drums in all-track fills of drum songs (holes whose
   drum track plays around them), tracks silent around the hole that stay silent, and tracks that
   play on both sides of it: the correlation of the density around the hole and in the fill, the
-  share of them inside the window a sampled fill keeps (``modes.INFERRED_TOLERANCE``), and the
-  share of their melodic notes within ``modes.INFERRED_MARGIN`` semitones of the pitches played
-  around the hole, the share of their onsets at the positions in a bar where they start notes
-  around it (the rhythm they keep), and the share with no more notes than their biggest chord there.
+  share of them inside the window a sampled fill keeps (``surroundings.INFERRED_TOLERANCE``), and
+  the share of their melodic notes within ``surroundings.INFERRED_MARGIN`` semitones of the
+  pitches played around the hole, the share of their onsets at the positions in a bar where they
+  start notes around it (the rhythm they keep), and the share with no more notes than their
+  biggest chord there. Tracks that play on one side only (they enter or leave in the hole): the
+  share at or under the most onsets they are held to, the same pitch, rhythm and chord shares, and
+  their notes in the fill against the song's own.
 
     python benchmarks/adherence.py models/harmonixr-small --pieces 10 --bars 2
 """
@@ -33,10 +36,11 @@ from rich.table import Table
 
 from harmonixr.data.corpus import Corpus
 from harmonixr.evaluation.infill_quality import middle_holes
-from harmonixr.generation.modes import INFERRED_MARGIN, INFERRED_TOLERANCE, Generator, onset_windows
+from harmonixr.generation.modes import Generator
 from harmonixr.generation.piece import Piece, split_pieces
+from harmonixr.generation.surroundings import INFERRED_MARGIN, INFERRED_TOLERANCE, Surroundings, onset_windows
 from harmonixr.sampling.sampler import SamplingConfig
-from harmonixr.tokens.notes import BAR, POS, TRACK
+from harmonixr.tokens.notes import BAR, PITCH, POS, TRACK
 from harmonixr.tokens.prompt import Hole, TrackControls
 
 SAMPLING = SamplingConfig(top_p=0.95)
@@ -73,17 +77,19 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     holes = middle_holes(split_pieces(Corpus([args.data]), args.split, args.pieces, gen.vocab, rng, by="family"),
                          args.bars)
-    pairs, ranges, velocity_ranges, drums, silent, kept = [], [], [], [], [], []
+    pairs, ranges, velocity_ranges, drums, silent, kept, one_side = [], [], [], [], [], [], []
     for index, h in enumerate(holes):
         piece = h.piece
         hole = h.span
-        controls = gen.hole_controls(piece, hole)
+        near = Surroundings(piece, hole, gen.vocab)
+        controls = near.controls()
         inferred = {piece.track_of(s): c for s, c in controls.items()}
-        both = {piece.track_of(s) for s, c in controls.items() if gen.must_play(piece, hole, s, c)}
+        both = {piece.track_of(s) for s, c in controls.items() if near.must_play(s, c)}
+        entering = {piece.track_of(s) for s, c in controls.items() if near.held_to(s, c)} - both
         drum_track = piece.track_of(gen.vocab.drum_slot) if gen.vocab.drum_slot in piece.slots else None
         # inferred: drums kept, silent tracks silent, the density of tracks playing on both sides kept
         made = gen.piece(gen.infill(piece, h.region, 1, SAMPLING, args.seed + index, source="sampled")[0].score)
-        around = gen.around(piece, hole)
+        around = near.notes
         for track, c in inferred.items():
             got, _, notes, positions, sizes = achieved(made, track, hole, h.bars)
             if c.density == 0:
@@ -100,6 +106,19 @@ def main() -> None:
                                                for n in notes) if melodic else 0, "onsets": len(positions),
                              "on_rhythm": int(np.isin(positions, around[around[:, TRACK] == piece.slot_of(track), POS]).sum()),
                              "in_chord": int((sizes <= (c.chord or 0)).sum())})
+            if track in entering:
+                slot = piece.slot_of(track)
+                mine = around[around[:, TRACK] == slot]
+                most = near.most_onsets(slot, h.bars)
+                melodic = track != drum_track
+                low, high = int(mine[:, PITCH].min()) - INFERRED_MARGIN, int(mine[:, PITCH].max()) + INFERRED_MARGIN
+                original = piece.notes[hole.contains(piece.notes, gen.vocab) & (piece.notes[:, TRACK] == slot)]
+                one_side.append({"source": h.source, "hole": index, "track": track, "most": most,
+                                 "onsets_per_bar": got, "inside": round(got * h.bars) <= most,
+                                 "notes": len(notes), "original_notes": len(original),
+                                 "in_pitches": sum(low <= n.pitch <= high for n in notes) if melodic else len(notes),
+                                 "onsets": len(positions), "on_rhythm": int(np.isin(positions, mine[:, POS]).sum()),
+                                 "in_chord": int((sizes <= (c.chord or 0)).sum())})
         # asked: around what each track plays
         asked: dict[int, TrackControls] = {}
         for track, c in inferred.items():
@@ -149,6 +168,7 @@ def main() -> None:
         dr = [d for d in drums if source in ("all", d["source"])]
         sil = [s for s in silent if source in ("all", s["source"])]
         both_rows = [k for k in kept if source in ("all", k["source"])]
+        one_rows = [k for k in one_side if source in ("all", k["source"])]
         rows.append({
             "source": source, "pairs": len(mine),
             "density_r": corr([p["asked_density"] for p in mine], [p["density"] for p in mine]),
@@ -166,17 +186,25 @@ def main() -> None:
             "in_inferred_pitches": sum(k["in_pitches"] for k in both_rows) / max(sum(k["notes"] for k in both_rows), 1),
             "on_inferred_rhythm": sum(k["on_rhythm"] for k in both_rows) / max(sum(k["onsets"] for k in both_rows), 1),
             "in_inferred_chord": sum(k["in_chord"] for k in both_rows) / max(sum(k["onsets"] for k in both_rows), 1),
+            "one_side_tracks": len(one_rows),
+            "one_side_under_most": sum(k["inside"] for k in one_rows) / max(len(one_rows), 1),
+            "one_side_in_pitches": sum(k["in_pitches"] for k in one_rows) / max(sum(k["notes"] for k in one_rows), 1),
+            "one_side_on_rhythm": sum(k["on_rhythm"] for k in one_rows) / max(sum(k["onsets"] for k in one_rows), 1),
+            "one_side_notes": sum(k["notes"] for k in one_rows),
+            "one_side_original_notes": sum(k["original_notes"] for k in one_rows),
         })
     table = Table(title=f"control adherence: {len(holes)} holes of {args.bars} bars, {time.perf_counter() - began:.0f} s")
-    for column in rows[0]:
-        table.add_column(column, justify="left" if column == "source" else "right")
+    table.add_column("measure")
     for row in rows:
-        table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()))
+        table.add_column(row["source"], justify="right")
+    for key in list(rows[0])[1:]:
+        table.add_row(key, *(f"{r[key]:.3f}" if isinstance(r[key], float) else str(r[key]) for r in rows))
     console.print(table)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"checkpoint": args.checkpoint, "holes": len(holes), "summary": rows,
                                           "pairs": pairs, "ranges": ranges, "velocity_ranges": velocity_ranges,
-                                          "drums": drums, "silent": silent, "kept": kept}, indent=1,
+                                          "drums": drums, "silent": silent, "kept": kept,
+                                          "one_side": one_side}, indent=1,
                                          default=float))
     console.print(f"wrote {args.out}")
 

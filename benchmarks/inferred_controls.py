@@ -1,22 +1,28 @@
 """How well the bars around a hole foretell each track in it: the windows a sampled fill is held to.
 
 For a hole of ``--bars`` whole bars, every track, in the middle of up to ``--pieces`` pieces per
-family of ``--split``, each track that plays on both sides of the hole gets its controls inferred
-from the bars around it (:meth:`~harmonixr.generation.modes.Generator.hole_controls`), and what
-it really plays in the hole is set against them. Per family, two tables:
+family of ``--split``, each track that plays on both sides of the hole (with ``--one-side``: on
+one side only, a track that enters or leaves in the hole) gets its controls inferred from the
+bars around it (:class:`~harmonixr.generation.surroundings.Surroundings`), and what it really
+plays in the hole is set against them. Per family:
 
 - density: the median of real / inferred onsets, and the share of tracks whose real count falls
   inside the window of each tolerance in ``--tolerances``
-  (:func:`~harmonixr.generation.modes.onset_windows`; ``modes.INFERRED_TOLERANCE`` is the one used);
+  (:func:`~harmonixr.generation.surroundings.onset_windows`; ``INFERRED_TOLERANCE`` is the one
+  used); with ``--one-side``, real onsets against the density where the track plays, and the
+  share at or under that density raised by each tolerance (``ONE_SIDE_TOLERANCE`` is the one
+  used; a track on one side may stay silent);
 - pitch (melodic tracks): the share of the hole's notes inside the pitches played around it
-  widened by each margin of ``--margins`` semitones (``modes.INFERRED_MARGIN``), and the share
+  widened by each margin of ``--margins`` semitones (``INFERRED_MARGIN``), and the share
   of tracks with every note inside; drums: the share of the hole's drum notes in the kit (the
-  drum pitches) played around it.
+  drum pitches) played around it;
+- rhythm and chord: the share of the hole's onsets at the positions in a bar where the track
+  starts notes around it, and with no more notes than its biggest chord there.
 
 A window that holds nearly all real holes is one a sampled fill can be held to. No model runs
 (the checkpoint gives the vocabulary), so it takes seconds:
 
-    python benchmarks/inferred_controls.py --split val --pieces 30
+    python benchmarks/inferred_controls.py --split val --pieces 30 [--one-side]
 """
 
 from __future__ import annotations
@@ -29,14 +35,18 @@ from rich.table import Table
 
 from harmonixr.data.corpus import Corpus
 from harmonixr.evaluation.infill_quality import middle_holes
-from harmonixr.generation.modes import Generator, onset_windows
+from harmonixr.generation.modes import Generator
 from harmonixr.generation.piece import split_pieces
+from harmonixr.generation.surroundings import Surroundings, onset_windows
 from harmonixr.tokens.notes import BAR, PITCH, POS, TRACK
 
 
 def print_table(console: Console, title: str, columns: list[str], found: dict[str, list[list[float]]],
                 cells) -> None:  # noqa: ANN001 - (rows array) -> list of cell strings
     """One row per family and one for all, ``cells`` making a row's cells from its (tracks, values) array."""
+    if not found:
+        console.print(f"{title}: no tracks")
+        return
     out = Table(title=title)
     for column in ["family", "tracks", *columns]:
         out.add_column(column, justify="left" if column == "family" else "right")
@@ -55,6 +65,7 @@ def main() -> None:
     parser.add_argument("--tolerances", default="0.15,0.25,0.35,0.5,0.75")
     parser.add_argument("--margins", default="0,2,4,7")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--one-side", action="store_true", help="tracks that play on one side of the hole only")
     args = parser.parse_args()
     tolerances = [float(x) for x in args.tolerances.split(",")]
     margins = [int(x) for x in args.margins.split(",")]
@@ -70,15 +81,22 @@ def main() -> None:
     for h in holes:
         piece, family, hole = h.piece, h.source, h.span
         inside = piece.notes[hole.contains(piece.notes, vocab)]
-        for slot, controls in generator.hole_controls(piece, hole).items():
-            if not generator.must_play(piece, hole, slot, controls):
+        near = Surroundings(piece, hole, vocab)
+        around = near.notes
+        for slot, controls in near.controls().items():
+            both = near.must_play(slot, controls)
+            if both == args.one_side or not near.held_to(slot, controls):
                 continue
             own = inside[inside[:, TRACK] == slot]
             real = len(np.unique(own[:, [BAR, POS]], axis=0))
-            kept = [int(lo <= real <= hi) for t in tolerances
-                    for _, lo, hi in onset_windows({slot: controls}, args.bars, t)]
-            density.setdefault(family, []).append([real / (controls.density * args.bars), *kept])
-            around = generator.around(piece, hole)
+            if args.one_side:
+                playing = near.playing_density(slot) * args.bars
+                kept = [int(real <= np.ceil(playing * (1 + t))) for t in tolerances]
+                density.setdefault(family, []).append([real / playing, *kept])
+            else:
+                kept = [int(lo <= real <= hi) for t in tolerances
+                        for _, lo, hi in onset_windows({slot: controls}, args.bars, t)]
+                density.setdefault(family, []).append([real / (controls.density * args.bars), *kept])
             if len(own):
                 onsets = np.unique(own[:, [BAR, POS]], axis=0)
                 played = np.unique(around[around[:, TRACK] == slot, POS])
@@ -90,14 +108,17 @@ def main() -> None:
             if slot == vocab.drum_slot and len(own):
                 played = around[around[:, TRACK] == vocab.drum_slot, PITCH]
                 kit.setdefault(family, []).append([len(own), np.isin(own[:, PITCH], sorted(played)).mean()])
-            elif controls.low is not None and controls.high is not None and len(own):
-                p = own[:, PITCH]
-                pitch.setdefault(family, []).append([len(p), *(np.mean((p >= controls.low - m) & (p <= controls.high + m))
+            elif len(own):
+                p, played = own[:, PITCH], around[around[:, TRACK] == slot, PITCH]
+                pitch.setdefault(family, []).append([len(p), *(np.mean((p >= played.min() - m) & (p <= played.max() + m))
                                                                for m in margins)])
     console = Console(width=160)
+    which = "one side only" if args.one_side else "both sides"
+    console.print(f"tracks that play on {which} of the hole")
     print_table(console, f"inferred density: real onsets in the hole against the window, {args.split} split, "
                          f"holes of {args.bars} bars",
-                ["median real/inferred", *(f"inside ±{t:.0%}" for t in tolerances)], density,
+                ["median real/inferred", *((f"under +{t:.0%}" if args.one_side else f"inside ±{t:.0%}")
+                                            for t in tolerances)], density,
                 lambda t: [f"{np.median(t[:, 0]):.2f}", *(f"{x:.0%}" for x in t[:, 1:].mean(axis=0))])
     print_table(console, f"inferred pitches: the hole's notes against the pitches played around it, {args.split} split",
                 [*(f"notes inside +-{m}" for m in margins), *(f"tracks inside +-{m}" for m in margins)], pitch,

@@ -14,9 +14,10 @@ from conftest import MUSIC21_KEYS, POP909, POP909_FILES, assert_kept, notes_of
 from harmonixr.cli import main
 from harmonixr.generation.candidates import piece_candidates
 from harmonixr.generation.demo import example_score
-from harmonixr.generation.modes import INFERRED_MARGIN, INFERRED_TOLERANCE, Generator, MusicRules
+from harmonixr.generation.modes import Generator, MusicRules
 from harmonixr.generation.piece import GenerationError, Piece, Region
 from harmonixr.generation.postprocess import Key
+from harmonixr.generation.surroundings import INFERRED_MARGIN, INFERRED_TOLERANCE, ONE_SIDE_TOLERANCE
 from harmonixr.sampling.sampler import SamplingConfig
 from harmonixr.tokens.notes import POS, TRACK
 from harmonixr.tokens.prompt import Hole, TrackControls, read_notes
@@ -257,6 +258,29 @@ def test_drums_keep_drumming_in_an_all_track_fill(gen) -> None:
             beat = 240 if k == 2 else 480  # and in its rhythm: the parts on the beat, the drums on eighths
             assert all((n.time - result.start_tick) % beat == 0 for n in track.notes
                        if result.start_tick <= n.time < result.end_tick), (k, "off its rhythm")
+
+
+def test_a_track_entering_in_the_hole_is_held_to_what_it_plays_after_it(gen) -> None:
+    """A pad that enters in the hole (it plays whole-note triads only from bar 6 on, bars 6-7 the
+    hole): a sampled fill may leave it out, but what it plays there stays in its pitches (within
+    the margin), on its rhythm (the bar's first beat), in its triads and under its pace."""
+    from symusic import Note, Track
+
+    score = _three_part_song()
+    pad = Track("Pad", 89, False)
+    for bar in range(5, 12):
+        pad.notes.extend(Note(bar * 1920, 1900, p, 60) for p in (57, 60, 64))
+    score.tracks.append(pad)
+    piece = gen.piece(score, "pop")
+    region = Region.parse("6-7", gen.vocab.grid)
+    for result in gen.infill(piece, region, 3, SAMPLING, seed=0, source="sampled"):
+        assert 3 not in result.details["required_tracks"]  # it plays on one side only: it may stay silent
+        notes = [n for n in result.score.tracks[3].notes if result.start_tick <= n.time < result.end_tick]
+        onsets = Counter(n.time for n in notes)
+        assert len(onsets) <= np.ceil(2 * (1 + ONE_SIDE_TOLERANCE)), "no more onsets than one a bar, widened"
+        assert all((t - result.start_tick) % 1920 == 0 for t in onsets), "on its rhythm: the bar's first beat"
+        assert all(57 - INFERRED_MARGIN <= n.pitch <= 64 + INFERRED_MARGIN for n in notes)
+        assert not onsets or max(onsets.values()) <= 3
 
 
 def test_an_asked_chord_caps_sampled_fills_and_copies(gen) -> None:

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,14 +33,21 @@ from symusic import Score
 
 from harmonixr.generation.candidates import SOURCES, Candidate, fill_bits, piece_candidates, rank
 from harmonixr.generation.piece import GenerationError, Piece, Region
-from harmonixr.generation.postprocess import Key, score_to_mean_velocity, velocities_to_mean
+from harmonixr.generation.postprocess import Key, score_to_mean_velocity
+from harmonixr.generation.surroundings import (
+    ANY_PITCH,
+    CONTEXT_BARS,
+    Surroundings,
+    meet_loudness,
+    meets,
+    onset_windows,
+)
 from harmonixr.models.checkpoint import load_checkpoint
 from harmonixr.runtime import autocast, autocast_dtype
 from harmonixr.sampling.grammar import UNLIMITED, NoteGrammar, NoteState, Rules
 from harmonixr.sampling.sampler import Placement, Sampled, Sampler, SamplingConfig
-from harmonixr.tokens.notes import BAR, PITCH, POS, TRACK, VEL, sort_notes
+from harmonixr.tokens.notes import BAR, POS, TRACK, sort_notes
 from harmonixr.tokens.prompt import (
-    TRACK_CONTROL_KEYS,
     Header,
     Hole,
     TrackControls,
@@ -48,7 +55,6 @@ from harmonixr.tokens.prompt import (
     gap_free_start,
     header_controls,
     infill,
-    measure_controls,
     measure_header_controls,
     plain,
     time_key,
@@ -57,23 +63,8 @@ from harmonixr.tokens.vocab import BODY, END, EOS, FILLED
 
 FILL_SHARE = 0.6  # at most this share of the context may be left for a region's notes
 RESAMPLE_TRIES = 2  # a fill that leaves out a track that must play is drawn again this many times
-CONTEXT_BARS = 4  # bars on each side of a hole that its controls are inferred from
 MIN_ROOM = 16  # positions a continuation window must leave for new notes
-DENSITY_TOLERANCE = 0.15  # an asked density is met within this share of its onsets, either way
-INFERRED_TOLERANCE = 0.5  # a sampled fill keeps a density inferred from around the hole within this share
-INFERRED_MARGIN = 4  # semitones past the pitches a track plays around the hole that its sampled fill may reach
 RESAMPLE_SEED = 1_000_003  # a row drawn again uses seed + this x the attempt
-
-
-class Held(NamedTuple):
-    """What a sampled fill is held to beyond what the caller asked (:meth:`Generator._held`), as
-    :class:`~harmonixr.sampling.grammar.Rules` fields."""
-
-    onsets: tuple[tuple[int, int, int], ...]  # track_onsets
-    ranges: tuple[tuple[int, int, int], ...]  # track_ranges
-    kit: frozenset[int]  # drum_kit
-    rhythms: tuple[tuple[int, tuple[int, ...]], ...]  # track_rhythms
-    chords: tuple[tuple[int, int], ...]  # track_chords
 
 
 class RegionTooLong(GenerationError):
@@ -84,7 +75,7 @@ class RegionTooLong(GenerationError):
 class MusicRules:
     """Optional musical constraints, enforced while sampling (see :class:`Rules`)."""
 
-    pitch_range: tuple[int, int] = (0, 127)
+    pitch_range: tuple[int, int] = ANY_PITCH
     scale: frozenset[int] | None = None  # pitch classes (see postprocess.scale_pitch_classes)
     tonic: frozenset[int] = frozenset()  # pitch classes melodic notes lean to (a key's tonic chord)
     max_polyphony: int = UNLIMITED
@@ -166,13 +157,12 @@ class Generator:
         """Rewrite ``region`` of ``piece`` ``n`` times, with the music on both sides as context.
 
         ``controls``: per original track index, what the fill should be like on that track (a
-        control left None is inferred from the bars around the hole; see :meth:`hole_controls`).
-        A sampled fill keeps the inferred density of each track that plays on both sides of the
-        hole within :data:`INFERRED_TOLERANCE` (an asked one within :data:`DENSITY_TOLERANCE`),
-        and its pitches within :data:`INFERRED_MARGIN` semitones of those it plays there (unless a
-        pitch range is asked of the track or the piece); a drum track keeps the kit it plays there,
-        and each keeps its rhythm, its onsets at the positions in a bar where it starts notes there
-        (unless a density is asked of it; ``rhythm`` asks for it, or frees the track).
+        control left None is inferred from the bars around the hole:
+        :meth:`~harmonixr.generation.surroundings.Surroundings.controls`). A sampled fill is held
+        to what each track plays around the hole (its density, pitches, biggest chord, rhythm and
+        drum kit; a track that enters or leaves in the hole at most its density there, and it may
+        stay silent) except where the caller asks otherwise:
+        :meth:`~harmonixr.generation.surroundings.Surroundings.held`.
         ``source``: ``"piece"`` (piece-aware: the song's own spans of the hole's length whose
         surroundings match the hole's best, sampled fills making up the number), ``"best"`` (those
         copies that match well, then copies and ``n`` sampled fills by bits per note) or
@@ -196,7 +186,8 @@ class Generator:
         if end is not None and end[0] >= piece.bars:
             end = None  # to the end of the piece
         hole = Hole(start, end, tuple(sorted(slots)) if region.tracks else ())
-        wanted = self.hole_controls(piece, hole, controls)
+        near = Surroundings(piece, hole, self.vocab)
+        wanted = near.controls(controls)
         budget = self._fill_budget(piece, hole, wanted)
         try:
             sequence, bar0, header = self._infill_prompt(piece, hole, wanted, budget)
@@ -207,7 +198,7 @@ class Generator:
                           began)
         last_bar, last_pos = (piece.bars - 1, 0) if end is None else (end[0] - (end[1] == 0), end[1])
         # nothing dropped silently: a track that plays around the hole (and is not told to be silent) plays in it
-        required = tuple(s for s, c in wanted.items() if self.must_play(piece, hole, s, c))
+        required = tuple(s for s, c in wanted.items() if near.must_play(s, c))
         # a track told to be silent (density 0, or a track silent around the hole) gets no note: a mask, not a hope
         silent = {s for s, c in wanted.items() if c.density == 0}
         playing = tuple(s for s in slots if s not in silent)
@@ -222,7 +213,7 @@ class Generator:
         chords = tuple((s, c.chord) for s, c in asked.items() if c.chord is not None)
         length = _hole_length(piece, hole, last_bar, last_pos)
         onsets = onset_windows(asked, length)
-        held = self._held(piece, hole, wanted, asked, required, length, rules)
+        held = near.held(wanted, asked, length, rules)
         reach = last_bar if required and end is not None else 0  # a hole inside the song is played to its last bar
         limits = Rules(playing or tuple(slots), piece.bar_positions(last_bar + 1), start, last_bar, last_pos, END,
                        required=required, required_by=last_bar, min_bar=reach, track_ranges=ranges + held.ranges,
@@ -237,7 +228,7 @@ class Generator:
                       for c in piece_candidates(piece.notes, piece.bars_meta().meter, hole, piece.bars, self.vocab)]
             copies = [c for c in copies if len(c.notes) and len(sequence) + len(c.notes) < self.max_len  # one that fits
                       and set(required) <= set(c.notes[:, TRACK].tolist())
-                      and _meets(c.notes, onsets, ranges, chords, rules, self.vocab.drum_slot)]
+                      and meets(c.notes, onsets, ranges, chords, rules, self.vocab.drum_slot)]
         wanted_draws = max(n - len(copies), 0) if source == "piece" else n  # "piece": sampled fills only make up the number
         outs = self._sample(sequence, wanted_draws, sampling, seed, limits, state, place, budget) if wanted_draws else []
         resampled = 0
@@ -266,7 +257,7 @@ class Generator:
         tracks = sorted({piece.track_of(s) for s in slots}) if region.tracks else list(range(len(piece.original.tracks)))
         timeline = piece.timeline.extended(last_bar + 1)
         loud = {s: c for s, c in asked.items() if c.loudness is not None or c.vel_low is not None or c.vel_high is not None}
-        fills = [replace(f, notes=_meet_loudness(f.notes, loud)) for f in fills] if loud else fills
+        fills = [replace(f, notes=meet_loudness(f.notes, loud)) for f in fills] if loud else fills
         results = []
         for fill in fills:
             taken, ended = steps.get(id(fill.notes), (0, True))
@@ -277,90 +268,6 @@ class Generator:
                  "bits": fill.bits, "required_tracks": [piece.track_of(s) for s in required], "resampled": resampled,
                  "missing_tracks": [piece.track_of(s) for s in required if s not in set(fill.notes[:, TRACK].tolist())]}))
         return _timed(results, began)
-
-    def hole_controls(self, piece: Piece, hole: Hole,
-                      given: Mapping[int, TrackControls] | None = None) -> dict[int, TrackControls]:
-        """Per slot of the hole: the controls of its notes in the ``CONTEXT_BARS`` bars on each side
-        of the hole (silent there: density 0), with any control the user gave (per original track
-        index) in their place. A part with no notes anywhere (a new part) gets none: the model
-        writes it as it sees fit."""
-        slots = hole.tracks or tuple(piece.slots)
-        hole_bars = hole.bars(piece.bars - 1)
-        notes = self.around(piece, hole)
-        before = hole.start[0] - max(hole.start[0] - CONTEXT_BARS, 0)
-        after = 0 if hole.end is None else min(CONTEXT_BARS, max(piece.bars - hole_bars[-1] - 1, 0))
-        out = {}
-        for slot in slots:
-            if not (piece.notes[:, TRACK] == slot).any():
-                measured = TrackControls()
-            else:
-                measured = measure_controls(notes[notes[:, TRACK] == slot], max(before + after, 1), self.vocab)
-            user = (given or {}).get(piece.track_of(slot)) if slot in piece.slots else None
-            if user is not None:
-                measured = replace(measured, **{k: getattr(user, k) for k in TRACK_CONTROL_KEYS
-                                                if getattr(user, k) is not None})
-            out[slot] = measured
-        return out
-
-    def _held(self, piece: Piece, hole: Hole, wanted: Mapping[int, TrackControls],
-              asked: Mapping[int, TrackControls], required: tuple[int, ...], length: float,
-              rules: MusicRules) -> Held:
-        """What a sampled fill keeps, unasked, of each ``required`` track (one that plays on both
-        sides of the hole): its onset window (:data:`INFERRED_TOLERANCE`), its pitch window
-        (:data:`INFERRED_MARGIN`; none where a pitch range is asked of it or of the piece, or the
-        window holds no pitch of the scale), the drums' kit, the most notes it starts at one onset
-        there (unless a chord is asked of it), and its rhythm: the positions in a bar where it starts
-        notes around the hole (none where a density is asked of it; ``rhythm`` asks for it on any
-        track that plays around the hole, or turns it off)."""
-        kept = onset_windows({s: wanted[s] for s in required if s not in asked or asked[s].density is None}, length,
-                             INFERRED_TOLERANCE)
-        within = []
-        if rules.pitch_range == MusicRules().pitch_range:
-            for s in required:
-                c, own = wanted[s], asked.get(s)
-                if s == self.vocab.drum_slot or c.low is None or c.high is None or \
-                        (own is not None and (own.low is not None or own.high is not None)):
-                    continue
-                low, high = max(c.low - INFERRED_MARGIN, 0), min(c.high + INFERRED_MARGIN, 127)
-                if rules.scale is None or any(p % 12 in rules.scale for p in range(low, high + 1)):
-                    within.append((s, low, high))
-        around = self.around(piece, hole)
-        kit: frozenset[int] = frozenset()
-        if self.vocab.drum_slot in required:
-            kit = frozenset(around[around[:, TRACK] == self.vocab.drum_slot, PITCH].tolist())
-        rhythms = []
-        for s in wanted:
-            own = asked.get(s, TrackControls())
-            if own.rhythm or (own.rhythm is None and s in required and own.density is None):
-                positions = np.unique(around[around[:, TRACK] == s, POS])
-                if len(positions):
-                    rhythms.append((s, tuple(positions.tolist())))
-        chords = tuple((s, most) for s in required
-                       if (most := wanted[s].chord) is not None and asked.get(s, TrackControls()).chord is None)
-        return Held(kept, tuple(within), kit, tuple(rhythms), chords)
-
-    def around(self, piece: Piece, hole: Hole) -> np.ndarray:
-        """The notes of the ``CONTEXT_BARS`` bars on each side of the hole (its own span left out)."""
-        hole_bars = hole.bars(piece.bars - 1)
-        around = Hole((max(hole.start[0] - CONTEXT_BARS, 0), 0),
-                      (hole_bars[-1] + 1 + CONTEXT_BARS, 0) if hole.end is not None else None)
-        return piece.notes[around.in_span(piece.notes, self.vocab) & ~Hole(hole.start, hole.end).in_span(piece.notes, self.vocab)]
-
-    def must_play(self, piece: Piece, hole: Hole, slot: int, controls: TrackControls) -> bool:
-        """Whether ``slot`` must play in an all-track fill of ``hole`` and is held to what it plays
-        around it: it is not told to be silent and it plays on both sides of the hole."""
-        return bool(controls.density) and self.plays_on_both_sides(piece, hole, slot)
-
-    def plays_on_both_sides(self, piece: Piece, hole: Hole, slot: int) -> bool:
-        """Whether ``slot`` has notes in the bars just before the hole and, unless the hole runs to
-        the end, just after it."""
-        notes = piece.notes[piece.notes[:, TRACK] == slot]
-        hole_bars = hole.bars(piece.bars - 1)
-        before = ((notes[:, BAR] >= hole_bars[0] - CONTEXT_BARS) & (notes[:, BAR] < hole_bars[0])).any()
-        if hole.end is None:
-            return bool(before)
-        after = ((notes[:, BAR] > hole_bars[-1]) & (notes[:, BAR] <= hole_bars[-1] + CONTEXT_BARS)).any()
-        return bool(before and after)
 
     def _fill_budget(self, piece: Piece, hole: Hole, controls: Mapping[int, TrackControls]) -> int:
         """Positions to leave for the fill: 1.5x what the hole held, or what its controls ask for
@@ -570,7 +477,8 @@ class Generator:
 
         ``controls``: keyword arguments of :func:`header_controls` (density, loudness, pitch_range;
         default: the tempo's control only). An asked density (notes per bar, all tracks) is also met:
-        each track gets its share, within :data:`DENSITY_TOLERANCE`, paced through the piece."""
+        each track gets its share, within
+        :data:`~harmonixr.generation.surroundings.DENSITY_TOLERANCE`, paced through the piece."""
         piece = self.new_piece(programs, style, tempo, time_signature, bars)
         values = self.header_values(tempo, controls)
         density = (controls or {}).get("density")
@@ -612,55 +520,6 @@ class Generator:
         if self.trace:
             self.calls.append({"prompt": sequence, "outs": outs, "place": place, "rules": limits})
         return outs
-
-
-def _meet_loudness(notes: np.ndarray, asked: Mapping[int, TrackControls]) -> np.ndarray:
-    """A fill whose tracks were asked for a mean velocity, scaled to it (the model's dynamics kept),
-    then kept inside the track's asked velocity range (a sampled fill is there already; a copy is
-    brought there)."""
-    out = notes.copy()
-    for slot, c in asked.items():
-        mine = out[:, TRACK] == slot
-        velocities = out[mine, VEL] if c.loudness is None else velocities_to_mean(out[mine, VEL], float(c.loudness))
-        out[mine, VEL] = np.clip(velocities, c.vel_low or 1, c.vel_high or 127)
-    return out
-
-
-def _meets(notes: np.ndarray, onsets: tuple[tuple[int, int, int], ...], ranges: tuple[tuple[int, int, int], ...],
-           chords: tuple[tuple[int, int], ...], rules: MusicRules, drum_slot: int) -> bool:
-    """Whether a copy does what the caller asked: of its tracks, (slot, fewest, most) onsets,
-    (slot, lowest, highest) pitches and (slot, most notes at one onset); of its melodic notes, the
-    rules' pitch range and scale; of its bars, the rules' most notes. Under a polyphony cap no copy
-    is offered (sampled fills meet it)."""
-    if rules.max_polyphony < UNLIMITED:
-        return False
-    melodic = notes[notes[:, TRACK] != drum_slot, PITCH]
-    inside = [(melodic, *rules.pitch_range)] + [(notes[notes[:, TRACK] == s, PITCH], lo, hi) for s, lo, hi in ranges]
-    if any(len(p) and not (lo <= p.min() and p.max() <= hi) for p, lo, hi in inside):
-        return False
-    if rules.scale is not None and not np.isin(melodic % 12, sorted(rules.scale)).all():
-        return False
-    if len(notes) and np.unique(notes[:, BAR], return_counts=True)[1].max() > rules.max_notes_per_bar:
-        return False
-    for slot, most in chords:
-        mine = notes[notes[:, TRACK] == slot]
-        if len(mine) and np.unique(mine[:, [BAR, POS]], axis=0, return_counts=True)[1].max() > most:
-            return False
-    return all(fewest <= len(np.unique(notes[notes[:, TRACK] == slot][:, [BAR, POS]], axis=0)) <= most
-               for slot, fewest, most in onsets)
-
-
-def onset_windows(asked: Mapping[int, TrackControls], bars: float,
-                  tolerance: float = DENSITY_TOLERANCE) -> tuple[tuple[int, int, int], ...]:
-    """(slot, fewest, most onsets) of each track asked for a density over ``bars`` bars: the asked
-    count within ``tolerance`` of it (at least one onset, a silent track having a mask of its own)."""
-    out = []
-    for slot, c in sorted(asked.items()):
-        if c.density:
-            target = c.density * bars
-            fewest = max(1, int(np.floor(target * (1 - tolerance))))
-            out.append((slot, fewest, max(fewest, int(np.ceil(target * (1 + tolerance))))))
-    return tuple(out)
 
 
 def _hole_length(piece: Piece, hole: Hole, last_bar: int, last_pos: int) -> float:

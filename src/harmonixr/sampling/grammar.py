@@ -150,6 +150,8 @@ class NoteGrammar:
                           for slot, positions in self.rhythms.items()}
         self._unions: dict[tuple[int, ...], np.ndarray | None] = {}
         self._latest_seen: dict[tuple[int, int, int], int] = {}
+        self._due_seen: dict[tuple, tuple[int, int] | None] = {}
+        self._caps: dict[tuple[int, int], int] = {}
         self.chords = {slot: max(min(most, MAX_CHORD), 1) for slot, most in rules.track_chords}
         self.fewest = {slot: low for slot, low, _ in rules.track_onsets if low > 0}
         self.most = {slot: high for slot, _, high in rules.track_onsets}
@@ -286,8 +288,11 @@ class NoteGrammar:
         most = self.most.get(slot, UNLIMITED)
         if most >= UNLIMITED or self.region is None:
             return most
-        start, stop = self.region
-        return min(most, -(-most * (min(self._step(bar + 1, 0), stop) - start) // max(stop - start, 1)))
+        if (slot, bar) not in self._caps:
+            start, stop = self.region
+            self._caps[(slot, bar)] = min(most, -(-most * (min(self._step(bar + 1, 0), stop) - start)
+                                                  // max(stop - start, 1)))
+        return self._caps[(slot, bar)]
 
     def _room(self, state: NoteState, bar: int, pos: int) -> bool:
         now = self._step(bar, pos)
@@ -295,9 +300,18 @@ class NoteGrammar:
 
     def _due(self, state: NoteState) -> tuple[int, int] | None:
         """(grid step, slot): the latest step the next note may start at, and the track that must
-        play there, for the track most behind its pace (None: none is behind, or nothing is paced)."""
+        play there, for the track most behind its pace (None: none is behind, or nothing is paced).
+        Worked out once per state: a step's masks ask for it many times."""
         if not self.fewest or self.region is None:
             return None
+        key = (state.bar, state.pos, state.track, tuple(state.onsets.items()),
+               tuple(state.ends) if self.rules.max_polyphony < UNLIMITED else ())
+        if key not in self._due_seen:
+            self._due_seen[key] = self._work_out_due(state)
+        return self._due_seen[key]
+
+    def _work_out_due(self, state: NoteState) -> tuple[int, int] | None:
+        assert self.region is not None
         start, stop = self.region
         now = self._step(state.bar, state.pos)
         best = None

@@ -35,6 +35,7 @@ from harmonixr.generation.modes import Generator, MusicRules, Result
 from harmonixr.generation.outputs import write_result
 from harmonixr.generation.piece import GenerationError, Piece, Region
 from harmonixr.generation.refine import refine
+from harmonixr.generation.surroundings import Surroundings
 from harmonixr.generation.text import ParsedPrompt, PromptError, parse_prompt, prompt_key, set_track_loudness, track_controls
 from harmonixr.rl.preferences import PreferenceError, PreferenceStore
 from harmonixr.sampling.sampler import SamplingConfig, SamplingTimeout
@@ -332,8 +333,8 @@ class Studio:
     def inferred_controls(self, take: Take, spec: str, tracks: tuple[int, ...] = ()) -> list[list]:
         """Per track of the region: [track, name, notes per bar, mean velocity, velocities, rhythm]
         measured on the bars around it (what an infill asks for unless the visitor changes it; the
-        velocity range is not inferred: empty, any; the rhythm is kept for a track that plays on both
-        sides of the region, else free); [] without a region."""
+        velocity range is not inferred: empty, any; the rhythm is kept for a track that plays on either
+        side of the region, else free); [] without a region."""
         return self._inferred(self.piece(take), spec, tracks)
 
     def _inferred(self, piece: Piece, spec: str, tracks: tuple[int, ...] = ()) -> list[list]:
@@ -347,12 +348,13 @@ class Studio:
         hole = Hole(region.start, end, tuple(s for s in map(piece.slot_of, tracks) if s is not None))
         names = piece.original.tracks
         rows = []
-        for slot, c in sorted(self.gen.hole_controls(piece, hole).items(), key=lambda kv: piece.track_of(kv[0])):
+        near = Surroundings(piece, hole, self.gen.vocab)
+        for slot, c in sorted(near.controls().items(), key=lambda kv: piece.track_of(kv[0])):
             k = piece.track_of(slot)
             rows.append([k + 1, names[k].name or instrument_name(-1 if names[k].is_drum else names[k].program),
                          round(c.density, 1) if c.density is not None else None,
                          round(c.loudness) if c.loudness is not None else None, "",
-                         "kept" if self.gen.must_play(piece, hole, slot, c) else "free"])
+                         "kept" if near.held_to(slot, c) else "free"])
         return rows
 
     def region_ticks(self, take: Take, spec: str) -> tuple[int, int | None] | None:

@@ -1,0 +1,214 @@
+"""The music around a hole, and what a fill keeps of it.
+
+A fill should sound like the song around it. :class:`Surroundings` reads the ``CONTEXT_BARS``
+bars on each side of a hole once, per track: the controls of what each track plays there (the
+defaults of an infill's per-track controls, :meth:`Surroundings.controls`), which tracks must play
+in the hole (:meth:`Surroundings.must_play`), and what a sampled fill is held to beyond what the
+caller asked (:meth:`Surroundings.held`):
+
+- a track that plays on **both sides** keeps its density (within :data:`INFERRED_TOLERANCE`, and
+  at least one onset), its pitches (within :data:`INFERRED_MARGIN` semitones), its biggest chord,
+  its rhythm (the positions in a bar where it starts notes) and, for the drums, its kit;
+- a track that plays on **one side only** (it enters or leaves in the hole) keeps the same
+  pitches, chord, rhythm and kit, and at most the density it plays at in the bars where it plays
+  (raised by :data:`ONE_SIDE_TOLERANCE`); it may stay silent;
+- a track silent on both sides stays silent (a mask of the grammar, set by the caller).
+
+The copy checks (:func:`meets`) and the loudness of a fill (:func:`meet_loudness`) live here too:
+they are what the caller asked of a fill, met the same way by copies and sampled fills.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+
+from harmonixr.generation.postprocess import velocities_to_mean
+from harmonixr.sampling.grammar import UNLIMITED
+from harmonixr.tokens.notes import BAR, PITCH, POS, TRACK, VEL
+from harmonixr.tokens.prompt import TRACK_CONTROL_KEYS, Hole, TrackControls, measure_controls
+from harmonixr.tokens.vocab import NoteVocab
+
+if TYPE_CHECKING:  # imported for types only: modes imports this module
+    from harmonixr.generation.modes import MusicRules
+    from harmonixr.generation.piece import Piece
+
+ANY_PITCH = (0, 127)  # the pitch range of rules that ask for none
+CONTEXT_BARS = 4  # bars on each side of a hole that its controls are inferred from
+DENSITY_TOLERANCE = 0.15  # an asked density is met within this share of its onsets, either way
+INFERRED_TOLERANCE = 0.5  # a sampled fill keeps a density inferred from around the hole within this share
+ONE_SIDE_TOLERANCE = 0.75  # a track on one side of a hole plays at most this share above its density there
+INFERRED_MARGIN = 4  # semitones past the pitches a track plays around the hole that its sampled fill may reach
+
+
+class Held(NamedTuple):
+    """What a sampled fill is held to beyond what the caller asked (:meth:`Surroundings.held`), as
+    :class:`~harmonixr.sampling.grammar.Rules` fields."""
+
+    onsets: tuple[tuple[int, int, int], ...]  # track_onsets
+    ranges: tuple[tuple[int, int, int], ...]  # track_ranges
+    kit: frozenset[int]  # drum_kit
+    rhythms: tuple[tuple[int, tuple[int, ...]], ...]  # track_rhythms
+    chords: tuple[tuple[int, int], ...]  # track_chords
+
+
+class Surroundings:
+    """The ``CONTEXT_BARS`` bars on each side of ``hole`` in ``piece`` (the hole's own span left
+    out), read once."""
+
+    def __init__(self, piece: Piece, hole: Hole, vocab: NoteVocab) -> None:
+        self.piece, self.hole, self.vocab = piece, hole, vocab
+        hole_bars = hole.bars(piece.bars - 1)
+        self.first_bar, self.last_bar = hole_bars[0], hole_bars[-1]
+        span = Hole((max(self.first_bar - CONTEXT_BARS, 0), 0),
+                    (self.last_bar + 1 + CONTEXT_BARS, 0) if hole.end is not None else None)
+        notes = piece.notes
+        self.notes = notes[span.in_span(notes, vocab) & ~Hole(hole.start, hole.end).in_span(notes, vocab)]
+        self.bars_before = self.first_bar - max(self.first_bar - CONTEXT_BARS, 0)
+        self.bars_after = 0 if hole.end is None else min(CONTEXT_BARS, max(piece.bars - self.last_bar - 1, 0))
+
+    def of(self, slot: int) -> np.ndarray:
+        """The notes ``slot`` plays around the hole."""
+        return self.notes[self.notes[:, TRACK] == slot]
+
+    def sides(self, slot: int) -> tuple[bool, bool]:
+        """Whether ``slot`` has notes in the bars just before the hole, and just after it (a hole
+        that runs to the end of the piece: as if it did)."""
+        bars = self.piece.notes[self.piece.notes[:, TRACK] == slot, BAR]
+        before = bool(((bars >= self.first_bar - CONTEXT_BARS) & (bars < self.first_bar)).any())
+        if self.hole.end is None:
+            return before, before
+        return before, bool(((bars > self.last_bar) & (bars <= self.last_bar + CONTEXT_BARS)).any())
+
+    def controls(self, given: Mapping[int, TrackControls] | None = None) -> dict[int, TrackControls]:
+        """Per slot of the hole: the controls of its notes around the hole (silent there: density
+        0), with any control the user gave (per original track index) in their place. A part with
+        no notes anywhere (a new part) gets none: the model writes it as it sees fit."""
+        piece = self.piece
+        out = {}
+        for slot in self.hole.tracks or tuple(piece.slots):
+            if not (piece.notes[:, TRACK] == slot).any():
+                measured = TrackControls()
+            else:
+                measured = measure_controls(self.of(slot), max(self.bars_before + self.bars_after, 1), self.vocab)
+            user = (given or {}).get(piece.track_of(slot)) if slot in piece.slots else None
+            if user is not None:
+                measured = replace(measured, **{k: getattr(user, k) for k in TRACK_CONTROL_KEYS
+                                                if getattr(user, k) is not None})
+            out[slot] = measured
+        return out
+
+    def must_play(self, slot: int, controls: TrackControls) -> bool:
+        """Whether ``slot`` must play in an all-track fill: it is not told to be silent and it
+        plays on both sides of the hole."""
+        return bool(controls.density) and all(self.sides(slot))
+
+    def held_to(self, slot: int, controls: TrackControls) -> bool:
+        """Whether a sampled fill holds ``slot`` to what it plays around the hole (its pitches,
+        chord, rhythm, kit, density): it is not told to be silent and it plays on either side."""
+        return bool(controls.density) and any(self.sides(slot))
+
+    def playing_density(self, slot: int) -> float:
+        """Onsets per bar of ``slot`` in the bars around the hole where it plays (0: none)."""
+        mine = self.of(slot)
+        if not len(mine):
+            return 0.0
+        return len(np.unique(mine[:, [BAR, POS]], axis=0)) / len(np.unique(mine[:, BAR]))
+
+    def most_onsets(self, slot: int, length: float) -> int:
+        """The most onsets a sampled fill of ``length`` bars gives ``slot`` when it plays on one
+        side of the hole only: its :meth:`playing_density`, raised by :data:`ONE_SIDE_TOLERANCE`."""
+        return int(np.ceil(self.playing_density(slot) * length * (1 + ONE_SIDE_TOLERANCE)))
+
+    def held(self, wanted: Mapping[int, TrackControls], asked: Mapping[int, TrackControls], length: float,
+             rules: MusicRules) -> Held:
+        """What a sampled fill of ``length`` bars keeps, unasked, of each track it holds
+        (:meth:`held_to`; ``wanted``: every slot's controls, ``asked``: the caller's own): its onset
+        window (:data:`INFERRED_TOLERANCE`, at least one onset; a track on one side only at most
+        :meth:`most_onsets`), its pitch window (:data:`INFERRED_MARGIN`; none
+        where a pitch range is asked of it or of the piece, or the window holds no pitch of the
+        scale), the drums' kit, the most notes it starts at one onset there (unless a chord is
+        asked of it), and its rhythm (none where a density is asked of it; ``rhythm`` asks for it
+        on any track that plays around the hole, or turns it off)."""
+        both = [s for s, c in wanted.items() if self.must_play(s, c)]
+        one = [s for s, c in wanted.items() if s not in both and self.held_to(s, c)]
+        kept_pace = [s for s in both + one if s not in asked or asked[s].density is None]
+        kept = onset_windows({s: wanted[s] for s in kept_pace if s in both}, length, INFERRED_TOLERANCE)
+        kept += tuple((s, 0, self.most_onsets(s, length)) for s in kept_pace if s in one)
+        held = sorted(both + one)
+        within = []
+        if rules.pitch_range == ANY_PITCH:
+            for s in held:
+                own = asked.get(s)
+                if s == self.vocab.drum_slot or len(self.of(s)) == 0 or \
+                        (own is not None and (own.low is not None or own.high is not None)):
+                    continue
+                pitches = self.of(s)[:, PITCH]
+                low, high = max(int(pitches.min()) - INFERRED_MARGIN, 0), min(int(pitches.max()) + INFERRED_MARGIN, 127)
+                if rules.scale is None or any(p % 12 in rules.scale for p in range(low, high + 1)):
+                    within.append((s, low, high))
+        kit: frozenset[int] = frozenset()
+        if self.vocab.drum_slot in held:
+            kit = frozenset(self.of(self.vocab.drum_slot)[:, PITCH].tolist())
+        rhythms = []
+        for s in wanted:
+            own = asked.get(s, TrackControls())
+            if own.rhythm or (own.rhythm is None and s in held and own.density is None):
+                positions = np.unique(self.of(s)[:, POS])
+                if len(positions):
+                    rhythms.append((s, tuple(positions.tolist())))
+        chords = tuple((s, most) for s in held
+                       if (most := wanted[s].chord) is not None and asked.get(s, TrackControls()).chord is None)
+        return Held(kept, tuple(within), kit, tuple(rhythms), chords)
+
+
+def onset_windows(asked: Mapping[int, TrackControls], bars: float,
+                  tolerance: float = DENSITY_TOLERANCE) -> tuple[tuple[int, int, int], ...]:
+    """(slot, fewest, most onsets) of each track asked for a density over ``bars`` bars: the asked
+    count within ``tolerance`` of it (at least one onset, a silent track having a mask of its own)."""
+    out = []
+    for slot, c in sorted(asked.items()):
+        if c.density:
+            target = c.density * bars
+            fewest = max(1, int(np.floor(target * (1 - tolerance))))
+            out.append((slot, fewest, max(fewest, int(np.ceil(target * (1 + tolerance))))))
+    return tuple(out)
+
+
+def meets(notes: np.ndarray, onsets: tuple[tuple[int, int, int], ...], ranges: tuple[tuple[int, int, int], ...],
+          chords: tuple[tuple[int, int], ...], rules: MusicRules, drum_slot: int) -> bool:
+    """Whether a copy does what the caller asked: of its tracks, (slot, fewest, most) onsets,
+    (slot, lowest, highest) pitches and (slot, most notes at one onset); of its melodic notes, the
+    rules' pitch range and scale; of its bars, the rules' most notes. Under a polyphony cap no copy
+    is offered (sampled fills meet it)."""
+    if rules.max_polyphony < UNLIMITED:
+        return False
+    melodic = notes[notes[:, TRACK] != drum_slot, PITCH]
+    inside = [(melodic, *rules.pitch_range)] + [(notes[notes[:, TRACK] == s, PITCH], lo, hi) for s, lo, hi in ranges]
+    if any(len(p) and not (lo <= p.min() and p.max() <= hi) for p, lo, hi in inside):
+        return False
+    if rules.scale is not None and not np.isin(melodic % 12, sorted(rules.scale)).all():
+        return False
+    if len(notes) and np.unique(notes[:, BAR], return_counts=True)[1].max() > rules.max_notes_per_bar:
+        return False
+    for slot, most in chords:
+        mine = notes[notes[:, TRACK] == slot]
+        if len(mine) and np.unique(mine[:, [BAR, POS]], axis=0, return_counts=True)[1].max() > most:
+            return False
+    return all(fewest <= len(np.unique(notes[notes[:, TRACK] == slot][:, [BAR, POS]], axis=0)) <= most
+               for slot, fewest, most in onsets)
+
+
+def meet_loudness(notes: np.ndarray, asked: Mapping[int, TrackControls]) -> np.ndarray:
+    """A fill whose tracks were asked for a mean velocity, scaled to it (the model's dynamics kept),
+    then kept inside the track's asked velocity range (a sampled fill is there already; a copy is
+    brought there)."""
+    out = notes.copy()
+    for slot, c in asked.items():
+        mine = out[:, TRACK] == slot
+        velocities = out[mine, VEL] if c.loudness is None else velocities_to_mean(out[mine, VEL], float(c.loudness))
+        out[mine, VEL] = np.clip(velocities, c.vel_low or 1, c.vel_high or 127)
+    return out
