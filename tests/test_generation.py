@@ -17,7 +17,14 @@ from harmonixr.generation.demo import example_score
 from harmonixr.generation.modes import Generator, MusicRules
 from harmonixr.generation.piece import GenerationError, Piece, Region
 from harmonixr.generation.postprocess import Key
-from harmonixr.generation.surroundings import INFERRED_MARGIN, INFERRED_TOLERANCE, ONE_SIDE_TOLERANCE
+from harmonixr.generation.surroundings import (
+    CONTEXT_LEAN,
+    INFERRED_MARGIN,
+    INFERRED_TOLERANCE,
+    LEAN_PRIOR,
+    ONE_SIDE_TOLERANCE,
+    Surroundings,
+)
 from harmonixr.sampling.sampler import SamplingConfig
 from harmonixr.tokens.notes import POS, TRACK
 from harmonixr.tokens.prompt import Hole, TrackControls, read_notes
@@ -281,6 +288,20 @@ def test_a_track_entering_in_the_hole_is_held_to_what_it_plays_after_it(gen) -> 
         assert all((t - result.start_tick) % 1920 == 0 for t in onsets), "on its rhythm: the bar's first beat"
         assert all(57 - INFERRED_MARGIN <= n.pitch <= 64 + INFERRED_MARGIN for n in notes)
         assert not onsets or max(onsets.values()) <= 3
+
+
+def test_held_tracks_lean_to_the_pitch_classes_they_play_around_the_hole(gen) -> None:
+    """The lean of a held track: CONTEXT_LEAN x the log of its pitch-class counts around the hole
+    (the same in every octave), of its drum pitches for the drums; more where it plays more."""
+    piece = gen.piece(_three_part_song(), "pop")
+    near = Surroundings(piece, Hole((5, 0), (7, 0)), gen.vocab)
+    piano = np.asarray(near.lean(piece.slot_of(1)))  # triads C E G on every beat
+    assert piano[60] == piano[72] == piano[64] == piano[67] > piano[62] == piano[61]
+    assert piano[60] - piano[61] == pytest.approx(CONTEXT_LEAN * np.log((32 + LEAN_PRIOR) / LEAN_PRIOR))
+    drums = np.asarray(near.lean(gen.vocab.drum_slot))  # hats on every eighth, a kick and a snare a bar
+    assert drums[42] > drums[36] == drums[38] > drums[40]
+    held = near.held(near.controls(), {}, 2.0, MusicRules())
+    assert {slot for slot, _ in held.leans} == set(piece.slots)
 
 
 def test_an_asked_chord_caps_sampled_fills_and_copies(gen) -> None:

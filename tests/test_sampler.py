@@ -227,6 +227,20 @@ def test_the_tonic_lean_weighs_melodic_pitches_only(vocab: NoteVocab) -> None:
     assert NoteGrammar(vocab, Rules((0,), BAR_POSITIONS)).pitch_lean == {}
 
 
+def test_track_leans_add_to_the_key_lean_per_track(vocab: NoteVocab) -> None:
+    """Rules.track_leans add their nats to the pitch logits of their track (the drums too), on top
+    of a key's tonic lean; a track without one keeps the key's alone."""
+    own = np.linspace(-2.0, 0.0, 128)
+    kit = np.where(np.arange(128) == 42, 1.5, 0.0)
+    rules = Rules((0, 1, vocab.drum_slot), BAR_POSITIONS, tonic=frozenset({0}),
+                  track_leans=((0, tuple(own)), (vocab.drum_slot, tuple(kit))))
+    grammar = NoteGrammar(vocab, rules)
+    tonic = np.where(np.arange(128) % 12 == 0, TONIC_LEAN, 0.0)
+    np.testing.assert_allclose(grammar.lean(1)[1:], own + tonic)
+    np.testing.assert_allclose(grammar.lean(2)[1:], tonic)
+    np.testing.assert_allclose(grammar.lean(vocab.drum_slot + 1)[1:], kit)
+
+
 @settings(max_examples=50, deadline=None)
 @given(seen=st.integers(1, 1024), spread=st.sampled_from([0.1, 3.0, 30.0, 300.0]), seed=st.integers(0, 2**16))
 def test_the_attention_softmax_kernel_equals_softmax(seen: int, spread: float, seed: int) -> None:

@@ -41,6 +41,12 @@ CONTEXT_BARS = 4  # bars on each side of a hole that its controls are inferred f
 DENSITY_TOLERANCE = 0.15  # an asked density is met within this share of its onsets, either way
 INFERRED_TOLERANCE = 0.5  # a sampled fill keeps a density inferred from around the hole within this share
 ONE_SIDE_TOLERANCE = 0.75  # a track on one side of a hole plays at most this share above its density there
+# Nats per nat of a held track's pitch-class (drums: pitch) log-frequency around the hole added to
+# its pitch logits. On the validation split (212 holes of 2 bars, 3 sampled fills each) 0, 0.25,
+# 0.5, 0.75, 1, 1.5 and 2 gave note F1 0.128, 0.143, 0.149, 0.154, 0.160, 0.161, 0.167 and
+# pitch-class overlap 0.545, 0.574, 0.582, 0.586, 0.584, 0.564, 0.548: the overlap peaks here.
+CONTEXT_LEAN = 0.75
+LEAN_PRIOR = 0.5  # notes added to each pitch (class) count before the lean takes its logarithm
 INFERRED_MARGIN = 4  # semitones past the pitches a track plays around the hole that its sampled fill may reach
 
 
@@ -53,6 +59,7 @@ class Held(NamedTuple):
     kit: frozenset[int]  # drum_kit
     rhythms: tuple[tuple[int, tuple[int, ...]], ...]  # track_rhythms
     chords: tuple[tuple[int, int], ...]  # track_chords
+    leans: tuple[tuple[int, tuple[float, ...]], ...]  # track_leans
 
 
 class Surroundings:
@@ -162,7 +169,20 @@ class Surroundings:
                     rhythms.append((s, tuple(positions.tolist())))
         chords = tuple((s, most) for s in held
                        if (most := wanted[s].chord) is not None and asked.get(s, TrackControls()).chord is None)
-        return Held(kept, tuple(within), kit, tuple(rhythms), chords)
+        leans = tuple((s, self.lean(s)) for s in held) if CONTEXT_LEAN else ()
+        return Held(kept, tuple(within), kit, tuple(rhythms), chords, leans)
+
+    def lean(self, slot: int) -> tuple[float, ...]:
+        """(128,) nats added to ``slot``'s pitch logits: :data:`CONTEXT_LEAN` x the log-frequency
+        of each pitch class among its notes around the hole (of each drum pitch, for the drums),
+        :data:`LEAN_PRIOR` notes added to every count. A cache of the song's harmony beside the
+        model: its own pitch distribution, sharpened toward what the track plays here."""
+        pitches = self.of(slot)[:, PITCH]
+        if slot == self.vocab.drum_slot:
+            counts = np.bincount(pitches, minlength=128)[:128].astype(np.float64)
+        else:
+            counts = np.bincount(pitches % 12, minlength=12)[np.arange(128) % 12].astype(np.float64)
+        return tuple((CONTEXT_LEAN * np.log(counts + LEAN_PRIOR)).tolist())
 
 
 def onset_windows(asked: Mapping[int, TrackControls], bars: float,

@@ -79,6 +79,7 @@ class Rules:
     track_onsets: tuple[tuple[int, int, int], ...] = ()  # (slot, fewest, most onsets of the track)
     track_rhythms: tuple[tuple[int, tuple[int, ...]], ...] = ()  # (slot, the positions in a bar its onsets take)
     track_chords: tuple[tuple[int, int], ...] = ()  # (slot, most notes of the track at one onset)
+    track_leans: tuple[tuple[int, tuple[float, ...]], ...] = ()  # (slot, nats added to each of the 128 pitches)
     count_notes: bool = False  # track_onsets counts notes (each of a chord), not onsets: a new piece's notes per bar
 
     def positions(self, bar: int) -> int:
@@ -133,8 +134,13 @@ class NoteGrammar:
         self.pitch_masks = {slot: self._stored(drums if slot == vocab.drum_slot else melodic & ranges.get(slot, True), PITCH)
                             for slot in rules.tracks}
         lean = np.where(np.isin(pitches % 12, sorted(rules.tonic)), TONIC_LEAN, 0.0)
-        self.pitch_lean = {slot: self._stored(lean, PITCH) for slot in rules.tracks
-                           if slot != vocab.drum_slot} if rules.tonic else {}
+        leans = {slot: np.zeros(128) for slot in rules.tracks if slot != vocab.drum_slot} if rules.tonic else {}
+        for slot in leans:
+            leans[slot] += lean
+        for slot, nats in rules.track_leans:
+            if slot in rules.tracks:
+                leans[slot] = leans.get(slot, np.zeros(128)) + np.asarray(nats, dtype=np.float64)
+        self.pitch_lean = {slot: self._stored(nats, PITCH) for slot, nats in leans.items()}
         self.tracks = np.asarray(sorted(rules.tracks))
         self.types = np.zeros(sizes[TYPE], dtype=bool)
         self.types[[NOTE, rules.end_type]] = True

@@ -150,6 +150,7 @@ class Sampler:
                 raise SamplingTimeout(f"sampling stopped at the time limit after {step} notes")
             taken = step + 1
             values = np.zeros((n, K), dtype=np.int64)
+            leans: list[np.ndarray | None] = [None] * n  # the nats added to each row's pitch logits
             cond = np.zeros_like(h)
             masks: list[list[np.ndarray | None]] = [[None] * K for _ in range(n)]
             # type, with the last-bar rule folded in from the bars the note could go to
@@ -179,8 +180,9 @@ class Sampler:
                 field_masks = np.stack([mask if writing[row] and (mask := masks[row][k]) is not None
                                         else _first_valid(logits.shape[1]) for row in range(n)])
                 if k == PITCH and grammar.pitch_lean:
-                    logits = logits + np.stack([lean if writing[row] and (lean := grammar.lean(values[row, TRACK]))
-                                                is not None else np.zeros(logits.shape[1]) for row in range(n)])
+                    leans = [grammar.lean(values[row, TRACK]) if writing[row] else None for row in range(n)]
+                    logits = logits + np.stack([lean if lean is not None else np.zeros(logits.shape[1])
+                                                for lean in leans])
                 masked = np.where(field_masks, logits, -np.inf)
                 self._draw(masked, cfg, uniforms[step, :, k], choice)
                 values[:, k] = np.where(writing, choice, 0)
@@ -195,7 +197,7 @@ class Sampler:
                     continue
                 if trace:
                     traces[row].append({"values": values[row].copy(), "masks": masks[row], "past": past[row].copy(),
-                                        "logp": drawn_logp[row].copy()})
+                                        "logp": drawn_logp[row].copy(), "lean": leans[row]})
                 if not writing[row]:
                     done[row], ended[row] = True, values[row, TYPE] == grammar.end_type
                     continue
