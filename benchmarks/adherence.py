@@ -84,7 +84,7 @@ def main() -> None:
         near = Surroundings(piece, hole, gen.vocab)
         controls = near.controls()
         inferred = {piece.track_of(s): c for s, c in controls.items()}
-        both = {piece.track_of(s) for s, c in controls.items() if near.must_play(s, c)}
+        both = {piece.track_of(s) for s, c in controls.items() if near.both_sides(s, c)}
         entering = {piece.track_of(s) for s, c in controls.items() if near.held_to(s, c)} - both
         drum_track = piece.track_of(gen.vocab.drum_slot) if gen.vocab.drum_slot in piece.slots else None
         # inferred: drums kept, silent tracks silent, the density of tracks playing on both sides kept

@@ -11,7 +11,8 @@ plays in the hole is set against them. Per family:
   (:func:`~harmonixr.generation.surroundings.onset_windows`; ``INFERRED_TOLERANCE`` is the one
   used); with ``--one-side``, real onsets against the density where the track plays, and the
   share at or under that density raised by each tolerance (``ONE_SIDE_TOLERANCE`` is the one
-  used; a track on one side may stay silent);
+  used; a track on one side may stay silent), and the share of tracks that play in the hole,
+  of those that play in a bar next to it and of those further off;
 - pitch (melodic tracks): the share of the hole's notes inside the pitches played around it
   widened by each margin of ``--margins`` semitones (``INFERRED_MARGIN``), and the share
   of tracks with every note inside; drums: the share of the hole's drum notes in the kit (the
@@ -84,7 +85,7 @@ def main() -> None:
         near = Surroundings(piece, hole, vocab)
         around = near.notes
         for slot, controls in near.controls().items():
-            both = near.must_play(slot, controls)
+            both = near.both_sides(slot, controls)
             if both == args.one_side or not near.held_to(slot, controls):
                 continue
             own = inside[inside[:, TRACK] == slot]
@@ -92,7 +93,9 @@ def main() -> None:
             if args.one_side:
                 playing = near.playing_density(slot) * args.bars
                 kept = [int(real <= np.ceil(playing * (1 + t))) for t in tolerances]
-                density.setdefault(family, []).append([real / playing, *kept])
+                next_to = near.next_to(slot)
+                density.setdefault(family, []).append([real / playing, *kept, next_to, next_to and real > 0,
+                                                       not next_to, not next_to and real > 0])
             else:
                 kept = [int(lo <= real <= hi) for t in tolerances
                         for _, lo, hi in onset_windows({slot: controls}, args.bars, t)]
@@ -118,8 +121,12 @@ def main() -> None:
     print_table(console, f"inferred density: real onsets in the hole against the window, {args.split} split, "
                          f"holes of {args.bars} bars",
                 ["median real/inferred", *((f"under +{t:.0%}" if args.one_side else f"inside ±{t:.0%}")
-                                            for t in tolerances)], density,
-                lambda t: [f"{np.median(t[:, 0]):.2f}", *(f"{x:.0%}" for x in t[:, 1:].mean(axis=0))])
+                                            for t in tolerances),
+                 *(["next to the hole: play in it", "further: play in it"] if args.one_side else [])], density,
+                lambda t: [f"{np.median(t[:, 0]):.2f}", *(f"{x:.0%}" for x in t[:, 1 : 1 + len(tolerances)].mean(axis=0)),
+                           *([f"{t[:, -3].sum() / max(t[:, -4].sum(), 1):.0%} of {t[:, -4].sum():.0f}",
+                              f"{t[:, -1].sum() / max(t[:, -2].sum(), 1):.0%} of {t[:, -2].sum():.0f}"]
+                             if args.one_side else [])])
     print_table(console, f"inferred pitches: the hole's notes against the pitches played around it, {args.split} split",
                 [*(f"notes inside +-{m}" for m in margins), *(f"tracks inside +-{m}" for m in margins)], pitch,
                 lambda t: [*(f"{x:.1%}" for x in (t[:, 1:] * t[:, :1]).sum(axis=0) / t[:, 0].sum()),
