@@ -32,6 +32,7 @@ from rich.table import Table
 from harmonixr.data.corpus import Corpus
 from harmonixr.evaluation.infill_quality import middle_holes
 from harmonixr.generation.candidates import MAX_CANDIDATES, piece_candidates, sequence_bits
+from harmonixr.generation.infill import context_controls
 from harmonixr.generation.modes import Generator
 from harmonixr.generation.piece import split_pieces
 from harmonixr.models.transformer import NoteTransformer
@@ -113,7 +114,7 @@ def main() -> None:
         before = f1[offsets == -args.bars]
         picks = [*(f1[np.argmax(match - k * np.abs(offsets))] for k in near)]
         if gen is not None:  # the spans come best-matching first
-            header = piece.header(controls=gen.context_controls(piece, hole))
+            header = piece.header(controls=context_controls(gen.vocab, piece, hole))
             with torch.autocast("cpu", torch.bfloat16):
                 bits = after_bits(gen.model, vocab, piece.notes, [c.notes for c in spans[:MAX_CANDIDATES]], hole,
                                   piece.bars_meta(hole.end[0] + AFTER_BARS + 1), header)

@@ -33,9 +33,9 @@ from harmonixr.tokens.notes import BAR, PITCH, POS, TRACK, VEL
 from harmonixr.tokens.prompt import TRACK_CONTROL_KEYS, Hole, TrackControls, measure_controls
 from harmonixr.tokens.vocab import NoteVocab
 
-if TYPE_CHECKING:  # imported for types only: modes imports this module
-    from harmonixr.generation.modes import MusicRules
+if TYPE_CHECKING:  # imported for types only: requests imports this module
     from harmonixr.generation.piece import Piece
+    from harmonixr.generation.requests import MusicRules
 
 ANY_PITCH = (0, 127)  # the pitch range of rules that ask for none
 CONTEXT_BARS = 4  # bars on each side of a hole that its controls are inferred from

@@ -1,0 +1,287 @@
+"""Infill: rewrite a region of a piece (bars, a beat span, some tracks under the others) with the
+music on both sides as context.
+
+The prompt is built by the prompt format (:func:`harmonixr.tokens.prompt.infill`), exactly as the
+training examples were: the header, the hole's start and end, the tracks it rewrites and their
+controls (inferred from the bars around the hole on each track unless given:
+:class:`~harmonixr.generation.surroundings.Surroundings`), the music from the hole's start on, the
+music before it, and ``FILL``. The model writes the hole's notes after the bars before it;
+:class:`~harmonixr.sampling.grammar.Rules` keep them inside the hole and on its tracks, hold each
+track to what it plays around the hole, and end the fill with ``END``. Piece-aware infill offers
+the song's own spans beside the sampled fills (:mod:`~harmonixr.generation.candidates`); a region
+too long for one context is filled in halves. :meth:`Generator.infill
+<harmonixr.generation.modes.Generator.infill>` is the entry point.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from harmonixr.generation.candidates import SOURCES, Candidate, fill_bits, piece_candidates, rank
+from harmonixr.generation.piece import GenerationError, Piece, Region
+from harmonixr.generation.requests import FILL_SHARE, MusicRules, RegionTooLong, Result, rule_fields, timed
+from harmonixr.generation.surroundings import CONTEXT_BARS, Surroundings, meet_loudness, meets, onset_windows
+from harmonixr.runtime import autocast, autocast_dtype
+from harmonixr.sampling.grammar import NoteState, Rules
+from harmonixr.sampling.sampler import Placement, SamplingConfig
+from harmonixr.tokens.notes import BAR, POS, TRACK, sort_notes
+from harmonixr.tokens.prompt import (
+    Header,
+    Hole,
+    TrackControls,
+    gap_free_end,
+    gap_free_start,
+    header_controls,
+    infill,
+    measure_header_controls,
+    time_key,
+)
+from harmonixr.tokens.vocab import END, FILLED, NoteVocab
+
+if TYPE_CHECKING:  # the generator calls this module
+    from harmonixr.generation.modes import Generator
+
+RESAMPLE_TRIES = 2  # a fill that leaves out a track that must play is drawn again this many times
+RESAMPLE_SEED = 1_000_003  # a row drawn again uses seed + this x the attempt
+
+
+def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
+                  sampling: SamplingConfig = SamplingConfig(), seed: int = 0, rules: MusicRules = MusicRules(),
+                  mode: str = "infill", controls: Mapping[int, TrackControls] | None = None,
+                  source: str = "piece") -> list[Result]:
+    """Rewrite ``region`` of ``piece`` ``n`` times, with the music on both sides as context.
+
+    ``controls``: per original track index, what the fill should be like on that track (a
+    control left None is inferred from the bars around the hole:
+    :meth:`~harmonixr.generation.surroundings.Surroundings.controls`). A sampled fill is held
+    to what each track plays around the hole (its density, pitches, biggest chord, rhythm and
+    drum kit; a track that enters or leaves in the hole at most its density there, and it may
+    stay silent) except where the caller asks otherwise:
+    :meth:`~harmonixr.generation.surroundings.Surroundings.held`.
+    ``source``: ``"piece"`` (piece-aware: the song's own spans of the hole's length whose
+    surroundings match the hole's best, sampled fills making up the number), ``"best"`` (those
+    copies that match well, then copies and ``n`` sampled fills by bits per note) or
+    ``"sampled"`` (:mod:`~harmonixr.generation.candidates`); ``details["source"]`` says where
+    each came from. Controls set by the caller are met by copies too: a copy is offered only
+    where it already does what they ask (onsets in the asked window, pitches in the asked
+    range, chords no bigger than asked), with its velocities brought to the asked loudness and
+    range as a sampled fill's are; it keeps the song's own rhythm."""
+    if source not in SOURCES:
+        raise GenerationError(f"source {source!r}: one of {', '.join(SOURCES)}")
+    began = time.perf_counter()
+    piece = piece.copy()  # empty tracks in the region get a slot in this copy only
+    slots = gen.slots(piece, region)
+    start, end = region.start, region.end
+    if start[0] >= max(piece.bars, 1):
+        raise GenerationError(f"the region starts at bar {start[0] + 1}, after the piece's {piece.bars} bars; "
+                              "use continue")
+    if end is not None and (end[0] > piece.bars or (end[0] == piece.bars and end[1] > 0)) and len(piece.notes):
+        raise GenerationError(f"the region ends in bar {end[0] + (end[1] > 0)}, after the piece's {piece.bars} bars; "
+                              "end it earlier (or use continue)")
+    if end is not None and end[0] >= piece.bars:
+        end = None  # to the end of the piece
+    hole = Hole(start, end, tuple(sorted(slots)) if region.tracks else ())
+    near = Surroundings(piece, hole, gen.vocab)
+    wanted = near.controls(controls)
+    budget = fill_budget(gen, piece, hole, wanted)
+    try:
+        sequence, bar0, header = infill_prompt(gen, piece, hole, wanted, budget)
+    except RegionTooLong:
+        if len(hole.bars(piece.bars - 1)) < 2:
+            raise
+        return timed(infill_in_parts(gen, piece, region, n, sampling, seed, rules, mode, controls, source),
+                      began)
+    last_bar, last_pos = (piece.bars - 1, 0) if end is None else (end[0] - (end[1] == 0), end[1])
+    # nothing dropped silently: a track that plays around the hole (and is not told to be silent) plays in it
+    required = tuple(s for s, c in wanted.items() if near.must_play(s, c))
+    # a track told to be silent (density 0, or a track silent around the hole) gets no note: a mask, not a hope
+    silent = {s for s, c in wanted.items() if c.density == 0}
+    playing = tuple(s for s in slots if s not in silent)
+    asked = {s: c for s in slots if (c := (controls or {}).get(piece.track_of(s))) is not None}  # the caller's own
+    for s, c in asked.items():
+        if (problem := c.problem()) is not None:
+            raise GenerationError(f"track {piece.track_of(s) + 1}: {problem}")
+    ranges = tuple((s, c.low if c.low is not None else 0, c.high if c.high is not None else 127)
+                   for s, c in asked.items() if s != gen.vocab.drum_slot and (c.low is not None or c.high is not None))
+    velocities = tuple((s, c.vel_low or 1, c.vel_high or 127) for s, c in asked.items()
+                       if c.vel_low is not None or c.vel_high is not None)
+    chords = tuple((s, c.chord) for s, c in asked.items() if c.chord is not None)
+    length = hole_length(piece, hole, last_bar, last_pos)
+    onsets = onset_windows(asked, length)
+    held = near.held(wanted, asked, length, rules)
+    reach = last_bar if required and end is not None else 0  # a hole inside the song is played to its last bar
+    limits = Rules(playing or tuple(slots), piece.bar_positions(last_bar + 1), start, last_bar, last_pos, END,
+                   required=required, required_by=last_bar, min_bar=reach, track_ranges=ranges + held.ranges,
+                   track_velocities=velocities, track_onsets=onsets + held.onsets, drum_kit=held.kit,
+                   track_rhythms=held.rhythms, track_chords=chords + held.chords, track_leans=held.leans,
+                   **{**rule_fields(rules), **({} if playing else {"max_notes": 0})})
+    place = Placement(bar0, piece.bars_meta(last_bar + 1), piece.header(), FILLED, hole)
+    state = NoteState(start[0], start[1])
+    copies = []
+    if source != "sampled":
+        copies = [replace(c, notes=c.notes[~np.isin(c.notes[:, TRACK], list(silent))])
+                  for c in piece_candidates(piece.notes, piece.bars_meta().meter, hole, piece.bars, gen.vocab)]
+        copies = [c for c in copies if len(c.notes) and len(sequence) + len(c.notes) < gen.max_len  # one that fits
+                  and set(required) <= set(c.notes[:, TRACK].tolist())
+                  and meets(c.notes, onsets, ranges, chords, rules, gen.vocab.drum_slot)]
+    wanted_draws = max(n - len(copies), 0) if source == "piece" else n  # "piece": sampled fills only make up the number
+    outs = gen.sample(sequence, wanted_draws, sampling, seed, limits, state, place, budget) if wanted_draws else []
+    resampled = 0
+    for attempt in range(1, RESAMPLE_TRIES + 1):  # nothing dropped silently: draw again, then report
+        missing = [k for k, out in enumerate(outs) if not set(required) <= set(out.notes[:, TRACK].tolist())]
+        if not missing:
+            break
+        again = gen.sample(sequence, len(missing), sampling, seed + RESAMPLE_SEED * attempt, limits, state, place,
+                             budget)
+        for k, out in zip(missing, again):
+            outs[k] = out
+        resampled += len(missing)
+    fills = [Candidate(out.notes, "sampled") for out in outs]
+    steps = {id(f.notes): (out.steps, out.ended) for f, out in zip(fills, outs)}
+    if copies:
+        pool = fills + copies
+        if source == "piece":  # the model's bits only break ties of the context match: score those only
+            pool = rank(pool, source)
+            pool = [c for c in pool if c.match_or_0 >= pool[min(n, len(pool)) - 1].match_or_0]
+        with autocast(torch.device("cpu"), autocast_dtype("auto", torch.device("cpu"))):
+            bits = fill_bits(gen.model, gen.vocab, sequence, [c.notes for c in pool], hole, bar0,
+                             piece.bars_meta(last_bar + 1), header)
+        fills = rank([replace(c, bits=b) for c, b in zip(pool, bits)], source)[:n]
+    start_tick = piece.tick(*start)
+    end_tick = piece.tick(*end) if end is not None else None
+    tracks = sorted({piece.track_of(s) for s in slots}) if region.tracks else list(range(len(piece.original.tracks)))
+    timeline = piece.timeline.extended(last_bar + 1)
+    loud = {s: c for s, c in asked.items() if c.loudness is not None or c.vel_low is not None or c.vel_high is not None}
+    fills = [replace(f, notes=meet_loudness(f.notes, loud)) for f in fills] if loud else fills
+    results = []
+    for fill in fills:
+        taken, ended = steps.get(id(fill.notes), (0, True))
+        results.append(Result(
+            piece.splice(piece.to_notes(fill.notes, timeline), start_tick, end_tick, tracks), start_tick,
+            end_tick, tuple(tracks), len(fill.notes), taken, ended, 0.0, mode,
+            {"controls": {piece.track_of(s): c for s, c in wanted.items()}, "source": fill.label,
+             "bits": fill.bits, "required_tracks": [piece.track_of(s) for s in required], "resampled": resampled,
+             "missing_tracks": [piece.track_of(s) for s in required if s not in set(fill.notes[:, TRACK].tolist())]}))
+    return timed(results, began)
+
+
+def fill_budget(gen: Generator, piece: Piece, hole: Hole, controls: Mapping[int, TrackControls]) -> int:
+    """Positions to leave for the fill: 1.5x what the hole held, or what its controls ask for
+    (with chords as large as they say; a part without controls as many as the average part
+    plays there), whichever is more."""
+    held = len(piece.notes_in(hole))
+    bars = len(hole.bars(piece.bars - 1))
+    span = piece.notes[Hole(hole.start, hole.end).in_span(piece.notes, gen.vocab)]
+    per_part = len(span) / max(len(np.unique(span[:, TRACK])), 1)
+    asked = sum((c.density or 0.0) * (c.chord or 1) * bars if c.density is not None else per_part
+                for c in controls.values())
+    return int(max(1.5 * max(held, asked) + 16, 32))
+
+
+def infill_prompt(gen: Generator, piece: Piece, hole: Hole, controls: Mapping[int, TrackControls],
+                   budget: int) -> tuple[np.ndarray, int, Header]:
+    """The widest window of whole bars around the hole whose prompt leaves ``budget`` positions:
+    its rows (ending with FILL), its first bar, and its header."""
+    v = gen.vocab
+    hole_bars = hole.bars(piece.bars - 1)
+    room = gen.max_len - budget
+    if budget > FILL_SHARE * gen.max_len and len(hole_bars) > 1:
+        raise RegionTooLong(f"the region would need about {budget} notes, more than {FILL_SHARE:.0%} of the "
+                            f"model's context of {gen.max_len}")
+    header = piece.header(controls=context_controls(gen.vocab, piece, hole))
+
+    bars_meta = piece.bars_meta()
+
+    def build(w0: int, w1: int) -> tuple[np.ndarray, int]:
+        notes = piece.notes[(piece.notes[:, BAR] >= w0) & (piece.notes[:, BAR] < w1)]
+        past = notes[time_key(notes[:, BAR], notes[:, POS], v) < time_key(*hole.start, v)]
+        w0 = gap_free_start(past, w0, v)  # relative bar counts cannot reach across a long silence
+        notes = notes[notes[:, BAR] >= w0]
+        after = time_key(notes[:, BAR], notes[:, POS], v) >= time_key(*hole.start, v)
+        keep = np.flatnonzero(after)[: gap_free_end(notes[after], hole.start[0], v)]
+        notes = np.concatenate([notes[~after], notes[keep]])
+        return infill(v, header, sort_notes(notes), w0, bars_meta, hole, controls, fill=False).rows, w0
+
+    windows = [(hole_bars[0], min(hole_bars[-1] + 1, max(piece.bars, 1)))]  # a bar more each, left and right in turn
+    while (w := windows[-1])[0] > 0 or w[1] < piece.bars:
+        windows.append((w[0] - 1, w[1]) if (len(windows) % 2 and w[0] > 0) or w[1] >= piece.bars else (w[0], w[1] + 1))
+    best = build(*windows[0])
+    if len(best[0]) > room:
+        raise RegionTooLong(f"the region's bars hold more than the model's context of {gen.max_len} positions; "
+                            "choose a shorter span")
+    fits, over = 0, len(windows)  # a wider window never has fewer rows: the widest that fits, by bisection
+    while over - fits > 1:
+        middle = (fits + over) // 2
+        if len((candidate := build(*windows[middle]))[0]) <= room:
+            fits, best = middle, candidate
+        else:
+            over = middle
+    rows, bar0 = best
+    return rows, bar0, header
+
+
+def context_controls(vocab: NoteVocab, piece: Piece, hole: Hole) -> tuple[int, ...]:
+    """Piece-level controls measured on the ``CONTEXT_BARS`` bars on each side of the hole, its
+    own notes left out (training measures them on the window; the hole is not known here)."""
+    hole_bars = hole.bars(piece.bars - 1)
+    first, last = max(hole_bars[0] - CONTEXT_BARS, 0), min(hole_bars[-1] + 1 + CONTEXT_BARS, max(piece.bars, 1))
+    near = piece.notes[(piece.notes[:, BAR] >= first) & (piece.notes[:, BAR] < last)]
+    near = near[~hole.contains(near, vocab)]
+    bars = (last - first) - (len(hole_bars) if not hole.tracks else 0)
+    if not len(near):
+        return ()
+    qpm = float(piece.timeline.qpm[min(hole.start[0], piece.bars - 1)])
+    return header_controls(vocab, **measure_header_controls(vocab, near, max(bars, 1), qpm))
+
+
+def infill_in_parts(gen: Generator, piece: Piece, region: Region, n: int, sampling: SamplingConfig, seed: int,
+                     rules: MusicRules, mode: str, controls: Mapping[int, TrackControls] | None,
+                     source: str) -> list[Result]:
+    """A region too long for one context: its first half, then its second half with the first
+    half's new notes as context (each variation in turn)."""
+    last = region.end[0] - (region.end[1] == 0) if region.end is not None else piece.bars - 1
+    mid = ((region.start[0] + last + 1) // 2, 0)
+    results = []
+    for k in range(n):
+        first = infill_region(gen, piece, replace(region, end=mid), 1, sampling, seed + k, rules, mode, controls,
+                            source)[0]
+        rest = Piece.from_score(first.score, gen.vocab, piece.style)
+        second = infill_region(gen, rest, replace(region, start=mid), 1, sampling, seed + k + 7919, rules, mode,
+                             controls, source)[0]
+        results.append(Result(second.score, first.start_tick, second.end_tick,
+                              tuple(sorted({*first.tracks, *second.tracks})), first.notes + second.notes,
+                              first.positions + second.positions, first.finished and second.finished, 0.0, mode,
+                              halves(first.details, second.details)))
+    return results
+
+
+def hole_length(piece: Piece, hole: Hole, last_bar: int, last_pos: int) -> float:
+    """The hole's length in bars (a bar of the piece's timeline each; a beat span a share of one)."""
+    positions = piece.bar_positions(last_bar + 1)
+    length = 0.0
+    for bar in range(hole.start[0], last_bar + 1):
+        size = positions[min(bar, len(positions) - 1)]
+        first = hole.start[1] if bar == hole.start[0] else 0
+        stop = last_pos if bar == last_bar and last_pos else size
+        length += max(stop - first, 0) / size
+    return length
+
+
+def halves(first: dict, second: dict) -> dict:
+    """The details of a fill written in two halves: both sources (``from bars 9-10, then sampled``),
+    the first half's controls, and the tracks required, drawn again for and missing in either."""
+    def tracks(key: str) -> list[int]:
+        return sorted({*first.get(key, ()), *second.get(key, ())})
+
+    sources = dict.fromkeys((first.get("source", "sampled"), second.get("source", "sampled")))
+    return {"controls": first.get("controls", {}), "source": ", then ".join(sources),
+            "bits": first.get("bits", math.nan) + second.get("bits", math.nan),
+            "required_tracks": tracks("required_tracks"), "missing_tracks": tracks("missing_tracks"),
+            "resampled": first.get("resampled", 0) + second.get("resampled", 0)}

@@ -1,0 +1,88 @@
+"""What a generation request asks beyond its region (:class:`MusicRules`) and what it returns
+(:class:`Result`), shared by every mode (:mod:`~harmonixr.generation.modes`,
+:mod:`~harmonixr.generation.infill`)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from symusic import Score
+
+from harmonixr.generation.piece import GenerationError
+from harmonixr.generation.postprocess import Key
+from harmonixr.generation.surroundings import ANY_PITCH
+from harmonixr.sampling.grammar import UNLIMITED
+
+FILL_SHARE = 0.6  # at most this share of the context may be left for a region's notes
+
+
+class RegionTooLong(GenerationError):
+    """The region's own notes do not fit the model's context."""
+
+
+@dataclass(frozen=True)
+class MusicRules:
+    """Optional musical constraints, enforced while sampling (see :class:`Rules`)."""
+
+    pitch_range: tuple[int, int] = ANY_PITCH
+    scale: frozenset[int] | None = None  # pitch classes (see postprocess.scale_pitch_classes)
+    tonic: frozenset[int] = frozenset()  # pitch classes melodic notes lean to (a key's tonic chord)
+    max_polyphony: int = UNLIMITED
+    max_notes_per_bar: int = UNLIMITED
+
+    @classmethod
+    def in_key(cls, key: Key, **rest: Any) -> MusicRules:
+        """New notes in ``key``'s scale, leaning to its tonic chord (grammar.TONIC_LEAN): A minor and
+        C major share a scale, and only the lean makes the one asked for the one heard."""
+        return cls(scale=key.pitch_classes, tonic=key.tonic_chord, **rest)
+
+
+@dataclass
+class Result:
+    """One variation: the whole piece with the region rewritten, and what was made."""
+
+    score: Score
+    start_tick: int
+    end_tick: int | None
+    tracks: tuple[int, ...]  # original track indices written
+    notes: int  # notes generated
+    positions: int  # model steps taken (one per note, and the end)
+    finished: bool  # the model closed the region itself (False: cut at the note budget or the context)
+    seconds: float  # compute time of the call (shared by its variations)
+    mode: str = ""
+    details: dict = field(default_factory=dict)  # mode-specific figures (refine: bits per note per round)
+
+    @property
+    def incomplete(self) -> bool:
+        """Written, but not what was asked: empty, cut at the note budget, or a track left out."""
+        return self.notes == 0 or not self.finished or bool(self.details.get("missing_tracks"))
+
+    def notices(self) -> list[str]:
+        """What must be said with this result (the CLI prints it, the studio shows it)."""
+        said = []
+        if not self.finished:
+            said.append("cut at the note budget")
+        if self.details.get("resampled"):
+            said.append(f"{self.details['resampled']} draw(s) repeated so that every track playing around the region plays")
+        if self.details.get("missing_tracks"):
+            said.append("no notes on track(s) " + ", ".join(str(t + 1) for t in self.details["missing_tracks"])
+                        + " although they play around the region")
+        if self.notes == 0:
+            said.append("no notes were written")
+        return said
+
+
+def rule_fields(rules: MusicRules) -> dict:
+    """The :class:`~harmonixr.sampling.grammar.Rules` fields of ``rules``."""
+    return {"pitch_range": rules.pitch_range, "scale": rules.scale, "tonic": rules.tonic, "max_polyphony": rules.max_polyphony,
+            "max_notes_per_bar": rules.max_notes_per_bar}
+
+
+def timed(results: list[Result], began: float) -> list[Result]:
+    """``results`` with the seconds since ``began`` (the call's compute, shared by its variations)."""
+    seconds = time.perf_counter() - began
+    for result in results:
+        result.seconds = seconds
+    return results
