@@ -128,8 +128,11 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
     if source != "sampled":
         copies = [replace(c, notes=c.notes[~np.isin(c.notes[:, TRACK], list(silent))])
                   for c in piece_candidates(piece.notes, piece.bars_meta().meter, hole, piece.bars, gen.vocab)]
+        # a copy keeps every track that plays on both sides (requiring the ones next to the hole on one
+        # side too cost note F1 -0.011 +- 0.006 on 212 validation holes: the song's own bars know better)
+        both = {s for s, c in wanted.items() if near.both_sides(s, c)}
         copies = [c for c in copies if len(c.notes) and len(sequence) + len(c.notes) < gen.max_len  # one that fits
-                  and set(required) <= set(c.notes[:, TRACK].tolist())
+                  and both <= set(c.notes[:, TRACK].tolist())
                   and meets(c.notes, onsets, ranges, chords, rules, gen.vocab.drum_slot)]
     wanted_draws = max(n - len(copies), 0) if source == "piece" else n  # "piece": sampled fills only make up the number
     outs = gen.sample(sequence, wanted_draws, sampling, seed, limits, state, place, budget) if wanted_draws else []
