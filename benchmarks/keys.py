@@ -25,8 +25,9 @@ from symusic import Score
 
 import harmonixr.sampling.grammar as grammar
 from harmonixr.data.corpus import Corpus
-from harmonixr.generation.modes import Generator, MusicRules
+from harmonixr.generation.modes import Generator
 from harmonixr.generation.postprocess import Key, estimate_key
+from harmonixr.generation.requests import MusicRules
 
 STYLES = ("pop", "folk", "classical", "jazz", "rock", "chorale", "game", "unknown")
 ENSEMBLES = ((0,), (0, 33), (24, 33, -1), (40, 42))  # piano; piano and bass; guitar, bass, drums; strings

@@ -21,8 +21,9 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from harmonixr.generation.modes import Generator, MusicRules
+from harmonixr.generation.modes import Generator
 from harmonixr.generation.postprocess import estimate_key
+from harmonixr.generation.requests import MusicRules
 from harmonixr.generation.text import parse_prompt, prompt_key, set_track_loudness
 
 PROMPTS = (

@@ -14,9 +14,10 @@ from conftest import MUSIC21_KEYS, POP909, POP909_FILES, assert_kept, notes_of
 from harmonixr.cli import main
 from harmonixr.generation.candidates import piece_candidates
 from harmonixr.generation.demo import example_score
-from harmonixr.generation.modes import Generator, MusicRules
+from harmonixr.generation.modes import Generator
 from harmonixr.generation.piece import GenerationError, Piece, Region
 from harmonixr.generation.postprocess import Key
+from harmonixr.generation.requests import MusicRules
 from harmonixr.generation.surroundings import (
     CONTEXT_LEAN,
     INFERRED_MARGIN,

@@ -20,8 +20,8 @@ __version__ = "0.2.0"
 
 _EXPORTS = {
     "Generator": "harmonixr.generation.modes",
-    "MusicRules": "harmonixr.generation.modes",
-    "Result": "harmonixr.generation.modes",
+    "MusicRules": "harmonixr.generation.requests",
+    "Result": "harmonixr.generation.requests",
     "Piece": "harmonixr.generation.piece",
     "Region": "harmonixr.generation.piece",
     "SamplingConfig": "harmonixr.sampling.sampler",

@@ -222,8 +222,8 @@ def _parse_prompt(args: argparse.Namespace):  # noqa: ANN202 - ParsedPrompt | No
 
 
 def _settings(args: argparse.Namespace, score=None):
-    from harmonixr.generation.modes import MusicRules
     from harmonixr.generation.postprocess import Key, estimate_key
+    from harmonixr.generation.requests import MusicRules
     from harmonixr.sampling.sampler import SamplingConfig
 
     sampling = SamplingConfig(args.temperature, args.top_k, args.top_p, args.min_p, args.max_notes)

@@ -15,8 +15,9 @@ from bisect import bisect_right
 import numpy as np
 
 from harmonixr.evaluation.features import piece_features
-from harmonixr.generation.modes import Generator, MusicRules
+from harmonixr.generation.modes import Generator
 from harmonixr.generation.postprocess import Key, estimate_key
+from harmonixr.generation.requests import MusicRules
 from harmonixr.sampling.sampler import SamplingConfig
 
 STYLES = ("pop", "folk-german", "folk-celtic", "chorale", "renaissance")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from symusic import Score
 
-from harmonixr.generation.modes import Result
+from harmonixr.generation.requests import Result
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,10 @@ from rich.table import Table
 from symusic import Score
 
 from harmonixr.data.music21_corpus import cache_dir, m21_to_score
-from harmonixr.generation.modes import Generator, MusicRules, Result
+from harmonixr.generation.modes import Generator
 from harmonixr.generation.outputs import write_result
 from harmonixr.generation.piece import Region
+from harmonixr.generation.requests import MusicRules, Result
 from harmonixr.sampling.sampler import SamplingConfig
 from harmonixr.visualization.audio import can_render
 

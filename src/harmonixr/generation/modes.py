@@ -28,7 +28,7 @@ from symusic import Score
 from harmonixr.generation.infill import infill_region
 from harmonixr.generation.piece import GenerationError, Piece, Region
 from harmonixr.generation.postprocess import score_to_mean_velocity
-from harmonixr.generation.requests import FILL_SHARE, MusicRules, RegionTooLong, Result, rule_fields, timed
+from harmonixr.generation.requests import FILL_SHARE, MusicRules, Result, rule_fields, timed
 from harmonixr.generation.surroundings import onset_windows
 from harmonixr.models.checkpoint import load_checkpoint
 from harmonixr.sampling.grammar import UNLIMITED, NoteGrammar, NoteState, Rules
@@ -36,8 +36,6 @@ from harmonixr.sampling.sampler import Placement, Sampled, Sampler, SamplingConf
 from harmonixr.tokens.notes import BAR, POS, TRACK, sort_notes
 from harmonixr.tokens.prompt import TrackControls, gap_free_start, header_controls, measure_header_controls, plain
 from harmonixr.tokens.vocab import BODY, EOS
-
-__all__ = ["Generator", "MusicRules", "RegionTooLong", "Result"]  # the request's types, from here as before
 
 MIN_ROOM = 16  # positions a continuation window must leave for new notes
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from symusic import Score
 
 from harmonixr.generation import postprocess as pp
-from harmonixr.generation.modes import Result
+from harmonixr.generation.requests import Result
 
 VIEW_MARGIN_BARS = 4  # bars shown on each side of the region in piano rolls and excerpts
 

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from harmonixr.generation.modes import Generator, Result
+from harmonixr.generation.modes import Generator
 from harmonixr.generation.piece import GenerationError, Piece, Region
+from harmonixr.generation.requests import Result
 from harmonixr.models.transformer import padded_field_nll
 from harmonixr.sampling.sampler import SamplingConfig
 from harmonixr.tokens.notes import BAR, POS, TRACK

@@ -22,8 +22,9 @@ from symusic import Score
 
 from harmonixr.data.corpus import Corpus
 from harmonixr.errors import HarmonixrError
-from harmonixr.generation.modes import Generator, Result
+from harmonixr.generation.modes import Generator
 from harmonixr.generation.piece import Piece, Region, split_pieces
+from harmonixr.generation.requests import Result
 from harmonixr.models.checkpoint import load_checkpoint
 from harmonixr.models.transformer import NoteTransformer
 from harmonixr.rl.config import PromptConfig

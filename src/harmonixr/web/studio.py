@@ -31,10 +31,11 @@ from symusic import Score
 from harmonixr.data.validate import RejectError
 from harmonixr.errors import HarmonixrError
 from harmonixr.generation.demo import EXAMPLES, example_score
-from harmonixr.generation.modes import Generator, MusicRules, Result
+from harmonixr.generation.modes import Generator
 from harmonixr.generation.outputs import write_result
 from harmonixr.generation.piece import GenerationError, Piece, Region
 from harmonixr.generation.refine import refine
+from harmonixr.generation.requests import MusicRules, Result
 from harmonixr.generation.surroundings import Surroundings
 from harmonixr.generation.text import ParsedPrompt, PromptError, parse_prompt, prompt_key, set_track_loudness, track_controls
 from harmonixr.rl.preferences import PreferenceError, PreferenceStore
