@@ -115,7 +115,7 @@ def _common(p: argparse.ArgumentParser, out_required: bool = True) -> None:
                         "enforced), low/high (pitches, enforced), chord (notes at once, a cap), rhythm (1: onsets "
                         "only at the positions in a bar where the track starts notes around the region, 0: anywhere), "
                         "e.g. 3:density=0 or 10:density=8,loudness=100; by default each is measured on the bars around "
-                        "the region, and a track that plays on both sides keeps its rhythm")
+                        "the region, and a track that plays around it keeps its rhythm")
     p.add_argument("--prompt", help="what you want, in words, e.g. 'sad slow jazz piano, sparse, loud drums' "
                                     "(style, tempo, mode or key, density, loudness, instruments; the parse is printed)")
     o = p.add_argument_group("output")

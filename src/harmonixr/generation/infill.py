@@ -56,23 +56,8 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
                   sampling: SamplingConfig = SamplingConfig(), seed: int = 0, rules: MusicRules = MusicRules(),
                   mode: str = "infill", controls: Mapping[int, TrackControls] | None = None,
                   source: str = "piece") -> list[Result]:
-    """Rewrite ``region`` of ``piece`` ``n`` times, with the music on both sides as context.
-
-    ``controls``: per original track index, what the fill should be like on that track (a
-    control left None is inferred from the bars around the hole:
-    :meth:`~harmonixr.generation.surroundings.Surroundings.controls`). A sampled fill is held
-    to what each track plays around the hole (its density, pitches, biggest chord, rhythm and
-    drum kit; a track that enters or leaves in the hole at most its density there, and it may
-    stay silent) except where the caller asks otherwise:
-    :meth:`~harmonixr.generation.surroundings.Surroundings.held`.
-    ``source``: ``"piece"`` (piece-aware: the song's own spans of the hole's length whose
-    surroundings match the hole's best, sampled fills making up the number), ``"best"`` (those
-    copies that match well, then copies and ``n`` sampled fills by bits per note) or
-    ``"sampled"`` (:mod:`~harmonixr.generation.candidates`); ``details["source"]`` says where
-    each came from. Controls set by the caller are met by copies too: a copy is offered only
-    where it already does what they ask (onsets in the asked window, pitches in the asked
-    range, chords no bigger than asked), with its velocities brought to the asked loudness and
-    range as a sampled fill's are; it keeps the song's own rhythm."""
+    """:meth:`Generator.infill <harmonixr.generation.modes.Generator.infill>`: its docstring says
+    what each argument asks."""
     if source not in SOURCES:
         raise GenerationError(f"source {source!r}: one of {', '.join(SOURCES)}")
     began = time.perf_counter()

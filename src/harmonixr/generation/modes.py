@@ -77,8 +77,9 @@ class Generator:
         control left None is inferred from the bars around the hole:
         :meth:`~harmonixr.generation.surroundings.Surroundings.controls`). A sampled fill is held
         to what each track plays around the hole (its density, pitches, biggest chord, rhythm and
-        drum kit; a track that enters or leaves in the hole at most its density there, and it may
-        stay silent) except where the caller asks otherwise:
+        drum kit, and a lean to its pitch classes; a track that enters or leaves in the hole at
+        most its density there, silent unless it plays next to the hole) except where the caller
+        asks otherwise:
         :meth:`~harmonixr.generation.surroundings.Surroundings.held`.
         ``source``: ``"piece"`` (piece-aware: the song's own spans of the hole's length whose
         surroundings match the hole's best, sampled fills making up the number), ``"best"`` (those

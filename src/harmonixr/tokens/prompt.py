@@ -127,7 +127,7 @@ class TrackControls:
     vel_low: int | None = None  # lowest velocity (never inferred: a request's own)
     vel_high: int | None = None  # highest velocity
     # keep the rhythm: onsets only at the positions in a bar where the track starts notes in the
-    # bars around the hole (None: as inferred, on for a track that plays on both sides of it)
+    # bars around the hole (None: as inferred, on for a track that plays on either side of it)
     rhythm: bool | None = None
 
     def without(self, kinds: Sequence[str]) -> TrackControls:
