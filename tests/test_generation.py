@@ -243,7 +243,8 @@ def _three_part_song() -> Score:
 
 def test_drums_keep_drumming_in_an_all_track_fill(gen) -> None:
     """A multi-track song with drums: every track that plays around the hole gets notes in it, about
-    as many as it plays there, in the pitches, chords and rhythm it plays there (the drums in their kit)."""
+    as many as it plays there, in the pitches, chords, rhythm and loudness it plays there (the drums
+    in their kit)."""
     piece = gen.piece(_three_part_song(), "pop")
     results = gen.infill(piece, Region.parse("6-7", gen.vocab.grid), 3, SAMPLING, seed=0, source="sampled")
     inferred = {0: 8, 1: 8, 2: 16}  # onsets in the 2 bars: the bass and piano play 4 a bar, the drums 8
@@ -263,6 +264,8 @@ def test_drums_keep_drumming_in_an_all_track_fill(gen) -> None:
                 assert played[k][0] - INFERRED_MARGIN <= min(pitches) and max(pitches) <= played[k][1] + INFERRED_MARGIN
             chords = Counter(n.time for n in track.notes if result.start_tick <= n.time < result.end_tick)
             assert max(chords.values()) <= (1, 3, 2)[k], (k, "no bigger chords than around the hole")
+            loud = np.mean([n.velocity for n in track.notes if result.start_tick <= n.time < result.end_tick])
+            assert loud == pytest.approx(result.details["controls"][k].loudness, abs=1.0), (k, "its loudness kept")
             beat = 240 if k == 2 else 480  # and in its rhythm: the parts on the beat, the drums on eighths
             assert all((n.time - result.start_tick) % beat == 0 for n in track.notes
                        if result.start_tick <= n.time < result.end_tick), (k, "off its rhythm")
