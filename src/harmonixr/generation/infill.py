@@ -113,8 +113,8 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
     if source != "sampled":
         copies = [replace(c, notes=c.notes[~np.isin(c.notes[:, TRACK], list(silent))])
                   for c in piece_candidates(piece.notes, piece.bars_meta().meter, hole, piece.bars, gen.vocab)]
-        # a copy keeps every track that plays on both sides (requiring the ones next to the hole on one
-        # side too cost note F1 -0.011 +- 0.006 on 212 validation holes: the song's own bars know better)
+        # a copy keeps every track that plays on both sides (not those next to the hole on one side:
+        # whether they enter there, the song's own bars know better)
         both = {s for s, c in wanted.items() if near.both_sides(s, c)}
         copies = [c for c in copies if len(c.notes) and len(sequence) + len(c.notes) < gen.max_len  # one that fits
                   and both <= set(c.notes[:, TRACK].tolist())
@@ -131,10 +131,7 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
         for k, out in zip(missing, again):
             outs[k] = out
         resampled += len(missing)
-    # a sampled fill keeps the mean velocity each held track plays around the hole (on 212 validation
-    # holes the fills' mean velocity came 1.02 +- 0.24 closer to the hole's own; Groove 9.8 -> 4.3)
-    kept_loud = {s: TrackControls(loudness=c.loudness) for s, c in wanted.items() if near.held_to(s, c)
-                 and c.loudness is not None and (s not in asked or asked[s].loudness is None)}
+    kept_loud = {s: TrackControls(loudness=loud) for s, loud in held.loudness}  # held tracks' own loudness
     fills = [Candidate(meet_loudness(out.notes, kept_loud), "sampled") for out in outs]
     steps = {id(f.notes): (out.steps, out.ended) for f, out in zip(fills, outs)}
     if copies:

@@ -1,0 +1,102 @@
+"""What the sampler's own weights add to sampled fills: the pitch lean and the kept loudness.
+
+A hole of ``--bars`` whole bars, every track, in the middle of up to ``--pieces`` pieces per family
+of ``--split`` (the validation split by default: these weights were chosen there), filled
+``--samples`` times with ``--source sampled`` under each setting:
+
+- the pitch lean (``surroundings.CONTEXT_LEAN``) at each weight of ``--leans``: note F1,
+  pitch-class overlap and the median fill/original note ratio, and each weight minus no lean,
+  hole by hole (mean ± standard error);
+- the kept loudness (``surroundings.KEEP_LOUDNESS``) off and on, at the default lean: how far the
+  fills' mean velocity lies from the hole's own (``velocity_distance``), per family, and on minus
+  off, hole by hole.
+
+The settings are module constants of :mod:`harmonixr.generation.surroundings`; the script sets
+them in turn (nothing else reads them while it runs).
+
+    python benchmarks/sampled_fills.py --split val --pieces 60
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+import harmonixr.generation.surroundings as surroundings
+from harmonixr.data.corpus import Corpus
+from harmonixr.evaluation.infill_quality import Method, evaluate_infill, middle_holes, summarize
+from harmonixr.evaluation.report import SAMPLING
+from harmonixr.generation.modes import Generator
+from harmonixr.generation.piece import split_pieces
+
+
+def per_hole(rows: list[dict], metric: str) -> dict[int, float]:
+    """Each hole's mean of ``metric`` over its fills."""
+    found: dict[int, list[float]] = {}
+    for r in rows:
+        found.setdefault(r["hole"], []).append(r[metric])
+    return {hole: float(np.mean(values)) for hole, values in found.items()}
+
+
+def paired(a: list[dict], b: list[dict], metric: str) -> str:
+    """``a`` minus ``b`` on ``metric``, hole by hole: mean ± standard error."""
+    x, y = per_hole(a, metric), per_hole(b, metric)
+    d = np.array([x[h] - y[h] for h in x])
+    return f"{d.mean():+.3f} ± {d.std(ddof=1) / np.sqrt(len(d)):.3f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", default="models/harmonixr-small")
+    parser.add_argument("--data", default="data/corpus-all")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--pieces", type=int, default=60, help="pieces per family")
+    parser.add_argument("--bars", type=int, default=2)
+    parser.add_argument("--samples", type=int, default=3)
+    parser.add_argument("--leans", default="0,0.25,0.5,0.75,1,1.5,2", help="pitch lean weights to try")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    console = Console(width=160)
+    gen = Generator(args.checkpoint)
+    holes = middle_holes(split_pieces(Corpus([args.data]), args.split, args.pieces, gen.vocab,
+                                      np.random.default_rng(args.seed), by="family"), args.bars)
+    default_lean, default_loudness = surroundings.CONTEXT_LEAN, surroundings.KEEP_LOUDNESS
+
+    def fills(lean: float, loudness: bool) -> list[dict]:
+        surroundings.CONTEXT_LEAN, surroundings.KEEP_LOUDNESS = lean, loudness
+        try:
+            return evaluate_infill({"sampled": Method("infill", gen, SAMPLING)}, holes, args.samples, args.seed)
+        finally:
+            surroundings.CONTEXT_LEAN, surroundings.KEEP_LOUDNESS = default_lean, default_loudness
+
+    runs = {lean: fills(lean, default_loudness) for lean in (float(x) for x in args.leans.split(","))}
+    none = runs.get(0.0) or fills(0.0, default_loudness)
+    table = Table(title=f"pitch lean: sampled fills of {len(holes)} holes of {args.bars} bars, {args.split} split "
+                        f"(default {default_lean})")
+    for column in ("lean", "f1", "pitch-class overlap", "median note ratio", "f1 minus no lean", "overlap minus no lean"):
+        table.add_column(column, justify="right")
+    for lean, rows in runs.items():
+        mean = summarize(rows)[0]
+        table.add_row(f"{lean:g}", f"{mean['f1']:.3f}", f"{mean['pitch_class_overlap']:.3f}",
+                      f"{mean['median_note_ratio']:.2f}", paired(rows, none, "f1"),
+                      paired(rows, none, "pitch_class_overlap"))
+    console.print(table)
+
+    on = runs.get(default_lean) or fills(default_lean, True)
+    off = fills(default_lean, False)
+    table = Table(title="kept loudness: the fills' mean velocity against the hole's own (velocity distance)")
+    for column in ("family", "holes", "off", "on", "on minus off"):
+        table.add_column(column, justify="left" if column == "family" else "right")
+    for family in ["all", *sorted({h.source for h in holes})]:
+        a = [r for r in on if family in ("all", r["source"])]
+        b = [r for r in off if family in ("all", r["source"])]
+        table.add_row(family, str(len(per_hole(a, "f1"))), f"{summarize(b)[0]['velocity_distance']:.2f}",
+                      f"{summarize(a)[0]['velocity_distance']:.2f}", paired(a, b, "velocity_distance"))
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
