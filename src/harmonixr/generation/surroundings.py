@@ -44,8 +44,8 @@ INFERRED_TOLERANCE = 0.5  # a sampled fill keeps a density inferred from around 
 ONE_SIDE_TOLERANCE = 0.75  # a track on one side of a hole plays at most this share above its density there
 # Nats per nat of a held track's pitch-class (drums: pitch) log-frequency around the hole added to
 # its pitch logits. On the validation split (212 holes of 2 bars, 3 sampled fills each) 0, 0.25,
-# 0.5, 0.75, 1, 1.5 and 2 gave note F1 0.128, 0.143, 0.149, 0.154, 0.160, 0.161, 0.167 and
-# pitch-class overlap 0.545, 0.574, 0.582, 0.586, 0.584, 0.564, 0.548: the overlap peaks here
+# 0.5, 0.75, 1, 1.5 and 2 gave note F1 0.128, 0.143, 0.148, 0.154, 0.159, 0.160, 0.165 and
+# pitch-class overlap 0.548, 0.576, 0.584, 0.586, 0.583, 0.562, 0.549: the overlap peaks here
 # (benchmarks/sampled_fills.py).
 CONTEXT_LEAN = 0.75
 LEAN_PRIOR = 0.5  # notes added to each pitch (class) count before the lean takes its logarithm
