@@ -12,9 +12,9 @@ already chosen for this note and the row's :class:`NoteState`. Always:
 - the type is a note or the request's end (``EOS``, or ``END`` after a fill).
 
 :class:`Rules` adds what a request needs: the region's first and last position (a fill stays in its
-hole), a pitch range, a scale (and a lean of :data:`TONIC_LEAN` to its tonic chord's pitches, the one
-rule that is a weight, not a mask: the scale of A minor is C major's, its tonic is what tells them
-apart), a maximum polyphony, a maximum of notes per bar and in all, a
+hole), a pitch range, a scale (and a lean of :data:`TONIC_LEAN` to its tonic chord's pitches, a
+weight, not a mask: the scale of A minor is C major's, its tonic is what tells them apart; per
+track, ``track_leans`` are weights on the pitch logits too), a maximum polyphony, a maximum of notes per bar and in all, a
 minimum of notes and the tracks that must play before the end may come, and per track a pitch
 range, a velocity range, the most notes at one onset, a window of onsets (how an asked density
 is met), and the drum kit (the
