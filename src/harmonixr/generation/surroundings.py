@@ -13,7 +13,10 @@ caller asked (:meth:`Surroundings.held`):
   pitches, chord, rhythm and kit, and at most the density it plays at in the bars where it plays
   (raised by :data:`ONE_SIDE_TOLERANCE`); it must play when it plays in a bar next to the hole
   (:meth:`Surroundings.must_play`), else it may stay silent;
-- a track silent on both sides stays silent (a mask of the grammar, set by the caller).
+- a track silent on both sides stays silent (a mask of the grammar, set by the caller);
+- every held track's pitch logits lean to the pitch classes it plays around the hole
+  (:data:`CONTEXT_LEAN`, :meth:`Surroundings.lean`), and its velocities are scaled to the mean it
+  plays there (:data:`KEEP_LOUDNESS`).
 
 The copy checks (:func:`meets`) and the loudness of a fill (:func:`meet_loudness`) live here too:
 they are what the caller asked of a fill, met the same way by copies and sampled fills.
