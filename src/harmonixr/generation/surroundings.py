@@ -86,6 +86,7 @@ class Surroundings:
         self.notes = notes[span.in_span(notes, vocab) & ~Hole(hole.start, hole.end).in_span(notes, vocab)]
         self.bars_before = self.first_bar - max(self.first_bar - CONTEXT_BARS, 0)
         self.bars_after = 0 if hole.end is None else min(CONTEXT_BARS, max(piece.bars - self.last_bar - 1, 0))
+        self._sides: dict[int, tuple[bool, bool]] = {}
 
     def of(self, slot: int) -> np.ndarray:
         """The notes ``slot`` plays around the hole."""
@@ -94,11 +95,13 @@ class Surroundings:
     def sides(self, slot: int) -> tuple[bool, bool]:
         """Whether ``slot`` has notes in the bars just before the hole, and just after it (a hole
         that runs to the end of the piece: as if it did)."""
-        bars = self.piece.notes[self.piece.notes[:, TRACK] == slot, BAR]
-        before = bool(((bars >= self.first_bar - CONTEXT_BARS) & (bars < self.first_bar)).any())
-        if self.hole.end is None:
-            return before, before
-        return before, bool(((bars > self.last_bar) & (bars <= self.last_bar + CONTEXT_BARS)).any())
+        if slot not in self._sides:
+            bars = self.piece.notes[self.piece.notes[:, TRACK] == slot, BAR]
+            before = bool(((bars >= self.first_bar - CONTEXT_BARS) & (bars < self.first_bar)).any())
+            after = before if self.hole.end is None else \
+                bool(((bars > self.last_bar) & (bars <= self.last_bar + CONTEXT_BARS)).any())
+            self._sides[slot] = (before, after)
+        return self._sides[slot]
 
     def controls(self, given: Mapping[int, TrackControls] | None = None) -> dict[int, TrackControls]:
         """Per slot of the hole: the controls of its notes around the hole (silent there: density

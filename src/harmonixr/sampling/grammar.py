@@ -14,8 +14,8 @@ already chosen for this note and the row's :class:`NoteState`. Always:
 :class:`Rules` adds what a request needs: the region's first and last position (a fill stays in its
 hole), a pitch range, a scale (and a lean of :data:`TONIC_LEAN` to its tonic chord's pitches, a
 weight, not a mask: the scale of A minor is C major's, its tonic is what tells them apart; per
-track, ``track_leans`` are weights on the pitch logits too), a maximum polyphony, a maximum of notes per bar and in all, a
-minimum of notes and the tracks that must play before the end may come, and per track a pitch
+track, ``track_leans`` are weights on the pitch logits too), a maximum polyphony, a maximum of
+notes per bar and in all, a minimum of notes and the tracks that must play before the end may come, and per track a pitch
 range, a velocity range, the most notes at one onset, a window of onsets (how an asked density
 is met), and the drum kit (the
 drum pitches the drum track may take, as an infill keeps the kit played around it): the most onsets it
@@ -134,9 +134,7 @@ class NoteGrammar:
         self.pitch_masks = {slot: self._stored(drums if slot == vocab.drum_slot else melodic & ranges.get(slot, True), PITCH)
                             for slot in rules.tracks}
         lean = np.where(np.isin(pitches % 12, sorted(rules.tonic)), TONIC_LEAN, 0.0)
-        leans = {slot: np.zeros(128) for slot in rules.tracks if slot != vocab.drum_slot} if rules.tonic else {}
-        for slot in leans:
-            leans[slot] += lean
+        leans = {slot: lean for slot in rules.tracks if slot != vocab.drum_slot} if rules.tonic else {}
         for slot, nats in rules.track_leans:
             if slot in rules.tracks:
                 leans[slot] = leans.get(slot, np.zeros(128)) + np.asarray(nats, dtype=np.float64)
