@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ import torch
 from harmonixr.models.checkpoint import CheckpointError, build_model, load_checkpoint, save_checkpoint
 from harmonixr.models.config import ModelConfig
 from harmonixr.models.ngram import NGramModel, flatten
-from harmonixr.models.transformer import field_nll
+from harmonixr.models.transformer import field_nll, rotary_tables
 from harmonixr.tokens.prompt import Rows
 from harmonixr.tokens.vocab import COL, COLUMNS, FIELDS, NOTE, NoteVocab
 
@@ -53,6 +55,36 @@ def test_each_field_head_sees_the_fields_chosen_before_it_and_no_later_one(vocab
         for j in range(len(FIELDS)):
             same = torch.allclose(base[j], after[j])
             assert same == (j <= k), f"head {FIELDS[j]} after changing {name}"
+
+
+PREFILL_IN_A_FRESH_PROCESS = """
+import sys, numpy as np, torch
+from harmonixr.models.checkpoint import load_checkpoint
+from harmonixr.sampling.decoder import prefill
+torch.set_num_threads(2)
+model = load_checkpoint(sys.argv[1]).model
+rows = np.load(sys.argv[2])
+sys.stdout.write(prefill(model, rows, model.cfg.max_len, torch.bfloat16)[1].tobytes().hex())
+"""
+
+
+def test_the_position_tables_are_the_float64_ones_rounded_once() -> None:
+    """No multi-threaded float32 ``cos`` in them: in about 1 process in 16 on 2 threads it rounded
+    other last bits, and the same seed gave other notes."""
+    cos, sin = rotary_tables(64, 1024, 10000.0)
+    angles = np.arange(1024)[:, None] / 10000.0 ** (np.arange(0, 64, 2) / 64)
+    assert np.array_equal(cos.numpy(), np.cos(np.concatenate([angles, angles], 1)).astype(np.float32))
+    assert np.array_equal(sin.numpy(), np.sin(np.concatenate([angles, angles], 1)).astype(np.float32))
+
+
+def test_fresh_processes_prefill_a_prompt_to_the_same_bits(vocab: NoteVocab, tmp_path) -> None:
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "ckpt", build_model(tiny(max_len=512), vocab), vocab, {})
+    np.save(tmp_path / "rows.npy", random_rows(vocab, 300, 2))
+    runs = {subprocess.run([sys.executable, "-c", PREFILL_IN_A_FRESH_PROCESS, str(tmp_path / "ckpt"),
+                            str(tmp_path / "rows.npy")], capture_output=True, text=True, check=True, timeout=120).stdout
+            for _ in range(3)}
+    assert len(runs) == 1 and len(runs.pop()) > 0
 
 
 def test_the_model_has_the_llama_layout(vocab: NoteVocab) -> None:

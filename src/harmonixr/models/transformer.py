@@ -41,11 +41,15 @@ class RMSNorm(nn.Module):
 
 
 def rotary_tables(head_dim: int, max_len: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin, (max_len, head_dim), in the half-split layout ``LlamaForCausalLM`` uses."""
-    inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2).float() / head_dim)  # (D/2,)
-    angles = torch.outer(torch.arange(max_len).float(), inv_freq)  # (max_len, D/2)
-    angles = torch.cat([angles, angles], dim=-1)  # (max_len, D)
-    return angles.cos(), angles.sin()
+    """cos and sin, (max_len, head_dim), in the half-split layout ``LlamaForCausalLM`` uses.
+
+    Worked out in float64 by numpy and rounded to float32 once: PyTorch's multi-threaded float32
+    ``cos`` gave other last bits in about 1 process in 16 on 2 threads, and with them other notes
+    from the same seed (``tests/test_models.py`` checks the tables across processes)."""
+    inv_freq = 1.0 / theta ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)  # (D/2,)
+    angles = np.outer(np.arange(max_len, dtype=np.float64), inv_freq)  # (max_len, D/2)
+    angles = np.concatenate([angles, angles], axis=-1)  # (max_len, D)
+    return torch.from_numpy(np.cos(angles).astype(np.float32)), torch.from_numpy(np.sin(angles).astype(np.float32))
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
