@@ -5,10 +5,12 @@ family of ``--split``, every span of the piece that piece-aware infill offers
 (:func:`~harmonixr.generation.candidates.piece_candidates`) is compared with the hole's original
 notes (note F1 on the grid: onset and pitch). Per family, the table prints the mean F1 of:
 
-- the span piece-aware infill takes (the best context match);
-- the same with a preference for near spans: the match less ``near`` per bar away, for each of
+- the span piece-aware infill takes (the best score: the context match, and where that is weak
+  the harmony's fit, :data:`~harmonixr.generation.candidates.WEAK_MATCH`), and its pitch-class overlap;
+- the same with a preference for near spans: the score less ``near`` per bar away, for each of
   ``--near`` (0 is the rule itself);
-- the best span there is (an oracle: it looks at the hole), and the bars just before the hole;
+- the best span there is (an oracle: it looks at the hole), and the bars just before the hole
+  (with their pitch-class overlap);
 - with ``--after``, the span after which the model finds the music after the hole likeliest (of
   the 24 best-matching spans piece-aware infill weighs, :func:`after_bits`): the "how likely the
   music after it becomes" of a candidate, read left to right as the model reads music best.
@@ -41,6 +43,15 @@ from harmonixr.tokens.prompt import Bars, Header, Hole, header_rows, plain, time
 from harmonixr.tokens.vocab import NoteVocab
 
 EVERY_SPAN = 1_000_000  # no limit on the spans kept
+
+
+def pitch_class_overlap(made: np.ndarray, truth: np.ndarray) -> float:
+    """Overlap of the two fills' pitch-class histograms (drum sounds taken mod 12 too), as
+    ``benchmarks/infill_quality.py`` measures it; 0 when either is empty."""
+    if not len(made) or not len(truth):
+        return 0.0
+    made_h, truth_h = (np.bincount(x[:, PITCH] % 12, minlength=12) / len(x) for x in (made, truth))
+    return float(np.minimum(made_h, truth_h).sum())
 
 
 def note_f1(made: np.ndarray, truth: np.ndarray) -> float:
@@ -109,20 +120,25 @@ def main() -> None:
         if not spans:
             continue
         f1 = np.array([note_f1(c.notes, truth) for c in spans])
-        match = np.array([c.match for c in spans])
+        pc = np.array([pitch_class_overlap(c.notes, truth) for c in spans])
+        score = np.array([c.score for c in spans])
         offsets = np.array([c.offset for c in spans])
-        before = f1[offsets == -args.bars]
-        picks = [*(f1[np.argmax(match - k * np.abs(offsets))] for k in near)]
+        start = hole.start[0]  # the bars just before the hole, every track, moved into it
+        before = piece.notes[(piece.notes[:, BAR] >= start - args.bars) & (piece.notes[:, BAR] < start)].copy()
+        before[:, BAR] += args.bars
+        picks = [*(f1[np.argmax(score - k * np.abs(offsets))] for k in near)]
         if gen is not None:  # the spans come best-matching first
             header = piece.header(controls=context_controls(gen.vocab, piece, hole))
             with torch.autocast("cpu", torch.bfloat16):
                 bits = after_bits(gen.model, vocab, piece.notes, [c.notes for c in spans[:MAX_CANDIDATES]], hole,
                                   piece.bars_meta(hole.end[0] + AFTER_BARS + 1), header)
             picks.append(f1[int(np.argmin(bits))])
-        found.setdefault(family, []).append([*picks, f1.max(), before[0] if len(before) else 0.0, len(spans)])
-    out = Table(title=f"copy choice: note F1 of the span taken, {args.split} split, holes of {args.bars} bars")
+        found.setdefault(family, []).append([*picks, f1.max(), note_f1(before, truth), pc[int(np.argmax(score))],
+                                             pitch_class_overlap(before, truth), len(spans)])
+    out = Table(title=f"copy choice: note F1 (pc: pitch-class overlap) of the span taken, {args.split} split, "
+                      f"holes of {args.bars} bars")
     for column in ["family", "holes", *(f"near {k:g}" for k in near), *(["after bits"] if gen else []), "best span",
-                   "bars before", "spans"]:
+                   "bars before", "pc taken", "pc before", "spans"]:
         out.add_column(column, justify="left" if column == "family" else "right")
     rows = [*found.items(), ("all", [r for rs in found.values() for r in rs])]
     for family, values in rows:

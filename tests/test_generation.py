@@ -12,7 +12,7 @@ from symusic import Score
 
 from conftest import MUSIC21_KEYS, POP909, POP909_FILES, assert_kept, notes_of
 from harmonixr.cli import main
-from harmonixr.generation.candidates import piece_candidates
+from harmonixr.generation.candidates import CLEAR_MATCH, PATTERN_SPANS, WEAK_MATCH, piece_candidates
 from harmonixr.generation.demo import example_score
 from harmonixr.generation.modes import Generator
 from harmonixr.generation.piece import GenerationError, Piece, Region
@@ -27,7 +27,7 @@ from harmonixr.generation.surroundings import (
     Surroundings,
 )
 from harmonixr.sampling.sampler import SamplingConfig
-from harmonixr.tokens.notes import POS, TRACK
+from harmonixr.tokens.notes import BAR, PITCH, POS, TRACK
 from harmonixr.tokens.prompt import Hole, TrackControls, read_notes
 from harmonixr.tokens.vocab import COL, FILL, HOLE, PAST
 
@@ -443,7 +443,8 @@ def test_a_written_fill_never_cuts_a_kept_note_short(vocab, tmp_path) -> None:
 
 def test_piece_aware_infill_copies_the_span_whose_surroundings_match(gen, music21_midi) -> None:
     """The default source: the song's own spans, labelled with their bars, ranked by how alike the
-    bars around them are to the hole's; the context is kept and nothing lands outside the hole."""
+    bars around them are to the hole's (and, where none is much alike, by how their harmony fits
+    the music around it); the context is kept and nothing lands outside the hole."""
     original = Score(str(music21_midi["bach/bwv66.6"]))
     piece = gen.piece(original, "chorale")
     results = gen.infill(piece, Region.parse("5-6", gen.vocab.grid), 3, SAMPLING, seed=0)
@@ -452,8 +453,9 @@ def test_piece_aware_infill_copies_the_span_whose_surroundings_match(gen, music2
     for r in results:
         assert assert_kept(original, r.score, r.start_tick, r.end_tick, {0, 1, 2, 3}) == r.notes > 0
     offered = piece_candidates(piece.notes, piece.bars_meta().meter, Hole((4, 0), (6, 0)), piece.bars, gen.vocab)
-    by_match = [c.label for c in sorted(offered, key=lambda c: -c.match)]
-    assert labels == by_match[:3] and labels[0] == "from bars 8-9"  # measured on this chorale
+    by_score = [c.label for c in sorted(offered, key=lambda c: -c.score)]
+    assert labels == by_score[:3] and labels[0] == "from bars 8-9"  # measured on this chorale
+    assert all(c.score == c.match for c in offered) or max(c.match for c in offered) < WEAK_MATCH
     region = Region.parse("5-6", gen.vocab.grid)  # the caller's controls: copies that meet them, else sampled
     silent = gen.infill(piece, region, 1, SAMPLING, seed=0, controls={1: TrackControls(density=0)})[0]
     assert silent.details["source"] == labels[0]  # the same copy, the alto left out as asked
@@ -490,6 +492,32 @@ def test_a_passage_the_song_repeats_a_step_up_is_copied_transposed(gen) -> None:
     made = sorted((n.time, n.pitch) for t in result.score.tracks for n in t.notes if start <= n.time < end)
     truth = sorted((n.time, n.pitch) for t in score.tracks for n in t.notes if start <= n.time < end)
     assert made == truth  # the melody up a tone, the hi-hat (42) where it was
+
+
+def test_drums_in_a_hole_of_a_varied_groove_play_the_common_pattern(gen) -> None:
+    """A drummer plays one 16th-note groove for 24 bars, dropping a quarter of its hits and adding up
+    to two stray ones a bar: no span of the song is the groove itself, but the hole's drums are,
+    with the stray open hi-hat as often as the song plays it (about once a bar)."""
+    from symusic import Note, Track
+
+    rng = np.random.default_rng(11)
+    groove = [(0, 36), (0, 42), (2, 42), (4, 38), (4, 42), (6, 42), (8, 36), (8, 42), (10, 36), (10, 42),
+              (12, 38), (12, 42), (14, 42)]  # (16th of the bar, drum sound)
+    score = Score(480)
+    drums = Track("drums", 0, True)
+    for bar in range(24):
+        played = [hit for hit in groove if rng.random() > 0.25] + [(int(rng.integers(16)), 46)] * int(rng.integers(3))
+        drums.notes.extend(Note(bar * 1920 + at * 120, 60, sound, 90) for at, sound in sorted(set(played)))
+    score.tracks.append(drums)
+    piece = gen.piece(score, "rock")
+    offered = piece_candidates(piece.notes, piece.bars_meta().meter, Hole((11, 0), (13, 0)), piece.bars, gen.vocab)
+    assert offered[0].match < CLEAR_MATCH and offered[0].label.endswith(f"drums as {PATTERN_SPANS} like spans play")
+    cells = lambda notes: sorted((int(b) - 11, int(p) // 3, int(s)) for b, p, s in notes[:, [BAR, POS, PITCH]])  # noqa: E731
+    made, played = cells(offered[0].notes), sorted((b, at, sound) for b in range(2) for at, sound in groove)
+    strays = [cell for cell in made if cell not in played]
+    assert [cell for cell in made if cell in played] == played  # the whole groove, as no single span has it
+    assert not any(set(played) <= set(cells(c.notes)) for c in offered[1:])  # no span plays it all
+    assert {sound for *_, sound in strays} == {46} and len(strays) == 2  # the stray hi-hat, as often as played
 
 
 def test_a_chorus_that_comes_back_far_away_is_found(gen) -> None:

@@ -138,7 +138,7 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
         pool = fills + copies
         if source == "piece":  # the model's bits only break ties of the context match: score those only
             pool = rank(pool, source)
-            pool = [c for c in pool if c.match_or_0 >= pool[min(n, len(pool)) - 1].match_or_0]
+            pool = [c for c in pool if c.score_or_0 >= pool[min(n, len(pool)) - 1].score_or_0]
         with autocast(torch.device("cpu"), autocast_dtype("auto", torch.device("cpu"))):
             bits = fill_bits(gen.model, gen.vocab, sequence, [c.notes for c in pool], hole, bar0,
                              piece.bars_meta(last_bar + 1), header)
