@@ -12,7 +12,7 @@ from symusic import Score
 
 from conftest import MUSIC21_KEYS, POP909, POP909_FILES, assert_kept, notes_of
 from harmonixr.cli import main
-from harmonixr.generation.candidates import CLEAR_MATCH, PATTERN_SPANS, WEAK_MATCH, piece_candidates
+from harmonixr.generation.candidates import CLEAR_MATCH, PATTERN_MOST, PATTERN_SPANS, WEAK_MATCH, piece_candidates
 from harmonixr.generation.demo import example_score
 from harmonixr.generation.modes import Generator
 from harmonixr.generation.piece import GenerationError, Piece, Region
@@ -495,9 +495,9 @@ def test_a_passage_the_song_repeats_a_step_up_is_copied_transposed(gen) -> None:
 
 
 def test_drums_in_a_hole_of_a_varied_groove_play_the_common_pattern(gen) -> None:
-    """A drummer plays one 16th-note groove for 24 bars, dropping a quarter of its hits and adding up
-    to two stray ones a bar: no span of the song is the groove itself, but the hole's drums are,
-    with the stray open hi-hat as often as the song plays it (about once a bar)."""
+    """A drummer plays one 16th-note groove for 24 bars, a fifth of its hits a 16th early or late,
+    and 0-4 stray open hi-hats a bar: no span of the song is the groove itself, but the hole's
+    drums are, and they do not pile up."""
     from symusic import Note, Track
 
     rng = np.random.default_rng(11)
@@ -506,7 +506,8 @@ def test_drums_in_a_hole_of_a_varied_groove_play_the_common_pattern(gen) -> None
     score = Score(480)
     drums = Track("drums", 0, True)
     for bar in range(24):
-        played = [hit for hit in groove if rng.random() > 0.25] + [(int(rng.integers(16)), 46)] * int(rng.integers(3))
+        moved = [(min(max(at + int(rng.choice([-1, 1])) * (rng.random() < 0.2), 0), 15), sound) for at, sound in groove]
+        played = moved + [(int(at), 46) for at in rng.integers(16, size=rng.integers(5))]
         drums.notes.extend(Note(bar * 1920 + at * 120, 60, sound, 90) for at, sound in sorted(set(played)))
     score.tracks.append(drums)
     piece = gen.piece(score, "rock")
@@ -514,10 +515,9 @@ def test_drums_in_a_hole_of_a_varied_groove_play_the_common_pattern(gen) -> None
     assert offered[0].match < CLEAR_MATCH and offered[0].label.endswith(f"drums as {PATTERN_SPANS} like spans play")
     cells = lambda notes: sorted((int(b) - 11, int(p) // 3, int(s)) for b, p, s in notes[:, [BAR, POS, PITCH]])  # noqa: E731
     made, played = cells(offered[0].notes), sorted((b, at, sound) for b in range(2) for at, sound in groove)
-    strays = [cell for cell in made if cell not in played]
-    assert [cell for cell in made if cell in played] == played  # the whole groove, as no single span has it
-    assert not any(set(played) <= set(cells(c.notes)) for c in offered[1:])  # no span plays it all
-    assert {sound for *_, sound in strays} == {46} and len(strays) == 2  # the stray hi-hat, as often as played
+    assert [cell for cell in made if cell in played] == played  # the whole groove
+    assert not any(set(played) <= set(cells(c.notes)) for c in offered[1:])  # which no span of the song plays
+    assert len(made) <= PATTERN_MOST * len(drums.notes) / 12  # no more notes than the song plays in 2 bars, +25%
 
 
 def test_a_chorus_that_comes_back_far_away_is_found(gen) -> None:

@@ -54,22 +54,24 @@ TRANSPOSE_MARGIN = 0.15
 # the common pattern of the PATTERN_SPANS best-matching spans (:func:`common_drums`): a drummer
 # varies a groove from bar to bar, so no one span is the best guess. Chosen with
 # ``python benchmarks/copy_choice.py --split train --pieces 40`` (no model runs; Freedoom has no
-# validation pieces): Groove holes' note F1 0.462 -> 0.526 and pitch-class overlap 0.859 -> 0.859
-# (the bars before: 0.429, 0.857); Freedoom's unchanged (0.762; its drums repeat exactly). On
-# the validation split Groove went 0.321 -> 0.379 (the bars before: 0.345).
+# validation pieces): Groove holes' note F1 0.462 -> 0.516, pitch-class overlap 0.859 -> 0.865
+# (the bars before: 0.424, 0.844), their drum notes a median 1.14 times the original's (1.27 with
+# no PATTERN_MOST, 1.20 with the agreed places alone); Freedoom's unchanged (0.762 -> 0.761; its
+# drums repeat exactly). On the validation split Groove went 0.321 -> 0.373 (the bars before: 0.345).
 CLEAR_MATCH = 0.8
 # Where no span's surroundings match the hole's well (all under WEAK_MATCH: the song does not
 # repeat here), a copy ranks by its match plus HARMONY_WEIGHT x the overlap of its pitch classes
 # with those of the music within HARMONY_BARS of the hole (the hole's own notes left out): the
 # harmony around the hole is then the better guide. Chosen with ``benchmarks/copy_choice.py``
 # (--pieces 40 on the training split, 30 on the validation split; no model runs): pitch-class
-# overlap 0.741 -> 0.766 and 0.760 -> 0.771, note F1 0.415 -> 0.411 and 0.436 -> 0.441;
+# overlap 0.741 -> 0.767 and 0.760 -> 0.771, note F1 0.414 -> 0.410 and 0.436 -> 0.441;
 # GiantMIDI's overlap 0.509 -> 0.636, where copying the bars before has 0.607.
 WEAK_MATCH = 0.3
 HARMONY_WEIGHT = 0.5
 HARMONY_BARS = 2
 PATTERN_SPANS = 12
 PATTERN_SHARE = 0.3
+PATTERN_MOST = 1.25  # a sound is played at most this many times as often as the spans play it
 
 
 @dataclass(frozen=True)
@@ -227,11 +229,11 @@ def piece_candidates(notes: np.ndarray, meters: np.ndarray, hole: Hole, bars: in
 def common_drums(copies: list[Candidate], drum_slot: int) -> list[Candidate]:
     """``copies`` (best first), the first one's drums replaced by the common pattern of the
     :data:`PATTERN_SPANS` best, each weighed by its context match (see :data:`CLEAR_MATCH`); as
-    they are when the first matches clearly or none has drums. The pattern plays a sound where
-    spans holding :data:`PATTERN_SHARE` of the weight play it, and, where that is fewer times than
-    the spans play it on average, also at its next most-played places: a crash the spans all have
-    somewhere, though not at one place, is kept. A note takes its velocity, length and timing from
-    the best span that plays it."""
+    they are when the first matches clearly or none has drums. The pattern plays a sound at the
+    places where spans holding :data:`PATTERN_SHARE` of the weight play it, most agreed first, as
+    often as the spans play it on average and at most :data:`PATTERN_MOST` times that: a crash the
+    spans all have somewhere, though not at one place, is kept, and a kick the spans move about
+    does not pile up. A note takes its velocity, length and timing from the best span that plays it."""
     voters = copies[:PATTERN_SPANS]
     if not voters or voters[0].match >= CLEAR_MATCH or not any((c.notes[:, TRACK] == drum_slot).any() for c in voters):
         return copies
@@ -249,7 +251,7 @@ def common_drums(copies: list[Candidate], drum_slot: int) -> list[Candidate]:
     for sound, often in times.items():
         places = sorted((c for c in votes if c[2] == sound), key=lambda c: -votes[c])  # stable: ties in the best span's order
         agreed = sum(votes[c] >= PATTERN_SHARE for c in places)
-        drums += [first[c] for c in places[: max(agreed, round(often))]]
+        drums += [first[c] for c in places[: max(round(often), min(agreed, round(PATTERN_MOST * often)))]]
     best = copies[0]
     notes = sort_notes(np.concatenate([best.notes[best.notes[:, TRACK] != drum_slot], np.stack(drums)]))
     return [replace(best, notes=notes, label=f"{best.label}, drums as {len(voters)} like spans play")] + copies[1:]
