@@ -59,6 +59,9 @@ TRANSPOSE_MARGIN = 0.15
 # no PATTERN_MOST, 1.20 with the agreed places alone); Freedoom's unchanged (0.762 -> 0.761; its
 # drums repeat exactly). On the validation split Groove went 0.321 -> 0.373 (the bars before: 0.345).
 CLEAR_MATCH = 0.8
+PATTERN_SPANS = 12
+PATTERN_SHARE = 0.3  # a sound is played where spans holding this share of the match weight play it
+PATTERN_MOST = 1.25  # and at most this many times as often as the spans play it
 # Where no span's surroundings match the hole's well (all under WEAK_MATCH: the song does not
 # repeat here), a copy ranks by its match plus HARMONY_WEIGHT x the overlap of its pitch classes
 # with those of the music within HARMONY_BARS of the hole (the hole's own notes left out): the
@@ -69,9 +72,6 @@ CLEAR_MATCH = 0.8
 WEAK_MATCH = 0.3
 HARMONY_WEIGHT = 0.5
 HARMONY_BARS = 2
-PATTERN_SPANS = 12
-PATTERN_SHARE = 0.3
-PATTERN_MOST = 1.25  # a sound is played at most this many times as often as the spans play it
 
 
 @dataclass(frozen=True)
@@ -206,7 +206,7 @@ def piece_candidates(notes: np.ndarray, meters: np.ndarray, hole: Hole, bars: in
         shift, moved_match = best_transposition(cells, start[0], length, d, max(match, floor))
         elsewhere = moved_match - TRANSPOSE_MARGIN > match  # the song repeats it in another key
         keyed.append((moved_match - TRANSPOSE_MARGIN, d, inside, shift) if elsewhere else (match, d, inside, 0))
-    scored = [(match, *k) for k in keyed for match in [k[0]]]  # (score, match, d, inside, semitones)
+    scored = [(k[0], *k) for k in keyed]  # (score, match, d, inside, semitones)
     if keyed and max(k[0] for k in keyed) < WEAK_MATCH:  # the song does not repeat here: its harmony helps choose
         near = (notes[:, BAR] >= start[0] - HARMONY_BARS) & (notes[:, BAR] < start[0] + length + HARMONY_BARS)
         around = pitch_classes(notes[near & ~hole.contains(notes, vocab)], vocab.drum_slot)

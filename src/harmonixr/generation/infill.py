@@ -136,7 +136,7 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
     steps = {id(f.notes): (out.steps, out.ended) for f, out in zip(fills, outs)}
     if copies:
         pool = fills + copies
-        if source == "piece":  # the model's bits only break ties of the context match: score those only
+        if source == "piece":  # the model's bits only break ties of the copies' score: score those only
             pool = rank(pool, source)
             pool = [c for c in pool if c.score_or_0 >= pool[min(n, len(pool)) - 1].score_or_0]
         with autocast(torch.device("cpu"), autocast_dtype("auto", torch.device("cpu"))):
