@@ -100,6 +100,9 @@ class NoteState:
     bar_notes: dict[int, int] = field(default_factory=dict)
     ends: list[tuple[int, int, int]] = field(default_factory=list)  # (bar, pos, end in grid steps) of notes sounding
     onsets: dict[int, int] = field(default_factory=dict)  # onsets written, by track
+    # what the grammar worked out for the next note (open bars, positions, tracks): a step's masks
+    # ask for each many times; emptied when a note is written, never copied
+    seen: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def copy(self) -> NoteState:
         return NoteState(self.bar, self.pos, self.track, self.pitch, self.notes, self.written, self.chord,
@@ -154,7 +157,6 @@ class NoteGrammar:
                           for slot, positions in self.rhythms.items()}
         self._unions: dict[tuple[int, ...], np.ndarray | None] = {}
         self._latest_seen: dict[tuple[int, int, int], int] = {}
-        self._due_seen: dict[tuple, tuple[int, int] | None] = {}
         self._caps: dict[tuple[int, int], int] = {}
         self.chords = {slot: max(min(most, MAX_CHORD), 1) for slot, most in rules.track_chords}
         self.fewest = {slot: low for slot, low, _ in rules.track_onsets if low > 0}
@@ -177,6 +179,12 @@ class NoteGrammar:
     # -- what may come ----------------------------------------------------------------------
     def open_bars(self, state: NoteState) -> np.ndarray:
         """(dbar values,) bool: bars (as stored ``dbar``) in which a note may still start."""
+        seen = self._seen(state)
+        if "bars" not in seen:
+            seen["bars"] = _frozen(self._work_out_open_bars(state))
+        return seen["bars"]
+
+    def _work_out_open_bars(self, state: NoteState) -> np.ndarray:
         r = self.rules
         mask = np.zeros(self.sizes[DBAR], dtype=bool)
         if state.notes >= r.max_notes:
@@ -214,6 +222,12 @@ class NoteGrammar:
 
     def positions(self, state: NoteState, bar: int) -> np.ndarray:
         """(pos values,) bool: positions of ``bar`` where a note may start."""
+        seen = self._seen(state)
+        if ("positions", bar) not in seen:
+            seen[("positions", bar)] = _frozen(self._work_out_positions(state, bar))
+        return seen[("positions", bar)]
+
+    def _work_out_positions(self, state: NoteState, bar: int) -> np.ndarray:
         r = self.rules
         stop = r.positions(bar)
         if bar == r.last_bar and r.last_pos:
@@ -278,12 +292,18 @@ class NoteGrammar:
     def _open_tracks(self, state: NoteState, bar: int | None = None) -> list[int]:
         """The tracks that may start a new onset (those below their most onsets; in ``bar``, when
         given, below what :meth:`_cap` allows by its end, a track that its pace says must play in it apart)."""
+        seen = self._seen(state)
+        if ("open", bar) in seen:
+            return seen[("open", bar)]
         if bar is None:
-            return [int(s) for s in self.tracks if state.onsets.get(int(s), 0) < self.most.get(int(s), UNLIMITED)]
-        due = self._due(state)
-        late = due[1] if due is not None and bar >= self._bar_of(due[0]) else None  # must play in this bar
-        return [int(s) for s in self.tracks if state.onsets.get(int(s), 0) <
-                (self.most.get(int(s), UNLIMITED) if s == late else self._cap(int(s), bar))]
+            opened = [int(s) for s in self.tracks if state.onsets.get(int(s), 0) < self.most.get(int(s), UNLIMITED)]
+        else:
+            due = self._due(state)
+            late = due[1] if due is not None and bar >= self._bar_of(due[0]) else None  # must play in this bar
+            opened = [int(s) for s in self.tracks if state.onsets.get(int(s), 0) <
+                      (self.most.get(int(s), UNLIMITED) if s == late else self._cap(int(s), bar))]
+        seen[("open", bar)] = opened
+        return opened
 
     def _cap(self, slot: int, bar: int) -> int:
         """The most onsets (notes, under ``count_notes``) ``slot`` may have by the end of ``bar``:
@@ -308,11 +328,17 @@ class NoteGrammar:
         Worked out once per state: a step's masks ask for it many times."""
         if not self.fewest or self.region is None:
             return None
-        key = (state.bar, state.pos, state.track, tuple(state.onsets.items()),
-               tuple(state.ends) if self.rules.max_polyphony < UNLIMITED else ())
-        if key not in self._due_seen:
-            self._due_seen[key] = self._work_out_due(state)
-        return self._due_seen[key]
+        seen = self._seen(state)
+        if "due" not in seen:
+            seen["due"] = self._work_out_due(state)
+        return seen["due"]
+
+    def _seen(self, state: NoteState) -> dict:
+        """What this grammar worked out for ``state``'s next note so far (emptied for another grammar)."""
+        if state.seen.get("grammar") is not self:
+            state.seen.clear()
+            state.seen["grammar"] = self
+        return state.seen
 
     def _work_out_due(self, state: NoteState) -> tuple[int, int] | None:
         assert self.region is not None
@@ -515,6 +541,7 @@ class NoteGrammar:
         if not same or self.rules.count_notes:
             state.onsets[track] = state.onsets.get(track, 0) + 1
         state.bar, state.pos, state.track, state.pitch = bar, pos, track, pitch
+        state.seen.clear()
         state.notes += 1
         state.written = state.written | {track}
         state.bar_notes[bar] = state.bar_notes.get(bar, 0) + 1
@@ -527,6 +554,12 @@ class NoteGrammar:
     @property
     def end_type(self) -> int:
         return self.rules.end_type
+
+
+def _frozen(mask: np.ndarray) -> np.ndarray:
+    """``mask``, read-only: a memoized mask is handed out many times, and nobody may change it."""
+    mask.flags.writeable = False
+    return mask
 
 
 def is_end(type_value: int) -> bool:
