@@ -240,9 +240,13 @@ def _inside(notes: list[Note], start: int, stop: int) -> list[Note]:
 
 def _around_kept(kept: list[Note], new: list[Note], stop: int) -> list[Note]:
     """``new`` notes moved or shortened so that none overlaps a ``kept`` note of the same pitch."""
+    if not new:
+        return []
+    first, last = min(n.time for n in new), max(n.time + n.duration for n in new)
     by_pitch: dict[int, list[tuple[int, int]]] = {}
-    for n in kept:
-        by_pitch.setdefault(n.pitch, []).append((n.time, n.time + n.duration))
+    for n in kept:  # only a kept note sounding while some new note may can move or cut one
+        if n.time < last and n.time + n.duration > first or n.time == first:
+            by_pitch.setdefault(n.pitch, []).append((n.time, n.time + n.duration))
     out = []
     for n in sorted(new, key=lambda x: x.time):
         spans = by_pitch.get(n.pitch, [])
