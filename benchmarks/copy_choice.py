@@ -32,7 +32,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harmonixr.data.corpus import Corpus
-from harmonixr.evaluation.infill_quality import middle_holes
+from harmonixr.evaluation.infill_quality import histogram_overlap, middle_holes
 from harmonixr.generation.candidates import MAX_CANDIDATES, piece_candidates, sequence_bits
 from harmonixr.generation.infill import context_controls
 from harmonixr.generation.modes import Generator
@@ -46,12 +46,9 @@ EVERY_SPAN = 1_000_000  # no limit on the spans kept
 
 
 def pitch_class_overlap(made: np.ndarray, truth: np.ndarray) -> float:
-    """Overlap of the two fills' pitch-class histograms (drum sounds taken mod 12 too), as
-    ``benchmarks/infill_quality.py`` measures it; 0 when either is empty."""
-    if not len(made) or not len(truth):
-        return 0.0
-    made_h, truth_h = (np.bincount(x[:, PITCH] % 12, minlength=12) / len(x) for x in (made, truth))
-    return float(np.minimum(made_h, truth_h).sum())
+    """Pitch-class overlap of two note arrays, as ``benchmarks/infill_quality.py`` measures it (drum
+    sounds taken mod 12 too)."""
+    return histogram_overlap(made[:, PITCH].tolist(), truth[:, PITCH].tolist(), 12)
 
 
 def note_f1(made: np.ndarray, truth: np.ndarray) -> float:

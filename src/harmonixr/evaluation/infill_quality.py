@@ -78,7 +78,8 @@ def snap(notes: list[tuple[int, int, int]], step: int) -> list[tuple[int, int, i
     return [(int(round(t / step)) * step, p, v) for t, p, v in notes]
 
 
-def _overlap(a: list[int], b: list[int], bins: int) -> float:
+def histogram_overlap(a: list[int], b: list[int], bins: int) -> float:
+    """The overlap (0-1) of the histograms of ``a`` and ``b`` mod ``bins``, each as shares; 0 when either is empty."""
     if not a or not b:
         return 0.0
     ha = np.bincount(np.asarray(a) % bins, minlength=bins) / len(a)
@@ -98,8 +99,8 @@ def compare_notes(made: list[tuple[int, int, int]], truth: list[tuple[int, int, 
     where = lambda notes: [((t - start) % bar_ticks) // max(step, 1) for t, _, _ in notes]  # noqa: E731
     velocity = abs(np.mean([v for *_, v in made]) - np.mean([v for *_, v in truth])) if made and truth else 127.0
     return {"precision": precision, "recall": recall, "f1": f1,
-            "pitch_class_overlap": _overlap([p for _, p, _ in made], [p for _, p, _ in truth], 12),
-            "rhythm_overlap": _overlap(where(made), where(truth), positions), "velocity_distance": float(velocity)}
+            "pitch_class_overlap": histogram_overlap([p for _, p, _ in made], [p for _, p, _ in truth], 12),
+            "rhythm_overlap": histogram_overlap(where(made), where(truth), positions), "velocity_distance": float(velocity)}
 
 
 def draw_holes(pieces: list[tuple[Piece, str]], per_piece: int, rng: np.random.Generator, max_bars: int = 4) -> list[Hole]:
