@@ -42,6 +42,7 @@ from harmonixr.generation.piece import Region
 from harmonixr.generation.refine import refine
 from harmonixr.sampling.decoder import bf16_matrices
 from harmonixr.sampling.sampler import SamplingConfig
+from harmonixr.tokens.vocab import COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "harmonixr-small"
@@ -124,7 +125,7 @@ def step_table(gen: Generator, console: Console, reps: int = 300) -> dict:
     table = Table(title=f"numba backbone step alone, batch 1 ({weights / 2**20:.1f} MiB of weight matrices per note)")
     for column in ("position", "us per note", "weights read GB/s"):
         table.add_column(column, justify="right")
-    rows = np.zeros((1000, 15), dtype=np.int64)
+    rows = np.zeros((1000, len(COLUMNS)), dtype=np.int64)
     out = {}
     for position in (1, 1000):
         decoder.start(rows[:position], 1, gen.max_len)

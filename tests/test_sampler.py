@@ -41,7 +41,7 @@ def test_cached_and_compiled_decoders_equal_the_full_forward(model, vocab: NoteV
     """The cache, and both decoders, compute what the full forward pass of the model with bf16
     matrices does (the decoders' weights); that model is within 1% of the fp32 one."""
     rng = np.random.default_rng(0)
-    rows = np.zeros((60, 15), dtype=np.int64)
+    rows = np.zeros((60, len(vocab.columns)), dtype=np.int64)
     for k, f in enumerate(vocab.columns):
         rows[:, k] = rng.integers(0, f.size, 60)
     rounded = bf16_matrices(model)

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from harmonixr.models.transformer import NoteTransformer, padded_field_nll
+from harmonixr.tokens.echo import add_echoes
 from harmonixr.tokens.notes import BAR, PITCH, POS, TRACK, sort_notes
 from harmonixr.tokens.prompt import Bars, Header, Hole, end_row, note_rows, time_key
 from harmonixr.tokens.vocab import END, FILLED, NoteVocab
@@ -283,8 +284,8 @@ def best_transposition(cells: NoteCells, start: int, length: int, d: int, beat: 
 def fill_bits(model: NoteTransformer, vocab: NoteVocab, prompt: np.ndarray, fills: list[np.ndarray], hole: Hole,
               bar0: int, bars: Bars, header: Header) -> list[float]:
     """Bits of each fill's rows and its END after ``prompt`` (the infill prompt, ending with FILL)."""
-    seqs = [np.concatenate([prompt, note_rows(vocab, f, hole.start[0], bar0, bars, header, FILLED, hole),
-                            end_row(END, FILLED)]) for f in fills]
+    seqs = [add_echoes(np.concatenate([prompt, note_rows(vocab, f, hole.start[0], bar0, bars, header, FILLED, hole),
+                                       end_row(END, FILLED)])) for f in fills]
     return sequence_bits(model, seqs, [np.arange(len(seq)) >= len(prompt) for seq in seqs])
 
 

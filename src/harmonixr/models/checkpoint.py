@@ -24,7 +24,7 @@ from harmonixr.config import from_dict, to_dict
 from harmonixr.errors import HarmonixrError
 from harmonixr.models.config import ModelConfig
 from harmonixr.models.transformer import NoteTransformer
-from harmonixr.tokens.vocab import NoteVocab
+from harmonixr.tokens.vocab import BASE_COLUMNS, NoteVocab
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -47,7 +47,8 @@ class Loaded:
 
 def build_model(cfg: ModelConfig, vocab: NoteVocab) -> NoteTransformer:
     """A freshly initialised model of shape ``cfg`` for ``vocab``'s columns."""
-    return NoteTransformer(replace(cfg, column_sizes=dict(vocab.sizes)))
+    sizes = {name: size for name, size in vocab.sizes.items() if name in BASE_COLUMNS or name in cfg.columns}
+    return NoteTransformer(replace(cfg, column_sizes=sizes))  # (echo columns only in a model that reads them)
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, vocab: NoteVocab, meta: dict[str, Any],
@@ -105,8 +106,8 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
     config = read_config(path)
     model_config = from_dict(ModelConfig, config.pop("model"), where=str(path / CONFIG_FILE))
     vocab = NoteVocab.from_file(path)
-    if dict(vocab.sizes) != model_config.column_sizes:
-        raise CheckpointError(f"{path}: its tokenizer's columns differ from the model's")
+    if any(vocab.sizes.get(name) != size for name, size in model_config.column_sizes.items()):
+        raise CheckpointError(f"{path}: its tokenizer's columns differ from the model's")  # (a model may predate a column)
     model = load_model_weights(path, NoteTransformer(model_config))
     return Loaded(model.to(device).eval(), vocab, model_config, config)
 

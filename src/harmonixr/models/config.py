@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from harmonixr.config import ConfigError
-from harmonixr.tokens.vocab import COLUMNS, FIELDS
+from harmonixr.tokens.vocab import BASE_COLUMNS, COLUMNS, ECHO_COLUMNS, FIELDS
 
 
 @dataclass(frozen=True)
@@ -20,10 +20,15 @@ class ModelConfig:
     max_len: int = 1024  # longest sequence (rotary tables are built for it)
     dropout: float = 0.0
     rope_theta: float = 10000.0
-    columns: tuple[str, ...] = COLUMNS  # row columns embedded into the input (an ablation may drop features)
+    columns: tuple[str, ...] = BASE_COLUMNS  # row columns embedded into the input (an ablation may drop features)
+    # read the notes' echoes (harmonixr.tokens.echo): their columns join ``columns``, and the field
+    # heads are told the next note's echoes once its track is chosen
+    echoes: bool = False
     column_sizes: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.echoes:
+            object.__setattr__(self, "columns", tuple(dict.fromkeys((*self.columns, *ECHO_COLUMNS))))
         unknown = set(self.columns) - set(COLUMNS)
         if unknown:
             raise ConfigError(f"model.columns: unknown {sorted(unknown)}; known: {list(COLUMNS)}")

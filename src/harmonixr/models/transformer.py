@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harmonixr.models.config import ModelConfig
-from harmonixr.tokens.vocab import COL, COLUMNS, FIELDS
+from harmonixr.tokens.vocab import COL, COLUMNS, ECHO_COLUMNS, FIELDS
 
 
 class RMSNorm(nn.Module):
@@ -168,7 +168,7 @@ class RowEmbedding(nn.Module):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        sizes = [cfg.column_sizes[name] for name in COLUMNS]
+        sizes = [cfg.column_sizes.get(name, 0) for name in COLUMNS]  # 0: a column newer than the model
         self.register_buffer("offsets", torch.tensor([0, *sizes[:-1]]).cumsum(0), persistent=False)  # (R,)
         used = [k for k, name in enumerate(COLUMNS) if name in cfg.columns]
         self.register_buffer("used", torch.tensor(used), persistent=False)  # (R',)
@@ -186,7 +186,7 @@ class RowEmbedding(nn.Module):
 
 class FieldHeads(nn.Module):
     """The next note, field by field: for field k, ``z_k = norm(h) + q_k + sum_{j<k} E_j(x_j)``
-    (plus the chosen track's program after the track field), then ``u_k = z_k + SwiGLU(norm(z_k))``
+    (plus, after the track field, the chosen track's program and the note's echoes), then ``u_k = z_k + SwiGLU(norm(z_k))``
     and ``logits_k = W_k norm(u_k)``. The SwiGLU block is shared by the fields; each has its query
     ``q_k`` and its projection ``W_k``. The conditioning embeddings ``E_j`` are the input embeddings
     of the same columns."""
@@ -195,6 +195,9 @@ class FieldHeads(nn.Module):
         super().__init__()
         self.columns = [COL[name] for name in FIELDS]
         self.track_index = FIELDS.index("track")
+        # what the heads are told once the track is chosen: its instrument, and the note's echoes
+        # (where the model reads them; :mod:`harmonixr.tokens.echo`)
+        self.track_columns = [COL["program"], *(COL[name] for name in ECHO_COLUMNS if name in cfg.columns)]
         self.queries = nn.Parameter(torch.zeros(len(FIELDS), cfg.d_model))
         self.in_norm = RMSNorm(cfg.d_model)
         self.mlp = SwiGLU(cfg.d_model, cfg.head_hidden)
@@ -204,10 +207,12 @@ class FieldHeads(nn.Module):
     def conditions(self, embed: RowEmbedding, nxt: torch.Tensor) -> torch.Tensor:
         """(..., K, C) what each field's head is told about the fields before it, from the next rows (..., R)."""
         chosen = torch.stack([embed.lookup(col, nxt[..., col]) for col in self.columns[:-1]], dim=-2)  # (..., K-1, C)
-        program = embed.lookup(COL["program"], nxt[..., COL["program"]])  # (..., C)
+        known = embed.lookup(self.track_columns[0], nxt[..., self.track_columns[0]])  # (..., C)
+        for col in self.track_columns[1:]:
+            known = known + embed.lookup(col, nxt[..., col])
         before = torch.cat([torch.zeros_like(chosen[..., :1, :]), chosen.cumsum(-2)], dim=-2)  # (..., K, C)
         after_track = (torch.arange(len(self.columns), device=nxt.device) > self.track_index).to(before.dtype)
-        return before + after_track[:, None] * program[..., None, :]
+        return before + after_track[:, None] * known[..., None, :]
 
     def hidden(self, h: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """h (..., C), cond (..., K', C) -> u (..., K', C) for the fields whose conditions are given."""

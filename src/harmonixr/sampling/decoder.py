@@ -32,6 +32,7 @@ from harmonixr.errors import HarmonixrError
 from harmonixr.models.transformer import Block, KVCache, NoteTransformer
 from harmonixr.runtime import autocast, autocast_dtype
 from harmonixr.sampling.kernels import decode_step, field_head
+from harmonixr.tokens.vocab import COLUMNS, ECHO_COLUMNS
 
 BACKENDS = ("auto", "numba", "torch")
 
@@ -73,6 +74,8 @@ class Heads:
         self.down = bf16_bits(mlp.down_proj.weight.T)  # (hh, C)
         self.out = [bf16_bits(cast(torch.nn.Linear, o).weight.T) for o in heads.out]  # (C, V_k)
         self.columns = heads.columns
+        # (column, index in ECHO_LAGS) of each echo the heads are told after the track's program
+        self.echo_columns = [(c, ECHO_COLUMNS.index(COLUMNS[c])) for c in heads.track_columns if COLUMNS[c] in ECHO_COLUMNS]
 
     def embed_rows(self, rows: np.ndarray) -> np.ndarray:
         """(n, R) rows -> (n, C) input embeddings."""

@@ -26,11 +26,12 @@ import torch
 from harmonixr.errors import HarmonixrError
 from harmonixr.models.transformer import NoteTransformer
 from harmonixr.sampling.decoder import NumbaDecoder, TorchDecoder, make_decoder
-from harmonixr.sampling.grammar import DBAR, PITCH, TRACK, TYPE, NoteGrammar, NoteState
+from harmonixr.sampling.grammar import DBAR, PITCH, POS, TRACK, TYPE, NoteGrammar, NoteState
 from harmonixr.sampling.kernels import draw, filter_rows, merge_end_rows
+from harmonixr.tokens.echo import EchoIndex
 from harmonixr.tokens.notes import NOTE_WIDTH
-from harmonixr.tokens.prompt import Bars, Header, Hole, row_of_fields
-from harmonixr.tokens.vocab import COL, FIELDS, NOTE
+from harmonixr.tokens.prompt import Bars, Header, Hole, bar_feature, row_of_fields
+from harmonixr.tokens.vocab import COL, ECHO_LAGS, FIELDS, NOTE
 
 K = len(FIELDS)
 
@@ -76,6 +77,10 @@ class Placement:
     header: Header
     segment: int
     hole: Hole | None = None
+
+    def bar_feature(self, bar: int) -> int:
+        """The ``bar`` feature of piece bar ``bar`` in this window."""
+        return int(bar_feature(bar, self.bar0))
 
 
 @dataclass
@@ -136,6 +141,9 @@ class Sampler:
         uniforms = torch.rand((steps, n, K), generator=torch.Generator().manual_seed(seed), dtype=torch.float64).numpy()
         h = self.decoder.start(prompt, n, max_len)  # (n, C)
         states = [state.copy() for _ in range(n)]
+        heard = EchoIndex(prompt)
+        echo_index = [heard.copy() for _ in range(n)]  # each row's notes so far, for their echoes
+        echoes = np.zeros((n, len(ECHO_LAGS)), dtype=np.int64)
         notes = [np.zeros((0, NOTE_WIDTH), dtype=np.int64) for _ in range(n)]
         made: list[list[np.ndarray]] = [[] for _ in range(n)]
         traces: list[list[dict]] = [[] for _ in range(n)]
@@ -192,6 +200,12 @@ class Sampler:
                 if k == TRACK:  # from here on the heads know the track's instrument
                     programs = place.header.program_of(grammar.vocab)[np.maximum(values[:, k] - 1, 0)]
                     cond = cond + heads.lookup(COL["program"], programs)
+                    for row in np.flatnonzero(writing).tolist():  # and what the track played around here
+                        bar = states[row].bar + int(values[row, DBAR]) - 1
+                        echoes[row] = echo_index[row].echoes(int(values[row, TRACK]), place.bar_feature(bar),
+                                                             int(values[row, POS]))
+                    for column, lag in heads.echo_columns:
+                        cond = cond + heads.lookup(column, np.where(writing, echoes[:, lag], 0))
             for row in range(n):
                 if done[row]:
                     continue
@@ -209,7 +223,9 @@ class Sampler:
             for row in np.flatnonzero(~done).tolist():
                 note = made[row][-1]
                 last_rows[row] = row_of_fields(grammar.vocab, values[row], int(note[0]), int(note[1]), place.bar0,
-                                               place.bars, place.header, place.segment, place.hole)
+                                               place.bars, place.header, place.segment, place.hole, echoes[row])
+                echo_index[row].add(int(values[row, TRACK]), place.bar_feature(int(note[0])), int(values[row, POS]),
+                                    int(values[row, PITCH]))
             h = self.decoder.step(last_rows)
         for row in range(n):
             if made[row]:

@@ -25,7 +25,9 @@ sets them.
 Time is written relative: a note's ``dbar`` counts the bars since the previous position's, and the
 markers ``HOLE``, ``PAST`` and ``FILL`` restart the count at their own time (the hole's start, the
 window's first bar, the hole's start). Every other feature is absolute: the ``bar`` feature counts
-bars from the window's first bar, so the notes after the hole and the fill line up.
+bars from the window's first bar, so the notes after the hole and the fill line up. Every
+sequence built here gets its notes' echoes (:func:`~harmonixr.tokens.echo.add_echoes`): a fill's
+note hears what its track played at its place in the bars before and after the hole.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from harmonixr.tokens.echo import add_echoes
 from harmonixr.tokens.notes import BAR, DUR, MICRO, PITCH, POS, TRACK, VEL
 from harmonixr.tokens.vocab import (
     AFTER_HOLE,
@@ -46,6 +49,7 @@ from harmonixr.tokens.vocab import (
     COLUMNS,
     CONTROL,
     DRUM_PROGRAM,
+    ECHO_COLUMNS,
     END,
     EOS,
     FIELD_COLUMNS,
@@ -244,10 +248,16 @@ def note_rows(vocab: NoteVocab, notes: np.ndarray, ref_bar: int, bar0: int, bars
     return rows
 
 
+def bar_feature(bar: np.ndarray | int, bar0: int) -> np.ndarray:
+    """The ``bar`` feature of piece bars ``bar`` in a window starting at ``bar0``: bars from the
+    window's first, counted from 1, saturating at :data:`~harmonixr.tokens.vocab.MAX_WINDOW_BARS`."""
+    return np.clip(np.asarray(bar) - bar0, 0, MAX_WINDOW_BARS - 1) + 1
+
+
 def _place(rows: np.ndarray, vocab: NoteVocab, bar: np.ndarray, pos: np.ndarray, bar0: int, bars: Bars,
            segment: int, hole: Hole | None) -> None:
     """Fill the time features of rows at (bar, pos): window bar, meter, tempo, segment, hole."""
-    rows[:, COL["bar"]] = np.clip(np.asarray(bar) - bar0, 0, MAX_WINDOW_BARS - 1) + 1
+    rows[:, COL["bar"]] = bar_feature(bar, bar0)
     rows[:, COL["meter"]], rows[:, COL["tempo"]] = bars.at(bar)
     rows[:, COL["segment"]] = segment
     if hole is not None:
@@ -255,11 +265,14 @@ def _place(rows: np.ndarray, vocab: NoteVocab, bar: np.ndarray, pos: np.ndarray,
 
 
 def row_of_fields(vocab: NoteVocab, fields: np.ndarray, bar: int, pos: int, bar0: int, bars: Bars, header: Header,
-                  segment: int, hole: Hole | None = None) -> np.ndarray:
-    """The row of a note given its stored fields (``FIELDS`` order, as the sampler drew them) and
-    its absolute (bar, pos): the same row :func:`note_rows` writes for that note."""
+                  segment: int, hole: Hole | None = None, echoes: np.ndarray | None = None) -> np.ndarray:
+    """The row of a note given its stored fields (``FIELDS`` order, as the sampler drew them), its
+    absolute (bar, pos) and its echoes (:class:`~harmonixr.tokens.echo.EchoIndex`; None: none):
+    the same row :func:`note_rows` and :func:`~harmonixr.tokens.echo.add_echoes` write for that note."""
     row = _rows(1)
     row[0, list(FIELD_COLUMNS)] = fields
+    if echoes is not None:
+        row[0, [COL[name] for name in ECHO_COLUMNS]] = echoes
     _place(row, vocab, np.array([bar]), np.array([pos]), bar0, bars, segment, hole)
     row[0, COL["program"]] = header.program_of(vocab)[int(fields[FIELDS.index("track")]) - 1]
     return row[0]
@@ -332,7 +345,7 @@ def plain(vocab: NoteVocab, header: Header, notes: np.ndarray, bar0: int, bars: 
     head = header_rows(vocab, header)
     body = note_rows(vocab, notes, bar0, bar0, bars, header, BODY)
     parts = [head, body] + ([end_row(EOS, BODY)] if ends else [])
-    rows = np.concatenate(parts)
+    rows = add_echoes(np.concatenate(parts))
     target = np.arange(len(rows)) >= len(head)
     return Rows(rows, target, -1, bar0, "plain")
 
@@ -367,7 +380,7 @@ def infill(vocab: NoteVocab, header: Header, notes: np.ndarray, bar0: int, bars:
     fill_start = sum(len(p) for p in parts) - 1
     if fill:
         parts += [note_rows(vocab, inside, hole.start[0], bar0, bars, header, FILLED, hole), end_row(END, FILLED)]
-    rows = np.concatenate(parts)
+    rows = add_echoes(np.concatenate(parts))
     types = rows[:, COL["type"]]
     target = (types == NOTE) | (types == END)
     return Rows(rows, target, fill_start, bar0, kind)

@@ -17,10 +17,11 @@ next position, in the order of :data:`FIELDS` (``type``, then bars since the pre
 position in the bar on a grid of ``grid_per_quarter`` steps per quarter note, track slot, pitch,
 duration bin, exact velocity 1-127, and micro-timing: the onset's offset from the grid in
 1/16 of a step). ``value`` is only read: it names the style, a control, an instrument, or a hole's
-per-track control. The last six columns are **features** the model reads and never predicts,
-because the piece's timeline and the request give them: the bar counted from the window's start,
-the bar's meter, the tempo bin in force, the segment of the prompt, the GM program of the note's
-track, and where the note lies against the hole.
+per-track control. The other columns are **features** the model reads and never predicts,
+because the piece's timeline, the request and the sequence so far give them: the bar counted from
+the window's start, the bar's meter, the tempo bin in force, the segment of the prompt, the GM
+program of the note's track, where the note lies against the hole, and its **echoes**: the pitches
+the same track played at the same place some bars away (:mod:`harmonixr.tokens.echo`).
 
 Every column keeps 0 for "not applicable" (a header position has no pitch), so a field's value
 ``k`` is stored as ``k + 1`` where ``k`` counts from 0 (pitch 60 is 61, track slot 0 is 1), except
@@ -49,8 +50,13 @@ TYPES = ("PAD", "BOS", "EOS", "NOTE", "STYLE", "CONTROL", "INSTRUMENT", "HOLE", 
 PAD, BOS, EOS, NOTE, STYLE, CONTROL, INSTRUMENT, HOLE, HOLE_END, HOLE_TRACK, TRACK_CONTROL, PAST, FILL, END = range(len(TYPES))
 
 FIELDS = ("type", "dbar", "pos", "track", "pitch", "dur", "vel", "micro")  # predicted, in this order
-COLUMNS = ("type", "value", "dbar", "pos", "track", "pitch", "dur", "vel", "micro",
-           "bar", "meter", "tempo", "segment", "program", "hole")
+# Echoes (:mod:`harmonixr.tokens.echo`): the pitch the same track played at the same place this many
+# bars away (negative: earlier), when the sequence has already read that note; 0: none.
+ECHO_LAGS = (-16, -8, -4, -2, -1, 1, 2, 4)
+ECHO_COLUMNS = tuple(f"echo{lag:+d}" for lag in ECHO_LAGS)
+BASE_COLUMNS = ("type", "value", "dbar", "pos", "track", "pitch", "dur", "vel", "micro",
+                "bar", "meter", "tempo", "segment", "program", "hole")  # what a model reads without echoes
+COLUMNS = (*BASE_COLUMNS, *ECHO_COLUMNS)
 COL = {name: k for k, name in enumerate(COLUMNS)}
 FIELD_COLUMNS = tuple(COL[f] for f in FIELDS)
 NOTE_COLUMNS = FIELD_COLUMNS[1:]  # the fields a note has beyond its type
@@ -110,6 +116,7 @@ class NoteVocab:
             "dur": len(self.durations) + 1, "vel": 128, "micro": spec.micro_bins + 1,
             "bar": MAX_WINDOW_BARS + 1, "meter": len(METERS) + 2, "tempo": spec.tempo_bins + 1,
             "segment": 5, "program": DRUM_PROGRAM + 2, "hole": 4,
+            **{name: 129 for name in ECHO_COLUMNS},  # a pitch, as the pitch column stores it
         }
         self.columns = tuple(Field(name, sizes[name]) for name in COLUMNS)
         self.sizes = sizes

@@ -1,0 +1,168 @@
+"""Echoes: each note's row says what its track played at its place some bars away, read causally.
+
+The columns are checked against a plain reference (every earlier row searched) on real pieces'
+plain and infill sequences and on random rows; the sampler's incremental index must give the same
+values, and the heads of a model that reads echoes must be told the same ones at sampling as in
+training (the log-probabilities the sampler drew from equal the teacher-forced ones).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import make_score, real_piece_params
+from harmonixr.generation.piece import Piece, Region
+from harmonixr.models.checkpoint import build_model, save_checkpoint
+from harmonixr.models.config import ModelConfig
+from harmonixr.tokens.echo import EchoIndex, add_echoes
+from harmonixr.tokens.notes import BAR
+from harmonixr.tokens.prompt import Hole, infill, plain
+from harmonixr.tokens.vocab import COL, COLUMNS, ECHO_COLUMNS, ECHO_LAGS, MAX_WINDOW_BARS, NOTE, NoteVocab
+
+ECHO = [COL[name] for name in ECHO_COLUMNS]
+
+
+def reference(rows: np.ndarray) -> np.ndarray:
+    """The echo columns (T, E) by their definition: for each NOTE row, the earlier NOTE rows of its
+    track at its position ``lag`` bars away, the one of its rank among the notes of its own onset."""
+    out = np.zeros((len(rows), len(ECHO_LAGS)), dtype=np.int64)
+    seen: list[tuple[int, int, int, int]] = []  # (track, bar, pos, pitch) of earlier known notes
+    for t, row in enumerate(rows):
+        track, bar, pos = int(row[COL["track"]]), int(row[COL["bar"]]), int(row[COL["pos"]])
+        if row[COL["type"]] != NOTE or not 0 < bar < MAX_WINDOW_BARS:
+            continue
+        rank = sum(1 for s in seen if s[:3] == (track, bar, pos))
+        for k, lag in enumerate(ECHO_LAGS):
+            there = [s[3] for s in seen if s[:3] == (track, bar + lag, pos)]
+            if 0 < bar + lag < MAX_WINDOW_BARS and rank < len(there):
+                out[t, k] = there[rank]
+        seen.append((track, bar, pos, int(row[COL["pitch"]])))
+    return out
+
+
+def incremental(rows: np.ndarray) -> np.ndarray:
+    """The echo columns as the sampler works them out: one note at a time from an index."""
+    index, out = EchoIndex(rows[:0]), np.zeros((len(rows), len(ECHO_LAGS)), dtype=np.int64)
+    for t, row in enumerate(rows):
+        if row[COL["type"]] == NOTE:
+            key = int(row[COL["track"]]), int(row[COL["bar"]]), int(row[COL["pos"]])
+            out[t] = index.echoes(*key)
+            index.add(*key, int(row[COL["pitch"]]))
+    return out
+
+
+def sequences(piece: Piece) -> list[np.ndarray]:
+    """A real piece's plain sequence and two infill sequences (every track; one track)."""
+    vocab, bars = piece.vocab, piece.bars_meta()
+    notes = piece.notes[piece.notes[:, BAR] < 40]
+    middle = int(notes[len(notes) // 2, BAR])
+    holes = [Hole((middle, 0), (middle + 2, 0)), Hole((middle, 0), (middle + 2, 0), (int(notes[0, 3]),))]
+    return [plain(vocab, piece.header(), notes, 0, bars, ends=False).rows,
+            *(infill(vocab, piece.header(), notes, 0, bars, hole).rows for hole in holes)]
+
+
+@pytest.mark.parametrize("real_file", real_piece_params(shared=False), indirect=True)
+def test_echoes_of_real_sequences_follow_their_definition(real_file, vocab: NoteVocab) -> None:
+    piece = Piece.from_file(str(real_file), vocab)
+    for rows in sequences(piece):
+        expected = reference(rows)
+        np.testing.assert_array_equal(rows[:, ECHO], expected)
+        np.testing.assert_array_equal(incremental(rows), expected)
+    assert sequences(piece)[0][:, ECHO].any(), "a real piece repeats something at a bar's distance"
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), count=st.integers(1, 120), bars=st.integers(1, 20))
+def test_echoes_of_random_rows_follow_their_definition(seed: int, count: int, bars: int) -> None:
+    """Dense random rows (few tracks, bars and positions, so onsets collide and chords form)."""
+    rng = np.random.default_rng(seed)
+    rows = np.zeros((count, len(COLUMNS)), dtype=np.int64)
+    rows[:, COL["type"]] = rng.choice([NOTE, NOTE, NOTE, 2], count)
+    rows[:, COL["track"]] = rng.integers(1, 3, count)
+    rows[:, COL["bar"]] = rng.integers(0, bars + 1, count) + rng.choice([0, MAX_WINDOW_BARS - bars - 1], count, p=[0.9, 0.1])
+    rows[:, COL["pos"]] = rng.integers(1, 4, count)
+    rows[:, COL["pitch"]] = rng.integers(1, 129, count)
+    expected = reference(rows)
+    np.testing.assert_array_equal(add_echoes(rows.copy())[:, ECHO], expected)
+    np.testing.assert_array_equal(incremental(rows), expected)
+
+
+def test_a_repeated_tune_echoes_itself_and_a_fill_hears_the_bars_after_it(vocab: NoteVocab) -> None:
+    """Four bars played twice: the second time every note's 4-bar echo is its own pitch, and a
+    plain sequence has no echo from later bars; in an infill of the first time's bar 2, the fill
+    hears the second time through its +4 echo."""
+    tune = [(b * 4 + q, 1, 60 + (b * 5 + q * 2) % 12, 90) for b in range(4) for q in range(4)]  # (beat, beats, pitch, vel)
+    notes = [(beat * 480, 480, pitch, vel) for beat, _, pitch, vel in tune]
+    twice = notes + [(t + 16 * 480, d, p, v) for t, d, p, v in notes]
+    piece = Piece.from_score(make_score([(0, False, twice)]), vocab)
+    rows = plain(vocab, piece.header(), piece.notes, 0, piece.bars_meta(), ends=True).rows
+    note = rows[:, COL["type"]] == NOTE
+    second = note & (rows[:, COL["bar"]] > 4)
+    assert second.sum() == 16
+    np.testing.assert_array_equal(rows[second, COL["echo-4"]], rows[second, COL["pitch"]])
+    assert not rows[:, [COL[f"echo+{lag}"] for lag in (1, 2, 4)]].any(), "nothing later has been read"
+    filled = infill(vocab, piece.header(), piece.notes, 0, piece.bars_meta(), Hole((2, 0), (3, 0)))
+    fill = filled.rows[filled.fill_start + 1 :]
+    fill = fill[fill[:, COL["type"]] == NOTE]
+    assert len(fill) == 4
+    np.testing.assert_array_equal(fill[:, COL["echo+4"]], fill[:, COL["pitch"]])
+
+
+def test_the_sampler_tells_the_heads_the_echoes_training_does(tmp_path, vocab: NoteVocab, music21_midi,
+                                                              monkeypatch) -> None:
+    """A small random model that reads echoes, its echo embeddings made loud so that a wrong echo
+    moves the pitch's probability: the log-probabilities the sampler drew from, recomputed from the
+    rows alone (teacher-forced, as RL and training see them), are the same (the prompt prefilled
+    in fp32, as in ``tests/test_rl.py``)."""
+    from harmonixr.generation.modes import Generator
+    from harmonixr.sampling import decoder
+
+    monkeypatch.setattr(decoder, "autocast_dtype", lambda *_: None)
+    from harmonixr.rl.rewards import RewardContext, RewardWeights
+    from harmonixr.rl.rollout import Prompt, collect, score_rollouts
+    from harmonixr.sampling.decoder import bf16_matrices
+    from harmonixr.sampling.sampler import SamplingConfig
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(d_model=64, n_layers=2, n_heads=2, ffn_hidden=128, head_hidden=64, max_len=512, echoes=True)
+    model = build_model(cfg, vocab)
+    with torch.no_grad():
+        for name in ECHO_COLUMNS:
+            start = int(model.embed.offsets[COL[name]])
+            model.embed.table.weight[start + 1 : start + vocab.sizes[name]] *= 100.0
+    save_checkpoint(tmp_path / "echo", model, vocab, {})
+    gen = Generator(tmp_path / "echo")
+    piece = gen.piece(music21_midi["bach/bwv66.6"], "chorale")
+    prompt = Prompt("chorale", piece=piece, region=Region.parse("5-6", vocab.grid))
+    rollouts, skipped = collect(gen, [prompt], 2, SamplingConfig(), 3, RewardWeights(), RewardContext())
+    assert skipped == 0 and len(rollouts) == 2
+    with torch.no_grad():
+        policy = bf16_matrices(gen.model)
+        scored = score_rollouts(policy, policy, rollouts, 1.0)
+    heard = 0
+    for row, r in enumerate(rollouts):
+        expected = sum(float(t.sum()) for seg in r.segments for t in seg.logps)
+        assert float(scored.logp[row]) == pytest.approx(expected, abs=2e-3 * int(scored.tokens[row]) + 1e-3)
+        heard += sum(int(seg.rows[seg.prompt_len :, ECHO].any(axis=1).sum()) for seg in r.segments)
+    assert heard > 0, "the fills' notes heard the chorale around them"
+
+
+def test_a_model_without_echoes_reads_none_of_them(vocab: NoteVocab) -> None:
+    """A model trained before echoes (its config without them) gives the same outputs whatever the
+    echo columns hold, and has no parameters for them; one with them reads them."""
+    torch.manual_seed(0)
+    rows = torch.from_numpy(np.stack([np.random.default_rng(2).integers(0, f.size, 30) for f in vocab.columns], 1))[None]
+    noisy = rows.clone()
+    noisy[..., ECHO] = torch.from_numpy(np.random.default_rng(3).integers(1, 129, (1, 30, len(ECHO))))
+    small = dict(d_model=32, n_layers=1, n_heads=2, ffn_hidden=64, head_hidden=32, max_len=64)
+    without, with_them = (build_model(ModelConfig(**small, echoes=e), vocab).eval() for e in (False, True))
+    assert not set(ECHO_COLUMNS) & set(without.cfg.column_sizes)
+    assert sum(p.numel() for p in with_them.parameters()) - sum(p.numel() for p in without.parameters()) == \
+        len(ECHO_COLUMNS) * 129 * 32
+    with torch.no_grad():
+        assert all(torch.equal(a, b) for a, b in zip(without.logits(rows), without.logits(noisy)))
+        assert not all(torch.equal(a, b) for a, b in zip(with_them.logits(rows), with_them.logits(noisy)))
