@@ -28,7 +28,7 @@ _RANKS = 1 << 10  # more notes than this at one onset of one track share the las
 _ECHO = [COL[name] for name in ECHO_COLUMNS]
 
 
-def _known(bar: np.ndarray) -> np.ndarray:
+def _known(bar: np.ndarray | int) -> np.ndarray | bool:
     """Whether rows at the stored ``bar`` feature may echo or be echoed: inside the window and not
     at its saturated last value (where bars are no longer told apart)."""
     return (bar > 0) & (bar < MAX_WINDOW_BARS)
@@ -84,11 +84,11 @@ class EchoIndex:
     def echoes(self, track: int, bar: int, pos: int) -> np.ndarray:
         """(len(ECHO_LAGS),) the echoes of the next note at stored (track, bar feature, pos)."""
         out = np.zeros(len(ECHO_LAGS), dtype=np.int64)
-        if not _known(np.asarray(bar)):
+        if not _known(bar):
             return out
         rank = min(len(self.seen.get((track, bar, pos), ())), _RANKS - 1)
         for k, lag in enumerate(ECHO_LAGS):
-            if _known(np.asarray(bar + lag)):
+            if _known(bar + lag):
                 there = self.seen.get((track, bar + lag, pos))
                 if there is not None and rank < len(there):
                     out[k] = there[rank]
@@ -96,5 +96,5 @@ class EchoIndex:
 
     def add(self, track: int, bar: int, pos: int, pitch: int) -> None:
         """Record a note written at stored (track, bar feature, pos) with stored ``pitch``."""
-        if _known(np.asarray(bar)):
+        if _known(bar):
             self.seen.setdefault((track, bar, pos), []).append(pitch)
