@@ -124,8 +124,8 @@ class Attention(nn.Module):
         if cache is not None:
             k, v = cache.write(k, v)  # (B, H, start + T, D)
             start = k.shape[2] - T
-            is_causal = False
-            if T > 1:  # query i sits at start + i and sees keys up to there
+            is_causal = start == 0  # an empty cache: plain causal attention (the fused kernel; no mask to build)
+            if T > 1 and start:  # query i sits at start + i and sees keys up to there
                 mask = torch.arange(start + T, device=x.device)[None, :] <= start + torch.arange(T, device=x.device)[:, None]
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal,
                                            dropout_p=self.dropout if self.training else 0.0)  # (B, H, T, D)

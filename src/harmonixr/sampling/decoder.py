@@ -73,6 +73,7 @@ class Heads:
         self.gate_up = bf16_bits(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]).T)  # (C, 2hh)
         self.down = bf16_bits(mlp.down_proj.weight.T)  # (hh, C)
         self.out = [bf16_bits(cast(torch.nn.Linear, o).weight.T) for o in heads.out]  # (C, V_k)
+        self.sizes = [o.shape[1] for o in self.out]  # V_k
         self.columns = heads.columns
         # (column, index in ECHO_LAGS) of each echo the heads are told after the track's program
         self.echo_columns = [(c, ECHO_COLUMNS.index(COLUMNS[c])) for c in heads.track_columns if COLUMNS[c] in ECHO_COLUMNS]
@@ -161,13 +162,14 @@ class NumbaDecoder:
         self.prefill = LastPrompt(self.model, prefill_dtype)
 
     def start(self, prompt: np.ndarray, rows: int, max_len: int) -> np.ndarray:
-        cache, h = self.prefill(prompt, max_len)
+        seen = len(prompt)  # only the prompt's positions are kept: a step writes its own before reading it
+        cache, h = self.prefill(prompt, seen)
         layers, _, heads, _, dim = cache.k.shape
-        seen = len(prompt)  # only the prompt's positions are copied: a step writes its own before reading it
-        self.k = np.empty((layers, rows, heads, dim, max_len), np.float32)  # the kernel's layout: keys along time
-        self.k[..., :seen] = cache.k.numpy()[:, :, :, :seen].transpose(0, 1, 2, 4, 3)
-        self.v = np.empty((layers, rows, heads, max_len, dim), np.float32)
-        self.v[:, :, :, :seen] = cache.v.numpy()[:, :, :, :seen]
+        if self.k.shape != (layers, rows, heads, dim, max_len):  # kept from call to call (no fresh pages to fault in)
+            self.k = np.empty((layers, rows, heads, dim, max_len), np.float32)  # the kernel's layout: keys along time
+            self.v = np.empty((layers, rows, heads, max_len, dim), np.float32)
+        self.k[..., :seen] = cache.k.numpy().transpose(0, 1, 2, 4, 3)
+        self.v[:, :, :, :seen] = cache.v.numpy()
         self.pos = seen
         self.out = np.empty((rows, h.shape[1]), np.float32)
         return h.repeat(rows, axis=0)
@@ -176,7 +178,7 @@ class NumbaDecoder:
         w = self.weights
         x = self.heads.embed_rows(rows).astype(np.float32)
         out = self.out[: len(rows)]
-        decode_step(x, self.pos, w["rotary"], w["attn_norm"], w["qkv"], w["o"], w["mlp_norm"], w["gu"], w["down"],
+        decode_step(x, self.pos, w["cos"], w["sin"], w["attn_norm"], w["qkv"], w["o"], w["mlp_norm"], w["gu"], w["down"],
                     w["final_norm"], self.k, self.v, out, self.eps)
         self.pos += 1
         return out.copy()
@@ -185,16 +187,10 @@ class NumbaDecoder:
 def pack(model: NoteTransformer) -> dict[str, np.ndarray]:
     """The backbone's weights as the kernel wants them: the matrices fused, transposed and in bf16
     bits, the norms' weights apart (fp32)."""
-    head_dim = model.cfg.d_model // model.cfg.n_heads
-    half = head_dim // 2
-    swap = torch.zeros(head_dim, head_dim)  # x @ swap = cat(-x[half:], x[:half])
-    swap[torch.arange(half) + half, torch.arange(half)] = -1.0
-    swap[torch.arange(half), torch.arange(half) + half] = 1.0
-    rotary = torch.diag_embed(model.cos) + swap[None] * model.sin[:, None, :]  # (max_len, D, D)
     layers = cast("list[Block]", list(model.layers))
     attn, mlp = [b.self_attn for b in layers], [b.mlp for b in layers]
     return {
-        "rotary": _np(rotary),
+        "cos": _np(model.cos), "sin": _np(model.sin),  # (max_len, D) each
         "attn_norm": np.stack([_np(b.input_layernorm.weight) for b in layers]),
         "qkv": np.stack([bf16_bits(torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]).T) for a in attn]),
         "o": np.stack([bf16_bits(a.o_proj.weight.T) for a in attn]),

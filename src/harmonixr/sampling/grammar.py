@@ -157,6 +157,8 @@ class NoteGrammar:
                           for slot, positions in self.rhythms.items()}
         self._unions: dict[tuple[int, ...], np.ndarray | None] = {}
         self._latest_seen: dict[tuple[int, int, int], int] = {}
+        self._plans: dict[tuple[int, int], tuple[int, int] | None] = {}  # (slot, onsets done) -> (paced step, latest)
+        self._timely: dict[tuple[int, int], int] = {}  # (slot, grid step) -> _on_time
         self._caps: dict[tuple[int, int], int] = {}
         self.chords = {slot: max(min(most, MAX_CHORD), 1) for slot, most in rules.track_chords}
         self.fewest = {slot: low for slot, low, _ in rules.track_onsets if low > 0}
@@ -347,14 +349,20 @@ class NoteGrammar:
         best = None
         for slot, fewest in self.fewest.items():
             done = state.onsets.get(slot, 0)
-            pace, slack = self._pace(slot, fewest, stop - start)
-            if done >= pace:
+            if (slot, done) not in self._plans:  # its pace's step for the next onset, and the latest one
+                pace, slack = self._pace(slot, fewest, stop - start)
+                self._plans[(slot, done)] = None if done >= pace else (
+                    start + int((stop - start) * (done + 1 + slack) / (pace + slack)),
+                    self._latest(slot, stop, fewest - done))  # the rest still fit on its rhythm
+            plan = self._plans[(slot, done)]
+            if plan is None:
                 continue
-            due = start + int((stop - start) * (done + 1 + slack) / (pace + slack))
+            due, latest = plan
             earliest = now if state.track < 0 or slot > state.track else now + 1  # the reading order at an onset
             due = max(due, earliest)
-            due = self._on_time(slot, due)  # on the next eighth note, or the track's next position of its rhythm
-            latest = self._latest(slot, stop, fewest - done)  # the rest still fit on its rhythm
+            if (slot, due) not in self._timely:  # on the next eighth note, or the track's next position of its rhythm
+                self._timely[(slot, due)] = self._on_time(slot, due)
+            due = self._timely[(slot, due)]
             due = min(due, latest if latest >= earliest else stop - (fewest - done))  # or a grid step each
             due = self._free_from(state, due, stop)
             if best is None or (due, slot) < best:

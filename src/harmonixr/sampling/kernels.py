@@ -113,13 +113,54 @@ def softmax(scores: np.ndarray, scale: float, wide: np.ndarray) -> None:  # prag
 
 
 @nb.njit(**_JIT)
-def decode_step(x: np.ndarray, pos: int, rotary: np.ndarray, attn_norm: np.ndarray, w_qkv: np.ndarray,
+def _attend_head(qkv: np.ndarray, cos: np.ndarray, sin: np.ndarray, keys: np.ndarray, values: np.ndarray,
+                 pos: int, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    """One head of one row at ``pos``: q, k, v (D,) each from ``qkv`` (3, D); rotary by the
+    position's tables cos, sin (D,) (halves x1, x2 -> x1 cos - x2 sin, x2 cos + x1 sin, as
+    :func:`~harmonixr.models.transformer.apply_rotary`); k and v written into the head's cache,
+    keys (D, max_len), values (max_len, D); out (D,) = softmax(q . keys / sqrt(D)) @ values over
+    the positions so far."""
+    D = keys.shape[0]
+    half = D // 2
+    q = np.empty(D, np.float32)
+    key = np.empty(D, np.float32)
+    for j in range(half):
+        q[j] = qkv[0, j] * cos[j] - qkv[0, half + j] * sin[j]
+        q[half + j] = qkv[0, half + j] * cos[half + j] + qkv[0, j] * sin[half + j]
+        key[j] = qkv[1, j] * cos[j] - qkv[1, half + j] * sin[j]
+        key[half + j] = qkv[1, half + j] * cos[half + j] + qkv[1, j] * sin[half + j]
+    keys[:, pos] = key
+    values[pos] = qkv[2]
+    seen = pos + 1
+    scores = np.empty(seen, np.float32)
+    attend(q, keys, seen, scores)
+    softmax(scores, 1.0 / np.sqrt(D), np.empty(seen, np.uint32))
+    mix(scores, values, seen, out)
+
+
+@nb.njit(parallel=True, **_JIT)
+def _attention(qkv: np.ndarray, cos: np.ndarray, sin: np.ndarray, k_cache: np.ndarray, v_cache: np.ndarray,
+               pos: int, att: np.ndarray) -> None:  # pragma: no cover - compiled
+    """Every (row, head) of one layer (:func:`_attend_head`), split between numba's threads: qkv
+    (B, 3C), the position's rotary tables cos, sin (D,), the layer's caches k_cache (B, H, D,
+    max_len), v_cache (B, H, max_len, D); att (B, C)."""
+    B, H, D = k_cache.shape[0], k_cache.shape[1], k_cache.shape[2]
+    for index in nb.prange(B * H):
+        b, head = index // H, index % H
+        parts = qkv[b].reshape(3, H, D)[:, head]
+        _attend_head(np.ascontiguousarray(parts), cos, sin, k_cache[b, head], v_cache[b, head], pos,
+                     att[b, head * D : (head + 1) * D])
+
+
+@nb.njit(**_JIT)
+def decode_step(x: np.ndarray, pos: int, cos: np.ndarray, sin: np.ndarray, attn_norm: np.ndarray, w_qkv: np.ndarray,
                 w_o: np.ndarray, mlp_norm: np.ndarray, w_gu: np.ndarray, w_down: np.ndarray, final_norm: np.ndarray,
                 k_cache: np.ndarray, v_cache: np.ndarray, out: np.ndarray, eps: float) -> None:  # pragma: no cover
     """One position per row at sequence index ``pos``: writes its keys/values into the caches and
-    the final-normed hidden state into ``out``.
+    the final-normed hidden state into ``out``. The heads' attention is split between numba's
+    threads (:func:`_attention`; each head's sums run in the same order with one thread or more).
 
-    x (B, C) input embeddings (changed in place: the residual stream); rotary (max_len, D, D);
+    x (B, C) input embeddings (changed in place: the residual stream); cos, sin (max_len, D);
     the norms' weights attn_norm, mlp_norm (L, C) and final_norm (C,); the matrices, bf16 bits
     (see :func:`matmul`): w_qkv (L, C, 3C), w_o (L, C, C), w_gu (L, C, 2FF), w_down (L, FF, C);
     k_cache (L, B, H, D, max_len) (keys transposed: the score loop runs along time); v_cache (L,
@@ -127,43 +168,17 @@ def decode_step(x: np.ndarray, pos: int, rotary: np.ndarray, attn_norm: np.ndarr
     """
     B = x.shape[0]
     n_layers, C, _ = w_qkv.shape
-    H, D = k_cache.shape[2], k_cache.shape[3]
     FF = w_down.shape[1]
-    scale = 1.0 / np.sqrt(D)
     h = np.empty((B, C), np.float32)
     qkv = np.empty((B, 3 * C), np.float32)
     att = np.empty((B, C), np.float32)
     o = np.empty((B, C), np.float32)
     gu = np.empty((B, 2 * FF), np.float32)
     act = np.empty((B, FF), np.float32)
-    scores = np.empty((1, pos + 1), np.float32)
-    q2 = np.empty((1, D), np.float32)
-    q = q2[0]
-    mixed = np.empty((1, D), np.float32)
-    key = np.empty(D, np.float32)
-    wide = np.empty(pos + 1, np.uint32)
     for layer in range(n_layers):
         rms_norm(x, attn_norm[layer], h, eps)
         matmul(h, w_qkv[layer], qkv)
-        for b in range(B):
-            for head_index in range(H):
-                qo, ko, vo = head_index * D, C + head_index * D, 2 * C + head_index * D
-                keys, values = k_cache[layer, b, head_index], v_cache[layer, b, head_index]  # (D, max_len), (max_len, D)
-                rot = rotary[pos]  # (D, D)
-                q[:] = 0.0
-                key[:] = 0.0
-                for i in range(D):  # rotary: q = q @ R[pos], k = k @ R[pos]
-                    qi, ki = qkv[b, qo + i], qkv[b, ko + i]
-                    for j in range(D):
-                        q[j] += qi * rot[i, j]
-                        key[j] += ki * rot[i, j]
-                keys[:, pos] = key
-                values[pos] = qkv[b, vo : vo + D]
-                seen = pos + 1
-                attend(q, keys, seen, scores[0])
-                softmax(scores[0, :seen], scale, wide)
-                mix(scores[0], values, seen, mixed[0])
-                att[b, qo : qo + D] = mixed[0]
+        _attention(qkv, cos[pos], sin[pos], k_cache[layer], v_cache[layer], pos, att)
         matmul(att, w_o[layer], o)
         x += o
         rms_norm(x, mlp_norm[layer], h, eps)

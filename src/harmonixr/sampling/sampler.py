@@ -152,6 +152,7 @@ class Sampler:
         note_embedding = heads.lookup(COL["type"], np.full(n, NOTE))  # (n, C)
         choice = np.zeros(n, dtype=np.int64)
         last_rows = np.repeat(prompt[-1:], n, axis=0)
+        programs = place.header.program_of(grammar.vocab)  # (track slots + 1,)
         taken = 0
         for step in range(steps):
             if self.deadline is not None and time.monotonic() > self.deadline:
@@ -163,8 +164,8 @@ class Sampler:
             masks: list[list[np.ndarray | None]] = [[None] * K for _ in range(n)]
             # type, with the last-bar rule folded in from the bars the note could go to
             opened = [grammar.opening(s) for s in states]
-            type_masks, dbar_masks = np.stack([t for t, _ in opened]), np.stack([b for _, b in opened])
-            past = np.stack([grammar.end_mass(s) for s in states])
+            type_masks, dbar_masks = _stack([t for t, _ in opened]), _stack([b for _, b in opened])
+            past = _stack([grammar.end_mass(s) for s in states])
             type_logits = heads.logits(TYPE, h, cond)
             dbar_logits = heads.logits(DBAR, h, note_embedding)
             merged = merge_end(type_logits, dbar_logits, dbar_masks, past, grammar.end_type)
@@ -181,12 +182,18 @@ class Sampler:
             for k in range(1, K):
                 if not writing.any():
                     break
-                logits = dbar_logits if k == DBAR else heads.logits(k, h, cond)
                 if k != DBAR:
                     for row in np.flatnonzero(writing).tolist():
                         masks[row][k] = grammar.mask(k, states[row], list(values[row, :k]))
-                field_masks = np.stack([mask if writing[row] and (mask := masks[row][k]) is not None
-                                        else _first_valid(logits.shape[1]) for row in range(n)])
+                field_masks = _stack([mask if writing[row] and (mask := masks[row][k]) is not None
+                                      else _first_valid(heads.sizes[k]) for row in range(n)])
+                if k != DBAR and (field_masks.sum(1) == 1).all():  # one value each: drawn without the heads
+                    values[:, k] = np.where(writing, field_masks.argmax(1), 0)
+                    cond = cond + heads.lookup(heads.columns[k], values[:, k])
+                    if k == TRACK:
+                        cond = self._track_known(cond, values, writing, states, echo_index, echoes, place, programs)
+                    continue  # its log-probability is 0 (traced as drawn_logp's 0)
+                logits = dbar_logits if k == DBAR else heads.logits(k, h, cond)
                 if k == PITCH and grammar.pitch_lean:
                     leans = [grammar.lean(values[row, TRACK]) if writing[row] else None for row in range(n)]
                     logits = logits + np.stack([lean if lean is not None else np.zeros(logits.shape[1])
@@ -197,15 +204,8 @@ class Sampler:
                 if trace:
                     drawn_logp[:, k] = np.where(writing, _drawn_logp(masked, choice, cfg.temperature), 0.0)
                 cond = cond + heads.lookup(heads.columns[k], values[:, k])
-                if k == TRACK:  # from here on the heads know the track's instrument
-                    programs = place.header.program_of(grammar.vocab)[np.maximum(values[:, k] - 1, 0)]
-                    cond = cond + heads.lookup(COL["program"], programs)
-                    for row in np.flatnonzero(writing).tolist():  # and what the track played around here
-                        bar = states[row].bar + int(values[row, DBAR]) - 1
-                        echoes[row] = echo_index[row].echoes(int(values[row, TRACK]), place.bar_feature(bar),
-                                                             int(values[row, POS]))
-                    for column, lag in heads.echo_columns:
-                        cond = cond + heads.lookup(column, np.where(writing, echoes[:, lag], 0))
+                if k == TRACK:
+                    cond = self._track_known(cond, values, writing, states, echo_index, echoes, place, programs)
             for row in range(n):
                 if done[row]:
                     continue
@@ -232,6 +232,20 @@ class Sampler:
                 notes[row] = np.stack(made[row])
         return [Sampled(notes[row], bool(ended[row]), taken, traces[row]) for row in range(n)]
 
+    def _track_known(self, cond: np.ndarray, values: np.ndarray, writing: np.ndarray, states: list[NoteState],
+                     echo_index: list[EchoIndex], echoes: np.ndarray, place: Placement, programs: np.ndarray) -> np.ndarray:
+        """``cond`` once the rows' tracks are drawn: from here on the heads know each track's
+        instrument, and what it played around here (its echoes, written into ``echoes``)."""
+        assert self.decoder is not None
+        heads = self.decoder.heads
+        cond = cond + heads.lookup(COL["program"], programs[np.maximum(values[:, TRACK] - 1, 0)])
+        for row in np.flatnonzero(writing).tolist():
+            bar = states[row].bar + int(values[row, DBAR]) - 1
+            echoes[row] = echo_index[row].echoes(int(values[row, TRACK]), place.bar_feature(bar), int(values[row, POS]))
+        for column, lag in heads.echo_columns:
+            cond = cond + heads.lookup(column, np.where(writing, echoes[:, lag], 0))
+        return cond
+
     @staticmethod
     def _draw(logits: np.ndarray, cfg: SamplingConfig, uniforms: np.ndarray, out: np.ndarray) -> None:
         if cfg.filtered:  # the filters work on tempered logits
@@ -246,6 +260,11 @@ def _drawn_logp(logits: np.ndarray, choice: np.ndarray, temperature: float) -> n
     top = z.max(-1, keepdims=True)
     norm = np.log(np.exp(z - top).sum(-1)) + top[:, 0]
     return z[np.arange(len(choice)), choice] - norm
+
+
+def _stack(arrays: list[np.ndarray]) -> np.ndarray:
+    """np.stack, without its checks for the one row of batch 1."""
+    return arrays[0][None] if len(arrays) == 1 else np.stack(arrays)
 
 
 def _first_valid(size: int) -> np.ndarray:

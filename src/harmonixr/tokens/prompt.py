@@ -32,6 +32,7 @@ note hears what its track played at its place in the bars before and after the h
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -169,11 +170,18 @@ class Header:
     programs: tuple[int, ...] = ()  # GM program of each slot (-1: drums)
 
     def program_of(self, vocab: NoteVocab) -> np.ndarray:
-        """(track slots + 1,) the ``program`` feature of each slot (0 where the slot is unused)."""
-        table = np.zeros(vocab.sizes["track"], dtype=np.int64)
-        for slot, program in zip(self.slots, self.programs):
-            table[slot] = DRUM_PROGRAM + 1 if program < 0 else program + 1
-        return table
+        """(track slots + 1,) the ``program`` feature of each slot (0 where the slot is unused);
+        read-only, worked out once per header (the sampler asks for it at every note)."""
+        return _program_table(tuple(self.slots), tuple(self.programs), vocab.sizes["track"])
+
+
+@functools.lru_cache(maxsize=64)
+def _program_table(slots: tuple[int, ...], programs: tuple[int, ...], size: int) -> np.ndarray:
+    table = np.zeros(size, dtype=np.int64)
+    for slot, program in zip(slots, programs):
+        table[slot] = DRUM_PROGRAM + 1 if program < 0 else program + 1
+    table.flags.writeable = False
+    return table
 
 
 @dataclass(frozen=True)
@@ -206,6 +214,10 @@ def time_key(bar: np.ndarray | int, pos: np.ndarray | int, vocab: NoteVocab) -> 
 
 
 # -- rows ------------------------------------------------------------------------------------
+_FIELD_INDEX = np.array(FIELD_COLUMNS)  # the columns of the sampled fields, and of the echoes
+_ECHO_INDEX = np.array([COL[name] for name in ECHO_COLUMNS])
+
+
 def _rows(count: int) -> np.ndarray:
     return np.zeros((count, len(COLUMNS)), dtype=np.int64)
 
@@ -248,9 +260,12 @@ def note_rows(vocab: NoteVocab, notes: np.ndarray, ref_bar: int, bar0: int, bars
     return rows
 
 
-def bar_feature(bar: np.ndarray | int, bar0: int) -> np.ndarray:
+def bar_feature(bar: np.ndarray | int, bar0: int) -> np.ndarray | int:
     """The ``bar`` feature of piece bars ``bar`` in a window starting at ``bar0``: bars from the
-    window's first, counted from 1, saturating at :data:`~harmonixr.tokens.vocab.MAX_WINDOW_BARS`."""
+    window's first, counted from 1, saturating at :data:`~harmonixr.tokens.vocab.MAX_WINDOW_BARS`
+    (an int for an int: the sampler asks for one bar at a time)."""
+    if isinstance(bar, int):
+        return min(max(bar - bar0, 0), MAX_WINDOW_BARS - 1) + 1
     return np.clip(np.asarray(bar) - bar0, 0, MAX_WINDOW_BARS - 1) + 1
 
 
@@ -270,9 +285,9 @@ def row_of_fields(vocab: NoteVocab, fields: np.ndarray, bar: int, pos: int, bar0
     absolute (bar, pos) and its echoes (:class:`~harmonixr.tokens.echo.EchoIndex`; None: none):
     the same row :func:`note_rows` and :func:`~harmonixr.tokens.echo.add_echoes` write for that note."""
     row = _rows(1)
-    row[0, list(FIELD_COLUMNS)] = fields
+    row[0, _FIELD_INDEX] = fields
     if echoes is not None:
-        row[0, [COL[name] for name in ECHO_COLUMNS]] = echoes
+        row[0, _ECHO_INDEX] = echoes
     _place(row, vocab, np.array([bar]), np.array([pos]), bar0, bars, segment, hole)
     row[0, COL["program"]] = header.program_of(vocab)[int(fields[FIELDS.index("track")]) - 1]
     return row[0]
