@@ -14,7 +14,7 @@ from harmonixr.models.config import ModelConfig
 from harmonixr.models.transformer import KVCache
 from harmonixr.runtime import autocast_dtype
 from harmonixr.sampling.decoder import NumbaDecoder, TorchDecoder, bf16_matrices, make_decoder
-from harmonixr.sampling.grammar import TONIC_LEAN, NoteGrammar, NoteState, Rules
+from harmonixr.sampling.grammar import CHORD_LEAN, ROOT_LEAN, NoteGrammar, NoteState, Rules
 from harmonixr.sampling.kernels import softmax
 from harmonixr.sampling.sampler import Placement, Sampler, SamplingConfig, SamplingError, filter_logits, merge_end
 from harmonixr.tokens.notes import BAR, PITCH, POS, TRACK
@@ -215,14 +215,18 @@ def test_the_last_bar_rule_moves_the_mass_past_the_region_to_the_end() -> None:
 
 
 def test_the_tonic_lean_weighs_melodic_pitches_only(vocab: NoteVocab) -> None:
-    """Rules.tonic adds TONIC_LEAN nats to the stored pitch values of its pitch classes on melodic
-    tracks (stored value = pitch + 1), nothing on drums, and no lean at all without a tonic."""
-    a_minor = frozenset({9, 0, 4})
+    """Rules.tonic (root first) adds ROOT_LEAN nats to the stored pitch values of its root's pitch
+    class and CHORD_LEAN to the others' on melodic tracks (stored value = pitch + 1), nothing on
+    drums, and no lean at all without a tonic."""
+    a_minor = (9, 0, 4)
     grammar = NoteGrammar(vocab, Rules((0, vocab.drum_slot), BAR_POSITIONS, tonic=a_minor))
     lean = grammar.lean(1)  # stored track 1 = slot 0
     assert lean is not None and lean[0] == 0.0
     pitches = np.arange(len(lean) - 1)
-    assert np.array_equal(lean[1:], np.where(np.isin(pitches % 12, sorted(a_minor)), TONIC_LEAN, 0.0))
+    assert set(lean[1:][pitches % 12 == 9]) == {ROOT_LEAN}
+    assert set(lean[1:][np.isin(pitches % 12, [0, 4])]) == {CHORD_LEAN}
+    assert set(lean[1:][~np.isin(pitches % 12, a_minor)]) == {0.0}
+    assert ROOT_LEAN > CHORD_LEAN > 0
     assert grammar.lean(vocab.drum_slot + 1) is None
     assert NoteGrammar(vocab, Rules((0,), BAR_POSITIONS)).pitch_lean == {}
 
@@ -232,10 +236,10 @@ def test_track_leans_add_to_the_key_lean_per_track(vocab: NoteVocab) -> None:
     of a key's tonic lean; a track without one keeps the key's alone."""
     own = np.linspace(-2.0, 0.0, 128)
     kit = np.where(np.arange(128) == 42, 1.5, 0.0)
-    rules = Rules((0, 1, vocab.drum_slot), BAR_POSITIONS, tonic=frozenset({0}),
+    rules = Rules((0, 1, vocab.drum_slot), BAR_POSITIONS, tonic=(0,),
                   track_leans=((0, tuple(own)), (vocab.drum_slot, tuple(kit))))
     grammar = NoteGrammar(vocab, rules)
-    tonic = np.where(np.arange(128) % 12 == 0, TONIC_LEAN, 0.0)
+    tonic = np.where(np.arange(128) % 12 == 0, ROOT_LEAN, 0.0)
     np.testing.assert_allclose(grammar.lean(1)[1:], own + tonic)
     np.testing.assert_allclose(grammar.lean(2)[1:], tonic)
     np.testing.assert_allclose(grammar.lean(vocab.drum_slot + 1)[1:], kit)

@@ -46,9 +46,9 @@ class Key:
         return frozenset((self.tonic + step) % 12 for step in SCALES[self.mode])
 
     @property
-    def tonic_chord(self) -> frozenset[int]:
-        """The pitch classes of its tonic triad (A minor: A, C, E)."""
-        return frozenset((self.tonic + step) % 12 for step in SCALES[self.mode][::2][:3])
+    def tonic_chord(self) -> tuple[int, ...]:
+        """The pitch classes of its tonic triad, root first (A minor: A, C, E)."""
+        return tuple((self.tonic + step) % 12 for step in SCALES[self.mode][::2][:3])
 
     def __str__(self) -> str:
         return f"{NOTE_NAMES[self.tonic]} {self.mode}"

@@ -28,14 +28,15 @@ class MusicRules:
 
     pitch_range: tuple[int, int] = ANY_PITCH
     scale: frozenset[int] | None = None  # pitch classes (see postprocess.scale_pitch_classes)
-    tonic: frozenset[int] = frozenset()  # pitch classes melodic notes lean to (a key's tonic chord)
+    tonic: tuple[int, ...] = ()  # pitch classes melodic notes lean to (a key's tonic chord, root first)
     max_polyphony: int = UNLIMITED
     max_notes_per_bar: int = UNLIMITED
 
     @classmethod
     def in_key(cls, key: Key, **rest: Any) -> MusicRules:
-        """New notes in ``key``'s scale, leaning to its tonic chord (grammar.TONIC_LEAN): A minor and
-        C major share a scale, and only the lean makes the one asked for the one heard."""
+        """New notes in ``key``'s scale, leaning to its tonic chord, its root most (grammar.ROOT_LEAN,
+        CHORD_LEAN): A minor and C major share a scale, and only the lean makes the one asked for
+        the one heard."""
         return cls(scale=key.pitch_classes, tonic=key.tonic_chord, **rest)
 
 
