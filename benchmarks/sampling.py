@@ -42,6 +42,7 @@ from harmonixr.generation.modes import Generator
 from harmonixr.generation.piece import Region
 from harmonixr.generation.refine import refine
 from harmonixr.generation.requests import Result
+from harmonixr.runtime import set_threads
 from harmonixr.sampling.decoder import bf16_matrices
 from harmonixr.sampling.sampler import SamplingConfig
 from harmonixr.tokens.vocab import COLUMNS
@@ -270,7 +271,7 @@ def main() -> None:
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="the sections to run")
     parser.add_argument("--out", default="results/sampling.json")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     console = Console(width=160)
     gen = Generator(MODEL)
     runs = {"free": lambda: speed_table(gen, args.notes, args.repeats, args.hf, console),

@@ -6,6 +6,7 @@ import contextlib
 import os
 from dataclasses import dataclass
 
+import numba
 import torch
 import torch.distributed as dist
 
@@ -45,8 +46,11 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
 
 
 def set_threads(threads: int) -> None:
+    """Use ``threads`` CPU threads (0: the libraries' defaults): PyTorch's, and numba's for the
+    sampler's attention heads (at most the threads numba started with)."""
     if threads > 0:
         torch.set_num_threads(threads)
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
