@@ -3,6 +3,7 @@ grammar keeps every note where the request says, the last-bar rule and the filte
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 import torch
@@ -65,6 +66,24 @@ def test_cached_and_compiled_decoders_equal_the_full_forward(model, vocab: NoteV
         cond = model.embed.lookup(0, torch.tensor([NOTE]))
         expect = rounded.heads.field_logits(1, torch.from_numpy(full[33:34]), cond).numpy()
     np.testing.assert_allclose(heads.logits(1, full[33:34], cond.numpy()), expect, atol=1e-4, rtol=1e-4)
+
+
+def test_the_step_is_the_same_bits_on_one_thread_or_more(model, vocab: NoteVocab) -> None:  # noqa: ANN001
+    """The step splits the attention heads between numba's threads; each head's sums run in the
+    same order, so two rows of different notes give the same hidden states on one thread or two."""
+    rng = np.random.default_rng(1)
+    rows = np.stack([rng.integers(0, f.size, 40) for f in vocab.columns], 1)
+    threads = numba.get_num_threads()
+    out = []
+    try:
+        for count in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(count)
+            decoder = NumbaDecoder(model)
+            decoder.start(rows[:30], 2, 60)
+            out.append([decoder.step(np.stack([rows[t], rows[t + 1]])) for t in range(30, 38)])
+    finally:
+        numba.set_num_threads(threads)
+    assert all(np.array_equal(a, b) for a, b in zip(*out))
 
 
 def test_the_prompt_runs_in_bf16_where_the_machine_has_it(model, vocab: NoteVocab) -> None:  # noqa: ANN001
