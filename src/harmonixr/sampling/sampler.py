@@ -242,8 +242,10 @@ class Sampler:
         for row in np.flatnonzero(writing).tolist():
             bar = states[row].bar + int(values[row, DBAR]) - 1
             echoes[row] = echo_index[row].echoes(int(values[row, TRACK]), place.bar_feature(bar), int(values[row, POS]))
-        for column, lag in heads.echo_columns:
-            cond = cond + heads.lookup(column, np.where(writing, echoes[:, lag], 0))
+        if heads.echo_columns:  # (n, E) stored echoes -> the sum of their embeddings, in one gather
+            columns, lags = zip(*heads.echo_columns)
+            told = np.where(writing[:, None], echoes[:, list(lags)], 0)
+            cond = cond + heads.table[told + heads.offsets[list(columns)]].sum(1, dtype=np.float32)
         return cond
 
     @staticmethod
