@@ -87,6 +87,10 @@ class Heads:
         """(n,) stored values of one column -> (n, C) embeddings."""
         return self.table[np.asarray(values) + self.offsets[column]]
 
+    def lookup_sum(self, columns: list[int], values: np.ndarray) -> np.ndarray:
+        """(n, E) stored values of E columns -> (n, C) the sum of their embeddings, in one gather."""
+        return self.table[values + self.offsets[columns]].sum(1, dtype=np.float32)
+
     def logits(self, k: int, h: np.ndarray, cond: np.ndarray) -> np.ndarray:
         """Field ``k``'s logits (n, V_k) for hidden states h (n, C) and their conditions (n, C)."""
         z = np.ascontiguousarray(h + self.queries[k] + cond, dtype=np.float32)

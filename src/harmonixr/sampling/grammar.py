@@ -115,13 +115,13 @@ class NoteState:
                          dict(self.bar_notes), list(self.ends), dict(self.onsets))
 
 
-
 def tonic_lean(tonic: tuple[int, ...], pitches: np.ndarray) -> np.ndarray:
     """Nats added to the logits of ``pitches`` for a key's tonic chord ``tonic`` (root first):
     :data:`ROOT_LEAN` on the root's pitch class, :data:`CHORD_LEAN` on the others'."""
     classes = pitches % 12
     root = classes == tonic[0] if tonic else np.zeros(len(pitches), dtype=bool)
     return np.where(root, ROOT_LEAN, np.where(np.isin(classes, list(tonic[1:])), CHORD_LEAN, 0.0))
+
 
 class NoteGrammar:
     """Masks (numpy bool, one per field) for rows under ``rules``."""

@@ -188,21 +188,18 @@ class Sampler:
                 field_masks = _stack([mask if writing[row] and (mask := masks[row][k]) is not None
                                       else _first_valid(heads.sizes[k]) for row in range(n)])
                 if k != DBAR and (field_masks.sum(1) == 1).all():  # one value each: drawn without the heads
-                    values[:, k] = np.where(writing, field_masks.argmax(1), 0)
-                    cond = cond + heads.lookup(heads.columns[k], values[:, k])
-                    if k == TRACK:
-                        cond = self._track_known(cond, values, writing, states, echo_index, echoes, place, programs)
-                    continue  # its log-probability is 0 (traced as drawn_logp's 0)
-                logits = dbar_logits if k == DBAR else heads.logits(k, h, cond)
-                if k == PITCH and grammar.pitch_lean:
-                    leans = [grammar.lean(values[row, TRACK]) if writing[row] else None for row in range(n)]
-                    logits = logits + np.stack([lean if lean is not None else np.zeros(logits.shape[1])
-                                                for lean in leans])
-                masked = np.where(field_masks, logits, -np.inf)
-                self._draw(masked, cfg, uniforms[step, :, k], choice)
-                values[:, k] = np.where(writing, choice, 0)
-                if trace:
-                    drawn_logp[:, k] = np.where(writing, _drawn_logp(masked, choice, cfg.temperature), 0.0)
+                    values[:, k] = np.where(writing, field_masks.argmax(1), 0)  # (traced log-probability: 0)
+                else:
+                    logits = dbar_logits if k == DBAR else heads.logits(k, h, cond)
+                    if k == PITCH and grammar.pitch_lean:
+                        leans = [grammar.lean(values[row, TRACK]) if writing[row] else None for row in range(n)]
+                        logits = logits + np.stack([lean if lean is not None else np.zeros(logits.shape[1])
+                                                    for lean in leans])
+                    masked = np.where(field_masks, logits, -np.inf)
+                    self._draw(masked, cfg, uniforms[step, :, k], choice)
+                    values[:, k] = np.where(writing, choice, 0)
+                    if trace:
+                        drawn_logp[:, k] = np.where(writing, _drawn_logp(masked, choice, cfg.temperature), 0.0)
                 cond = cond + heads.lookup(heads.columns[k], values[:, k])
                 if k == TRACK:
                     cond = self._track_known(cond, values, writing, states, echo_index, echoes, place, programs)
@@ -242,10 +239,9 @@ class Sampler:
         for row in np.flatnonzero(writing).tolist():
             bar = states[row].bar + int(values[row, DBAR]) - 1
             echoes[row] = echo_index[row].echoes(int(values[row, TRACK]), place.bar_feature(bar), int(values[row, POS]))
-        if heads.echo_columns:  # (n, E) stored echoes -> the sum of their embeddings, in one gather
+        if heads.echo_columns:
             columns, lags = zip(*heads.echo_columns)
-            told = np.where(writing[:, None], echoes[:, list(lags)], 0)
-            cond = cond + heads.table[told + heads.offsets[list(columns)]].sum(1, dtype=np.float32)
+            cond = cond + heads.lookup_sum(list(columns), np.where(writing[:, None], echoes[:, list(lags)], 0))
         return cond
 
     @staticmethod
