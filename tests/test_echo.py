@@ -21,24 +21,48 @@ from harmonixr.models.config import ModelConfig
 from harmonixr.tokens.echo import EchoIndex, add_echoes
 from harmonixr.tokens.notes import BAR
 from harmonixr.tokens.prompt import Hole, infill, plain
-from harmonixr.tokens.vocab import COL, COLUMNS, ECHO_COLUMNS, ECHO_LAGS, MAX_WINDOW_BARS, NOTE, NoteVocab
+from harmonixr.tokens.vocab import (
+    COL,
+    COLUMNS,
+    ECHO_COLUMNS,
+    ECHO_LAGS,
+    MATCHED_COLUMN,
+    MAX_WINDOW_BARS,
+    NOTE,
+    NoteVocab,
+)
 
 ECHO = [COL[name] for name in ECHO_COLUMNS]
 
 
+def matched_lag(seen: list[tuple[int, int, int, int]], bar: int) -> int:
+    """The lag by its definition: the earlier bar c whose cells (track, pos, pitch) among ``seen``
+    have the best F1 with bar ``bar - 1``'s, the nearest on a tie; ``bar - 1 - c``; 0 if none is alike."""
+    def cells(b: int) -> set[tuple[int, int, int]]:
+        return {(t, p, q) for t, b2, p, q in seen if b2 == b}
+
+    before, best, lag = cells(bar - 1), 0.0, 0
+    for c in range(bar - 2, 0, -1):
+        there = cells(c)
+        if before and there and 2 * len(before & there) / (len(before) + len(there)) > best:
+            best, lag = 2 * len(before & there) / (len(before) + len(there)), bar - 1 - c
+    return lag
+
+
 def reference(rows: np.ndarray) -> np.ndarray:
     """The echo columns (T, E) by their definition: for each NOTE row, the earlier NOTE rows of its
-    track at its position ``lag`` bars away, the one of its rank among the notes of its own onset."""
-    out = np.zeros((len(rows), len(ECHO_LAGS)), dtype=np.int64)
+    track at its position ``lag`` bars away (each fixed lag, then the matched one), the one of its
+    rank among the notes of its own onset."""
+    out = np.zeros((len(rows), len(ECHO_COLUMNS)), dtype=np.int64)
     seen: list[tuple[int, int, int, int]] = []  # (track, bar, pos, pitch) of earlier known notes
     for t, row in enumerate(rows):
         track, bar, pos = int(row[COL["track"]]), int(row[COL["bar"]]), int(row[COL["pos"]])
         if row[COL["type"]] != NOTE or not 0 < bar < MAX_WINDOW_BARS:
             continue
         rank = sum(1 for s in seen if s[:3] == (track, bar, pos))
-        for k, lag in enumerate(ECHO_LAGS):
+        for k, lag in enumerate((*ECHO_LAGS, -matched_lag(seen, bar))):
             there = [s[3] for s in seen if s[:3] == (track, bar + lag, pos)]
-            if 0 < bar + lag < MAX_WINDOW_BARS and rank < len(there):
+            if lag and 0 < bar + lag < MAX_WINDOW_BARS and rank < len(there):
                 out[t, k] = there[rank]
         seen.append((track, bar, pos, int(row[COL["pitch"]])))
     return out
@@ -46,7 +70,7 @@ def reference(rows: np.ndarray) -> np.ndarray:
 
 def incremental(rows: np.ndarray) -> np.ndarray:
     """The echo columns as the sampler works them out: one note at a time from an index."""
-    index, out = EchoIndex(rows[:0]), np.zeros((len(rows), len(ECHO_LAGS)), dtype=np.int64)
+    index, out = EchoIndex(rows[:0]), np.zeros((len(rows), len(ECHO_COLUMNS)), dtype=np.int64)
     for t, row in enumerate(rows):
         if row[COL["type"]] == NOTE:
             key = int(row[COL["track"]]), int(row[COL["bar"]]), int(row[COL["pos"]])
@@ -112,6 +136,21 @@ def test_a_repeated_tune_echoes_itself_and_a_fill_hears_the_bars_after_it(vocab:
     np.testing.assert_array_equal(fill[:, COL["echo+4"]], fill[:, COL["pitch"]])
 
 
+def test_a_tune_played_again_after_five_bars_is_heard_by_the_matched_echo(vocab: NoteVocab) -> None:
+    """Five bars (no fixed lag) played twice: once the second time's first bar has matched the
+    first time's, every later note's matched echo is its own pitch; no fixed lag holds them all."""
+    tune = [(b * 4 + q, 60 + (b * 7 + q * 3) % 12) for b in range(5) for q in range(4)]  # (beat, pitch)
+    notes = [(beat * 480, 480, pitch, 90) for beat, pitch in tune]
+    twice = notes + [(t + 20 * 480, d, p, v) for t, d, p, v in notes]
+    piece = Piece.from_score(make_score([(0, False, twice)]), vocab)
+    rows = plain(vocab, piece.header(), piece.notes, 0, piece.bars_meta(), ends=True).rows
+    later = (rows[:, COL["type"]] == NOTE) & (rows[:, COL["bar"]] > 6)  # bars 7-10: the second time's 2nd-5th
+    assert later.sum() == 16
+    np.testing.assert_array_equal(rows[later, COL[MATCHED_COLUMN]], rows[later, COL["pitch"]])
+    fixed = rows[later][:, [COL[f"echo-{lag}"] for lag in (1, 2, 4, 8, 16)]] == rows[later, COL["pitch"]][:, None]
+    assert not fixed.any(axis=1).all()
+
+
 def test_the_sampler_tells_the_heads_the_echoes_training_does(tmp_path, vocab: NoteVocab, music21_midi,
                                                               monkeypatch) -> None:
     """A small random model that reads echoes, its echo embeddings made loud so that a wrong echo
@@ -128,7 +167,8 @@ def test_the_sampler_tells_the_heads_the_echoes_training_does(tmp_path, vocab: N
     from harmonixr.sampling.sampler import SamplingConfig
 
     torch.manual_seed(0)
-    cfg = ModelConfig(d_model=64, n_layers=2, n_heads=2, ffn_hidden=128, head_hidden=64, max_len=512, echoes=True)
+    cfg = ModelConfig(d_model=64, n_layers=2, n_heads=2, ffn_hidden=128, head_hidden=64, max_len=512, echoes=True,
+                      matched_echo=True)
     model = build_model(cfg, vocab)
     with torch.no_grad():
         for name in ECHO_COLUMNS:
@@ -143,26 +183,34 @@ def test_the_sampler_tells_the_heads_the_echoes_training_does(tmp_path, vocab: N
     with torch.no_grad():
         policy = bf16_matrices(gen.model)
         scored = score_rollouts(policy, policy, rollouts, 1.0)
-    heard = 0
+    heard = matched = 0
     for row, r in enumerate(rollouts):
         expected = sum(float(t.sum()) for seg in r.segments for t in seg.logps)
         assert float(scored.logp[row]) == pytest.approx(expected, abs=2e-3 * int(scored.tokens[row]) + 1e-3)
         heard += sum(int(seg.rows[seg.prompt_len :, ECHO].any(axis=1).sum()) for seg in r.segments)
-    assert heard > 0, "the fills' notes heard the chorale around them"
+        matched += sum(int(seg.rows[seg.prompt_len :, COL[MATCHED_COLUMN]].astype(bool).sum()) for seg in r.segments)
+    assert heard > 0 and matched > 0, "the fills' notes heard the chorale around them"
 
 
 def test_a_model_without_echoes_reads_none_of_them(vocab: NoteVocab) -> None:
     """A model trained before echoes (its config without them) gives the same outputs whatever the
-    echo columns hold, and has no parameters for them; one with them reads them."""
+    echo columns hold, and has no parameters for them; one with them reads them (the fixed lags'
+    with ``echoes``, the matched one's with ``matched_echo`` as well)."""
     torch.manual_seed(0)
     rows = torch.from_numpy(np.stack([np.random.default_rng(2).integers(0, f.size, 30) for f in vocab.columns], 1))[None]
     noisy = rows.clone()
     noisy[..., ECHO] = torch.from_numpy(np.random.default_rng(3).integers(1, 129, (1, 30, len(ECHO))))
     small = dict(d_model=32, n_layers=1, n_heads=2, ffn_hidden=64, head_hidden=32, max_len=64)
-    without, with_them = (build_model(ModelConfig(**small, echoes=e), vocab).eval() for e in (False, True))
+    without, with_them, matched = (build_model(ModelConfig(**small, echoes=e, matched_echo=m), vocab).eval()
+                                   for e, m in ((False, False), (True, False), (True, True)))
     assert not set(ECHO_COLUMNS) & set(without.cfg.column_sizes)
-    assert sum(p.numel() for p in with_them.parameters()) - sum(p.numel() for p in without.parameters()) == \
-        len(ECHO_COLUMNS) * 129 * 32
+    assert MATCHED_COLUMN not in with_them.cfg.columns and MATCHED_COLUMN in matched.cfg.columns
+    sizes = [sum(p.numel() for p in m.parameters()) for m in (without, with_them, matched)]
+    assert (sizes[1] - sizes[0], sizes[2] - sizes[1]) == (len(ECHO_LAGS) * 129 * 32, 129 * 32)
     with torch.no_grad():
         assert all(torch.equal(a, b) for a, b in zip(without.logits(rows), without.logits(noisy)))
         assert not all(torch.equal(a, b) for a, b in zip(with_them.logits(rows), with_them.logits(noisy)))
+        only_matched = rows.clone()
+        only_matched[..., COL[MATCHED_COLUMN]] = noisy[..., COL[MATCHED_COLUMN]]
+        assert all(torch.equal(a, b) for a, b in zip(with_them.logits(rows), with_them.logits(only_matched)))
+        assert not all(torch.equal(a, b) for a, b in zip(matched.logits(rows), matched.logits(only_matched)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from harmonixr.config import ConfigError
-from harmonixr.tokens.vocab import BASE_COLUMNS, COLUMNS, ECHO_COLUMNS, FIELDS
+from harmonixr.tokens.vocab import BASE_COLUMNS, COLUMNS, FIELDS, LAG_COLUMNS, MATCHED_COLUMN
 
 
 @dataclass(frozen=True)
@@ -21,14 +21,15 @@ class ModelConfig:
     dropout: float = 0.0
     rope_theta: float = 10000.0
     columns: tuple[str, ...] = BASE_COLUMNS  # row columns embedded into the input (an ablation may drop features)
-    # read the notes' echoes (harmonixr.tokens.echo): their columns join ``columns``, and the field
-    # heads are told the next note's echoes once its track is chosen
+    # read the notes' echoes at fixed lags (harmonixr.tokens.echo): their columns join ``columns``,
+    # and the field heads are told the next note's echoes once its track is chosen
     echoes: bool = False
+    matched_echo: bool = False  # and the matched echo (the lag where the bar before matches best), alike
     column_sizes: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.echoes:
-            object.__setattr__(self, "columns", tuple(dict.fromkeys((*self.columns, *ECHO_COLUMNS))))
+        added = (*(LAG_COLUMNS if self.echoes else ()), *((MATCHED_COLUMN,) if self.matched_echo else ()))
+        object.__setattr__(self, "columns", tuple(dict.fromkeys((*self.columns, *added))))
         unknown = set(self.columns) - set(COLUMNS)
         if unknown:
             raise ConfigError(f"model.columns: unknown {sorted(unknown)}; known: {list(COLUMNS)}")

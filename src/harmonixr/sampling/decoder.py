@@ -75,7 +75,7 @@ class Heads:
         self.out = [bf16_bits(cast(torch.nn.Linear, o).weight.T) for o in heads.out]  # (C, V_k)
         self.sizes = [o.shape[1] for o in self.out]  # V_k
         self.columns = heads.columns
-        # (column, index in ECHO_LAGS) of each echo the heads are told after the track's program
+        # (column, index in ECHO_COLUMNS) of each echo the heads are told after the track's program
         self.echo_columns = [(c, ECHO_COLUMNS.index(COLUMNS[c])) for c in heads.track_columns if COLUMNS[c] in ECHO_COLUMNS]
 
     def embed_rows(self, rows: np.ndarray) -> np.ndarray:

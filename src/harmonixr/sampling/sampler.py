@@ -31,7 +31,7 @@ from harmonixr.sampling.kernels import draw, filter_rows, merge_end_rows
 from harmonixr.tokens.echo import EchoIndex
 from harmonixr.tokens.notes import NOTE_WIDTH
 from harmonixr.tokens.prompt import Bars, Header, Hole, bar_feature, row_of_fields
-from harmonixr.tokens.vocab import COL, ECHO_LAGS, FIELDS, NOTE
+from harmonixr.tokens.vocab import COL, ECHO_COLUMNS, FIELDS, NOTE
 
 K = len(FIELDS)
 
@@ -143,7 +143,7 @@ class Sampler:
         states = [state.copy() for _ in range(n)]
         heard = EchoIndex(prompt)
         echo_index = [heard.copy() for _ in range(n)]  # each row's notes so far, for their echoes
-        echoes = np.zeros((n, len(ECHO_LAGS)), dtype=np.int64)
+        echoes = np.zeros((n, len(ECHO_COLUMNS)), dtype=np.int64)
         notes = [np.zeros((0, NOTE_WIDTH), dtype=np.int64) for _ in range(n)]
         made: list[list[np.ndarray]] = [[] for _ in range(n)]
         traces: list[list[dict]] = [[] for _ in range(n)]

@@ -10,6 +10,14 @@ the track's notes at that onset, ``lag`` bars away, if that note comes **earlier
 (0: none). A model reads only what it has read: in a plain sequence the later lags are always 0;
 in an infill sequence the fill hears the context after the hole through them.
 
+A fixed lag sees only the repeats at its distance; a chorus that comes back 24 bars on, or a tune
+played again after its 13 bars, it misses. The **matched echo** (column ``echo-match``) looks at
+the lag where the music matched: for a note in bar b, the earlier bar c whose cells (track,
+position, pitch) are most alike to bar b-1's (F1 of the two sets, among the notes read before
+this one; the nearest on a tie, none when nothing is alike), and the lag is b-1-c. On test
+pieces, within the 1,000 notes before, it holds the pitch of 48% of POP909's notes where the best
+fixed lag holds 23%, 29% of the chorales' against 16% (``benchmarks/repeats.py``).
+
 The model embeds a row's echoes with its other columns, and the field heads are told the next
 note's echoes once its bar, position and track are chosen (as they are told its instrument):
 copying, where the music repeats, is then one lookup away. :func:`add_echoes` fills the columns of
@@ -21,11 +29,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from harmonixr.tokens.vocab import COL, ECHO_COLUMNS, ECHO_LAGS, MAX_WINDOW_BARS, NOTE
+from harmonixr.tokens.vocab import COL, ECHO_COLUMNS, ECHO_LAGS, LAG_COLUMNS, MATCHED_COLUMN, MAX_WINDOW_BARS, NOTE
 
 _LAG_ROOM = 32  # bar codes are offset by this, so that a lagged bar never wraps into another track's
 _RANKS = 1 << 10  # more notes than this at one onset of one track share the last rank's echo
-_ECHO = [COL[name] for name in ECHO_COLUMNS]
+_LAGGED = [COL[name] for name in LAG_COLUMNS]
+_MATCHED = COL[MATCHED_COLUMN]
+_PITCHES = 129  # stored pitch values (0: none)
 
 
 def _known(bar: np.ndarray | int) -> np.ndarray | bool:
@@ -34,10 +44,11 @@ def _known(bar: np.ndarray | int) -> np.ndarray | bool:
     return (bar > 0) & (bar < MAX_WINDOW_BARS)
 
 
-def add_echoes(rows: np.ndarray) -> np.ndarray:
+def add_echoes(rows: np.ndarray, matched: bool = True) -> np.ndarray:
     """Fill the echo columns of a sequence's rows (T, R) in place and return them: each NOTE row's
-    echoes come from the NOTE rows before it (see the module's text)."""
-    rows[:, _ECHO] = 0
+    echoes come from the NOTE rows before it (see the module's text). ``matched=False`` leaves the
+    matched echo 0 (for a model that does not read it: it costs the most to work out)."""
+    rows[:, [*_LAGGED, _MATCHED]] = 0
     bar, pos = rows[:, COL["bar"]], rows[:, COL["pos"]]
     idx = np.flatnonzero((rows[:, COL["type"]] == NOTE) & _known(bar))  # sequence order
     if not len(idx):
@@ -57,13 +68,52 @@ def add_echoes(rows: np.ndarray) -> np.ndarray:
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.minimum(np.arange(len(order)) - first_of_group, _RANKS - 1)  # rank among the onset's notes
     keys = ranked * _RANKS + rank[order]  # sorted
-    for column, lag in zip(_ECHO, ECHO_LAGS):
+
+    def echo(lag: np.ndarray | int) -> np.ndarray:  # (notes,) the pitch ``lag`` bars away, read before
         wanted = onset(bar + lag) * _RANKS + rank
         at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
         source = order[at]  # index into idx of the note found there
         hit = (keys[at] == wanted) & _known(bar + lag) & (source < np.arange(len(idx)))
-        rows[idx, column] = np.where(hit, pitch[source], 0)
+        return np.where(hit, pitch[source], 0)
+
+    for column, lag in zip(_LAGGED, ECHO_LAGS):
+        rows[idx, column] = echo(lag)
+    if matched:
+        lags = _matched_lags(track, bar, pos, pitch, positions)
+        rows[idx, _MATCHED] = np.where(lags > 0, echo(-lags), 0)
     return rows
+
+
+def _matched_lags(track: np.ndarray, bar: np.ndarray, pos: np.ndarray, pitch: np.ndarray, positions: int) -> np.ndarray:
+    """(notes,) each note's matched lag (0: none), its notes in sequence order, all at known bars.
+
+    The notes read before a note, in the bars before its own, are those of the runs before its
+    run (a run: notes whose bars do not decrease, as each segment of a sequence is written) and
+    of its own run in those bars: so one table of lags per run, from the cells of the runs so far."""
+    runs = np.concatenate([[0], np.cumsum(np.diff(bar) < 0)])
+    present, at_bar = np.unique(bar, return_inverse=True)  # the bars with notes, sorted
+    cells, at_cell = np.unique((track * positions + pos) * _PITCHES + pitch, return_inverse=True)
+    seen = np.zeros((len(present), len(cells)), dtype=np.float32)  # 1: the bar plays the cell
+    previous = np.searchsorted(present, present - 1)  # each present bar's bar before, among the present
+    has_previous = (previous < len(present)) & (present[np.minimum(previous, len(present) - 1)] == present - 1)
+    lags = np.zeros(len(bar), dtype=np.int64)
+    for run in range(int(runs[-1]) + 1):
+        members = runs == run
+        seen[at_bar[members], at_cell[members]] = 1.0
+        common = (seen @ seen.T).astype(np.float64)  # exact: counts far below 2^24
+        sizes = np.diag(common)
+        f1 = 2 * common / np.maximum(sizes[:, None] + sizes[None, :], 1)  # (P, P), float64 as EchoIndex's
+        earlier = np.arange(len(present))[None, :] < np.arange(len(present))[:, None]  # [p, q]: bar q before bar p
+        f1 = np.where(earlier, f1, -1.0)
+        nearest_best = len(present) - 1 - np.argmax(f1[:, ::-1], axis=1)  # per bar p, the latest q of the best F1
+        best = f1[np.arange(len(present)), nearest_best]
+        # a note in bar b: its bar before is present bar p = previous[b]; lag = present[p] - present[q]
+        p = previous[at_bar[members]]
+        ok = has_previous[at_bar[members]]
+        p = np.minimum(p, len(present) - 1)
+        lag = present[p] - present[nearest_best[p]]
+        lags[members] = np.where(ok & (best[p] > 0), lag, 0)
+    return lags
 
 
 class EchoIndex:
@@ -72,29 +122,51 @@ class EchoIndex:
 
     def __init__(self, rows: np.ndarray) -> None:
         self.seen: dict[tuple[int, int, int], list[int]] = {}
+        self.cells: dict[int, set[tuple[int, int, int]]] = {}  # bar -> its (track, pos, pitch) cells
+        self.lags: dict[int, int] = {}  # bar -> its matched lag, until a note comes in an earlier bar
+        self.lagged_to = 0  # the latest bar in ``lags``
         notes = rows[(rows[:, COL["type"]] == NOTE) & _known(rows[:, COL["bar"]])]
         for track, bar, pos, pitch in notes[:, [COL["track"], COL["bar"], COL["pos"], COL["pitch"]]].tolist():
-            self.seen.setdefault((track, bar, pos), []).append(pitch)
+            self.add(track, bar, pos, pitch)
 
     def copy(self) -> EchoIndex:
         out = EchoIndex.__new__(EchoIndex)
         out.seen = {key: list(pitches) for key, pitches in self.seen.items()}
+        out.cells = {bar: set(cells) for bar, cells in self.cells.items()}
+        out.lags, out.lagged_to = dict(self.lags), self.lagged_to
         return out
 
     def echoes(self, track: int, bar: int, pos: int) -> np.ndarray:
-        """(len(ECHO_LAGS),) the echoes of the next note at stored (track, bar feature, pos)."""
-        out = np.zeros(len(ECHO_LAGS), dtype=np.int64)
+        """(len(ECHO_COLUMNS),) the echoes of the next note at stored (track, bar feature, pos):
+        the fixed lags', then the matched one."""
+        out = np.zeros(len(ECHO_COLUMNS), dtype=np.int64)
         if not _known(bar):
             return out
         rank = min(len(self.seen.get((track, bar, pos), ())), _RANKS - 1)
-        for k, lag in enumerate(ECHO_LAGS):
-            if _known(bar + lag):
+        for k, lag in enumerate((*ECHO_LAGS, -self.matched_lag(bar))):
+            if lag and _known(bar + lag):
                 there = self.seen.get((track, bar + lag, pos))
                 if there is not None and rank < len(there):
                     out[k] = there[rank]
         return out
 
+    def matched_lag(self, bar: int) -> int:
+        """The lag at which the notes so far of bar ``bar - 1`` best match an earlier bar's (0: none)."""
+        if bar not in self.lags:
+            before, best, self.lags[bar], self.lagged_to = self.cells.get(bar - 1), 0.0, 0, max(self.lagged_to, bar)
+            if before:
+                for other in sorted((c for c in self.cells if c < bar - 1), reverse=True):  # the nearest first
+                    there = self.cells[other]
+                    f1 = 2 * len(before & there) / (len(before) + len(there))
+                    if f1 > best:
+                        best, self.lags[bar] = f1, bar - 1 - other
+        return self.lags[bar]
+
     def add(self, track: int, bar: int, pos: int, pitch: int) -> None:
         """Record a note written at stored (track, bar feature, pos) with stored ``pitch``."""
         if _known(bar):
             self.seen.setdefault((track, bar, pos), []).append(pitch)
+            self.cells.setdefault(bar, set()).add((track, pos, pitch))
+            if self.lagged_to > bar:  # the lags of later bars may have changed
+                self.lags = {b: lag for b, lag in self.lags.items() if b <= bar}
+                self.lagged_to = max(self.lags, default=0)

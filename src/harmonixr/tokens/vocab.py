@@ -51,9 +51,12 @@ PAD, BOS, EOS, NOTE, STYLE, CONTROL, INSTRUMENT, HOLE, HOLE_END, HOLE_TRACK, TRA
 
 FIELDS = ("type", "dbar", "pos", "track", "pitch", "dur", "vel", "micro")  # predicted, in this order
 # Echoes (:mod:`harmonixr.tokens.echo`): the pitch the same track played at the same place this many
-# bars away (negative: earlier), when the sequence has already read that note; 0: none.
+# bars away (negative: earlier), when the sequence has already read that note; 0: none. The
+# matched echo: the same, at the lag where the bar before this one best matches an earlier bar.
 ECHO_LAGS = (-16, -8, -4, -2, -1, 1, 2, 4)
-ECHO_COLUMNS = tuple(f"echo{lag:+d}" for lag in ECHO_LAGS)
+LAG_COLUMNS = tuple(f"echo{lag:+d}" for lag in ECHO_LAGS)
+MATCHED_COLUMN = "echo-match"
+ECHO_COLUMNS = (*LAG_COLUMNS, MATCHED_COLUMN)
 BASE_COLUMNS = ("type", "value", "dbar", "pos", "track", "pitch", "dur", "vel", "micro",
                 "bar", "meter", "tempo", "segment", "program", "hole")  # what a model reads without echoes
 COLUMNS = (*BASE_COLUMNS, *ECHO_COLUMNS)
