@@ -96,23 +96,21 @@ def _matched_lags(track: np.ndarray, bar: np.ndarray, pos: np.ndarray, pitch: np
     seen = np.zeros((len(present), len(cells)), dtype=np.float32)  # 1: the bar plays the cell
     previous = np.searchsorted(present, present - 1)  # each present bar's bar before, among the present
     has_previous = (previous < len(present)) & (present[np.minimum(previous, len(present) - 1)] == present - 1)
+    previous = np.minimum(previous, len(present) - 1)
+    order = np.arange(len(present))
+    earlier = order[None, :] < order[:, None]  # [p, q]: present bar q comes before present bar p
     lags = np.zeros(len(bar), dtype=np.int64)
     for run in range(int(runs[-1]) + 1):
         members = runs == run
         seen[at_bar[members], at_cell[members]] = 1.0
         common = (seen @ seen.T).astype(np.float64)  # exact: counts far below 2^24
         sizes = np.diag(common)
-        f1 = 2 * common / np.maximum(sizes[:, None] + sizes[None, :], 1)  # (P, P), float64 as EchoIndex's
-        earlier = np.arange(len(present))[None, :] < np.arange(len(present))[:, None]  # [p, q]: bar q before bar p
-        f1 = np.where(earlier, f1, -1.0)
+        f1 = np.where(earlier, 2 * common / np.maximum(sizes[:, None] + sizes[None, :], 1), -1.0)  # as EchoIndex's
         nearest_best = len(present) - 1 - np.argmax(f1[:, ::-1], axis=1)  # per bar p, the latest q of the best F1
-        best = f1[np.arange(len(present)), nearest_best]
-        # a note in bar b: its bar before is present bar p = previous[b]; lag = present[p] - present[q]
-        p = previous[at_bar[members]]
-        ok = has_previous[at_bar[members]]
-        p = np.minimum(p, len(present) - 1)
+        best = f1[order, nearest_best]
+        p = previous[at_bar[members]]  # a note's bar before, among the present bars
         lag = present[p] - present[nearest_best[p]]
-        lags[members] = np.where(ok & (best[p] > 0), lag, 0)
+        lags[members] = np.where(has_previous[at_bar[members]] & (best[p] > 0), lag, 0)
     return lags
 
 
