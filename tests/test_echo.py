@@ -68,9 +68,9 @@ def reference(rows: np.ndarray) -> np.ndarray:
     return out
 
 
-def incremental(rows: np.ndarray) -> np.ndarray:
+def incremental(rows: np.ndarray, matched: bool = True) -> np.ndarray:
     """The echo columns as the sampler works them out: one note at a time from an index."""
-    index, out = EchoIndex(rows[:0]), np.zeros((len(rows), len(ECHO_COLUMNS)), dtype=np.int64)
+    index, out = EchoIndex(rows[:0], matched), np.zeros((len(rows), len(ECHO_COLUMNS)), dtype=np.int64)
     for t, row in enumerate(rows):
         if row[COL["type"]] == NOTE:
             key = int(row[COL["track"]]), int(row[COL["bar"]]), int(row[COL["pos"]])
@@ -113,6 +113,10 @@ def test_echoes_of_random_rows_follow_their_definition(seed: int, count: int, ba
     expected = reference(rows)
     np.testing.assert_array_equal(add_echoes(rows.copy())[:, ECHO], expected)
     np.testing.assert_array_equal(incremental(rows), expected)
+    unmatched = expected.copy()
+    unmatched[:, ECHO_COLUMNS.index(MATCHED_COLUMN)] = 0  # a model that does not read it: left 0, both ways
+    np.testing.assert_array_equal(add_echoes(rows.copy(), matched=False)[:, ECHO], unmatched)
+    np.testing.assert_array_equal(incremental(rows, matched=False), unmatched)
 
 
 def test_a_repeated_tune_echoes_itself_and_a_fill_hears_the_bars_after_it(vocab: NoteVocab) -> None:

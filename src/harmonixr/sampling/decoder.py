@@ -32,7 +32,7 @@ from harmonixr.errors import HarmonixrError
 from harmonixr.models.transformer import Block, KVCache, NoteTransformer
 from harmonixr.runtime import autocast, autocast_dtype
 from harmonixr.sampling.kernels import decode_step, field_head
-from harmonixr.tokens.vocab import COLUMNS, ECHO_COLUMNS
+from harmonixr.tokens.vocab import COLUMNS, ECHO_COLUMNS, MATCHED_COLUMN
 
 BACKENDS = ("auto", "numba", "torch")
 
@@ -77,6 +77,7 @@ class Heads:
         self.columns = heads.columns
         # (column, index in ECHO_COLUMNS) of each echo the heads are told after the track's program
         self.echo_columns = [(c, ECHO_COLUMNS.index(COLUMNS[c])) for c in heads.track_columns if COLUMNS[c] in ECHO_COLUMNS]
+        self.reads_matched = COLUMNS.index(MATCHED_COLUMN) in heads.track_columns  # else the sampler skips working it out
 
     def embed_rows(self, rows: np.ndarray) -> np.ndarray:
         """(n, R) rows -> (n, C) input embeddings."""

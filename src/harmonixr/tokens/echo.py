@@ -93,7 +93,8 @@ def _matched_lags(track: np.ndarray, bar: np.ndarray, pos: np.ndarray, pitch: np
     runs = np.concatenate([[0], np.cumsum(np.diff(bar) < 0)])
     present, at_bar = np.unique(bar, return_inverse=True)  # the bars with notes, sorted
     cells, at_cell = np.unique((track * positions + pos) * _PITCHES + pitch, return_inverse=True)
-    seen = np.zeros((len(present), len(cells)), dtype=np.float32)  # 1: the bar plays the cell
+    words = -(-len(cells) // 64)
+    seen = np.zeros((len(present), words * 64), dtype=bool)  # the bar plays the cell
     previous = np.searchsorted(present, present - 1)  # each present bar's bar before, among the present
     has_previous = (previous < len(present)) & (present[np.minimum(previous, len(present) - 1)] == present - 1)
     previous = np.minimum(previous, len(present) - 1)
@@ -102,8 +103,9 @@ def _matched_lags(track: np.ndarray, bar: np.ndarray, pos: np.ndarray, pitch: np
     lags = np.zeros(len(bar), dtype=np.int64)
     for run in range(int(runs[-1]) + 1):
         members = runs == run
-        seen[at_bar[members], at_cell[members]] = 1.0
-        common = (seen @ seen.T).astype(np.float64)  # exact: counts far below 2^24
+        seen[at_bar[members], at_cell[members]] = True
+        packed = np.packbits(seen, axis=1).view(np.uint64)  # (P, words): no BLAS call, whose idle threads
+        common = np.bitwise_count(packed[:, None, :] & packed[None, :, :]).sum(-1).astype(np.float64)  # slow the next prefill
         sizes = np.diag(common)
         f1 = np.where(earlier, 2 * common / np.maximum(sizes[:, None] + sizes[None, :], 1), -1.0)  # as EchoIndex's
         nearest_best = len(present) - 1 - np.argmax(f1[:, ::-1], axis=1)  # per bar p, the latest q of the best F1
@@ -116,9 +118,11 @@ def _matched_lags(track: np.ndarray, bar: np.ndarray, pos: np.ndarray, pitch: np
 
 class EchoIndex:
     """The notes of a sequence so far, by (track, bar feature, position): a new note's echoes one
-    lookup per lag, the same values :func:`add_echoes` gives its row."""
+    lookup per lag, the same values :func:`add_echoes` gives its row (with ``matched=False``, the
+    matched echo 0, as there: the bars' cells are then not kept)."""
 
-    def __init__(self, rows: np.ndarray) -> None:
+    def __init__(self, rows: np.ndarray, matched: bool = True) -> None:
+        self.matched = matched
         self.seen: dict[tuple[int, int, int], list[int]] = {}
         self.cells: dict[int, set[tuple[int, int, int]]] = {}  # bar -> its (track, pos, pitch) cells
         self.lags: dict[int, int] = {}  # bar -> its matched lag, until a note comes in an earlier bar
@@ -129,6 +133,7 @@ class EchoIndex:
 
     def copy(self) -> EchoIndex:
         out = EchoIndex.__new__(EchoIndex)
+        out.matched = self.matched
         out.seen = {key: list(pitches) for key, pitches in self.seen.items()}
         out.cells = {bar: set(cells) for bar, cells in self.cells.items()}
         out.lags, out.lagged_to = dict(self.lags), self.lagged_to
@@ -141,7 +146,7 @@ class EchoIndex:
         if not _known(bar):
             return out
         rank = min(len(self.seen.get((track, bar, pos), ())), _RANKS - 1)
-        for k, lag in enumerate((*ECHO_LAGS, -self.matched_lag(bar))):
+        for k, lag in enumerate((*ECHO_LAGS, -self.matched_lag(bar) if self.matched else 0)):
             if lag and _known(bar + lag):
                 there = self.seen.get((track, bar + lag, pos))
                 if there is not None and rank < len(there):
@@ -164,6 +169,8 @@ class EchoIndex:
         """Record a note written at stored (track, bar feature, pos) with stored ``pitch``."""
         if _known(bar):
             self.seen.setdefault((track, bar, pos), []).append(pitch)
+            if not self.matched:
+                return
             self.cells.setdefault(bar, set()).add((track, pos, pitch))
             if self.lagged_to > bar:  # the lags of later bars may have changed
                 self.lags = {b: lag for b, lag in self.lags.items() if b <= bar}
