@@ -1,8 +1,10 @@
 """The package as a user installs and imports it: the top-level names, one base for its errors,
-the model found (or a clear error) outside the checkout, and ``py.typed`` in the built wheel."""
+its layers importing downward only, the model found (or a clear error) outside the checkout, and
+``py.typed`` in the built wheel."""
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import shutil
@@ -46,6 +48,29 @@ def test_every_error_of_the_package_has_the_one_base() -> None:
                    if issubclass(c, BaseException) and c.__module__ == name]
     assert "StudioError" in {c.__name__ for c in errors} and len(errors) >= 12, errors  # the issue counted eleven
     assert [c.__name__ for c in errors if not issubclass(c, HarmonixrError)] == []
+
+
+# The pipeline's layers, lowest first: a module imports from its own layer, a lower one, or the
+# package's base modules (config, errors, progress, runtime); only the CLI sits above them all.
+LAYERS = ("tokens", "data", "models", "sampling", "training", "visualization", "generation", "evaluation", "rl", "web")
+BASE = ("config", "errors", "progress", "runtime")
+
+
+def test_the_layers_import_downward_only() -> None:
+    package = Path(harmonixr.__file__).parent
+    upward = []
+    for layer in LAYERS:
+        for path in sorted((package / layer).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                modules = [node.module] if isinstance(node, ast.ImportFrom) and node.module else \
+                    [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                for module in modules:
+                    parts = module.split(".")
+                    if parts[0] != "harmonixr" or len(parts) < 2 or parts[1] in BASE:
+                        continue
+                    if parts[1] not in LAYERS[: LAYERS.index(layer) + 1]:
+                        upward.append(f"{path.relative_to(package)} imports {module}")
+    assert not upward, upward
 
 
 def test_the_model_is_found_outside_the_checkout_or_named_as_missing(tmp_path, monkeypatch) -> None:

@@ -68,13 +68,13 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _ngram(args: argparse.Namespace) -> int:
-    from harmonixr.models.ngram import fit_on_corpus
+    from harmonixr.training.batches import fit_ngram
     from harmonixr.training.config import TrainConfig
 
     config = load_yaml(TrainConfig, args.config) if args.config else TrainConfig()
     if args.data:
         config = replace_fields(config, data=replace_fields(config.data, folders=tuple(args.data)))
-    model, tokens = fit_on_corpus(config, args.examples, args.order)
+    model, tokens = fit_ngram(config, args.examples, args.order)
     model.save(args.out)
     console.print(f"fitted an order-{args.order} n-gram model on {args.examples:,} training examples "
                   f"({tokens:,} tokens); wrote {args.out}")

@@ -24,12 +24,9 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from harmonixr.data.corpus import Corpus
 from harmonixr.errors import HarmonixrError
 from harmonixr.tokens.prompt import Rows
 from harmonixr.tokens.vocab import COL, FIELD_COLUMNS, FIELDS, NOTE, NoteVocab
-from harmonixr.training.batches import TrainStream
-from harmonixr.training.config import TrainConfig
 
 READ = (COL["value"], *FIELD_COLUMNS)  # the columns a row is read as, in order
 
@@ -146,13 +143,3 @@ class NGramModel:
         model.tables = load_file(str(folder / NGRAM_FILE))
         return model
 
-
-def fit_on_corpus(config: TrainConfig, examples: int, order: int) -> tuple[NGramModel, int]:
-    """An n-gram model of ``examples`` training windows drawn like the network's (same folders,
-    block size, objective and seed, unpacked); also returns the number of field tokens counted."""
-    corpus = Corpus(config.data.folders)
-    stream = TrainStream(corpus, config.data.block_size, 1, config.objective, config.run.seed)
-    windows, _ = stream.examples(examples, np.random.default_rng(config.run.seed))
-    model = NGramModel(corpus.vocab, order)
-    flat = [flatten(w, model.offsets) for w in windows]
-    return model.fit(flat), sum(int(learned.sum()) for _, learned in flat)

@@ -6,7 +6,8 @@ the batch holds as many examples as fit its block, back to back, each starting w
 (a folk tune is a tenth of a block; padding it alone would waste nine tenths of the compute).
 Rotary positions are relative, so an example reads the same wherever it sits in the row. The
 random generator of step ``s`` on rank ``r`` is seeded with ``(seed, s, r)``, so a resumed run
-draws exactly the batches the killed run would have drawn.
+draws exactly the batches the killed run would have drawn. :func:`fit_ngram` fits the n-gram
+baseline (:mod:`harmonixr.models.ngram`) on windows drawn the same way.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ import torch
 
 from harmonixr.data.corpus import Corpus, CorpusPiece
 from harmonixr.errors import HarmonixrError
+from harmonixr.models.ngram import NGramModel, flatten
 from harmonixr.tokens.notes import BAR
 from harmonixr.tokens.prompt import Rows
 from harmonixr.tokens.vocab import COL, COLUMNS, NOTE
-from harmonixr.training.config import ObjectiveConfig
+from harmonixr.training.config import ObjectiveConfig, TrainConfig
 from harmonixr.training.examples import ExampleMaker
 
 
@@ -150,3 +152,14 @@ def infill_examples(maker: ExampleMaker, piece: CorpusPiece, count: int, seed: i
         if len(out) == count:
             break
     return out
+
+
+def fit_ngram(config: TrainConfig, examples: int, order: int) -> tuple[NGramModel, int]:
+    """An n-gram model of ``examples`` training windows drawn like the network's (same folders,
+    block size, objective and seed, unpacked); also returns the number of field tokens counted."""
+    corpus = Corpus(config.data.folders)
+    stream = TrainStream(corpus, config.data.block_size, 1, config.objective, config.run.seed)
+    windows, _ = stream.examples(examples, np.random.default_rng(config.run.seed))
+    model = NGramModel(corpus.vocab, order)
+    flat = [flatten(w, model.offsets) for w in windows]
+    return model.fit(flat), sum(int(learned.sum()) for _, learned in flat)
