@@ -43,7 +43,7 @@ from harmonixr.sampling.sampler import SamplingConfig
 from harmonixr.tokens.notes import BAR, PITCH, POS, TRACK
 from harmonixr.tokens.prompt import Hole, TrackControls
 
-SAMPLING = SamplingConfig(top_p=0.95)
+SAMPLING = SamplingConfig()
 MIN_AROUND_DENSITY = 0.5  # onsets per bar around the hole for a track to count as playing there
 
 

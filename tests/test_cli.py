@@ -14,8 +14,10 @@ from symusic import Score
 
 from conftest import assert_kept, out_of_range_midi
 from harmonixr import __version__
-from harmonixr.cli import main
+from harmonixr.cli import build_parser, main
 from harmonixr.generation.demo import example_score
+from harmonixr.sampling.sampler import SamplingConfig
+from harmonixr.web.studio import Knobs
 from harmonixr.visualization.pianoroll import bar_ticks
 
 CLI = [sys.executable, "-m", "harmonixr.cli"]
@@ -101,6 +103,18 @@ def test_version_help_defaults_and_short_out(capsys) -> None:
         main(["infill", "--help"])
     shown = " ".join(capsys.readouterr().out.split())
     assert "-o OUT, --out OUT" in shown and "(default: 0.95)" in shown and "(default: piece)" in shown
+
+
+@pytest.mark.parametrize("verb", ["generate", "continue", "infill", "add-track", "refine"])
+def test_the_sampling_defaults_are_the_libraries_own(verb, chorale) -> None:
+    """A user gets the same notes from ``harmonixr VERB --seed S`` and from the Python API or the
+    studio with their defaults: the flags' defaults are :class:`SamplingConfig`'s."""
+    given = {"generate": [], "add-track": [str(chorale), "--program", "33"]}.get(verb, [str(chorale)])
+    args = build_parser().parse_args([verb, *given, "-o", "x.mid"])
+    default = SamplingConfig()
+    assert (args.temperature, args.top_k, args.top_p, args.min_p, args.max_notes) == \
+        (default.temperature, default.top_k, default.top_p, default.min_p, default.max_notes)
+    assert (Knobs().temperature, Knobs().top_p) == (default.temperature, default.top_p)
 
 
 def test_midi_through_stdin_and_stdout(chorale, tmp_path) -> None:

@@ -54,7 +54,7 @@ def test_rollout_logprobs_are_those_the_sampler_drew_from(gen, music21_midi, tem
     piece = gen.piece(music21_midi["bach/bwv66.6"], "chorale")
     prompts = [Prompt("chorale", piece=piece, region=Region.parse("3-4", gen.vocab.grid)),
                Prompt("folk-celtic", (73,), 110.0, (6, 8), 2)]
-    sampling = SamplingConfig(temperature=temperature)
+    sampling = SamplingConfig.unfiltered(temperature)  # as the RL trainer samples
     for prompt in prompts:
         rollouts, skipped = collect(gen, [prompt], 3, sampling, 5, RewardWeights(), RewardContext())
         assert skipped == 0 and len(rollouts) == 3

@@ -49,7 +49,7 @@ def pictures(gen: Generator, checkpoint: str | Path, holes: list[Hole], folder: 
     out["facts"] = embedding_facts(weights, gen.vocab)
     for k, hole in enumerate(holes):
         piece = hole.piece
-        result = gen.infill(piece, hole.region, 1, SamplingConfig(top_p=0.95), seed + k, source="sampled")[0]
+        result = gen.infill(piece, hole.region, 1, SamplingConfig(), seed + k, source="sampled")[0]
         start, end = result.start_tick, result.end_tick
         assert end is not None, "an infill's region ends"
         view = view_ticks(piece.original, result, LISTEN_MARGIN_BARS)

@@ -32,7 +32,7 @@ from harmonixr.generation.modes import Generator
 from harmonixr.generation.piece import Piece, split_pieces
 from harmonixr.sampling.sampler import SamplingConfig
 
-SAMPLING = SamplingConfig(top_p=0.95)
+SAMPLING = SamplingConfig()  # the product's defaults
 GREEDY = SamplingConfig(top_k=1)
 # The baselines the model's infill must beat: the left-only one decodes as the model row it faces.
 _TRIVIAL = ("harmonixr, left context only, {how}", "repeat the bar before", "copy the bars before")

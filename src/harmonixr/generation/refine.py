@@ -82,7 +82,7 @@ def _row_bits(gen: Generator, windows: list[Rows]) -> list[tuple[np.ndarray, np.
 
 
 def refine(gen: Generator, piece: Piece, rounds: int = 2, fraction: float = 0.1, max_holes: int = 6,
-           candidates: int = 4, sampling: SamplingConfig = SamplingConfig(temperature=0.9), seed: int = 0) -> Result:
+           candidates: int = 4, sampling: SamplingConfig = SamplingConfig(), seed: int = 0) -> Result:
     """Rewrite, ``rounds`` times, the beats of the ``fraction`` least likely notes (at most
     ``max_holes`` beats a round): ``candidates`` fills per beat, the one that makes the music around
     it most likely wins, the original included. ``details``: mean bits per note after each round,

@@ -118,7 +118,7 @@ def rule_value(gen: Generator, corpus: Corpus, config: DPOConfig, rule_name: str
     gen.sampler.weights_changed()
     prompts = generation_prompts(corpus, gen, config.eval_prompts, "test", config.seed + 1)
     values = [RULES[rule_name].value(r.score) for k, p in enumerate(prompts)
-              for r in p.run(gen, config.eval_samples, SamplingConfig(), config.seed + k)]
+              for r in p.run(gen, config.eval_samples, SamplingConfig.unfiltered(), config.seed + k)]
     return float(np.mean(values))
 
 

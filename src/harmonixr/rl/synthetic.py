@@ -76,7 +76,7 @@ def rule_preferences(checkpoint: str, prefs: str, rule: Rule, pairs: int, folder
     corpus = Corpus(list(folders or PromptConfig().folders))
     store = PreferenceStore(prefs)
     prompts = generation_prompts(corpus, gen, pairs + pairs // 2 + 2, "train", seed)  # spares for empty samples
-    sampling = SamplingConfig()
+    sampling = SamplingConfig.unfiltered()  # pairs from the policy DPO trains
     stored = 0
     with progress_bar("pairs", pairs, show_progress) as advance:
         for k, prompt in enumerate(prompts):

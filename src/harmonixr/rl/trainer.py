@@ -108,7 +108,7 @@ def train_rl(config: RLConfig, resume: bool = True, show_progress: bool = True, 
     context = reward_context(corpus, gen, config, rng)
     pool = make_prompts(corpus, gen, config.prompts, "train", PROMPT_POOL, rng)
     heldout = make_prompts(corpus, gen, config.prompts, "test", config.prompts.heldout, np.random.default_rng(config.seed + 1))
-    sampling = SamplingConfig(temperature=config.optim.temperature, max_notes=config.optim.max_notes)
+    sampling = SamplingConfig.unfiltered(config.optim.temperature, config.optim.max_notes)  # the policy itself
     optimizer = torch.optim.AdamW(gen.model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)
     state: dict[str, Any] = {"step": 0, "moving": 0.0, "elapsed": 0.0}
     latest = out / "latest"

@@ -46,9 +46,13 @@ class SamplingError(HarmonixrError):
 
 @dataclass(frozen=True)
 class SamplingConfig:
+    """How values are drawn. The defaults are the product's, everywhere (the CLI's flags, the
+    studio's sliders, the Python API, the evaluation); :meth:`unfiltered` is the model's own
+    distribution, which RL and DPO learn from."""
+
     temperature: float = 1.0
     top_k: int = 0  # keep the k most likely values of each field (0: all)
-    top_p: float = 1.0  # keep the smallest set of each field's values with this much probability (1: all)
+    top_p: float = 0.95  # keep the smallest set of each field's values with this much probability (1: all)
     min_p: float = 0.0  # drop values less likely than min_p x the most likely one
     max_notes: int = 4096  # per call (the model's context caps it too)
 
@@ -61,6 +65,11 @@ class SamplingConfig:
         for name, ok, rule in checks:
             if not ok:
                 raise SamplingError(f"{name.replace('_', '-')} {getattr(self, name)!r}: {rule}")
+
+    @classmethod
+    def unfiltered(cls, temperature: float = 1.0, max_notes: int = 4096) -> SamplingConfig:
+        """Every value at its probability under ``temperature``: no top-k, top-p or min-p."""
+        return cls(temperature, 0, 1.0, 0.0, max_notes)
 
     @property
     def filtered(self) -> bool:

@@ -22,7 +22,7 @@ import gradio as gr  # noqa: E402 - after the environment is set
 from harmonixr.generation.demo import EXAMPLES  # noqa: E402
 from harmonixr.tokens.vocab import instrument_name  # noqa: E402
 from harmonixr.web.page import NO_RESULTS, Page, refusing  # noqa: E402
-from harmonixr.web.studio import Desk, Studio  # noqa: E402
+from harmonixr.web.studio import Desk, Knobs, Studio  # noqa: E402
 
 PLAYER = gr.WaveformOptions(show_recording_waveform=False)  # the browser's own <audio> player
 PROGRAMS = [(f"{p}: {instrument_name(p)}", p) for p in range(128)] + [("drums", -1)]
@@ -103,10 +103,11 @@ def build_page(studio: Studio) -> gr.Blocks:
                         generate = gr.Button("Write a new piece", variant="primary", elem_id="generate")
             with gr.Column(scale=2):
                 gr.Markdown("### Sampling")
-                temperature = gr.Slider(0.5, 1.5, 1.0, step=0.05, label="Temperature", elem_id="temperature")
-                top_p = gr.Slider(0.5, 1.0, 0.95, step=0.01, label="Top-p", elem_id="top-p")
-                seed = gr.Number(0, precision=0, label="Seed (the same seed gives the same music)", elem_id="seed")
-                variations = gr.Slider(1, limits.max_variations, 2, step=1, label="Variations", elem_id="variations")
+                knobs = Knobs()  # the sampling defaults of the CLI and the API
+                temperature = gr.Slider(0.5, 1.5, knobs.temperature, step=0.05, label="Temperature", elem_id="temperature")
+                top_p = gr.Slider(0.5, 1.0, knobs.top_p, step=0.01, label="Top-p", elem_id="top-p")
+                seed = gr.Number(knobs.seed, precision=0, label="Seed (the same seed gives the same music)", elem_id="seed")
+                variations = gr.Slider(1, limits.max_variations, knobs.variations, step=1, label="Variations", elem_id="variations")
         gr.Markdown("## Variations")
         result_text = gr.Markdown(NO_RESULTS, elem_id="result-text")
         pick = gr.Radio([], label="Show variation", elem_id="variation")

@@ -148,8 +148,8 @@ class Desk:
 class Knobs:
     """Sampling settings of a request."""
 
-    temperature: float = 1.0
-    top_p: float = 0.95
+    temperature: float = SamplingConfig.temperature
+    top_p: float = SamplingConfig.top_p
     seed: int = 0
     variations: int = 2
 
