@@ -17,8 +17,8 @@ from harmonixr import __version__
 from harmonixr.cli import build_parser, main
 from harmonixr.generation.demo import example_score
 from harmonixr.sampling.sampler import SamplingConfig
-from harmonixr.web.studio import Knobs
 from harmonixr.visualization.pianoroll import bar_ticks
+from harmonixr.web.studio import Knobs
 
 CLI = [sys.executable, "-m", "harmonixr.cli"]
 

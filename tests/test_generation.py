@@ -24,6 +24,7 @@ from harmonixr.generation.surroundings import (
     INFERRED_TOLERANCE,
     LEAN_PRIOR,
     ONE_SIDE_TOLERANCE,
+    SOUNDING_LEAN,
     Surroundings,
 )
 from harmonixr.sampling.sampler import SamplingConfig
@@ -308,6 +309,25 @@ def test_held_tracks_lean_to_the_pitch_classes_they_play_around_the_hole(gen) ->
     assert drums[42] > drums[36] == drums[38] > drums[40]
     held = near.held(near.controls(), {}, 2.0, MusicRules())
     assert {slot for slot, _ in held.leans} == set(piece.slots)
+
+
+def test_a_rewritten_track_leans_to_what_the_kept_tracks_sound_at_its_onsets(gen) -> None:
+    """A hole of the bass under the others: at each grid step of the hole where the piano's C-E-G
+    sounds (450 of each beat's 480 ticks), SOUNDING_LEAN nats on C, E and G; the drums count for
+    nothing. Under the piano, the bass's D (bar 6) and E (bar 7). An all-track hole keeps nothing."""
+    piece = gen.piece(_three_part_song(), "pop")
+    bass, piano = piece.slot_of(0), piece.slot_of(1)
+    grid = gen.vocab.grid
+    under_bass = dict(Surroundings(piece, Hole((5, 0), (7, 0), (bass,)), gen.vocab).sounding())
+    beats = [5 * 4 * grid + k * grid for k in range(8)]
+    assert set(beats) <= set(under_bass) and all(s - beats[0] < 8 * grid for s in under_bass)
+    assert len(under_bass) < 8 * grid, "the piano rests at the end of each beat"
+    assert {tuple(nats) for nats in under_bass.values()} == \
+        {tuple(SOUNDING_LEAN if pc in (0, 4, 7) else 0.0 for pc in range(12))}
+    under_piano = dict(Surroundings(piece, Hole((5, 0), (7, 0), (piano,)), gen.vocab).sounding())
+    assert [pc for pc in range(12) if under_piano[beats[0]][pc]] == [2] and \
+        [pc for pc in range(12) if under_piano[beats[4]][pc]] == [4]
+    assert Surroundings(piece, Hole((5, 0), (7, 0)), gen.vocab).sounding() == ()
 
 
 def test_an_asked_chord_caps_sampled_fills_and_copies(gen) -> None:

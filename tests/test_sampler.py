@@ -239,14 +239,14 @@ def test_the_tonic_lean_weighs_melodic_pitches_only(vocab: NoteVocab) -> None:
     drums, and no lean at all without a tonic."""
     a_minor = (9, 0, 4)
     grammar = NoteGrammar(vocab, Rules((0, vocab.drum_slot), BAR_POSITIONS, tonic=a_minor))
-    lean = grammar.lean(1)  # stored track 1 = slot 0
+    lean = grammar.lean(1, 0, 0)  # stored track 1 = slot 0
     assert lean is not None and lean[0] == 0.0
     pitches = np.arange(len(lean) - 1)
     assert set(lean[1:][pitches % 12 == 9]) == {ROOT_LEAN}
     assert set(lean[1:][np.isin(pitches % 12, [0, 4])]) == {CHORD_LEAN}
     assert set(lean[1:][~np.isin(pitches % 12, a_minor)]) == {0.0}
     assert ROOT_LEAN > CHORD_LEAN > 0
-    assert grammar.lean(vocab.drum_slot + 1) is None
+    assert grammar.lean(vocab.drum_slot + 1, 0, 0) is None
     assert NoteGrammar(vocab, Rules((0,), BAR_POSITIONS)).pitch_lean == {}
 
 
@@ -259,9 +259,39 @@ def test_track_leans_add_to_the_key_lean_per_track(vocab: NoteVocab) -> None:
                   track_leans=((0, tuple(own)), (vocab.drum_slot, tuple(kit))))
     grammar = NoteGrammar(vocab, rules)
     tonic = np.where(np.arange(128) % 12 == 0, ROOT_LEAN, 0.0)
-    np.testing.assert_allclose(grammar.lean(1)[1:], own + tonic)
-    np.testing.assert_allclose(grammar.lean(2)[1:], tonic)
-    np.testing.assert_allclose(grammar.lean(vocab.drum_slot + 1)[1:], kit)
+    np.testing.assert_allclose(grammar.lean(1, 0, 0)[1:], own + tonic)
+    np.testing.assert_allclose(grammar.lean(2, 0, 0)[1:], tonic)
+    np.testing.assert_allclose(grammar.lean(vocab.drum_slot + 1, 0, 0)[1:], kit)
+
+
+def test_time_leans_add_to_a_melodic_note_starting_at_their_step(vocab: NoteVocab) -> None:
+    """Rules.time_leans (grid step from bar 0, 12 nats) add to the pitch logits of a melodic note
+    starting at that step, in every octave, on top of its track's lean; not to the drums, nor at
+    another step."""
+    own = np.linspace(-1.0, 0.0, 128)
+    chord = tuple(2.0 if pc in (0, 4, 7) else 0.0 for pc in range(12))
+    rules = Rules((0, 1, vocab.drum_slot), BAR_POSITIONS, track_leans=((0, tuple(own)),), time_leans=((50, chord),))
+    grammar = NoteGrammar(vocab, rules)
+    now = np.where(np.isin(np.arange(128) % 12, [0, 4, 7]), 2.0, 0.0)
+    np.testing.assert_allclose(grammar.lean(1, 1, 2)[1:], own + now)  # bar 1, position 2: step 48 + 2
+    np.testing.assert_allclose(grammar.lean(2, 1, 2)[1:], now)
+    np.testing.assert_allclose(grammar.lean(1, 1, 3)[1:], own)
+    assert grammar.lean(2, 1, 3) is None and grammar.lean(vocab.drum_slot + 1, 1, 2) is None
+    assert grammar.leans and not NoteGrammar(vocab, Rules((0,), BAR_POSITIONS)).leans
+
+
+def test_the_sampler_leans_each_note_by_its_own_time(model, vocab: NoteVocab) -> None:  # noqa: ANN001
+    """With a lean of 40 nats on C at even grid steps and on G at odd ones, every melodic note of an
+    untrained model is a C or a G by its onset (the sampler tells the grammar each note's bar and
+    position); the drums keep their own pitches."""
+    steps = range(0, 8 * BAR_POSITIONS[0])
+    leans = tuple((s, tuple(40.0 if pc == (0 if s % 2 == 0 else 7) else 0.0 for pc in range(12))) for s in steps)
+    rules = Rules((0, 1, vocab.drum_slot), BAR_POSITIONS, (0, 0), 7, 0, EOS, min_notes=30, time_leans=leans)
+    outs, _ = _sample(model, vocab, rules, 2, 3, SamplingConfig(max_notes=40))
+    melodic = np.concatenate([o.notes[o.notes[:, TRACK] != vocab.drum_slot] for o in outs])
+    assert len(melodic) >= 10
+    onsets = melodic[:, BAR] * BAR_POSITIONS[0] + melodic[:, POS]
+    assert (melodic[:, PITCH] % 12 == np.where(onsets % 2 == 0, 0, 7)).all()
 
 
 @settings(max_examples=50, deadline=None)

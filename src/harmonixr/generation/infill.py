@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from harmonixr.generation.candidates import SOURCES, Candidate, fill_bits, piece_candidates, rank
-from harmonixr.generation.piece import GenerationError, Piece, Region
+from harmonixr.generation.piece import GenerationError, Piece, Region, written
 from harmonixr.generation.requests import FILL_SHARE, MusicRules, RegionTooLong, Result, rule_fields, timed
 from harmonixr.generation.surroundings import CONTEXT_BARS, Surroundings, meet_loudness, meets, onset_windows
 from harmonixr.runtime import autocast, autocast_dtype
@@ -106,6 +106,7 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
                    required=required, required_by=last_bar, min_bar=reach, track_ranges=ranges + held.ranges,
                    track_velocities=velocities, track_onsets=onsets + held.onsets, drum_kit=held.kit,
                    track_rhythms=held.rhythms, track_chords=chords + held.chords, track_leans=held.leans,
+                   time_leans=held.sounding,
                    **{**rule_fields(rules), **({} if playing else {"max_notes": 0})})
     place = Placement(bar0, piece.bars_meta(last_bar + 1), piece.header(), FILLED, hole)
     state = NoteState(start[0], start[1])
@@ -152,9 +153,9 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
     results = []
     for fill in fills:
         taken, ended = steps.get(id(fill.notes), (0, True))
+        score = piece.splice(piece.to_notes(fill.notes, timeline), start_tick, end_tick, tracks)
         results.append(Result(
-            piece.splice(piece.to_notes(fill.notes, timeline), start_tick, end_tick, tracks), start_tick,
-            end_tick, tuple(tracks), len(fill.notes), taken, ended, 0.0, mode,
+            score, start_tick, end_tick, tuple(tracks), written(score, start_tick, end_tick, tracks), taken, ended, 0.0, mode,
             {"controls": {piece.track_of(s): c for s, c in wanted.items()}, "source": fill.label,
              "bits": fill.bits, "required_tracks": [piece.track_of(s) for s in required], "resampled": resampled,
              "missing_tracks": [piece.track_of(s) for s in required if s not in set(fill.notes[:, TRACK].tolist())]}))

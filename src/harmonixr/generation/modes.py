@@ -26,7 +26,7 @@ import numpy as np
 from symusic import Score
 
 from harmonixr.generation.infill import infill_region
-from harmonixr.generation.piece import GenerationError, Piece, Region
+from harmonixr.generation.piece import GenerationError, Piece, Region, written
 from harmonixr.generation.postprocess import score_to_mean_velocity
 from harmonixr.generation.requests import FILL_SHARE, MusicRules, Result, rule_fields, timed
 from harmonixr.generation.surroundings import onset_windows
@@ -174,10 +174,11 @@ class Generator:
         for row in rows:
             new = row.notes[len(primer):]
             made = {t: [x for x in found if x.time >= start_tick] for t, found in piece.to_notes(new, timeline).items()}
-            score = piece.splice(made, start_tick, None, list(range(len(piece.original.tracks))))
+            tracks = list(range(len(piece.original.tracks)))
+            score = piece.splice(made, start_tick, None, tracks)
             _drop_meta_after(score, start_tick)
-            results.append(Result(score, start_tick, None, tuple(range(len(piece.original.tracks))),
-                                  sum(map(len, made.values())), row.steps, row.done, 0.0, mode))
+            results.append(Result(score, start_tick, None, tuple(tracks), written(score, start_tick, None, tracks),
+                                  row.steps, row.done, 0.0, mode))
         return timed(results, began)
 
     def _continue_controls(self, piece: Piece, context: np.ndarray, w0: int, first: tuple[int, int],

@@ -226,6 +226,14 @@ class Piece:
         return out
 
 
+def written(score: Score, start_tick: int, end_tick: int | None, tracks: list[int]) -> int:
+    """The notes of ``tracks`` in ``score`` starting in [start, end): after :meth:`Piece.splice`, the
+    new notes it wrote (one that would have sounded over a kept note of its pitch past the region is
+    not among them)."""
+    stop = end_tick if end_tick is not None else 1 << 62
+    return sum(1 for index in tracks for n in score.tracks[index].notes if start_tick <= n.time < stop)
+
+
 def _inside(notes: list[Note], start: int, stop: int) -> list[Note]:
     """``notes`` that start in [start, stop), those before ``start`` moved to it (ending where they ended)."""
     out = []

@@ -86,6 +86,8 @@ class Rules:
     track_rhythms: tuple[tuple[int, tuple[int, ...]], ...] = ()  # (slot, the positions in a bar its onsets take)
     track_chords: tuple[tuple[int, int], ...] = ()  # (slot, most notes of the track at one onset)
     track_leans: tuple[tuple[int, tuple[float, ...]], ...] = ()  # (slot, nats added to each of the 128 pitches)
+    # (grid step from bar 0, nats added to each of the 12 pitch classes of a melodic note starting then)
+    time_leans: tuple[tuple[int, tuple[float, ...]], ...] = ()
     count_notes: bool = False  # track_onsets counts notes (each of a chord), not onsets: a new piece's notes per bar
 
     def positions(self, bar: int) -> int:
@@ -156,6 +158,8 @@ class NoteGrammar:
             if slot in rules.tracks:
                 leans[slot] = leans.get(slot, np.zeros(128)) + np.asarray(nats, dtype=np.float64)
         self.pitch_lean = {slot: self._stored(nats, PITCH) for slot, nats in leans.items()}
+        self.time_leans = {step: self._stored(np.asarray(nats, dtype=np.float64)[pitches % 12], PITCH)
+                           for step, nats in rules.time_leans}
         self.tracks = np.asarray(sorted(rules.tracks))
         self.types = np.zeros(sizes[TYPE], dtype=bool)
         self.types[[NOTE, rules.end_type]] = True
@@ -182,9 +186,17 @@ class NoteGrammar:
         self.region = (self._step(*rules.first), self._step(rules.last_bar, rules.last_pos) if rules.last_pos
                        else self._step(rules.last_bar + 1, 0)) if rules.last_bar < UNLIMITED else None
 
-    def lean(self, track: int) -> np.ndarray | None:
-        """(V_pitch,) nats added to the pitch logits of a note on stored ``track`` (None: nothing)."""
-        return self.pitch_lean.get(track - 1)
+    @property
+    def leans(self) -> bool:
+        """Whether some note's pitch logits get a lean (:meth:`lean`)."""
+        return bool(self.pitch_lean or self.time_leans)
+
+    def lean(self, track: int, bar: int, pos: int) -> np.ndarray | None:
+        """(V_pitch,) nats added to the pitch logits of a note on stored ``track`` starting at
+        (``bar``, ``pos``): its track's lean and, for a melodic note, the lean of its time (None: nothing)."""
+        own = self.pitch_lean.get(track - 1)
+        now = self.time_leans.get(self._step(bar, pos)) if track - 1 != self.vocab.drum_slot else None
+        return own if now is None else now if own is None else own + now
 
     def _stored(self, values: np.ndarray, k: int) -> np.ndarray:
         """A mask over field ``k``'s stored values from one over its 0-based values."""

@@ -200,8 +200,9 @@ class Sampler:
                     values[:, k] = np.where(writing, field_masks.argmax(1), 0)  # (traced log-probability: 0)
                 else:
                     logits = dbar_logits if k == DBAR else heads.logits(k, h, cond)
-                    if k == PITCH and grammar.pitch_lean:
-                        leans = [grammar.lean(values[row, TRACK]) if writing[row] else None for row in range(n)]
+                    if k == PITCH and grammar.leans:
+                        leans = [grammar.lean(values[row, TRACK], states[row].bar + int(values[row, DBAR]) - 1,
+                                              int(values[row, POS]) - 1) if writing[row] else None for row in range(n)]
                         logits = logits + np.stack([lean if lean is not None else np.zeros(logits.shape[1])
                                                     for lean in leans])
                     masked = np.where(field_masks, logits, -np.inf)

@@ -107,7 +107,8 @@ def build_page(studio: Studio) -> gr.Blocks:
                 temperature = gr.Slider(0.5, 1.5, knobs.temperature, step=0.05, label="Temperature", elem_id="temperature")
                 top_p = gr.Slider(0.5, 1.0, knobs.top_p, step=0.01, label="Top-p", elem_id="top-p")
                 seed = gr.Number(knobs.seed, precision=0, label="Seed (the same seed gives the same music)", elem_id="seed")
-                variations = gr.Slider(1, limits.max_variations, knobs.variations, step=1, label="Variations", elem_id="variations")
+                variations = gr.Slider(1, limits.max_variations, knobs.variations, step=1, label="Variations",
+                                       elem_id="variations")
         gr.Markdown("## Variations")
         result_text = gr.Markdown(NO_RESULTS, elem_id="result-text")
         pick = gr.Radio([], label="Show variation", elem_id="variation")
