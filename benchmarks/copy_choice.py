@@ -23,20 +23,18 @@ validation split.
 
 from __future__ import annotations
 
-import argparse
 from collections import Counter
 
 import numpy as np
 import torch
+from holes import held_out_holes, hole_parser  # a sibling script
 from rich.console import Console
 from rich.table import Table
 
-from harmonixr.data.corpus import Corpus
-from harmonixr.evaluation.infill_quality import histogram_overlap, middle_holes
+from harmonixr.evaluation.infill_quality import histogram_overlap
 from harmonixr.generation.candidates import MAX_CANDIDATES, piece_candidates, sequence_bits
 from harmonixr.generation.infill import context_controls
 from harmonixr.generation.modes import Generator
-from harmonixr.generation.piece import split_pieces
 from harmonixr.models.transformer import NoteTransformer
 from harmonixr.tokens.notes import BAR, PITCH, POS, sort_notes
 from harmonixr.tokens.prompt import Bars, Header, Hole, header_rows, plain, time_key
@@ -94,23 +92,15 @@ def after_bits(model: NoteTransformer, vocab: NoteVocab, notes: np.ndarray, fill
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", default="models/harmonixr-small", help="for its vocabulary only")
-    parser.add_argument("--data", default="data/corpus-all")
-    parser.add_argument("--split", default="val")
-    parser.add_argument("--pieces", type=int, default=30, help="pieces per family")
-    parser.add_argument("--bars", type=int, default=2)
+    parser = hole_parser(__doc__, checkpoint_help="for its vocabulary only")
     parser.add_argument("--near", default="0,0.001,0.005,0.02", help="preferences for near spans, per bar away")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--after", action="store_true", help="also the span the model's bits of the bars after pick")
     args = parser.parse_args()
     near = [float(x) for x in args.near.split(",")]
     vocab = NoteVocab.from_file(args.checkpoint)
     gen = Generator(args.checkpoint) if args.after else None
-    holes = middle_holes(split_pieces(Corpus([args.data]), args.split, args.pieces, vocab,
-                                      np.random.default_rng(args.seed), by="family"), args.bars)
     found: dict[str, list[list[float]]] = {}
-    for h in holes:
+    for h in held_out_holes(args, vocab):
         piece, family, hole = h.piece, h.source, h.span
         truth = piece.notes[hole.contains(piece.notes, vocab)]
         spans = piece_candidates(piece.notes, piece.bars_meta().meter, hole, piece.bars, vocab, limit=EVERY_SPAN)

@@ -28,16 +28,12 @@ A window that holds nearly all real holes is one a sampled fill can be held to. 
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
+from holes import held_out_holes, hole_parser  # a sibling script
 from rich.console import Console
 from rich.table import Table
 
-from harmonixr.data.corpus import Corpus
-from harmonixr.evaluation.infill_quality import middle_holes
 from harmonixr.generation.modes import Generator
-from harmonixr.generation.piece import split_pieces
 from harmonixr.generation.surroundings import Surroundings, onset_windows
 from harmonixr.tokens.notes import BAR, PITCH, POS, TRACK
 
@@ -57,23 +53,16 @@ def print_table(console: Console, title: str, columns: list[str], found: dict[st
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", default="models/harmonixr-small")
-    parser.add_argument("--data", default="data/corpus-all")
-    parser.add_argument("--split", default="val")
-    parser.add_argument("--pieces", type=int, default=30, help="pieces per family")
-    parser.add_argument("--bars", type=int, default=2)
+    parser = hole_parser(__doc__)
     parser.add_argument("--tolerances", default="0.15,0.25,0.35,0.5,0.75")
     parser.add_argument("--margins", default="0,2,4,7")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--one-side", action="store_true", help="tracks that play on one side of the hole only")
     args = parser.parse_args()
     tolerances = [float(x) for x in args.tolerances.split(",")]
     margins = [int(x) for x in args.margins.split(",")]
     generator = Generator(args.checkpoint)
     vocab = generator.vocab
-    holes = middle_holes(split_pieces(Corpus([args.data]), args.split, args.pieces, vocab,
-                                      np.random.default_rng(args.seed), by="family"), args.bars)
+    holes = held_out_holes(args, vocab)
     density: dict[str, list[list[float]]] = {}
     pitch: dict[str, list[list[float]]] = {}
     kit: dict[str, list[list[float]]] = {}

@@ -19,18 +19,15 @@ them in turn (nothing else reads them while it runs).
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
+from holes import held_out_holes, hole_parser  # a sibling script
 from rich.console import Console
 from rich.table import Table
 
 import harmonixr.generation.surroundings as surroundings
-from harmonixr.data.corpus import Corpus
-from harmonixr.evaluation.infill_quality import Method, evaluate_infill, middle_holes, summarize
+from harmonixr.evaluation.infill_quality import Method, evaluate_infill, summarize
 from harmonixr.evaluation.report import SAMPLING
 from harmonixr.generation.modes import Generator
-from harmonixr.generation.piece import split_pieces
 
 
 def per_hole(rows: list[dict], metric: str) -> dict[int, float]:
@@ -49,20 +46,13 @@ def paired(a: list[dict], b: list[dict], metric: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", default="models/harmonixr-small")
-    parser.add_argument("--data", default="data/corpus-all")
-    parser.add_argument("--split", default="val")
-    parser.add_argument("--pieces", type=int, default=60, help="pieces per family")
-    parser.add_argument("--bars", type=int, default=2)
+    parser = hole_parser(__doc__, pieces=60)
     parser.add_argument("--samples", type=int, default=3)
     parser.add_argument("--leans", default="0,0.25,0.5,0.75,1,1.5,2", help="pitch lean weights to try")
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     console = Console(width=160)
     gen = Generator(args.checkpoint)
-    holes = middle_holes(split_pieces(Corpus([args.data]), args.split, args.pieces, gen.vocab,
-                                      np.random.default_rng(args.seed), by="family"), args.bars)
+    holes = held_out_holes(args, gen.vocab)
     default_lean, default_loudness = surroundings.CONTEXT_LEAN, surroundings.KEEP_LOUDNESS
 
     def fills(lean: float, loudness: bool) -> list[dict]:

@@ -17,18 +17,15 @@ The lean was chosen on the training and validation splits; the test split measur
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 from copy_choice import note_f1, pitch_class_overlap  # a sibling script
+from holes import held_out_holes, hole_parser  # a sibling script
 from rich.console import Console
 from rich.table import Table
 
 import harmonixr.generation.surroundings as surroundings
-from harmonixr.data.corpus import Corpus
-from harmonixr.evaluation.infill_quality import middle_holes
 from harmonixr.generation.modes import Generator
-from harmonixr.generation.piece import Piece, Region, split_pieces
+from harmonixr.generation.piece import Piece, Region
 from harmonixr.sampling.sampler import SamplingConfig
 from harmonixr.tokens.notes import BAR, TRACK
 from harmonixr.tokens.prompt import Hole
@@ -48,20 +45,13 @@ def scores(gen: Generator, piece: Piece, region: Region, slot: int, truth: np.nd
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", default="models/harmonixr-small")
-    parser.add_argument("--data", default="data/corpus-all")
-    parser.add_argument("--split", default="val")
-    parser.add_argument("--pieces", type=int, default=30, help="pieces per family")
-    parser.add_argument("--bars", type=int, default=2)
+    parser = hole_parser(__doc__)
     parser.add_argument("--samples", type=int, default=3)
     parser.add_argument("--leans", default="0,0.5,1,1.5,2", help="weights of SOUNDING_LEAN to try")
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     leans = [float(x) for x in args.leans.split(",")]
     gen = Generator(args.checkpoint)
-    holes = middle_holes(split_pieces(Corpus([args.data]), args.split, args.pieces, gen.vocab,
-                                      np.random.default_rng(args.seed), by="family"), args.bars)
+    holes = held_out_holes(args, gen.vocab)
     rng = np.random.default_rng(args.seed + 1)
     default = surroundings.SOUNDING_LEAN
     found: dict[str, list[list[float]]] = {}  # family -> per hole: (F1, overlap) of copy, piece-aware, each lean
