@@ -1,4 +1,4 @@
-"""What the sampler's own weights add to sampled fills: the pitch lean and the kept loudness.
+"""What the sampler's own weights and holds add to sampled fills: the pitch lean, the kept loudness, the seam.
 
 A hole of ``--bars`` whole bars, every track, in the middle of up to ``--pieces`` pieces per family
 of ``--split`` (the validation split by default: these weights were chosen there), filled
@@ -9,7 +9,11 @@ of ``--split`` (the validation split by default: these weights were chosen there
   hole by hole (mean ± standard error);
 - the kept loudness (``surroundings.KEEP_LOUDNESS``) off and on, at the default lean: how far the
   fills' mean velocity lies from the hole's own (``velocity_distance``), per family, and on minus
-  off, hole by hole.
+  off, hole by hole;
+- the seam (``surroundings.KEEP_SEAM``: each track that plays on both sides starts by its last onset
+  before the hole plus its longest wait around it) off and on, at the default lean: the tracks that
+  enter more than a bar after the original's first note in the hole (of those that play in both),
+  note F1 and pitch-class overlap, on minus off hole by hole.
 
 The settings are module constants of :mod:`harmonixr.generation.surroundings`; the script sets
 them in turn (nothing else reads them while it runs).
@@ -25,7 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 import harmonixr.generation.surroundings as surroundings
-from harmonixr.evaluation.infill_quality import Method, evaluate_infill, summarize
+from harmonixr.evaluation.infill_quality import Method, evaluate_infill, late_entries, summarize
 from harmonixr.evaluation.report import SAMPLING
 from harmonixr.generation.modes import Generator
 
@@ -53,14 +57,15 @@ def main() -> None:
     console = Console(width=160)
     gen = Generator(args.checkpoint)
     holes = held_out_holes(args, gen.vocab)
-    default_lean, default_loudness = surroundings.CONTEXT_LEAN, surroundings.KEEP_LOUDNESS
+    defaults = surroundings.CONTEXT_LEAN, surroundings.KEEP_LOUDNESS, surroundings.KEEP_SEAM
+    default_lean, default_loudness, _ = defaults
 
-    def fills(lean: float, loudness: bool) -> list[dict]:
-        surroundings.CONTEXT_LEAN, surroundings.KEEP_LOUDNESS = lean, loudness
+    def fills(lean: float, loudness: bool, seam: bool = True) -> list[dict]:
+        surroundings.CONTEXT_LEAN, surroundings.KEEP_LOUDNESS, surroundings.KEEP_SEAM = lean, loudness, seam
         try:
             return evaluate_infill({"sampled": Method("infill", gen, SAMPLING)}, holes, args.samples, args.seed)
         finally:
-            surroundings.CONTEXT_LEAN, surroundings.KEEP_LOUDNESS = default_lean, default_loudness
+            surroundings.CONTEXT_LEAN, surroundings.KEEP_LOUDNESS, surroundings.KEEP_SEAM = defaults
 
     runs = {lean: fills(lean, default_loudness) for lean in (float(x) for x in args.leans.split(","))}
     none = runs.get(0.0) or fills(0.0, default_loudness)
@@ -85,6 +90,17 @@ def main() -> None:
         b = [r for r in off if family in ("all", r["source"])]
         table.add_row(family, str(len(per_hole(a, "f1"))), f"{summarize(b)[0]['velocity_distance']:.2f}",
                       f"{summarize(a)[0]['velocity_distance']:.2f}", paired(a, b, "velocity_distance"))
+    console.print(table)
+
+    off = fills(default_lean, default_loudness, seam=False)
+    table = Table(title="the seam: tracks entering more than a bar after the original's first note in the hole")
+    for column in ("family", "holes", "late, off", "late, on", "f1 on minus off", "overlap on minus off"):
+        table.add_column(column, justify="left" if column == "family" else "right")
+    for family in ["all", *sorted({h.source for h in holes})]:
+        a = [r for r in on if family in ("all", r["source"])]
+        b = [r for r in off if family in ("all", r["source"])]
+        table.add_row(family, str(len(per_hole(a, "f1"))), "{} of {}".format(*late_entries(b)),
+                      "{} of {}".format(*late_entries(a)), paired(a, b, "f1"), paired(a, b, "pitch_class_overlap"))
     console.print(table)
 
 

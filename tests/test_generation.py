@@ -330,6 +330,33 @@ def test_a_rewritten_track_leans_to_what_the_kept_tracks_sound_at_its_onsets(gen
     assert Surroundings(piece, Hole((5, 0), (7, 0)), gen.vocab).sounding() == ()
 
 
+def test_a_held_track_enters_the_fill_by_its_seam(gen) -> None:
+    """A pad that strikes a chord every 2 bars (bars 1, 3, 5, ... from 1) and a bass on every beat,
+    bars 6-7 rewritten: the pad's seam is its last strike before the hole (bar 5) plus its longest
+    wait (2 bars): bar 7's first step; the bass's, the beat after its last one: the hole's start.
+    Sampled fills start the pad by then."""
+    from symusic import Note, Tempo, TimeSignature, Track
+
+    score = Score(480)
+    score.tempos.append(Tempo(0, 100.0))
+    score.time_signatures.append(TimeSignature(0, 4, 4))
+    pad, bass = Track("Pad", 48, False), Track("Bass", 33, False)
+    for bar in range(12):
+        if bar % 2 == 0:
+            pad.notes.extend(Note(bar * 1920, 3840, p, 60) for p in (57, 60, 64))
+        bass.notes.extend(Note(bar * 1920 + k * 480, 400, 45, 90) for k in range(4))
+    score.tracks.extend([pad, bass])
+    piece = gen.piece(score, "pop")
+    near = Surroundings(piece, Hole((5, 0), (7, 0)), gen.vocab)
+    bar = 4 * gen.vocab.grid
+    assert near.seam(piece.slot_of(0)) == 6 * bar and near.seam(piece.slot_of(1)) == 5 * bar
+    held = near.held(near.controls(), {}, 2.0, MusicRules())
+    assert dict(held.first) == {piece.slot_of(0): 6 * bar, piece.slot_of(1): 5 * bar}
+    for result in gen.infill(piece, Region.parse("6-7", gen.vocab.grid), 3, SAMPLING, seed=0, source="sampled"):
+        onsets = [n.time for n in result.score.tracks[0].notes if result.start_tick <= n.time < result.end_tick]
+        assert onsets and min(onsets) <= 6 * 1920
+
+
 def test_an_asked_chord_caps_sampled_fills_and_copies(gen) -> None:
     """Piano triads around the hole, one note at a time asked: the song's own bars (triads) are no
     copy to offer, and the sampled fill starts one piano note per onset."""

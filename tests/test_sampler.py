@@ -280,6 +280,23 @@ def test_time_leans_add_to_a_melodic_note_starting_at_their_step(vocab: NoteVoca
     assert grammar.leans and not NoteGrammar(vocab, Rules((0,), BAR_POSITIONS)).leans
 
 
+def test_a_track_told_its_first_step_starts_by_it(model, vocab: NoteVocab) -> None:  # noqa: ANN001
+    """Rules.track_first: a track held to at least one onset starts by the grid step it is told (a
+    made onset falls on an eighth note: step 12 is one), however little the model wants it there
+    (an untrained model, 6 rows); its pace alone lets its first onset wait until late in the region."""
+    window = ((1, 1, 2),)  # slot 1: one or two onsets in the region
+    told = Rules((0, 1, vocab.drum_slot), BAR_POSITIONS, (0, 0), 3, 0, EOS, track_onsets=window, track_first=((1, 12),))
+    free = Rules((0, 1, vocab.drum_slot), BAR_POSITIONS, (0, 0), 3, 0, EOS, track_onsets=window)
+
+    def firsts(rules: Rules) -> list[int]:
+        outs, _ = _sample(model, vocab, rules, 6, 5, SamplingConfig(max_notes=60))
+        return [int((o.notes[o.notes[:, TRACK] == 1, BAR] * BAR_POSITIONS[0] + o.notes[o.notes[:, TRACK] == 1, POS]).min())
+                for o in outs]
+
+    assert all(step <= 12 for step in firsts(told))
+    assert max(firsts(free)) > 12
+
+
 def test_the_sampler_leans_each_note_by_its_own_time(model, vocab: NoteVocab) -> None:  # noqa: ANN001
     """With a lean of 40 nats on C at even grid steps and on G at odd ones, every melodic note of an
     untrained model is a C or a G by its onset (the sampler tells the grammar each note's bar and

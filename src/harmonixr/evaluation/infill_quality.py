@@ -59,6 +59,11 @@ def region_notes(score: Score, start: int, end: int) -> list[tuple[int, int, int
     return [(n.time, n.pitch, n.velocity) for t in score.tracks for n in t.notes if start <= n.time < end]
 
 
+def first_onsets(score: Score, start: int, end: int) -> list[int | None]:
+    """Each track's first note in [start, end), in ticks from ``start`` (None: no note there)."""
+    return [min((n.time - start for n in t.notes if start <= n.time < end), default=None) for t in score.tracks]
+
+
 def track_counts(score: Score, start: int, end: int) -> list[int]:
     """Notes starting in [start, end) on each track of ``score``."""
     return [sum(1 for n in t.notes if start <= n.time < end) for t in score.tracks]
@@ -172,13 +177,14 @@ def evaluate_infill(methods: dict[str, Method], holes: list[Hole], samples: int,
         bar_ticks = piece.tick(hole.first_bar + 1) - start
         step = max(piece.original.ticks_per_quarter // piece.vocab.grid, 1)
         fine_step = piece.original.ticks_per_quarter / piece.vocab.grid
-        truth_tracks = track_counts(piece.original, start, end)
+        truth_tracks, truth_first = track_counts(piece.original, start, end), first_onsets(piece.original, start, end)
         for name, method in methods.items():
             n = 1 if method.deterministic else samples
             if method.kind in ("copy", "repeat"):
                 fill = copy_neighbour(hole) if method.kind == "copy" else repeat_neighbour(hole)
                 fills = [fill]
                 counts: list[list[int] | None] = [None]  # no per-track counts for a copy
+                firsts: list[list[int | None] | None] = [None]
             else:
                 gen, sampling = method.generator, method.sampling
                 assert gen is not None and sampling is not None, f"method {name} samples: it needs a model"
@@ -192,13 +198,28 @@ def evaluate_infill(methods: dict[str, Method], holes: list[Hole], samples: int,
                                       controls=free)
                 fills = [region_notes(r.score, start, end) for r in made]
                 counts = [track_counts(r.score, start, end) for r in made]
-            for k, (fill, per_track) in enumerate(zip(fills, counts)):
+                firsts = [first_onsets(r.score, start, end) for r in made]
+            for k, (fill, per_track, first) in enumerate(zip(fills, counts, firsts)):
                 rows.append({"method": name, "hole": index, "sample": k, "style": hole.style, "source": hole.source,
                              "bars": hole.bars, "truth_notes": len(truth), "notes": len(fill),
-                             "truth_tracks": truth_tracks, "tracks": per_track,
+                             "truth_tracks": truth_tracks, "tracks": per_track, "bar_ticks": bar_ticks,
+                             "truth_first_onsets": truth_first, "first_onsets": first,
                              "onset_spread": onset_spread(fill, fine_step), "truth_onset_spread": onset_spread(truth, fine_step),
                              **compare_notes(fill, truth, start, bar_ticks, step)})
     return rows
+
+
+def late_entries(rows: list[dict]) -> tuple[int, int]:
+    """(late, compared): over the fills' tracks that play in the hole both in the fill and in the
+    original, those whose fill starts more than a bar after the original's first note there (a
+    part that enters late leaves a silence the song does not have)."""
+    late = compared = 0
+    for r in rows:
+        for fill, truth in zip(r["first_onsets"] or [], r["truth_first_onsets"]):
+            if fill is not None and truth is not None:
+                compared += 1
+                late += fill > truth + r["bar_ticks"]
+    return late, compared
 
 
 def paired(rows: list[dict], method: str, against: str,

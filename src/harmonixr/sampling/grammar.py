@@ -23,7 +23,8 @@ drum pitches the drum track may take, as an infill keeps the kit played around i
 may start (by the end of each bar no more than an even spread of them), and the fewest before the
 end may come, paced through the region at the middle of the window (a track behind an even spread
 of it by half a bar's share, or :data:`PACE_SLACK` onsets, must play at the next onset it can), so
-a part keeps its rate through the region instead of playing in bursts; for a new piece, whose
+a part keeps its rate through the region instead of playing in bursts (and a track may be told the
+step by which its first onset comes, ``track_first``); for a new piece, whose
 density is notes per bar, the window counts notes instead (``count_notes``); and per track
 a rhythm (the positions in a bar where its onsets may fall, as an infill keeps the rhythm played
 around it: a position is offered only where a track that may still play has it in its rhythm, a
@@ -83,6 +84,7 @@ class Rules:
     track_ranges: tuple[tuple[int, int, int], ...] = ()  # (slot, lowest, highest pitch) of melodic tracks
     track_velocities: tuple[tuple[int, int, int], ...] = ()  # (slot, lowest, highest velocity)
     track_onsets: tuple[tuple[int, int, int], ...] = ()  # (slot, fewest, most onsets of the track)
+    track_first: tuple[tuple[int, int], ...] = ()  # (slot with a fewest, the grid step by which its first onset comes)
     track_rhythms: tuple[tuple[int, tuple[int, ...]], ...] = ()  # (slot, the positions in a bar its onsets take)
     track_chords: tuple[tuple[int, int], ...] = ()  # (slot, most notes of the track at one onset)
     track_leans: tuple[tuple[int, tuple[float, ...]], ...] = ()  # (slot, nats added to each of the 128 pitches)
@@ -180,6 +182,7 @@ class NoteGrammar:
         self._caps: dict[tuple[int, int], int] = {}
         self.chords = {slot: max(min(most, MAX_CHORD), 1) for slot, most in rules.track_chords}
         self.fewest = {slot: low for slot, low, _ in rules.track_onsets if low > 0}
+        self.first = dict(rules.track_first)
         self.most = {slot: high for slot, _, high in rules.track_onsets}
         self.pace_step = max(vocab.grid // 2, 1)  # a track behind its pace plays by the next eighth note
         self.bar_starts = [0, *itertools.accumulate(rules.bar_positions)]  # grid steps to each known bar's start
@@ -377,9 +380,11 @@ class NoteGrammar:
             done = state.onsets.get(slot, 0)
             if (slot, done) not in self._plans:  # its pace's step for the next onset, and the latest one
                 pace, slack = self._pace(slot, fewest, stop - start)
+                paced = start + int((stop - start) * (done + 1 + slack) / (pace + slack))
+                if done == 0 and slot in self.first:  # its first onset by the step it asks, if sooner
+                    paced = min(paced, max(self.first[slot], start))
                 self._plans[(slot, done)] = None if done >= pace else (
-                    start + int((stop - start) * (done + 1 + slack) / (pace + slack)),
-                    self._latest(slot, stop, fewest - done))  # the rest still fit on its rhythm
+                    paced, self._latest(slot, stop, fewest - done))  # the rest still fit on its rhythm
             plan = self._plans[(slot, done)]
             if plan is None:
                 continue
