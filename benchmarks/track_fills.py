@@ -7,7 +7,8 @@ weight of ``--leans`` of ``surroundings.SOUNDING_LEAN`` (the lean of a new note'
 the pitch classes the kept tracks sound at its onset), and once piece-aware (the default source,
 the track's own spans). Each fill's notes on that track are compared with the original's (note F1
 on the grid: onset and pitch; pitch-class overlap), beside copying the track's bars just before
-the hole; per family, each lean minus the first, hole by hole (mean ± standard error).
+the hole; per family, each lean minus the first and the last lean minus the copy, hole by hole
+(mean ± standard error).
 
 The lean was chosen on the training and validation splits; the test split measures it:
 
@@ -31,6 +32,13 @@ from harmonixr.tokens.notes import BAR, TRACK
 from harmonixr.tokens.prompt import Hole
 
 MIN_NOTES = 2  # notes of the track in the hole for it to be rewritten
+
+
+def minus(a: np.ndarray, b: np.ndarray) -> str:
+    """Columns (F1, overlap) of ``a`` minus ``b``, hole by hole: mean ± standard error of each."""
+    d = a - b
+    se = d.std(0, ddof=1) / np.sqrt(len(d)) if len(d) > 1 else np.full(2, np.nan)
+    return f"{d[:, 0].mean():+.3f}±{se[0]:.3f} / {d[:, 1].mean():+.3f}±{se[1]:.3f}"
 
 
 def scores(gen: Generator, piece: Piece, region: Region, slot: int, truth: np.ndarray, source: str, n: int,
@@ -82,16 +90,13 @@ def main() -> None:
     table = Table(title=f"one track rewritten under the others: {args.bars} bars, {args.split} split, note F1 / "
                         f"pitch-class overlap (default lean {default:g})")
     for column in ("family", "holes", "copy the bars before", "piece-aware",
-                   *(f"sampled, lean {x:g}" for x in leans), *(f"lean {x:g} minus {leans[0]:g}" for x in leans[1:])):
+                   *(f"sampled, lean {x:g}" for x in leans), *(f"lean {x:g} minus {leans[0]:g}" for x in leans[1:]),
+                   f"lean {leans[-1]:g} minus the copy"):
         table.add_column(column, justify="left" if column == "family" else "right")
     for family, values in [*sorted(found.items()), ("all", [r for rs in found.values() for r in rs])]:
         v = np.array(values)
         means = [f"{v[:, k].mean():.3f} / {v[:, k + 1].mean():.3f}" for k in range(0, v.shape[1], 2)]
-        diffs = []
-        for k in range(6, v.shape[1], 2):
-            d = v[:, k : k + 2] - v[:, 4:6]
-            se = d.std(0, ddof=1) / np.sqrt(len(d)) if len(d) > 1 else np.full(2, np.nan)
-            diffs.append(f"{d[:, 0].mean():+.3f}±{se[0]:.3f} / {d[:, 1].mean():+.3f}±{se[1]:.3f}")
+        diffs = [minus(v[:, k : k + 2], v[:, 4:6]) for k in range(6, v.shape[1], 2)] + [minus(v[:, -2:], v[:, 0:2])]
         table.add_row(family, str(len(v)), *means, *diffs)
     Console(width=260).print(table)
 
