@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from functools import cached_property
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -215,8 +216,10 @@ class Surroundings:
             if KEEP_SEAM else ()
         return Held(kept, tuple(within), kit, tuple(rhythms), chords, leans, loudness, self.sounding(), first)
 
+    @cached_property
     def steps(self) -> np.ndarray:
-        """(bars + 1,) the grid step at which each bar of the piece starts, from bar 0."""
+        """(bars + 1,) the grid step at which each bar of the piece starts, from bar 0 (worked out
+        once: each held track's seam reads it)."""
         bars = max(self.piece.bars, self.last_bar + 1)
         return np.concatenate([[0], np.cumsum(self.piece.bar_positions(bars))])
 
@@ -226,7 +229,7 @@ class Surroundings:
         fill leaves no longer silence at its start than the track does anywhere around it (a pad
         that strikes a chord every 2 bars strikes one at the hole's start). None when it has no
         onset before the hole or never two on one side."""
-        notes, starts = self.of(slot), self.steps()
+        notes, starts = self.of(slot), self.steps
         onsets = np.unique(starts[notes[:, BAR]] + notes[:, POS])
         first = int(starts[self.hole.start[0]] + self.hole.start[1])
         before, after = onsets[onsets < first], onsets[onsets >= first]
@@ -244,7 +247,7 @@ class Surroundings:
         piece, hole = self.piece, self.hole
         if not SOUNDING_LEAN or not hole.tracks:
             return ()
-        starts = self.steps()
+        starts = self.steps
         first = int(starts[hole.start[0]] + hole.start[1])
         last = int(starts[hole.end[0]] + hole.end[1]) if hole.end is not None else int(starts[-1])
         notes = piece.notes
