@@ -1,4 +1,4 @@
-"""What the sampler's own weights and holds add to sampled fills: the pitch lean, the kept loudness, the seam.
+"""What the sampler's own weights and holds add to sampled fills: the pitch lean, the kept loudness, the seam, the chords.
 
 A hole of ``--bars`` whole bars, every track, in the middle of up to ``--pieces`` pieces per family
 of ``--split`` (the validation split by default: these weights were chosen there), filled
@@ -13,12 +13,17 @@ of ``--split`` (the validation split by default: these weights were chosen there
 - the seam (``surroundings.KEEP_SEAM``: each track that plays on both sides starts by its last onset
   before the hole plus its longest wait around it) off and on, at the default lean: the tracks that
   enter more than a bar after the original's first note in the hole (of those that play in both),
-  note F1 and pitch-class overlap, on minus off hole by hole.
+  note F1 and pitch-class overlap, on minus off hole by hole;
+- the kept chords (``surroundings.KEEP_CHORD``: a track that sounds chords at that share of its
+  onsets around the hole keeps their size at each onset) off and on: over the tracks whose
+  original chords at that share of its onsets in the hole, the share of the fills' onsets that are
+  chords (``kept_chords``), note F1 and pitch-class overlap, on minus off hole by hole.
 
 The settings are module constants of :mod:`harmonixr.generation.surroundings`; the script sets
 them in turn (nothing else reads them while it runs).
 
     python benchmarks/sampled_fills.py --split val --pieces 60
+    python benchmarks/sampled_fills.py --split test --pieces 20 --leans 0.75
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from rich.console import Console
 from rich.table import Table
 
 import harmonixr.generation.surroundings as surroundings
-from harmonixr.evaluation.infill_quality import Method, evaluate_infill, late_entries, summarize
+from harmonixr.evaluation.infill_quality import Method, evaluate_infill, kept_chords, late_entries, summarize
 from harmonixr.evaluation.report import SAMPLING
 from harmonixr.generation.modes import Generator
 
@@ -57,15 +62,18 @@ def main() -> None:
     console = Console(width=160)
     gen = Generator(args.checkpoint)
     holes = held_out_holes(args, gen.vocab)
-    defaults = surroundings.CONTEXT_LEAN, surroundings.KEEP_LOUDNESS, surroundings.KEEP_SEAM
-    default_lean, default_loudness, _ = defaults
+    names = ("CONTEXT_LEAN", "KEEP_LOUDNESS", "KEEP_SEAM", "KEEP_CHORD")
+    defaults = {name: getattr(surroundings, name) for name in names}
+    default_lean, default_loudness, default_chord = defaults["CONTEXT_LEAN"], defaults["KEEP_LOUDNESS"], defaults["KEEP_CHORD"]
 
-    def fills(lean: float, loudness: bool, seam: bool = True) -> list[dict]:
-        surroundings.CONTEXT_LEAN, surroundings.KEEP_LOUDNESS, surroundings.KEEP_SEAM = lean, loudness, seam
+    def fills(lean: float, loudness: bool, seam: bool = True, chord: float | None = default_chord) -> list[dict]:
+        for name, value in zip(names, (lean, loudness, seam, chord)):
+            setattr(surroundings, name, value)
         try:
             return evaluate_infill({"sampled": Method("infill", gen, SAMPLING)}, holes, args.samples, args.seed)
         finally:
-            surroundings.CONTEXT_LEAN, surroundings.KEEP_LOUDNESS, surroundings.KEEP_SEAM = defaults
+            for name, value in defaults.items():
+                setattr(surroundings, name, value)
 
     runs = {lean: fills(lean, default_loudness) for lean in (float(x) for x in args.leans.split(","))}
     none = runs.get(0.0) or fills(0.0, default_loudness)
@@ -101,6 +109,21 @@ def main() -> None:
         b = [r for r in off if family in ("all", r["source"])]
         table.add_row(family, str(len(per_hole(a, "f1"))), "{} of {}".format(*late_entries(b)),
                       "{} of {}".format(*late_entries(a)), paired(a, b, "f1"), paired(a, b, "pitch_class_overlap"))
+    console.print(table)
+
+    if default_chord is None:
+        return
+    off = fills(default_lean, default_loudness, chord=None)
+    table = Table(title=f"the kept chords: tracks whose original starts chords at {default_chord:.0%} of its onsets "
+                        "in the hole or more, the share of their fills' onsets that are chords")
+    for column in ("family", "holes", "tracks", "off", "on", "f1 on minus off", "overlap on minus off"):
+        table.add_column(column, justify="left" if column == "family" else "right")
+    for family in ["all", *sorted({h.source for h in holes})]:
+        a = [r for r in on if family in ("all", r["source"])]
+        b = [r for r in off if family in ("all", r["source"])]
+        (share_on, tracks), (share_off, _) = kept_chords(a, default_chord), kept_chords(b, default_chord)
+        table.add_row(family, str(len(per_hole(a, "f1"))), str(tracks), f"{share_off:.2f}", f"{share_on:.2f}",
+                      paired(a, b, "f1"), paired(a, b, "pitch_class_overlap"))
     console.print(table)
 
 

@@ -357,6 +357,33 @@ def test_a_held_track_enters_the_fill_by_its_seam(gen) -> None:
         assert onsets and min(onsets) <= 6 * 1920
 
 
+def test_a_track_in_octaves_keeps_its_octaves_in_sampled_fills(gen) -> None:
+    """Strings playing every note in octaves (a random line, so no copy would do) and a bass one
+    note a beat: the strings' fewest notes an onset is 2, the bass's none; every onset of the
+    strings in sampled fills starts two notes or more, at most their biggest chord (2). Asked for
+    one note an onset, the strings get no fewest."""
+    from symusic import Note, Tempo, TimeSignature, Track
+
+    score = Score(480)
+    score.tempos.append(Tempo(0, 100.0))
+    score.time_signatures.append(TimeSignature(0, 4, 4))
+    strings, bass = Track("Strings", 48, False), Track("Bass", 33, False)
+    line = np.random.default_rng(0).integers(55, 67, size=12 * 4)
+    for k, pitch in enumerate(line.tolist()):
+        strings.notes.extend(Note(k * 480, 460, p, 70) for p in (pitch, pitch + 12))
+        bass.notes.append(Note(k * 480, 400, 43, 90))
+    score.tracks.extend([strings, bass])
+    piece = gen.piece(score, "pop")
+    near = Surroundings(piece, Hole((5, 0), (7, 0)), gen.vocab)
+    assert near.least_chord(piece.slot_of(0)) == 2 and near.least_chord(piece.slot_of(1)) is None
+    assert dict(near.held(near.controls(), {}, 2.0, MusicRules()).least) == {piece.slot_of(0): 2}
+    assert near.held(near.controls(), {piece.slot_of(0): TrackControls(chord=1)}, 2.0, MusicRules()).least == ()
+    for result in gen.infill(piece, Region.parse("6-7", gen.vocab.grid), 3, SAMPLING, seed=0, source="sampled"):
+        times = [n.time for n in result.score.tracks[0].notes if result.start_tick <= n.time < result.end_tick]
+        _, counts = np.unique(times, return_counts=True)
+        assert len(counts) >= 2 and (counts == 2).all(), counts
+
+
 def test_an_asked_chord_caps_sampled_fills_and_copies(gen) -> None:
     """Piano triads around the hole, one note at a time asked: the song's own bars (triads) are no
     copy to offer, and the sampled fill starts one piano note per onset."""
@@ -610,3 +637,14 @@ def test_asked_density_and_velocity_range_are_met_in_the_fill(gen, music21_midi)
                       (TrackControls(density=-1), "density")):
         with pytest.raises(GenerationError, match=said):
             gen.infill(piece, region, 1, SAMPLING, controls={1: bad})
+
+
+def test_a_fill_cut_at_the_note_budget_says_so_with_loudness_asked(gen, music21_midi) -> None:
+    """A sampled fill keeps its own count of steps and whether the model closed it, whatever the
+    loudness controls do to its notes afterwards (they copy them)."""
+    piece = gen.piece(Score(str(music21_midi["bach/bwv66.6"])), "chorale")
+    region = Region.parse("3-6", gen.vocab.grid)
+    short = SamplingConfig(temperature=1.0, top_p=0.95, max_notes=3)
+    for controls in (None, {0: TrackControls(loudness=100)}):
+        result = gen.infill(piece, region, 1, short, seed=0, controls=controls, source="sampled")[0]
+        assert not result.finished and "cut at the note budget" in result.notices()

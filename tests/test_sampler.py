@@ -178,21 +178,24 @@ def test_every_sampled_note_is_where_the_rules_say(model, vocab: NoteVocab, firs
 
 @given(length=st.integers(1, 2), last_pos=st.sampled_from([0, 12]), fewest=st.lists(st.integers(0, 12), min_size=3,
        max_size=3), extra=st.integers(0, 3), quiet=st.integers(1, 100), seed=st.integers(0, 1000),
-       count_notes=st.booleans(), rhythm=st.booleans())
+       count_notes=st.booleans(), rhythm=st.booleans(), least=st.booleans())
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_asked_onsets_and_velocities_hold_per_track(model, vocab: NoteVocab, monkeypatch, length, last_pos,  # noqa: ANN001
-                                                    fewest, extra, quiet, seed, count_notes, rhythm) -> None:
+                                                    fewest, extra, quiet, seed, count_notes, rhythm, least) -> None:
     """Property: for an untrained model, every mask leaves a value, each track starts no more
     onsets (with ``count_notes``: notes, and by the end of each bar at most one more than an even
     pace allows) than its most and finishes with at least its fewest, and every note's velocity lies in
     its track's range; track 1 starts no more than 2 notes at one onset. With rhythms, a track's
-    onsets take its rhythm's positions (a track behind its pace may play off them when due)."""
+    onsets take its rhythm's positions (a track behind its pace may play off them when due). With
+    ``least``, track 0 starts two notes or more at each onset of a finished row (counting onsets: a
+    note count may run out first) unless its note is the highest pitch a melodic note may take."""
     tracks = (0, 1, 16)
     windows = tuple((slot, low, low + extra) for slot, low in zip(tracks, fewest) if low + extra > 0)
     velocities = ((0, quiet, quiet + 20), (16, 1, quiet))
     rhythms = ((0, (0, 12, 24, 36)), (16, tuple(range(0, 48, 6)))) if rhythm else ()
     rules = Rules(tracks, BAR_POSITIONS, (1, 0), length, last_pos, END, track_velocities=velocities,
-                  track_onsets=windows, count_notes=count_notes, track_rhythms=rhythms, track_chords=((1, 2),))
+                  track_onsets=windows, count_notes=count_notes, track_rhythms=rhythms, track_chords=((1, 2),),
+                  track_least_chords=((0, 2),) if least else ())
     mask = NoteGrammar.mask
 
     def checked(self, k, state, chosen):  # noqa: ANN001, ANN202
@@ -218,6 +221,10 @@ def test_asked_onsets_and_velocities_hold_per_track(model, vocab: NoteVocab, mon
             assert ((notes[notes[:, TRACK] == slot, 6] >= low) & (notes[notes[:, TRACK] == slot, 6] <= high)).all()
         _, chords = np.unique(notes[notes[:, TRACK] == 1][:, [BAR, POS]], axis=0, return_counts=True)
         assert (chords <= 2).all(), chords
+        if least and out.ended and not count_notes:
+            zero = notes[notes[:, TRACK] == 0]
+            _, where, counts = np.unique(zero[:, [BAR, POS]], axis=0, return_inverse=True, return_counts=True)
+            assert (zero[counts[where.ravel()] == 1, PITCH] == vocab.spec.pitch_range[1]).all(), zero
         paced = {slot for slot, low, _ in windows if low > 0}
         for slot, positions in rhythms:
             if slot not in paced:
@@ -295,6 +302,22 @@ def test_a_track_told_its_first_step_starts_by_it(model, vocab: NoteVocab) -> No
 
     assert all(step <= 12 for step in firsts(told))
     assert max(firsts(free)) > 12
+
+
+def test_a_track_told_its_fewest_chord_notes_sounds_them_at_each_onset(model, vocab: NoteVocab) -> None:  # noqa: ANN001
+    """Rules.track_least_chords: every onset of slot 1 holds two notes or more (an untrained model,
+    which rarely writes two at once; the chord cap of 3 still holds), and the end waits for the last
+    one's second note; without the rule, some onsets hold one note."""
+    def onsets(rules: Rules) -> np.ndarray:
+        outs, _ = _sample(model, vocab, rules, 4, 9, SamplingConfig(max_notes=60))
+        rows = [o.notes[o.notes[:, TRACK] == 1] for o in outs]  # each row's notes of slot 1, per onset
+        return np.concatenate([np.unique(r[:, [BAR, POS]], axis=0, return_counts=True)[1] for r in rows if len(r)])
+
+    base = dict(min_notes=20, track_chords=((1, 3),))
+    told = Rules((0, 1, vocab.drum_slot), BAR_POSITIONS, (0, 0), 3, 0, EOS, track_least_chords=((1, 2),), **base)
+    counts = onsets(told)
+    assert len(counts) >= 5 and counts.min() >= 2 and counts.max() <= 3
+    assert onsets(Rules((0, 1, vocab.drum_slot), BAR_POSITIONS, (0, 0), 3, 0, EOS, **base)).min() == 1
 
 
 def test_the_sampler_leans_each_note_by_its_own_time(model, vocab: NoteVocab) -> None:  # noqa: ANN001

@@ -50,7 +50,12 @@ def page(server):  # noqa: ANN001, ANN201 - a Playwright page on the studio
         yield page
 
 
-def download(page, link: str, out: Path) -> Path:  # noqa: ANN001
+def download(page, link: str, out: Path, not_from: str | None = None) -> Path:  # noqa: ANN001
+    """Save what the first ``link`` downloads; ``not_from``: wait until its address is not that one
+    first (the page shows a new result's text a moment before its new links)."""
+    if not_from is not None:
+        page.wait_for_function("([s, old]) => (document.querySelector(s)?.href ?? old) !== old",
+                               arg=[link, not_from], timeout=WAIT_MS)
     with page.expect_download() as got:
         page.locator(link).first.click()
     got.value.save_as(out)
@@ -80,6 +85,7 @@ def test_infill_hear_download_choose_keep_undo(page, server, tmp_path) -> None:
     bars = bar_ticks(original)
     named = "bach-chorale-bwv-66-6-4-voices-infill-bars-3-4-1.mid"  # the piece, the operation, the bars, the variation
     midi = download(page, f"#downloads a[download='{named}']", tmp_path / "v1.mid")
+    first = page.evaluate("(s) => document.querySelector(s).href", f"#downloads a[download='{named}']")
     assert assert_kept(original, Score(str(midi)), bars[2], bars[4], set(range(4))) > 0
 
     page.fill("#who textarea", "e2e")
@@ -92,11 +98,14 @@ def test_infill_hear_download_choose_keep_undo(page, server, tmp_path) -> None:
     page.click("#again")  # next seeds, then seed 0 again: the same music as the first time
     wait_text(page, "#result-text", "seed 2;")
     assert "Stored choice" not in page.inner_text("#stored")  # it was about the variations before
+    link = f"#downloads a[download='{named}']"  # each result's files have a folder of their own
+    page.wait_for_function("([s, old]) => (document.querySelector(s)?.href ?? old) !== old", arg=[link, first],
+                           timeout=WAIT_MS)
+    seed_2 = page.evaluate("(s) => document.querySelector(s).href", link)
     page.fill("#seed input", "0")
     page.click("#infill")
     wait_text(page, "#result-text", "seed 0;")
-    assert download(page, f"#downloads a[download='{named}']", tmp_path / "again.mid").read_bytes() == \
-        midi.read_bytes()
+    assert download(page, link, tmp_path / "again.mid", not_from=seed_2).read_bytes() == midi.read_bytes()
 
     page.click("#keep")
     wait_text(page, "#summary", "+ infill")

@@ -69,6 +69,20 @@ def track_counts(score: Score, start: int, end: int) -> list[int]:
     return [sum(1 for n in t.notes if start <= n.time < end) for t in score.tracks]
 
 
+def chord_shares(score: Score, start: int, end: int) -> list[float | None]:
+    """Each melodic track's share of its onsets in [start, end) where two notes or more start
+    together (None: a drum track, or no note there)."""
+    out: list[float | None] = []
+    for track in score.tracks:
+        times = [n.time for n in track.notes if start <= n.time < end]
+        if track.is_drum or not times:
+            out.append(None)
+            continue
+        _, counts = np.unique(times, return_counts=True)
+        out.append(float((counts >= 2).mean()))
+    return out
+
+
 def onset_spread(notes: list[tuple[int, int, int]], step: float) -> float:
     """Standard deviation of the onsets' offsets from the grid, in grid steps (0: on the grid;
     uniform timing would be about 0.29)."""
@@ -178,6 +192,7 @@ def evaluate_infill(methods: dict[str, Method], holes: list[Hole], samples: int,
         step = max(piece.original.ticks_per_quarter // piece.vocab.grid, 1)
         fine_step = piece.original.ticks_per_quarter / piece.vocab.grid
         truth_tracks, truth_first = track_counts(piece.original, start, end), first_onsets(piece.original, start, end)
+        truth_chords = chord_shares(piece.original, start, end)
         for name, method in methods.items():
             n = 1 if method.deterministic else samples
             if method.kind in ("copy", "repeat"):
@@ -185,6 +200,7 @@ def evaluate_infill(methods: dict[str, Method], holes: list[Hole], samples: int,
                 fills = [fill]
                 counts: list[list[int] | None] = [None]  # no per-track counts for a copy
                 firsts: list[list[int | None] | None] = [None]
+                chords: list[list[float | None] | None] = [None]
             else:
                 gen, sampling = method.generator, method.sampling
                 assert gen is not None and sampling is not None, f"method {name} samples: it needs a model"
@@ -199,11 +215,13 @@ def evaluate_infill(methods: dict[str, Method], holes: list[Hole], samples: int,
                 fills = [region_notes(r.score, start, end) for r in made]
                 counts = [track_counts(r.score, start, end) for r in made]
                 firsts = [first_onsets(r.score, start, end) for r in made]
-            for k, (fill, per_track, first) in enumerate(zip(fills, counts, firsts)):
+                chords = [chord_shares(r.score, start, end) for r in made]
+            for k, (fill, per_track, first, chord) in enumerate(zip(fills, counts, firsts, chords)):
                 rows.append({"method": name, "hole": index, "sample": k, "style": hole.style, "source": hole.source,
                              "bars": hole.bars, "truth_notes": len(truth), "notes": len(fill),
                              "truth_tracks": truth_tracks, "tracks": per_track, "bar_ticks": bar_ticks,
                              "truth_first_onsets": truth_first, "first_onsets": first,
+                             "truth_chords": truth_chords, "chords": chord,
                              "onset_spread": onset_spread(fill, fine_step), "truth_onset_spread": onset_spread(truth, fine_step),
                              **compare_notes(fill, truth, start, bar_ticks, step)})
     return rows
@@ -220,6 +238,15 @@ def late_entries(rows: list[dict]) -> tuple[int, int]:
                 compared += 1
                 late += fill > truth + r["bar_ticks"]
     return late, compared
+
+
+def kept_chords(rows: list[dict], least: float = 0.8) -> tuple[float, int]:
+    """(share, compared): over the fills' melodic tracks whose original starts chords at ``least``
+    of its onsets in the hole or more (octave doublings, pads) and that play in the fill, the mean
+    share of the fill's onsets on that track that are chords too."""
+    shares = [fill for r in rows for fill, truth in zip(r["chords"] or [], r["truth_chords"])
+              if fill is not None and truth is not None and truth >= least]
+    return (float(np.mean(shares)) if shares else float("nan")), len(shares)
 
 
 def paired(rows: list[dict], method: str, against: str,

@@ -85,6 +85,8 @@ class Candidate:
     match: float = math.nan  # context match of a copy (0-1)
     offset: int | None = None  # a copy: bars from the hole to the span it came from (negative: before)
     score: float = math.nan  # how a copy ranks: its match, plus its harmony's fit where that is weak (WEAK_MATCH)
+    steps: int = 0  # a sampled fill: the sampler's steps
+    ended: bool = True  # a sampled fill: closed by the model (False: cut at the note budget)
 
     @property
     def score_or_0(self) -> float:

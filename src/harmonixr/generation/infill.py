@@ -106,7 +106,7 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
                    required=required, required_by=last_bar, min_bar=reach, track_ranges=ranges + held.ranges,
                    track_velocities=velocities, track_onsets=onsets + held.onsets, drum_kit=held.kit,
                    track_rhythms=held.rhythms, track_chords=chords + held.chords, track_leans=held.leans,
-                   time_leans=held.sounding, track_first=held.first,
+                   time_leans=held.sounding, track_first=held.first, track_least_chords=held.least,
                    **{**rule_fields(rules), **({} if playing else {"max_notes": 0})})
     place = Placement(bar0, piece.bars_meta(last_bar + 1), piece.header(), FILLED, hole)
     state = NoteState(start[0], start[1])
@@ -133,8 +133,7 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
             outs[k] = out
         resampled += len(missing)
     kept_loud = {s: TrackControls(loudness=loud) for s, loud in held.loudness}  # held tracks' own loudness
-    fills = [Candidate(meet_loudness(out.notes, kept_loud), "sampled") for out in outs]
-    steps = {id(f.notes): (out.steps, out.ended) for f, out in zip(fills, outs)}
+    fills = [Candidate(meet_loudness(out.notes, kept_loud), "sampled", steps=out.steps, ended=out.ended) for out in outs]
     if copies:
         pool = fills + copies
         if source == "piece":  # the model's bits only break ties of the copies' score: score those only
@@ -152,10 +151,10 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
     fills = [replace(f, notes=meet_loudness(f.notes, loud)) for f in fills] if loud else fills
     results = []
     for fill in fills:
-        taken, ended = steps.get(id(fill.notes), (0, True))
         score = piece.splice(piece.to_notes(fill.notes, timeline), start_tick, end_tick, tracks)
         results.append(Result(
-            score, start_tick, end_tick, tuple(tracks), written(score, start_tick, end_tick, tracks), taken, ended, 0.0, mode,
+            score, start_tick, end_tick, tuple(tracks), written(score, start_tick, end_tick, tracks), fill.steps, fill.ended,
+            0.0, mode,
             {"controls": {piece.track_of(s): c for s, c in wanted.items()}, "source": fill.label,
              "bits": fill.bits, "required_tracks": [piece.track_of(s) for s in required], "resampled": resampled,
              "missing_tracks": [piece.track_of(s) for s in required if s not in set(fill.notes[:, TRACK].tolist())]}))

@@ -87,6 +87,7 @@ class Rules:
     track_first: tuple[tuple[int, int], ...] = ()  # (slot with a fewest, the grid step by which its first onset comes)
     track_rhythms: tuple[tuple[int, tuple[int, ...]], ...] = ()  # (slot, the positions in a bar its onsets take)
     track_chords: tuple[tuple[int, int], ...] = ()  # (slot, most notes of the track at one onset)
+    track_least_chords: tuple[tuple[int, int], ...] = ()  # (slot, fewest notes of the track at each of its onsets)
     track_leans: tuple[tuple[int, tuple[float, ...]], ...] = ()  # (slot, nats added to each of the 128 pitches)
     # (grid step from bar 0, nats added to each of the 12 pitch classes of a melodic note starting then)
     time_leans: tuple[tuple[int, tuple[float, ...]], ...] = ()
@@ -181,6 +182,7 @@ class NoteGrammar:
         self._timely: dict[tuple[int, int], int] = {}  # (slot, grid step) -> _on_time
         self._caps: dict[tuple[int, int], int] = {}
         self.chords = {slot: max(min(most, MAX_CHORD), 1) for slot, most in rules.track_chords}
+        self.least = {slot: min(least, self.chords.get(slot, MAX_CHORD)) for slot, least in rules.track_least_chords}
         self.fewest = {slot: low for slot, low, _ in rules.track_onsets if low > 0}
         self.first = dict(rules.track_first)
         self.most = {slot: high for slot, _, high in rules.track_onsets}
@@ -219,6 +221,9 @@ class NoteGrammar:
         r = self.rules
         mask = np.zeros(self.sizes[DBAR], dtype=bool)
         if state.notes >= r.max_notes:
+            return mask
+        if self._owes_chord(state):  # the last onset's chord is not full yet: it grows first
+            mask[1] = True
             return mask
         if not self._open_tracks(state):  # every track has all its onsets: only the last chord may grow
             mask[1] = self._chord_grows(state)
@@ -260,6 +265,10 @@ class NoteGrammar:
 
     def _work_out_positions(self, state: NoteState, bar: int) -> np.ndarray:
         r = self.rules
+        if self._owes_chord(state):
+            mask = np.zeros(self.sizes[POS], dtype=bool)
+            mask[state.pos + 1] = bar == state.bar
+            return mask
         stop = r.positions(bar)
         if bar == r.last_bar and r.last_pos:
             stop = min(stop, r.last_pos)
@@ -312,6 +321,13 @@ class NoteGrammar:
         if any(slot > state.track for slot in self._open_tracks(state, state.bar)):
             return True
         return self._chord_grows(state)
+
+    def _owes_chord(self, state: NoteState) -> bool:
+        """Whether the last note's track has fewer notes at its onset than its fewest
+        (``track_least_chords``) while a higher one may still join them: then the next note does."""
+        if state.track < 0 or state.chord >= self.least.get(state.track, 0) or not self._chord_grows(state):
+            return False
+        return self.rules.max_polyphony >= UNLIMITED or self._room(state, state.bar, state.pos)
 
     def _chord_grows(self, state: NoteState) -> bool:
         """Whether the last note's track may add a higher note at its onset."""
@@ -516,7 +532,7 @@ class NoteGrammar:
         """(type values,) bool: a note while a bar is open (``bars``), the end once the rules allow it."""
         types = self.types.copy()
         types[NOTE] = bool(bars.any())
-        done = (state.notes >= self.rules.min_notes and set(self.rules.required) <= state.written
+        done = (state.notes >= self.rules.min_notes and set(self.rules.required) <= state.written and not self._owes_chord(state)
                 and (state.bar >= self.rules.min_bar and state.track >= 0 or self.rules.min_bar == 0)
                 and all(state.onsets.get(s, 0) >= low for s, low in self.fewest.items()))
         types[self.rules.end_type] = done or not types[NOTE]
@@ -542,6 +558,9 @@ class NoteGrammar:
         ``late``: a track behind its pace, which no later track may come before; ``pos``: only a track
         whose rhythm, if it has one, holds that position)."""
         mask = np.zeros(self.sizes[TRACK], dtype=bool)
+        if self._owes_chord(state):
+            mask[state.track + 1] = same_onset
+            return mask
         opened = set(self._open_tracks(state, bar))
         for slot in self.tracks:
             if missing and slot not in missing:
