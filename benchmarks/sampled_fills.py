@@ -1,4 +1,5 @@
-"""What the sampler's own weights and holds add to sampled fills: the pitch lean, the kept loudness, the seam, the chords.
+"""What the sampler's own weights and holds add to sampled fills: the pitch lean, the kept loudness, the seam,
+the chords, the durations.
 
 A hole of ``--bars`` whole bars, every track, in the middle of up to ``--pieces`` pieces per family
 of ``--split`` (the validation split by default: these weights were chosen there), filled
@@ -17,7 +18,11 @@ of ``--split`` (the validation split by default: these weights were chosen there
 - the kept chords (``surroundings.KEEP_CHORD``: a track that sounds chords at that share of its
   onsets around the hole keeps their size at each onset) off and on: over the tracks whose
   original chords at that share of its onsets in the hole, the share of the fills' onsets that are
-  chords (``kept_chords``), note F1 and pitch-class overlap, on minus off hole by hole.
+  chords (``kept_chords``), note F1 and pitch-class overlap, on minus off hole by hole;
+- the kept durations (``surroundings.DURATION_MARGIN``: a held melodic track's notes last between
+  its shortest and longest around the hole, widened by that factor) off and on: how far the
+  median note duration of each fill track lies from the original's (``duration_error``), note F1
+  and pitch-class overlap, on minus off hole by hole.
 
 The settings are module constants of :mod:`harmonixr.generation.surroundings`; the script sets
 them in turn (nothing else reads them while it runs).
@@ -34,7 +39,14 @@ from rich.console import Console
 from rich.table import Table
 
 import harmonixr.generation.surroundings as surroundings
-from harmonixr.evaluation.infill_quality import Method, evaluate_infill, kept_chords, late_entries, summarize
+from harmonixr.evaluation.infill_quality import (
+    Method,
+    duration_error,
+    evaluate_infill,
+    kept_chords,
+    late_entries,
+    summarize,
+)
 from harmonixr.evaluation.report import SAMPLING
 from harmonixr.generation.modes import Generator
 
@@ -62,12 +74,14 @@ def main() -> None:
     console = Console(width=160)
     gen = Generator(args.checkpoint)
     holes = held_out_holes(args, gen.vocab)
-    names = ("CONTEXT_LEAN", "KEEP_LOUDNESS", "KEEP_SEAM", "KEEP_CHORD")
+    names = ("CONTEXT_LEAN", "KEEP_LOUDNESS", "KEEP_SEAM", "KEEP_CHORD", "DURATION_MARGIN")
     defaults = {name: getattr(surroundings, name) for name in names}
     default_lean, default_loudness, default_chord = defaults["CONTEXT_LEAN"], defaults["KEEP_LOUDNESS"], defaults["KEEP_CHORD"]
+    default_margin = defaults["DURATION_MARGIN"]
 
-    def fills(lean: float, loudness: bool, seam: bool = True, chord: float | None = default_chord) -> list[dict]:
-        for name, value in zip(names, (lean, loudness, seam, chord)):
+    def fills(lean: float, loudness: bool, seam: bool = True, chord: float | None = default_chord,
+              margin: float | None = default_margin) -> list[dict]:
+        for name, value in zip(names, (lean, loudness, seam, chord, margin)):
             setattr(surroundings, name, value)
         try:
             return evaluate_infill({"sampled": Method("infill", gen, SAMPLING)}, holes, args.samples, args.seed)
@@ -110,6 +124,20 @@ def main() -> None:
         table.add_row(family, str(len(per_hole(a, "f1"))), "{} of {}".format(*late_entries(b)),
                       "{} of {}".format(*late_entries(a)), paired(a, b, "f1"), paired(a, b, "pitch_class_overlap"))
     console.print(table)
+
+    if default_margin is not None:
+        off = fills(default_lean, default_loudness, margin=None)
+        table = Table(title=f"the kept durations (x{default_margin:g}): |log2| of the fill track's median duration "
+                            "over the original's")
+        for column in ("family", "holes", "tracks", "off", "on", "f1 on minus off", "overlap on minus off"):
+            table.add_column(column, justify="left" if column == "family" else "right")
+        for family in ["all", *sorted({h.source for h in holes})]:
+            a = [r for r in on if family in ("all", r["source"])]
+            b = [r for r in off if family in ("all", r["source"])]
+            (error_on, tracks), (error_off, _) = duration_error(a), duration_error(b)
+            table.add_row(family, str(len(per_hole(a, "f1"))), str(tracks), f"{error_off:.3f}", f"{error_on:.3f}",
+                          paired(a, b, "f1"), paired(a, b, "pitch_class_overlap"))
+        console.print(table)
 
     if default_chord is None:
         return

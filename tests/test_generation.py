@@ -24,6 +24,7 @@ from harmonixr.generation.surroundings import (
     INFERRED_TOLERANCE,
     LEAN_PRIOR,
     ONE_SIDE_TOLERANCE,
+    DURATION_MARGIN,
     SOUNDING_LEAN,
     Surroundings,
 )
@@ -267,6 +268,9 @@ def test_drums_keep_drumming_in_an_all_track_fill(gen) -> None:
             assert max(chords.values()) <= (1, 3, 2)[k], (k, "no bigger chords than around the hole")
             loud = np.mean([n.velocity for n in track.notes if result.start_tick <= n.time < result.end_tick])
             assert loud == pytest.approx(result.details["controls"][k].loudness, abs=1.0), (k, "its loudness kept")
+            if k in played:  # its notes about as long as around the hole (400 and 450 ticks)
+                lengths = [n.duration for n in track.notes if result.start_tick <= n.time < result.end_tick]
+                assert 400 / DURATION_MARGIN / 1.1 <= min(lengths) and max(lengths) <= 450 * DURATION_MARGIN * 1.1, lengths
             beat = 240 if k == 2 else 480  # and in its rhythm: the parts on the beat, the drums on eighths
             assert all((n.time - result.start_tick) % beat == 0 for n in track.notes
                        if result.start_tick <= n.time < result.end_tick), (k, "off its rhythm")
@@ -309,6 +313,10 @@ def test_held_tracks_lean_to_the_pitch_classes_they_play_around_the_hole(gen) ->
     assert drums[42] > drums[36] == drums[38] > drums[40]
     held = near.held(near.controls(), {}, 2.0, MusicRules())
     assert {slot for slot, _ in held.leans} == set(piece.slots)
+    steps = {slot: gen.vocab.durations[gen.vocab.duration_bin(np.array([ticks * gen.vocab.grid / 480]))][0]
+             for slot, ticks in ((piece.slot_of(0), 400), (piece.slot_of(1), 450))}
+    assert {slot: (low, high) for slot, low, high in held.durations} == \
+        {slot: (pytest.approx(step / DURATION_MARGIN), pytest.approx(step * DURATION_MARGIN)) for slot, step in steps.items()}
 
 
 def test_a_rewritten_track_leans_to_what_the_kept_tracks_sound_at_its_onsets(gen) -> None:

@@ -320,6 +320,24 @@ def test_a_track_told_its_fewest_chord_notes_sounds_them_at_each_onset(model, vo
     assert onsets(Rules((0, 1, vocab.drum_slot), BAR_POSITIONS, (0, 0), 3, 0, EOS, **base)).min() == 1
 
 
+def test_a_track_told_its_durations_keeps_inside_them(model, vocab: NoteVocab) -> None:  # noqa: ANN001
+    """Rules.track_durations: every note of slot 1 lasts 3 to 12 grid steps (an untrained model
+    draws any length); a window between two bins keeps the bin nearest to it; without, some
+    notes of slot 1 fall outside."""
+    def lengths(rules: Rules) -> np.ndarray:
+        outs, _ = _sample(model, vocab, rules, 3, 4, SamplingConfig(max_notes=60))
+        return vocab.durations[np.concatenate([o.notes[o.notes[:, TRACK] == 1, 5] for o in outs])]
+
+    base = dict(min_notes=30)
+    told = lengths(Rules((0, 1), BAR_POSITIONS, (0, 0), 3, 0, EOS, track_durations=((1, 3.0, 12.0),), **base))
+    assert len(told) >= 10 and ((told >= 3) & (told <= 12)).all()
+    free = lengths(Rules((0, 1), BAR_POSITIONS, (0, 0), 3, 0, EOS, **base))
+    assert ((free < 3) | (free > 12)).any()
+    between = vocab.durations[-1] - 0.5  # no bin lies in [between, between]: the nearest one does
+    grammar = NoteGrammar(vocab, Rules((0, 1), BAR_POSITIONS, track_durations=((1, between, between),)))
+    assert np.flatnonzero(grammar.lengths[1]).tolist() == [len(vocab.durations)]
+
+
 def test_the_sampler_leans_each_note_by_its_own_time(model, vocab: NoteVocab) -> None:  # noqa: ANN001
     """With a lean of 40 nats on C at even grid steps and on G at odd ones, every melodic note of an
     untrained model is a C or a G by its onset (the sampler tells the grammar each note's bar and

@@ -83,6 +83,14 @@ def chord_shares(score: Score, start: int, end: int) -> list[float | None]:
     return out
 
 
+def median_durations(score: Score, start: int, end: int) -> list[float | None]:
+    """The median duration (ticks) of each melodic track's notes starting in [start, end) (None: a
+    drum track, or no note there)."""
+    return [None if track.is_drum else float(np.median(d)) if (d := [n.duration for n in track.notes
+                                                                       if start <= n.time < end]) else None
+            for track in score.tracks]
+
+
 def onset_spread(notes: list[tuple[int, int, int]], step: float) -> float:
     """Standard deviation of the onsets' offsets from the grid, in grid steps (0: on the grid;
     uniform timing would be about 0.29)."""
@@ -193,6 +201,7 @@ def evaluate_infill(methods: dict[str, Method], holes: list[Hole], samples: int,
         fine_step = piece.original.ticks_per_quarter / piece.vocab.grid
         truth_tracks, truth_first = track_counts(piece.original, start, end), first_onsets(piece.original, start, end)
         truth_chords = chord_shares(piece.original, start, end)
+        truth_lengths = median_durations(piece.original, start, end)
         for name, method in methods.items():
             n = 1 if method.deterministic else samples
             if method.kind in ("copy", "repeat"):
@@ -201,6 +210,7 @@ def evaluate_infill(methods: dict[str, Method], holes: list[Hole], samples: int,
                 counts: list[list[int] | None] = [None]  # no per-track counts for a copy
                 firsts: list[list[int | None] | None] = [None]
                 chords: list[list[float | None] | None] = [None]
+                lengths: list[list[float | None] | None] = [None]
             else:
                 gen, sampling = method.generator, method.sampling
                 assert gen is not None and sampling is not None, f"method {name} samples: it needs a model"
@@ -216,12 +226,14 @@ def evaluate_infill(methods: dict[str, Method], holes: list[Hole], samples: int,
                 counts = [track_counts(r.score, start, end) for r in made]
                 firsts = [first_onsets(r.score, start, end) for r in made]
                 chords = [chord_shares(r.score, start, end) for r in made]
-            for k, (fill, per_track, first, chord) in enumerate(zip(fills, counts, firsts, chords)):
+                lengths = [median_durations(r.score, start, end) for r in made]
+            for k, (fill, per_track, first, chord, length) in enumerate(zip(fills, counts, firsts, chords, lengths)):
                 rows.append({"method": name, "hole": index, "sample": k, "style": hole.style, "source": hole.source,
                              "bars": hole.bars, "truth_notes": len(truth), "notes": len(fill),
                              "truth_tracks": truth_tracks, "tracks": per_track, "bar_ticks": bar_ticks,
                              "truth_first_onsets": truth_first, "first_onsets": first,
                              "truth_chords": truth_chords, "chords": chord,
+                             "truth_durations": truth_lengths, "durations": length,
                              "onset_spread": onset_spread(fill, fine_step), "truth_onset_spread": onset_spread(truth, fine_step),
                              **compare_notes(fill, truth, start, bar_ticks, step)})
     return rows
@@ -247,6 +259,15 @@ def kept_chords(rows: list[dict], least: float = 0.8) -> tuple[float, int]:
     shares = [fill for r in rows for fill, truth in zip(r["chords"] or [], r["truth_chords"])
               if fill is not None and truth is not None and truth >= least]
     return (float(np.mean(shares)) if shares else float("nan")), len(shares)
+
+
+def duration_error(rows: list[dict]) -> tuple[float, int]:
+    """(error, compared): over the fills' melodic tracks that play both in the fill and in the
+    original hole, the mean of |log2| of the ratio of their median note durations (0: the same; 1:
+    twice or half as long)."""
+    errors = [abs(np.log2(fill / truth)) for r in rows for fill, truth in zip(r["durations"] or [], r["truth_durations"])
+              if fill and truth]
+    return (float(np.mean(errors)) if errors else float("nan")), len(errors)
 
 
 def paired(rows: list[dict], method: str, against: str,

@@ -83,6 +83,7 @@ class Rules:
     required_by: int = UNLIMITED  # from this bar on, a note goes to a required track still silent, until none is
     track_ranges: tuple[tuple[int, int, int], ...] = ()  # (slot, lowest, highest pitch) of melodic tracks
     track_velocities: tuple[tuple[int, int, int], ...] = ()  # (slot, lowest, highest velocity)
+    track_durations: tuple[tuple[int, float, float], ...] = ()  # (slot, shortest, longest duration in grid steps)
     track_onsets: tuple[tuple[int, int, int], ...] = ()  # (slot, fewest, most onsets of the track)
     track_first: tuple[tuple[int, int], ...] = ()  # (slot with a fewest, the grid step by which its first onset comes)
     track_rhythms: tuple[tuple[int, tuple[int, ...]], ...] = ()  # (slot, the positions in a bar its onsets take)
@@ -173,6 +174,13 @@ class NoteGrammar:
         for slot, inside in self.velocities.items():
             if not inside.any():
                 raise HarmonixrError(f"track slot {slot}: no velocity in its range (velocities are 1-127)")
+        steps = vocab.durations
+        self.lengths = {}  # slot -> the duration bins of its window (at least the one nearest to it)
+        for slot, shortest, longest in rules.track_durations:
+            inside = (steps >= shortest) & (steps <= longest)
+            if not inside.any():
+                inside[int(np.argmin(np.abs(np.log(steps / max(shortest, 1e-9)))))] = True
+            self.lengths[slot] = self.all[DUR] & self._stored(inside, DUR)
         self.rhythms = {slot: tuple(sorted(set(positions))) for slot, positions in rules.track_rhythms if positions}
         self.on_rhythm = {slot: self._stored(np.isin(np.arange(sizes[POS] - 1), positions), POS)
                           for slot, positions in self.rhythms.items()}
@@ -539,8 +547,17 @@ class NoteGrammar:
         return types
 
     def _durations(self, state: NoteState, bar: int, pos: int, track: int) -> np.ndarray:
-        """(dur values,) bool: under a polyphony cap with onsets still owed, durations short enough
-        that the owed ones still fit after this note, an eighth note each; the shortest always."""
+        """(dur values,) bool: the track's durations (``track_durations``) where they agree with
+        the polyphony cap: under it, with onsets still owed, durations short enough that the owed
+        ones still fit after this note, an eighth note each; the shortest always."""
+        fitting = self._fitting_durations(state, bar, pos, track)
+        own = self.lengths.get(track)
+        if own is None:
+            return fitting
+        both = fitting & own
+        return both if both.any() else fitting
+
+    def _fitting_durations(self, state: NoteState, bar: int, pos: int, track: int) -> np.ndarray:
         if self.rules.max_polyphony >= UNLIMITED or not self.fewest or self.region is None:
             return self.all[DUR]
         owed = sum(max(f - state.onsets.get(s, 0) - (s == track), 0) for s, f in self.fewest.items())
