@@ -33,6 +33,8 @@ them in turn (nothing else reads them while it runs).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from holes import held_out_holes, hole_parser  # a sibling script
 from rich.console import Console
@@ -103,56 +105,46 @@ def main() -> None:
     console.print(table)
 
     on = runs.get(default_lean) or fills(default_lean, True)
-    off = fills(default_lean, False)
-    table = Table(title="kept loudness: the fills' mean velocity against the hole's own (velocity distance)")
-    for column in ("family", "holes", "off", "on", "on minus off"):
-        table.add_column(column, justify="left" if column == "family" else "right")
-    for family in ["all", *sorted({h.source for h in holes})]:
-        a = [r for r in on if family in ("all", r["source"])]
-        b = [r for r in off if family in ("all", r["source"])]
-        table.add_row(family, str(len(per_hole(a, "f1"))), f"{summarize(b)[0]['velocity_distance']:.2f}",
-                      f"{summarize(a)[0]['velocity_distance']:.2f}", paired(a, b, "velocity_distance"))
-    console.print(table)
+    families = ["all", *sorted({h.source for h in holes})]
+    both = ("f1 on minus off", "overlap on minus off")
 
-    off = fills(default_lean, default_loudness, seam=False)
-    table = Table(title="the seam: tracks entering more than a bar after the original's first note in the hole")
-    for column in ("family", "holes", "late, off", "late, on", "f1 on minus off", "overlap on minus off"):
-        table.add_column(column, justify="left" if column == "family" else "right")
-    for family in ["all", *sorted({h.source for h in holes})]:
-        a = [r for r in on if family in ("all", r["source"])]
-        b = [r for r in off if family in ("all", r["source"])]
-        table.add_row(family, str(len(per_hole(a, "f1"))), "{} of {}".format(*late_entries(b)),
-                      "{} of {}".format(*late_entries(a)), paired(a, b, "f1"), paired(a, b, "pitch_class_overlap"))
-    console.print(table)
+    def differences(a: list[dict], b: list[dict]) -> list[str]:
+        return [paired(a, b, "f1"), paired(a, b, "pitch_class_overlap")]
 
+    console.print(on_off("kept loudness: the fills' mean velocity against the hole's own (velocity distance)",
+                         families, on, fills(default_lean, False), ("off", "on", "on minus off"),
+                         lambda a, b: [f"{summarize(b)[0]['velocity_distance']:.2f}",
+                                       f"{summarize(a)[0]['velocity_distance']:.2f}", paired(a, b, "velocity_distance")]))
+    console.print(on_off("the seam: tracks entering more than a bar after the original's first note in the hole",
+                         families, on, fills(default_lean, default_loudness, seam=False), ("late, off", "late, on", *both),
+                         lambda a, b: ["{} of {}".format(*late_entries(b)), "{} of {}".format(*late_entries(a)),
+                                       *differences(a, b)]))
     if default_margin is not None:
-        off = fills(default_lean, default_loudness, margin=None)
-        table = Table(title=f"the kept durations (x{default_margin:g}): |log2| of the fill track's median duration "
-                            "over the original's")
-        for column in ("family", "holes", "tracks", "off", "on", "f1 on minus off", "overlap on minus off"):
-            table.add_column(column, justify="left" if column == "family" else "right")
-        for family in ["all", *sorted({h.source for h in holes})]:
-            a = [r for r in on if family in ("all", r["source"])]
-            b = [r for r in off if family in ("all", r["source"])]
-            (error_on, tracks), (error_off, _) = duration_error(a), duration_error(b)
-            table.add_row(family, str(len(per_hole(a, "f1"))), str(tracks), f"{error_off:.3f}", f"{error_on:.3f}",
-                          paired(a, b, "f1"), paired(a, b, "pitch_class_overlap"))
-        console.print(table)
+        console.print(on_off(f"the kept durations (x{default_margin:g}): |log2| of the fill track's median duration "
+                             "over the original's", families, on, fills(default_lean, default_loudness, margin=None),
+                             ("fill tracks", "off", "on", *both),
+                             lambda a, b: [str(duration_error(a)[1]), f"{duration_error(b)[0]:.3f}",
+                                           f"{duration_error(a)[0]:.3f}", *differences(a, b)]))
+    if default_chord is not None:
+        console.print(on_off(f"the kept chords: tracks whose original starts chords at {default_chord:.0%} of its "
+                             "onsets in the hole or more, the share of their fills' onsets that are chords", families,
+                             on, fills(default_lean, default_loudness, chord=None), ("fill tracks", "off", "on", *both),
+                             lambda a, b: [str(kept_chords(a, default_chord)[1]), f"{kept_chords(b, default_chord)[0]:.2f}",
+                                           f"{kept_chords(a, default_chord)[0]:.2f}", *differences(a, b)]))
 
-    if default_chord is None:
-        return
-    off = fills(default_lean, default_loudness, chord=None)
-    table = Table(title=f"the kept chords: tracks whose original starts chords at {default_chord:.0%} of its onsets "
-                        "in the hole or more, the share of their fills' onsets that are chords")
-    for column in ("family", "holes", "tracks", "off", "on", "f1 on minus off", "overlap on minus off"):
+
+def on_off(title: str, families: list[str], on: list[dict], off: list[dict], columns: tuple[str, ...],
+           cells: Callable[[list[dict], list[dict]], list[str]]) -> Table:
+    """A setting's fills ``on`` against ``off``, a row per family: its holes, then ``cells`` of its
+    rows (on, off)."""
+    table = Table(title=title)
+    for column in ("family", "holes", *columns):
         table.add_column(column, justify="left" if column == "family" else "right")
-    for family in ["all", *sorted({h.source for h in holes})]:
+    for family in families:
         a = [r for r in on if family in ("all", r["source"])]
         b = [r for r in off if family in ("all", r["source"])]
-        (share_on, tracks), (share_off, _) = kept_chords(a, default_chord), kept_chords(b, default_chord)
-        table.add_row(family, str(len(per_hole(a, "f1"))), str(tracks), f"{share_off:.2f}", f"{share_on:.2f}",
-                      paired(a, b, "f1"), paired(a, b, "pitch_class_overlap"))
-    console.print(table)
+        table.add_row(family, str(len(per_hole(a, "f1"))), *cells(a, b))
+    return table
 
 
 if __name__ == "__main__":

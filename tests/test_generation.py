@@ -20,11 +20,11 @@ from harmonixr.generation.postprocess import Key
 from harmonixr.generation.requests import MusicRules
 from harmonixr.generation.surroundings import (
     CONTEXT_LEAN,
+    DURATION_MARGIN,
     INFERRED_MARGIN,
     INFERRED_TOLERANCE,
     LEAN_PRIOR,
     ONE_SIDE_TOLERANCE,
-    DURATION_MARGIN,
     SOUNDING_LEAN,
     Surroundings,
 )
