@@ -363,6 +363,14 @@ def test_a_held_track_enters_the_fill_by_its_seam(gen) -> None:
     for result in gen.infill(piece, Region.parse("6-7", gen.vocab.grid), 3, SAMPLING, seed=0, source="sampled"):
         onsets = [n.time for n in result.score.tracks[0].notes if result.start_tick <= n.time < result.end_tick]
         assert onsets and min(onsets) <= 6 * 1920
+    # its longest wait, 2 bars on both sides, holds inside a longer fill too: bars 6-8, struck by bar 7
+    near = Surroundings(piece, Hole((5, 0), (8, 0)), gen.vocab)
+    assert near.steady_wait(piece.slot_of(0)) == 2 * bar and near.steady_wait(piece.slot_of(1)) == gen.vocab.grid
+    assert dict(near.held(near.controls(), {}, 3.0, MusicRules()).waits) == {piece.slot_of(0): 2 * bar,
+                                                                             piece.slot_of(1): gen.vocab.grid}
+    for result in gen.infill(piece, Region.parse("6-8", gen.vocab.grid), 3, SAMPLING, seed=0, source="sampled"):
+        onsets = sorted({n.time for n in result.score.tracks[0].notes if result.start_tick <= n.time < result.end_tick})
+        assert onsets and max(np.diff([4 * 1920, *onsets])) <= 2 * 1920 + 240, onsets
 
 
 def test_a_track_in_octaves_keeps_its_octaves_in_sampled_fills(gen) -> None:

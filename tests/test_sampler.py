@@ -304,6 +304,28 @@ def test_a_track_told_its_first_step_starts_by_it(model, vocab: NoteVocab) -> No
     assert max(firsts(free)) > 12
 
 
+def test_a_track_told_its_longest_wait_never_waits_longer(model, vocab: NoteVocab) -> None:  # noqa: ANN001
+    """Rules.track_waits: slot 1 (1 to 4 onsets over 3 bars, 40 notes in all) starts its next onset
+    within 12 grid steps of its last one, up to the next eighth note (a made onset falls on one),
+    while it is below its pace (3 onsets); an untrained model left alone waits longer."""
+    window = ((1, 1, 4),)
+
+    def waits(rules: Rules) -> list[int]:
+        outs, _ = _sample(model, vocab, rules, 6, 2, SamplingConfig(max_notes=80))
+        found = []
+        for o in outs:
+            mine = o.notes[o.notes[:, TRACK] == 1]
+            steps = np.unique(mine[:, BAR] * BAR_POSITIONS[0] + mine[:, POS])[:3]
+            found += np.diff(steps).tolist()
+        return found
+
+    told = waits(Rules((0, 1, vocab.drum_slot), BAR_POSITIONS, (0, 0), 2, 0, EOS, min_notes=40, track_onsets=window,
+                       track_waits=((1, 12),)))
+    assert len(told) >= 8 and max(told) < 12 + vocab.grid // 2, told
+    assert max(waits(Rules((0, 1, vocab.drum_slot), BAR_POSITIONS, (0, 0), 2, 0, EOS, min_notes=40,
+                           track_onsets=window))) >= 18
+
+
 def test_a_track_told_its_fewest_chord_notes_sounds_them_at_each_onset(model, vocab: NoteVocab) -> None:  # noqa: ANN001
     """Rules.track_least_chords: every onset of slot 1 holds two notes or more (an untrained model,
     which rarely writes two at once; the chord cap of 3 still holds), and the end waits for the last

@@ -106,7 +106,7 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
                    required=required, required_by=last_bar, min_bar=reach, track_ranges=ranges + held.ranges,
                    track_velocities=velocities, track_onsets=onsets + held.onsets, drum_kit=held.kit,
                    track_rhythms=held.rhythms, track_chords=chords + held.chords, track_leans=held.leans,
-                   time_leans=held.sounding, track_first=held.first, track_least_chords=held.least,
+                   time_leans=held.sounding, track_first=held.first, track_waits=held.waits, track_least_chords=held.least,
                    track_durations=held.durations,
                    **{**rule_fields(rules), **({} if playing else {"max_notes": 0})})
     place = Placement(bar0, piece.bars_meta(last_bar + 1), piece.header(), FILLED, hole)

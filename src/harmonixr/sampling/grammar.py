@@ -24,7 +24,8 @@ may start (by the end of each bar no more than an even spread of them), and the 
 end may come, paced through the region at the middle of the window (a track behind an even spread
 of it by half a bar's share, or :data:`PACE_SLACK` onsets, must play at the next onset it can), so
 a part keeps its rate through the region instead of playing in bursts (and a track may be told the
-step by which its first onset comes, ``track_first``); for a new piece, whose
+step by which its first onset comes, ``track_first``, and the longest it may wait between two
+onsets, ``track_waits``); for a new piece, whose
 density is notes per bar, the window counts notes instead (``count_notes``); and per track
 a rhythm (the positions in a bar where its onsets may fall, as an infill keeps the rhythm played
 around it: a position is offered only where a track that may still play has it in its rhythm, a
@@ -86,6 +87,7 @@ class Rules:
     track_durations: tuple[tuple[int, float, float], ...] = ()  # (slot, shortest, longest duration in grid steps)
     track_onsets: tuple[tuple[int, int, int], ...] = ()  # (slot, fewest, most onsets of the track)
     track_first: tuple[tuple[int, int], ...] = ()  # (slot with a fewest, the grid step by which its first onset comes)
+    track_waits: tuple[tuple[int, int], ...] = ()  # (slot with a fewest, the most grid steps from one onset to the next)
     track_rhythms: tuple[tuple[int, tuple[int, ...]], ...] = ()  # (slot, the positions in a bar its onsets take)
     track_chords: tuple[tuple[int, int], ...] = ()  # (slot, most notes of the track at one onset)
     track_least_chords: tuple[tuple[int, int], ...] = ()  # (slot, fewest notes of the track at each of its onsets)
@@ -112,13 +114,14 @@ class NoteState:
     bar_notes: dict[int, int] = field(default_factory=dict)
     ends: list[tuple[int, int, int]] = field(default_factory=list)  # (bar, pos, end in grid steps) of notes sounding
     onsets: dict[int, int] = field(default_factory=dict)  # onsets written, by track
+    last: dict[int, int] = field(default_factory=dict)  # grid step of each track's last onset written
     # what the grammar worked out for the next note (open bars, positions, tracks): a step's masks
     # ask for each many times; emptied when a note is written, never copied
     seen: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def copy(self) -> NoteState:
         return NoteState(self.bar, self.pos, self.track, self.pitch, self.notes, self.written, self.chord,
-                         dict(self.bar_notes), list(self.ends), dict(self.onsets))
+                         dict(self.bar_notes), list(self.ends), dict(self.onsets), dict(self.last))
 
 
 def tonic_lean(tonic: tuple[int, ...], pitches: np.ndarray) -> np.ndarray:
@@ -193,6 +196,7 @@ class NoteGrammar:
         self.least = {slot: min(least, self.chords.get(slot, MAX_CHORD)) for slot, least in rules.track_least_chords}
         self.fewest = {slot: low for slot, low, _ in rules.track_onsets if low > 0}
         self.first = dict(rules.track_first)
+        self.waits = dict(rules.track_waits)
         self.most = {slot: high for slot, _, high in rules.track_onsets}
         self.pace_step = max(vocab.grid // 2, 1)  # a track behind its pace plays by the next eighth note
         self.bar_starts = [0, *itertools.accumulate(rules.bar_positions)]  # grid steps to each known bar's start
@@ -413,6 +417,8 @@ class NoteGrammar:
             if plan is None:
                 continue
             due, latest = plan
+            if slot in self.waits and slot in state.last:  # its next onset no later than its longest wait from its last
+                due = min(due, state.last[slot] + self.waits[slot])
             earliest = now if state.track < 0 or slot > state.track else now + 1  # the reading order at an onset
             due = max(due, earliest)
             if (slot, due) not in self._timely:  # on the next eighth note, or the track's next position of its rhythm
@@ -615,6 +621,8 @@ class NoteGrammar:
         state.chord = state.chord + 1 if same else 1
         if not same or self.rules.count_notes:
             state.onsets[track] = state.onsets.get(track, 0) + 1
+        if not same:
+            state.last[track] = self._step(bar, pos)
         state.bar, state.pos, state.track, state.pitch = bar, pos, track, pitch
         state.seen.clear()
         state.notes += 1
