@@ -235,7 +235,8 @@ def test_the_prompt_and_the_per_track_controls_steer_an_infill(gen, tmp_path, sa
 
 def test_the_page_zooms_on_the_region_restyles_the_piece_and_sizes_a_new_piece(gen, tmp_path) -> None:
     from harmonixr.visualization.interactive import view_around
-    from harmonixr.web.page import Page
+    from harmonixr.web.page import Page, table_key
+    from harmonixr.web.studio import ControlRow
 
     studio = make_studio(gen, tmp_path)
     page, desk = Page(studio), chorale_desk(studio)
@@ -257,6 +258,15 @@ def test_the_page_zooms_on_the_region_restyles_the_piece_and_sizes_a_new_piece(g
                   meter="4/4", density=0, loudness=0, temperature=1.0, top_p=0.95, seed=0, variations=1)
     assert page.request(**values, length=3).bars == 3  # a new piece has a length of its own
     assert page.request(**{**values, "op": "continue"}, length=3).bars == 4  # continue: its new bars
+
+    # the controls table counts only for the region it shows: a click before the new region's table
+    # came (its key still the old region's) asks for none of the old values
+    table = [[1, "Soprano", 0, 80, "", "kept"]]
+    infill = {**values, "op": "infill", "region": "3-4", "controls": table}
+    assert page.request(**infill, controls_for=table_key("3-4", [])).controls == (ControlRow(0, 0.0, 80.0, None, None, True),)
+    assert page.request(**infill, controls_for=table_key("5-8", [])).controls == ()
+    assert page.request(**{**infill, "tracks": [1]}, controls_for=table_key("3-4", [])).controls == ()
+    assert page.request(**infill).controls != ()  # a caller with no key (the API) is taken at its word
 
 
 def test_an_upload_the_parser_repaired_says_so(gen, tmp_path) -> None:

@@ -140,17 +140,18 @@ def build_page(studio: Studio) -> gr.Blocks:
 
         piece_out = [desk, roll, piece_audio, tracks, summary, style]
         results_out = [pick, result_roll, result_audio, files, a_pick, b_pick, result_text, whole]
+        controls_for = gr.State(None)  # page.table_key of the region and tracks the controls table shows
         settings = [region, tracks, more, program, new_style, instruments, tempo, meter, density, loudness,
-                    temperature, top_p, seed, variations, prompt, controls, length]
+                    temperature, top_p, seed, variations, prompt, controls, length, controls_for]
 
         def on(event: Any, handler: Any, inputs: list, outputs: list) -> Any:
             return event(refusing(handler, len(outputs)), inputs, outputs)
 
-        marking = (refusing(page.mark, 2), [desk, region, tracks], [roll, controls])
+        marking = (refusing(page.mark, 3), [desk, region, tracks], [roll, controls, controls_for])
         on(upload.upload, page.upload, [desk, upload, style, region], piece_out + results_out).then(*marking)
         on(load.click, page.example, [desk, example, region], piece_out + results_out).then(*marking)
-        on(region.change, page.mark, [desk, region, tracks], [roll, controls])
-        on(tracks.input, page.mark, [desk, region, tracks], [roll, controls])
+        on(region.change, page.mark, [desk, region, tracks], [roll, controls, controls_for])
+        on(tracks.input, page.mark, [desk, region, tracks], [roll, controls, controls_for])
         for button, op in ((infill, "infill"), (refine, "refine"), (cont, "continue"), (add, "add-track"),
                            (generate, "generate")):
             on(button.click, page.run, [desk, gr.State(op), *settings], [desk, *results_out, seed, stored])

@@ -48,6 +48,13 @@ def control_rows(table: Any) -> tuple[ControlRow, ...]:
     return tuple(out)
 
 
+def table_key(region: str, tracks: list[int] | tuple[int, ...] | None) -> str:
+    """What the controls table was inferred for: the region and the ticked tracks. A request made
+    while the table still shows another region's values (the click came before the new table) keeps
+    none of them: they are not what the visitor set for this region."""
+    return f"{region.strip()}|{','.join(str(t) for t in sorted(tracks or ()))}"
+
+
 def _rhythm(track: int, cell: Any) -> bool | None:
     """A rhythm cell: ``kept`` (onsets at the positions the track plays around the region),
     ``free`` (anywhere); empty: as inferred."""
@@ -167,25 +174,27 @@ class Page:
     def mark(self, desk: Desk, region: str, tracks: list[int] | None = None) -> tuple:
         """The piece's roll with the region shaded, and the region's per-track controls as inferred."""
         if desk.take is None:
-            return gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip()
         figure = pianoroll_figure(desk.take.score(), region=self.studio.region_ticks(desk.take, region),
                                   title=desk.take.name, height=360)
         rows = self.studio.inferred_controls(desk.take, region, tuple(tracks or ()))
-        return figure, rows or [[None, "", None, None]]
+        return figure, rows or [[None, "", None, None]], table_key(region, tracks)
 
     def request(self, op: str, region: str, tracks: list[int], bars: int, program: int, style: str,
                 instruments: list[int], tempo: float, meter: str, density: float, loudness: float,
                 temperature: float, top_p: float, seed: float, variations: float, prompt: str = "",
-                controls: Any = None, length: float = 8) -> Request:
+                controls: Any = None, length: float = 8, controls_for: str | None = None) -> Request:
         """The widgets' values as a :class:`Request` (``bars``: Continue's new bars; ``length``: the
-        new piece's bars)."""
+        new piece's bars; ``controls_for``: the :func:`table_key` the controls table was made for,
+        whose rows count only for that region and tracks)."""
         numerator, denominator = (int(x) for x in meter.split("/"))
         new = NewPiece(style, tuple(instruments) or (0,), float(tempo), (numerator, denominator),
                        float(density) if density else None, float(loudness) if loudness else None)
         knobs = Knobs(float(temperature), float(top_p), int(seed), int(variations))
         bar_count = int(length if op == "generate" else bars)
+        stale = controls_for is not None and controls_for != table_key(region, tracks)
         return Request(op, region.strip(), tuple(sorted(tracks or ())), bar_count, int(program), new, knobs,
-                       prompt=(prompt or "").strip(), controls=control_rows(controls))
+                       prompt=(prompt or "").strip(), controls=() if stale else control_rows(controls))
 
     def run(self, desk: Desk, *values: Any) -> tuple:
         request = self.request(*values)
