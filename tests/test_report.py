@@ -8,9 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from symusic import Score
 
 from harmonixr.cli import main
-from harmonixr.evaluation.infill_quality import compare_notes, paired
+from harmonixr.evaluation.infill_quality import (
+    chord_shares,
+    compare_notes,
+    duration_error,
+    kept_chords,
+    median_durations,
+    paired,
+)
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "harmonixr-small"
 
@@ -39,6 +47,33 @@ def test_paired_differences_average_fills_per_hole_and_count_wins() -> None:
     assert result["f1_se"] == pytest.approx(np.std([0.2, -0.2, 0.3], ddof=1) / np.sqrt(3))
     assert result["f1_won_lost"] == "2/1" and result["pitch_class_overlap_won_lost"] == "1/0"
     assert result["pitch_class_overlap"] == pytest.approx((0.0 + 0.0 + 0.2) / 3)
+
+
+def test_chord_and_duration_measures_on_a_constructed_song() -> None:
+    """Strings in octaves at 3 of 4 onsets (quarter notes), a bass in eighths, drums (not counted);
+    a fill whose strings play single half notes: chords at none of its onsets, notes twice as long."""
+    from symusic import Note, Track
+
+    def song(octaves: bool, length: int) -> Score:
+        score = Score(480)
+        strings, bass, drums = Track("Strings", 48, False), Track("Bass", 33, False), Track("Drums", 0, True)
+        for k in range(4):
+            strings.notes.extend(Note(k * 480, length, p, 70) for p in ((60, 72) if octaves and k < 3 else (60,)))
+            drums.notes.extend([Note(k * 480, 60, 36, 90), Note(k * 480, 60, 42, 90)])
+        bass.notes.extend(Note(k * 240, 200, 36, 90) for k in range(8))
+        score.tracks.extend([strings, bass, drums])
+        return score
+
+    original, fill = song(True, 480), song(False, 960)
+    assert chord_shares(original, 0, 1920) == [0.75, 0.0, None] and chord_shares(original, 1920, 3840) == [None] * 3
+    assert median_durations(original, 0, 1920) == [480.0, 200.0, None]
+    row = {"chords": chord_shares(fill, 0, 1920), "truth_chords": chord_shares(original, 0, 1920),
+           "durations": median_durations(fill, 0, 1920), "truth_durations": median_durations(original, 0, 1920)}
+    assert kept_chords([row], 0.75) == (0.0, 1)
+    share, compared = kept_chords([row], 0.8)  # no original track chords at 80% of its onsets
+    assert np.isnan(share) and compared == 0
+    assert duration_error([row]) == (0.5, 2)  # |log2 2| for the strings, 0 for the bass
+    assert kept_chords([{**row, "chords": None}], 0.75)[1] == 0  # a copy has no per-track measures
 
 
 @pytest.mark.slow

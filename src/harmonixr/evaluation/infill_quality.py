@@ -69,26 +69,24 @@ def track_counts(score: Score, start: int, end: int) -> list[int]:
     return [sum(1 for n in t.notes if start <= n.time < end) for t in score.tracks]
 
 
+def melodic_notes(score: Score, start: int, end: int) -> list[list | None]:
+    """Each track's notes starting in [start, end) (None: a drum track, or no note there)."""
+    return [None if track.is_drum else [n for n in track.notes if start <= n.time < end] or None
+            for track in score.tracks]
+
+
 def chord_shares(score: Score, start: int, end: int) -> list[float | None]:
     """Each melodic track's share of its onsets in [start, end) where two notes or more start
     together (None: a drum track, or no note there)."""
-    out: list[float | None] = []
-    for track in score.tracks:
-        times = [n.time for n in track.notes if start <= n.time < end]
-        if track.is_drum or not times:
-            out.append(None)
-            continue
-        _, counts = np.unique(times, return_counts=True)
-        out.append(float((counts >= 2).mean()))
-    return out
+    return [None if notes is None else float((np.unique([n.time for n in notes], return_counts=True)[1] >= 2).mean())
+            for notes in melodic_notes(score, start, end)]
 
 
 def median_durations(score: Score, start: int, end: int) -> list[float | None]:
     """The median duration (ticks) of each melodic track's notes starting in [start, end) (None: a
     drum track, or no note there)."""
-    return [None if track.is_drum else float(np.median(d)) if (d := [n.duration for n in track.notes
-                                                                       if start <= n.time < end]) else None
-            for track in score.tracks]
+    return [None if notes is None else float(np.median([n.duration for n in notes]))
+            for notes in melodic_notes(score, start, end)]
 
 
 def onset_spread(notes: list[tuple[int, int, int]], step: float) -> float:

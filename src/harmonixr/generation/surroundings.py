@@ -82,7 +82,7 @@ SOUNDING_LEAN = 2.0
 # doublings, pads) keeps their size at each onset of a sampled fill (:meth:`Surroundings.least_chord`):
 # sampled all-track fills of 2 bars in 20 training pieces a family (ad hoc) kept chords at 54% of
 # such tracks' onsets, where the originals have them at 90% (89% with it); on the test split
-# (benchmarks/sampled_fills.py, 105 holes) 0.34 -> 0.84 of the onsets, note F1 +0.002 +- 0.002.
+# (benchmarks/sampled_fills.py, 105 holes) 0.38 -> 0.85 of the onsets, note F1 +0.003 +- 0.002.
 KEEP_CHORD: float | None = 0.8  # None: fills keep no chord size
 # A held melodic track's notes in a sampled fill last from its shortest note around the hole divided
 # by this factor to its longest times it (:meth:`Surroundings.durations`). Ad hoc, 2-bar holes of 15
@@ -244,16 +244,19 @@ class Surroundings:
             if KEEP_WAIT else ()
         least = tuple((s, least) for s in held if asked.get(s, TrackControls()).chord is None
                       and (least := self.least_chord(s)) is not None)
-        durations = tuple((s, shortest / DURATION_MARGIN, longest * DURATION_MARGIN) for s in held
-                          if s != self.vocab.drum_slot and len(self.of(s)) and DURATION_MARGIN is not None
-                          for shortest, longest in [self.durations(s)])
+        durations = tuple((s, *window) for s in held if (window := self.durations(s)) is not None)
         return Held(kept, tuple(within), kit, tuple(rhythms), chords, leans, loudness, self.sounding(), first, waits,
                     least, durations)
 
-    def durations(self, slot: int) -> tuple[float, float]:
-        """(shortest, longest) of ``slot``'s notes around the hole, in grid steps."""
-        steps = self.vocab.durations[self.of(slot)[:, DUR]]
-        return float(steps.min()), float(steps.max())
+    def durations(self, slot: int) -> tuple[float, float] | None:
+        """(shortest, longest) duration in grid steps a sampled fill gives melodic ``slot``'s notes:
+        those of its notes around the hole, widened by :data:`DURATION_MARGIN` (None for the drums,
+        a track with no note there, or no margin)."""
+        mine = self.of(slot)
+        if DURATION_MARGIN is None or slot == self.vocab.drum_slot or not len(mine):
+            return None
+        steps = self.vocab.durations[mine[:, DUR]]
+        return float(steps.min()) / DURATION_MARGIN, float(steps.max()) * DURATION_MARGIN
 
     def least_chord(self, slot: int) -> int | None:
         """The chord size (2 or more) that :data:`KEEP_CHORD` of melodic ``slot``'s onsets around
