@@ -655,6 +655,19 @@ def test_asked_density_and_velocity_range_are_met_in_the_fill(gen, music21_midi)
             gen.infill(piece, region, 1, SAMPLING, controls={1: bad})
 
 
+def test_a_fill_of_the_songs_opening_adds_no_intro(gen) -> None:
+    """BWV 66.6 opens on the last beat of its first bar: the alto rewritten over bars 1-4, and all
+    four voices over bars 1-2, start no note before the song's first one (3 quarters in)."""
+    original = example_score("chorale")
+    first = min(n.time for t in original.tracks for n in t.notes)
+    assert first == 3 * original.ticks_per_quarter
+    piece = gen.piece(original, "chorale")
+    for region in (Region.parse("1-4", gen.vocab.grid, (1,)), Region.parse("1-2", gen.vocab.grid)):
+        for result in gen.infill(piece, region, 3, SAMPLING, seed=0, source="sampled"):
+            new = [n.time for t in result.score.tracks for n in t.notes if n.time < result.end_tick]
+            assert min(new) >= first, (region, min(new))
+
+
 def test_a_fill_cut_at_the_note_budget_says_so_with_loudness_asked(gen, music21_midi) -> None:
     """A sampled fill keeps its own count of steps and whether the model closed it, whatever the
     loudness controls do to its notes afterwards (they copy them)."""

@@ -102,7 +102,8 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
     onsets = onset_windows(asked, length)
     held = near.held(wanted, asked, length, rules)
     reach = last_bar if required and end is not None else 0  # a hole inside the song is played to its last bar
-    limits = Rules(playing or tuple(slots), piece.bar_positions(last_bar + 1), start, last_bar, last_pos, END,
+    limits = Rules(playing or tuple(slots), piece.bar_positions(last_bar + 1), song_start(piece, start, end), last_bar,
+                   last_pos, END,
                    required=required, required_by=last_bar, min_bar=reach, track_ranges=ranges + held.ranges,
                    track_velocities=velocities, track_onsets=onsets + held.onsets, drum_kit=held.kit,
                    track_rhythms=held.rhythms, track_chords=chords + held.chords, track_leans=held.leans,
@@ -160,6 +161,18 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
              "bits": fill.bits, "required_tracks": [piece.track_of(s) for s in required], "resampled": resampled,
              "missing_tracks": [piece.track_of(s) for s in required if s not in set(fill.notes[:, TRACK].tolist())]}))
     return timed(results, began)
+
+
+def song_start(piece: Piece, start: tuple[int, int], end: tuple[int, int] | None) -> tuple[int, int]:
+    """Where a sampled fill of the region from ``start`` to ``end`` may start its first note: at
+    ``start``, or, when the song's first note (of any track, the region's own included) lies inside
+    the region, there: a fill adds no intro before the song begins (in a chorale that opens on its
+    third beat, a rewritten alto does not sing the first two alone)."""
+    if not len(piece.notes):
+        return start
+    first = min(map(tuple, piece.notes[:, [BAR, POS]].tolist()))
+    inside = start < first and (end is None or first < tuple(end))
+    return (int(first[0]), int(first[1])) if inside else start
 
 
 def fill_budget(gen: Generator, piece: Piece, hole: Hole, controls: Mapping[int, TrackControls]) -> int:
