@@ -657,15 +657,21 @@ def test_asked_density_and_velocity_range_are_met_in_the_fill(gen, music21_midi)
 
 def test_a_fill_of_the_songs_opening_adds_no_intro(gen) -> None:
     """BWV 66.6 opens on the last beat of its first bar: the alto rewritten over bars 1-4, and all
-    four voices over bars 1-2, start no note before the song's first one (3 quarters in)."""
+    four voices over bars 1-2, start no note before the song's first one (3 quarters in). Each
+    voice sings one note at a time around the hole, and so it does in the fill (a note ends by the
+    voice's next onset: the model's longer ones are cut, `Surroundings.end_at_next`)."""
     original = example_score("chorale")
     first = min(n.time for t in original.tracks for n in t.notes)
     assert first == 3 * original.ticks_per_quarter
     piece = gen.piece(original, "chorale")
+    assert Surroundings(piece, Hole((0, 0), (4, 0), (piece.slot_of(1),)), gen.vocab).solo_lines() == (0, 1, 2, 3)
     for region in (Region.parse("1-4", gen.vocab.grid, (1,)), Region.parse("1-2", gen.vocab.grid)):
         for result in gen.infill(piece, region, 3, SAMPLING, seed=0, source="sampled"):
             new = [n.time for t in result.score.tracks for n in t.notes if n.time < result.end_tick]
             assert min(new) >= first, (region, min(new))
+            for track in result.score.tracks:
+                voice = sorted((n.time, n.end) for n in track.notes if n.time < result.end_tick)
+                assert all(end <= later for (_, end), (later, _) in zip(voice, voice[1:])), (region, voice)
 
 
 def test_a_fill_cut_at_the_note_budget_says_so_with_loudness_asked(gen, music21_midi) -> None:

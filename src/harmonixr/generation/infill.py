@@ -135,7 +135,9 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
             outs[k] = out
         resampled += len(missing)
     kept_loud = {s: TrackControls(loudness=loud) for s, loud in held.loudness}  # held tracks' own loudness
-    fills = [Candidate(meet_loudness(out.notes, kept_loud), "sampled", steps=out.steps, ended=out.ended) for out in outs]
+    solo = near.solo_lines()  # a voice sung one note at a time around the hole stays one in the fill
+    fills = [Candidate(meet_loudness(near.end_at_next(out.notes, solo), kept_loud), "sampled", steps=out.steps,
+                       ended=out.ended) for out in outs]
     if copies:
         pool = fills + copies
         if source == "piece":  # the model's bits only break ties of the copies' score: score those only

@@ -294,6 +294,38 @@ class Surroundings:
         wait = int(np.diff(before).max())
         return wait if wait == int(np.diff(after).max()) else None
 
+    def solo_lines(self) -> tuple[int, ...]:
+        """The melodic tracks that play one note at a time around the hole: no note of theirs
+        sounds past the track's next onset there (a chorale voice, a bass line)."""
+        out = []
+        for slot in np.unique(self.notes[:, TRACK]).tolist():
+            mine = self.of(slot)
+            if slot == self.vocab.drum_slot or len(mine) < 2:
+                continue
+            onsets = self.steps[mine[:, BAR]] + mine[:, POS]
+            order = np.argsort(onsets, kind="stable")
+            onsets, ends = onsets[order], onsets[order] + self.vocab.durations[mine[order, DUR]]
+            if (np.diff(onsets) > 0).all() and (ends[:-1] <= onsets[1:]).all():
+                out.append(int(slot))
+        return tuple(out)
+
+    def end_at_next(self, notes: np.ndarray, slots: tuple[int, ...]) -> np.ndarray:
+        """``notes`` (a fill) with each note of a track of ``slots`` (:meth:`solo_lines`) cut to end
+        by that track's next onset in the fill, to the longest duration bin that fits: a voice
+        sung one note at a time stays one."""
+        out = notes.copy()
+        for slot in slots:
+            rows = np.flatnonzero(out[:, TRACK] == slot)
+            if len(rows) < 2:
+                continue
+            onsets = self.steps[out[rows, BAR]] + out[rows, POS]
+            rows, onsets = rows[np.argsort(onsets, kind="stable")], np.sort(onsets, kind="stable")
+            gaps = np.diff(onsets)
+            fits = np.searchsorted(self.vocab.durations, gaps, side="right") - 1  # the longest bin within each gap
+            longer = (gaps > 0) & (self.vocab.durations[out[rows[:-1], DUR]] > gaps)
+            out[rows[:-1][longer], DUR] = np.maximum(fits[longer], 0)
+        return out
+
     def seam(self, slot: int) -> int | None:
         """The grid step by which a sampled fill starts ``slot``'s first note: its last onset
         before the hole plus the longest wait between two of its onsets around the hole, so that the
