@@ -276,11 +276,14 @@ class Surroundings:
         bars = max(self.piece.bars, self.last_bar + 1)
         return np.concatenate([[0], np.cumsum(self.piece.bar_positions(bars))])
 
+    def step_of(self, notes: np.ndarray) -> np.ndarray:
+        """(N,) grid steps from bar 0 of the onsets of ``notes`` (rows of the piece's bars)."""
+        return self.steps[notes[:, BAR]] + notes[:, POS]
+
     def _onsets(self, slot: int) -> tuple[np.ndarray, np.ndarray]:
         """``slot``'s onsets (grid steps from bar 0) before the hole, and after it."""
-        notes, starts = self.of(slot), self.steps
-        onsets = np.unique(starts[notes[:, BAR]] + notes[:, POS])
-        first = int(starts[self.hole.start[0]] + self.hole.start[1])
+        onsets = np.unique(self.step_of(self.of(slot)))
+        first = int(self.steps[self.hole.start[0]] + self.hole.start[1])
         return onsets[onsets < first], onsets[onsets >= first]
 
     def steady_wait(self, slot: int) -> int | None:
@@ -302,7 +305,7 @@ class Surroundings:
             mine = self.of(slot)
             if slot == self.vocab.drum_slot or len(mine) < 2:
                 continue
-            onsets = self.steps[mine[:, BAR]] + mine[:, POS]
+            onsets = self.step_of(mine)
             order = np.argsort(onsets, kind="stable")
             onsets, ends = onsets[order], onsets[order] + self.vocab.durations[mine[order, DUR]]
             if (np.diff(onsets) > 0).all() and (ends[:-1] <= onsets[1:]).all():
@@ -318,7 +321,7 @@ class Surroundings:
             rows = np.flatnonzero(out[:, TRACK] == slot)
             if len(rows) < 2:
                 continue
-            onsets = self.steps[out[rows, BAR]] + out[rows, POS]
+            onsets = self.step_of(out[rows])
             rows, onsets = rows[np.argsort(onsets, kind="stable")], np.sort(onsets, kind="stable")
             gaps = np.diff(onsets)
             fits = np.searchsorted(self.vocab.durations, gaps, side="right") - 1  # the longest bin within each gap
@@ -352,7 +355,7 @@ class Surroundings:
         last = int(starts[hole.end[0]] + hole.end[1]) if hole.end is not None else int(starts[-1])
         notes = piece.notes
         kept = notes[~np.isin(notes[:, TRACK], [*hole.tracks, self.vocab.drum_slot])]
-        onsets = starts[kept[:, BAR]] + kept[:, POS]
+        onsets = self.step_of(kept)
         ends = onsets + self.vocab.durations[kept[:, DUR]]
         heard = (onsets < last) & (ends > first)
         classes = np.zeros((last - first, 12), dtype=bool)  # (steps of the hole, pitch classes sounding)
