@@ -167,7 +167,7 @@ class NoteGrammar:
         self.pitch_lean = {slot: self._stored(nats, PITCH) for slot, nats in leans.items()}
         self.time_leans = {step: self._stored(np.asarray(nats, dtype=np.float64)[pitches % 12], PITCH)
                            for step, nats in rules.time_leans}
-        self.tracks = np.asarray(sorted(rules.tracks))
+        self.tracks = sorted(int(s) for s in rules.tracks)  # ints: the masks look them up at every note
         self.types = np.zeros(sizes[TYPE], dtype=bool)
         self.types[[NOTE, rules.end_type]] = True
         self.all = [np.arange(size) > 0 for size in sizes]  # every stored value but "not applicable"
@@ -355,12 +355,12 @@ class NoteGrammar:
         if ("open", bar) in seen:
             return seen[("open", bar)]
         if bar is None:
-            opened = [int(s) for s in self.tracks if state.onsets.get(int(s), 0) < self.most.get(int(s), UNLIMITED)]
+            opened = [s for s in self.tracks if state.onsets.get(s, 0) < self.most.get(s, UNLIMITED)]
         else:
             due = self._due(state)
             late = due[1] if due is not None and bar >= self._bar_of(due[0]) else None  # must play in this bar
-            opened = [int(s) for s in self.tracks if state.onsets.get(int(s), 0) <
-                      (self.most.get(int(s), UNLIMITED) if s == late else self._cap(int(s), bar))]
+            opened = [s for s in self.tracks if state.onsets.get(s, 0) <
+                      (self.most.get(s, UNLIMITED) if s == late else self._cap(s, bar))]
         seen[("open", bar)] = opened
         return opened
 

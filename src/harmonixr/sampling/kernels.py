@@ -216,6 +216,26 @@ def draw(logits: np.ndarray, temperature: float, uniforms: np.ndarray, out: np.n
         out[b] = choice
 
 
+@nb.njit(**_JIT)
+def draw_masked(logits: np.ndarray, mask: np.ndarray, temperature: float, top_k: int, top_p: float, min_p: float,
+                filtered: bool, uniforms: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    """out (B,) = :func:`draw` from logits (B, V) where ``mask`` (B, V) is set (-inf elsewhere), the
+    filters of :func:`filter_rows` applied first when ``filtered``: one compiled call a field, where
+    numpy's ``where``, the filter's buffers and the draw were a call each (at batch 1 those calls
+    cost more than the arithmetic)."""
+    B, V = logits.shape
+    masked = np.empty((B, V), np.float32)
+    for b in range(B):
+        for v in range(V):
+            masked[b, v] = logits[b, v] if mask[b, v] else -np.inf
+    if filtered:
+        kept = np.empty((B, V), np.float32)
+        filter_rows(masked, temperature, top_k, top_p, min_p, kept)
+        draw(kept, 1.0, uniforms, out)
+    else:
+        draw(masked, temperature, uniforms, out)
+
+
 @nb.njit(cache=True, nogil=True)  # no fastmath: -inf is a value here (a bar set with no bars)
 def _masked_logsumexp(x: np.ndarray, mask: np.ndarray) -> float:  # pragma: no cover - compiled
     """log sum exp of x over the entries where ``mask`` is set (-inf where none is)."""

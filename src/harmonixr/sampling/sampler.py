@@ -27,7 +27,7 @@ from harmonixr.errors import HarmonixrError
 from harmonixr.models.transformer import NoteTransformer
 from harmonixr.sampling.decoder import NumbaDecoder, TorchDecoder, make_decoder
 from harmonixr.sampling.grammar import DBAR, PITCH, POS, TRACK, TYPE, NoteGrammar, NoteState
-from harmonixr.sampling.kernels import draw, filter_rows, merge_end_rows
+from harmonixr.sampling.kernels import draw_masked, filter_rows, merge_end_rows
 from harmonixr.tokens.echo import EchoIndex
 from harmonixr.tokens.notes import NOTE_WIDTH
 from harmonixr.tokens.prompt import Bars, Header, Hole, bar_feature, row_of_fields
@@ -89,7 +89,7 @@ class Placement:
 
     def bar_feature(self, bar: int) -> int:
         """The ``bar`` feature of piece bar ``bar`` in this window."""
-        return int(bar_feature(bar, self.bar0))
+        return int(bar_feature(int(bar), self.bar0))  # an int: no numpy call
 
 
 @dataclass
@@ -179,20 +179,20 @@ class Sampler:
             dbar_logits = heads.logits(DBAR, h, note_embedding)
             merged = merge_end(type_logits, dbar_logits, dbar_masks, past, grammar.end_type)
             drawn_logp = np.zeros((n, K))  # traced: the log-probability of each drawn value (unfiltered)
-            type_logits = np.where(type_masks, merged, -np.inf)
-            self._draw(type_logits, cfg, uniforms[step, :, TYPE], choice)
+            self._draw(merged, type_masks, cfg, uniforms[step, :, TYPE], choice)
             values[:, TYPE] = choice
             if trace:
-                drawn_logp[:, TYPE] = _drawn_logp(type_logits, choice, cfg.temperature)
+                drawn_logp[:, TYPE] = _drawn_logp(np.where(type_masks, merged, -np.inf), choice, cfg.temperature)
             writing = (choice == NOTE) & ~done
+            writers = np.flatnonzero(writing).tolist()  # the rows writing a note this step
             for row in range(n):
                 masks[row][TYPE], masks[row][DBAR] = type_masks[row], dbar_masks[row]
             cond = cond + heads.lookup(COL["type"], values[:, TYPE])
             for k in range(1, K):
-                if not writing.any():
+                if not writers:
                     break
                 if k != DBAR:
-                    for row in np.flatnonzero(writing).tolist():
+                    for row in writers:
                         masks[row][k] = grammar.mask(k, states[row], list(values[row, :k]))
                 field_masks = _stack([mask if writing[row] and (mask := masks[row][k]) is not None
                                       else _first_valid(heads.sizes[k]) for row in range(n)])
@@ -205,14 +205,14 @@ class Sampler:
                                               int(values[row, POS]) - 1) if writing[row] else None for row in range(n)]
                         logits = logits + np.stack([lean if lean is not None else np.zeros(logits.shape[1])
                                                     for lean in leans])
-                    masked = np.where(field_masks, logits, -np.inf)
-                    self._draw(masked, cfg, uniforms[step, :, k], choice)
+                    self._draw(logits, field_masks, cfg, uniforms[step, :, k], choice)
                     values[:, k] = np.where(writing, choice, 0)
                     if trace:
+                        masked = np.where(field_masks, logits, -np.inf)
                         drawn_logp[:, k] = np.where(writing, _drawn_logp(masked, choice, cfg.temperature), 0.0)
                 cond = cond + heads.lookup(heads.columns[k], values[:, k])
                 if k == TRACK:
-                    cond = self._track_known(cond, values, writing, states, echo_index, echoes, place, programs)
+                    cond = self._track_known(cond, values, writing, writers, states, echo_index, echoes, place, programs)
             for row in range(n):
                 if done[row]:
                     continue
@@ -239,14 +239,14 @@ class Sampler:
                 notes[row] = np.stack(made[row])
         return [Sampled(notes[row], bool(ended[row]), taken, traces[row]) for row in range(n)]
 
-    def _track_known(self, cond: np.ndarray, values: np.ndarray, writing: np.ndarray, states: list[NoteState],
+    def _track_known(self, cond: np.ndarray, values: np.ndarray, writing: np.ndarray, writers: list[int], states: list[NoteState],
                      echo_index: list[EchoIndex], echoes: np.ndarray, place: Placement, programs: np.ndarray) -> np.ndarray:
         """``cond`` once the rows' tracks are drawn: from here on the heads know each track's
         instrument, and what it played around here (its echoes, written into ``echoes``)."""
         assert self.decoder is not None
         heads = self.decoder.heads
         cond = cond + heads.lookup(COL["program"], programs[np.maximum(values[:, TRACK] - 1, 0)])
-        for row in np.flatnonzero(writing).tolist():
+        for row in writers:
             bar = states[row].bar + int(values[row, DBAR]) - 1
             echoes[row] = echo_index[row].echoes(int(values[row, TRACK]), place.bar_feature(bar), int(values[row, POS]))
         if heads.echo_columns:
@@ -255,11 +255,11 @@ class Sampler:
         return cond
 
     @staticmethod
-    def _draw(logits: np.ndarray, cfg: SamplingConfig, uniforms: np.ndarray, out: np.ndarray) -> None:
-        if cfg.filtered:  # the filters work on tempered logits
-            draw(filter_logits(logits, cfg), 1.0, uniforms, out)
-        else:
-            draw(logits.astype(np.float32), cfg.temperature, uniforms, out)
+    def _draw(logits: np.ndarray, mask: np.ndarray, cfg: SamplingConfig, uniforms: np.ndarray, out: np.ndarray) -> None:
+        """out (rows,) = values drawn from the logits (rows, V) where ``mask`` is set, filtered as ``cfg`` says
+        (the filters work on tempered logits)."""
+        draw_masked(np.ascontiguousarray(logits), np.ascontiguousarray(mask), float(cfg.temperature), int(cfg.top_k),
+                    float(cfg.top_p), float(cfg.min_p), bool(cfg.filtered), uniforms, out)
 
 
 def _drawn_logp(logits: np.ndarray, choice: np.ndarray, temperature: float) -> np.ndarray:

@@ -35,7 +35,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -101,12 +101,20 @@ class Hole:
             inside &= np.isin(notes[:, TRACK], self.tracks)
         return inside
 
-    def relation(self, bar: np.ndarray, pos: np.ndarray, vocab: NoteVocab) -> np.ndarray:
-        """The ``hole`` feature of positions at (bar, pos): before, inside or after the span."""
-        key = time_key(bar, pos, vocab)
-        out = np.where(key < time_key(*self.start, vocab), BEFORE_HOLE, IN_HOLE)
+    def relation(self, bar: np.ndarray | int, pos: np.ndarray | int, vocab: NoteVocab) -> np.ndarray | int:
+        """The ``hole`` feature of positions at (bar, pos): before, inside or after the span (an
+        int for ints: the sampler asks one note at a time)."""
+        if isinstance(bar, int) and isinstance(pos, int):
+            key = bar * (vocab.max_positions + 1) + pos
+            if key < self.start[0] * (vocab.max_positions + 1) + self.start[1]:
+                return BEFORE_HOLE
+            if self.end is not None and key >= self.end[0] * (vocab.max_positions + 1) + self.end[1]:
+                return AFTER_HOLE
+            return IN_HOLE
+        keys = time_key(bar, pos, vocab)
+        out = np.where(keys < time_key(*self.start, vocab), BEFORE_HOLE, IN_HOLE)
         if self.end is not None:
-            out = np.where(key >= time_key(*self.end, vocab), AFTER_HOLE, out)
+            out = np.where(keys >= time_key(*self.end, vocab), AFTER_HOLE, out)
         return out
 
     def bars(self, last_bar: int) -> list[int]:
@@ -191,7 +199,16 @@ class Bars:
     meter: np.ndarray  # (B,)
     tempo: np.ndarray  # (B,)
 
-    def at(self, bar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    @overload
+    def at(self, bar: int) -> tuple[int, int]: ...
+    @overload
+    def at(self, bar: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def at(self, bar: np.ndarray | int) -> tuple[np.ndarray, np.ndarray] | tuple[int, int]:
+        """The (meter, tempo) features of piece bars ``bar`` (ints for an int: the sampler asks one at a time)."""
+        if isinstance(bar, int):
+            one = min(max(bar, 0), len(self.meter) - 1)
+            return int(self.meter[one]), int(self.tempo[one])
         index = np.clip(np.asarray(bar, dtype=np.int64), 0, len(self.meter) - 1)
         return self.meter[index], self.tempo[index]
 
@@ -216,6 +233,7 @@ def time_key(bar: np.ndarray | int, pos: np.ndarray | int, vocab: NoteVocab) -> 
 # -- rows ------------------------------------------------------------------------------------
 _FIELD_INDEX = np.array(FIELD_COLUMNS)  # the columns of the sampled fields, and of the echoes
 _ECHO_INDEX = np.array([COL[name] for name in ECHO_COLUMNS])
+_TRACK_FIELD = FIELDS.index("track")
 
 
 def _rows(count: int) -> np.ndarray:
@@ -269,14 +287,15 @@ def bar_feature(bar: np.ndarray | int, bar0: int) -> np.ndarray | int:
     return np.clip(np.asarray(bar) - bar0, 0, MAX_WINDOW_BARS - 1) + 1
 
 
-def _place(rows: np.ndarray, vocab: NoteVocab, bar: np.ndarray, pos: np.ndarray, bar0: int, bars: Bars,
+def _place(rows: np.ndarray, vocab: NoteVocab, bar: np.ndarray | int, pos: np.ndarray | int, bar0: int, bars: Bars,
            segment: int, hole: Hole | None) -> None:
-    """Fill the time features of rows at (bar, pos): window bar, meter, tempo, segment, hole."""
-    rows[:, COL["bar"]] = bar_feature(bar, bar0)
-    rows[:, COL["meter"]], rows[:, COL["tempo"]] = bars.at(bar)
-    rows[:, COL["segment"]] = segment
+    """Fill the time features of rows at (bar, pos): window bar, meter, tempo, segment, hole
+    (arrays of the rows' times, or ints for one row: the sampler's, with no numpy call per feature)."""
+    rows[..., COL["bar"]] = bar_feature(bar, bar0)
+    rows[..., COL["meter"]], rows[..., COL["tempo"]] = bars.at(bar)
+    rows[..., COL["segment"]] = segment
     if hole is not None:
-        rows[:, COL["hole"]] = hole.relation(np.asarray(bar), np.asarray(pos), vocab)
+        rows[..., COL["hole"]] = hole.relation(bar, pos, vocab)
 
 
 def row_of_fields(vocab: NoteVocab, fields: np.ndarray, bar: int, pos: int, bar0: int, bars: Bars, header: Header,
@@ -284,13 +303,13 @@ def row_of_fields(vocab: NoteVocab, fields: np.ndarray, bar: int, pos: int, bar0
     """The row of a note given its stored fields (``FIELDS`` order, as the sampler drew them), its
     absolute (bar, pos) and its echoes (:class:`~harmonixr.tokens.echo.EchoIndex`; None: none):
     the same row :func:`note_rows` and :func:`~harmonixr.tokens.echo.add_echoes` write for that note."""
-    row = _rows(1)
-    row[0, _FIELD_INDEX] = fields
+    row = np.zeros(len(COLUMNS), dtype=np.int64)
+    row[_FIELD_INDEX] = fields
     if echoes is not None:
-        row[0, _ECHO_INDEX] = echoes
-    _place(row, vocab, np.array([bar]), np.array([pos]), bar0, bars, segment, hole)
-    row[0, COL["program"]] = header.program_of(vocab)[int(fields[FIELDS.index("track")]) - 1]
-    return row[0]
+        row[_ECHO_INDEX] = echoes
+    _place(row, vocab, int(bar), int(pos), bar0, bars, segment, hole)
+    row[COL["program"]] = header.program_of(vocab)[int(fields[_TRACK_FIELD]) - 1]
+    return row
 
 
 def marker_row(vocab: NoteVocab, kind: int, time: tuple[int, int], ref_bar: int, bar0: int, bars: Bars,
