@@ -1,5 +1,4 @@
-"""Echoes: each note's row says what its track played at its place some bars away, and which pitch
-classes sound at its onset, read causally.
+"""Echoes: each note's row says what its track played at its place some bars away, read causally.
 
 The columns are checked against a plain reference (every earlier row searched) on real pieces'
 plain and infill sequences and on random rows; the sampler's incremental index must give the same
@@ -20,27 +19,20 @@ from harmonixr.generation.piece import Piece, Region
 from harmonixr.models.checkpoint import build_model, save_checkpoint
 from harmonixr.models.config import ModelConfig
 from harmonixr.tokens.echo import EchoIndex, add_echoes
-from harmonixr.tokens.notes import BAR, TRACK
+from harmonixr.tokens.notes import BAR
 from harmonixr.tokens.prompt import Hole, infill, plain
-from harmonixr.config import TokenizerSpec
 from harmonixr.tokens.vocab import (
     COL,
     COLUMNS,
-    DRUM_PROGRAM,
     ECHO_COLUMNS,
     ECHO_LAGS,
-    HEARD_COLUMNS,
     MATCHED_COLUMN,
     MAX_WINDOW_BARS,
-        NOTE,
-    SOUNDING_COLUMNS,
+    NOTE,
     NoteVocab,
 )
 
 ECHO = [COL[name] for name in ECHO_COLUMNS]
-HEARD = [COL[name] for name in HEARD_COLUMNS]
-SOUNDING = [COL[name] for name in SOUNDING_COLUMNS]
-VOCAB = NoteVocab(TokenizerSpec())
 
 
 def matched_lag(seen: list[tuple[int, int, int, int]], bar: int) -> int:
@@ -57,25 +49,12 @@ def matched_lag(seen: list[tuple[int, int, int, int]], bar: int) -> int:
     return lag
 
 
-def sounds_at(row: np.ndarray, bar: int, step: int) -> bool:
-    """Whether the melodic note of ``row`` is held at grid step ``step`` of window bar ``bar``."""
-    start = int(row[COL["pos"]]) - 1
-    length = int(VOCAB.durations[max(int(row[COL["dur"]]) - 1, 0)])
-    if row[COL["program"]] == DRUM_PROGRAM + 1:
-        return False
-    if row[COL["bar"]] == bar:
-        return start <= step < start + length
-    return row[COL["bar"]] == bar - 1 and step < start + length - int(VOCAB.meter_positions(row[COL["meter"]]))
-
-
 def reference(rows: np.ndarray) -> np.ndarray:
-    """What each NOTE row hears (T, len(HEARD_COLUMNS)), by the definitions: its echoes, the earlier
-    NOTE rows of its track at its position ``lag`` bars away (each fixed lag, then the matched one),
-    the one of its rank among the notes of its own onset; then the pitch classes of the earlier
-    melodic NOTE rows held at its onset, as a 12-bit set in groups of four (stored 1 + bits)."""
-    out = np.zeros((len(rows), len(HEARD_COLUMNS)), dtype=np.int64)
+    """The echo columns (T, E) by their definition: for each NOTE row, the earlier NOTE rows of its
+    track at its position ``lag`` bars away (each fixed lag, then the matched one), the one of its
+    rank among the notes of its own onset."""
+    out = np.zeros((len(rows), len(ECHO_COLUMNS)), dtype=np.int64)
     seen: list[tuple[int, int, int, int]] = []  # (track, bar, pos, pitch) of earlier known notes
-    read: list[np.ndarray] = []  # their rows
     for t, row in enumerate(rows):
         track, bar, pos = int(row[COL["track"]]), int(row[COL["bar"]]), int(row[COL["pos"]])
         if row[COL["type"]] != NOTE or not 0 < bar < MAX_WINDOW_BARS:
@@ -85,21 +64,18 @@ def reference(rows: np.ndarray) -> np.ndarray:
             there = [s[3] for s in seen if s[:3] == (track, bar + lag, pos)]
             if lag and 0 < bar + lag < MAX_WINDOW_BARS and rank < len(there):
                 out[t, k] = there[rank]
-        classes = {(int(other[COL["pitch"]]) - 1) % 12 for other in read if sounds_at(other, bar, pos - 1)}
-        for g in range(len(SOUNDING_COLUMNS)):
-            out[t, len(ECHO_COLUMNS) + g] = 1 + sum(1 << (c - 4 * g) for c in classes if 4 * g <= c < 4 * g + 4)
         seen.append((track, bar, pos, int(row[COL["pitch"]])))
-        read.append(row)
     return out
 
 
 def incremental(rows: np.ndarray, matched: bool = True) -> np.ndarray:
-    """The echo and sounding columns as the sampler works them out: one note at a time from an index."""
-    index, out = EchoIndex(rows[:0], VOCAB, matched), np.zeros((len(rows), len(HEARD_COLUMNS)), dtype=np.int64)
+    """The echo columns as the sampler works them out: one note at a time from an index."""
+    index, out = EchoIndex(rows[:0], matched), np.zeros((len(rows), len(ECHO_COLUMNS)), dtype=np.int64)
     for t, row in enumerate(rows):
         if row[COL["type"]] == NOTE:
-            out[t] = index.echoes(int(row[COL["track"]]), int(row[COL["bar"]]), int(row[COL["pos"]]))
-            index.add(row)
+            key = int(row[COL["track"]]), int(row[COL["bar"]]), int(row[COL["pos"]])
+            out[t] = index.echoes(*key)
+            index.add(*key, int(row[COL["pitch"]]))
     return out
 
 
@@ -118,11 +94,9 @@ def test_echoes_of_real_sequences_follow_their_definition(real_file, vocab: Note
     piece = Piece.from_file(str(real_file), vocab)
     for rows in sequences(piece):
         expected = reference(rows)
-        np.testing.assert_array_equal(rows[:, HEARD], expected)
+        np.testing.assert_array_equal(rows[:, ECHO], expected)
         np.testing.assert_array_equal(incremental(rows), expected)
     assert sequences(piece)[0][:, ECHO].any(), "a real piece repeats something at a bar's distance"
-    if len(np.unique(piece.notes[:, TRACK])) > 1:
-        assert (sequences(piece)[0][:, SOUNDING] > 1).any(), "a part sounds at another part's onset"
 
 
 @settings(max_examples=60, deadline=None)
@@ -134,17 +108,14 @@ def test_echoes_of_random_rows_follow_their_definition(seed: int, count: int, ba
     rows[:, COL["type"]] = rng.choice([NOTE, NOTE, NOTE, 2], count)
     rows[:, COL["track"]] = rng.integers(1, 3, count)
     rows[:, COL["bar"]] = rng.integers(0, bars + 1, count) + rng.choice([0, MAX_WINDOW_BARS - bars - 1], count, p=[0.9, 0.1])
-    rows[:, COL["pos"]] = rng.integers(1, 4, count) * rng.choice([1, 15], count)  # onsets early and late in a bar
+    rows[:, COL["pos"]] = rng.integers(1, 4, count)
     rows[:, COL["pitch"]] = rng.integers(1, 129, count)
-    rows[:, COL["dur"]] = rng.integers(0, VOCAB.sizes["dur"], count)  # held past the bar line, or not
-    rows[:, COL["meter"]] = rng.choice([VOCAB.meter_id[(3, 4)], VOCAB.meter_id[(4, 4)], 1, 0], count)
-    rows[:, COL["program"]] = rng.choice([1, 41, DRUM_PROGRAM + 1], count)
     expected = reference(rows)
-    np.testing.assert_array_equal(add_echoes(rows.copy(), VOCAB)[:, HEARD], expected)
+    np.testing.assert_array_equal(add_echoes(rows.copy())[:, ECHO], expected)
     np.testing.assert_array_equal(incremental(rows), expected)
     unmatched = expected.copy()
     unmatched[:, ECHO_COLUMNS.index(MATCHED_COLUMN)] = 0  # a model that does not read it: left 0, both ways
-    np.testing.assert_array_equal(add_echoes(rows.copy(), VOCAB, matched=False)[:, HEARD], unmatched)
+    np.testing.assert_array_equal(add_echoes(rows.copy(), matched=False)[:, ECHO], unmatched)
     np.testing.assert_array_equal(incremental(rows, matched=False), unmatched)
 
 
@@ -184,7 +155,7 @@ def test_a_tune_played_again_after_five_bars_is_heard_by_the_matched_echo(vocab:
     assert not fixed.any(axis=1).all()
 
 
-def test_the_sampler_tells_the_heads_what_notes_hear_as_training_does(tmp_path, vocab: NoteVocab, music21_midi,
+def test_the_sampler_tells_the_heads_the_echoes_training_does(tmp_path, vocab: NoteVocab, music21_midi,
                                                               monkeypatch) -> None:
     """A small random model that reads echoes, its echo embeddings made loud so that a wrong echo
     moves the pitch's probability: the log-probabilities the sampler drew from, recomputed from the
@@ -201,10 +172,10 @@ def test_the_sampler_tells_the_heads_what_notes_hear_as_training_does(tmp_path, 
 
     torch.manual_seed(0)
     cfg = ModelConfig(d_model=64, n_layers=2, n_heads=2, ffn_hidden=128, head_hidden=64, max_len=512, echoes=True,
-                      matched_echo=True, sounding=True)
+                      matched_echo=True)
     model = build_model(cfg, vocab)
     with torch.no_grad():
-        for name in HEARD_COLUMNS:
+        for name in ECHO_COLUMNS:
             start = int(model.embed.offsets[COL[name]])
             model.embed.table.weight[start + 1 : start + vocab.sizes[name]] *= 100.0
     save_checkpoint(tmp_path / "echo", model, vocab, {})
@@ -216,14 +187,13 @@ def test_the_sampler_tells_the_heads_what_notes_hear_as_training_does(tmp_path, 
     with torch.no_grad():
         policy = bf16_matrices(gen.model)
         scored = score_rollouts(policy, policy, rollouts, 1.0)
-    heard = matched = sounding = 0
+    heard = matched = 0
     for row, r in enumerate(rollouts):
         expected = sum(float(t.sum()) for seg in r.segments for t in seg.logps)
         assert float(scored.logp[row]) == pytest.approx(expected, abs=2e-3 * int(scored.tokens[row]) + 1e-3)
         heard += sum(int(seg.rows[seg.prompt_len :, ECHO].any(axis=1).sum()) for seg in r.segments)
         matched += sum(int(seg.rows[seg.prompt_len :, COL[MATCHED_COLUMN]].astype(bool).sum()) for seg in r.segments)
-        sounding += sum(int((seg.rows[seg.prompt_len :, SOUNDING] > 1).any(axis=1).sum()) for seg in r.segments)
-    assert heard > 0 and matched > 0 and sounding > 0, "the fills' notes heard the chorale around them"
+    assert heard > 0 and matched > 0, "the fills' notes heard the chorale around them"
 
 
 def test_a_model_without_echoes_reads_none_of_them(vocab: NoteVocab) -> None:
@@ -248,24 +218,3 @@ def test_a_model_without_echoes_reads_none_of_them(vocab: NoteVocab) -> None:
         only_matched[..., COL[MATCHED_COLUMN]] = noisy[..., COL[MATCHED_COLUMN]]
         assert all(torch.equal(a, b) for a, b in zip(with_them.logits(rows), with_them.logits(only_matched)))
         assert not all(torch.equal(a, b) for a, b in zip(matched.logits(rows), matched.logits(only_matched)))
-
-
-def test_a_run_that_adds_the_sounding_columns_starts_as_the_model_it_starts_from(tmp_path, vocab: NoteVocab) -> None:
-    """Fine-tuning a model that did not read the sounding columns into one that does: the new
-    columns' embeddings start at zero, so the outputs are the old model's whatever they hold; every
-    other weight is the old one's. The other way round is refused (it would drop a feature)."""
-    from harmonixr.models.checkpoint import CheckpointError, start_from
-
-    small = dict(d_model=32, n_layers=1, n_heads=2, ffn_hidden=64, head_hidden=32, max_len=64, echoes=True)
-    torch.manual_seed(0)
-    old = build_model(ModelConfig(**small), vocab).eval()
-    save_checkpoint(tmp_path / "old", old, vocab, {})
-    grown = start_from(tmp_path / "old", build_model(ModelConfig(**small, sounding=True), vocab), vocab).eval()
-    rows = torch.from_numpy(np.stack([np.random.default_rng(2).integers(0, f.size, 30) for f in vocab.columns], 1))[None]
-    with torch.no_grad():
-        assert all(torch.equal(a, b) for a, b in zip(old.logits(rows), grown.logits(rows)))
-        grown.embed.table.weight[-1] += 1.0  # a sounding value's embedding, once trained, is read
-        assert not all(torch.equal(a, b) for a, b in zip(old.logits(rows), grown.logits(rows)))
-    save_checkpoint(tmp_path / "grown", grown, vocab, {})
-    with pytest.raises(CheckpointError, match="sound-0"):
-        start_from(tmp_path / "grown", build_model(ModelConfig(**small), vocab), vocab)

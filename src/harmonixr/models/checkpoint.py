@@ -14,7 +14,7 @@ import json
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
@@ -24,14 +24,13 @@ from harmonixr.config import from_dict, to_dict
 from harmonixr.errors import HarmonixrError
 from harmonixr.models.config import ModelConfig
 from harmonixr.models.transformer import NoteTransformer
-from harmonixr.tokens.vocab import BASE_COLUMNS, COLUMNS, NoteVocab
+from harmonixr.tokens.vocab import BASE_COLUMNS, NoteVocab
 
 M = TypeVar("M", bound=nn.Module)
 
 MODEL_FILE, CONFIG_FILE = "model.safetensors", "config.json"
 OPTIMIZER_FILE, STATE_FILE = "optimizer.safetensors", "trainer_state.json"
 FORMAT = 2  # 2: the note-level model
-TABLE = "embed.table.weight"  # the input embeddings of every column a model reads, in one table
 
 
 class CheckpointError(HarmonixrError):
@@ -125,35 +124,11 @@ def load_model_weights(path: str | Path, model: M) -> M:
 
 def start_from(path: str | Path, model: M, vocab: NoteVocab) -> M:
     """Fine-tuning: load another run's weights into a fresh ``model``; its vocabulary must be
-    ``vocab`` (the same values with the same ids), else the weights would mean other things.
-
-    ``model`` may read columns the checkpoint's model did not (its config adds a feature, as
-    ``sounding``): their embeddings start at zero, so the model starts as the checkpoint's."""
+    ``vocab`` (the same values with the same ids), else the weights would mean other things."""
     path = resolve(path)
     if not NoteVocab.from_file(path).same_as(vocab):
         raise CheckpointError(f"{path}: its vocabulary differs from the corpus's, so its weights cannot start this run")
-    inner = cast(NoteTransformer, model)
-    before = from_dict(ModelConfig, read_config(path)["model"], where=str(path / CONFIG_FILE)).column_sizes
-    if before == inner.cfg.column_sizes:
-        return load_model_weights(path, model)
-    if set(before) - set(inner.cfg.column_sizes):
-        raise CheckpointError(f"{path}: its model reads columns {sorted(set(before) - set(inner.cfg.column_sizes))} "
-                              "that this run's does not")
-    tensors = load_file(str(path / MODEL_FILE))
-    table = torch.zeros_like(inner.embed.table.weight)  # (rows of this model's columns, C)
-    old = new = 0
-    for name in COLUMNS:  # both tables hold their columns in this order
-        size = inner.cfg.column_sizes.get(name, 0)
-        if name in before:
-            table[new : new + size] = tensors[TABLE][old : old + size]
-            old += size
-        new += size
-    tensors[TABLE] = table
-    try:
-        model.load_state_dict(tensors, strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path / MODEL_FILE}: cannot load weights ({exc})") from exc
-    return model
+    return load_model_weights(path, model)
 
 
 def load_training_state(path: str | Path, optimizer: torch.optim.Optimizer) -> dict[str, Any]:

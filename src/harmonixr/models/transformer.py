@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harmonixr.models.config import ModelConfig
-from harmonixr.tokens.vocab import COL, COLUMNS, FIELDS, HEARD_COLUMNS
+from harmonixr.tokens.vocab import COL, COLUMNS, ECHO_COLUMNS, FIELDS
 
 
 class RMSNorm(nn.Module):
@@ -195,9 +195,9 @@ class FieldHeads(nn.Module):
         super().__init__()
         self.columns = [COL[name] for name in FIELDS]
         self.track_index = FIELDS.index("track")
-        # what the heads are told once the track is chosen: its instrument, and what the note hears
-        # (its echoes and the pitch classes sounding at its onset, where the model reads them; :mod:`harmonixr.tokens.echo`)
-        self.track_columns = [COL["program"], *(COL[name] for name in HEARD_COLUMNS if name in cfg.columns)]
+        # what the heads are told once the track is chosen: its instrument, and the note's echoes
+        # (where the model reads them; :mod:`harmonixr.tokens.echo`)
+        self.track_columns = [COL["program"], *(COL[name] for name in ECHO_COLUMNS if name in cfg.columns)]
         self.queries = nn.Parameter(torch.zeros(len(FIELDS), cfg.d_model))
         self.in_norm = RMSNorm(cfg.d_model)
         self.mlp = SwiGLU(cfg.d_model, cfg.head_hidden)

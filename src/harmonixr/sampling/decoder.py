@@ -32,7 +32,7 @@ from harmonixr.errors import HarmonixrError
 from harmonixr.models.transformer import Block, KVCache, NoteTransformer
 from harmonixr.runtime import autocast, autocast_dtype
 from harmonixr.sampling.kernels import decode_step, field_head
-from harmonixr.tokens.vocab import COLUMNS, HEARD_COLUMNS, MATCHED_COLUMN
+from harmonixr.tokens.vocab import COLUMNS, ECHO_COLUMNS, MATCHED_COLUMN
 
 BACKENDS = ("auto", "numba", "torch")
 
@@ -75,8 +75,8 @@ class Heads:
         self.out = [bf16_bits(cast(torch.nn.Linear, o).weight.T) for o in heads.out]  # (C, V_k)
         self.sizes = [o.shape[1] for o in self.out]  # V_k
         self.columns = heads.columns
-        # (column, index in HEARD_COLUMNS) of each echo or sounding column the heads are told after the track's program
-        self.echo_columns = [(c, HEARD_COLUMNS.index(COLUMNS[c])) for c in heads.track_columns if COLUMNS[c] in HEARD_COLUMNS]
+        # (column, index in ECHO_COLUMNS) of each echo the heads are told after the track's program
+        self.echo_columns = [(c, ECHO_COLUMNS.index(COLUMNS[c])) for c in heads.track_columns if COLUMNS[c] in ECHO_COLUMNS]
         self.reads_matched = COLUMNS.index(MATCHED_COLUMN) in heads.track_columns  # else the sampler skips working it out
 
     def embed_rows(self, rows: np.ndarray) -> np.ndarray:

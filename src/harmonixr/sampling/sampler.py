@@ -31,7 +31,7 @@ from harmonixr.sampling.kernels import draw_masked, filter_rows, merge_end_rows
 from harmonixr.tokens.echo import EchoIndex
 from harmonixr.tokens.notes import NOTE_WIDTH
 from harmonixr.tokens.prompt import Bars, Header, Hole, bar_feature, row_of_fields
-from harmonixr.tokens.vocab import COL, FIELDS, HEARD_COLUMNS, NOTE
+from harmonixr.tokens.vocab import COL, ECHO_COLUMNS, FIELDS, NOTE
 
 K = len(FIELDS)
 
@@ -150,9 +150,9 @@ class Sampler:
         uniforms = torch.rand((steps, n, K), generator=torch.Generator().manual_seed(seed), dtype=torch.float64).numpy()
         h = self.decoder.start(prompt, n, max_len)  # (n, C)
         states = [state.copy() for _ in range(n)]
-        heard = EchoIndex(prompt, grammar.vocab, matched=heads.reads_matched)
+        heard = EchoIndex(prompt, matched=heads.reads_matched)
         echo_index = [heard.copy() for _ in range(n)]  # each row's notes so far, for their echoes
-        echoes = np.zeros((n, len(HEARD_COLUMNS)), dtype=np.int64)
+        echoes = np.zeros((n, len(ECHO_COLUMNS)), dtype=np.int64)
         notes = [np.zeros((0, NOTE_WIDTH), dtype=np.int64) for _ in range(n)]
         made: list[list[np.ndarray]] = [[] for _ in range(n)]
         traces: list[list[dict]] = [[] for _ in range(n)]
@@ -231,7 +231,8 @@ class Sampler:
                 note = made[row][-1]
                 last_rows[row] = row_of_fields(grammar.vocab, values[row], int(note[0]), int(note[1]), place.bar0,
                                                place.bars, place.header, place.segment, place.hole, echoes[row])
-                echo_index[row].add(last_rows[row])
+                echo_index[row].add(int(values[row, TRACK]), place.bar_feature(int(note[0])), int(values[row, POS]),
+                                    int(values[row, PITCH]))
             h = self.decoder.step(last_rows)
         for row in range(n):
             if made[row]:

@@ -18,14 +18,6 @@ this one; the nearest on a tie, none when nothing is alike), and the lag is b-1-
 pieces, within the 1,000 notes before, it holds the pitch of 48% of POP909's notes where the best
 fixed lag holds 23%, 29% of the chorales' against 16% (``benchmarks/repeats.py``).
 
-A note also hears the **harmony at its onset**: the pitch classes of the melodic notes read before
-it (drums apart) that are struck in its bar at or before its onset, or in the bar before, and still
-held at it (columns :data:`~harmonixr.tokens.vocab.SOUNDING_COLUMNS`, a 12-bit set in groups of
-four). Attention can find the notes of the note's own onset (they come just before it), but a
-chord struck two beats ago sits dozens of rows back in a 9-track song, and in a hole of some tracks
-the kept tracks' notes inside the hole sit before the whole context: the alto rewritten under three
-voices is told what they sound at each of its onsets.
-
 The model embeds a row's echoes with its other columns, and the field heads are told the next
 note's echoes once its bar, position and track are chosen (as they are told its instrument):
 copying, where the music repeats, is then one lookup away. :func:`add_echoes` fills the columns of
@@ -37,29 +29,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from harmonixr.tokens.vocab import (
-    COL,
-    DRUM_PROGRAM,
-    ECHO_COLUMNS,
-    ECHO_LAGS,
-    HEARD_COLUMNS,
-    LAG_COLUMNS,
-    MATCHED_COLUMN,
-    MAX_WINDOW_BARS,
-    NOTE,
-    PC_GROUP,
-    SOUNDING_COLUMNS,
-    NoteVocab,
-)
+from harmonixr.tokens.vocab import COL, ECHO_COLUMNS, ECHO_LAGS, LAG_COLUMNS, MATCHED_COLUMN, MAX_WINDOW_BARS, NOTE
 
 _LAG_ROOM = 32  # bar codes are offset by this, so that a lagged bar never wraps into another track's
 _RANKS = 1 << 10  # more notes than this at one onset of one track share the last rank's echo
 _LAGGED = [COL[name] for name in LAG_COLUMNS]
 _MATCHED = COL[MATCHED_COLUMN]
 _PITCHES = 129  # stored pitch values (0: none)
-_SOUNDING = [COL[name] for name in SOUNDING_COLUMNS]
-_GROUP_MASK = (1 << PC_GROUP) - 1
-_DRUMS = DRUM_PROGRAM + 1  # the program column of a drum note
 
 
 def _known(bar: np.ndarray | int) -> np.ndarray | bool:
@@ -68,54 +44,10 @@ def _known(bar: np.ndarray | int) -> np.ndarray | bool:
     return (bar > 0) & (bar < MAX_WINDOW_BARS)
 
 
-def sounding_values(bits: np.ndarray | int) -> np.ndarray:
-    """12-bit pitch-class sets (N,) -> their stored :data:`SOUNDING_COLUMNS` values (N, G)."""
-    shifts = PC_GROUP * np.arange(len(SOUNDING_COLUMNS))
-    return 1 + ((np.asarray(bits, dtype=np.int64)[..., None] >> shifts) & _GROUP_MASK)
-
-
-class Held:
-    """Where a note at stored (bar, pos) of a given meter, duration and pitch sounds: its onset
-    position, how far past its bar's start it is held (in its own bar, ``end``; into the next,
-    ``over``, <= 0 when it does not reach it) and its pitch class as one bit."""
-
-    def __init__(self, vocab: NoteVocab, pos: np.ndarray, dur: np.ndarray, meter: np.ndarray, pitch: np.ndarray) -> None:
-        self.end = pos + vocab.durations[np.maximum(dur - 1, 0)]  # stored positions: 1 + the grid step
-        self.over = self.end - 1 - vocab.meter_positions(meter)
-        self.bit = np.left_shift(1, (pitch - 1) % 12)
-
-
-def add_sounding(rows: np.ndarray, vocab: NoteVocab) -> np.ndarray:
-    """Fill the sounding columns of a sequence's rows (T, R) in place (see the module's text)."""
-    rows[:, _SOUNDING] = 0
-    types, bar = rows[:, COL["type"]], rows[:, COL["bar"]]
-    idx = np.flatnonzero((types == NOTE) & _known(bar))  # sequence order
-    if not len(idx):
-        return rows
-    bar, pos = bar[idx], rows[idx, COL["pos"]]
-    held = Held(vocab, pos, rows[idx, COL["dur"]], rows[idx, COL["meter"]], rows[idx, COL["pitch"]])
-    melodic = rows[idx, COL["program"]] != _DRUMS
-    order = np.arange(len(idx))
-    bits = np.zeros(len(idx), dtype=np.int64)
-    for b in np.unique(bar):
-        here = np.flatnonzero(bar == b)
-        same = here[melodic[here]]
-        before = np.flatnonzero((bar == b - 1) & melodic & (held.over > 0))
-        at = pos[here][:, None]  # (here, 1): the notes' onsets
-        for sources, sounds in ((same, (pos[same][None, :] <= at) & (held.end[same][None, :] > at)),
-                                (before, held.over[before][None, :] >= at)):
-            if len(sources):
-                read = sources[None, :] < order[here][:, None]  # (here, sources): read before the note
-                bits[here] |= np.bitwise_or.reduce(np.where(read & sounds, held.bit[sources][None, :], 0), axis=1)
-    rows[idx[:, None], _SOUNDING] = sounding_values(bits)
-    return rows
-
-
-def add_echoes(rows: np.ndarray, vocab: NoteVocab, matched: bool = True) -> np.ndarray:
-    """Fill the echo and sounding columns of a sequence's rows (T, R) in place and return them:
-    each NOTE row's come from the NOTE rows before it (see the module's text). ``matched=False``
-    leaves the matched echo 0 (for a model that does not read it: it costs the most to work out)."""
-    add_sounding(rows, vocab)
+def add_echoes(rows: np.ndarray, matched: bool = True) -> np.ndarray:
+    """Fill the echo columns of a sequence's rows (T, R) in place and return them: each NOTE row's
+    echoes come from the NOTE rows before it (see the module's text). ``matched=False`` leaves the
+    matched echo 0 (for a model that does not read it: it costs the most to work out)."""
     rows[:, [*_LAGGED, _MATCHED]] = 0
     bar, pos = rows[:, COL["bar"]], rows[:, COL["pos"]]
     idx = np.flatnonzero((rows[:, COL["type"]] == NOTE) & _known(bar))  # sequence order
@@ -186,33 +118,31 @@ def _matched_lags(track: np.ndarray, bar: np.ndarray, pos: np.ndarray, pitch: np
 
 class EchoIndex:
     """The notes of a sequence so far, by (track, bar feature, position): a new note's echoes one
-    lookup per lag and the pitch classes sounding at its onset, the same values :func:`add_echoes`
-    gives its row (with ``matched=False``, the matched echo 0, as there: the bars' cells are then
-    not kept)."""
+    lookup per lag, the same values :func:`add_echoes` gives its row (with ``matched=False``, the
+    matched echo 0, as there: the bars' cells are then not kept)."""
 
-    def __init__(self, rows: np.ndarray, vocab: NoteVocab, matched: bool = True) -> None:
-        self.vocab, self.matched = vocab, matched
+    def __init__(self, rows: np.ndarray, matched: bool = True) -> None:
+        self.matched = matched
         self.seen: dict[tuple[int, int, int], list[int]] = {}
         self.cells: dict[int, set[tuple[int, int, int]]] = {}  # bar -> its (track, pos, pitch) cells
         self.lags: dict[int, int] = {}  # bar -> its matched lag, until a note comes in an earlier bar
         self.lagged_to = 0  # the latest bar in ``lags``
-        self.held: dict[int, list[tuple[int, int, int, int]]] = {}  # bar -> its melodic notes' (pos, end, over, bit)
-        for row in rows[(rows[:, COL["type"]] == NOTE) & _known(rows[:, COL["bar"]])]:
-            self.add(row)
+        notes = rows[(rows[:, COL["type"]] == NOTE) & _known(rows[:, COL["bar"]])]
+        for track, bar, pos, pitch in notes[:, [COL["track"], COL["bar"], COL["pos"], COL["pitch"]]].tolist():
+            self.add(track, bar, pos, pitch)
 
     def copy(self) -> EchoIndex:
         out = EchoIndex.__new__(EchoIndex)
-        out.vocab, out.matched = self.vocab, self.matched
+        out.matched = self.matched
         out.seen = {key: list(pitches) for key, pitches in self.seen.items()}
         out.cells = {bar: set(cells) for bar, cells in self.cells.items()}
         out.lags, out.lagged_to = dict(self.lags), self.lagged_to
-        out.held = {bar: list(notes) for bar, notes in self.held.items()}
         return out
 
     def echoes(self, track: int, bar: int, pos: int) -> np.ndarray:
-        """(len(HEARD_COLUMNS),) what the next note at stored (track, bar feature, pos) hears: the
-        echoes of the fixed lags, then the matched one, then the sounding columns."""
-        out = np.zeros(len(HEARD_COLUMNS), dtype=np.int64)
+        """(len(ECHO_COLUMNS),) the echoes of the next note at stored (track, bar feature, pos):
+        the fixed lags', then the matched one."""
+        out = np.zeros(len(ECHO_COLUMNS), dtype=np.int64)
         if not _known(bar):
             return out
         rank = min(len(self.seen.get((track, bar, pos), ())), _RANKS - 1)
@@ -221,14 +151,6 @@ class EchoIndex:
                 there = self.seen.get((track, bar + lag, pos))
                 if there is not None and rank < len(there):
                     out[k] = there[rank]
-        bits = 0
-        for start, end, _, bit in self.held.get(bar, ()):
-            if start <= pos < end:
-                bits |= bit
-        for _, _, over, bit in self.held.get(bar - 1, ()):
-            if over >= pos:
-                bits |= bit
-        out[len(ECHO_COLUMNS):] = sounding_values(bits)
         return out
 
     def matched_lag(self, bar: int) -> int:
@@ -243,13 +165,9 @@ class EchoIndex:
                         best, self.lags[bar] = f1, bar - 1 - other
         return self.lags[bar]
 
-    def add(self, row: np.ndarray) -> None:
-        """Record a NOTE row (R,) read or written."""
-        track, bar, pos, pitch = (int(row[COL[name]]) for name in ("track", "bar", "pos", "pitch"))
+    def add(self, track: int, bar: int, pos: int, pitch: int) -> None:
+        """Record a note written at stored (track, bar feature, pos) with stored ``pitch``."""
         if _known(bar):
-            if row[COL["program"]] != _DRUMS:
-                held = Held(self.vocab, *(np.asarray(row[COL[name]]) for name in ("pos", "dur", "meter", "pitch")))
-                self.held.setdefault(bar, []).append((pos, int(held.end), int(held.over), int(held.bit)))
             self.seen.setdefault((track, bar, pos), []).append(pitch)
             if not self.matched:
                 return

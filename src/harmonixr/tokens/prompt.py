@@ -50,6 +50,7 @@ from harmonixr.tokens.vocab import (
     COLUMNS,
     CONTROL,
     DRUM_PROGRAM,
+    ECHO_COLUMNS,
     END,
     EOS,
     FIELD_COLUMNS,
@@ -58,7 +59,6 @@ from harmonixr.tokens.vocab import (
     FILLED,
     FUTURE,
     HEADER,
-    HEARD_COLUMNS,
     HOLE,
     HOLE_END,
     HOLE_TRACK,
@@ -232,7 +232,7 @@ def time_key(bar: np.ndarray | int, pos: np.ndarray | int, vocab: NoteVocab) -> 
 
 # -- rows ------------------------------------------------------------------------------------
 _FIELD_INDEX = np.array(FIELD_COLUMNS)  # the columns of the sampled fields, and of the echoes
-_HEARD_INDEX = np.array([COL[name] for name in HEARD_COLUMNS])
+_ECHO_INDEX = np.array([COL[name] for name in ECHO_COLUMNS])
 _TRACK_FIELD = FIELDS.index("track")
 
 
@@ -306,7 +306,7 @@ def row_of_fields(vocab: NoteVocab, fields: np.ndarray, bar: int, pos: int, bar0
     row = np.zeros(len(COLUMNS), dtype=np.int64)
     row[_FIELD_INDEX] = fields
     if echoes is not None:
-        row[_HEARD_INDEX] = echoes
+        row[_ECHO_INDEX] = echoes
     _place(row, vocab, int(bar), int(pos), bar0, bars, segment, hole)
     row[COL["program"]] = header.program_of(vocab)[int(fields[_TRACK_FIELD]) - 1]
     return row
@@ -379,7 +379,7 @@ def plain(vocab: NoteVocab, header: Header, notes: np.ndarray, bar0: int, bars: 
     head = header_rows(vocab, header)
     body = note_rows(vocab, notes, bar0, bar0, bars, header, BODY)
     parts = [head, body] + ([end_row(EOS, BODY)] if ends else [])
-    rows = add_echoes(np.concatenate(parts), vocab)
+    rows = add_echoes(np.concatenate(parts))
     target = np.arange(len(rows)) >= len(head)
     return Rows(rows, target, -1, bar0, "plain")
 
@@ -414,7 +414,7 @@ def infill(vocab: NoteVocab, header: Header, notes: np.ndarray, bar0: int, bars:
     fill_start = sum(len(p) for p in parts) - 1
     if fill:
         parts += [note_rows(vocab, inside, hole.start[0], bar0, bars, header, FILLED, hole), end_row(END, FILLED)]
-    rows = add_echoes(np.concatenate(parts), vocab)
+    rows = add_echoes(np.concatenate(parts))
     types = rows[:, COL["type"]]
     target = (types == NOTE) | (types == END)
     return Rows(rows, target, fill_start, bar0, kind)

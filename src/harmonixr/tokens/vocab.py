@@ -31,7 +31,6 @@ velocity, whose stored value is the MIDI velocity itself (1-127). Melodic track 
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 from dataclasses import dataclass
@@ -58,15 +57,9 @@ ECHO_LAGS = (-16, -8, -4, -2, -1, 1, 2, 4)
 LAG_COLUMNS = tuple(f"echo{lag:+d}" for lag in ECHO_LAGS)
 MATCHED_COLUMN = "echo-match"
 ECHO_COLUMNS = (*LAG_COLUMNS, MATCHED_COLUMN)
-# The pitch classes sounding at a note's onset (:mod:`harmonixr.tokens.echo`): melodic notes read
-# before it, struck at or before its onset and still held there, as a 12-bit set split into
-# columns of PC_GROUP pitch classes each (stored: 1 + the group's bits; 0: not a note).
-PC_GROUP = 4
-SOUNDING_COLUMNS = tuple(f"sound-{first}" for first in range(0, 12, PC_GROUP))
-HEARD_COLUMNS = (*ECHO_COLUMNS, *SOUNDING_COLUMNS)  # what the sampler works out for a note once its track is drawn
 BASE_COLUMNS = ("type", "value", "dbar", "pos", "track", "pitch", "dur", "vel", "micro",
                 "bar", "meter", "tempo", "segment", "program", "hole")  # what a model reads without echoes
-COLUMNS = (*BASE_COLUMNS, *HEARD_COLUMNS)
+COLUMNS = (*BASE_COLUMNS, *ECHO_COLUMNS)
 COL = {name: k for k, name in enumerate(COLUMNS)}
 FIELD_COLUMNS = tuple(COL[f] for f in FIELDS)
 NOTE_COLUMNS = FIELD_COLUMNS[1:]  # the fields a note has beyond its type
@@ -127,7 +120,6 @@ class NoteVocab:
             "bar": MAX_WINDOW_BARS + 1, "meter": len(METERS) + 2, "tempo": spec.tempo_bins + 1,
             "segment": 5, "program": DRUM_PROGRAM + 2, "hole": 4,
             **{name: 129 for name in ECHO_COLUMNS},  # a pitch, as the pitch column stores it
-            **{name: 1 + 2 ** PC_GROUP for name in SOUNDING_COLUMNS},
         }
         self.columns = tuple(Field(name, sizes[name]) for name in COLUMNS)
         self.sizes = sizes
@@ -214,14 +206,10 @@ class NoteVocab:
 
     def meter_positions(self, meter: np.ndarray) -> np.ndarray:
         """Grid positions of bars with the stored meter features ``meter`` (another meter: 4/4's)."""
-        return self._meter_table[np.asarray(meter, dtype=np.int64)]
-
-    @functools.cached_property
-    def _meter_table(self) -> np.ndarray:
         table = np.full(len(METERS) + 2, 4 * self.grid, dtype=np.int64)
         for (n, d), k in self.meter_id.items():
             table[k] = min(int(np.ceil(n * 4 / d * self.grid)), self.max_positions)
-        return table
+        return table[np.asarray(meter, dtype=np.int64)]
 
     @property
     def micro_zero(self) -> int:
