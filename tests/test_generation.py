@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from symusic import Score
 
-from conftest import MUSIC21_KEYS, POP909, POP909_FILES, assert_kept, notes_of
+from conftest import MUSIC21_KEYS, POP909, POP909_FILES, assert_kept, make_score, notes_of
 from harmonixr.cli import main
 from harmonixr.generation.candidates import CLEAR_MATCH, PATTERN_MOST, PATTERN_SPANS, WEAK_MATCH, piece_candidates
 from harmonixr.generation.demo import example_score
@@ -114,6 +114,30 @@ def test_continue_keeps_the_primer_and_writes_after_it(gen, music21_midi) -> Non
         assert result.finished and result.notes > 0
         assert assert_kept(original, result.score, result.start_tick, None, set(range(len(original.tracks)))) == result.notes
         assert result.start_tick == piece.tick(3)
+
+
+def test_a_continuation_keeps_the_tracks_that_play_before_it_and_no_other(gen) -> None:
+    """A band of drums, bass and a pad, with a lead that plays in its first bars only: continued
+    after its last bar, every variation keeps the drums, the bass and the pad going, each near the
+    pace it plays at before, the pad in its chords; the lead, silent in the bars before, stays
+    silent (a continuation invents no part: Surroundings.held, a hole open to the end)."""
+    beat, bars = 480, 12
+    drums = [(b * 4 * beat + q * beat, 120, 36 if q % 2 == 0 else 38, 100) for b in range(bars) for q in range(4)]
+    drums += [(b * 4 * beat + q * beat // 2, 60, 42, 70) for b in range(bars) for q in range(8)]
+    bass = [(b * 4 * beat + q * beat, beat, (40, 45, 43, 38)[b % 4] + (q == 2) * 7, 90) for b in range(bars) for q in range(4)]
+    pad = [(b * 4 * beat, 4 * beat, (52, 57, 55, 50)[b % 4] + i, 60) for b in range(bars) for i in (0, 4, 7)]
+    lead = [(b * 4 * beat + q * beat, beat, 72 + (b + q) % 5, 95) for b in range(4) for q in range(4)]
+    piece = gen.piece(make_score([(0, True, drums), (33, False, bass), (89, False, pad), (81, False, lead)]), "rock")
+    slots = {name: piece.slot_of(track) for track, name in enumerate(("drums", "bass", "pad", "lead"))}
+    for result in gen.continue_(piece, bars=4, n=4, sampling=SAMPLING, seed=0):
+        new = gen.piece(result.score, "rock").notes
+        new = new[new[:, BAR] >= bars]
+        onsets = {name: len(np.unique(new[new[:, TRACK] == slot][:, [BAR, POS]], axis=0)) for name, slot in slots.items()}
+        assert 6 <= onsets["drums"] / 4 <= 18 and 2 <= onsets["bass"] / 4 <= 6 and onsets["pad"] >= 2, onsets
+        assert onsets["lead"] == 0, onsets
+        pad_notes = new[new[:, TRACK] == slots["pad"]]
+        _, sizes = np.unique(pad_notes[:, [BAR, POS]], axis=0, return_counts=True)
+        assert (sizes >= 2).all(), "the pad keeps its chords"
 
 
 def test_generate_obeys_its_constraints(gen) -> None:

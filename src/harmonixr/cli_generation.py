@@ -435,7 +435,7 @@ def add_generation_verbs(verbs: argparse._SubParsersAction, console: Console) ->
     _common(i)
     i.set_defaults(run=partial(run_infill, console=console))
 
-    c = verbs.add_parser("continue", help="continue a piece (or its first N bars)")
+    c = verbs.add_parser("continue", help="continue a piece (or its first N bars), its tracks playing on as before the cut")
     _input(c)
     c.add_argument("--bars", type=int, default=8, help="new bars to write")
     c.add_argument("--after-bar", type=int, help="keep bars 1..N as the primer (default: the whole piece)")

@@ -103,13 +103,9 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
     held = near.held(wanted, asked, length, rules)
     reach = last_bar if required and end is not None else 0  # a hole inside the song is played to its last bar
     limits = Rules(playing or tuple(slots), piece.bar_positions(last_bar + 1), song_start(piece, start, end), last_bar,
-                   last_pos, END,
-                   required=required, required_by=last_bar, min_bar=reach, track_ranges=ranges + held.ranges,
-                   track_velocities=velocities, track_onsets=onsets + held.onsets, drum_kit=held.kit,
-                   track_rhythms=held.rhythms, track_chords=chords + held.chords, track_leans=held.leans,
-                   time_leans=held.sounding, track_first=held.first, track_waits=held.waits, track_least_chords=held.least,
-                   track_durations=held.durations,
-                   **{**rule_fields(rules), **({} if playing else {"max_notes": 0})})
+                   last_pos, END, required=required, required_by=last_bar, min_bar=reach, track_velocities=velocities,
+                   **{**held.rules(), "track_ranges": ranges + held.ranges, "track_onsets": onsets + held.onsets,
+                      "track_chords": chords + held.chords, **rule_fields(rules), **({} if playing else {"max_notes": 0})})
     place = Placement(bar0, piece.bars_meta(last_bar + 1), piece.header(), FILLED, hole)
     state = NoteState(start[0], start[1])
     copies = []

@@ -29,12 +29,12 @@ from harmonixr.generation.infill import infill_region
 from harmonixr.generation.piece import GenerationError, Piece, Region, written
 from harmonixr.generation.postprocess import score_to_mean_velocity
 from harmonixr.generation.requests import FILL_SHARE, MusicRules, Result, rule_fields, timed
-from harmonixr.generation.surroundings import onset_windows
+from harmonixr.generation.surroundings import Surroundings, meet_loudness, onset_windows
 from harmonixr.models.checkpoint import load_checkpoint
 from harmonixr.sampling.grammar import UNLIMITED, NoteGrammar, NoteState, Rules
 from harmonixr.sampling.sampler import Placement, Sampled, Sampler, SamplingConfig
 from harmonixr.tokens.notes import BAR, POS, TRACK, sort_notes
-from harmonixr.tokens.prompt import TrackControls, gap_free_start, header_controls, measure_header_controls, plain
+from harmonixr.tokens.prompt import Hole, TrackControls, gap_free_start, header_controls, measure_header_controls, plain
 from harmonixr.tokens.vocab import BODY, EOS
 
 MIN_ROOM = 16  # positions a continuation window must leave for new notes
@@ -107,7 +107,9 @@ class Generator:
                   controls: tuple[int, ...] | None = None) -> list[Result]:
         """Continue ``piece`` from the end of bar ``after_bar`` (default: the end), or right after
         its first ``after_notes`` notes; write ``bars`` bars, or ``notes`` notes (then ``bars`` is a
-        cap). What followed the primer in the original is dropped."""
+        cap). What followed the primer in the original is dropped. Each track that plays in the
+        bars just before the cut plays on, held to what it plays there as a sampled fill is (unless
+        a count of ``notes`` is asked); a track silent there stays silent (:data:`HOLD_TRACKS`)."""
         if bars < 1 or (notes is not None and notes < 1):
             raise GenerationError("ask for at least one bar (or one note)")
         if after_notes is not None:
@@ -135,6 +137,12 @@ class Generator:
         asks for the share of the bars it has left)."""
         began = time.perf_counter()
         rows = [_Row(primer) for _ in range(n)]
+        # a continuation holds the tracks that play in the bars before it to what they play there, as
+        # a sampled fill is held (Surroundings.held, a hole open to the end: its primer alone around
+        # it), and the tracks silent there stay silent (unless every track is)
+        near = Surroundings(replace(piece, notes=primer, timeline=piece.timeline.extended(total)), Hole(first, None),
+                            self.vocab) if HOLD_TRACKS and len(primer) and mode != "generate" else None
+        wanted = {s: c for s, c in near.controls().items() if near.held_to(s, c)} if near is not None else {}
         positions = piece.bar_positions(total)
         bars_meta = piece.bars_meta(total)
         timeline = piece.timeline.extended(total)
@@ -158,12 +166,17 @@ class Generator:
                 share = TrackControls(density=density / len(piece.slots)) if density else None
                 left_bars = total - start[0] - start[1] / positions[min(start[0], len(positions) - 1)]
                 paced = onset_windows({s: share for s in piece.slots}, left_bars) if share else ()
-                limits = Rules(tuple(piece.slots), positions, start, total - 1, 0, EOS,
+                kept = {"required": tuple(piece.slots) if mode == "generate" and window == 0 else (),  # every part
+                        "track_onsets": paced}  # plays, entering by bar 2
+                if near is not None and wanted and notes is None:  # (a count of notes asked: spent as the model likes)
+                    held = near.held(wanted, {}, left_bars, rules).rules()
+                    kept = {**held, "required": tuple(sorted(wanted)) if window == 0 else (),  # and by their seams
+                            "track_first": held["track_first"] if window == 0 else ()}
+                limits = Rules(tuple(sorted(wanted)) or tuple(piece.slots), positions, start, total - 1, 0, EOS,
                                max_notes=left if left is not None else UNLIMITED, min_notes=left or 0,
                                min_bar=total - 1 if notes is None else 0,  # asked for bars: it reaches the last
-                               required=tuple(piece.slots) if mode == "generate" and window == 0 else (),  # every part
-                               required_by=1 if mode == "generate" else UNLIMITED,  # plays, entering by bar 2
-                               track_onsets=paced, count_notes=bool(paced), **rule_fields(rules))
+                               required_by=1 if mode == "generate" else total - 1,
+                               count_notes=bool(paced), **{**rule_fields(rules), **kept})
                 place = Placement(w0, bars_meta, header, BODY)
                 outs = self.sample(sequence, len(group), sampling, seed + 7919 * window + k, limits, state, place,
                                     self.max_len - len(sequence))
@@ -171,8 +184,12 @@ class Generator:
                     row.extend(out, total, notes)
             window += 1
         results = []
+        loud = {s: TrackControls(loudness=loud) for s, loud in near.held(wanted, {}, 1.0, rules).loudness} \
+            if near is not None and wanted else {}
+        solo = near.solo_lines() if near is not None else ()
         for row in rows:
-            new = row.notes[len(primer):]
+            new = meet_loudness(near.end_at_next(row.notes[len(primer):], solo), loud) if near is not None else \
+                row.notes[len(primer):]
             made = {t: [x for x in found if x.time >= start_tick] for t, found in piece.to_notes(new, timeline).items()}
             tracks = list(range(len(piece.original.tracks)))
             score = piece.splice(made, start_tick, None, tracks)
@@ -257,6 +274,15 @@ class Generator:
         if self.trace:
             self.calls.append({"prompt": sequence, "outs": outs, "place": place, "rules": limits})
         return outs
+
+
+# A continuation holds each track that plays in the CONTEXT_BARS bars before it to what it plays
+# there (as a sampled fill is held: Surroundings.held), and the tracks silent there stay silent.
+# 4-bar continuations from the middle of 104 test pieces, 3 each (python benchmarks/continuation.py
+# --split test): of the 309 tracks playing before and after the cut in the original, 300 play in the
+# continuation (a mean over the 3) -> 309; of the 52 silent before, 10 enter in the original and 30
+# (440 notes) in the continuation -> 0; note F1 0.161 -> 0.216 (+0.055 +- 0.008; Freedoom 0.324 -> 0.469).
+HOLD_TRACKS = True
 
 
 def _after(notes: np.ndarray, first: tuple[int, int]) -> tuple[int, int]:

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 from functools import cached_property
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -109,6 +109,14 @@ class Held(NamedTuple):
     least: tuple[tuple[int, int], ...]  # track_least_chords
     durations: tuple[tuple[int, float, float], ...]  # track_durations
 
+    def rules(self) -> dict[str, Any]:
+        """The :class:`~harmonixr.sampling.grammar.Rules` fields that hold a fill to these (the
+        loudness is met after sampling: :func:`meet_loudness`)."""
+        return {"track_onsets": self.onsets, "track_ranges": self.ranges, "drum_kit": self.kit,
+                "track_rhythms": self.rhythms, "track_chords": self.chords, "track_leans": self.leans,
+                "time_leans": self.sounding, "track_first": self.first, "track_waits": self.waits,
+                "track_least_chords": self.least, "track_durations": self.durations}
+
 
 class Surroundings:
     """The ``CONTEXT_BARS`` bars on each side of ``hole`` in ``piece`` (the hole's own span left
@@ -116,7 +124,7 @@ class Surroundings:
 
     def __init__(self, piece: Piece, hole: Hole, vocab: NoteVocab) -> None:
         self.piece, self.hole, self.vocab = piece, hole, vocab
-        hole_bars = hole.bars(piece.bars - 1)
+        hole_bars = hole.bars(max(piece.bars - 1, hole.start[0]))  # (a continuation may start past the end)
         self.first_bar, self.last_bar = hole_bars[0], hole_bars[-1]
         span = Hole((max(self.first_bar - CONTEXT_BARS, 0), 0),
                     (self.last_bar + 1 + CONTEXT_BARS, 0) if hole.end is not None else None)

@@ -1,0 +1,99 @@
+"""Continuations that keep the band playing: what a continuation does with the tracks of the song.
+
+For a continuation of ``--bars`` bars from the middle of up to ``--pieces`` pieces per family of
+``--split`` (``--samples`` variations each), with the rule of ``harmonixr.generation.modes.HOLD_TRACKS``
+on (each track that plays in the bars before the cut held to what it plays there, the others
+silent) and off (the model alone), per family:
+
+- of the tracks that play both in the 4 bars before the cut and in the original's continuation,
+  how many play in the generated one;
+- of the tracks silent in the 4 bars before, how many enter in the original's continuation, and
+  in the generated one (a mean over the variations), with their notes;
+- note F1 against the original's continuation (onset on the grid and pitch, each variation's,
+  averaged hole by hole), on minus off with its standard error, and the median note ratio.
+
+    python benchmarks/continuation.py --split test --pieces 20
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from copy_choice import note_f1  # sibling scripts
+from holes import held_out_holes, hole_parser
+from rich.console import Console
+from rich.table import Table
+
+from harmonixr.generation import modes
+from harmonixr.generation.modes import Generator
+from harmonixr.sampling.sampler import SamplingConfig
+from harmonixr.tokens.notes import BAR, TRACK
+
+BEFORE_BARS = 4  # bars before the cut whose tracks count as playing
+
+
+def continue_holes(gen: Generator, holes: list, samples: int, hold: bool) -> list[dict]:  # noqa: ANN001 - Hole
+    """One row per hole: the counts and F1s of its continuations, with the rule ``hold`` on or off."""
+    modes.HOLD_TRACKS = hold
+    rows = []
+    try:
+        for h in holes:
+            piece, first = h.piece, h.first_bar
+            span = h.span
+            truth = piece.notes[span.in_span(piece.notes, gen.vocab)]
+            before = piece.notes[(piece.notes[:, BAR] >= first - BEFORE_BARS) & (piece.notes[:, BAR] < first)]
+            playing = set(before[:, TRACK].tolist()) & set(truth[:, TRACK].tolist())
+            silent = set(piece.slots) - set(before[:, TRACK].tolist())
+            row = {"family": h.source, "playing": len(playing), "kept": 0, "silent": len(silent),
+                   "entered": len(silent & set(truth[:, TRACK].tolist())), "invented": 0.0, "invented_notes": 0.0,
+                   "f1": [], "ratio": []}
+            for result in gen.continue_(piece, bars=h.bars, after_bar=first, n=samples, sampling=SamplingConfig(), seed=0):
+                out = gen.piece(result.score, piece.style)
+                made = out.notes[span.in_span(out.notes, gen.vocab)].copy()
+                made[:, TRACK] = [piece.slot_of(out.track_of(int(t))) for t in made[:, TRACK]]  # the original's slots
+                tracks = set(made[:, TRACK].tolist())
+                row["kept"] += len(playing & tracks) / samples
+                row["invented"] += len(silent & tracks) / samples
+                row["invented_notes"] += np.isin(made[:, TRACK], list(silent)).sum() / samples
+                row["f1"].append(note_f1(made, truth))
+                row["ratio"].append(len(made) / max(len(truth), 1))
+            rows.append(row)
+    finally:
+        modes.HOLD_TRACKS = True
+    return rows
+
+
+def main() -> None:
+    parser = hole_parser(__doc__, pieces=20)
+    parser.add_argument("--samples", type=int, default=3)
+    parser.set_defaults(bars=4)
+    args = parser.parse_args()
+    gen = Generator(args.checkpoint)
+    holes = held_out_holes(args, gen.vocab)
+    on, off = continue_holes(gen, holes, args.samples, True), continue_holes(gen, holes, args.samples, False)
+    table = Table(title=f"continuations of {args.bars} bars from the middle of {len(holes)} {args.split} pieces, "
+                        f"{args.samples} each: the held tracks (HOLD_TRACKS) off -> on")
+    for column in ("family", "holes", "tracks playing on", "silent before", "entering: original", "entering: off -> on",
+                   "note F1 off -> on", "on minus off", "median note ratio off -> on"):
+        table.add_column(column, justify="left" if column == "family" else "right")
+    for family in ["all", *sorted({h.source for h in holes})]:
+        a = [r for r in on if family in ("all", r["family"])]
+        b = [r for r in off if family in ("all", r["family"])]
+
+        def total(rows: list[dict], key: str) -> float:
+            return sum(r[key] for r in rows)
+
+        f1_on, f1_off = (np.array([np.mean(r["f1"]) for r in rows]) for rows in (a, b))
+        ratio_on, ratio_off = (np.median([x for r in rows for x in r["ratio"]]) for rows in (a, b))
+        diff = f1_on - f1_off
+        se = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else 0.0
+        table.add_row(family, str(len(a)), f"{total(b, 'kept'):.0f} -> {total(a, 'kept'):.0f} of {total(a, 'playing'):.0f}",
+                      f"{total(a, 'silent'):.0f}", f"{total(a, 'entered'):.0f}",
+                      f"{total(b, 'invented'):.1f} ({total(b, 'invented_notes'):.0f} notes) -> "
+                      f"{total(a, 'invented'):.1f} ({total(a, 'invented_notes'):.0f})",
+                      f"{f1_off.mean():.3f} -> {f1_on.mean():.3f}", f"{diff.mean():+.3f} ± {se:.3f}",
+                      f"{ratio_off:.2f} -> {ratio_on:.2f}")
+    Console(width=200).print(table)
+
+
+if __name__ == "__main__":
+    main()
