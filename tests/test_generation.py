@@ -200,6 +200,26 @@ def test_add_track_writes_only_the_new_part_in_its_bars(gen, music21_midi) -> No
     assert assert_kept(original, result.score, result.start_tick, result.end_tick, added) == result.notes
 
 
+def test_a_new_part_plays_through_its_bars_in_its_instruments_range_on_the_songs_rhythm(gen, music21_midi) -> None:
+    """A bass added over bars 5-8 of a chorale, 4 variations: each keeps to the pitches its
+    program's parts play in the training data, starts notes only where the choir does in the bars
+    around, plays to the last bar of the region and is not heard past it (the model alone wrote
+    it around middle C, and stopped half-way: benchmarks/new_parts.py)."""
+    piece = gen.piece(Score(str(music21_midi["bach/bwv66.6"])), "chorale")
+    low, high = gen.program_ranges[33]
+    assert high <= 55, "a bass's range is low"
+    choir_positions = set(piece.notes[(piece.notes[:, BAR] >= 0) & (piece.notes[:, BAR] < 12), POS].tolist())
+    region = Region.parse("5-8", gen.vocab.grid)
+    for result in gen.add_track(piece, 33, region, "Bass", n=4, sampling=SAMPLING, seed=0):
+        out = gen.piece(result.score, "chorale")
+        bass = out.notes[out.notes[:, TRACK] == out.slot_of(len(result.score.tracks) - 1)]
+        assert len(bass) and low <= bass[:, PITCH].min() and bass[:, PITCH].max() <= high, bass[:, PITCH]
+        assert set(bass[:, POS].tolist()) <= choir_positions
+        assert bass[:, BAR].max() == 7, "it plays in the region's last bar"
+        ends = [n.end for n in result.score.tracks[-1].notes]
+        assert max(ends) <= result.end_tick, "and is not heard after it"
+
+
 def test_same_seed_same_midi_other_seed_other_music(gen, music21_midi, tmp_path) -> None:
     piece = gen.piece(Score(str(music21_midi["bach/bwv66.6"])), "chorale")
     region = Region.parse("2-3", gen.vocab.grid)

@@ -5,12 +5,20 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from harmonixr.data.corpus import Corpus
 from harmonixr.data.shards import NoteShards, read_rejects
+from harmonixr.tokens.notes import PITCH, TRACK
 
 SPLIT_ORDER = ("train", "val", "test")
+# The pitches a GM program plays (program_ranges): its tracks' notes from this quantile to 1 minus it,
+# from the program's own tracks where it has LEAST_PARTS of them, else from its family's (8 programs).
+RANGE_QUANTILE = 0.05
+LEAST_PARTS = 20
+FAMILY = 8  # GM programs per instrument family
 
 
 def dataset_stats(folder: str | Path) -> dict:
@@ -56,3 +64,31 @@ def print_stats(folder: str | Path, console: Console | None = None) -> dict:
     rejects.add_row("[bold]total", f"[bold]{sum(stats['rejects'].values()):,}")
     console.print(rejects)
     return stats
+
+
+def program_ranges(corpus: Corpus, split: str = "train") -> list[tuple[int, int, int]]:
+    """(program, lowest, highest) pitch that melodic tracks of each GM program play in ``split``:
+    the :data:`RANGE_QUANTILE` and 1 - it quantiles of their notes, from the program's own tracks
+    where there are :data:`LEAST_PARTS` of them, else from its family's; programs with too few of
+    either are left out. A new part (``harmonixr add-track``) keeps to its program's range: the
+    model alone, told "an electric bass", wrote a pop song's bass around middle C."""
+    counts = np.zeros((128, 128), dtype=np.int64)  # (program, pitch) notes
+    parts = np.zeros(128, dtype=np.int64)
+    for shards, row in corpus.rows(split):
+        piece = corpus.piece(shards, row)
+        for slot, program in enumerate(piece.tracks.programs):
+            mine = piece.notes[piece.notes[:, TRACK] == slot, PITCH]
+            if program >= 0 and len(mine):
+                counts[program] += np.bincount(mine, minlength=128)
+                parts[program] += 1
+    families = counts.reshape(128 // FAMILY, FAMILY, 128).sum(1)
+    family_parts = parts.reshape(-1, FAMILY).sum(1)
+    out = []
+    for program in range(128):
+        own = parts[program] >= LEAST_PARTS
+        notes = counts[program] if own else families[program // FAMILY]
+        if not own and family_parts[program // FAMILY] < LEAST_PARTS:
+            continue
+        share = np.cumsum(notes) / notes.sum()
+        out.append((program, int(np.searchsorted(share, RANGE_QUANTILE)), int(np.searchsorted(share, 1 - RANGE_QUANTILE))))
+    return out

@@ -100,7 +100,9 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
     chords = tuple((s, c.chord) for s, c in asked.items() if c.chord is not None)
     length = hole_length(piece, hole, last_bar, last_pos)
     onsets = onset_windows(asked, length)
-    held = near.held(wanted, asked, length, rules)
+    parts = {s: gen.program_ranges[program] for s in slots if s != gen.vocab.drum_slot and near.new_part(s)
+             and (program := piece.tracks.programs[s]) in gen.program_ranges}
+    held = near.held(wanted, asked, length, rules, parts)
     reach = last_bar if required and end is not None else 0  # a hole inside the song is played to its last bar
     limits = Rules(playing or tuple(slots), piece.bar_positions(last_bar + 1), song_start(piece, start, end), last_bar,
                    last_pos, END, required=required, required_by=last_bar, min_bar=reach, track_velocities=velocities,
@@ -132,7 +134,8 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
         resampled += len(missing)
     kept_loud = {s: TrackControls(loudness=loud) for s, loud in held.loudness}  # held tracks' own loudness
     solo = near.solo_lines()  # a voice sung one note at a time around the hole stays one in the fill
-    fills = [Candidate(meet_loudness(near.end_at_next(out.notes, solo), kept_loud), "sampled", steps=out.steps,
+    fills = [Candidate(meet_loudness(near.end_by_hole_end(near.end_at_next(out.notes, solo)), kept_loud), "sampled",
+                       steps=out.steps,
                        ended=out.ended) for out in outs]
     if copies:
         pool = fills + copies

@@ -46,6 +46,8 @@ class Generator:
     def __init__(self, checkpoint: str | Path, backend: str = "auto", device: str = "cpu") -> None:
         loaded = load_checkpoint(checkpoint, device)
         self.model, self.vocab = loaded.model, loaded.vocab
+        # the pitches each GM program's parts play in the training data (a new part keeps to them)
+        self.program_ranges = {program: (low, high) for program, low, high in loaded.meta.get("program_ranges", [])}
         self.sampler = Sampler(self.model, backend)
         self.max_len = self.model.cfg.max_len
         self.trace = False  # RL: keep every sampling call's masks and draws (see rl/rollout.py)

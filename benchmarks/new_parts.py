@@ -1,0 +1,107 @@
+"""A new part (``harmonixr add-track``) against the part the song had: held as a new part or not.
+
+In up to ``--pieces`` pieces per family of ``--split`` (the families with several melodic parts:
+chorales, classical, POP909, Freedoom), the lowest-sounding melodic part in the middle 8 bars is
+removed from the whole piece and added back with its own GM program over those 8 bars
+(``--samples`` variations), with the rule of ``harmonixr.generation.surroundings.HOLD_NEW_PARTS``
+off and on (the new part must play to the region's last bar, on the song's rhythm around it, within
+its program's range in the training data, and is not heard past it). Per family, against the part
+removed: the share of the 8 bars the new part plays in, the share of its notes within 4 semitones
+of the removed part's lowest and highest pitch, note F1 (onset on the grid and pitch), pitch-class
+overlap, and the median note ratio.
+
+    python benchmarks/new_parts.py --split test --pieces 20
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+from copy_choice import note_f1, pitch_class_overlap  # a sibling script
+from rich.console import Console
+from rich.table import Table
+
+from harmonixr.data.corpus import Corpus
+from harmonixr.generation import surroundings
+from harmonixr.generation.modes import Generator
+from harmonixr.generation.piece import Piece, Region, split_pieces
+from harmonixr.sampling.sampler import SamplingConfig
+from harmonixr.tokens.notes import BAR, PITCH, TRACK
+
+BARS = 8  # the new part's span, in the middle of the piece
+FAMILIES = ("chorale", "classical", "pop909", "freedoom")  # those with several melodic parts
+MARGIN = 4  # semitones past the removed part's pitches that count as its range
+METRICS = ("bars played", "in range", "note F1", "pitch-class overlap", "median note ratio")
+
+
+def removed_parts(gen: Generator, args: argparse.Namespace) -> list[tuple[Piece, int, int, np.ndarray, str]]:
+    """(the piece without its lowest part, that part's program, the first bar, its notes there, family)."""
+    out = []
+    pieces = split_pieces(Corpus([args.data]), args.split, args.pieces, gen.vocab, np.random.default_rng(args.seed),
+                          by="family")
+    for piece, style, family in pieces:
+        if family not in FAMILIES or piece.bars < 2 * BARS:
+            continue
+        first = piece.bars // 2 - BARS // 2
+        inside = piece.notes[(piece.notes[:, BAR] >= first) & (piece.notes[:, BAR] < first + BARS)]
+        melodic = [s for s in np.unique(inside[:, TRACK]).tolist() if s != gen.vocab.drum_slot]
+        if len(melodic) < 2:
+            continue
+        lowest = min(melodic, key=lambda s: float(np.median(inside[inside[:, TRACK] == s, PITCH])))
+        track = piece.track_of(lowest)
+        score = piece.original.copy()
+        if len(score.tracks) > gen.vocab.spec.max_tracks:
+            continue
+        program = score.tracks[track].program
+        del score.tracks[track]
+        out.append((gen.piece(score, style), program, first, inside[inside[:, TRACK] == lowest], family))
+    return out
+
+
+def measure(gen: Generator, parts: list, samples: int, hold: bool) -> dict[str, list[list[float]]]:
+    """Per family, per variation: the :data:`METRICS` of the new part against the removed one."""
+    surroundings.HOLD_NEW_PARTS = hold
+    found: dict[str, list[list[float]]] = {}
+    try:
+        for piece, program, first, truth, family in parts:
+            low, high = truth[:, PITCH].min() - MARGIN, truth[:, PITCH].max() + MARGIN
+            region = Region((first, 0), (first + BARS, 0))
+            for result in gen.add_track(piece, program, region, n=samples, sampling=SamplingConfig(), seed=0):
+                out = gen.piece(result.score, piece.style)
+                made = out.notes[(out.notes[:, TRACK] == out.slot_of(len(result.score.tracks) - 1))]
+                found.setdefault(family, []).append([
+                    len(np.unique(made[:, BAR])) / BARS,
+                    float(np.mean((made[:, PITCH] >= low) & (made[:, PITCH] <= high))) if len(made) else 0.0,
+                    note_f1(made, truth), pitch_class_overlap(made, truth) if len(made) else 0.0, len(made) / len(truth)])
+    finally:
+        surroundings.HOLD_NEW_PARTS = True
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", default="models/harmonixr-small")
+    parser.add_argument("--data", default="data/corpus-all")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--pieces", type=int, default=20, help="pieces per family")
+    parser.add_argument("--samples", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    gen = Generator(args.checkpoint)
+    parts = removed_parts(gen, args)
+    off, on = measure(gen, parts, args.samples, False), measure(gen, parts, args.samples, True)
+    table = Table(title=f"the lowest part of {len(parts)} {args.split} pieces removed and added back over {BARS} bars, "
+                        f"{args.samples} variations: held as a new part off -> on")
+    for column in ("family", "parts", *METRICS):
+        table.add_column(column, justify="left" if column == "family" else "right")
+    for family in ("all", *sorted(on)):
+        a = np.array([v for f, vs in on.items() if family in ("all", f) for v in vs])
+        b = np.array([v for f, vs in off.items() if family in ("all", f) for v in vs])
+        cells = [f"{x:.3f} -> {y:.3f}" for x, y in zip(b[:, :-1].mean(0), a[:, :-1].mean(0))]
+        table.add_row(family, str(len(a) // args.samples), *cells, f"{np.median(b[:, -1]):.2f} -> {np.median(a[:, -1]):.2f}")
+    Console(width=200).print(table)
+
+
+if __name__ == "__main__":
+    main()
