@@ -10,7 +10,9 @@ silent) and off (the model alone), per family:
 - of the tracks silent in the 4 bars before, how many enter in the original's continuation, and
   in the generated one (a mean over the variations), with their notes;
 - note F1 against the original's continuation (onset on the grid and pitch, each variation's,
-  averaged hole by hole), on minus off with its standard error, and the median note ratio.
+  averaged hole by hole), on minus off with its standard error, and the median note ratio;
+- the distinct pitches a melodic track plays in the continuation, the original's beside them (a
+  continuation that clings to the primer's pitches repeats itself).
 
     python benchmarks/continuation.py --split test --pieces 20
 """
@@ -26,7 +28,7 @@ from rich.table import Table
 from harmonixr.generation import modes
 from harmonixr.generation.modes import Generator
 from harmonixr.sampling.sampler import SamplingConfig
-from harmonixr.tokens.notes import BAR, TRACK
+from harmonixr.tokens.notes import BAR, PITCH, TRACK
 
 BEFORE_BARS = 4  # bars before the cut whose tracks count as playing
 
@@ -45,7 +47,8 @@ def continue_holes(gen: Generator, holes: list, samples: int, hold: bool) -> lis
             silent = set(piece.slots) - set(before[:, TRACK].tolist())
             row = {"family": h.source, "playing": len(playing), "kept": 0, "silent": len(silent),
                    "entered": len(silent & set(truth[:, TRACK].tolist())), "invented": 0.0, "invented_notes": 0.0,
-                   "f1": [], "ratio": []}
+                   "f1": [], "ratio": [], "distinct": [], "original_distinct": []}
+            melodic = [t for t in playing if t != gen.vocab.drum_slot]
             for result in gen.continue_(piece, bars=h.bars, after_bar=first, n=samples, sampling=SamplingConfig(), seed=0):
                 out = gen.piece(result.score, piece.style)
                 made = out.notes[span.in_span(out.notes, gen.vocab)].copy()
@@ -56,10 +59,21 @@ def continue_holes(gen: Generator, holes: list, samples: int, hold: bool) -> lis
                 row["invented_notes"] += np.isin(made[:, TRACK], list(silent)).sum() / samples
                 row["f1"].append(note_f1(made, truth))
                 row["ratio"].append(len(made) / max(len(truth), 1))
+                for t in melodic:
+                    row["distinct"].append(len(np.unique(made[made[:, TRACK] == t, PITCH])))
+                    row["original_distinct"].append(len(np.unique(truth[truth[:, TRACK] == t, PITCH])))
             rows.append(row)
     finally:
         modes.HOLD_TRACKS = True
     return rows
+
+
+def distinct(on: list[dict], off: list[dict]) -> str:
+    """The mean distinct pitches of a melodic track's continuation: the original's, off -> on."""
+    def mean(rows: list[dict], key: str) -> float:
+        values = [x for r in rows for x in r[key]]
+        return float(np.mean(values)) if values else 0.0
+    return f"{mean(on, 'original_distinct'):.1f}: {mean(off, 'distinct'):.1f} -> {mean(on, 'distinct'):.1f}"
 
 
 def main() -> None:
@@ -73,7 +87,7 @@ def main() -> None:
     table = Table(title=f"continuations of {args.bars} bars from the middle of {len(holes)} {args.split} pieces, "
                         f"{args.samples} each: the held tracks (HOLD_TRACKS) off -> on")
     for column in ("family", "holes", "tracks playing on", "silent before", "entering: original", "entering: off -> on",
-                   "note F1 off -> on", "on minus off", "median note ratio off -> on"):
+                   "note F1 off -> on", "on minus off", "median note ratio off -> on", "pitches a track: original, off -> on"):
         table.add_column(column, justify="left" if column == "family" else "right")
     for family in ["all", *sorted({h.source for h in holes})]:
         a = [r for r in on if family in ("all", r["family"])]
@@ -91,8 +105,8 @@ def main() -> None:
                       f"{total(b, 'invented'):.1f} ({total(b, 'invented_notes'):.0f} notes) -> "
                       f"{total(a, 'invented'):.1f} ({total(a, 'invented_notes'):.0f})",
                       f"{f1_off.mean():.3f} -> {f1_on.mean():.3f}", f"{diff.mean():+.3f} ± {se:.3f}",
-                      f"{ratio_off:.2f} -> {ratio_on:.2f}")
-    Console(width=200).print(table)
+                      f"{ratio_off:.2f} -> {ratio_on:.2f}", distinct(a, b))
+    Console(width=240).print(table)
 
 
 if __name__ == "__main__":
