@@ -69,6 +69,7 @@ def test_infill_hear_download_choose_keep_undo(page, server, tmp_path) -> None:
     page.fill("#region textarea", "3-4")
     page.click("#infill")
     wait_text(page, "#result-text", "variation 1:")
+    told = page.inner_text("#result-text")  # where each variation came from, for the comparison below
 
     src = page.locator("#result-audio audio").get_attribute("src")
     wav = page.request.get(src).body()
@@ -105,7 +106,8 @@ def test_infill_hear_download_choose_keep_undo(page, server, tmp_path) -> None:
     page.fill("#seed input", "0")
     page.click("#infill")
     wait_text(page, "#result-text", "seed 0;")
-    assert download(page, link, tmp_path / "again.mid", not_from=seed_2).read_bytes() == midi.read_bytes()
+    again = download(page, link, tmp_path / "again.mid", not_from=seed_2).read_bytes()
+    assert again == midi.read_bytes(), f"first: {told!r}; again: {page.inner_text('#result-text')!r}"
 
     page.click("#keep")
     wait_text(page, "#summary", "+ infill")
