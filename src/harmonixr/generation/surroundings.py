@@ -366,7 +366,7 @@ class Surroundings:
         out = notes.copy()
         if self.hole.end is None:
             return out
-        rows = np.flatnonzero([self.new_part(int(slot)) for slot in out[:, TRACK]])
+        rows = np.flatnonzero(np.isin(out[:, TRACK], [s for s in np.unique(out[:, TRACK]).tolist() if self.new_part(s)]))
         end = int(self.steps[self.hole.end[0]] + self.hole.end[1])
         self._cut(out, rows, end - self.step_of(out[rows]))
         return out
