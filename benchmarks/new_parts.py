@@ -1,4 +1,5 @@
-"""A new part (``harmonixr add-track``) against the part the song had: held as a new part or not.
+"""Parts written from nothing, held to what their program's parts play, or not: a new part of a song
+(``harmonixr add-track``) against the part the song had, and the parts of new pieces (``generate``).
 
 In up to ``--pieces`` pieces per family of ``--split`` (the families with several melodic parts:
 chorales, classical, POP909, Freedoom), the lowest-sounding melodic part in the middle 8 bars is
@@ -9,6 +10,11 @@ its program's range in the training data, and is not heard past it). Per family,
 removed: the share of the 8 bars the new part plays in, the share of its notes within 4 semitones
 of the removed part's lowest and highest pitch, note F1 (onset on the grid and pitch), pitch-class
 overlap, and the median note ratio.
+
+Then new pieces from nothing, ``--seeds`` seeds of 16 bars for each band of :data:`BANDS` (no
+density asked), the rule off and on (each part held to its program's onsets per bar and pitches in
+the training data): the fewest bars a part plays in, and the share of the piece's notes its busiest
+part takes.
 
     python benchmarks/new_parts.py --split test --pieces 20
 """
@@ -33,6 +39,8 @@ BARS = 8  # the new part's span, in the middle of the piece
 FAMILIES = ("chorale", "classical", "pop909", "freedoom")  # those with several melodic parts
 MARGIN = 4  # semitones past the removed part's pitches that count as its range
 METRICS = ("bars played", "in range", "note F1", "pitch-class overlap", "median note ratio")
+BANDS = (("pop", (0, 33, -1)), ("rock", (29, 33, -1)), ("game", (81, 38, 48, -1)))  # (style, GM programs; -1 drums)
+PIECE_BARS = 16
 
 
 def removed_parts(gen: Generator, args: argparse.Namespace) -> list[tuple[Piece, int, int, np.ndarray, str]]:
@@ -79,6 +87,24 @@ def measure(gen: Generator, parts: list, samples: int, hold: bool) -> dict[str, 
     return found
 
 
+def new_pieces(gen: Generator, seeds: int, hold: bool) -> dict[str, list[tuple[int, float]]]:
+    """Per band, per seed: (the fewest bars a part plays in, the busiest part's share of the notes)."""
+    surroundings.HOLD_NEW_PARTS = hold
+    found: dict[str, list[tuple[int, float]]] = {}
+    try:
+        for style, programs in BANDS:
+            for seed in range(seeds):
+                score = gen.generate(list(programs), style, bars=PIECE_BARS, tempo=110, sampling=SamplingConfig(),
+                                     seed=seed)[0].score
+                bar = 4 * score.ticks_per_quarter
+                notes = [len(t.notes) for t in score.tracks]
+                bars = [len({n.time // bar for n in t.notes}) for t in score.tracks]
+                found.setdefault(f"{style} {programs}", []).append((min(bars), max(notes) / max(sum(notes), 1)))
+    finally:
+        surroundings.HOLD_NEW_PARTS = True
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default="models/harmonixr-small")
@@ -87,6 +113,7 @@ def main() -> None:
     parser.add_argument("--pieces", type=int, default=20, help="pieces per family")
     parser.add_argument("--samples", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, default=5, help="new pieces per band")
     args = parser.parse_args()
     gen = Generator(args.checkpoint)
     parts = removed_parts(gen, args)
@@ -100,6 +127,16 @@ def main() -> None:
         b = np.array([v for f, vs in off.items() if family in ("all", f) for v in vs])
         cells = [f"{x:.3f} -> {y:.3f}" for x, y in zip(b[:, :-1].mean(0), a[:, :-1].mean(0))]
         table.add_row(family, str(len(a) // args.samples), *cells, f"{np.median(b[:, -1]):.2f} -> {np.median(a[:, -1]):.2f}")
+    Console(width=200).print(table)
+    off_pieces, on_pieces = new_pieces(gen, args.seeds, False), new_pieces(gen, args.seeds, True)
+    table = Table(title=f"new pieces of {PIECE_BARS} bars from nothing, {args.seeds} seeds a band, no density asked: "
+                        "each part held to its program's parts off -> on")
+    for column in ("band (style, programs)", "fewest bars a part plays, per seed", "busiest part's share of the notes"):
+        table.add_column(column, justify="left" if column.startswith("band") else "right")
+    for band, on_rows in on_pieces.items():
+        off_rows = off_pieces[band]
+        table.add_row(band, f"{[b for b, _ in off_rows]} -> {[b for b, _ in on_rows]}",
+                      f"{np.mean([x for _, x in off_rows]):.2f} -> {np.mean([x for _, x in on_rows]):.2f}")
     Console(width=200).print(table)
 
 

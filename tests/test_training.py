@@ -105,7 +105,7 @@ def test_a_fine_tune_starts_from_the_weights_it_names(training_corpus: Path, tmp
     assert pre[1] - end > 2.0, "the first run must have learned something for this test to mean anything"
     assert abs(tune[1] - end) < 0.15 * end and tune[1] < min(pre[k] for k in range(1, 11)) - 1.0
     assert read_config(tmp_path / "tune" / "run" / "latest")["train"]["run"]["init_from"].endswith("latest")
-    assert "program_ranges" in read_config(tmp_path / "tune" / "run" / "latest"), "what a new part keeps to"
+    assert "program_parts" in read_config(tmp_path / "tune" / "run" / "latest"), "what a part from nothing keeps to"
 
     other = NoteVocab(TokenizerSpec(styles=("bebop",)))
     model = load_checkpoint(tmp_path / "tune" / "run" / "latest").model
@@ -139,27 +139,34 @@ def test_cli_refuses_a_bad_config(tmp_path: Path) -> None:
     assert result.returncode == 2 and "unknown key" in result.stderr
 
 
-def test_the_pitch_range_of_each_program_comes_from_its_parts(training_corpus: Path, monkeypatch) -> None:
-    """Each GM program's range is the 5th to 95th percentile of its parts' notes in the split (its
-    family's where it has too few parts): inside what those parts play, around their median."""
+def test_what_each_programs_parts_play_comes_from_them(training_corpus: Path, monkeypatch) -> None:
+    """Each GM program's range is the 5th to 95th percentile of its parts' notes in the split, and
+    its pace the median of their onsets per bar where they play (its family's where it has too few
+    parts): inside what those parts play, the range around their median pitch."""
     import numpy as np
 
     from harmonixr.data import stats
     from harmonixr.data.corpus import Corpus
-    from harmonixr.tokens.notes import PITCH, TRACK
+    from harmonixr.tokens.notes import BAR, PITCH, POS, TRACK
 
     corpus = Corpus([training_corpus])
     played: dict[int, list[int]] = {}
+    paces: dict[int, list[float]] = {}
     for shards, row in corpus.rows("train"):
         piece = corpus.piece(shards, row)
         for slot, program in enumerate(piece.tracks.programs):
-            played.setdefault(program, []).extend(piece.notes[piece.notes[:, TRACK] == slot, PITCH].tolist())
+            mine = piece.notes[piece.notes[:, TRACK] == slot]
+            played.setdefault(program, []).extend(mine[:, PITCH].tolist())
+            if len(mine):
+                paces.setdefault(program, []).append(len(np.unique(mine[:, [BAR, POS]], axis=0)) / len(np.unique(mine[:, BAR])))
     monkeypatch.setattr(stats, "LEAST_PARTS", 1)
-    ranges = {program: (low, high) for program, low, high in stats.program_ranges(corpus)}
-    assert set(ranges) >= {p for p, pitches in played.items() if pitches}
+    parts = {program: rest for program, *rest in stats.program_parts(corpus)}
+    assert set(parts) >= {p for p, pitches in played.items() if pitches}
     for program, pitches in played.items():
         if pitches:
-            low, high = ranges[program]
+            low, high, pace = parts[program]
             assert min(pitches) <= low <= np.quantile(pitches, 0.5) <= high <= max(pitches)
+            family = [x for p, xs in paces.items() if p // stats.FAMILY == program // stats.FAMILY for x in xs]
+            assert min(family) - 0.005 <= pace <= max(family) + 0.005  # (stored to 2 decimals)
     monkeypatch.setattr(stats, "LEAST_PARTS", 10_000)
-    assert stats.program_ranges(corpus) == [], "too few parts of any program or family: no range"
+    assert stats.program_parts(corpus) == [], "too few parts of any program or family: none"

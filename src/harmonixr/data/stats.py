@@ -11,14 +11,16 @@ from rich.table import Table
 
 from harmonixr.data.corpus import Corpus
 from harmonixr.data.shards import NoteShards, read_rejects
-from harmonixr.tokens.notes import PITCH, TRACK
+from harmonixr.tokens.notes import BAR, PITCH, POS, TRACK
 
 SPLIT_ORDER = ("train", "val", "test")
-# The pitches a GM program plays (program_ranges): its tracks' notes from this quantile to 1 minus it,
-# from the program's own tracks where it has LEAST_PARTS of them, else from its family's (8 programs).
+# What a GM program's parts play (program_parts): their notes from this quantile to 1 minus it, and
+# their median onsets per bar where they play; from the program's own parts where it has LEAST_PARTS
+# of them, else from its family's (8 programs).
 RANGE_QUANTILE = 0.05
 LEAST_PARTS = 20
 FAMILY = 8  # GM programs per instrument family
+DRUMS = -1  # the drums' row of program_parts
 
 
 def dataset_stats(folder: str | Path) -> dict:
@@ -66,29 +68,34 @@ def print_stats(folder: str | Path, console: Console | None = None) -> dict:
     return stats
 
 
-def program_ranges(corpus: Corpus, split: str = "train") -> list[tuple[int, int, int]]:
-    """(program, lowest, highest) pitch that melodic tracks of each GM program play in ``split``:
-    the :data:`RANGE_QUANTILE` and 1 - it quantiles of their notes, from the program's own tracks
-    where there are :data:`LEAST_PARTS` of them, else from its family's; programs with too few of
-    either are left out. A new part (``harmonixr add-track``) keeps to its program's range: the
-    model alone, told "an electric bass", wrote a pop song's bass around middle C."""
-    counts = np.zeros((128, 128), dtype=np.int64)  # (program, pitch) notes
-    parts = np.zeros(128, dtype=np.int64)
+def program_parts(corpus: Corpus, split: str = "train") -> list[tuple[int, int, int, float]]:
+    """(program, lowest pitch, highest pitch, onsets per bar) of the parts of each GM program in
+    ``split`` (:data:`DRUMS` for the drums: their lowest and highest drum sound): the
+    :data:`RANGE_QUANTILE` and 1 - it quantiles of their notes, and the median over parts of their
+    onsets per bar in the bars where they play; from the program's own parts where there are
+    :data:`LEAST_PARTS` of them, else from its family's; programs with too few of either are left
+    out. A part written from nothing (``add-track``, ``generate``) keeps to its program's: the model
+    alone, told "an electric bass", wrote a pop song's bass around middle C, and in a new piece for
+    piano, bass and drums left one of them one note."""
+    counts = np.zeros((129, 128), dtype=np.int64)  # (program, the drums last; pitch) notes
+    paces: list[list[float]] = [[] for _ in range(129)]  # per program, each part's onsets per bar
     for shards, row in corpus.rows(split):
         piece = corpus.piece(shards, row)
-        for slot, program in enumerate(piece.tracks.programs):
-            mine = piece.notes[piece.notes[:, TRACK] == slot, PITCH]
-            if program >= 0 and len(mine):
-                counts[program] += np.bincount(mine, minlength=128)
-                parts[program] += 1
-    families = counts.reshape(128 // FAMILY, FAMILY, 128).sum(1)
-    family_parts = parts.reshape(-1, FAMILY).sum(1)
+        for slot, program in [*enumerate(piece.tracks.programs), (corpus.vocab.drum_slot, DRUMS)]:
+            mine = piece.notes[piece.notes[:, TRACK] == slot]
+            if len(mine):
+                counts[program] += np.bincount(mine[:, PITCH], minlength=128)
+                paces[program].append(len(np.unique(mine[:, [BAR, POS]], axis=0)) / len(np.unique(mine[:, BAR])))
+    families = counts[:128].reshape(128 // FAMILY, FAMILY, 128).sum(1)
+    family_paces = [sum(paces[f * FAMILY:(f + 1) * FAMILY], []) for f in range(128 // FAMILY)]
     out = []
-    for program in range(128):
-        own = parts[program] >= LEAST_PARTS
-        notes = counts[program] if own else families[program // FAMILY]
-        if not own and family_parts[program // FAMILY] < LEAST_PARTS:
+    for program in [*range(128), DRUMS]:
+        notes, pace = counts[program], paces[program]
+        if len(pace) < LEAST_PARTS and program != DRUMS:
+            notes, pace = families[program // FAMILY], family_paces[program // FAMILY]
+        if len(pace) < LEAST_PARTS:
             continue
         share = np.cumsum(notes) / notes.sum()
-        out.append((program, int(np.searchsorted(share, RANGE_QUANTILE)), int(np.searchsorted(share, 1 - RANGE_QUANTILE))))
+        out.append((program, int(np.searchsorted(share, RANGE_QUANTILE)), int(np.searchsorted(share, 1 - RANGE_QUANTILE)),
+                    round(float(np.median(pace)), 2)))
     return out

@@ -25,11 +25,13 @@ from typing import Any
 import numpy as np
 from symusic import Score
 
+from harmonixr.data.stats import DRUMS
+from harmonixr.generation import surroundings
 from harmonixr.generation.infill import infill_region
 from harmonixr.generation.piece import GenerationError, Piece, Region, written
 from harmonixr.generation.postprocess import score_to_mean_velocity
 from harmonixr.generation.requests import FILL_SHARE, MusicRules, Result, rule_fields, timed
-from harmonixr.generation.surroundings import Surroundings, meet_loudness, onset_windows
+from harmonixr.generation.surroundings import ANY_PITCH, INFERRED_TOLERANCE, Surroundings, meet_loudness, onset_windows
 from harmonixr.models.checkpoint import load_checkpoint
 from harmonixr.sampling.grammar import UNLIMITED, NoteGrammar, NoteState, Rules
 from harmonixr.sampling.sampler import Placement, Sampled, Sampler, SamplingConfig
@@ -46,8 +48,9 @@ class Generator:
     def __init__(self, checkpoint: str | Path, backend: str = "auto", device: str = "cpu") -> None:
         loaded = load_checkpoint(checkpoint, device)
         self.model, self.vocab = loaded.model, loaded.vocab
-        # the pitches each GM program's parts play in the training data (a new part keeps to them)
-        self.program_ranges = {program: (low, high) for program, low, high in loaded.meta.get("program_ranges", [])}
+        # per GM program (-1: drums), the pitches and onsets per bar of its parts in the training data
+        # (data.stats.program_parts): a part written from nothing keeps to them
+        self.program_parts = {program: (low, high, pace) for program, low, high, pace in loaded.meta.get("program_parts", [])}
         self.sampler = Sampler(self.model, backend)
         self.max_len = self.model.cfg.max_len
         self.trace = False  # RL: keep every sampling call's masks and draws (see rl/rollout.py)
@@ -170,6 +173,8 @@ class Generator:
                 paced = onset_windows({s: share for s in piece.slots}, left_bars) if share else ()
                 kept = {"required": tuple(piece.slots) if mode == "generate" and window == 0 else (),  # every part
                         "track_onsets": paced}  # plays, entering by bar 2
+                if mode == "generate" and notes is None and not density and surroundings.HOLD_NEW_PARTS:  # each part
+                    kept = {**kept, **self._typical_parts(piece, left_bars, rules)}  # as its program's parts play
                 if near is not None and wanted and notes is None:  # (a count of notes asked: spent as the model likes)
                     held = {**near.held(wanted, {}, left_bars, rules).rules(), "track_leans": ()}  # (HOLD_TRACKS)
                     kept = {**held, "required": tuple(sorted(wanted)) if window == 0 else (),  # and by their seams
@@ -199,6 +204,22 @@ class Generator:
             results.append(Result(score, start_tick, None, tuple(tracks), written(score, start_tick, None, tracks),
                                   row.steps, row.done, 0.0, mode))
         return timed(results, began)
+
+    def _typical_parts(self, piece: Piece, bars: float, rules: MusicRules) -> dict[str, Any]:
+        """Rules fields that hold each part of a new piece of ``bars`` bars to what its GM program's
+        parts play in the training data (:attr:`program_parts`): its onsets per bar within
+        :data:`~harmonixr.generation.surroundings.INFERRED_TOLERANCE`, paced through the piece, and a
+        melodic part's pitches (unless the rules ask for a pitch range)."""
+        paces, ranges = {}, []
+        for slot in piece.slots:
+            program = DRUMS if slot == self.vocab.drum_slot else piece.tracks.programs[slot]
+            if (typical := self.program_parts.get(program)) is None:
+                continue
+            low, high, pace = typical
+            paces[slot] = TrackControls(density=pace)
+            if program != DRUMS and rules.pitch_range == ANY_PITCH:
+                ranges.append((slot, low, high))
+        return {"track_onsets": onset_windows(paces, bars, INFERRED_TOLERANCE), "track_ranges": tuple(ranges)}
 
     def _continue_controls(self, piece: Piece, context: np.ndarray, w0: int, first: tuple[int, int],
                            given: tuple[int, ...] | None) -> tuple[int, ...]:
