@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import sys
 from pathlib import Path
@@ -182,6 +183,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     console.print(f"harmonixr studio: http://{config.host}:{config.port}/ (choices go to {studio.store.path}; "
                   f"files in {studio.workdir}); Ctrl+C stops it")
+    logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.WARNING)
+    logging.getLogger("harmonixr.studio").setLevel(logging.INFO)  # a line per request
     serve(studio)
     return 0
 

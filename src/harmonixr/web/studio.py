@@ -15,6 +15,7 @@ no audio is longer than ``max_audio_seconds``, so no upload can fill the disk.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -48,6 +49,7 @@ from harmonixr.web.config import MIB, StudioConfig
 OPS = ("infill", "continue", "add-track", "refine", "generate")
 UPLOAD_SUFFIXES = (".mid", ".midi")
 FOLDERS = ("uploads", "results", "gradio")  # the studio's own files, and Gradio's cache (GRADIO_TEMP_DIR)
+LOG = logging.getLogger("harmonixr.studio")  # a line per request (``harmonixr serve`` prints them)
 PIECES_KEPT = 32  # tokenized takes kept in memory (every keystroke in the region box asks for one)
 
 
@@ -299,6 +301,10 @@ class Studio:
                                         result.notes, result.positions, result.finished,
                                         result.details.get("source", "sampled"), "; ".join(notices)))
         self.tidy()
+        LOG.info("%s %r tracks %s seed %d x%d source %s controls %s prompt %r -> %s", request.op, request.region,
+                 list(request.tracks), knobs.seed, knobs.variations, request.source,
+                 [tuple(row) for row in request.controls], request.prompt,
+                 "; ".join(f"{v.source}, {v.notes} notes" for v in variations))
         desk.variations = variations
         parsed = self.parse(request)
         desk.parsed = parsed.summary() if parsed is not None else ""
