@@ -150,7 +150,7 @@ def test_every_part_of_a_new_band_piece_plays_through_it_in_its_range(gen) -> No
         for track, program in zip(result.score.tracks, (29, 33, -1)):
             assert len({n.time // bar for n in track.notes}) >= 6, (program, len(track.notes))
             if program >= 0:
-                low, high, _ = gen.program_parts[program]
+                low, high, *_ = gen.program_parts[program]
                 assert low <= min(n.pitch for n in track.notes) and max(n.pitch for n in track.notes) <= high
 
 
@@ -220,7 +220,7 @@ def test_a_new_part_plays_through_its_bars_in_its_instruments_range_on_the_songs
     around, plays to the last bar of the region and is not heard past it (the model alone wrote
     it around middle C, and stopped half-way: benchmarks/new_parts.py)."""
     piece = gen.piece(Score(str(music21_midi["bach/bwv66.6"])), "chorale")
-    low, high, _ = gen.program_parts[33]
+    low, high, *_ = gen.program_parts[33]
     assert high <= 55, "a bass's range is low"
     choir_positions = set(piece.notes[(piece.notes[:, BAR] >= 0) & (piece.notes[:, BAR] < 12), POS].tolist())
     region = Region.parse("5-8", gen.vocab.grid)

@@ -140,9 +140,9 @@ def test_cli_refuses_a_bad_config(tmp_path: Path) -> None:
 
 
 def test_what_each_programs_parts_play_comes_from_them(training_corpus: Path, monkeypatch) -> None:
-    """Each GM program's range is the 5th to 95th percentile of its parts' notes in the split, and
-    its pace the median of their onsets per bar where they play (its family's where it has too few
-    parts): inside what those parts play, the range around their median pitch."""
+    """Each GM program's range is the 5th to 95th percentile of its parts' notes in the split, its
+    pace the median of their onsets per bar where they play, its chord the notes 95% of their onsets
+    start at most (its family's where it has too few parts): inside what those parts play."""
     import numpy as np
 
     from harmonixr.data import stats
@@ -164,9 +164,10 @@ def test_what_each_programs_parts_play_comes_from_them(training_corpus: Path, mo
     assert set(parts) >= {p for p, pitches in played.items() if pitches}
     for program, pitches in played.items():
         if pitches:
-            low, high, pace = parts[program]
+            low, high, pace, chord = parts[program]
             assert min(pitches) <= low <= np.quantile(pitches, 0.5) <= high <= max(pitches)
             family = [x for p, xs in paces.items() if p // stats.FAMILY == program // stats.FAMILY for x in xs]
             assert min(family) - 0.005 <= pace <= max(family) + 0.005  # (stored to 2 decimals)
+            assert 1 <= chord <= stats.MAX_CHORD
     monkeypatch.setattr(stats, "LEAST_PARTS", 10_000)
     assert stats.program_parts(corpus) == [], "too few parts of any program or family: none"

@@ -21,6 +21,7 @@ RANGE_QUANTILE = 0.05
 LEAST_PARTS = 20
 FAMILY = 8  # GM programs per instrument family
 DRUMS = -1  # the drums' row of program_parts
+MAX_CHORD = 16  # notes at one onset counted apart (more count as this many)
 
 
 def dataset_stats(folder: str | Path) -> dict:
@@ -68,34 +69,40 @@ def print_stats(folder: str | Path, console: Console | None = None) -> dict:
     return stats
 
 
-def program_parts(corpus: Corpus, split: str = "train") -> list[tuple[int, int, int, float]]:
-    """(program, lowest pitch, highest pitch, onsets per bar) of the parts of each GM program in
+def program_parts(corpus: Corpus, split: str = "train") -> list[tuple[int, int, int, float, int]]:
+    """(program, lowest pitch, highest pitch, onsets per bar, chord) of the parts of each GM program in
     ``split`` (:data:`DRUMS` for the drums: their lowest and highest drum sound): the
-    :data:`RANGE_QUANTILE` and 1 - it quantiles of their notes, and the median over parts of their
-    onsets per bar in the bars where they play; from the program's own parts where there are
+    :data:`RANGE_QUANTILE` and 1 - it quantiles of their notes, the median over parts of their
+    onsets per bar in the bars where they play, and the notes that 1 - :data:`RANGE_QUANTILE` of
+    their onsets start at most (a cello: 1; a piano: several); from the program's own parts where there are
     :data:`LEAST_PARTS` of them, else from its family's; programs with too few of either are left
     out. A part written from nothing (``add-track``, ``generate``) keeps to its program's: the model
     alone, told "an electric bass", wrote a pop song's bass around middle C, and in a new piece for
     piano, bass and drums left one of them one note."""
     counts = np.zeros((129, 128), dtype=np.int64)  # (program, the drums last; pitch) notes
     paces: list[list[float]] = [[] for _ in range(129)]  # per program, each part's onsets per bar
+    chords = np.zeros((129, MAX_CHORD + 1), dtype=np.int64)  # (program, notes at an onset) onsets
     for shards, row in corpus.rows(split):
         piece = corpus.piece(shards, row)
         for slot, program in [*enumerate(piece.tracks.programs), (corpus.vocab.drum_slot, DRUMS)]:
             mine = piece.notes[piece.notes[:, TRACK] == slot]
             if len(mine):
                 counts[program] += np.bincount(mine[:, PITCH], minlength=128)
-                paces[program].append(len(np.unique(mine[:, [BAR, POS]], axis=0)) / len(np.unique(mine[:, BAR])))
+                _, sizes = np.unique(mine[:, [BAR, POS]], axis=0, return_counts=True)
+                paces[program].append(len(sizes) / len(np.unique(mine[:, BAR])))
+                chords[program] += np.bincount(np.minimum(sizes, MAX_CHORD), minlength=MAX_CHORD + 1)
     families = counts[:128].reshape(128 // FAMILY, FAMILY, 128).sum(1)
+    family_chords = chords[:128].reshape(128 // FAMILY, FAMILY, -1).sum(1)
     family_paces = [sum(paces[f * FAMILY:(f + 1) * FAMILY], []) for f in range(128 // FAMILY)]
     out = []
     for program in [*range(128), DRUMS]:
-        notes, pace = counts[program], paces[program]
+        notes, pace, sizes = counts[program], paces[program], chords[program]
         if len(pace) < LEAST_PARTS and program != DRUMS:
-            notes, pace = families[program // FAMILY], family_paces[program // FAMILY]
+            notes, pace, sizes = families[program // FAMILY], family_paces[program // FAMILY], family_chords[program // FAMILY]
         if len(pace) < LEAST_PARTS:
             continue
         share = np.cumsum(notes) / notes.sum()
+        chord = int(np.searchsorted(np.cumsum(sizes) / sizes.sum(), 1 - RANGE_QUANTILE))
         out.append((program, int(np.searchsorted(share, RANGE_QUANTILE)), int(np.searchsorted(share, 1 - RANGE_QUANTILE)),
-                    round(float(np.median(pace)), 2)))
+                    round(float(np.median(pace)), 2), chord))
     return out

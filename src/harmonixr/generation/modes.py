@@ -48,9 +48,9 @@ class Generator:
     def __init__(self, checkpoint: str | Path, backend: str = "auto", device: str = "cpu") -> None:
         loaded = load_checkpoint(checkpoint, device)
         self.model, self.vocab = loaded.model, loaded.vocab
-        # per GM program (-1: drums), the pitches and onsets per bar of its parts in the training data
-        # (data.stats.program_parts): a part written from nothing keeps to them
-        self.program_parts = {program: (low, high, pace) for program, low, high, pace in loaded.meta.get("program_parts", [])}
+        # per GM program (-1: drums), the pitches, onsets per bar and chord size of its parts in the
+        # training data (data.stats.program_parts): a part written from nothing keeps to them
+        self.program_parts = {program: tuple(rest) for program, *rest in loaded.meta.get("program_parts", [])}
         self.sampler = Sampler(self.model, backend)
         self.max_len = self.model.cfg.max_len
         self.trace = False  # RL: keep every sampling call's masks and draws (see rl/rollout.py)
@@ -208,18 +208,21 @@ class Generator:
     def _typical_parts(self, piece: Piece, bars: float, rules: MusicRules) -> dict[str, Any]:
         """Rules fields that hold each part of a new piece of ``bars`` bars to what its GM program's
         parts play in the training data (:attr:`program_parts`): its onsets per bar within
-        :data:`~harmonixr.generation.surroundings.INFERRED_TOLERANCE`, paced through the piece, and a
-        melodic part's pitches (unless the rules ask for a pitch range)."""
-        paces, ranges = {}, []
+        :data:`~harmonixr.generation.surroundings.INFERRED_TOLERANCE`, paced through the piece, its
+        chords (no bigger than its program's at 95% of their onsets) and a melodic part's pitches
+        (unless the rules ask for a pitch range)."""
+        paces, ranges, chords = {}, [], []
         for slot in piece.slots:
             program = DRUMS if slot == self.vocab.drum_slot else piece.tracks.programs[slot]
             if (typical := self.program_parts.get(program)) is None:
                 continue
-            low, high, pace = typical
+            low, high, pace, chord = typical
             paces[slot] = TrackControls(density=pace)
+            chords.append((slot, chord))
             if program != DRUMS and rules.pitch_range == ANY_PITCH:
                 ranges.append((slot, low, high))
-        return {"track_onsets": onset_windows(paces, bars, INFERRED_TOLERANCE), "track_ranges": tuple(ranges)}
+        return {"track_onsets": onset_windows(paces, bars, INFERRED_TOLERANCE), "track_ranges": tuple(ranges),
+                "track_chords": tuple(chords)}
 
     def _continue_controls(self, piece: Piece, context: np.ndarray, w0: int, first: tuple[int, int],
                            given: tuple[int, ...] | None) -> tuple[int, ...]:

@@ -94,12 +94,12 @@ KEEP_CHORD: float | None = 0.8  # None: fills keep no chord size
 # (Freedoom's 82.9% / 85.1% / 90.6%: short stabs drawn as held notes). None: no window.
 DURATION_MARGIN: float | None = 1.5
 # A new part (add-track) must play to the hole's last bar, on the song's rhythm around the hole,
-# within its program's range in the training data, and is not heard past the hole; each part of a
-# new piece (generate) keeps its program's onsets per bar and range (Generator._typical_parts). The lowest part
-# of 58 test pieces (20 a family, chorales, classical, POP909, Freedoom) removed and added back with
-# its program over 8 bars, 3 variations (python benchmarks/new_parts.py --split test): bars it plays in
-# 0.67 -> 0.93, notes within 4 semitones of the original part's range 0.55 -> 0.60 (Freedoom 0.21 ->
-# 0.57), note F1 0.037 -> 0.054, pitch-class overlap 0.565 -> 0.586.
+# within its program's range and chord size in the training data, and is not heard past the hole;
+# each part of a new piece (generate) keeps its program's onsets per bar, range and chord size
+# (Generator._typical_parts). The lowest part of 58 test pieces (20 a family, chorales, classical,
+# POP909, Freedoom) removed and added back with its program over 8 bars, 3 variations (python
+# benchmarks/new_parts.py --split test): bars it plays in 0.67 -> 0.96, notes within 4 semitones of
+# the original part's range 0.55 -> 0.64 (Freedoom 0.21 -> 0.65), note F1 0.037 -> 0.055.
 HOLD_NEW_PARTS = True
 
 
@@ -219,7 +219,7 @@ class Surroundings:
         return int(np.ceil(self.playing_density(slot) * length * (1 + ONE_SIDE_TOLERANCE)))
 
     def held(self, wanted: Mapping[int, TrackControls], asked: Mapping[int, TrackControls], length: float,
-             rules: MusicRules, part_ranges: Mapping[int, tuple[int, int]] | None = None) -> Held:
+             rules: MusicRules, new_parts: Mapping[int, tuple[int, int, int]] | None = None) -> Held:
         """What a sampled fill of ``length`` bars keeps, unasked, of each track it holds
         (:meth:`held_to`; ``wanted``: every slot's controls, ``asked``: the caller's own): its onset
         window (:data:`INFERRED_TOLERANCE`, at least one onset; a track on one side only at most
@@ -231,8 +231,9 @@ class Surroundings:
         a density is asked of it; ``rhythm`` asks for it on any track that plays around the hole,
         or turns it off), a lean to its pitch classes (:meth:`lean`) and its loudness (unless a
         loudness is asked of it). A new part (:meth:`new_part`) keeps to the song's rhythm around
-        the hole (unless a density or ``rhythm`` 0 is asked of it) and to its range in
-        ``part_ranges`` (slot -> lowest, highest pitch: its program's; unless a pitch range is asked)."""
+        the hole (unless a density or ``rhythm`` 0 is asked of it), and to its range and chord size
+        in ``new_parts`` (slot -> lowest, highest pitch, most notes at an onset: its program's;
+        unless a pitch range or a chord is asked of it)."""
         both = [s for s, c in wanted.items() if self.both_sides(s, c)]
         one = [s for s, c in wanted.items() if s not in both and self.held_to(s, c)]
         kept_pace = [s for s in both + one if s not in asked or asked[s].density is None]
@@ -250,7 +251,7 @@ class Surroundings:
                 low, high = max(int(pitches.min()) - INFERRED_MARGIN, 0), min(int(pitches.max()) + INFERRED_MARGIN, 127)
                 if rules.scale is None or any(p % 12 in rules.scale for p in range(low, high + 1)):
                     within.append((s, low, high))
-            for s, (low, high) in (part_ranges or {}).items():
+            for s, (low, high, _) in (new_parts or {}).items():
                 own = asked.get(s, TrackControls())
                 if s in wanted and self.new_part(s) and own.low is None and own.high is None:
                     within.append((s, low, high))
@@ -270,6 +271,8 @@ class Surroundings:
                 rhythms.append((s, tuple(positions.tolist())))
         chords = tuple((s, most) for s in held
                        if (most := wanted[s].chord) is not None and asked.get(s, TrackControls()).chord is None)
+        chords += tuple((s, most) for s, (_, _, most) in (new_parts or {}).items()
+                        if s in wanted and self.new_part(s) and asked.get(s, TrackControls()).chord is None)
         leans = tuple((s, self.lean(s)) for s in held) if CONTEXT_LEAN else ()
         loudness = tuple((s, float(loud)) for s in held if (loud := wanted[s].loudness) is not None
                          and asked.get(s, TrackControls()).loudness is None) if KEEP_LOUDNESS else ()
