@@ -1,4 +1,4 @@
-"""Write what each GM program's parts play (pitches, onsets per bar) into a checkpoint that predates it.
+"""Write what each GM program's parts play (pitches, onsets per bar, chord size) into a checkpoint that predates it.
 
 The trainer stores ``program_parts`` (:func:`harmonixr.data.stats.program_parts` of its training
 split) in every checkpoint's ``config.json``; a part written from nothing (``harmonixr add-track``,
@@ -24,7 +24,6 @@ def main() -> None:
     parser.add_argument("checkpoint", type=Path)
     args = parser.parse_args()
     config = read_config(args.checkpoint)
-    config.pop("program_ranges", None)  # (their first form, pitches only)
     config["program_parts"] = program_parts(Corpus(config["train"]["data"]["folders"]))
     (args.checkpoint / CONFIG_FILE).write_text(json.dumps(config, indent=1))
     print(f"{args.checkpoint / CONFIG_FILE}: the parts of {len(config['program_parts'])} programs")

@@ -14,9 +14,9 @@ from harmonixr.data.shards import NoteShards, read_rejects
 from harmonixr.tokens.notes import BAR, PITCH, POS, TRACK
 
 SPLIT_ORDER = ("train", "val", "test")
-# What a GM program's parts play (program_parts): their notes from this quantile to 1 minus it, and
-# their median onsets per bar where they play; from the program's own parts where it has LEAST_PARTS
-# of them, else from its family's (8 programs).
+# What a GM program's parts play (program_parts): their notes from this quantile to 1 minus it, their
+# median onsets per bar where they play, and the chord size 1 minus it of their onsets keep to; from
+# the program's own parts where it has LEAST_PARTS of them, else from its family's (8 programs).
 RANGE_QUANTILE = 0.05
 LEAST_PARTS = 20
 FAMILY = 8  # GM programs per instrument family

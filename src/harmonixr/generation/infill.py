@@ -100,9 +100,8 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
     chords = tuple((s, c.chord) for s, c in asked.items() if c.chord is not None)
     length = hole_length(piece, hole, last_bar, last_pos)
     onsets = onset_windows(asked, length)
-    parts = {s: (low, high, chord) for s in slots if s != gen.vocab.drum_slot and near.new_part(s)
-             and (program := piece.tracks.programs[s]) in gen.program_parts
-             for low, high, _, chord in [gen.program_parts[program]]}
+    parts = {s: (part[0], part[1], part[3]) for s in slots  # a new part's program: lowest, highest pitch, chord
+             if s != gen.vocab.drum_slot and near.new_part(s) and (part := gen.typical_part(piece, s)) is not None}
     held = near.held(wanted, asked, length, rules, parts)
     reach = last_bar if required and end is not None else 0  # a hole inside the song is played to its last bar
     limits = Rules(playing or tuple(slots), piece.bar_positions(last_bar + 1), song_start(piece, start, end), last_bar,

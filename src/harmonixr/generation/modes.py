@@ -205,6 +205,11 @@ class Generator:
                                   row.steps, row.done, 0.0, mode))
         return timed(results, began)
 
+    def typical_part(self, piece: Piece, slot: int) -> tuple[int, int, float, int] | None:
+        """(lowest pitch, highest pitch, onsets per bar, chord) of the parts of ``slot``'s GM program
+        (the drums' for the drum slot) in the training data; None where the model has none."""
+        return self.program_parts.get(DRUMS if slot == self.vocab.drum_slot else piece.tracks.programs[slot])
+
     def _typical_parts(self, piece: Piece, bars: float, rules: MusicRules) -> dict[str, Any]:
         """Rules fields that hold each part of a new piece of ``bars`` bars to what its GM program's
         parts play in the training data (:attr:`program_parts`): its onsets per bar within
@@ -213,13 +218,12 @@ class Generator:
         (unless the rules ask for a pitch range)."""
         paces, ranges, chords = {}, [], []
         for slot in piece.slots:
-            program = DRUMS if slot == self.vocab.drum_slot else piece.tracks.programs[slot]
-            if (typical := self.program_parts.get(program)) is None:
+            if (typical := self.typical_part(piece, slot)) is None:
                 continue
             low, high, pace, chord = typical
             paces[slot] = TrackControls(density=pace)
             chords.append((slot, chord))
-            if program != DRUMS and rules.pitch_range == ANY_PITCH:
+            if slot != self.vocab.drum_slot and rules.pitch_range == ANY_PITCH:
                 ranges.append((slot, low, high))
         return {"track_onsets": onset_windows(paces, bars, INFERRED_TOLERANCE), "track_ranges": tuple(ranges),
                 "track_chords": tuple(chords)}
