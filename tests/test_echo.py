@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from conftest import make_score, real_piece_params
 from harmonixr.generation.piece import Piece, Region
-from harmonixr.models.checkpoint import build_model, save_checkpoint
+from harmonixr.models.checkpoint import CheckpointError, build_model, save_checkpoint, start_from
 from harmonixr.models.config import ModelConfig
 from harmonixr.tokens.echo import EchoIndex, add_echoes
 from harmonixr.tokens.notes import BAR
@@ -26,6 +26,8 @@ from harmonixr.tokens.vocab import (
     COLUMNS,
     ECHO_COLUMNS,
     ECHO_LAGS,
+    LAST_NOTE_COLUMNS,
+    LAST_NOTE_FIELDS,
     MATCHED_COLUMN,
     MAX_WINDOW_BARS,
     NOTE,
@@ -52,9 +54,11 @@ def matched_lag(seen: list[tuple[int, int, int, int]], bar: int) -> int:
 def reference(rows: np.ndarray) -> np.ndarray:
     """The echo columns (T, E) by their definition: for each NOTE row, the earlier NOTE rows of its
     track at its position ``lag`` bars away (each fixed lag, then the matched one), the one of its
-    rank among the notes of its own onset."""
+    rank among the notes of its own onset; then the pitch, duration and velocity of its track's
+    latest earlier note."""
     out = np.zeros((len(rows), len(ECHO_COLUMNS)), dtype=np.int64)
     seen: list[tuple[int, int, int, int]] = []  # (track, bar, pos, pitch) of earlier known notes
+    last: dict[int, list[int]] = {}
     for t, row in enumerate(rows):
         track, bar, pos = int(row[COL["track"]]), int(row[COL["bar"]]), int(row[COL["pos"]])
         if row[COL["type"]] != NOTE or not 0 < bar < MAX_WINDOW_BARS:
@@ -64,7 +68,9 @@ def reference(rows: np.ndarray) -> np.ndarray:
             there = [s[3] for s in seen if s[:3] == (track, bar + lag, pos)]
             if lag and 0 < bar + lag < MAX_WINDOW_BARS and rank < len(there):
                 out[t, k] = there[rank]
+        out[t, [ECHO_COLUMNS.index(name) for name in LAST_NOTE_COLUMNS]] = last.get(track, 0)
         seen.append((track, bar, pos, int(row[COL["pitch"]])))
+        last[track] = [int(row[COL[name]]) for name in LAST_NOTE_FIELDS]
     return out
 
 
@@ -75,7 +81,7 @@ def incremental(rows: np.ndarray, matched: bool = True) -> np.ndarray:
         if row[COL["type"]] == NOTE:
             key = int(row[COL["track"]]), int(row[COL["bar"]]), int(row[COL["pos"]])
             out[t] = index.echoes(*key)
-            index.add(*key, int(row[COL["pitch"]]))
+            index.add(*key, *(int(row[COL[name]]) for name in LAST_NOTE_FIELDS))
     return out
 
 
@@ -110,6 +116,8 @@ def test_echoes_of_random_rows_follow_their_definition(seed: int, count: int, ba
     rows[:, COL["bar"]] = rng.integers(0, bars + 1, count) + rng.choice([0, MAX_WINDOW_BARS - bars - 1], count, p=[0.9, 0.1])
     rows[:, COL["pos"]] = rng.integers(1, 4, count)
     rows[:, COL["pitch"]] = rng.integers(1, 129, count)
+    rows[:, COL["dur"]] = rng.integers(1, 101, count)
+    rows[:, COL["vel"]] = rng.integers(1, 128, count)
     expected = reference(rows)
     np.testing.assert_array_equal(add_echoes(rows.copy())[:, ECHO], expected)
     np.testing.assert_array_equal(incremental(rows), expected)
@@ -172,7 +180,7 @@ def test_the_sampler_tells_the_heads_the_echoes_training_does(tmp_path, vocab: N
 
     torch.manual_seed(0)
     cfg = ModelConfig(d_model=64, n_layers=2, n_heads=2, ffn_hidden=128, head_hidden=64, max_len=512, echoes=True,
-                      matched_echo=True)
+                      matched_echo=True, last_note=True)
     model = build_model(cfg, vocab)
     with torch.no_grad():
         for name in ECHO_COLUMNS:
@@ -218,3 +226,21 @@ def test_a_model_without_echoes_reads_none_of_them(vocab: NoteVocab) -> None:
         only_matched[..., COL[MATCHED_COLUMN]] = noisy[..., COL[MATCHED_COLUMN]]
         assert all(torch.equal(a, b) for a, b in zip(with_them.logits(rows), with_them.logits(only_matched)))
         assert not all(torch.equal(a, b) for a, b in zip(matched.logits(rows), matched.logits(only_matched)))
+
+
+def test_a_fine_tune_that_reads_a_new_column_starts_from_the_same_function(tmp_path, vocab: NoteVocab) -> None:
+    """A model that adds the last-note columns, started from one without them, gives the same logits
+    whatever those columns hold (their embeddings start at zero) and learns them from there; the
+    other way round is refused."""
+    torch.manual_seed(0)
+    small = dict(d_model=32, n_layers=1, n_heads=2, ffn_hidden=64, head_hidden=32, max_len=64, echoes=True)
+    before = build_model(ModelConfig(**small), vocab).eval()
+    save_checkpoint(tmp_path / "before", before, vocab, {})
+    after = start_from(tmp_path / "before", build_model(ModelConfig(**small, last_note=True), vocab), vocab).eval()
+    assert set(after.cfg.columns) - set(before.cfg.columns) == set(LAST_NOTE_COLUMNS)
+    rows = torch.from_numpy(np.stack([np.random.default_rng(4).integers(1, f.size, 30) for f in vocab.columns], 1))[None]
+    with torch.no_grad():
+        assert all(torch.equal(a, b) for a, b in zip(before.logits(rows), after.logits(rows)))
+    save_checkpoint(tmp_path / "after", after, vocab, {})
+    with pytest.raises(CheckpointError, match="reads columns this one does not"):
+        start_from(tmp_path / "after", build_model(ModelConfig(**small), vocab), vocab)

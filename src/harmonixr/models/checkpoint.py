@@ -14,7 +14,7 @@ import json
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
@@ -24,7 +24,7 @@ from harmonixr.config import from_dict, to_dict
 from harmonixr.errors import HarmonixrError
 from harmonixr.models.config import ModelConfig
 from harmonixr.models.transformer import NoteTransformer
-from harmonixr.tokens.vocab import BASE_COLUMNS, NoteVocab
+from harmonixr.tokens.vocab import BASE_COLUMNS, COLUMNS, NoteVocab
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -124,11 +124,45 @@ def load_model_weights(path: str | Path, model: M) -> M:
 
 def start_from(path: str | Path, model: M, vocab: NoteVocab) -> M:
     """Fine-tuning: load another run's weights into a fresh ``model``; its vocabulary must be
-    ``vocab`` (the same values with the same ids), else the weights would mean other things."""
+    ``vocab`` (the same values with the same ids), else the weights would mean other things.
+
+    Where ``model`` reads columns the checkpoint's model did not (a new input), their embeddings
+    start at zero, so the fine-tune starts from the checkpoint's function; every other weight must
+    have the same shape."""
     path = resolve(path)
     if not NoteVocab.from_file(path).same_as(vocab):
         raise CheckpointError(f"{path}: its vocabulary differs from the corpus's, so its weights cannot start this run")
-    return load_model_weights(path, model)
+    source = from_dict(ModelConfig, read_config(path)["model"], where=str(path / CONFIG_FILE))
+    target = cast(NoteTransformer, model).cfg
+    if source.column_sizes == target.column_sizes:
+        return load_model_weights(path, model)
+    gone = set(source.column_sizes) - set(target.column_sizes)
+    if gone:
+        raise CheckpointError(f"{path}: its model reads columns this one does not ({sorted(gone)})")
+    weights = load_file(str(path / MODEL_FILE))
+    old_table = weights.pop(TABLE)
+    table = torch.zeros(model.state_dict()[TABLE].shape, dtype=old_table.dtype)
+    old_rows, new_rows = _column_rows(source), _column_rows(target)
+    for name in source.column_sizes:
+        table[new_rows[name]] = old_table[old_rows[name]]
+    weights[TABLE] = table
+    try:
+        model.load_state_dict(weights, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path / MODEL_FILE}: cannot start this model ({exc})") from exc
+    return model
+
+
+TABLE = "embed.table.weight"  # the row embedding's one table, every column's rows in COLUMNS order
+
+
+def _column_rows(cfg: ModelConfig) -> dict[str, slice]:
+    """Each embedded column's rows in :data:`TABLE` (as :class:`RowEmbedding` lays them out)."""
+    out, start = {}, 0
+    for name in COLUMNS:
+        size = cfg.column_sizes.get(name, 0)
+        out[name], start = slice(start, start + size), start + size
+    return out
 
 
 def load_training_state(path: str | Path, optimizer: torch.optim.Optimizer) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from harmonixr.config import ConfigError
-from harmonixr.tokens.vocab import BASE_COLUMNS, COLUMNS, FIELDS, LAG_COLUMNS, MATCHED_COLUMN
+from harmonixr.tokens.vocab import BASE_COLUMNS, COLUMNS, FIELDS, LAG_COLUMNS, LAST_NOTE_COLUMNS, MATCHED_COLUMN
 
 
 @dataclass(frozen=True)
@@ -25,10 +25,12 @@ class ModelConfig:
     # and the field heads are told the next note's echoes once its track is chosen
     echoes: bool = False
     matched_echo: bool = False  # and the matched echo (the lag where the bar before matches best), alike
+    last_note: bool = False  # and the pitch, duration and velocity of the last note its track played, alike
     column_sizes: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        added = (*(LAG_COLUMNS if self.echoes else ()), *((MATCHED_COLUMN,) if self.matched_echo else ()))
+        added = (*(LAG_COLUMNS if self.echoes else ()), *((MATCHED_COLUMN,) if self.matched_echo else ()),
+                 *(LAST_NOTE_COLUMNS if self.last_note else ()))
         object.__setattr__(self, "columns", tuple(dict.fromkeys((*self.columns, *added))))
         unknown = set(self.columns) - set(COLUMNS)
         if unknown:

@@ -26,7 +26,7 @@ import torch
 from harmonixr.errors import HarmonixrError
 from harmonixr.models.transformer import NoteTransformer
 from harmonixr.sampling.decoder import NumbaDecoder, TorchDecoder, make_decoder
-from harmonixr.sampling.grammar import DBAR, PITCH, POS, TRACK, TYPE, NoteGrammar, NoteState
+from harmonixr.sampling.grammar import DBAR, DUR, PITCH, POS, TRACK, TYPE, VEL, NoteGrammar, NoteState
 from harmonixr.sampling.kernels import draw_masked, filter_rows, merge_end_rows
 from harmonixr.tokens.echo import EchoIndex
 from harmonixr.tokens.notes import NOTE_WIDTH
@@ -232,7 +232,7 @@ class Sampler:
                 last_rows[row] = row_of_fields(grammar.vocab, values[row], int(note[0]), int(note[1]), place.bar0,
                                                place.bars, place.header, place.segment, place.hole, echoes[row])
                 echo_index[row].add(int(values[row, TRACK]), place.bar_feature(int(note[0])), int(values[row, POS]),
-                                    int(values[row, PITCH]))
+                                    int(values[row, PITCH]), int(values[row, DUR]), int(values[row, VEL]))
             h = self.decoder.step(last_rows)
         for row in range(n):
             if made[row]:

@@ -1,4 +1,4 @@
-"""Echoes: what the same track played at the same place some bars away, as columns of a note's row.
+"""Echoes: what the same track played at the same place some bars away, and its last note, as columns of a note's row.
 
 Music repeats at distances of whole bars: a folk tune's second strain, a chorus, a bass riff, a
 drum groove. A Transformer can learn to look a phrase up by attention, but the note-level model
@@ -18,6 +18,12 @@ this one; the nearest on a tie, none when nothing is alike), and the lag is b-1-
 pieces, within the 1,000 notes before, it holds the pitch of 48% of POP909's notes where the best
 fixed lag holds 23%, 29% of the chorales' against 16% (``benchmarks/repeats.py``).
 
+The **last note** (columns ``last-pitch``, ``last-dur``, ``last-vel``) is the pitch, duration bin
+and velocity of the latest note its track played before this one in the sequence: what a voice
+moves from. The backbone's state after a note must otherwise carry every track's last note at once,
+not knowing which track writes next; told it once the track is chosen, the heads read the step,
+the rhythm and the dynamics of that voice directly.
+
 The model embeds a row's echoes with its other columns, and the field heads are told the next
 note's echoes once its bar, position and track are chosen (as they are told its instrument):
 copying, where the music repeats, is then one lookup away. :func:`add_echoes` fills the columns of
@@ -29,12 +35,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from harmonixr.tokens.vocab import COL, ECHO_COLUMNS, ECHO_LAGS, LAG_COLUMNS, MATCHED_COLUMN, MAX_WINDOW_BARS, NOTE
+from harmonixr.tokens.vocab import (
+    COL,
+    ECHO_COLUMNS,
+    ECHO_LAGS,
+    LAG_COLUMNS,
+    LAST_NOTE_COLUMNS,
+    LAST_NOTE_FIELDS,
+    MATCHED_COLUMN,
+    MAX_WINDOW_BARS,
+    NOTE,
+)
 
 _LAG_ROOM = 32  # bar codes are offset by this, so that a lagged bar never wraps into another track's
 _RANKS = 1 << 10  # more notes than this at one onset of one track share the last rank's echo
 _LAGGED = [COL[name] for name in LAG_COLUMNS]
 _MATCHED = COL[MATCHED_COLUMN]
+_LAST = [COL[name] for name in LAST_NOTE_COLUMNS]
+_LAST_OF = [COL[name] for name in LAST_NOTE_FIELDS]  # the note columns they copy
 _PITCHES = 129  # stored pitch values (0: none)
 
 
@@ -48,11 +66,14 @@ def add_echoes(rows: np.ndarray, matched: bool = True) -> np.ndarray:
     """Fill the echo columns of a sequence's rows (T, R) in place and return them: each NOTE row's
     echoes come from the NOTE rows before it (see the module's text). ``matched=False`` leaves the
     matched echo 0 (for a model that does not read it: it costs the most to work out)."""
-    rows[:, [*_LAGGED, _MATCHED]] = 0
+    rows[:, [*_LAGGED, _MATCHED, *_LAST]] = 0
     bar, pos = rows[:, COL["bar"]], rows[:, COL["pos"]]
     idx = np.flatnonzero((rows[:, COL["type"]] == NOTE) & _known(bar))  # sequence order
     if not len(idx):
         return rows
+    by_track = idx[np.argsort(rows[idx, COL["track"]], kind="stable")]  # each track's notes in sequence order
+    follows = rows[by_track[1:], COL["track"]] == rows[by_track[:-1], COL["track"]]
+    rows[np.ix_(by_track[1:][follows], _LAST)] = rows[np.ix_(by_track[:-1][follows], _LAST_OF)]
     positions = int(pos[idx].max()) + 1
     track, bar, pos, pitch = rows[idx, COL["track"]], bar[idx], pos[idx], rows[idx, COL["pitch"]]
     bars = MAX_WINDOW_BARS + 2 * _LAG_ROOM
@@ -127,24 +148,26 @@ class EchoIndex:
         self.cells: dict[int, set[tuple[int, int, int]]] = {}  # bar -> its (track, pos, pitch) cells
         self.lags: dict[int, int] = {}  # bar -> its matched lag, until a note comes in an earlier bar
         self.lagged_to = 0  # the latest bar in ``lags``
+        self.last: dict[int, tuple[int, int, int]] = {}  # track -> its last note's (pitch, dur, vel)
         notes = rows[(rows[:, COL["type"]] == NOTE) & _known(rows[:, COL["bar"]])]
-        for track, bar, pos, pitch in notes[:, [COL["track"], COL["bar"], COL["pos"], COL["pitch"]]].tolist():
-            self.add(track, bar, pos, pitch)
+        for track, bar, pos, pitch, dur, vel in notes[:, [COL["track"], COL["bar"], COL["pos"], *_LAST_OF]].tolist():
+            self.add(track, bar, pos, pitch, dur, vel)
 
     def copy(self) -> EchoIndex:
         out = EchoIndex.__new__(EchoIndex)
         out.matched = self.matched
         out.seen = {key: list(pitches) for key, pitches in self.seen.items()}
         out.cells = {bar: set(cells) for bar, cells in self.cells.items()}
-        out.lags, out.lagged_to = dict(self.lags), self.lagged_to
+        out.lags, out.lagged_to, out.last = dict(self.lags), self.lagged_to, dict(self.last)
         return out
 
     def echoes(self, track: int, bar: int, pos: int) -> np.ndarray:
         """(len(ECHO_COLUMNS),) the echoes of the next note at stored (track, bar feature, pos):
-        the fixed lags', then the matched one."""
+        the fixed lags', the matched one, then its track's last note."""
         out = np.zeros(len(ECHO_COLUMNS), dtype=np.int64)
         if not _known(bar):
             return out
+        out[-len(LAST_NOTE_COLUMNS) :] = self.last.get(track, 0)
         rank = min(len(self.seen.get((track, bar, pos), ())), _RANKS - 1)
         for k, lag in enumerate((*ECHO_LAGS, -self.matched_lag(bar) if self.matched else 0)):
             if lag and _known(bar + lag):
@@ -165,9 +188,10 @@ class EchoIndex:
                         best, self.lags[bar] = f1, bar - 1 - other
         return self.lags[bar]
 
-    def add(self, track: int, bar: int, pos: int, pitch: int) -> None:
-        """Record a note written at stored (track, bar feature, pos) with stored ``pitch``."""
+    def add(self, track: int, bar: int, pos: int, pitch: int, dur: int, vel: int) -> None:
+        """Record a note written at stored (track, bar feature, pos) with stored ``pitch``, ``dur`` and ``vel``."""
         if _known(bar):
+            self.last[track] = (pitch, dur, vel)
             self.seen.setdefault((track, bar, pos), []).append(pitch)
             if not self.matched:
                 return

@@ -21,7 +21,7 @@ per-track control. The other columns are **features** the model reads and never 
 because the piece's timeline, the request and the sequence so far give them: the bar counted from
 the window's start, the bar's meter, the tempo bin in force, the segment of the prompt, the GM
 program of the note's track, where the note lies against the hole, and its **echoes**: the pitches
-the same track played at the same place some bars away (:mod:`harmonixr.tokens.echo`).
+the same track played at the same place some bars away, and its track's last note (:mod:`harmonixr.tokens.echo`).
 
 Every column keeps 0 for "not applicable" (a header position has no pitch), so a field's value
 ``k`` is stored as ``k + 1`` where ``k`` counts from 0 (pitch 60 is 61, track slot 0 is 1), except
@@ -56,7 +56,11 @@ FIELDS = ("type", "dbar", "pos", "track", "pitch", "dur", "vel", "micro")  # pre
 ECHO_LAGS = (-16, -8, -4, -2, -1, 1, 2, 4)
 LAG_COLUMNS = tuple(f"echo{lag:+d}" for lag in ECHO_LAGS)
 MATCHED_COLUMN = "echo-match"
-ECHO_COLUMNS = (*LAG_COLUMNS, MATCHED_COLUMN)
+# The last note its track played before this one (in the sequence's order): its pitch, duration bin
+# and velocity, as the note columns store them.
+LAST_NOTE_FIELDS = ("pitch", "dur", "vel")
+LAST_NOTE_COLUMNS = tuple(f"last-{name}" for name in LAST_NOTE_FIELDS)
+ECHO_COLUMNS = (*LAG_COLUMNS, MATCHED_COLUMN, *LAST_NOTE_COLUMNS)  # the last note's close them
 BASE_COLUMNS = ("type", "value", "dbar", "pos", "track", "pitch", "dur", "vel", "micro",
                 "bar", "meter", "tempo", "segment", "program", "hole")  # what a model reads without echoes
 COLUMNS = (*BASE_COLUMNS, *ECHO_COLUMNS)
@@ -119,8 +123,9 @@ class NoteVocab:
             "dur": len(self.durations) + 1, "vel": 128, "micro": spec.micro_bins + 1,
             "bar": MAX_WINDOW_BARS + 1, "meter": len(METERS) + 2, "tempo": spec.tempo_bins + 1,
             "segment": 5, "program": DRUM_PROGRAM + 2, "hole": 4,
-            **{name: 129 for name in ECHO_COLUMNS},  # a pitch, as the pitch column stores it
+            **{name: 129 for name in (*LAG_COLUMNS, MATCHED_COLUMN)},  # a pitch, as the pitch column stores it
         }
+        sizes.update({column: sizes[name] for column, name in zip(LAST_NOTE_COLUMNS, LAST_NOTE_FIELDS)})
         self.columns = tuple(Field(name, sizes[name]) for name in COLUMNS)
         self.sizes = sizes
         self.offsets = np.cumsum([0, *(sizes[name] for name in COLUMNS)])[:-1]  # row of each column in one table
