@@ -23,8 +23,8 @@ from torch import nn
 from harmonixr.config import from_dict, to_dict
 from harmonixr.errors import HarmonixrError
 from harmonixr.models.config import ModelConfig
-from harmonixr.models.transformer import NoteTransformer
-from harmonixr.tokens.vocab import BASE_COLUMNS, COLUMNS, NoteVocab
+from harmonixr.models.transformer import NoteTransformer, column_rows
+from harmonixr.tokens.vocab import BASE_COLUMNS, NoteVocab
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -142,7 +142,7 @@ def start_from(path: str | Path, model: M, vocab: NoteVocab) -> M:
     weights = load_file(str(path / MODEL_FILE))
     old_table = weights.pop(TABLE)
     table = torch.zeros(model.state_dict()[TABLE].shape, dtype=old_table.dtype)
-    old_rows, new_rows = _column_rows(source), _column_rows(target)
+    old_rows, new_rows = column_rows(source), column_rows(target)
     for name in source.column_sizes:
         table[new_rows[name]] = old_table[old_rows[name]]
     weights[TABLE] = table
@@ -153,16 +153,7 @@ def start_from(path: str | Path, model: M, vocab: NoteVocab) -> M:
     return model
 
 
-TABLE = "embed.table.weight"  # the row embedding's one table, every column's rows in COLUMNS order
-
-
-def _column_rows(cfg: ModelConfig) -> dict[str, slice]:
-    """Each embedded column's rows in :data:`TABLE` (as :class:`RowEmbedding` lays them out)."""
-    out, start = {}, 0
-    for name in COLUMNS:
-        size = cfg.column_sizes.get(name, 0)
-        out[name], start = slice(start, start + size), start + size
-    return out
+TABLE = "embed.table.weight"  # the row embedding's one table (its rows per column: :func:`column_rows`)
 
 
 def load_training_state(path: str | Path, optimizer: torch.optim.Optimizer) -> dict[str, Any]:

@@ -159,6 +159,16 @@ class Block(nn.Module):
         return x + self.drop(self.mlp(self.post_attention_layernorm(x)))
 
 
+def column_rows(cfg: ModelConfig) -> dict[str, slice]:
+    """Each column's rows in :class:`RowEmbedding`'s one table, in :data:`COLUMNS` order (empty for a
+    column the model has no size for)."""
+    out, start = {}, 0
+    for name in COLUMNS:
+        size = cfg.column_sizes.get(name, 0)  # 0: a column newer than the model
+        out[name], start = slice(start, start + size), start + size
+    return out
+
+
 class RowEmbedding(nn.Module):
     """The sum of one embedding per column of a row, from one table (column k's rows start at
     ``offsets[k]``); columns left out of ``cfg.columns`` are not read (an ablation)."""
@@ -168,11 +178,11 @@ class RowEmbedding(nn.Module):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        sizes = [cfg.column_sizes.get(name, 0) for name in COLUMNS]  # 0: a column newer than the model
-        self.register_buffer("offsets", torch.tensor([0, *sizes[:-1]]).cumsum(0), persistent=False)  # (R,)
+        rows = column_rows(cfg)
+        self.register_buffer("offsets", torch.tensor([rows[name].start for name in COLUMNS]), persistent=False)  # (R,)
         used = [k for k, name in enumerate(COLUMNS) if name in cfg.columns]
         self.register_buffer("used", torch.tensor(used), persistent=False)  # (R',)
-        self.table = nn.EmbeddingBag(sum(sizes), cfg.d_model, mode="sum")
+        self.table = nn.EmbeddingBag(rows[COLUMNS[-1]].stop, cfg.d_model, mode="sum")
 
     def forward(self, rows: torch.Tensor) -> torch.Tensor:
         """rows (B, T, R) -> (B, T, C)."""
