@@ -235,7 +235,7 @@ def test_the_prompt_and_the_per_track_controls_steer_an_infill(gen, tmp_path, sa
 
 def test_the_page_zooms_on_the_region_restyles_the_piece_and_sizes_a_new_piece(gen, tmp_path) -> None:
     from harmonixr.visualization.interactive import view_around
-    from harmonixr.web.page import Page, table_key
+    from harmonixr.web.page import Page, controls_table, table_key
     from harmonixr.web.studio import ControlRow
 
     studio = make_studio(gen, tmp_path)
@@ -259,14 +259,21 @@ def test_the_page_zooms_on_the_region_restyles_the_piece_and_sizes_a_new_piece(g
     assert page.request(**values, length=3).bars == 3  # a new piece has a length of its own
     assert page.request(**{**values, "op": "continue"}, length=3).bars == 4  # continue: its new bars
 
-    # the controls table counts only for the region it shows: a click before the new region's table
-    # came (its key still the old region's) asks for none of the old values
+    # the controls table counts only for the region it shows, named in its first header, which
+    # travels with its cells: a click before the new region's table was drawn asks for none of the
+    # old values
+    shown = page.mark(desk, "3-4", [])[1]
+    assert shown.columns[0] == table_key("3-4", []) == "track (bars 3-4)"
+    assert shown.values.tolist() == [[r[0], *r[1:]] for r in studio.inferred_controls(desk.take, "3-4")]
+    assert page.mark(desk, "3-4", [2, 0])[1].columns[0] == "track (bars 3-4, tracks 1 3)"
     table = [[1, "Soprano", 0, 80, "", "kept"]]
-    infill = {**values, "op": "infill", "region": "3-4", "controls": table}
-    assert page.request(**infill, controls_for=table_key("3-4", [])).controls == (ControlRow(0, 0.0, 80.0, None, None, True),)
-    assert page.request(**infill, controls_for=table_key("5-8", [])).controls == ()
-    assert page.request(**{**infill, "tracks": [1]}, controls_for=table_key("3-4", [])).controls == ()
-    assert page.request(**infill).controls != ()  # a caller with no key (the API) is taken at its word
+    infill = {**values, "op": "infill", "region": "3-4"}
+    assert page.request(**infill, controls=controls_table(table, "3-4", [])).controls == (
+        ControlRow(0, 0.0, 80.0, None, None, True),)
+    assert page.request(**infill, controls=controls_table(table, "5-8", [])).controls == ()
+    assert page.request(**{**infill, "tracks": [1]}, controls=controls_table(table, "3-4", [])).controls == ()
+    assert page.request(**infill, controls=controls_table([], "3-4", [])).controls == ()  # the empty table's row
+    assert page.request(**infill, controls=table).controls != ()  # a caller without headers (the API) is taken at its word
 
 
 def test_an_upload_the_parser_repaired_says_so(gen, tmp_path) -> None:

@@ -127,7 +127,7 @@ def test_the_prompt_and_the_per_track_controls_from_the_page(page, tmp_path) -> 
     wait_text(page, "#summary", "4 tracks, 10 bars")
     page.fill("#region textarea", "3-4")
     page.locator("#region textarea").blur()
-    wait_text(page, "#controls", "Soprano")
+    wait_text(page, "#controls", "track (bars 3-4)")  # the region's own table, not the one of bars 5-8 before it
     table = page.inner_text("#controls")
     assert all(name in table for name in ("Soprano", "Alto", "Tenor", "Bass")) and "kept" in table  # the rhythms
     for cell, value in (("cell-1-2", "0"), ("cell-0-4", "100-120")):  # track 2: 0 notes; track 1: velocities

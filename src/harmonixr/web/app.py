@@ -21,7 +21,7 @@ import gradio as gr  # noqa: E402 - after the environment is set
 
 from harmonixr.generation.demo import EXAMPLES  # noqa: E402
 from harmonixr.tokens.vocab import instrument_name  # noqa: E402
-from harmonixr.web.page import NO_RESULTS, Page, refusing  # noqa: E402
+from harmonixr.web.page import CONTROL_COLUMNS, NO_RESULTS, Page, refusing  # noqa: E402
 from harmonixr.web.studio import Desk, Knobs, Studio  # noqa: E402
 
 PLAYER = gr.WaveformOptions(show_recording_waveform=False)  # the browser's own <audio> player
@@ -68,8 +68,7 @@ def build_page(studio: Studio) -> gr.Blocks:
                         region = gr.Textbox("5-8", label="Bars", elem_id="region",
                                             info="bars A-B (from 1, inclusive) or a beat span 5:3-7:1 (end excluded)")
                         tracks = gr.CheckboxGroup([], label="Tracks to rewrite (none ticked: all)", elem_id="tracks")
-                        controls = gr.Dataframe(headers=["track", "instrument", "notes per bar", "mean velocity",
-                                                         "velocities", "rhythm"],
+                        controls = gr.Dataframe(headers=["track", "instrument", *CONTROL_COLUMNS],
                                                 datatype=["number", "str", "number", "number", "str", "str"],
                                                 interactive=True,
                                                 label="Per-track controls of the fill (inferred from the bars around "
@@ -140,18 +139,17 @@ def build_page(studio: Studio) -> gr.Blocks:
 
         piece_out = [desk, roll, piece_audio, tracks, summary, style]
         results_out = [pick, result_roll, result_audio, files, a_pick, b_pick, result_text, whole]
-        controls_for = gr.State(None)  # page.table_key of the region and tracks the controls table shows
         settings = [region, tracks, more, program, new_style, instruments, tempo, meter, density, loudness,
-                    temperature, top_p, seed, variations, prompt, controls, length, controls_for]
+                    temperature, top_p, seed, variations, prompt, controls, length]
 
         def on(event: Any, handler: Any, inputs: list, outputs: list) -> Any:
             return event(refusing(handler, len(outputs)), inputs, outputs)
 
-        marking = (refusing(page.mark, 3), [desk, region, tracks], [roll, controls, controls_for])
+        marking = (refusing(page.mark, 2), [desk, region, tracks], [roll, controls])
         on(upload.upload, page.upload, [desk, upload, style, region], piece_out + results_out).then(*marking)
         on(load.click, page.example, [desk, example, region], piece_out + results_out).then(*marking)
-        on(region.change, page.mark, [desk, region, tracks], [roll, controls, controls_for])
-        on(tracks.input, page.mark, [desk, region, tracks], [roll, controls, controls_for])
+        on(region.change, page.mark, [desk, region, tracks], [roll, controls])
+        on(tracks.input, page.mark, [desk, region, tracks], [roll, controls])
         for button, op in ((infill, "infill"), (refine, "refine"), (cont, "continue"), (add, "add-track"),
                            (generate, "generate")):
             on(button.click, page.run, [desk, gr.State(op), *settings], [desk, *results_out, seed, stored])

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import pandas as pd
 from gradio.utils import get_upload_folder
 
 from harmonixr.tokens.vocab import instrument_name
@@ -34,7 +35,7 @@ def control_rows(table: Any) -> tuple[ControlRow, ...]:
     rows = table.values.tolist() if hasattr(table, "values") else (table or [])
     out = []
     for row in rows:
-        if len(row) < 4 or row[0] in (None, ""):
+        if len(row) < 4 or row[0] in (None, "") or row[0] != row[0]:  # a row without a track (NaN in a DataFrame)
             continue
         try:
             track = int(float(row[0])) - 1
@@ -48,11 +49,23 @@ def control_rows(table: Any) -> tuple[ControlRow, ...]:
     return tuple(out)
 
 
+CONTROL_COLUMNS = ["notes per bar", "mean velocity", "velocities", "rhythm"]  # after track and instrument
+
+
 def table_key(region: str, tracks: list[int] | tuple[int, ...] | None) -> str:
-    """What the controls table was inferred for: the region and the ticked tracks. A request made
-    while the table still shows another region's values (the click came before the new table) keeps
-    none of them: they are not what the visitor set for this region."""
-    return f"{region.strip()}|{','.join(str(t) for t in sorted(tracks or ()))}"
+    """The controls table's first header: what its values were inferred for (the region and the
+    ticked tracks). It travels with the table's cells, in one component: a request made while the
+    page still shows another region's values (the click came before the new table was drawn) keeps
+    none of them, for they are not what the visitor set for this region."""
+    ticked = f", tracks {' '.join(str(t + 1) for t in sorted(tracks))}" if tracks else ""
+    return f"track (bars {region.strip()}{ticked})"
+
+
+def controls_table(rows: list[list], region: str, tracks: list[int] | tuple[int, ...] | None) -> pd.DataFrame:
+    """The controls table as the page shows it: its rows under headers that say what they were
+    inferred for (:func:`table_key`)."""
+    return pd.DataFrame(rows or [[None, "", None, None, "", ""]],
+                        columns=[table_key(region, tracks), "instrument", *CONTROL_COLUMNS])
 
 
 def _rhythm(track: int, cell: Any) -> bool | None:
@@ -174,25 +187,26 @@ class Page:
     def mark(self, desk: Desk, region: str, tracks: list[int] | None = None) -> tuple:
         """The piece's roll with the region shaded, and the region's per-track controls as inferred."""
         if desk.take is None:
-            return gr.skip(), gr.skip(), gr.skip()
+            return gr.skip(), gr.skip()
         figure = pianoroll_figure(desk.take.score(), region=self.studio.region_ticks(desk.take, region),
                                   title=desk.take.name, height=360)
         rows = self.studio.inferred_controls(desk.take, region, tuple(tracks or ()))
-        return figure, rows or [[None, "", None, None]], table_key(region, tracks)
+        return figure, controls_table(rows, region, tracks)
 
     def request(self, op: str, region: str, tracks: list[int], bars: int, program: int, style: str,
                 instruments: list[int], tempo: float, meter: str, density: float, loudness: float,
                 temperature: float, top_p: float, seed: float, variations: float, prompt: str = "",
-                controls: Any = None, length: float = 8, controls_for: str | None = None) -> Request:
+                controls: Any = None, length: float = 8) -> Request:
         """The widgets' values as a :class:`Request` (``bars``: Continue's new bars; ``length``: the
-        new piece's bars; ``controls_for``: the :func:`table_key` the controls table was made for,
-        whose rows count only for that region and tracks)."""
+        new piece's bars; ``controls``: the controls table, whose rows count only for the region and
+        tracks its first header names (:func:`table_key`); rows without headers are taken as set)."""
         numerator, denominator = (int(x) for x in meter.split("/"))
         new = NewPiece(style, tuple(instruments) or (0,), float(tempo), (numerator, denominator),
                        float(density) if density else None, float(loudness) if loudness else None)
         knobs = Knobs(float(temperature), float(top_p), int(seed), int(variations))
         bar_count = int(length if op == "generate" else bars)
-        stale = controls_for is not None and controls_for != table_key(region, tracks)
+        made_for = str(controls.columns[0]) if isinstance(controls, pd.DataFrame) else None
+        stale = made_for is not None and made_for != table_key(region, tracks)
         return Request(op, region.strip(), tuple(sorted(tracks or ())), bar_count, int(program), new, knobs,
                        prompt=(prompt or "").strip(), controls=() if stale else control_rows(controls))
 
