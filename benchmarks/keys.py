@@ -12,6 +12,8 @@ notes of their tonic chords), and prints how often the estimated key (duration-w
 Krumhansl profiles, ``postprocess.estimate_key``) is the one asked, and its mode, and the share
 of the notes on the tonic chord: against the same share in ``--trials`` held-out pieces of the
 corpus (in their estimated key), it says how far the lean bends the melody towards arpeggios.
+Each lean runs with each number of ``--tries`` (``modes.KEY_TRIES``: a piece heard in another key
+is drawn again that many times at most; 0: never).
 
     python benchmarks/keys.py models/harmonixr-small --trials 48
     python benchmarks/keys.py models/harmonixr-small --trials 48 --relative
@@ -27,6 +29,7 @@ from rich.console import Console
 from rich.table import Table
 from symusic import Score
 
+import harmonixr.generation.modes as modes
 import harmonixr.sampling.grammar as grammar
 from harmonixr.data.corpus import Corpus
 from harmonixr.generation.modes import Generator
@@ -50,6 +53,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=48)
     parser.add_argument("--leans", default="0/0,1/1,1.5/0.25,1.5/0.5,2/0.25",
                         help="root/chord leans to try, in nats (1/1: the whole tonic chord by 1)")
+    parser.add_argument("--tries", default="0,3", help="redraws of a piece heard in another key to try (modes.KEY_TRIES)")
     parser.add_argument("--relative", action="store_true", help="C major and A minor only")
     parser.add_argument("--bars", type=int, default=8)
     parser.add_argument("--seed", type=int, default=5)
@@ -67,26 +71,28 @@ def main() -> None:
                SEED + k) for k in range(args.trials)]
     asked = "C major or A minor" if args.relative else "a key"
     table = Table(title=f"{args.trials} new pieces of {args.bars} bars asked in {asked}: estimated key and mode")
-    for column in ("lean, root / chord (nats)", "key heard as asked", "mode heard as asked", "notes on the tonic chord",
+    for column in ("lean, root / chord (nats), redraws", "key heard as asked", "mode heard as asked", "notes on the tonic chord",
                    "seconds"):
         table.add_column(column, justify="right")
     real = [Score(row["path"]) for _, row in Corpus([args.data]).rows("test")]
     real = [real[int(k)] for k in rng.permutation(len(real))[: args.trials]]
     share = np.nanmean([tonic_share(score, estimate_key(score)) for score in real])
     table.add_row("held-out pieces", "", "", f"{share:.2f}", "")
-    default = (grammar.ROOT_LEAN, grammar.CHORD_LEAN)
+    default = (grammar.ROOT_LEAN, grammar.CHORD_LEAN, modes.KEY_TRIES)
     for lean in (tuple(float(x) for x in pair.split("/")) for pair in args.leans.split(",")):
-        grammar.ROOT_LEAN, grammar.CHORD_LEAN = lean  # read when each request's grammar is made
-        began, key_ok, mode_ok, shares = time.perf_counter(), 0, 0, []
-        for key, style, programs, seed in trials:
-            score = gen.generate(programs, style, args.bars, 110.0, seed=seed, rules=MusicRules.in_key(key))[0].score
-            heard = estimate_key(score)
-            key_ok, mode_ok = key_ok + (heard == key), mode_ok + (heard.mode == key.mode)
-            shares.append(tonic_share(score, key))
-        mark = " (default)" if lean == default else ""
-        table.add_row(f"{lean[0]:g} / {lean[1]:g}{mark}", f"{key_ok}/{args.trials}", f"{mode_ok}/{args.trials}",
-                      f"{np.nanmean(shares):.2f}", f"{time.perf_counter() - began:.0f}")
-    grammar.ROOT_LEAN, grammar.CHORD_LEAN = default
+        for tries in (int(x) for x in args.tries.split(",")):
+            grammar.ROOT_LEAN, grammar.CHORD_LEAN = lean  # read when each request's grammar is made
+            modes.KEY_TRIES = tries
+            began, key_ok, mode_ok, shares = time.perf_counter(), 0, 0, []
+            for key, style, programs, seed in trials:
+                score = gen.generate(programs, style, args.bars, 110.0, seed=seed, rules=MusicRules.in_key(key))[0].score
+                heard = estimate_key(score)
+                key_ok, mode_ok = key_ok + (heard == key), mode_ok + (heard.mode == key.mode)
+                shares.append(tonic_share(score, key))
+            mark = " (default)" if (*lean, tries) == default else ""
+            table.add_row(f"{lean[0]:g} / {lean[1]:g}, {tries}{mark}", f"{key_ok}/{args.trials}",
+                          f"{mode_ok}/{args.trials}", f"{np.nanmean(shares):.2f}", f"{time.perf_counter() - began:.0f}")
+    grammar.ROOT_LEAN, grammar.CHORD_LEAN, modes.KEY_TRIES = default
     Console(width=120).print(table)
 
 

@@ -16,7 +16,8 @@ from harmonixr.generation.candidates import CLEAR_MATCH, PATTERN_MOST, PATTERN_S
 from harmonixr.generation.demo import example_score
 from harmonixr.generation.modes import Generator
 from harmonixr.generation.piece import GenerationError, Piece, Region
-from harmonixr.generation.postprocess import Key
+from harmonixr.generation import modes
+from harmonixr.generation.postprocess import Key, estimate_key
 from harmonixr.generation.requests import MusicRules
 from harmonixr.generation.surroundings import (
     CONTEXT_LEAN,
@@ -185,6 +186,31 @@ def test_a_key_asked_leans_to_its_tonic_chord(gen) -> None:
         assert pitches and set(pitches) <= key.pitch_classes
         counts[name] = {pc: pitches.count(pc) for pc in (7, 9)}  # G, A
     assert counts["A minor"][9] > counts["A minor"][7] and counts["C major"][7] > counts["C major"][9], counts
+
+
+def test_a_new_piece_heard_in_another_key_is_drawn_again(gen, monkeypatch) -> None:
+    """The lean makes the key asked the one heard most of the time, not always (a take of A minor
+    can be heard in C major, its relative key, on the same white keys): such a take is drawn again
+    (modes.KEY_TRIES) and says so; one still heard elsewhere after the last try says that."""
+    key = Key.parse("A minor")
+
+    def takes() -> list:
+        return [gen.generate([0], "pop", bars=4, tempo=100, sampling=SAMPLING, seed=seed,
+                             rules=MusicRules.in_key(key))[0] for seed in range(5)]
+
+    monkeypatch.setattr(modes, "KEY_TRIES", 0)
+    once = takes()
+    heard = [estimate_key(r.score) for r in once]
+    assert key in heard and any(h != key for h in heard), heard  # these seeds hold both cases
+    assert [r.notices() for r in once] == [[] if h == key else [f"heard in {h}, not the A minor asked"] for h in heard]
+    monkeypatch.setattr(modes, "KEY_TRIES", 3)
+    again = takes()
+    assert all(estimate_key(r.score) == key for r in again)
+    for first, second, h in zip(once, again, heard):  # a take heard in the key the first time is kept as it was
+        if h == key:
+            assert second.notices() == [] and notes_of(second.score.tracks[0]) == notes_of(first.score.tracks[0])
+        else:
+            assert second.details["key_redrawn"] >= 1 and "to be heard in A minor" in second.notices()[0]
 
 
 def test_a_new_piece_meets_its_asked_notes_per_bar_paced_through_its_bars(gen) -> None:

@@ -26,7 +26,7 @@ import torch
 
 from harmonixr.generation.candidates import SOURCES, Candidate, fill_bits, piece_candidates, rank
 from harmonixr.generation.piece import GenerationError, Piece, Region, written
-from harmonixr.generation.requests import FILL_SHARE, MusicRules, RegionTooLong, Result, rule_fields, timed
+from harmonixr.generation.requests import FILL_SHARE, RESAMPLE_SEED, MusicRules, RegionTooLong, Result, rule_fields, timed
 from harmonixr.generation.surroundings import CONTEXT_BARS, Surroundings, meet_loudness, meets, onset_windows
 from harmonixr.runtime import autocast, autocast_dtype
 from harmonixr.sampling.grammar import NoteState, Rules
@@ -49,7 +49,6 @@ if TYPE_CHECKING:  # the generator calls this module
     from harmonixr.generation.modes import Generator
 
 RESAMPLE_TRIES = 2  # a fill that leaves out a track that must play is drawn again this many times
-RESAMPLE_SEED = 1_000_003  # a row drawn again uses seed + this x the attempt
 
 
 def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,

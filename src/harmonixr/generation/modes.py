@@ -16,7 +16,7 @@ call are sampled in one batch (:meth:`Generator.sample`).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,8 +29,8 @@ from harmonixr.data.stats import DRUMS
 from harmonixr.generation import surroundings
 from harmonixr.generation.infill import infill_region
 from harmonixr.generation.piece import GenerationError, Piece, Region, written
-from harmonixr.generation.postprocess import score_to_mean_velocity
-from harmonixr.generation.requests import FILL_SHARE, MusicRules, Result, rule_fields, timed
+from harmonixr.generation.postprocess import Key, estimate_key, score_to_mean_velocity
+from harmonixr.generation.requests import FILL_SHARE, RESAMPLE_SEED, MusicRules, Result, rule_fields, timed
 from harmonixr.generation.surroundings import ANY_PITCH, INFERRED_TOLERANCE, Surroundings, meet_loudness, onset_windows
 from harmonixr.models.checkpoint import load_checkpoint
 from harmonixr.sampling.grammar import UNLIMITED, NoteGrammar, NoteState, Rules
@@ -40,6 +40,9 @@ from harmonixr.tokens.prompt import Hole, TrackControls, gap_free_start, header_
 from harmonixr.tokens.vocab import BODY, EOS
 
 MIN_ROOM = 16  # positions a continuation window must leave for new notes
+# A new piece asked in a key and heard in another (most often its relative major or minor: they
+# share a scale) is drawn again, this many times at most; chosen with benchmarks/keys.py.
+KEY_TRIES = 3
 
 
 class Generator:
@@ -266,10 +269,16 @@ class Generator:
         piece = self.new_piece(programs, style, tempo, time_signature, bars)
         values = self.header_values(tempo, controls)
         density = (controls or {}).get("density")
-        made = self._extend(piece, piece.notes, (0, 0), bars, notes, n, sampling, seed, rules, "generate", 0, values,
-                            density=None if density is None or notes is not None else float(density))
+
+        def draw(count: int, seed: int) -> list[Result]:
+            return self._extend(piece, piece.notes, (0, 0), bars, notes, count, sampling, seed, rules, "generate", 0,
+                                values, density=None if density is None or notes is not None else float(density))
+
+        began = time.perf_counter()
+        made = draw(n, seed) if rules.key is None else _in_key(draw, n, seed, rules.key)
         loudness = (controls or {}).get("loudness")
-        return made if loudness is None else [replace(r, score=score_to_mean_velocity(r.score, float(loudness))) for r in made]
+        made = made if loudness is None else [replace(r, score=score_to_mean_velocity(r.score, float(loudness))) for r in made]
+        return timed(made, began)
 
     def header_values(self, tempo: float, controls: Mapping[str, Any] | None = None) -> tuple[int, ...]:
         """The control value ids of a new piece: its tempo's, and those of ``controls``."""
@@ -347,6 +356,26 @@ class _Row:
         self.made += len(new)
         self.done = out.ended or (notes is not None and self.made >= notes)
         self.finished = self.done or not len(new)
+
+
+def _in_key(draw: Callable[[int, int], list[Result]], n: int, seed: int, key: Key) -> list[Result]:
+    """``n`` takes of ``draw(count, seed)``, those heard in another key than ``key`` (the
+    Krumhansl-Schmuckler estimate a listener's ear is modelled by) drawn again up to
+    :data:`KEY_TRIES` times; a take still heard elsewhere says so (``Result.notices``)."""
+    made = draw(n, seed)
+    redrawn = [0] * n
+    for attempt in range(1, KEY_TRIES + 1):
+        off = [k for k, r in enumerate(made) if estimate_key(r.score) != key]
+        if not off:
+            break
+        for k, take in zip(off, draw(len(off), seed + RESAMPLE_SEED * attempt)):
+            redrawn[k] += 1
+            if estimate_key(take.score) == key:
+                made[k] = take
+    for take, again in zip(made, redrawn):
+        heard = estimate_key(take.score)
+        take.details.update({"key": str(key), "key_redrawn": again, **({"heard_in": str(heard)} if heard != key else {})})
+    return made
 
 
 def _drop_meta_after(score: Score, tick: int) -> None:

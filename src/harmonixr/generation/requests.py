@@ -16,6 +16,7 @@ from harmonixr.generation.surroundings import ANY_PITCH
 from harmonixr.sampling.grammar import UNLIMITED
 
 FILL_SHARE = 0.6  # at most this share of the context may be left for a region's notes
+RESAMPLE_SEED = 1_000_003  # a take drawn again uses seed + this x the attempt
 
 
 class RegionTooLong(GenerationError):
@@ -31,13 +32,14 @@ class MusicRules:
     tonic: tuple[int, ...] = ()  # pitch classes melodic notes lean to (a key's tonic chord, root first)
     max_polyphony: int = UNLIMITED
     max_notes_per_bar: int = UNLIMITED
+    key: Key | None = None  # the key asked: a new piece heard in another is drawn again (Generator.generate)
 
     @classmethod
     def in_key(cls, key: Key, **rest: Any) -> MusicRules:
         """New notes in ``key``'s scale, leaning to its tonic chord, its root most (grammar.ROOT_LEAN,
         CHORD_LEAN): A minor and C major share a scale, and only the lean makes the one asked for
-        the one heard."""
-        return cls(scale=key.pitch_classes, tonic=key.tonic_chord, **rest)
+        the one heard (most often; a new piece heard in the other is drawn again)."""
+        return cls(scale=key.pitch_classes, tonic=key.tonic_chord, key=key, **rest)
 
 
 @dataclass
@@ -67,6 +69,10 @@ class Result:
             said.append("cut at the note budget")
         if self.details.get("resampled"):
             said.append(f"{self.details['resampled']} draw(s) repeated so that every track playing around the region plays")
+        if self.details.get("key_redrawn"):
+            said.append(f"drawn {self.details['key_redrawn']} more time(s) to be heard in {self.details['key']}")
+        if self.details.get("heard_in"):
+            said.append(f"heard in {self.details['heard_in']}, not the {self.details['key']} asked")
         if self.details.get("missing_tracks"):
             said.append("no notes on track(s) " + ", ".join(str(t + 1) for t in self.details["missing_tracks"])
                         + " although they play around the region")
