@@ -12,11 +12,11 @@ from symusic import Score
 
 from conftest import MUSIC21_KEYS, POP909, POP909_FILES, assert_kept, make_score, notes_of
 from harmonixr.cli import main
+from harmonixr.generation import modes
 from harmonixr.generation.candidates import CLEAR_MATCH, PATTERN_MOST, PATTERN_SPANS, WEAK_MATCH, piece_candidates
 from harmonixr.generation.demo import example_score
 from harmonixr.generation.modes import Generator
 from harmonixr.generation.piece import GenerationError, Piece, Region
-from harmonixr.generation import modes
 from harmonixr.generation.postprocess import Key, estimate_key
 from harmonixr.generation.requests import MusicRules
 from harmonixr.generation.surroundings import (
