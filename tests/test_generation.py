@@ -12,7 +12,7 @@ from symusic import Score
 
 from conftest import MUSIC21_KEYS, POP909, POP909_FILES, assert_kept, make_score, notes_of
 from harmonixr.cli import main
-from harmonixr.generation import modes
+from harmonixr.generation import modes, surroundings
 from harmonixr.generation.candidates import CLEAR_MATCH, PATTERN_MOST, PATTERN_SPANS, WEAK_MATCH, piece_candidates
 from harmonixr.generation.demo import example_score
 from harmonixr.generation.modes import Generator
@@ -20,6 +20,7 @@ from harmonixr.generation.piece import GenerationError, Piece, Region
 from harmonixr.generation.postprocess import Key, estimate_key
 from harmonixr.generation.requests import MusicRules
 from harmonixr.generation.surroundings import (
+    BASS_ROOT_LEAN,
     CONTEXT_LEAN,
     DURATION_MARGIN,
     INFERRED_MARGIN,
@@ -403,10 +404,35 @@ def test_held_tracks_lean_to_the_pitch_classes_they_play_around_the_hole(gen) ->
         {slot: (pytest.approx(step / DURATION_MARGIN), pytest.approx(step * DURATION_MARGIN)) for slot, step in steps.items()}
 
 
+def test_a_bass_added_under_a_song_plays_the_bottom_of_its_harmony(gen, monkeypatch) -> None:
+    """An electric bass added under bars 5-8 of a chorale, 4 variations: most of its notes are on the
+    pitch class of the lowest choir note sounding at their onsets (BASS_ROOT_LEAN); with that lean
+    off, few are (the model alone droned on a pitch or two)."""
+    piece = gen.piece(example_score("chorale"), "chorale")
+
+    def on_the_bottom() -> list[float]:
+        shares = []
+        for result in gen.add_track(piece, 33, Region.parse("5-8", gen.vocab.grid), "Bass", n=4, sampling=SAMPLING,
+                                    seed=0):
+            kept = [n for t in result.score.tracks[:-1] for n in t.notes]
+            bottoms = [min((k.pitch for k in kept if k.time <= n.time < k.end), default=None) for n in
+                       result.score.tracks[-1].notes]
+            hits = [b % 12 == n.pitch % 12 for n, b in zip(result.score.tracks[-1].notes, bottoms) if b is not None]
+            shares.append(float(np.mean(hits)))
+        return shares
+
+    leaning = on_the_bottom()
+    monkeypatch.setattr(surroundings, "BASS_ROOT_LEAN", 0.0)
+    alone = on_the_bottom()
+    assert np.mean(leaning) >= 0.6 and min(leaning) > max(alone), (leaning, alone)
+
+
 def test_a_rewritten_track_leans_to_what_the_kept_tracks_sound_at_its_onsets(gen) -> None:
     """A hole of the bass under the others: at each grid step of the hole where the piano's C-E-G
-    sounds (450 of each beat's 480 ticks), SOUNDING_LEAN nats on C, E and G; the drums count for
-    nothing. Under the piano, the bass's D (bar 6) and E (bar 7). An all-track hole keeps nothing."""
+    sounds (450 of each beat's 480 ticks), SOUNDING_LEAN nats on C, E and G, and BASS_ROOT_LEAN more
+    on C, the lowest (a bass plays the bottom of the harmony); the drums count for nothing. Under
+    the piano, the bass's D (bar 6) and E (bar 7), no more on them: a piano is no bass. An all-track
+    hole keeps nothing."""
     piece = gen.piece(_three_part_song(), "pop")
     bass, piano = piece.slot_of(0), piece.slot_of(1)
     grid = gen.vocab.grid
@@ -415,10 +441,11 @@ def test_a_rewritten_track_leans_to_what_the_kept_tracks_sound_at_its_onsets(gen
     assert set(beats) <= set(under_bass) and all(s - beats[0] < 8 * grid for s in under_bass)
     assert len(under_bass) < 8 * grid, "the piano rests at the end of each beat"
     assert {tuple(nats) for nats in under_bass.values()} == \
-        {tuple(SOUNDING_LEAN if pc in (0, 4, 7) else 0.0 for pc in range(12))}
+        {tuple(SOUNDING_LEAN + BASS_ROOT_LEAN * (pc == 0) if pc in (0, 4, 7) else 0.0 for pc in range(12))}
     under_piano = dict(Surroundings(piece, Hole((5, 0), (7, 0), (piano,)), gen.vocab).sounding())
     assert [pc for pc in range(12) if under_piano[beats[0]][pc]] == [2] and \
         [pc for pc in range(12) if under_piano[beats[4]][pc]] == [4]
+    assert set(under_piano[beats[0]]) == {0.0, SOUNDING_LEAN}
     assert Surroundings(piece, Hole((5, 0), (7, 0)), gen.vocab).sounding() == ()
 
 
