@@ -8,6 +8,8 @@ of ``--split`` (the validation split by default: these weights were chosen there
 - the pitch lean (``surroundings.CONTEXT_LEAN``) at each weight of ``--leans``: note F1,
   pitch-class overlap and the median fill/original note ratio, and each weight minus no lean,
   hole by hole (mean ± standard error);
+- the lean to the harmony of the song's best-matching span (``surroundings.COPY_LEAN``, times its
+  context match) at each weight of ``--copy-leans``, the same figures;
 - the kept loudness (``surroundings.KEEP_LOUDNESS``) off and on, at the default lean: how far the
   fills' mean velocity lies from the hole's own (``velocity_distance``), per family, and on minus
   off, hole by hole;
@@ -72,18 +74,19 @@ def main() -> None:
     parser = hole_parser(__doc__, pieces=60)
     parser.add_argument("--samples", type=int, default=3)
     parser.add_argument("--leans", default="0,0.25,0.5,0.75,1,1.5,2", help="pitch lean weights to try")
+    parser.add_argument("--copy-leans", default="0,6", help="weights of the lean to the best-matching span's harmony")
     args = parser.parse_args()
     console = Console(width=160)
     gen = Generator(args.checkpoint)
     holes = held_out_holes(args, gen.vocab)
-    names = ("CONTEXT_LEAN", "KEEP_LOUDNESS", "KEEP_SEAM", "KEEP_CHORD", "DURATION_MARGIN")
+    names = ("CONTEXT_LEAN", "KEEP_LOUDNESS", "KEEP_SEAM", "KEEP_CHORD", "DURATION_MARGIN", "COPY_LEAN")
     defaults = {name: getattr(surroundings, name) for name in names}
     default_lean, default_loudness, default_chord = defaults["CONTEXT_LEAN"], defaults["KEEP_LOUDNESS"], defaults["KEEP_CHORD"]
-    default_margin = defaults["DURATION_MARGIN"]
+    default_margin, default_copy = defaults["DURATION_MARGIN"], defaults["COPY_LEAN"]
 
     def fills(lean: float, loudness: bool, seam: bool = True, chord: float | None = default_chord,
-              margin: float | None = default_margin) -> list[dict]:
-        for name, value in zip(names, (lean, loudness, seam, chord, margin)):
+              margin: float | None = default_margin, copy: float = default_copy) -> list[dict]:
+        for name, value in zip(names, (lean, loudness, seam, chord, margin, copy)):
             setattr(surroundings, name, value)
         try:
             return evaluate_infill({"sampled": Method("infill", gen, SAMPLING)}, holes, args.samples, args.seed)
@@ -102,6 +105,18 @@ def main() -> None:
         table.add_row(f"{lean:g}", f"{mean['f1']:.3f}", f"{mean['pitch_class_overlap']:.3f}",
                       f"{mean['median_note_ratio']:.2f}", paired(rows, none, "f1"),
                       paired(rows, none, "pitch_class_overlap"))
+    console.print(table)
+
+    copies = {copy: fills(default_lean, default_loudness, copy=copy) for copy in (float(x) for x in args.copy_leans.split(","))}
+    alone = copies.get(0.0) or fills(default_lean, default_loudness, copy=0.0)
+    table = Table(title=f"the lean to the harmony of the song's best-matching span: sampled fills of {len(holes)} holes "
+                        f"(default {default_copy:g} x its match)")
+    for column in ("copy lean", "f1", "pitch-class overlap", "median note ratio", "f1 minus none", "overlap minus none"):
+        table.add_column(column, justify="right")
+    for copy, rows in copies.items():
+        mean = summarize(rows)[0]
+        table.add_row(f"{copy:g}", f"{mean['f1']:.3f}", f"{mean['pitch_class_overlap']:.3f}",
+                      f"{mean['median_note_ratio']:.2f}", paired(rows, alone, "f1"), paired(rows, alone, "pitch_class_overlap"))
     console.print(table)
 
     on = runs.get(default_lean) or fills(default_lean, True)

@@ -22,6 +22,7 @@ from harmonixr.generation.requests import MusicRules
 from harmonixr.generation.surroundings import (
     BASS_ROOT_LEAN,
     CONTEXT_LEAN,
+    COPY_LEAN,
     DURATION_MARGIN,
     INFERRED_MARGIN,
     INFERRED_TOLERANCE,
@@ -29,9 +30,10 @@ from harmonixr.generation.surroundings import (
     ONE_SIDE_TOLERANCE,
     SOUNDING_LEAN,
     Surroundings,
+    add_time_leans,
 )
 from harmonixr.sampling.sampler import SamplingConfig
-from harmonixr.tokens.notes import BAR, PITCH, POS, TRACK
+from harmonixr.tokens.notes import BAR, DUR, PITCH, POS, TRACK
 from harmonixr.tokens.prompt import Hole, TrackControls, read_notes
 from harmonixr.tokens.vocab import COL, FILL, HOLE, PAST
 
@@ -425,6 +427,38 @@ def test_a_bass_added_under_a_song_plays_the_bottom_of_its_harmony(gen, monkeypa
     monkeypatch.setattr(surroundings, "BASS_ROOT_LEAN", 0.0)
     alone = on_the_bottom()
     assert np.mean(leaning) >= 0.6 and min(leaning) > max(alone), (leaning, alone)
+
+
+def test_a_sampled_fill_leans_to_the_harmony_of_the_songs_best_matching_span(gen, monkeypatch) -> None:
+    """COPY_LEAN x the span's context match nats on each pitch class the best-matching span sounds
+    at each step of the hole (nothing for a span that matches nothing); in 4 sampled fills of bars
+    5-6 of the demo chorale, more notes land on those pitch classes with the lean than without."""
+    piece = gen.piece(example_score("chorale"), "chorale")
+    hole = Hole((4, 0), (6, 0), ())
+    best = piece_candidates(piece.notes, piece.bars_meta().meter, hole, piece.bars, gen.vocab)[0]
+    near = Surroundings(piece, hole, gen.vocab)
+    heard = dict(near.harmony_of(best.notes, best.match))
+    assert 0 < best.match < 1 and heard and near.harmony_of(best.notes, 0.0) == ()
+    steps, pitches = near.step_of(best.notes), best.notes[:, PITCH]
+    for step, nats in heard.items():  # the pitch classes the span sounds then, no other
+        sounding = {int(p) % 12 for p, s, d in zip(pitches, steps, gen.vocab.durations[best.notes[:, DUR]])
+                    if s <= step < s + d}
+        assert {pc for pc in range(12) if nats[pc]} == sounding
+        assert sorted(set(nats)) == [0.0, pytest.approx(COPY_LEAN * best.match)]
+    assert dict(add_time_leans(tuple(heard.items()), tuple(heard.items()))) == \
+        {step: tuple(2 * x for x in nats) for step, nats in heard.items()}
+
+    def on_the_span() -> float:
+        shares = []
+        for result in gen.infill(piece, Region.parse("5-6", gen.vocab.grid), 4, SAMPLING, 0, source="sampled"):
+            out = gen.piece(result.score, "chorale")
+            fill = out.notes[hole.contains(out.notes, gen.vocab)]
+            shares += [heard.get(int(s), (0.0,) * 12)[p % 12] > 0 for s, p in zip(near.step_of(fill), fill[:, PITCH])]
+        return float(np.mean(shares))
+
+    leaning = on_the_span()
+    monkeypatch.setattr(surroundings, "COPY_LEAN", 0.0)
+    assert leaning > on_the_span() + 0.15
 
 
 def test_a_rewritten_track_leans_to_what_the_kept_tracks_sound_at_its_onsets(gen) -> None:

@@ -24,10 +24,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from harmonixr.generation import surroundings
 from harmonixr.generation.candidates import SOURCES, Candidate, fill_bits, piece_candidates, rank
 from harmonixr.generation.piece import GenerationError, Piece, Region, written
 from harmonixr.generation.requests import FILL_SHARE, RESAMPLE_SEED, MusicRules, RegionTooLong, Result, rule_fields, timed
-from harmonixr.generation.surroundings import CONTEXT_BARS, Surroundings, meet_loudness, meets, onset_windows
+from harmonixr.generation.surroundings import (
+    CONTEXT_BARS,
+    Surroundings,
+    add_time_leans,
+    meet_loudness,
+    meets,
+    onset_windows,
+)
 from harmonixr.runtime import autocast, autocast_dtype
 from harmonixr.sampling.grammar import NoteState, Rules
 from harmonixr.sampling.sampler import Placement, SamplingConfig
@@ -110,9 +118,12 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
     place = Placement(bar0, piece.bars_meta(last_bar + 1), piece.header(), FILLED, hole)
     state = NoteState(start[0], start[1])
     copies = []
+    found = piece_candidates(piece.notes, piece.bars_meta().meter, hole, piece.bars, gen.vocab) \
+        if source != "sampled" or surroundings.COPY_LEAN else []
+    if found:  # a sampled fill keeps to the harmony of the song's best-matching span, as far as it matches
+        limits = replace(limits, time_leans=add_time_leans(limits.time_leans, near.harmony_of(found[0].notes, found[0].match)))
     if source != "sampled":
-        copies = [replace(c, notes=c.notes[~np.isin(c.notes[:, TRACK], list(silent))])
-                  for c in piece_candidates(piece.notes, piece.bars_meta().meter, hole, piece.bars, gen.vocab)]
+        copies = [replace(c, notes=c.notes[~np.isin(c.notes[:, TRACK], list(silent))]) for c in found]
         # a copy keeps every track that plays on both sides (not those next to the hole on one side:
         # whether they enter there, the song's own bars know better)
         both = {s for s, c in wanted.items() if near.both_sides(s, c)}
