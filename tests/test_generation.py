@@ -4,6 +4,7 @@ original's exactly, what is inside is new and stays inside, constraints hold, se
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -461,6 +462,31 @@ def test_a_sampled_fill_leans_to_the_harmony_of_the_songs_best_matching_span(gen
     assert leaning > on_the_span() + 0.15
 
 
+def test_a_continuation_leans_to_the_harmony_that_followed_the_likest_passage(gen, monkeypatch) -> None:
+    """4 bars after bar 6 of the demo chorale, 4 variations: the bars that followed the earlier
+    passage most like the bars before the cut (bars 3-6 here) lend their harmony, as a sampled
+    fill's best span does; most new notes are on its pitch classes, far fewer without the lean."""
+    piece = gen.piece(example_score("chorale"), "chorale")
+    primer = piece.notes[piece.notes[:, BAR] < 6]
+    best = piece_candidates(primer, piece.bars_meta(10).meter, Hole((6, 0), (10, 0)), 10, gen.vocab)[0]
+    near = Surroundings(replace(piece, notes=primer, timeline=piece.timeline.extended(10)), Hole((6, 0), None),
+                        gen.vocab)
+    heard = dict(near.harmony_of(best.notes, best.match))
+    assert best.label == "from bars 3-6" and heard
+
+    def on_the_span() -> float:
+        shares = []
+        for result in gen.continue_(piece, bars=4, after_bar=6, n=4, sampling=SAMPLING, seed=0):
+            out = gen.piece(result.score, "chorale")
+            new = out.notes[(out.notes[:, BAR] >= 6) & (out.notes[:, BAR] < 10)]
+            shares += [heard.get(int(s), (0.0,) * 12)[p % 12] > 0 for s, p in zip(near.step_of(new), new[:, PITCH])]
+        return float(np.mean(shares))
+
+    leaning = on_the_span()
+    monkeypatch.setattr(surroundings, "COPY_LEAN", 0.0)
+    assert leaning > on_the_span() + 0.2
+
+
 def test_a_rewritten_track_leans_to_what_the_kept_tracks_sound_at_its_onsets(gen) -> None:
     """A hole of the bass under the others: at each grid step of the hole where the piano's C-E-G
     sounds (450 of each beat's 480 ticks), SOUNDING_LEAN nats on C, E and G, and BASS_ROOT_LEAN more
@@ -627,7 +653,6 @@ def test_lengths_in_notes_and_a_primer_of_notes(gen, music21_midi) -> None:
 
 
 def test_untrusted_files_are_parsed_in_a_child_process(music21_midi) -> None:
-    from dataclasses import replace
 
     from harmonixr.config import LimitsConfig
     from harmonixr.data.safe_load import load_score_isolated

@@ -20,18 +20,27 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from symusic import Score
 
 from harmonixr.data.stats import DRUMS
 from harmonixr.generation import surroundings
+from harmonixr.generation.candidates import piece_candidates
 from harmonixr.generation.infill import infill_region
 from harmonixr.generation.piece import GenerationError, Piece, Region, written
 from harmonixr.generation.postprocess import Key, estimate_key, score_to_mean_velocity
 from harmonixr.generation.requests import FILL_SHARE, RESAMPLE_SEED, MusicRules, Result, rule_fields, timed
-from harmonixr.generation.surroundings import ANY_PITCH, INFERRED_TOLERANCE, Surroundings, meet_loudness, onset_windows
+from harmonixr.generation.surroundings import (
+    ANY_PITCH,
+    INFERRED_TOLERANCE,
+    Surroundings,
+    TimeLeans,
+    add_time_leans,
+    meet_loudness,
+    onset_windows,
+)
 from harmonixr.models.checkpoint import load_checkpoint
 from harmonixr.sampling.grammar import UNLIMITED, NoteGrammar, NoteState, Rules
 from harmonixr.sampling.sampler import Placement, Sampled, Sampler, SamplingConfig
@@ -151,6 +160,11 @@ class Generator:
         near = Surroundings(replace(piece, notes=primer, timeline=piece.timeline.extended(total)), Hole(first, None),
                             self.vocab) if HOLD_TRACKS and len(primer) and mode != "generate" else None
         wanted = {s: c for s, c in near.controls().items() if near.held_to(s, c)} if near is not None else {}
+        # and leans to the harmony of the bars that followed the earlier passage most like the
+        # bars before the cut (surroundings.COPY_LEAN x how alike), as a sampled fill does
+        found = piece_candidates(primer, piece.bars_meta(total).meter, Hole(first, (total, 0)), total, self.vocab) \
+            if near is not None and surroundings.COPY_LEAN and mode == "continue" else []
+        harmony = near.harmony_of(found[0].notes, found[0].match) if near is not None and found else ()
         positions = piece.bar_positions(total)
         bars_meta = piece.bars_meta(total)
         timeline = piece.timeline.extended(total)
@@ -182,6 +196,8 @@ class Generator:
                     held = {**near.held(wanted, {}, left_bars, rules).rules(), "track_leans": ()}  # (HOLD_TRACKS)
                     kept = {**held, "required": tuple(sorted(wanted)) if window == 0 else (),  # and by their seams
                             "track_first": held["track_first"] if window == 0 else ()}
+                if harmony:
+                    kept = {**kept, "time_leans": add_time_leans(cast(TimeLeans, kept.get("time_leans", ())), harmony)}
                 limits = Rules(tuple(sorted(wanted)) or tuple(piece.slots), positions, start, total - 1, 0, EOS,
                                max_notes=left if left is not None else UNLIMITED, min_notes=left or 0,
                                min_bar=total - 1 if notes is None else 0,  # asked for bars: it reaches the last
