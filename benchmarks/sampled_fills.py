@@ -95,29 +95,13 @@ def main() -> None:
                 setattr(surroundings, name, value)
 
     runs = {lean: fills(lean, default_loudness) for lean in (float(x) for x in args.leans.split(","))}
-    none = runs.get(0.0) or fills(0.0, default_loudness)
-    table = Table(title=f"pitch lean: sampled fills of {len(holes)} holes of {args.bars} bars, {args.split} split "
-                        f"(default {default_lean})")
-    for column in ("lean", "f1", "pitch-class overlap", "median note ratio", "f1 minus no lean", "overlap minus no lean"):
-        table.add_column(column, justify="right")
-    for lean, rows in runs.items():
-        mean = summarize(rows)[0]
-        table.add_row(f"{lean:g}", f"{mean['f1']:.3f}", f"{mean['pitch_class_overlap']:.3f}",
-                      f"{mean['median_note_ratio']:.2f}", paired(rows, none, "f1"),
-                      paired(rows, none, "pitch_class_overlap"))
-    console.print(table)
-
+    console.print(weights_table(f"pitch lean: sampled fills of {len(holes)} holes of {args.bars} bars, {args.split} "
+                                f"split (default {default_lean})", "lean", runs,
+                                runs.get(0.0) or fills(0.0, default_loudness)))
     copies = {copy: fills(default_lean, default_loudness, copy=copy) for copy in (float(x) for x in args.copy_leans.split(","))}
-    alone = copies.get(0.0) or fills(default_lean, default_loudness, copy=0.0)
-    table = Table(title=f"the lean to the harmony of the song's best-matching span: sampled fills of {len(holes)} holes "
-                        f"(default {default_copy:g} x its match)")
-    for column in ("copy lean", "f1", "pitch-class overlap", "median note ratio", "f1 minus none", "overlap minus none"):
-        table.add_column(column, justify="right")
-    for copy, rows in copies.items():
-        mean = summarize(rows)[0]
-        table.add_row(f"{copy:g}", f"{mean['f1']:.3f}", f"{mean['pitch_class_overlap']:.3f}",
-                      f"{mean['median_note_ratio']:.2f}", paired(rows, alone, "f1"), paired(rows, alone, "pitch_class_overlap"))
-    console.print(table)
+    console.print(weights_table(f"the lean to the harmony of the song's best-matching span: sampled fills of {len(holes)} "
+                                f"holes (default {default_copy:g} x its match)", "copy lean", copies,
+                                copies.get(0.0) or fills(default_lean, default_loudness, copy=0.0)))
 
     on = runs.get(default_lean) or fills(default_lean, True)
     families = ["all", *sorted({h.source for h in holes})]
@@ -146,6 +130,19 @@ def main() -> None:
                              on, fills(default_lean, default_loudness, chord=None), ("fill tracks", "off", "on", *both),
                              lambda a, b: [str(kept_chords(a, default_chord)[1]), f"{kept_chords(b, default_chord)[0]:.2f}",
                                            f"{kept_chords(a, default_chord)[0]:.2f}", *differences(a, b)]))
+
+
+def weights_table(title: str, name: str, runs: dict[float, list[dict]], none: list[dict]) -> Table:
+    """The fills of each weight of a lean (``runs``): note F1, pitch-class overlap, the median note
+    ratio, and each minus the fills without that lean (``none``), hole by hole."""
+    table = Table(title=title)
+    for column in (name, "f1", "pitch-class overlap", "median note ratio", "f1 minus none", "overlap minus none"):
+        table.add_column(column, justify="right")
+    for weight, rows in runs.items():
+        mean = summarize(rows)[0]
+        table.add_row(f"{weight:g}", f"{mean['f1']:.3f}", f"{mean['pitch_class_overlap']:.3f}",
+                      f"{mean['median_note_ratio']:.2f}", paired(rows, none, "f1"), paired(rows, none, "pitch_class_overlap"))
+    return table
 
 
 def on_off(title: str, families: list[str], on: list[dict], off: list[dict], columns: tuple[str, ...],
