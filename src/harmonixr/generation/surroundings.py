@@ -476,7 +476,6 @@ class Surroundings:
         first, _ = self._hole_steps()
         return tuple((first + k, tuple(row.tolist())) for k, row in enumerate(nats) if row.any())
 
-
     def lean(self, slot: int) -> tuple[float, ...]:
         """(128,) nats added to ``slot``'s pitch logits: :data:`CONTEXT_LEAN` x the log-frequency
         of each pitch class among its notes around the hole (of each drum pitch, for the drums),
