@@ -12,7 +12,11 @@ silent) and off (the model alone), per family:
 - note F1 against the original's continuation (onset on the grid and pitch, each variation's,
   averaged hole by hole), on minus off with its standard error, and the median note ratio;
 - the distinct pitches a melodic track plays in the continuation, the original's beside them (a
-  continuation that clings to the primer's pitches repeats itself).
+  continuation that clings to the primer's pitches repeats itself);
+- the piece-aware continuation (``--source piece``, the default: the bars that followed the passage
+  likest the bars before the cut; sampled where the song has none), its note F1, how many came
+  from the song, and minus the sampled ones (rule on), hole by hole; and against copying the
+  bars before the cut (the baseline).
 
     python benchmarks/continuation.py --split test --pieces 20
 """
@@ -49,10 +53,15 @@ def continue_holes(gen: Generator, holes: list, samples: int, hold: bool) -> lis
                    "entered": len(silent & set(truth[:, TRACK].tolist())), "invented": 0.0, "invented_notes": 0.0,
                    "f1": [], "ratio": [], "distinct": [], "original_distinct": []}
             melodic = [t for t in playing if t != gen.vocab.drum_slot]
-            for result in gen.continue_(piece, bars=h.bars, after_bar=first, n=samples, sampling=SamplingConfig(), seed=0):
-                out = gen.piece(result.score, piece.style)
-                made = out.notes[span.in_span(out.notes, gen.vocab)].copy()
-                made[:, TRACK] = [piece.slot_of(out.track_of(int(t))) for t in made[:, TRACK]]  # the original's slots
+            song = gen.continue_(piece, bars=h.bars, after_bar=first, n=1, sampling=SamplingConfig(), seed=0)[0]
+            row["piece_f1"] = note_f1(made_notes(gen, piece, song.score, span), truth)  # the song's own bars
+            row["from_the_song"] = song.details.get("source", "sampled") != "sampled"
+            copied = piece.notes[(piece.notes[:, BAR] >= first - h.bars) & (piece.notes[:, BAR] < first)].copy()
+            copied[:, BAR] += h.bars  # the baseline: the bars before the cut, played again
+            row["copy_f1"] = note_f1(copied, truth)
+            for result in gen.continue_(piece, bars=h.bars, after_bar=first, n=samples, sampling=SamplingConfig(), seed=0,
+                                        source="sampled"):
+                made = made_notes(gen, piece, result.score, span)
                 tracks = set(made[:, TRACK].tolist())
                 row["kept"] += len(playing & tracks) / samples
                 row["invented"] += len(silent & tracks) / samples
@@ -66,6 +75,20 @@ def continue_holes(gen: Generator, holes: list, samples: int, hold: bool) -> lis
     finally:
         modes.HOLD_TRACKS = True
     return rows
+
+
+def paired_f1(a: list[float], b: np.ndarray) -> str:
+    """``a`` minus ``b``, hole by hole: mean ± standard error."""
+    d = np.asarray(a) - b
+    return f"{d.mean():+.3f} ± {d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else 0.0:.3f}"
+
+
+def made_notes(gen: Generator, piece, score, span) -> np.ndarray:  # noqa: ANN001 - Piece, Score, Span
+    """The notes ``score`` has inside ``span``, on the original piece's track slots."""
+    out = gen.piece(score, piece.style)
+    made = out.notes[span.in_span(out.notes, gen.vocab)].copy()
+    made[:, TRACK] = [piece.slot_of(out.track_of(int(t))) for t in made[:, TRACK]]
+    return made
 
 
 def distinct(on: list[dict], off: list[dict]) -> str:
@@ -87,7 +110,8 @@ def main() -> None:
     table = Table(title=f"continuations of {args.bars} bars from the middle of {len(holes)} {args.split} pieces, "
                         f"{args.samples} each: the held tracks (HOLD_TRACKS) off -> on")
     for column in ("family", "holes", "tracks playing on", "silent before", "entering: original", "entering: off -> on",
-                   "note F1 off -> on", "on minus off", "median note ratio off -> on", "pitches a track: original, off -> on"):
+                   "note F1 off -> on", "on minus off", "median note ratio off -> on", "pitches a track: original, off -> on",
+                   "piece-aware F1 (from the song)", "minus on", "copy the bars before", "piece-aware minus copy"):
         table.add_column(column, justify="left" if column == "family" else "right")
     for family in ["all", *sorted({h.source for h in holes})]:
         a = [r for r in on if family in ("all", r["family"])]
@@ -105,7 +129,10 @@ def main() -> None:
                       f"{total(b, 'invented'):.1f} ({total(b, 'invented_notes'):.0f} notes) -> "
                       f"{total(a, 'invented'):.1f} ({total(a, 'invented_notes'):.0f})",
                       f"{f1_off.mean():.3f} -> {f1_on.mean():.3f}", f"{diff.mean():+.3f} ± {se:.3f}",
-                      f"{ratio_off:.2f} -> {ratio_on:.2f}", distinct(a, b))
+                      f"{ratio_off:.2f} -> {ratio_on:.2f}", distinct(a, b),
+                      f"{np.mean([r['piece_f1'] for r in a]):.3f} ({total(a, 'from_the_song'):.0f})",
+                      paired_f1([r["piece_f1"] for r in a], f1_on), f"{np.mean([r['copy_f1'] for r in a]):.3f}",
+                      paired_f1([r["piece_f1"] for r in a], np.array([r["copy_f1"] for r in a])))
     Console(width=240).print(table)
 
 

@@ -121,6 +121,32 @@ def test_continue_keeps_the_primer_and_writes_after_it(gen, music21_midi) -> Non
         assert result.start_tick == piece.tick(3)
 
 
+def test_a_continuation_first_plays_the_bars_that_followed_the_likest_passage(gen) -> None:
+    """The three-part song repeats every 4 bars: continued after bar 8 (the default source, the
+    song's own bars), the first take is what followed the passages likest bars 5-8, the notes the
+    song has in bars 9-12, labelled where they came from; sampled takes make up the number where
+    the song has fewer such passages, and --source sampled samples only. A continuation of notes,
+    or after a note, is sampled (a copy is whole bars)."""
+    score = _three_part_song()
+    piece = gen.piece(score, "pop")
+    first, *rest = gen.continue_(piece, bars=4, after_bar=8, n=3, sampling=SAMPLING, seed=0)
+    assert first.details["source"].startswith("from bars ") and first.finished and first.start_tick == piece.tick(8)
+    again = gen.piece(first.score, "pop")
+    span = (again.notes[:, BAR] >= 8) & (again.notes[:, BAR] < 12)
+    truth = piece.notes[(piece.notes[:, BAR] >= 8) & (piece.notes[:, BAR] < 12)]
+    assert sorted(map(tuple, again.notes[span][:, [BAR, POS, PITCH]].tolist())) == \
+        sorted(map(tuple, truth[:, [BAR, POS, PITCH]].tolist()))
+    assert assert_kept(score, first.score, first.start_tick, None, set(range(len(score.tracks)))) == first.notes
+    assert all(r.details["source"].startswith("from bars ") for r in rest)  # bars 1-4 to 5-8: five spans of 4 bars
+    made = gen.continue_(piece, bars=8, after_bar=8, n=2, sampling=SAMPLING, seed=0)  # one span of 8 bars: bars 1-8
+    assert [r.details.get("source", "sampled") for r in made] == ["from bars 1-8", "sampled"]
+    assert all(r.details.get("source", "sampled") == "sampled"
+               for r in gen.continue_(piece, bars=4, after_bar=8, n=2, sampling=SAMPLING, seed=0, source="sampled"))
+    assert gen.continue_(piece, bars=4, after_bar=8, notes=10, sampling=SAMPLING, seed=0)[0].details.get("source") is None
+    with pytest.raises(GenerationError, match="source 'best': one of piece, sampled"):
+        gen.continue_(piece, bars=4, source="best")
+
+
 def test_a_continuation_keeps_the_tracks_that_play_before_it_and_no_other(gen) -> None:
     """A band of drums, bass and a pad, with a lead that plays in its first bars only: continued
     after its last bar, every variation keeps the drums, the bass and the pad going, each near the
@@ -134,7 +160,7 @@ def test_a_continuation_keeps_the_tracks_that_play_before_it_and_no_other(gen) -
     lead = [(b * 4 * beat + q * beat, beat, 72 + (b + q) % 5, 95) for b in range(4) for q in range(4)]
     piece = gen.piece(make_score([(0, True, drums), (33, False, bass), (89, False, pad), (81, False, lead)]), "rock")
     slots = {name: piece.slot_of(track) for track, name in enumerate(("drums", "bass", "pad", "lead"))}
-    for result in gen.continue_(piece, bars=4, n=4, sampling=SAMPLING, seed=0):
+    for result in gen.continue_(piece, bars=4, n=4, sampling=SAMPLING, seed=0, source="sampled"):
         new = gen.piece(result.score, "rock").notes
         new = new[new[:, BAR] >= bars]
         onsets = {name: len(np.unique(new[new[:, TRACK] == slot][:, [BAR, POS]], axis=0)) for name, slot in slots.items()}
@@ -476,7 +502,8 @@ def test_a_continuation_leans_to_the_harmony_that_followed_the_likest_passage(ge
 
     def on_the_span() -> float:
         shares = []
-        for result in gen.continue_(piece, bars=4, after_bar=6, n=4, sampling=SAMPLING, seed=0):
+        for result in gen.continue_(piece, bars=4, after_bar=6, n=4, sampling=SAMPLING, seed=0,
+                                    source="sampled"):
             out = gen.piece(result.score, "chorale")
             new = out.notes[(out.notes[:, BAR] >= 6) & (out.notes[:, BAR] < 10)]
             shares += [heard.get(int(s), (0.0,) * 12)[p % 12] > 0 for s, p in zip(near.step_of(new), new[:, PITCH])]

@@ -356,7 +356,7 @@ def run_continue(args: argparse.Namespace, console: Console) -> int:
     piece = _piece(gen, args, console)
     sampling, rules, _ = _settings(args, piece.original)
     results = gen.continue_(piece, args.bars, args.after_bar, args.variations, sampling, args.seed, rules,
-                            after_notes=args.after_notes, notes=args.notes)
+                            after_notes=args.after_notes, notes=args.notes, source=args.source)
     return _write(console, args, results, piece.original)
 
 
@@ -441,6 +441,10 @@ def add_generation_verbs(verbs: argparse._SubParsersAction, console: Console) ->
     c.add_argument("--after-bar", type=int, help="keep bars 1..N as the primer (default: the whole piece)")
     c.add_argument("--after-notes", type=int, help="keep the first N notes (and any starting with the Nth) as the primer")
     c.add_argument("--notes", type=int, help="write this many notes (then --bars is a cap)")
+    c.add_argument("--source", choices=["piece", "sampled"], default="piece",
+                   help="piece: the bars that followed the passages of the song likest the bars before the cut, "
+                        "then sampled continuations make up the number (whole bars after --after-bar, no --notes); "
+                        "sampled: sampled continuations only")
     _common(c)
     c.set_defaults(run=partial(run_continue, console=console))
 

@@ -214,7 +214,7 @@ def evaluate_infill(methods: dict[str, Method], holes: list[Hole], samples: int,
                 assert gen is not None and sampling is not None, f"method {name} samples: it needs a model"
                 if method.kind == "left":
                     made = gen.continue_(piece, bars=hole.bars, after_bar=hole.first_bar, n=n,
-                                         sampling=sampling, seed=seed + index)
+                                         sampling=sampling, seed=seed + index, source="sampled")
                 else:
                     free = ({k: TrackControls(rhythm=False) for k in range(len(piece.original.tracks))}
                             if method.free_rhythm else None)

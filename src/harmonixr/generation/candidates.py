@@ -243,8 +243,8 @@ def common_drums(copies: list[Candidate], drum_slot: int) -> list[Candidate]:
     often as the spans play it on average and at most :data:`PATTERN_MOST` times that: a crash the
     spans all have somewhere, though not at one place, is kept, and a kick the spans move about
     does not pile up. A note takes its velocity, length and timing from the best span that plays it."""
-    voters = copies[:PATTERN_SPANS]
-    if not voters or voters[0].match >= CLEAR_MATCH or not any((c.notes[:, TRACK] == drum_slot).any() for c in voters):
+    voters = copies[:PATTERN_SPANS]  # one span alone: its own drums are the pattern
+    if len(voters) < 2 or voters[0].match >= CLEAR_MATCH or not any((c.notes[:, TRACK] == drum_slot).any() for c in voters):
         return copies
     weights = np.array([max(c.match, 0.0) for c in voters]) + 1e-9  # (S,) equal when nothing matches
     votes: dict[tuple[int, int, int], float] = {}  # (bar, position, sound) -> the weight of the spans playing it

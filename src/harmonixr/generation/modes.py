@@ -49,6 +49,7 @@ from harmonixr.tokens.prompt import Hole, TrackControls, gap_free_start, header_
 from harmonixr.tokens.vocab import BODY, EOS
 
 MIN_ROOM = 16  # positions a continuation window must leave for new notes
+CONTINUE_SOURCES = ("piece", "sampled")  # continue_: the song's own bars first, or sampled only
 # A new piece asked in a key and heard in another (most often its relative major or minor: they
 # share a scale) is drawn again, this many times at most; chosen with benchmarks/keys.py.
 KEY_TRIES = 3
@@ -121,14 +122,21 @@ class Generator:
     def continue_(self, piece: Piece, bars: int = 8, after_bar: int | None = None, n: int = 1,
                   sampling: SamplingConfig = SamplingConfig(), seed: int = 0, rules: MusicRules = MusicRules(),
                   mode: str = "continue", after_notes: int | None = None, notes: int | None = None,
-                  controls: tuple[int, ...] | None = None) -> list[Result]:
+                  controls: tuple[int, ...] | None = None, source: str = "piece") -> list[Result]:
         """Continue ``piece`` from the end of bar ``after_bar`` (default: the end), or right after
         its first ``after_notes`` notes; write ``bars`` bars, or ``notes`` notes (then ``bars`` is a
-        cap). What followed the primer in the original is dropped. Each track that plays in the
-        bars just before the cut plays on, held to what it plays there as a sampled fill is (unless
-        a count of ``notes`` is asked); a track silent there stays silent (:data:`HOLD_TRACKS`)."""
+        cap). What followed the primer in the original is dropped.
+
+        ``source="piece"`` (a continuation of whole bars after a bar line): first the bars that
+        followed the passages likest the bars before the cut (:meth:`_from_the_song`), then sampled
+        continuations make up the number; ``"sampled"``: sampled only. In a sampled one, each track
+        that plays in the bars just before the cut plays on, held to what it plays there as a
+        sampled fill is (unless a count of ``notes`` is asked); a track silent there stays silent
+        (:data:`HOLD_TRACKS`)."""
         if bars < 1 or (notes is not None and notes < 1):
             raise GenerationError("ask for at least one bar (or one note)")
+        if source not in CONTINUE_SOURCES:
+            raise GenerationError(f"source {source!r}: one of {', '.join(CONTINUE_SOURCES)}")
         if after_notes is not None:
             if not 0 < after_notes <= len(piece.notes):
                 raise GenerationError(f"the piece has {len(piece.notes)} notes; the primer must hold 1 to {len(piece.notes)}")
@@ -142,8 +150,34 @@ class Generator:
             raise GenerationError(f"--after-bar {after_bar}: the piece has {piece.bars} bars")
         after = piece.bars if after_bar is None else after_bar
         primer = piece.notes[piece.notes[:, BAR] < after]
-        return self._extend(piece, primer, (after, 0), after + bars, notes, n, sampling, seed, rules, mode,
-                            piece.tick(after), controls)
+        began = time.perf_counter()
+        copies = self._from_the_song(piece, primer, after, after + bars, n, mode) \
+            if source == "piece" and notes is None else []
+        drawn = self._extend(piece, primer, (after, 0), after + bars, notes, n - len(copies), sampling, seed, rules,
+                             mode, piece.tick(after), controls) if len(copies) < n else []
+        return timed(copies + drawn, began)
+
+    def _from_the_song(self, piece: Piece, primer: np.ndarray, after: int, total: int, n: int,
+                       mode: str) -> list[Result]:
+        """Up to ``n`` continuations from bar ``after`` to bar ``total`` made of the song's own bars:
+        those that followed the passages likest the bars before the cut (piece-aware infill's
+        context match on a hole from the cut, the primer alone around it; best first, labelled
+        ``from bars 13-16``)."""
+        likest = piece_candidates(primer, piece.bars_meta(total).meter, Hole((after, 0), (total, 0)), total, self.vocab)
+        return [self._spliced(piece, copy.notes, piece.tick(after), total, 0, True, mode, {"source": copy.label})
+                for copy in likest[:n]]
+
+    def _spliced(self, piece: Piece, new: np.ndarray, start_tick: int, total: int, steps: int, finished: bool,
+                 mode: str, details: dict | None = None) -> Result:
+        """``piece`` up to ``start_tick`` and the notes ``new`` (rows of its bars, up to bar
+        ``total``) from there on, as a :class:`Result`."""
+        made = {t: [x for x in found if x.time >= start_tick]
+                for t, found in piece.to_notes(new, piece.timeline.extended(total)).items()}
+        tracks = list(range(len(piece.original.tracks)))
+        score = piece.splice(made, start_tick, None, tracks)
+        _drop_meta_after(score, start_tick)
+        return Result(score, start_tick, None, tuple(tracks), written(score, start_tick, None, tracks), steps, finished,
+                      0.0, mode, details or {})
 
     def _extend(self, piece: Piece, primer: np.ndarray, first: tuple[int, int], total: int, notes: int | None,
                 n: int, sampling: SamplingConfig, seed: int, rules: MusicRules, mode: str, start_tick: int,
@@ -162,12 +196,11 @@ class Generator:
         wanted = {s: c for s, c in near.controls().items() if near.held_to(s, c)} if near is not None else {}
         # and leans to the harmony of the bars that followed the earlier passage most like the
         # bars before the cut (surroundings.COPY_LEAN x how alike), as a sampled fill does
-        found = piece_candidates(primer, piece.bars_meta(total).meter, Hole(first, (total, 0)), total, self.vocab) \
+        likest = piece_candidates(primer, piece.bars_meta(total).meter, Hole(first, (total, 0)), total, self.vocab) \
             if near is not None and surroundings.COPY_LEAN and mode == "continue" else []
-        harmony = near.harmony_of(found[0].notes, found[0].match) if near is not None and found else ()
+        harmony = near.harmony_of(likest[0].notes, likest[0].match) if near is not None and likest else ()
         positions = piece.bar_positions(total)
         bars_meta = piece.bars_meta(total)
-        timeline = piece.timeline.extended(total)
         window = 0
         while active := [row for row in rows if not row.finished]:
             groups = [active] if window == 0 else [[row] for row in active]  # the first window: one batch
@@ -216,12 +249,7 @@ class Generator:
         for row in rows:
             new = meet_loudness(near.end_at_next(row.notes[len(primer):], solo), loud) if near is not None else \
                 row.notes[len(primer):]
-            made = {t: [x for x in found if x.time >= start_tick] for t, found in piece.to_notes(new, timeline).items()}
-            tracks = list(range(len(piece.original.tracks)))
-            score = piece.splice(made, start_tick, None, tracks)
-            _drop_meta_after(score, start_tick)
-            results.append(Result(score, start_tick, None, tuple(tracks), written(score, start_tick, None, tracks),
-                                  row.steps, row.done, 0.0, mode))
+            results.append(self._spliced(piece, new, start_tick, total, row.steps, row.done, mode))
         return timed(results, began)
 
     def typical_part(self, piece: Piece, slot: int) -> tuple[int, int, float, int] | None:

@@ -181,7 +181,7 @@ class Request:
     program: int = 33
     new: NewPiece = NewPiece()
     knobs: Knobs = Knobs()
-    source: str = "piece"  # infill: "piece" (the song's own bars), "best" or "sampled" (Generator.infill)
+    source: str = "piece"  # infill and continue: "piece" (the song's own bars first), "best" (infill) or "sampled"
     prompt: str = ""  # words (harmonixr.generation.text): style, tempo, mode, density, loudness, instruments
     controls: tuple[ControlRow, ...] = ()  # infill: the controls table's rows the visitor set
 
@@ -450,7 +450,8 @@ class Studio:
             return gen.infill(piece, self._region(request), n, sampling, knobs.seed, rules,
                               controls=self._infill_controls(piece, request, parsed), source=request.source)
         if request.op == "continue":
-            return gen.continue_(piece, request.bars, n=n, sampling=sampling, seed=knobs.seed)
+            return gen.continue_(piece, request.bars, n=n, sampling=sampling, seed=knobs.seed,
+                                 source="sampled" if request.source == "sampled" else "piece")
         if request.op == "add-track":
             region = self._region(request) if request.region else None
             return gen.add_track(piece, request.program, region, instrument_name(request.program), n=n,
