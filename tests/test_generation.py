@@ -880,3 +880,16 @@ def test_a_fill_cut_at_the_note_budget_says_so_with_loudness_asked(gen, music21_
     for controls in (None, {0: TrackControls(loudness=100)}):
         result = gen.infill(piece, region, 1, short, seed=0, controls=controls, source="sampled")[0]
         assert not result.finished and "cut at the note budget" in result.notices()
+
+
+def test_the_models_drum_sounds_general_midi_lacks_are_written_as_their_gm_sound(gen) -> None:
+    """The shipped model learned Roland's hi-hat edges (22, 26) from the Groove dataset: a new drum
+    note on one of them is written as GM's closed or open hi-hat (a GM synth plays 22 as silence);
+    melodic notes of those pitches stay."""
+    piece = gen.piece(_three_part_song(), "pop")
+    drums, bass = piece.notes[piece.notes[:, TRACK] == gen.vocab.drum_slot][:2].copy(), \
+        piece.notes[piece.notes[:, TRACK] == piece.slot_of(0)][:1].copy()
+    drums[:, PITCH] = (22, 26)
+    bass[:, PITCH] = 26
+    written_notes = piece.to_notes(np.concatenate([drums, bass]))
+    assert sorted(n.pitch for n in written_notes[2]) == [42, 46] and [n.pitch for n in written_notes[0]] == [26]

@@ -187,3 +187,20 @@ def test_memory_limit_is_enforced() -> None:
         results = dict(pool.map_unordered(range(3)))
     assert isinstance(results[1], Failure) and results[1].kind in ("out_of_memory", "crashed")
     assert results[0] == 0 and results[2] == 2
+
+
+def test_drum_sounds_general_midi_lacks_become_their_gm_sound(vocab) -> None:
+    """Roland's hi-hat edge hits (22, 26: the Groove dataset's), which a GM synth plays as silence,
+    become GM's closed and open hi-hat when a piece is read, and so do the model's own: the bundled
+    SoundFont renders 22 and 26 as nothing and 42 and 46 as a hi-hat."""
+    import numpy as np
+
+    from harmonixr.data.normalize import GM_DRUM_SOUNDS, gm_drums
+
+    hits = [(k * 240, 60, pitch, 90) for k, pitch in enumerate([36, 22, 38, 26, 42, 46, 36, 38])]
+    score = parse_midi(midi_bytes(make_score([(0, True, hits)])), "kit.mid", LimitsConfig())
+    normalized, report = normalize(score, vocab)
+    heard = [n.pitch for n in sorted(normalized.tracks[0].notes, key=lambda n: n.time)]
+    assert heard == [36, 42, 38, 46, 42, 46, 36, 38] and report.drums_to_gm == 2
+    assert GM_DRUM_SOUNDS == {22: 42, 26: 46}
+    assert gm_drums(np.array([22, 26, 35, 81])).tolist() == [42, 46, 35, 81]

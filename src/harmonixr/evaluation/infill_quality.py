@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from symusic import Score
 
+from harmonixr.data.normalize import GM_DRUM_SOUNDS
 from harmonixr.generation.modes import Generator
 from harmonixr.generation.piece import Piece, Region
 from harmonixr.sampling.sampler import SamplingConfig
@@ -55,8 +56,11 @@ class Hole:
 
 
 def region_notes(score: Score, start: int, end: int) -> list[tuple[int, int, int]]:
-    """(onset, pitch, velocity) of every note of ``score`` starting in [start, end)."""
-    return [(n.time, n.pitch, n.velocity) for t in score.tracks for n in t.notes if start <= n.time < end]
+    """(onset, pitch, velocity) of every note of ``score`` starting in [start, end); a drum sound
+    General MIDI lacks as its GM sound (``GM_DRUM_SOUNDS``: a Groove hi-hat edge is a hi-hat, in
+    the original, the copies and the fills alike)."""
+    return [(n.time, GM_DRUM_SOUNDS.get(n.pitch, n.pitch) if t.is_drum else n.pitch, n.velocity)
+            for t in score.tracks for n in t.notes if start <= n.time < end]
 
 
 def first_onsets(score: Score, start: int, end: int) -> list[int | None]:

@@ -18,10 +18,10 @@ import numpy as np
 from symusic import Note, Score, Tempo, TimeSignature, Track
 
 from harmonixr.config import LimitsConfig
-from harmonixr.data.normalize import normalize
+from harmonixr.data.normalize import gm_drums, normalize
 from harmonixr.data.safe_load import load_score_isolated
 from harmonixr.errors import HarmonixrError
-from harmonixr.tokens.notes import BAR, POS, TRACK, Tracks, encode_score, to_symusic
+from harmonixr.tokens.notes import BAR, PITCH, POS, TRACK, Tracks, encode_score, to_symusic
 from harmonixr.tokens.prompt import Bars, Header, Hole, time_key
 from harmonixr.tokens.timeline import Timeline, regular_timeline
 from harmonixr.tokens.vocab import NoteVocab, instrument_name, normalize_style
@@ -197,11 +197,16 @@ class Piece:
 
     # -- back to notes ---------------------------------------------------------------------
     def to_notes(self, rows: np.ndarray, timeline: Timeline | None = None) -> dict[int, list[Note]]:
-        """Notes (original ticks) of note rows, per original track index."""
+        """Notes (original ticks) of note rows, per original track index; drum sounds General MIDI
+        lacks, which the model learned from Roland kits, written as their GM sound (:func:`gm_drums`)."""
         timeline = timeline or self.timeline
         out: dict[int, list[Note]] = {}
         for slot in np.unique(rows[:, TRACK]) if len(rows) else []:
-            out[self.track_of(int(slot))] = to_symusic(rows[rows[:, TRACK] == slot], timeline, self.vocab)
+            mine = rows[rows[:, TRACK] == slot]
+            if slot == self.vocab.drum_slot:
+                mine = mine.copy()
+                mine[:, PITCH] = gm_drums(mine[:, PITCH])
+            out[self.track_of(int(slot))] = to_symusic(mine, timeline, self.vocab)
         return out
 
     def splice(self, notes: dict[int, list[Note]], start_tick: int, end_tick: int | None, tracks: list[int]) -> Score:
