@@ -27,7 +27,7 @@ from symusic import Score
 
 from harmonixr.data.stats import DRUMS
 from harmonixr.generation import surroundings
-from harmonixr.generation.candidates import piece_candidates
+from harmonixr.generation.candidates import Candidate, piece_candidates
 from harmonixr.generation.infill import infill_region
 from harmonixr.generation.piece import GenerationError, Piece, Region, written
 from harmonixr.generation.postprocess import Key, estimate_key, score_to_mean_velocity
@@ -128,8 +128,11 @@ class Generator:
         cap). What followed the primer in the original is dropped.
 
         ``source="piece"`` (a continuation of whole bars after a bar line): first the bars that
-        followed the passages likest the bars before the cut (:meth:`_from_the_song`), then sampled
-        continuations make up the number; ``"sampled"``: sampled only. In a sampled one, each track
+        followed the passages likest the bars before the cut (piece-aware infill's context match
+        on a hole from the cut, the primer alone around it; best first, labelled ``from bars
+        13-16``), then sampled continuations make up the number; ``"sampled"``: sampled only,
+        leaning to the harmony of the likest passage's bars (:data:`~harmonixr.generation.surroundings.COPY_LEAN`).
+        In a sampled one, each track
         that plays in the bars just before the cut plays on, held to what it plays there as a
         sampled fill is (unless a count of ``notes`` is asked); a track silent there stays silent
         (:data:`HOLD_TRACKS`)."""
@@ -141,31 +144,23 @@ class Generator:
             if not 0 < after_notes <= len(piece.notes):
                 raise GenerationError(f"the piece has {len(piece.notes)} notes; the primer must hold 1 to {len(piece.notes)}")
             last = piece.notes[after_notes - 1]  # every note starting up to the N-th note's onset is the primer
-            cut = (int(last[BAR]), int(last[POS]) + 1)
-            primer = piece.before(cut)
-            start_tick = piece.tick(*cut)
-            return self._extend(piece, primer, cut, cut[0] + bars, notes, n, sampling, seed, rules, mode, start_tick,
-                                controls)
-        if after_bar is not None and not 0 <= after_bar <= piece.bars:
-            raise GenerationError(f"--after-bar {after_bar}: the piece has {piece.bars} bars")
-        after = piece.bars if after_bar is None else after_bar
-        primer = piece.notes[piece.notes[:, BAR] < after]
+            first = (int(last[BAR]), int(last[POS]) + 1)
+            primer = piece.before(first)
+        else:
+            if after_bar is not None and not 0 <= after_bar <= piece.bars:
+                raise GenerationError(f"--after-bar {after_bar}: the piece has {piece.bars} bars")
+            first = (piece.bars if after_bar is None else after_bar, 0)
+            primer = piece.notes[piece.notes[:, BAR] < first[0]]
         began = time.perf_counter()
-        copies = self._from_the_song(piece, primer, after, after + bars, n, mode) \
-            if source == "piece" and notes is None else []
-        drawn = self._extend(piece, primer, (after, 0), after + bars, notes, n - len(copies), sampling, seed, rules,
-                             mode, piece.tick(after), controls) if len(copies) < n else []
+        total = first[0] + bars
+        whole_bars = after_notes is None and notes is None  # a copy is whole bars from a bar line
+        likest = piece_candidates(primer, piece.bars_meta(total).meter, Hole(first, (total, 0)), total, self.vocab) \
+            if len(primer) and (source == "piece" and whole_bars or surroundings.COPY_LEAN) else []
+        copies = [self._spliced(piece, copy.notes, piece.tick(*first), total, 0, True, mode, {"source": copy.label})
+                  for copy in likest[:n]] if source == "piece" and whole_bars else []
+        drawn = self._extend(piece, primer, first, total, notes, n - len(copies), sampling, seed, rules, mode,
+                             piece.tick(*first), controls, likest=likest[0] if likest else None) if len(copies) < n else []
         return timed(copies + drawn, began)
-
-    def _from_the_song(self, piece: Piece, primer: np.ndarray, after: int, total: int, n: int,
-                       mode: str) -> list[Result]:
-        """Up to ``n`` continuations from bar ``after`` to bar ``total`` made of the song's own bars:
-        those that followed the passages likest the bars before the cut (piece-aware infill's
-        context match on a hole from the cut, the primer alone around it; best first, labelled
-        ``from bars 13-16``)."""
-        likest = piece_candidates(primer, piece.bars_meta(total).meter, Hole((after, 0), (total, 0)), total, self.vocab)
-        return [self._spliced(piece, copy.notes, piece.tick(after), total, 0, True, mode, {"source": copy.label})
-                for copy in likest[:n]]
 
     def _spliced(self, piece: Piece, new: np.ndarray, start_tick: int, total: int, steps: int, finished: bool,
                  mode: str, details: dict | None = None) -> Result:
@@ -181,11 +176,13 @@ class Generator:
 
     def _extend(self, piece: Piece, primer: np.ndarray, first: tuple[int, int], total: int, notes: int | None,
                 n: int, sampling: SamplingConfig, seed: int, rules: MusicRules, mode: str, start_tick: int,
-                controls: tuple[int, ...] | None, density: float | None = None) -> list[Result]:
+                controls: tuple[int, ...] | None, density: float | None = None,
+                likest: Candidate | None = None) -> list[Result]:
         """Write on after the notes ``primer`` from ``first`` up to bar ``total`` (or ``notes`` new
         notes); the result is the original up to ``start_tick`` and the new notes from there.
         ``density``: notes per bar of all tracks together, shared among them and paced (each window
-        asks for the share of the bars it has left)."""
+        asks for the share of the bars it has left); ``likest``: the bars that followed the passage
+        likest the bars before ``first``, whose harmony a held continuation leans to."""
         began = time.perf_counter()
         rows = [_Row(primer) for _ in range(n)]
         # a continuation holds the tracks that play in the bars before it to what they play there, as
@@ -196,9 +193,7 @@ class Generator:
         wanted = {s: c for s, c in near.controls().items() if near.held_to(s, c)} if near is not None else {}
         # and leans to the harmony of the bars that followed the earlier passage most like the
         # bars before the cut (surroundings.COPY_LEAN x how alike), as a sampled fill does
-        likest = piece_candidates(primer, piece.bars_meta(total).meter, Hole(first, (total, 0)), total, self.vocab) \
-            if near is not None and surroundings.COPY_LEAN and mode == "continue" else []
-        harmony = near.harmony_of(likest[0].notes, likest[0].match) if near is not None and likest else ()
+        harmony = near.harmony_of(likest.notes, likest.match) if near is not None and likest is not None else ()
         positions = piece.bar_positions(total)
         bars_meta = piece.bars_meta(total)
         window = 0
