@@ -274,6 +274,8 @@ def test_the_page_zooms_on_the_region_restyles_the_piece_and_sizes_a_new_piece(g
     assert page.request(**{**infill, "tracks": [1]}, controls=controls_table(table, "3-4", [])).controls == ()
     assert page.request(**infill, controls=controls_table([], "3-4", [])).controls == ()  # the empty table's row
     assert page.request(**infill, controls=table).controls != ()  # a caller without headers (the API) is taken at its word
+    edited = controls_table(table, "5-8", []).rename(columns={table_key("5-8", []): "my track"})
+    assert page.request(**infill, controls=edited).controls != ()  # so is a header the visitor edited
 
 
 def test_an_upload_the_parser_repaired_says_so(gen, tmp_path) -> None:

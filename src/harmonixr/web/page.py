@@ -50,6 +50,7 @@ def control_rows(table: Any) -> tuple[ControlRow, ...]:
 
 
 CONTROL_COLUMNS = ["notes per bar", "mean velocity", "velocities", "rhythm"]  # after track and instrument
+TABLE_KEY = "track (bars "  # how the controls table's first header starts (table_key)
 
 
 def table_key(region: str, tracks: list[int] | tuple[int, ...] | None) -> str:
@@ -58,7 +59,7 @@ def table_key(region: str, tracks: list[int] | tuple[int, ...] | None) -> str:
     page still shows another region's values (the click came before the new table was drawn) keeps
     none of them, for they are not what the visitor set for this region."""
     ticked = f", tracks {' '.join(str(t + 1) for t in sorted(tracks))}" if tracks else ""
-    return f"track (bars {region.strip()}{ticked})"
+    return f"{TABLE_KEY}{region.strip()}{ticked})"
 
 
 def controls_table(rows: list[list], region: str, tracks: list[int] | tuple[int, ...] | None) -> pd.DataFrame:
@@ -205,8 +206,9 @@ class Page:
                        float(density) if density else None, float(loudness) if loudness else None)
         knobs = Knobs(float(temperature), float(top_p), int(seed), int(variations))
         bar_count = int(length if op == "generate" else bars)
-        made_for = str(controls.columns[0]) if isinstance(controls, pd.DataFrame) else None
-        stale = made_for is not None and made_for != table_key(region, tracks)
+        made_for = str(controls.columns[0]) if isinstance(controls, pd.DataFrame) else ""
+        stale = made_for.startswith(TABLE_KEY) and made_for != table_key(region, tracks)  # (a header the visitor
+        # edited names no region: the rows count as set)
         return Request(op, region.strip(), tuple(sorted(tracks or ())), bar_count, int(program), new, knobs,
                        prompt=(prompt or "").strip(), controls=() if stale else control_rows(controls))
 
