@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from symusic import Score
+from symusic import Score, Track
 
 from conftest import MUSIC21_KEYS, POP909, POP909_FILES, assert_kept, make_score, notes_of
 from harmonixr.cli import main
@@ -288,6 +288,34 @@ def test_a_new_part_plays_through_its_bars_in_its_instruments_range_on_the_songs
         assert bass[:, BAR].max() == 7, "it plays in the region's last bar"
         ends = [n.end for n in result.score.tracks[-1].notes]
         assert max(ends) <= result.end_tick, "and is not heard after it"
+
+
+def test_a_new_drum_part_keeps_to_its_styles_kit(gen, music21_midi) -> None:
+    """New pieces with drums, bass and piano, and drums added under a chorale, keep to the style's
+    kit in the training data (data.stats.drum_kits), leaning to its most played sounds: the model
+    alone put a ride bell, a cowbell and maracas among a rock kit (benchmarks/drum_kits.py)."""
+    rock = dict(gen.drum_kits["rock"])
+    assert {36, 38, 42} <= set(rock) and not {56, 69, 70} & set(rock), "a rock kit: kick, snare, hi-hat; no cowbell"
+    kit = gen.new_kit(gen.new_piece([-1, 33, 0], "rock"))
+    assert kit is not None and kit.sounds == set(rock)
+    assert max(kit.lean) == 0.0 and kit.lean[56] == 0.0 and kit.lean[36] > kit.lean[53] + 2 * surroundings.KIT_LEAN
+    played = Counter()
+    for result in gen.generate([-1, 33, 0], "rock", bars=4, n=3, seed=0):
+        played.update(n.pitch for t in result.score.tracks if t.is_drum for n in t.notes)
+    assert played and set(played) <= set(rock), played
+    piece = gen.piece(Score(str(music21_midi["bach/bwv66.6"])), "chorale")
+    assert "chorale" not in gen.drum_kits, "a style with no drum parts: every style's kit"
+    every = dict(gen.drum_kits[""])
+    result = gen.add_track(piece, -1, Region.parse("1-4", gen.vocab.grid), "Drums", n=1, sampling=SAMPLING, seed=0)[0]
+    drums = result.score.tracks[-1]
+    assert drums.is_drum and drums.name == "Drums" and {n.pitch for n in drums.notes} <= set(every), drums.notes
+    with pytest.raises(GenerationError, match="has drums already"):
+        gen.add_track(gen.piece(result.score, "chorale"), -1)
+    template = Score(str(music21_midi["bach/bwv66.6"]))  # a drum track left empty for the fill (a DAW's template)
+    template.tracks.append(Track("Kit", 0, True))
+    region = Region.parse("1-2", gen.vocab.grid, tracks=(len(template.tracks) - 1,))
+    filled = gen.infill(gen.piece(template, "rock"), region, 1, SAMPLING, seed=0, source="sampled")[0].score.tracks[-1]
+    assert filled.is_drum and filled.notes and {n.pitch for n in filled.notes} <= set(rock), filled.notes
 
 
 def test_same_seed_same_midi_other_seed_other_music(gen, music21_midi, tmp_path) -> None:

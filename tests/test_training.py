@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harmonixr.config import TokenizerSpec
+from harmonixr.config import PrepareConfig, TokenizerSpec
 from harmonixr.models.checkpoint import CheckpointError, load_checkpoint, read_config, start_from
 from harmonixr.tokens.vocab import NoteVocab
 from harmonixr.training.config import OptimConfig
@@ -105,7 +105,8 @@ def test_a_fine_tune_starts_from_the_weights_it_names(training_corpus: Path, tmp
     assert pre[1] - end > 2.0, "the first run must have learned something for this test to mean anything"
     assert abs(tune[1] - end) < 0.15 * end and tune[1] < min(pre[k] for k in range(1, 11)) - 1.0
     assert read_config(tmp_path / "tune" / "run" / "latest")["train"]["run"]["init_from"].endswith("latest")
-    assert "program_parts" in read_config(tmp_path / "tune" / "run" / "latest"), "what a part from nothing keeps to"
+    tuned = read_config(tmp_path / "tune" / "run" / "latest")
+    assert "program_parts" in tuned and "drum_kits" in tuned, "what a part from nothing keeps to"
 
     other = NoteVocab(TokenizerSpec(styles=("bebop",)))
     model = load_checkpoint(tmp_path / "tune" / "run" / "latest").model
@@ -171,3 +172,38 @@ def test_what_each_programs_parts_play_comes_from_them(training_corpus: Path, mo
             assert 1 <= chord <= stats.MAX_CHORD
     monkeypatch.setattr(stats, "LEAST_PARTS", 10_000)
     assert stats.program_parts(corpus) == [], "too few parts of any program or family: none"
+
+
+def test_a_styles_drum_kit_is_what_its_drum_parts_play_most(tmp_path: Path) -> None:
+    """Prepared drum parts of two styles: a style with KIT_PARTS parts gets its own kit, the sounds
+    up to KIT_SHARE of its notes, most played first (a cowbell played once in over a thousand notes
+    is left out); one with fewer parts has none and falls back to every style's."""
+    import csv
+
+    from conftest import make_score
+    from harmonixr.data import stats
+    from harmonixr.data.corpus import Corpus
+    from harmonixr.data.prepare import prepare
+
+    folder = tmp_path / "src"
+    folder.mkdir()
+    beat = 240  # eighth notes at 480 ticks a quarter
+    rows = []
+    for k in range(stats.KIT_PARTS + 2):
+        style = "rock" if k < stats.KIT_PARTS else "latin"
+        bars = 8 + k  # (pieces of other lengths: none is a duplicate of another)
+        notes = [(t * beat, 60, 42, 80) for t in range(8 * bars)]  # hats on every eighth,
+        notes += [(t * 4 * beat, 60, 36, 100) for t in range(2 * bars)]  # kicks on 1 and 3,
+        notes += [(t * 4 * beat + 2 * beat, 60, 38, 100) for t in range(2 * bars)]  # snares on 2 and 4
+        notes += [(16 * beat + 30, 60, 56 if style == "rock" else 62, 90)] if k == 0 or style == "latin" else []
+        (folder / f"{k}.mid").write_bytes(make_score([(0, True, sorted(notes))]).dumps_midi())
+        rows.append([f"{k}.mid", style, "train"])
+    with (folder / "meta.csv").open("w", newline="") as handle:
+        csv.writer(handle).writerows([["path", "style", "split"], *rows])
+    out = tmp_path / "prepared"
+    prepare([str(folder)], out, PrepareConfig(workers=1), metadata=str(folder / "meta.csv"), show_progress=False)
+    kits = dict(stats.drum_kits(Corpus([out])))
+    assert set(kits) == {"rock", stats.EVERY_STYLE}, "latin has too few drum parts for a kit of its own"
+    assert [sound for sound, _ in kits["rock"]] == [42, 36, 38], "most played first; the one cowbell left out"
+    assert sum(share for _, share in kits["rock"]) == pytest.approx(1.0, abs=2e-3)
+    assert [sound for sound, _ in kits[stats.EVERY_STYLE]] == [42, 36, 38]

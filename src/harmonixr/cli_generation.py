@@ -174,8 +174,8 @@ def check(args: argparse.Namespace) -> None:
         value = getattr(args, flag, None)
         if value is not None and value < (0 if flag == "after_bar" else 1):
             refuse("--" + flag.replace("_", "-"), value, "must be a positive number")
-    if getattr(args, "program", None) is not None and not 0 <= args.program <= 127:
-        refuse("--program", args.program, "a General MIDI program is 0 to 127")
+    if getattr(args, "program", None) is not None and not -1 <= args.program <= 127:
+        refuse("--program", args.program, "a General MIDI program is 0 to 127, and -1 is drums")
     for program in getattr(args, "instruments", None) or ():
         if not -1 <= program <= 127:
             refuse("--instruments", program, "GM programs are 0 to 127, and -1 is drums")
@@ -463,7 +463,7 @@ def add_generation_verbs(verbs: argparse._SubParsersAction, console: Console) ->
 
     a = verbs.add_parser("add-track", help="a new part (e.g. bass) over a span of a piece, the others kept")
     _input(a)
-    a.add_argument("--program", type=int, required=True, help="GM program of the new part, e.g. 33 (bass)")
+    a.add_argument("--program", type=int, required=True, help="GM program of the new part, e.g. 33 (bass); -1: drums")
     a.add_argument("--name", help="track name (default: the instrument's name)")
     a.add_argument("--bars", help="bars A-B (default: the whole piece)")
     _common(a)

@@ -22,6 +22,11 @@ LEAST_PARTS = 20
 FAMILY = 8  # GM programs per instrument family
 DRUMS = -1  # the drums' row of program_parts
 MAX_CHORD = 16  # notes at one onset counted apart (more count as this many)
+# A style's drum kit (drum_kits): the sounds its drum parts play most, up to this share of their
+# notes, from the style's own parts where it has KIT_PARTS of them, else from every style's.
+KIT_SHARE = 0.98
+KIT_PARTS = 10
+EVERY_STYLE = ""  # drum_kits' row of every style together
 
 
 def dataset_stats(folder: str | Path) -> dict:
@@ -105,4 +110,32 @@ def program_parts(corpus: Corpus, split: str = "train") -> list[tuple[int, int, 
         chord = int(np.searchsorted(np.cumsum(sizes) / sizes.sum(), 1 - RANGE_QUANTILE))
         out.append((program, int(np.searchsorted(share, RANGE_QUANTILE)), int(np.searchsorted(share, 1 - RANGE_QUANTILE)),
                     round(float(np.median(pace)), 2), chord))
+    return out
+
+
+def drum_kits(corpus: Corpus, split: str = "train") -> list[tuple[str, list[tuple[int, float]]]]:
+    """(style, [(drum sound, its share of the kit's notes), ...]) of each style with
+    :data:`KIT_PARTS` drum parts in ``split``, and of every style together (:data:`EVERY_STYLE`):
+    the sounds its drum parts play most, most played first, up to :data:`KIT_SHARE` of their notes.
+    A drum part written from nothing (``generate``, ``add-track``) keeps to its style's kit and
+    leans to its most played sounds: the model alone, told "rock" with a bass and a piano, played
+    a ride bell, a cowbell and maracas as often as a kick and a snare (the game-music arrangements
+    are where it has heard drums beside other parts)."""
+    counts: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(128, dtype=np.int64))  # style -> notes per sound
+    parts: Counter = Counter()
+    for shards, row in corpus.rows(split):
+        if not row["drums"]:
+            continue
+        notes = shards.notes(row)
+        sounds = notes[notes[:, TRACK] == corpus.vocab.drum_slot, PITCH]
+        if len(sounds):
+            for style in (row["style"], EVERY_STYLE):
+                counts[style] += np.bincount(sounds, minlength=128)
+                parts[style] += 1
+    out = []
+    for style in sorted(s for s in counts if parts[s] >= KIT_PARTS):
+        share = counts[style] / counts[style].sum()
+        order = np.argsort(-share, kind="stable")
+        size = int(np.searchsorted(np.cumsum(share[order]), KIT_SHARE)) + 1
+        out.append((style, [(int(sound), round(float(share[sound]), 4)) for sound in order[:size]]))
     return out

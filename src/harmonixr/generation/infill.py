@@ -110,6 +110,9 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
     parts = {s: (part[0], part[1], part[3]) for s in slots  # a new part's program: lowest, highest pitch, chord
              if s != gen.vocab.drum_slot and near.new_part(s) and (part := gen.typical_part(piece, s)) is not None}
     held = near.held(wanted, asked, length, rules, parts)
+    drums = gen.vocab.drum_slot  # a new drum part keeps to its style's kit (the song has none to keep)
+    if drums in playing and near.new_part(drums) and not held.kit and (kit := gen.new_kit(piece)) is not None:
+        held = held._replace(kit=kit.sounds, leans=(*held.leans, (drums, kit.lean)))
     reach = last_bar if required and end is not None else 0  # a hole inside the song is played to its last bar
     limits = Rules(playing or tuple(slots), piece.bar_positions(last_bar + 1), song_start(piece, start, end), last_bar,
                    last_pos, END, required=required, required_by=last_bar, min_bar=reach, track_velocities=velocities,
@@ -192,13 +195,21 @@ def song_start(piece: Piece, start: tuple[int, int], end: tuple[int, int] | None
 def fill_budget(gen: Generator, piece: Piece, hole: Hole, controls: Mapping[int, TrackControls]) -> int:
     """Positions to leave for the fill: 1.5x what the hole held, or what its controls ask for
     (with chords as large as they say; a part without controls as many as the average part
-    plays there), whichever is more."""
+    plays there, and a new part at least as many as its program's parts play in the training
+    data, with their chords: a drum part added under a choir plays a dozen onsets a bar), whichever
+    is more."""
     held = len(piece.notes_in(hole))
     bars = len(hole.bars(piece.bars - 1))
     span = piece.notes[Hole(hole.start, hole.end).in_span(piece.notes, gen.vocab)]
     per_part = len(span) / max(len(np.unique(span[:, TRACK])), 1)
-    asked = sum((c.density or 0.0) * (c.chord or 1) * bars if c.density is not None else per_part
-                for c in controls.values())
+
+    def part(slot: int, c: TrackControls) -> float:
+        if c.density is not None:
+            return c.density * (c.chord or 1) * bars
+        typical = gen.typical_part(piece, slot) if not (piece.notes[:, TRACK] == slot).any() else None
+        return per_part if typical is None else max(per_part, typical[2] * typical[3] * bars)
+
+    asked = sum(part(s, c) for s, c in controls.items())
     return int(max(1.5 * max(held, asked) + 16, 32))
 
 

@@ -25,7 +25,7 @@ from typing import Any, cast
 import numpy as np
 from symusic import Score
 
-from harmonixr.data.stats import DRUMS
+from harmonixr.data.stats import DRUMS, EVERY_STYLE
 from harmonixr.generation import surroundings
 from harmonixr.generation.candidates import Candidate, piece_candidates
 from harmonixr.generation.infill import infill_region
@@ -35,6 +35,7 @@ from harmonixr.generation.requests import FILL_SHARE, RESAMPLE_SEED, MusicRules,
 from harmonixr.generation.surroundings import (
     ANY_PITCH,
     INFERRED_TOLERANCE,
+    Kit,
     Surroundings,
     TimeLeans,
     add_time_leans,
@@ -64,6 +65,9 @@ class Generator:
         # per GM program (-1: drums), the pitches, onsets per bar and chord size of its parts in the
         # training data (data.stats.program_parts): a part written from nothing keeps to them
         self.program_parts = {program: tuple(rest) for program, *rest in loaded.meta.get("program_parts", [])}
+        # per style, the drum sounds its parts play and how often (data.stats.drum_kits): a new drum part keeps to them
+        self.drum_kits = {style: [(int(sound), float(share)) for sound, share in sounds]
+                          for style, sounds in loaded.meta.get("drum_kits", [])}
         self.sampler = Sampler(self.model, backend)
         self.max_len = self.model.cfg.max_len
         self.trace = False  # RL: keep every sampling call's masks and draws (see rl/rollout.py)
@@ -111,7 +115,7 @@ class Generator:
 
     def add_track(self, piece: Piece, program: int, region: Region | None = None, name: str | None = None,
                   **kwargs: Any) -> list[Result]:
-        """A new part (GM ``program``) over ``region`` (default: the whole piece), under the others."""
+        """A new part (GM ``program``, -1: drums) over ``region`` (default: the whole piece), under the others."""
         piece = piece.copy()
         piece.add_slot(program, name)
         track = len(piece.original.tracks) - 1
@@ -220,6 +224,8 @@ class Generator:
                         "track_onsets": paced}  # plays, entering by bar 2
                 if mode == "generate" and notes is None and not density and surroundings.HOLD_NEW_PARTS:  # each part
                     kept = {**kept, **self._typical_parts(piece, left_bars, rules)}  # as its program's parts play
+                if mode == "generate":  # the drums on their style's kit
+                    kept = {**kept, **self._kit_rules(piece)}
                 if near is not None and wanted and notes is None:  # (a count of notes asked: spent as the model likes)
                     held = {**near.held(wanted, {}, left_bars, rules).rules(), "track_leans": ()}  # (HOLD_TRACKS)
                     kept = {**held, "required": tuple(sorted(wanted)) if window == 0 else (),  # and by their seams
@@ -251,6 +257,18 @@ class Generator:
         """(lowest pitch, highest pitch, onsets per bar, chord) of the parts of ``slot``'s GM program
         (the drums' for the drum slot) in the training data; None where the model has none."""
         return self.program_parts.get(DRUMS if slot == self.vocab.drum_slot else piece.tracks.programs[slot])
+
+    def new_kit(self, piece: Piece) -> Kit | None:
+        """The kit a new drum part of ``piece`` keeps to: its style's in the training data, else every
+        style's (None: the checkpoint has no kits)."""
+        shares = self.drum_kits.get(piece.style, self.drum_kits.get(EVERY_STYLE))
+        return Kit.of(shares, surroundings.KIT_LEAN) if shares else None
+
+    def _kit_rules(self, piece: Piece) -> dict[str, Any]:
+        """The Rules fields that hold ``piece``'s drum slot, a new part, to :meth:`new_kit`."""
+        if self.vocab.drum_slot not in piece.slots or (kit := self.new_kit(piece)) is None:
+            return {}
+        return {"drum_kit": kit.sounds, "track_leans": ((self.vocab.drum_slot, kit.lean),)}
 
     def _typical_parts(self, piece: Piece, bars: float, rules: MusicRules) -> dict[str, Any]:
         """Rules fields that hold each part of a new piece of ``bars`` bars to what its GM program's
@@ -338,7 +356,8 @@ class Generator:
                 raise GenerationError(f"track {track + 1} does not exist (the piece has {len(piece.original.tracks)})")
             slot = piece.slot_of(track)
             if slot is None:  # an empty track: it becomes a new part
-                slot = piece.add_slot(piece.original.tracks[track].program, track=track)
+                empty = piece.original.tracks[track]
+                slot = piece.add_slot(-1 if empty.is_drum else empty.program, track=track)
             slots.append(slot)
         return slots
 

@@ -140,10 +140,20 @@ class Piece:
 
     def add_slot(self, program: int, name: str | None = None, track: int | None = None) -> int:
         """Give a part without notes a slot, in place: the empty original track ``track``, or (by
-        default) a new track appended to a copy of the original. Returns the slot."""
-        if not 0 <= program <= 127:
-            raise GenerationError(f"program {program}: a new part needs a General MIDI program 0-127 "
-                                  "(drums share one slot)")
+        default) a new track appended to a copy of the original; ``program`` -1: the drums, whose
+        slot a piece has one of. Returns the slot."""
+        if not -1 <= program <= 127:
+            raise GenerationError(f"program {program}: a new part needs a General MIDI program 0-127, or -1 for drums")
+        if program < 0:
+            if self.tracks.drums:
+                raise GenerationError("the piece has drums already: rewrite its drum track instead (infill, its track)")
+            if track is None:
+                self.original = self.original.copy()
+                self.original.tracks.append(Track(name or self.tracks.drum_name, 0, True))
+                track = len(self.original.tracks) - 1
+            self.tracks.drums = True
+            self.slot_tracks.append(track)  # the drum slot comes last
+            return self.vocab.drum_slot
         if len(self.tracks.programs) >= self.vocab.spec.max_tracks:
             raise GenerationError(f"the piece already uses all {len(self.tracks.programs)} track slots")
         if track is None:

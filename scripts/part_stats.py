@@ -1,0 +1,38 @@
+"""Write what the training data's parts play into a checkpoint that predates it: each GM program's
+pitches, onsets per bar and chord size, and each style's drum kit.
+
+The trainer stores ``program_parts`` and ``drum_kits`` (:func:`harmonixr.data.stats.program_parts`,
+:func:`harmonixr.data.stats.drum_kits` of its training split) in every checkpoint's ``config.json``;
+a part written from nothing (``harmonixr add-track``, ``generate``) keeps to its program's, a drum
+part to its style's kit. A checkpoint trained before that gets them from the same functions on the
+same data:
+
+    python scripts/part_stats.py models/harmonixr-small    # its config's data folders, train split
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from harmonixr.data.corpus import Corpus
+from harmonixr.data.stats import drum_kits, program_parts
+from harmonixr.models.checkpoint import CONFIG_FILE, read_config
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint", type=Path)
+    args = parser.parse_args()
+    config = read_config(args.checkpoint)
+    corpus = Corpus(config["train"]["data"]["folders"])
+    config["program_parts"] = program_parts(corpus)
+    config["drum_kits"] = drum_kits(corpus)
+    (args.checkpoint / CONFIG_FILE).write_text(json.dumps(config, indent=1))
+    print(f"{args.checkpoint / CONFIG_FILE}: the parts of {len(config['program_parts'])} programs, "
+          f"the drum kits of {len(config['drum_kits'])} styles")
+
+
+if __name__ == "__main__":
+    main()
