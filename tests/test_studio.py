@@ -72,8 +72,9 @@ def test_same_seed_same_midi(gen, tmp_path) -> None:
 @pytest.mark.parametrize("request_", [
     Request("continue", bars=2),
     Request("add-track", "1-2", program=33),
+    Request("add-track", "1-2", program=-1),  # drums (the instrument list's "drums")
     Request("generate", bars=2, new=NewPiece("folk-celtic", (73,), 110.0, (6, 8))),
-], ids=lambda r: r.op)
+], ids=lambda r: f"{r.op}{r.program}" if r.op == "add-track" else r.op)
 def test_every_operation_writes_heard_and_downloadable_results(gen, tmp_path, request_) -> None:
     studio = make_studio(gen, tmp_path)
     desk = chorale_desk(studio)
@@ -81,7 +82,8 @@ def test_every_operation_writes_heard_and_downloadable_results(gen, tmp_path, re
     score = made[0].score()
     assert score.note_num() > 0 and made[0].notes > 0
     if request_.op == "add-track":
-        assert len(score.tracks) == 5 and score.tracks[4].program == 33
+        added = score.tracks[4]
+        assert len(score.tracks) == 5 and (added.is_drum if request_.program < 0 else added.program == 33)
     if request_.op == "generate":
         assert [(t.numerator, t.denominator) for t in score.time_signatures] == [(6, 8)]
         assert desk.request["controls"], "the controls the model saw are stored with a choice"
