@@ -20,7 +20,7 @@ from harmonixr.sampling.kernels import softmax
 from harmonixr.sampling.sampler import Placement, Sampler, SamplingConfig, SamplingError, filter_logits, merge_end
 from harmonixr.tokens.notes import BAR, PITCH, POS, TRACK
 from harmonixr.tokens.prompt import Bars, Header, header_rows, time_key
-from harmonixr.tokens.vocab import BODY, END, EOS, NOTE, NoteVocab
+from harmonixr.tokens.vocab import BODY, END, EOS, FIELDS, NOTE, NoteVocab
 
 BAR_POSITIONS = (48,) * 40
 
@@ -403,3 +403,40 @@ def test_filters_keep_what_they_say() -> None:
 def test_bad_settings_name_the_setting(field: str, value: float) -> None:
     with pytest.raises(SamplingError, match=field.replace("_", "-")):
         SamplingConfig(**{field: value})
+
+
+def test_the_heads_attention_is_the_same_in_the_model_and_the_decoders(vocab: NoteVocab) -> None:
+    """A model whose heads attend over the notes so far (ModelConfig.head_attention): both
+    decoders keep the attention's keys and values as the rows come, and the pitch logits they give
+    once a note's bar, position and track are told equal the model's teacher-forced ones; the
+    sampler draws with it, the same notes from the same seed."""
+    PITCH_FIELD, TRACK_FIELD = FIELDS.index("pitch"), FIELDS.index("track")
+    torch.manual_seed(1)
+    cfg = ModelConfig(d_model=32, n_layers=2, n_heads=2, ffn_hidden=64, head_hidden=32, max_len=160, head_attention=True)
+    model = build_model(cfg, vocab).eval()
+    rng = np.random.default_rng(0)
+    rows = np.zeros((40, len(vocab.columns)), dtype=np.int64)
+    for k, f in enumerate(vocab.columns):
+        rows[:, k] = rng.integers(0, f.size, 40)
+    rounded = bf16_matrices(model)
+    with torch.no_grad():
+        h = rounded(torch.from_numpy(rows[:-1])[None])  # (1, 39, C)
+        expect = rounded.next_logits(h, torch.from_numpy(rows[1:])[None])[PITCH_FIELD][0].numpy()  # (39, V)
+        ctx = rounded.context(h, torch.from_numpy(rows[1:])[None])
+    assert ctx is not None and float(ctx.abs().mean()) > 0, "the attention adds something"
+    for decoder in (TorchDecoder(model), NumbaDecoder(model)):
+        heads, memory = decoder.heads, decoder.memory
+        assert memory is not None
+        state = decoder.start(rows[:30], 2, 60)
+        for t in range(29, 33):  # the hidden state at position t predicts row t + 1
+            told = heads.lookup_sum([*decoder.model.heads.columns[:TRACK_FIELD + 1], *decoder.model.heads.track_columns],
+                                    np.repeat(rows[t + 1 : t + 2, [*decoder.model.heads.columns[:TRACK_FIELD + 1],
+                                                                    *decoder.model.heads.track_columns]], 2, axis=0))
+            cond = told + memory.context(state, told)
+            got = heads.logits(PITCH_FIELD, state, cond)
+            np.testing.assert_allclose(got[1], expect[t], atol=2e-3, rtol=2e-3)
+            state = decoder.step(np.repeat(rows[t + 1 : t + 2], 2, axis=0))
+    rules = Rules((0, 1, 16), BAR_POSITIONS, (0, 0), 7, 0, EOS, min_notes=20)
+    a, _ = _sample(model, vocab, rules, 3, seed=1, cfg=SamplingConfig(max_notes=40))
+    b, _ = _sample(model, vocab, rules, 3, seed=1, cfg=SamplingConfig(max_notes=40), backend="numba")
+    assert all(len(x.notes) and np.array_equal(x.notes, y.notes) for x, y in zip(a, b))

@@ -93,7 +93,7 @@ class Scorer:
     def _batch_bits(self, model: NoteTransformer, rows: torch.Tensor, target: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         h = model(rows[:, :-1])
         nxt = rows[:, 1:]
-        logits = model.heads(h, model.embed, nxt)
+        logits = model.next_logits(h, nxt)
         out = []
         for col, lg in zip(model.heads.columns, logits):
             values = nxt[..., col]

@@ -26,6 +26,9 @@ class ModelConfig:
     echoes: bool = False
     matched_echo: bool = False  # and the matched echo (the lag where the bar before matches best), alike
     last_note: bool = False  # and the pitch, duration and velocity of the last note its track played, alike
+    # the heads of the fields after the track attend over the notes so far, with a query that knows
+    # the next note's bar, position and track (HeadAttention)
+    head_attention: bool = False
     column_sizes: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -46,4 +49,5 @@ class ModelConfig:
         d, embed = self.d_model, sum(self.column_sizes.values()) * self.d_model
         layers = self.n_layers * (4 * d * d + 3 * d * self.ffn_hidden + 2 * d)
         heads = len(FIELDS) * d + 3 * d * self.head_hidden + 2 * d + d * sum(self.column_sizes.get(f, 0) for f in FIELDS)
-        return embed + layers + d + heads
+        attention = (4 * d * d + d) if self.head_attention else 0
+        return embed + layers + d + heads + attention

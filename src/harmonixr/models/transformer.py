@@ -9,7 +9,9 @@ The heads write the next note one field at a time, each conditioned on the field
 (:class:`FieldHeads`): for field k, ``z_k = norm(h) + q_k + sum_{j<k} E_j(x_j)`` (plus the chosen
 track's instrument once the track is known) goes through one small SwiGLU block shared by all
 fields and out through the field's own projection. One backbone step writes one note; its bits are
-the sum of its fields' bits.
+the sum of its fields' bits. With ``head_attention`` (off in the shipped model), the fields after
+the track are also told what :class:`HeadAttention` finds in the notes so far for a query that
+knows the next note's bar, position and track.
 
 Shapes: B batch, T time (positions), C channels (d_model), H heads, D head size, K predicted fields,
 R row columns.
@@ -194,6 +196,34 @@ class RowEmbedding(nn.Module):
         return F.embedding(values + self.offsets[column], self.table.weight)
 
 
+class HeadAttention(nn.Module):
+    """Causal attention of the fields after the track over the backbone's outputs: the query at
+    position t is built from h_t and the next note's chosen bar, position and track, the keys and
+    values from h_0..h_t (the notes so far), so the pitch head can look up what was played at this
+    place and on this track."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.n_heads, self.head_dim = cfg.n_heads, cfg.d_model // cfg.n_heads
+        self.norm = RMSNorm(cfg.d_model)
+        self.q_proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        self.k_proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        self.v_proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        self.o_proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+
+    def forward(self, query: torch.Tensor, memory: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """query, memory (B, T, C) -> (B, T, C)."""
+        B, T, C = query.shape
+
+        def split(x: torch.Tensor) -> torch.Tensor:
+            return x.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, T, D)
+
+        q = apply_rotary(split(self.q_proj(self.norm(query))), cos, sin)
+        k = apply_rotary(split(self.k_proj(memory)), cos, sin)
+        y = F.scaled_dot_product_attention(q, k, split(self.v_proj(memory)), is_causal=True)  # (B, H, T, D)
+        return self.o_proj(y.transpose(1, 2).reshape(B, T, C))
+
+
 class FieldHeads(nn.Module):
     """The next note, field by field: for field k, ``z_k = norm(h) + q_k + sum_{j<k} E_j(x_j)``
     (plus, after the track field, the chosen track's program and the note's echoes), then ``u_k = z_k + SwiGLU(norm(z_k))``
@@ -213,6 +243,16 @@ class FieldHeads(nn.Module):
         self.mlp = SwiGLU(cfg.d_model, cfg.head_hidden)
         self.out_norm = RMSNorm(cfg.d_model)
         self.out = nn.ModuleList(nn.Linear(cfg.d_model, cfg.column_sizes[name], bias=False) for name in FIELDS)
+        self.attend = HeadAttention(cfg) if cfg.head_attention else None
+
+    def context(self, h: torch.Tensor, embed: RowEmbedding, nxt: torch.Tensor, cos: torch.Tensor,
+                sin: torch.Tensor) -> torch.Tensor:
+        """(B, T, C) what :class:`HeadAttention` finds for every position: h (B, T, C), nxt (B, T, R)."""
+        assert self.attend is not None
+        known = embed.lookup(self.track_columns[0], nxt[..., self.track_columns[0]])  # (B, T, C)
+        for col in (*self.columns[: self.track_index + 1], *self.track_columns[1:]):  # type, bar, position, track
+            known = known + embed.lookup(col, nxt[..., col])
+        return self.attend(h + known, h, cos, sin)
 
     def conditions(self, embed: RowEmbedding, nxt: torch.Tensor) -> torch.Tensor:
         """(..., K, C) what each field's head is told about the fields before it, from the next rows (..., R)."""
@@ -229,10 +269,15 @@ class FieldHeads(nn.Module):
         z = h[..., None, :] + cond
         return self.out_norm(z + self.mlp(self.in_norm(z)))
 
-    def forward(self, h: torch.Tensor, embed: RowEmbedding, nxt: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, h: torch.Tensor, embed: RowEmbedding, nxt: torch.Tensor,
+                ctx: torch.Tensor | None = None) -> list[torch.Tensor]:
         """Teacher-forced logits of every field: h (..., C) the backbone's output, nxt (..., R)
-        the rows it predicts -> K tensors (..., V_k)."""
-        u = self.hidden(h, self.queries + self.conditions(embed, nxt))  # (..., K, C)
+        the rows it predicts (ctx (..., C): :meth:`context`, told the fields after the track) -> K tensors (..., V_k)."""
+        cond = self.queries + self.conditions(embed, nxt)  # (..., K, C)
+        if ctx is not None:
+            after = (torch.arange(len(self.columns), device=nxt.device) > self.track_index).to(cond.dtype)
+            cond = cond + after[:, None] * ctx[..., None, :]
+        u = self.hidden(h, cond)  # (..., K, C)
         return [head(uk) for uk, head in zip(u.unbind(-2), self.out)]
 
     def field_logits(self, k: int, h: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
@@ -259,7 +304,7 @@ class NoteTransformer(nn.Module):
         self.register_buffer("sin", sin, persistent=False)
         self.apply(init_weights)
         for name, p in self.named_parameters():  # GPT-2's scaled init of the residual projections
-            if name.endswith(("o_proj.weight", "down_proj.weight")) and name.startswith("layers."):
+            if name.endswith(("o_proj.weight", "down_proj.weight")) and name.startswith(("layers.", "heads.attend")):
                 nn.init.normal_(p, std=0.02 / math.sqrt(2 * cfg.n_layers))
 
     def forward(self, rows: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
@@ -280,10 +325,23 @@ class NoteTransformer(nn.Module):
             cache.length += T
         return self.norm(x)
 
+    def context(self, h: torch.Tensor, nxt: torch.Tensor) -> torch.Tensor | None:
+        """What :class:`HeadAttention` finds for each position (B, T, C), h (B, T, C) the backbone's
+        outputs from the sequence's first position, nxt (B, T, R) the rows after them; None
+        for a model without it."""
+        if self.heads.attend is None:
+            return None
+        T = h.shape[1]
+        return self.heads.context(h, self.embed, nxt, self.cos[:T], self.sin[:T])
+
+    def next_logits(self, h: torch.Tensor, nxt: torch.Tensor) -> list[torch.Tensor]:
+        """Teacher-forced field logits of the rows nxt (B, T, R) after the positions whose backbone
+        outputs, from the sequence's first position, are h (B, T, C): K tensors (B, T, V_k)."""
+        return self.heads(h, self.embed, nxt, self.context(h, nxt))
+
     def logits(self, rows: torch.Tensor) -> list[torch.Tensor]:
         """Teacher-forced field logits of ``rows[:, 1:]`` from ``rows[:, :-1]``: K tensors (B, T-1, V_k)."""
-        h = self(rows[:, :-1])
-        return self.heads(h, self.embed, rows[:, 1:])
+        return self.next_logits(self(rows[:, :-1]), rows[:, 1:])
 
 
 def init_weights(module: nn.Module) -> None:
@@ -314,9 +372,11 @@ def field_nll(model: nn.Module, rows: torch.Tensor, target: torch.Tensor) -> tup
     inner = cast(NoteTransformer, getattr(model, "module", model))
     h = model(rows[:, :-1])  # (B, T-1, C)
     learned = target[:, 1:]
+    ctx = inner.context(h, rows[:, 1:])  # (B, T-1, C) or None
+    ctx = ctx[learned] if ctx is not None else None  # (P, C)
     h, nxt = h[learned], rows[:, 1:][learned]  # (P, C), (P, R)
     values = torch.stack([nxt[:, col] for col in inner.heads.columns], dim=-1)  # (P, K)
     mask = values > 0
     out = [F.cross_entropy(lg.float(), values[:, k], reduction="none")
-           for k, lg in enumerate(inner.heads(h, inner.embed, nxt))]
+           for k, lg in enumerate(inner.heads(h, inner.embed, nxt, ctx))]
     return torch.stack(out, dim=-1) * mask, mask

@@ -218,7 +218,9 @@ def step_logprobs(model: NoteTransformer, rows: torch.Tensor, seg: Segment, b: i
     span = slice(seg.prompt_len - 1, seg.prompt_len - 1 + len(seg.values))
     nxt = rows[b, seg.prompt_len : seg.prompt_len + len(seg.values)].clone()
     nxt[:, COL["type"]] = NOTE  # the dbar head is read as for a note (the last-bar rule asks it at an end too)
-    logits = [lg.float() for lg in model.heads(h[b, span], model.embed, nxt)]
+    before = rows[b, 1 : span.start + 1]  # what the positions before the segment's predict
+    ctx = model.context(h[b : b + 1, : span.stop], torch.cat([before, nxt])[None])  # (1, stop, C) or None
+    logits = [lg.float() for lg in model.heads(h[b, span], model.embed, nxt, None if ctx is None else ctx[0, span])]
     masks = [torch.from_numpy(np.stack([mk if (mk := m[k]) is not None else np.zeros(lg.shape[1], dtype=bool)
                                         for m in seg.masks])).to(lg.device) for k, lg in enumerate(logits)]
     out = []

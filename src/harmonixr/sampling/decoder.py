@@ -57,6 +57,69 @@ def bf16_matrices(model: NoteTransformer) -> NoteTransformer:
     return out
 
 
+class HeadWeights:
+    """:class:`~harmonixr.models.transformer.HeadAttention`'s weights in numpy (fp32, the matrices
+    as the decoders' model has them: rounded to bf16) and the rotary tables."""
+
+    def __init__(self, model: NoteTransformer) -> None:
+        attend = model.heads.attend
+        assert attend is not None
+        self.n_heads, self.head_dim = attend.n_heads, attend.head_dim
+        self.norm, self.eps = _np(attend.norm.weight), float(attend.norm.eps)
+        self.q, self.k, self.v, self.o = (_np(m.weight.T) for m in (attend.q_proj, attend.k_proj, attend.v_proj, attend.o_proj))
+        self.cos, self.sin = _np(model.cos), _np(model.sin)  # (max_len, D)
+
+    def rotate(self, x: np.ndarray, at: np.ndarray) -> np.ndarray:
+        """(n, H, D) queries or keys at positions ``at`` (n,), rotated as :func:`apply_rotary` does."""
+        half = self.head_dim // 2
+        c, s = self.cos[at, None, :half], self.sin[at, None, :half]  # (n, 1, D/2)
+        x1, x2 = x[..., :half], x[..., half:]
+        return np.concatenate([x1 * c - x2 * s, x2 * c + x1 * s], axis=-1)
+
+    def keys_values(self, h: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The keys and values (n, H, D) each of the backbone outputs h (n, C) at positions ``at`` (n,)."""
+        split = (len(h), self.n_heads, self.head_dim)
+        return self.rotate((h @ self.k).reshape(split), at), (h @ self.v).reshape(split)
+
+
+class HeadMemory:
+    """The keys and values of the heads' attention at every position so far, per row: (rows, H,
+    max_len, D) each, written as the backbone's outputs come (the prompt's at :meth:`start`)."""
+
+    def __init__(self, weights: HeadWeights) -> None:
+        self.w = weights
+        self.k = self.v = np.empty(0, np.float32)
+        self.length = 0
+
+    def start(self, prompt_h: np.ndarray, rows: int, max_len: int) -> None:
+        """The prompt's backbone outputs (T, C), the same for each of ``rows`` rows."""
+        shape = (rows, self.w.n_heads, max_len, self.w.head_dim)
+        if self.k.shape != shape:
+            self.k, self.v = np.empty(shape, np.float32), np.empty(shape, np.float32)
+        k, v = self.w.keys_values(prompt_h, np.arange(len(prompt_h)))  # (T, H, D)
+        self.k[:, :, : len(prompt_h)] = k.transpose(1, 0, 2)[None]
+        self.v[:, :, : len(prompt_h)] = v.transpose(1, 0, 2)[None]
+        self.length = len(prompt_h)
+
+    def write(self, h: np.ndarray) -> None:
+        """The next position's backbone outputs (rows, C)."""
+        k, v = self.w.keys_values(h, np.full(len(h), self.length))
+        self.k[:, :, self.length], self.v[:, :, self.length] = k, v
+        self.length += 1
+
+    def context(self, h: np.ndarray, known: np.ndarray) -> np.ndarray:
+        """(rows, C) what the heads' attention finds for the last position's outputs h (rows, C),
+        told the next note's bar, position and track (``known``, (rows, C), their embeddings)."""
+        w, end = self.w, self.length
+        z = h + known
+        z = z / np.sqrt((z * z).mean(-1, keepdims=True) + w.eps) * w.norm
+        q = w.rotate((z @ w.q).reshape(len(h), w.n_heads, w.head_dim), np.full(len(h), end - 1))  # (n, H, D)
+        scores = np.einsum("nhd,nhtd->nht", q, self.k[:, :, :end]) / np.sqrt(w.head_dim)
+        scores = np.exp(scores - scores.max(-1, keepdims=True))
+        y = np.einsum("nht,nhtd->nhd", scores / scores.sum(-1, keepdims=True), self.v[:, :, :end])
+        return (y.reshape(len(h), -1) @ w.o).astype(np.float32)
+
+
 class Heads:
     """The model's input embedding and field heads in numpy (see :class:`FieldHeads`), the heads'
     matrices as bf16 bits."""
@@ -78,6 +141,7 @@ class Heads:
         # (column, index in ECHO_COLUMNS) of each echo the heads are told after the track's program
         self.echo_columns = [(c, ECHO_COLUMNS.index(COLUMNS[c])) for c in heads.track_columns if COLUMNS[c] in ECHO_COLUMNS]
         self.reads_matched = COLUMNS.index(MATCHED_COLUMN) in heads.track_columns  # else the sampler skips working it out
+        self.attend = HeadWeights(model) if heads.attend is not None else None  # the heads' attention, if the model has it
 
     def embed_rows(self, rows: np.ndarray) -> np.ndarray:
         """(n, R) rows -> (n, C) input embeddings."""
@@ -104,12 +168,12 @@ class Heads:
 def prefill(model: NoteTransformer, prompt: np.ndarray, max_len: int,
             dtype: torch.dtype | None = None) -> tuple[KVCache, np.ndarray]:
     """Run ``prompt`` (T, R) once into a fresh cache of ``max_len`` positions (batch 1), under
-    autocast to ``dtype`` (None: fp32); return the cache (fp32) and the last position's hidden
-    state (1, C)."""
+    autocast to ``dtype`` (None: fp32); return the cache (fp32) and every position's hidden
+    state (T, C)."""
     device = next(model.parameters()).device
     cache = KVCache(model.cfg, 1, max_len, device)
     with autocast(device, dtype):
-        h = model(torch.from_numpy(prompt)[None].to(device), cache)[:, -1]  # (1, C)
+        h = model(torch.from_numpy(prompt)[None].to(device), cache)[0]  # (T, C)
     return cache, _np(h)
 
 
@@ -138,6 +202,7 @@ class TorchDecoder:
         self.model = bf16_matrices(model)
         self.device = next(model.parameters()).device
         self.heads = Heads(self.model)
+        self.memory = HeadMemory(self.heads.attend) if self.heads.attend is not None else None
         self.cache: KVCache | None = None
         self.prefill = LastPrompt(self.model, prefill_dtype)
 
@@ -145,13 +210,17 @@ class TorchDecoder:
         """Run ``prompt`` (T, R); return the hidden state of ``rows`` copies (rows, C)."""
         cache, h = self.prefill(prompt, max_len)
         self.cache = cache.repeat(rows)
-        return h.repeat(rows, axis=0)
+        if self.memory is not None:
+            self.memory.start(h, rows, max_len)
+        return h[-1:].repeat(rows, axis=0)
 
     @torch.inference_mode()
     def step(self, rows: np.ndarray) -> np.ndarray:
         """rows (n, R) -> hidden states (n, C)."""
-        h = self.model(torch.from_numpy(rows)[:, None].to(self.device), self.cache)[:, -1]
-        return _np(h)
+        h = _np(self.model(torch.from_numpy(rows)[:, None].to(self.device), self.cache)[:, -1])
+        if self.memory is not None:
+            self.memory.write(h)
+        return h
 
 
 class NumbaDecoder:
@@ -160,6 +229,7 @@ class NumbaDecoder:
     def __init__(self, model: NoteTransformer, prefill_dtype: torch.dtype | None = None) -> None:
         self.model = bf16_matrices(model)
         self.heads = Heads(self.model)
+        self.memory = HeadMemory(self.heads.attend) if self.heads.attend is not None else None
         self.weights = pack(self.model)
         self.eps = float(model.norm.eps)
         self.k = self.v = np.empty(0, np.float32)  # the caches, sized by start()
@@ -177,7 +247,9 @@ class NumbaDecoder:
         self.v[:, :, :, :seen] = cache.v.numpy()
         self.pos = seen
         self.out = np.empty((rows, h.shape[1]), np.float32)
-        return h.repeat(rows, axis=0)
+        if self.memory is not None:
+            self.memory.start(h, rows, max_len)
+        return h[-1:].repeat(rows, axis=0)
 
     def step(self, rows: np.ndarray) -> np.ndarray:
         w = self.weights
@@ -186,6 +258,8 @@ class NumbaDecoder:
         decode_step(x, self.pos, w["cos"], w["sin"], w["attn_norm"], w["qkv"], w["o"], w["mlp_norm"], w["gu"], w["down"],
                     w["final_norm"], self.k, self.v, out, self.eps)
         self.pos += 1
+        if self.memory is not None:
+            self.memory.write(out)
         return out.copy()
 
 

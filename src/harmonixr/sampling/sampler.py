@@ -146,7 +146,7 @@ class Sampler:
             raise HarmonixrError(f"a prompt of {len(prompt)} positions leaves no room in a context of {max_len}")
         if self.decoder is None:
             self.decoder = make_decoder(self.model, self.backend)
-        heads = self.decoder.heads
+        heads, memory = self.decoder.heads, self.decoder.memory
         uniforms = torch.rand((steps, n, K), generator=torch.Generator().manual_seed(seed), dtype=torch.float64).numpy()
         h = self.decoder.start(prompt, n, max_len)  # (n, C)
         states = [state.copy() for _ in range(n)]
@@ -213,6 +213,8 @@ class Sampler:
                 cond = cond + heads.lookup(heads.columns[k], values[:, k])
                 if k == TRACK:
                     cond = self._track_known(cond, values, writing, writers, states, echo_index, echoes, place, programs)
+                    if memory is not None:  # the heads' attention, told the bar, position and track
+                        cond = cond + memory.context(h, cond)
             for row in range(n):
                 if done[row]:
                     continue

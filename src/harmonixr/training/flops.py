@@ -27,12 +27,12 @@ def matrix_parameters(cfg: ModelConfig) -> int:
     d = cfg.d_model
     backbone = cfg.n_layers * (4 * d * d + 3 * d * cfg.ffn_hidden)
     heads = len(FIELDS) * 3 * d * cfg.head_hidden + d * sum(cfg.column_sizes.get(f, 0) for f in FIELDS)
-    return backbone + heads
+    return backbone + heads + (4 * d * d if cfg.head_attention else 0)
 
 
 def flops_per_position(cfg: ModelConfig, block: int) -> float:
     """Training FLOPs (forward and backward) per position of a block of ``block`` positions."""
-    return 6.0 * matrix_parameters(cfg) + 12.0 * cfg.n_layers * cfg.d_model * block
+    return 6.0 * matrix_parameters(cfg) + 12.0 * (cfg.n_layers + cfg.head_attention) * cfg.d_model * block
 
 
 def matmul_peak(device: torch.device, dtype: torch.dtype | None, size: int = PEAK_SIZE,
