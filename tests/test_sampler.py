@@ -38,13 +38,19 @@ def _setup(vocab: NoteVocab, slots=(0, 1, 16), programs=(0, 33, -1)):  # noqa: A
     return header, bars, header_rows(vocab, header)
 
 
+def random_rows(vocab: NoteVocab, length: int) -> np.ndarray:
+    """``length`` rows of random values in every column's range (seeded)."""
+    rng = np.random.default_rng(0)
+    rows = np.zeros((length, len(vocab.columns)), dtype=np.int64)
+    for k, f in enumerate(vocab.columns):
+        rows[:, k] = rng.integers(0, f.size, length)
+    return rows
+
+
 def test_cached_and_compiled_decoders_equal_the_full_forward(model, vocab: NoteVocab) -> None:  # noqa: ANN001
     """The cache, and both decoders, compute what the full forward pass of the model with bf16
     matrices does (the decoders' weights); that model is within 1% of the fp32 one."""
-    rng = np.random.default_rng(0)
-    rows = np.zeros((60, len(vocab.columns)), dtype=np.int64)
-    for k, f in enumerate(vocab.columns):
-        rows[:, k] = rng.integers(0, f.size, 60)
+    rows = random_rows(vocab, 60)
     rounded = bf16_matrices(model)
     with torch.no_grad():
         exact = model(torch.from_numpy(rows)[None])[0].numpy()
@@ -414,10 +420,7 @@ def test_the_heads_attention_is_the_same_in_the_model_and_the_decoders(vocab: No
     torch.manual_seed(1)
     cfg = ModelConfig(d_model=32, n_layers=2, n_heads=2, ffn_hidden=64, head_hidden=32, max_len=160, head_attention=True)
     model = build_model(cfg, vocab).eval()
-    rng = np.random.default_rng(0)
-    rows = np.zeros((40, len(vocab.columns)), dtype=np.int64)
-    for k, f in enumerate(vocab.columns):
-        rows[:, k] = rng.integers(0, f.size, 40)
+    rows = random_rows(vocab, 40)
     rounded = bf16_matrices(model)
     with torch.no_grad():
         h = rounded(torch.from_numpy(rows[:-1])[None])  # (1, 39, C)
