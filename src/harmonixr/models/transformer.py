@@ -249,17 +249,22 @@ class FieldHeads(nn.Module):
                 sin: torch.Tensor) -> torch.Tensor:
         """(B, T, C) what :class:`HeadAttention` finds for every position: h (B, T, C), nxt (B, T, R)."""
         assert self.attend is not None
-        known = embed.lookup(self.track_columns[0], nxt[..., self.track_columns[0]])  # (B, T, C)
-        for col in (*self.columns[: self.track_index + 1], *self.track_columns[1:]):  # type, bar, position, track
+        told = self.track_known(embed, nxt)  # (B, T, C): the instrument and echoes, and type, bar, position, track:
+        for col in self.columns[: self.track_index + 1]:
+            told = told + embed.lookup(col, nxt[..., col])
+        return self.attend(h + told, h, cos, sin)
+
+    def track_known(self, embed: RowEmbedding, nxt: torch.Tensor) -> torch.Tensor:
+        """(..., C) what the heads are told once the next rows' (..., R) track is chosen: its instrument and echoes."""
+        known = embed.lookup(self.track_columns[0], nxt[..., self.track_columns[0]])
+        for col in self.track_columns[1:]:
             known = known + embed.lookup(col, nxt[..., col])
-        return self.attend(h + known, h, cos, sin)
+        return known
 
     def conditions(self, embed: RowEmbedding, nxt: torch.Tensor) -> torch.Tensor:
         """(..., K, C) what each field's head is told about the fields before it, from the next rows (..., R)."""
         chosen = torch.stack([embed.lookup(col, nxt[..., col]) for col in self.columns[:-1]], dim=-2)  # (..., K-1, C)
-        known = embed.lookup(self.track_columns[0], nxt[..., self.track_columns[0]])  # (..., C)
-        for col in self.track_columns[1:]:
-            known = known + embed.lookup(col, nxt[..., col])
+        known = self.track_known(embed, nxt)  # (..., C)
         before = torch.cat([torch.zeros_like(chosen[..., :1, :]), chosen.cumsum(-2)], dim=-2)  # (..., K, C)
         after_track = (torch.arange(len(self.columns), device=nxt.device) > self.track_index).to(before.dtype)
         return before + after_track[:, None] * known[..., None, :]
