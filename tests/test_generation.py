@@ -660,7 +660,8 @@ def test_a_track_keeps_its_rhythm_unless_told_not_to(gen, sampled_rules) -> None
 def test_a_region_too_long_for_one_context_is_filled_in_halves_and_says_so(gen) -> None:
     """Eight bars of a part in 16ths and a part in 16th-note chords (56 notes a bar) do not fit
     one context: the region is filled in two halves, every part plays in it, the context is kept,
-    and the result says where each half came from and which tracks had to play."""
+    and the result says where each half came from and which tracks had to play. Variations differ:
+    the song repeats every 5 bars note for note, and no span is offered twice."""
     from symusic import Note, Track
 
     score = Score(480)
@@ -671,13 +672,46 @@ def test_a_region_too_long_for_one_context_is_filled_in_halves_and_says_so(gen) 
     score.tracks.extend([lead, chords])
     piece = gen.piece(score, "pop")
     region = Region.parse("5-12", gen.vocab.grid)
-    result = gen.infill(piece, region, 1, SAMPLING, seed=0)[0]
+    results = gen.infill(piece, region, 3, SAMPLING, seed=0)
+    result = results[0]
     assert assert_kept(score, result.score, result.start_tick, result.end_tick, {0, 1}) == result.notes > 0
+    written = [tuple((n.time, n.pitch) for t in r.score.tracks for n in t.notes if r.start_tick <= n.time < r.end_tick)
+               for r in results]
+    assert len(set(written)) == 3, [r.details["source"] for r in results]
     counts = [sum(1 for n in t.notes if result.start_tick <= n.time < result.end_tick) for t in result.score.tracks]
     assert all(counts), counts
     halves = result.details["source"].split(", then ")  # measured: "from bars 13-16, then from bars 1-4"
     assert len(halves) == 2 and all(half.startswith("from bars") for half in halves), halves
     assert result.details["required_tracks"] == [0, 1] and result.details["missing_tracks"] == []
+
+def test_sampled_variations_differ_or_say_why_not(gen) -> None:
+    """Three sampled fills of one bar: drawn again while one writes what another did; where the
+    song leaves one way (a tune of held C half notes: its rhythm, pitches and loudness kept), the
+    result says that its variations are the same, and why."""
+    from symusic import Note, Tempo, TimeSignature
+
+    def tune(pitches: list[int]) -> Piece:
+        score = Score(480)
+        score.tempos.append(Tempo(0, 120.0))
+        score.time_signatures.append(TimeSignature(0, 4, 4))
+        flute = Track("Flute", 73, False)
+        flute.notes.extend(Note(k * 960, 960, p, 80) for k, p in enumerate(pitches))
+        score.tracks.append(flute)
+        return gen.piece(score, "folk-german")
+
+    def written(results: list) -> set:
+        return {tuple((n.time, n.duration, n.pitch, n.velocity) for n in r.score.tracks[0].notes
+                      if r.start_tick <= n.time < r.end_tick) for r in results}
+
+    region = Region.parse("4-4", gen.vocab.grid)
+    held = gen.infill(tune([72] * 16), region, 3, SAMPLING, seed=0, source="sampled")
+    assert len(written(held)) == 1 and all(r.details["alike"] == 2 for r in held)
+    assert "2 sampled variation(s) the same as another" in held[0].notices()[0]
+    rng = np.random.default_rng(0)
+    free = gen.infill(tune(rng.choice([60, 62, 64, 65, 67, 69, 71, 72], 16).tolist()), region, 3, SAMPLING, seed=0,
+                      source="sampled")
+    assert len(written(free)) == 3 and all(r.details["alike"] == 0 and not r.notices() for r in free)
+
 
 @pytest.mark.slow
 def test_demo_writes_midi_png_and_wav(tmp_path) -> None:

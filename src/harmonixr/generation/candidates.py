@@ -192,7 +192,8 @@ def piece_candidates(notes: np.ndarray, meters: np.ndarray, hole: Hole, bars: in
                      limit: int = MAX_CANDIDATES) -> list[Candidate]:
     """Copies of the hole's span from ``d`` bars away (the same meters there), on the hole's tracks:
     every span of the piece is matched and the ``limit`` best-matching are returned, best first
-    (equal matches: the nearest first); a span that overlaps the hole, or holds no note, is not offered."""
+    (equal matches: the nearest first); a span that overlaps the hole, or holds no note, is not
+    offered, nor one whose notes an offered one has already."""
     start, end = hole.start, hole.end if hole.end is not None else (bars, 0)
     length = end[0] - start[0] + (end[1] > 0)
     own = meters[start[0] : start[0] + length]
@@ -222,16 +223,23 @@ def piece_candidates(notes: np.ndarray, meters: np.ndarray, hole: Hole, bars: in
         scored = [(m + HARMONY_WEIGHT * overlap(pitch_classes(mine[inside], vocab.drum_slot, shift), around),
                    m, d, inside, shift) for _, m, d, inside, shift in scored]
     out: list[Candidate] = []
-    for score, match, d, inside, shift in sorted(scored, key=lambda k: -k[0])[:limit]:  # stable: ties nearest first
+    offered: set[bytes] = set()  # a span the song plays again note for note is offered once
+    for score, match, d, inside, shift in sorted(scored, key=lambda k: -k[0]):  # stable: ties nearest first
         moved = mine[inside].copy()
         moved[:, BAR] -= d
         if shift:
             melodic = moved[:, TRACK] != vocab.drum_slot
             moved[melodic, PITCH] = np.clip(moved[melodic, PITCH] + shift, *vocab.spec.pitch_range)
+        moved = sort_notes(moved)
+        if (notes_key := moved.tobytes()) in offered:
+            continue
+        offered.add(notes_key)
         first, last = start[0] + d + 1, start[0] + d + length
         label = f"from bars {first}-{last}" if last > first else f"from bar {first}"
         label += f", {'up' if shift > 0 else 'down'} {abs(shift)}" if shift else ""
-        out.append(Candidate(sort_notes(moved), label, match=match, offset=d, score=score))
+        out.append(Candidate(moved, label, match=match, offset=d, score=score))
+        if len(out) == limit:
+            break
     return common_drums(out, vocab.drum_slot)
 
 

@@ -27,7 +27,16 @@ import torch
 from harmonixr.generation import surroundings
 from harmonixr.generation.candidates import SOURCES, Candidate, fill_bits, piece_candidates, rank
 from harmonixr.generation.piece import GenerationError, Piece, Region, written
-from harmonixr.generation.requests import FILL_SHARE, RESAMPLE_SEED, MusicRules, RegionTooLong, Result, rule_fields, timed
+from harmonixr.generation.requests import (
+    FILL_SHARE,
+    RESAMPLE_SEED,
+    RESAMPLE_TRIES,
+    MusicRules,
+    RegionTooLong,
+    Result,
+    rule_fields,
+    timed,
+)
 from harmonixr.generation.surroundings import (
     CONTEXT_BARS,
     Surroundings,
@@ -38,7 +47,7 @@ from harmonixr.generation.surroundings import (
 )
 from harmonixr.runtime import autocast, autocast_dtype
 from harmonixr.sampling.grammar import NoteState, Rules
-from harmonixr.sampling.sampler import Placement, SamplingConfig
+from harmonixr.sampling.sampler import Placement, Sampled, SamplingConfig
 from harmonixr.tokens.notes import BAR, POS, TRACK, sort_notes
 from harmonixr.tokens.prompt import (
     Header,
@@ -55,8 +64,6 @@ from harmonixr.tokens.vocab import END, FILLED, NoteVocab
 
 if TYPE_CHECKING:  # the generator calls this module
     from harmonixr.generation.modes import Generator
-
-RESAMPLE_TRIES = 2  # a fill that leaves out a track that must play is drawn again this many times
 
 
 def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
@@ -136,25 +143,31 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
         copies = [c for c in copies if len(c.notes) and len(sequence) + len(c.notes) < gen.max_len  # one that fits
                   and both <= set(c.notes[:, TRACK].tolist())
                   and meets(c.notes, onsets, ranges, chords, rules, gen.vocab.drum_slot)]
+        copies = distinct(copies)  # variations differ: the same notes are offered once, best first
     wanted_draws = max(n - len(copies), 0) if source == "piece" else n  # "piece": sampled fills only make up the number
-    outs = gen.sample(sequence, wanted_draws, sampling, seed, limits, state, place, budget) if wanted_draws else []
-    resampled = 0
-    for attempt in range(1, RESAMPLE_TRIES + 1):  # nothing dropped silently: draw again, then report
-        missing = [k for k, out in enumerate(outs) if not set(required) <= set(out.notes[:, TRACK].tolist())]
-        if not missing:
-            break
-        again = gen.sample(sequence, len(missing), sampling, seed + RESAMPLE_SEED * attempt, limits, state, place,
-                             budget)
-        for k, out in zip(missing, again):
-            outs[k] = out
-        resampled += len(missing)
     kept_loud = {s: TrackControls(loudness=loud) for s, loud in held.loudness}  # held tracks' own loudness
     solo = near.solo_lines()  # a voice sung one note at a time around the hole stays one in the fill
-    fills = [Candidate(meet_loudness(near.end_by_hole_end(near.end_at_next(out.notes, solo)), kept_loud), "sampled",
-                       steps=out.steps,
-                       ended=out.ended) for out in outs]
+
+    def finished(out: Sampled) -> Candidate:
+        """A sampled fill as it is kept: its held tracks' voices, ends and loudness as around the hole."""
+        notes = meet_loudness(near.end_by_hole_end(near.end_at_next(out.notes, solo)), kept_loud)
+        return Candidate(notes, "sampled", steps=out.steps, ended=out.ended)
+
+    fills = [finished(out) for out in gen.sample(sequence, wanted_draws, sampling, seed, limits, state, place, budget)] \
+        if wanted_draws else []
+    resampled = 0
+    for attempt in range(1, RESAMPLE_TRIES + 1):  # nothing dropped silently, no variation twice: draw again
+        missing = [k for k, fill in enumerate(fills) if not set(required) <= set(fill.notes[:, TRACK].tolist())]
+        again = sorted({*missing, *alike(fills)})
+        if not again:
+            break
+        for k, out in zip(again, gen.sample(sequence, len(again), sampling, seed + RESAMPLE_SEED * attempt, limits,
+                                            state, place, budget)):
+            fills[k] = finished(out)
+        resampled += len(missing)
+    repeats = len(alike(fills))
     if copies:
-        pool = fills + copies
+        pool = distinct(fills + copies)  # a sampled fill may play the song's own bars
         if source == "piece":  # the model's bits only break ties of the copies' score: score those only
             pool = rank(pool, source)
             pool = [c for c in pool if c.score_or_0 >= pool[min(n, len(pool)) - 1].score_or_0]
@@ -176,8 +189,23 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
             0.0, mode,
             {"controls": {piece.track_of(s): c for s, c in wanted.items()}, "source": fill.label,
              "bits": fill.bits, "required_tracks": [piece.track_of(s) for s in required], "resampled": resampled,
+             "alike": repeats,
              "missing_tracks": [piece.track_of(s) for s in required if s not in set(fill.notes[:, TRACK].tolist())]}))
     return timed(results, began)
+
+
+def distinct(candidates: list[Candidate]) -> list[Candidate]:
+    """``candidates`` in order, each set of notes once (the first)."""
+    firsts: dict[bytes, Candidate] = {}
+    for c in candidates:
+        firsts.setdefault(c.notes.tobytes(), c)
+    return list(firsts.values())
+
+
+def alike(fills: list[Candidate]) -> list[int]:
+    """The fills that hold the same notes as an earlier one."""
+    drawn = [fill.notes.tobytes() for fill in fills]
+    return [k for k, notes in enumerate(drawn) if notes in drawn[:k]]
 
 
 def song_start(piece: Piece, start: tuple[int, int], end: tuple[int, int] | None) -> tuple[int, int]:
@@ -272,14 +300,14 @@ def context_controls(vocab: NoteVocab, piece: Piece, hole: Hole) -> tuple[int, .
 def infill_in_parts(gen: Generator, piece: Piece, region: Region, n: int, sampling: SamplingConfig, seed: int,
                      rules: MusicRules, mode: str, controls: Mapping[int, TrackControls] | None,
                      source: str) -> list[Result]:
-    """A region too long for one context: its first half, then its second half with the first
-    half's new notes as context (each variation in turn)."""
+    """A region too long for one context: its first half (``n`` variations of it, as one region's
+    are: the song's spans best first, then sampled fills), then each variation's second half with
+    its first half's new notes as context."""
     last = region.end[0] - (region.end[1] == 0) if region.end is not None else piece.bars - 1
     mid = ((region.start[0] + last + 1) // 2, 0)
     results = []
-    for k in range(n):
-        first = infill_region(gen, piece, replace(region, end=mid), 1, sampling, seed + k, rules, mode, controls,
-                            source)[0]
+    firsts = infill_region(gen, piece, replace(region, end=mid), n, sampling, seed, rules, mode, controls, source)
+    for k, first in enumerate(firsts):
         rest = Piece.from_score(first.score, gen.vocab, piece.style)
         second = infill_region(gen, rest, replace(region, start=mid), 1, sampling, seed + k + 7919, rules, mode,
                              controls, source)[0]
@@ -312,4 +340,5 @@ def halves(first: dict, second: dict) -> dict:
     return {"controls": first.get("controls", {}), "source": ", then ".join(sources),
             "bits": first.get("bits", math.nan) + second.get("bits", math.nan),
             "required_tracks": tracks("required_tracks"), "missing_tracks": tracks("missing_tracks"),
-            "resampled": first.get("resampled", 0) + second.get("resampled", 0)}
+            "resampled": first.get("resampled", 0) + second.get("resampled", 0),
+            "alike": first.get("alike", 0) + second.get("alike", 0)}

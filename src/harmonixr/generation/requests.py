@@ -17,6 +17,7 @@ from harmonixr.sampling.grammar import UNLIMITED
 
 FILL_SHARE = 0.6  # at most this share of the context may be left for a region's notes
 RESAMPLE_SEED = 1_000_003  # a take drawn again uses seed + this x the attempt
+RESAMPLE_TRIES = 2  # a fill that leaves out a track that must play, or repeats another, is drawn again this many times
 
 
 class RegionTooLong(GenerationError):
@@ -69,6 +70,9 @@ class Result:
             said.append("cut at the note budget")
         if self.details.get("resampled"):
             said.append(f"{self.details['resampled']} draw(s) repeated so that every track playing around the region plays")
+        if self.details.get("alike"):
+            said.append(f"{self.details['alike']} sampled variation(s) the same as another, drawn again "
+                        f"{RESAMPLE_TRIES} times: the region leaves the model little choice")
         if self.details.get("key_redrawn"):
             said.append(f"drawn {self.details['key_redrawn']} more time(s) to be heard in {self.details['key']}")
         if self.details.get("heard_in"):
