@@ -13,7 +13,7 @@ from harmonixr.data.corpus import Corpus
 from harmonixr.evaluation.compare import build_eval_set, without_right_context
 from harmonixr.models.checkpoint import build_model, save_checkpoint
 from harmonixr.models.config import ModelConfig
-from harmonixr.tokens.vocab import COL, FIELDS, FUTURE, NOTE
+from harmonixr.tokens.vocab import COL, COLUMNS, ECHO_COLUMNS, FIELDS, FUTURE, LAG_COLUMNS, NOTE
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +55,14 @@ def test_the_plain_set_covers_every_note_of_the_split(training_corpus) -> None:
     notes = sum(int((e.rows[e.target, COL["type"]] == NOTE).sum()) for e in evalset.plain)
     assert evalset.pieces == 2 and notes == sum(r["notes"] for _, r in corpus.rows("test"))
     assert all(e.fill_start > 0 for e in evalset.infill) and len(evalset.infill) <= 4
+    later = [COL[column] for column in LAG_COLUMNS if column.startswith("echo+")]
+    heard = 0
     for example in evalset.infill:  # the left-only view drops the music after the hole's start, nothing else
         left = without_right_context(example)
         future = (example.rows[:, COL["segment"]] == FUTURE) & (example.rows[:, COL["type"]] == NOTE)
         assert len(left.rows) == len(example.rows) - future.sum()
-        assert (left.rows[left.fill_start:] == example.rows[example.fill_start:]).all()
+        fields = [k for k in range(len(COLUMNS)) if COLUMNS[k] not in ECHO_COLUMNS]
+        assert (left.rows[left.fill_start:, fields] == example.rows[example.fill_start:, fields]).all()
+        heard += int((example.rows[example.fill_start:, later] > 0).sum())
+        assert not (left.rows[:, later] > 0).any(), "no echo of the music after the hole is left"
+    assert heard > 0, "the fills heard the music after the hole through their echoes"

@@ -26,6 +26,7 @@ from harmonixr.models.checkpoint import load_checkpoint
 from harmonixr.models.ngram import NGRAM_META, NGramModel
 from harmonixr.models.transformer import NoteTransformer
 from harmonixr.runtime import autocast_dtype, pick_device
+from harmonixr.tokens.echo import add_echoes
 from harmonixr.tokens.prompt import Rows
 from harmonixr.tokens.vocab import COL, FUTURE, NOTE, PAST
 from harmonixr.training.batches import infill_examples, scoring_windows
@@ -95,7 +96,8 @@ def load_scoring_model(path: str | Path, device: torch.device) -> tuple[str, Not
 
 def without_right_context(example: Rows) -> Rows:
     """The same hole and fill without the music after the hole's start (the future segment's notes
-    are removed; the hole's own rows stay), so only what that music is worth changes."""
+    are removed; the hole's own rows stay), so only what that music is worth changes. The echoes
+    are worked out again: a fill note's later echoes held that music's pitches."""
     rows = example.rows
     future_notes = (rows[:, COL["segment"]] == FUTURE) & (rows[:, COL["type"]] == NOTE)
     if not future_notes.any():
@@ -103,7 +105,7 @@ def without_right_context(example: Rows) -> Rows:
     keep = ~future_notes
     dropped = int(future_notes[: example.fill_start].sum())
     assert rows[keep][:, COL["type"]].tolist().count(PAST) == 1
-    return dataclasses.replace(example, rows=rows[keep], target=example.target[keep],
+    return dataclasses.replace(example, rows=add_echoes(rows[keep]), target=example.target[keep],
                                fill_start=example.fill_start - dropped)
 
 
