@@ -52,6 +52,7 @@ PIECE_ERRORS = [  # refused once the piece is read: its bars decide
     (["infill", "{chorale}", "--bars", "30-40"], "the region starts at bar 30, after the piece's 10 bars"),
     (["infill", "{chorale}", "--bars", "8-14"], "the region ends in bar 14, after the piece's 10 bars"),
     (["continue", "{chorale}", "--after-bar", "500"], "--after-bar 500: the piece has 10 bars"),
+    (["infill", "{chorale}", "--span", "3:5-4:1"], "region '3:5-4:1': bar 3 has 4 beats"),  # was 0 notes, exit 1
 ]
 
 

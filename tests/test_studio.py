@@ -164,6 +164,7 @@ def test_requests_beyond_the_limits_are_refused(gen, tmp_path) -> None:
         Request("continue", bars=100): "new bars: 1 to 32",
         Request("infill", "1-40"): "more than 16 bars",
         Request("infill", "8-2"): "is empty",
+        Request("infill", "3:5-4:1"): "bar 3 has 4 beats",
         Request("infill", ""): "choose the bars",
         Request("dance"): "unknown operation",
     }

@@ -182,10 +182,18 @@ class Piece:
         return tuple(int(p) for p in timeline.positions(self.vocab))
 
     def region(self, spec: str, tracks: tuple[int, ...] = ()) -> Region:
-        """:meth:`Region.parse` with a beat of the meter of the region's first bar."""
+        """:meth:`Region.parse` with a beat of the meter of the region's first bar; a beat past
+        its bar's last (``5:5`` in 4/4) is refused."""
         first = int(spec.split("-")[0].split(":")[0]) - 1 if spec.split("-")[0].split(":")[0].strip().isdigit() else 0
         meter = self.timeline.meters[min(max(first, 0), self.bars - 1)]
-        return Region.parse(spec, self.vocab.grid, tracks, 4.0 / meter[1])
+        region = Region.parse(spec, self.vocab.grid, tracks, 4.0 / meter[1])
+        ends = [region.start] if region.end is None else [region.start, region.end]
+        positions = self.bar_positions(max(bar for bar, _ in ends) + 1)
+        for bar, pos in ends:
+            if pos >= positions[bar]:
+                beats = self.timeline.meters[min(bar, self.bars - 1)][0]
+                raise GenerationError(f"region {spec!r}: bar {bar + 1} has {beats} beats")
+        return region
 
     def hole(self, region: Region, slots: tuple[int, ...]) -> Hole:
         return Hole(region.start, region.end, slots)

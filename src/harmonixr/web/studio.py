@@ -346,7 +346,7 @@ class Studio:
 
     def _inferred(self, piece: Piece, spec: str, tracks: tuple[int, ...] = ()) -> list[list]:
         try:
-            region = Region.parse(spec, self.gen.vocab.grid, tracks)
+            region = piece.region(spec, tracks)
         except GenerationError:
             return []
         if region.start[0] >= piece.bars:
@@ -368,11 +368,11 @@ class Studio:
         """The ticks a region spec ("5-8", "5:3-7:1") covers in ``take``; None if it does not parse."""
         if not spec.strip():
             return None
+        piece = self.piece(take)
         try:
-            region = self._region(Request("infill", spec))
+            region = self._region(Request("infill", spec), piece)
         except StudioError:
             return None
-        piece = self.piece(take)
         return piece.tick(*region.start), piece.tick(*region.end) if region.end is not None else None
 
     def _check(self, desk: Desk, request: Request) -> None:
@@ -392,9 +392,13 @@ class Studio:
         if request.op == "infill" and not request.region:
             raise StudioError("choose the bars to rewrite, e.g. 5-8")
 
-    def _region(self, request: Request) -> Region:
+    def _region(self, request: Request, piece: Piece | None = None) -> Region:
+        """The request's region: in ``piece``, its beats those of its meter and inside their bars
+        (as the CLI reads them); without one, the syntax alone (beats: quarter notes)."""
         try:
-            return Region.parse(request.region, self.gen.vocab.grid, request.tracks)  # beats: quarter notes
+            if piece is not None:
+                return piece.region(request.region, request.tracks)
+            return Region.parse(request.region, self.gen.vocab.grid, request.tracks)
         except GenerationError as exc:
             raise StudioError(str(exc)) from None
 
@@ -447,13 +451,13 @@ class Studio:
         if piece is None:
             raise StudioError(f"{request.op} needs a piece")
         if request.op == "infill":
-            return gen.infill(piece, self._region(request), n, sampling, knobs.seed, rules,
+            return gen.infill(piece, self._region(request, piece), n, sampling, knobs.seed, rules,
                               controls=self._infill_controls(piece, request, parsed), source=request.source)
         if request.op == "continue":
             return gen.continue_(piece, request.bars, n=n, sampling=sampling, seed=knobs.seed,
                                  source="sampled" if request.source == "sampled" else "piece")
         if request.op == "add-track":
-            region = self._region(request) if request.region else None
+            region = self._region(request, piece) if request.region else None
             return gen.add_track(piece, request.program, region, instrument_name(request.program), n=n,
                                  sampling=sampling, seed=knobs.seed)
         assert request.op == "refine", request.op  # _check knows the operations
