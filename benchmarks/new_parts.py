@@ -16,6 +16,10 @@ density asked), the rule off and on (each part held to its program's onsets per 
 the training data): the fewest bars a part plays in, and the share of the piece's notes its busiest
 part takes.
 
+And the same parts added back over the whole piece (``add-track`` without ``--bars``; a long piece
+is written in halves): finished or cut, the share of the bars it plays in (the last quarter's
+too), and how much its most played pitch takes in each half.
+
     python benchmarks/new_parts.py --split test --pieces 20
 """
 
@@ -105,6 +109,30 @@ def new_pieces(gen: Generator, seeds: int, hold: bool) -> dict[str, list[tuple[i
     return found
 
 
+def whole_songs(gen: Generator, parts: list) -> dict[str, list[list[float]]]:
+    """Per family: the removed part added back over the whole piece (one variation): whether it was
+    finished (not cut), the share of the bars the removed part played in where the new one plays,
+    that share in the last quarter of the piece, and the most played pitch's share of its notes in
+    the first half and in the second (a part held to its own first half droned on one pitch)."""
+    found: dict[str, list[list[float]]] = {}
+    for piece, program, _, _, family in parts:
+        result = gen.add_track(piece, program, None, n=1, sampling=SamplingConfig(), seed=0)[0]
+        out = gen.piece(result.score, piece.style)
+        made = out.notes[out.notes[:, TRACK] == out.slot_of(len(result.score.tracks) - 1)]
+        original = gen.piece(piece.original, piece.style)  # its bars: those the other parts play in
+        played = np.unique(original.notes[:, BAR])
+        half, last = piece.bars // 2, played[played >= piece.bars * 3 // 4]
+
+        def top(notes: np.ndarray) -> float:
+            return float(np.bincount(notes[:, PITCH]).max() / len(notes)) if len(notes) else 1.0
+
+        found.setdefault(family, []).append([
+            float(result.finished), float(np.isin(played, made[:, BAR]).mean()),
+            float(np.isin(last, made[:, BAR]).mean()) if len(last) else 1.0,
+            top(made[made[:, BAR] < half]), top(made[made[:, BAR] >= half])])
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default="models/harmonixr-small")
@@ -127,6 +155,15 @@ def main() -> None:
         b = np.array([v for f, vs in off.items() if family in ("all", f) for v in vs])
         cells = [f"{x:.3f} -> {y:.3f}" for x, y in zip(b[:, :-1].mean(0), a[:, :-1].mean(0))]
         table.add_row(family, str(len(a) // args.samples), *cells, f"{np.median(b[:, -1]):.2f} -> {np.median(a[:, -1]):.2f}")
+    Console(width=200).print(table)
+    whole = whole_songs(gen, parts)
+    table = Table(title=f"the same parts added back over the whole piece ({len(parts)} pieces, 1 variation)")
+    for column in ("family", "parts", "finished", "bars played", "bars played, last quarter",
+                   "top pitch's share, first half", "second half"):
+        table.add_column(column, justify="left" if column == "family" else "right")
+    for family in ("all", *sorted(whole)):
+        a = np.array([v for f, vs in whole.items() if family in ("all", f) for v in vs])
+        table.add_row(family, str(len(a)), *(f"{x:.2f}" for x in a.mean(0)))
     Console(width=200).print(table)
     off_pieces, on_pieces = new_pieces(gen, args.seeds, False), new_pieces(gen, args.seeds, True)
     table = Table(title=f"new pieces of {PIECE_BARS} bars from nothing, {args.seeds} seeds a band, no density asked: "

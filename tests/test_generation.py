@@ -713,6 +713,33 @@ def test_sampled_variations_differ_or_say_why_not(gen) -> None:
     assert len(written(free)) == 3 and all(r.details["alike"] == 0 and not r.notices() for r in free)
 
 
+def test_a_part_added_over_a_whole_long_song_plays_to_its_end(gen) -> None:
+    """48 bars of a piano and a flute hold more notes than one context: a bass added over the whole
+    song is written in halves, and each half holds it as the new part it is (it stopped halfway,
+    cut at the note budget, or droned on one pitch when held to its own first half)."""
+    from symusic import Note, Tempo, TimeSignature
+
+    score = Score(480)
+    score.tempos.append(Tempo(0, 100.0))
+    score.time_signatures.append(TimeSignature(0, 4, 4))
+    piano, flute = Track("Piano", 0, False), Track("Flute", 73, False)
+    roots = [48, 53, 55, 48, 45, 50, 55, 48]  # C F G C Am Dm G C, a bar each
+    for bar in range(48):
+        root = roots[bar % 8]
+        for eighth in range(8):
+            piano.notes.extend(Note(bar * 1920 + eighth * 240, 240, p, 70) for p in (root + 12, root + 16, root + 19))
+        flute.notes.extend(Note((bar * 4 + k) * 480, 960, root + 24 + (k % 3) * 2, 90) for k in (0, 2))
+    score.tracks.extend([piano, flute])
+    piece = gen.piece(score, "pop")
+    assert len(piece.notes) > gen.max_len  # more than one context holds
+    result = gen.add_track(piece, 33, None, "Bass", n=1, sampling=SAMPLING, seed=0)[0]
+    bass = result.score.tracks[-1].notes
+    bars = {n.time // 1920 for n in bass}
+    assert result.finished and bars == set(range(48)), sorted(set(range(48)) - bars)
+    second = [n.pitch for n in bass if n.time >= 24 * 1920]
+    assert max(Counter(second).values()) < 0.6 * len(second), Counter(second).most_common(3)
+
+
 @pytest.mark.slow
 def test_demo_writes_midi_png_and_wav(tmp_path) -> None:
     out = tmp_path / "out"

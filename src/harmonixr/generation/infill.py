@@ -57,6 +57,7 @@ from harmonixr.tokens.prompt import (
     gap_free_start,
     header_controls,
     infill,
+    measure_controls,
     measure_header_controls,
     time_key,
 )
@@ -87,7 +88,11 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
     if end is not None and end[0] >= piece.bars:
         end = None  # to the end of the piece
     hole = Hole(start, end, tuple(sorted(slots)) if region.tracks else ())
-    near = Surroundings(piece, hole, gen.vocab)
+    # an added part is new in each half of a long region too: the bars the model wrote for it in the
+    # first are no song to hold the second to (held to them, a bass added under a POP909 song droned
+    # on one pitch from its second half on)
+    near = Surroundings(replace(piece, notes=piece.notes[~np.isin(piece.notes[:, TRACK], hole.tracks)])
+                        if mode == "add-track" else piece, hole, gen.vocab)
     wanted = near.controls(controls)
     budget = fill_budget(gen, piece, hole, wanted)
     try:
@@ -120,7 +125,9 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
     drums = gen.vocab.drum_slot  # a new drum part keeps to its style's kit (the song has none to keep)
     if drums in playing and near.new_part(drums) and not held.kit and (kit := gen.new_kit(piece)) is not None:
         held = held._replace(kit=kit.sounds, leans=(*held.leans, (drums, kit.lean)))
-    reach = last_bar if required and end is not None else 0  # a hole inside the song is played to its last bar
+    # a hole inside the song is played to its last bar; one to the song's end, as long as the tracks kept play
+    kept = piece.notes[~np.isin(piece.notes[:, TRACK], hole.tracks)] if hole.tracks else piece.notes[:0]
+    reach = (last_bar if end is not None else int(kept[:, BAR].max()) if len(kept) else 0) if required else 0
     limits = Rules(playing or tuple(slots), piece.bar_positions(last_bar + 1), song_start(piece, start, end), last_bar,
                    last_pos, END, required=required, required_by=last_bar, min_bar=reach, track_velocities=velocities,
                    **{**held.rules(), "track_ranges": ranges + held.ranges, "track_onsets": onsets + held.onsets,
@@ -309,13 +316,38 @@ def infill_in_parts(gen: Generator, piece: Piece, region: Region, n: int, sampli
     firsts = infill_region(gen, piece, replace(region, end=mid), n, sampling, seed, rules, mode, controls, source)
     for k, first in enumerate(firsts):
         rest = Piece.from_score(first.score, gen.vocab, piece.style)
+        # a new part's second half is the model's too: the first half's own bars are no song to copy
         second = infill_region(gen, rest, replace(region, start=mid), 1, sampling, seed + k + 7919, rules, mode,
-                             controls, source)[0]
+                               played_on(rest, region, mid, controls), "sampled" if mode == "add-track" else source)[0]
         results.append(Result(second.score, first.start_tick, second.end_tick,
                               tuple(sorted({*first.tracks, *second.tracks})), first.notes + second.notes,
                               first.positions + second.positions, first.finished and second.finished, 0.0, mode,
                               halves(first.details, second.details)))
     return results
+
+
+def played_on(piece: Piece, region: Region, mid: tuple[int, int],
+              controls: Mapping[int, TrackControls] | None) -> Mapping[int, TrackControls] | None:
+    """The controls of a long region's second half: where the region rewrites some tracks (a part
+    added over a whole song), each plays on at the density and chord size it played in the first
+    half (in ``piece``, the first half written), unless ``controls`` asks otherwise. Measured around
+    the second half instead, a part that the first half wrote up to its end would count as playing
+    on one side only, at half its pace: a bass added under a 145-bar POP909 song stopped in bar 68."""
+    if not region.tracks:
+        return controls
+    out = dict(controls or {})
+    bars = mid[0] - region.start[0]
+    for track in region.tracks:
+        slot = piece.slot_of(track)
+        rows = piece.notes[(piece.notes[:, TRACK] == slot) & (piece.notes[:, BAR] >= region.start[0])
+                           & (piece.notes[:, BAR] < mid[0])] if slot is not None else piece.notes[:0]
+        if not len(rows):
+            continue
+        first = measure_controls(rows, bars, piece.vocab)
+        asked = out.get(track, TrackControls())
+        out[track] = replace(asked, density=asked.density if asked.density is not None else first.density,
+                             chord=asked.chord if asked.chord is not None else first.chord)
+    return out
 
 
 def hole_length(piece: Piece, hole: Hole, last_bar: int, last_pos: int) -> float:
