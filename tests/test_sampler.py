@@ -3,6 +3,8 @@ grammar keeps every note where the request says, the last-bar rule and the filte
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numba
 import numpy as np
 import pytest
@@ -291,6 +293,21 @@ def test_time_leans_add_to_a_melodic_note_starting_at_their_step(vocab: NoteVoca
     np.testing.assert_allclose(grammar.lean(1, 1, 3)[1:], own)
     assert grammar.lean(2, 1, 3) is None and grammar.lean(vocab.drum_slot + 1, 1, 2) is None
     assert grammar.leans and not NoteGrammar(vocab, Rules((0,), BAR_POSITIONS)).leans
+
+
+def test_bass_leans_add_to_a_bass_slots_notes_only(vocab: NoteVocab) -> None:
+    """Rules.bass_leans (grid step, 12 nats) add to the time leans of a note of a slot in
+    Rules.bass_slots starting at that step, and to no other slot's."""
+    chord = tuple(1.5 if pc in (0, 4, 7) else 0.0 for pc in range(12))
+    root = tuple(4.0 if pc == 0 else 0.0 for pc in range(12))
+    rules = Rules((0, 1, vocab.drum_slot), BAR_POSITIONS, time_leans=((50, chord),), bass_slots=(1,),
+                  bass_leans=((50, root),))
+    grammar = NoteGrammar(vocab, rules)
+    tones = np.where(np.isin(np.arange(128) % 12, [0, 4, 7]), 1.5, 0.0)
+    np.testing.assert_allclose(grammar.lean(2, 1, 2)[1:], tones + np.where(np.arange(128) % 12 == 0, 4.0, 0.0))
+    np.testing.assert_allclose(grammar.lean(1, 1, 2)[1:], tones)  # slot 0 is no bass
+    assert grammar.lean(2, 1, 3) is None and grammar.lean(vocab.drum_slot + 1, 1, 2) is None
+    assert not NoteGrammar(vocab, replace(rules, bass_slots=(), time_leans=())).leans
 
 
 def test_a_track_told_its_first_step_starts_by_it(model, vocab: NoteVocab) -> None:  # noqa: ANN001

@@ -314,6 +314,8 @@ def _said(console: Console, result, files: list[str | Path]) -> None:  # noqa: A
     notes = result.notices()
     if result.details.get("source") not in (None, "sampled"):
         notes.append(result.details["source"])
+    if result.details.get("chords"):
+        notes.append(f"chords {result.details['chords']}")
     status = f" ({'; '.join(notes)})" if notes else ""
     console.print(f"{result.mode}: {result.notes} notes, {result.seconds:.2f} s{status} -> "
                   + ", ".join(str(f) for f in files))

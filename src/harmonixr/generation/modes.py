@@ -26,7 +26,7 @@ import numpy as np
 from symusic import Score
 
 from harmonixr.data.stats import DRUMS, EVERY_STYLE
-from harmonixr.generation import surroundings
+from harmonixr.generation import harmony, surroundings
 from harmonixr.generation.candidates import Candidate, piece_candidates
 from harmonixr.generation.infill import infill_region
 from harmonixr.generation.piece import GenerationError, Piece, Region, written
@@ -54,6 +54,9 @@ CONTINUE_SOURCES = ("piece", "sampled")  # continue_: the song's own bars first,
 # A new piece asked in a key and heard in another (most often its relative major or minor: they
 # share a scale) is drawn again, this many times at most; chosen with benchmarks/keys.py.
 KEY_TRIES = 3
+# A new piece's parts lean to a chord plan (generation/harmony.py): without it, long new pieces
+# drift to one pitch (benchmarks/long_pieces.py). False: no plan.
+PLAN_CHORDS = True
 
 
 class Generator:
@@ -181,12 +184,13 @@ class Generator:
     def _extend(self, piece: Piece, primer: np.ndarray, first: tuple[int, int], total: int, notes: int | None,
                 n: int, sampling: SamplingConfig, seed: int, rules: MusicRules, mode: str, start_tick: int,
                 controls: tuple[int, ...] | None, density: float | None = None,
-                likest: Candidate | None = None) -> list[Result]:
+                likest: Candidate | None = None, chords: harmony.Plan | None = None) -> list[Result]:
         """Write on after the notes ``primer`` from ``first`` up to bar ``total`` (or ``notes`` new
         notes); the result is the original up to ``start_tick`` and the new notes from there.
         ``density``: notes per bar of all tracks together, shared among them and paced (each window
         asks for the share of the bars it has left); ``likest``: the bars that followed the passage
-        likest the bars before ``first``, whose harmony a held continuation leans to."""
+        likest the bars before ``first``, whose harmony a held continuation leans to; ``chords``:
+        a new piece's chord plan, which its parts lean to."""
         began = time.perf_counter()
         rows = [_Row(primer) for _ in range(n)]
         # a continuation holds the tracks that play in the bars before it to what they play there, as
@@ -226,6 +230,8 @@ class Generator:
                     kept = {**kept, **self._typical_parts(piece, left_bars, rules)}  # as its program's parts play
                 if mode == "generate":  # the drums on their style's kit
                     kept = {**kept, **self._kit_rules(piece)}
+                if chords is not None:  # the other parts on a chord plan
+                    kept = {**kept, **self._plan_rules(piece, chords, total)}
                 if near is not None and wanted and notes is None:  # (a count of notes asked: spent as the model likes)
                     held = {**near.held(wanted, {}, left_bars, rules).rules(), "track_leans": ()}  # (HOLD_TRACKS)
                     kept = {**held, "required": tuple(sorted(wanted)) if window == 0 else (),  # and by their seams
@@ -269,6 +275,15 @@ class Generator:
         if self.vocab.drum_slot not in piece.slots or (kit := self.new_kit(piece)) is None:
             return {}
         return {"drum_kit": kit.sounds, "track_leans": ((self.vocab.drum_slot, kit.lean),)}
+
+    def _plan_rules(self, piece: Piece, plan: harmony.Plan, bars: int) -> dict[str, Any]:
+        """The Rules fields that lean a new piece's melodic parts to the chords of ``plan`` over
+        ``bars`` bars, its basses to their roots."""
+        chords = plan.chords
+        starts = np.concatenate([[0], np.cumsum(piece.bar_positions(bars))])
+        basses = harmony.bass_slots({s: piece.tracks.program(s, self.vocab) for s in piece.slots})
+        out: dict[str, Any] = {"time_leans": harmony.plan_leans(chords, starts, bass=False)}
+        return out | ({"bass_slots": basses, "bass_leans": harmony.plan_leans(chords, starts, bass=True)} if basses else {})
 
     def _typical_parts(self, piece: Piece, bars: float, rules: MusicRules) -> dict[str, Any]:
         """Rules fields that hold each part of a new piece of ``bars`` bars to what its GM program's
@@ -327,12 +342,19 @@ class Generator:
         values = self.header_values(tempo, controls)
         density = (controls or {}).get("density")
 
+        # the chords its parts lean to: in the key asked, else in one drawn from the seed
+        chords = harmony.plan(piece.style, rules.key, np.random.default_rng(seed)) if PLAN_CHORDS else None
+
         def draw(count: int, seed: int) -> list[Result]:
             return self._extend(piece, piece.notes, (0, 0), bars, notes, count, sampling, seed, rules, "generate", 0,
-                                values, density=None if density is None or notes is not None else float(density))
+                                values, density=None if density is None or notes is not None else float(density),
+                                chords=chords)
 
         began = time.perf_counter()
         made = draw(n, seed) if rules.key is None else _in_key(draw, n, seed, rules.key)
+        if chords is not None:
+            for take in made:
+                take.details["chords"] = chords.describe()
         loudness = (controls or {}).get("loudness")
         made = made if loudness is None else [replace(r, score=score_to_mean_velocity(r.score, float(loudness))) for r in made]
         return timed(made, began)

@@ -94,6 +94,8 @@ class Rules:
     track_leans: tuple[tuple[int, tuple[float, ...]], ...] = ()  # (slot, nats added to each of the 128 pitches)
     # (grid step from bar 0, nats added to each of the 12 pitch classes of a melodic note starting then)
     time_leans: tuple[tuple[int, tuple[float, ...]], ...] = ()
+    bass_slots: tuple[int, ...] = ()  # tracks whose notes also take bass_leans
+    bass_leans: tuple[tuple[int, tuple[float, ...]], ...] = ()  # (grid step, 12 nats) more for their notes starting then
     count_notes: bool = False  # track_onsets counts notes (each of a chord), not onsets: a new piece's notes per bar
 
     def positions(self, bar: int) -> int:
@@ -167,6 +169,8 @@ class NoteGrammar:
         self.pitch_lean = {slot: self._stored(nats, PITCH) for slot, nats in leans.items()}
         self.time_leans = {step: self._stored(np.asarray(nats, dtype=np.float64)[pitches % 12], PITCH)
                            for step, nats in rules.time_leans}
+        self.bass_leans = {step: self._stored(np.asarray(nats, dtype=np.float64)[pitches % 12], PITCH)
+                           for step, nats in rules.bass_leans} if rules.bass_slots else {}
         self.tracks = sorted(int(s) for s in rules.tracks)  # ints: the masks look them up at every note
         self.types = np.zeros(sizes[TYPE], dtype=bool)
         self.types[[NOTE, rules.end_type]] = True
@@ -206,14 +210,19 @@ class NoteGrammar:
     @property
     def leans(self) -> bool:
         """Whether some note's pitch logits get a lean (:meth:`lean`)."""
-        return bool(self.pitch_lean or self.time_leans)
+        return bool(self.pitch_lean or self.time_leans or self.bass_leans)
 
     def lean(self, track: int, bar: int, pos: int) -> np.ndarray | None:
         """(V_pitch,) nats added to the pitch logits of a note on stored ``track`` starting at
-        (``bar``, ``pos``): its track's lean and, for a melodic note, the lean of its time (None: nothing)."""
-        own = self.pitch_lean.get(track - 1)
-        now = self.time_leans.get(self._step(bar, pos)) if track - 1 != self.vocab.drum_slot else None
-        return own if now is None else now if own is None else own + now
+        (``bar``, ``pos``): its track's lean and, for a melodic note, the lean of its time (a bass's
+        with its own; None: nothing)."""
+        slot = track - 1
+        leans = [self.pitch_lean.get(slot)]
+        if slot != self.vocab.drum_slot and (self.time_leans or self.bass_leans):
+            step = self._step(bar, pos)
+            leans += [self.time_leans.get(step), self.bass_leans.get(step) if slot in self.rules.bass_slots else None]
+        present = [lean for lean in leans if lean is not None]
+        return None if not present else present[0] if len(present) == 1 else np.sum(present, axis=0)
 
     def _stored(self, values: np.ndarray, k: int) -> np.ndarray:
         """A mask over field ``k``'s stored values from one over its 0-based values."""
