@@ -98,6 +98,7 @@ def test_a_new_piece_on_an_empty_desk_can_be_shown_and_kept(gen, tmp_path) -> No
     made = studio.run(desk, Request("generate", bars=2, new=NewPiece("folk-celtic", (73,)), knobs=Knobs(variations=1)))
     view = Page(studio)._results_view(desk)
     assert view[3] == made[0].wav and view[4] == [made[0].midi, made[0].wav]
+    assert made[0].source.startswith("chords ") and ": " in made[0].source  # the chord plan it leaned to
     kept = desk.keep(0)
     assert (kept.midi, kept.name, kept.style) == (made[0].midi, "new folk-celtic piece", "folk-celtic")
     assert desk.history == []

@@ -299,7 +299,9 @@ class Studio:
             notices = [*result.notices(), *([] if self.can_play else [NO_AUDIO])]
             variations.append(Variation(str(midi), str(wav[0]) if wav else "", (result.start_tick, result.end_tick),
                                         result.notes, result.positions, result.finished,
-                                        result.details.get("source", "sampled"), "; ".join(notices)))
+                                        result.details.get("source", f"chords {result.details['chords']}"
+                                                           if "chords" in result.details else "sampled"),
+                                        "; ".join(notices)))
         self.tidy()
         LOG.info("%s %r tracks %s seed %d x%d source %s controls %s prompt %r -> %s", request.op, request.region,
                  list(request.tracks), knobs.seed, knobs.variations, request.source,
