@@ -41,6 +41,7 @@ FLAG_ERRORS = [  # (arguments, what the one line says): all refused before any m
     (["generate", "--instruments", "0,300"], "--instruments 300: GM programs are 0 to 127"),
     (["generate", "--prompt", "slow and fast"], "two values of tempo"),
     (["generate", "-n", "2", "-o", "-"], "-o -: stdout takes one MIDI file"),
+    (["generate", "--chords", "Am H C"], "chord 'H': expected a root A-G"),
     (["add-track", "{chorale}", "--program", "200"], "--program 200: a General MIDI program is 0 to 127"),
     (["infill", "{chorale}", "--bars", "3-4", "--tracks", "0"], "--tracks 0: tracks count from 1"),
     (["infill", "{chorale}", "--bars", "three"], "'three'"),

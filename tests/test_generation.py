@@ -13,6 +13,7 @@ from symusic import Score, Track
 
 from conftest import MUSIC21_KEYS, POP909, POP909_FILES, assert_kept, make_score, notes_of
 from harmonixr.cli import main
+from harmonixr.errors import HarmonixrError
 from harmonixr.generation import modes, surroundings
 from harmonixr.generation.candidates import CLEAR_MATCH, PATTERN_MOST, PATTERN_SPANS, WEAK_MATCH, piece_candidates
 from harmonixr.generation.demo import example_score
@@ -730,6 +731,25 @@ def test_a_new_piece_leans_to_a_chord_plan_and_its_bass_to_the_roots(gen) -> Non
     pitches = Counter(n.pitch for n in bass if n.time >= 16 * bar)
     assert max(pitches.values()) < 0.5 * sum(pitches.values()), pitches.most_common(3)
     assert harmony.triad(key, 2) == (7, 11, 2) and harmony.triad(Key.parse("C major"), 5) == (9, 0, 4)
+
+
+def test_chords_given_are_what_a_new_piece_plays(gen) -> None:
+    """``chords="Am F C G"``: a chord a bar, repeated; the melodic notes keep to each bar's chord
+    tones and the bass to its root (measured: 0.90 and 0.99 over 3 seeds; without a plan 0.32
+    and 0.06), and the result says the chords. Symbols read as a musician writes them."""
+    from harmonixr.generation.harmony import parse_chords
+
+    assert parse_chords("Am, F#m - Bb7 Cmaj7") == ((9, 0, 4), (6, 9, 1), (10, 2, 5, 8), (0, 4, 7, 11))
+    with pytest.raises(HarmonixrError, match="chord 'H'"):
+        parse_chords("Am H C")
+    chords = parse_chords("Am F C G")
+    result = gen.generate([0, 33, -1], "pop", bars=16, sampling=SAMPLING, seed=0, chords="Am F C G")[0]
+    assert result.details["chords"] == "Am-F-C-G"
+    bar = 4 * result.score.ticks_per_quarter
+    melodic = [(t.program, n) for t in result.score.tracks if not t.is_drum for n in t.notes]
+    tones = [n.pitch % 12 in chords[(n.time // bar) % 4] for _, n in melodic]
+    roots = [n.pitch % 12 == chords[(n.time // bar) % 4][0] for program, n in melodic if program == 33]
+    assert np.mean(tones) > 0.75 and np.mean(roots) > 0.8, (np.mean(tones), np.mean(roots))
 
 
 def test_a_part_added_over_a_whole_long_song_plays_to_its_end(gen) -> None:

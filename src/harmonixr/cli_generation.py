@@ -162,6 +162,10 @@ def check(args: argparse.Namespace) -> None:
         refuse("--pitch-range", "-".join(map(str, args.pitch_range)), "LOW-HIGH with 0 <= LOW <= HIGH <= 127")
     if args.key and args.key != "auto":
         Key.parse(args.key)
+    if getattr(args, "chords", None) is not None:
+        from harmonixr.generation.harmony import parse_chords
+
+        parse_chords(args.chords)  # names a chord it does not read
     for flag in ("max_polyphony", "max_notes_per_bar"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             refuse("--" + flag.replace("_", "-"), getattr(args, flag), "must be at least 1")
@@ -374,7 +378,7 @@ def run_generate(args: argparse.Namespace, console: Console) -> int:
     controls = {k: v for k, v in (("density", args.density), ("pitch_range", args.pitch_range),
                                   ("loudness", args.loudness)) if v is not None}
     results = gen.generate(list(args.instruments), args.style, args.bars, args.tempo, (int(numerator), int(denominator)),
-                           controls, args.variations, sampling, args.seed, rules, args.notes)
+                           controls, args.variations, sampling, args.seed, rules, args.notes, args.chords)
     if args.parsed is not None:
         from harmonixr.generation.text import set_track_loudness
 
@@ -460,6 +464,8 @@ def add_generation_verbs(verbs: argparse._SubParsersAction, console: Console) ->
     g.add_argument("--density", type=float,
                    help="notes per bar, all tracks (each gets its share, met within 15%%, paced through the bars)")
     g.add_argument("--loudness", type=float, help="mean velocity 1-127 (a control the model learned)")
+    g.add_argument("--chords", help="a chord a bar, repeated, that the parts lean to, e.g. 'Am F C G' "
+                   "(default: a common progression of the key)")
     _common(g)
     g.set_defaults(run=partial(run_generate, console=console))
 

@@ -8,15 +8,18 @@ bar 4), where real parts hold it level (Freedoom 0.31-0.39, POP909 0.23;
 of a few common progressions of its mode, a chord a bar, repeated, in the key asked (else one
 drawn from the seed). Each melodic note starting in a bar leans :data:`CHORD_LEAN` nats to the
 bar's chord tones, and a bass's (GM 32-39) :data:`~harmonixr.generation.surroundings.BASS_ROOT_LEAN`
-more to its root: leans, not masks, so passing notes stay.
+more to its root: leans, not masks, so passing notes stay. A producer may give the chords
+(``generate --chords "Am F C G"``, :func:`parse_chords`).
 """
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 import numpy as np
 
+from harmonixr.errors import HarmonixrError
 from harmonixr.generation.postprocess import NOTE_NAMES, SCALES, Key
 from harmonixr.generation.surroundings import BASS_PROGRAMS, BASS_ROOT_LEAN, TimeLeans
 
@@ -34,16 +37,47 @@ CHORD_LEAN = 1.5  # nats on each chord tone for a melodic note starting in the c
 
 
 class Plan(NamedTuple):
-    """A new piece's key and chords (each a triad's pitch classes, root first), a chord a bar, repeated."""
+    """A new piece's key (None: chords given) and chords (each its pitch classes, root first), a
+    chord a bar, repeated."""
 
-    key: Key
-    chords: tuple[tuple[int, int, int], ...]
+    key: Key | None
+    chords: tuple[tuple[int, ...], ...]
 
     def describe(self) -> str:
-        """``C major: C-G-Am-F``."""
-        names = [NOTE_NAMES[c[0]] + ("m" if (c[1] - c[0]) % 12 == 3 else "") + ("dim" if (c[2] - c[0]) % 12 == 6 else "")
-                 for c in self.chords]
-        return f"{self.key}: {'-'.join(names)}"
+        """``C major: C-G-Am-F`` (``C-G-Am-F`` for chords given)."""
+        names = "-".join(name(chord) for chord in self.chords)
+        return f"{self.key}: {names}" if self.key is not None else names
+
+
+# Chord symbols: a root (C, F#, Bb), then a kind: intervals above the root.
+KINDS = {"": (4, 7), "m": (3, 7), "dim": (3, 6), "aug": (4, 8), "7": (4, 7, 10), "maj7": (4, 7, 11),
+         "m7": (3, 7, 10), "sus2": (2, 7), "sus4": (5, 7)}
+SYMBOL = re.compile(r"^([A-Ga-g])([#b]?)(.*)$")
+
+
+def name(chord: tuple[int, ...]) -> str:
+    """A chord's symbol (``F#m``, ``G7``) from its pitch classes, root first."""
+    steps = tuple((pc - chord[0]) % 12 for pc in chord[1:])
+    kind = next((k for k, v in KINDS.items() if v == steps), "?")
+    return NOTE_NAMES[chord[0]] + kind
+
+
+def parse_chords(text: str) -> tuple[tuple[int, ...], ...]:
+    """``"Am F C G"`` (a chord a bar; spaces, commas or dashes between them) -> their pitch
+    classes, root first; a symbol not understood is named."""
+    symbols = [s for s in re.split(r"[\s,\-]+", text.strip()) if s]
+    if not symbols:
+        raise HarmonixrError("chords: none given (e.g. 'Am F C G', a chord a bar)")
+    out = []
+    for symbol in symbols:
+        found = SYMBOL.match(symbol)
+        kind = found.group(3) if found else None
+        if found is None or kind not in KINDS:
+            raise HarmonixrError(f"chord {symbol!r}: expected a root A-G (with # or b) and one of "
+                                 f"{', '.join(repr(k) for k in KINDS)} (e.g. Am, F#, Bb7)")
+        root = (NOTE_NAMES.index(found.group(1).upper()) + {"#": 1, "b": -1, "": 0}[found.group(2)]) % 12
+        out.append((root, *((root + step) % 12 for step in KINDS[kind])))
+    return tuple(out)
 
 
 def triad(key: Key, degree: int) -> tuple[int, int, int]:
@@ -64,18 +98,18 @@ def plan(style: str, key: Key | None, rng: np.random.Generator) -> Plan:
     return Plan(key, tuple(triad(key, d) for d in degrees))
 
 
-def plan_leans(chords: tuple[tuple[int, int, int], ...], bar_starts: np.ndarray, bass: bool) -> TimeLeans:
+def plan_leans(chords: tuple[tuple[int, ...], ...], bar_starts: np.ndarray, bass: bool) -> TimeLeans:
     """``Rules.time_leans`` of a plan over the bars that start at grid steps ``bar_starts`` (and end
     at the next): :data:`CHORD_LEAN` on each chord tone, and with ``bass``, ``BASS_ROOT_LEAN`` on the
     root (``Rules.bass_leans``; then the chord tones are the other tracks' own)."""
     out = []
     for bar in range(len(bar_starts) - 1):
-        root, third, fifth = chords[bar % len(chords)]
+        chord = chords[bar % len(chords)]
         nats = np.zeros(12)
         if bass:
-            nats[root] = BASS_ROOT_LEAN
+            nats[chord[0]] = BASS_ROOT_LEAN
         else:
-            nats[[root, third, fifth]] = CHORD_LEAN
+            nats[list(chord)] = CHORD_LEAN
         row = tuple(nats.tolist())
         out += [(step, row) for step in range(int(bar_starts[bar]), int(bar_starts[bar + 1]))]
     return tuple(out)

@@ -330,9 +330,11 @@ class Generator:
     def generate(self, programs: list[int], style: str = "unknown", bars: int = 8, tempo: float = 120.0,
                  time_signature: tuple[int, int] = (4, 4), controls: Mapping[str, Any] | None = None, n: int = 1,
                  sampling: SamplingConfig = SamplingConfig(), seed: int = 0, rules: MusicRules = MusicRules(),
-                 notes: int | None = None) -> list[Result]:
+                 notes: int | None = None, chords: str | None = None) -> list[Result]:
         """A new piece for ``programs`` (GM programs, -1: drums) in ``style``, ``bars`` long (or
-        ``notes`` notes long, ``bars`` then being a cap).
+        ``notes`` notes long, ``bars`` then being a cap). Its parts lean to a chord plan
+        (:mod:`~harmonixr.generation.harmony`): ``chords`` (``"Am F C G"``, a chord a bar,
+        repeated), else a progression of the key asked or of one drawn from ``seed``.
 
         ``controls``: keyword arguments of :func:`header_controls` (density, loudness, pitch_range;
         default: the tempo's control only). An asked density (notes per bar, all tracks) is also met:
@@ -342,19 +344,20 @@ class Generator:
         values = self.header_values(tempo, controls)
         density = (controls or {}).get("density")
 
-        # the chords its parts lean to: in the key asked, else in one drawn from the seed
-        chords = harmony.plan(piece.style, rules.key, np.random.default_rng(seed)) if PLAN_CHORDS else None
+        # the chords its parts lean to: those given, else a progression in the key asked or one drawn from the seed
+        plan = harmony.Plan(rules.key, harmony.parse_chords(chords)) if chords is not None else \
+            harmony.plan(piece.style, rules.key, np.random.default_rng(seed)) if PLAN_CHORDS else None
 
         def draw(count: int, seed: int) -> list[Result]:
             return self._extend(piece, piece.notes, (0, 0), bars, notes, count, sampling, seed, rules, "generate", 0,
                                 values, density=None if density is None or notes is not None else float(density),
-                                chords=chords)
+                                chords=plan)
 
         began = time.perf_counter()
         made = draw(n, seed) if rules.key is None else _in_key(draw, n, seed, rules.key)
-        if chords is not None:
+        if plan is not None:
             for take in made:
-                take.details["chords"] = chords.describe()
+                take.details["chords"] = plan.describe()
         loudness = (controls or {}).get("loudness")
         made = made if loudness is None else [replace(r, score=score_to_mean_velocity(r.score, float(loudness))) for r in made]
         return timed(made, began)
