@@ -716,8 +716,9 @@ def test_sampled_variations_differ_or_say_why_not(gen) -> None:
 
 def test_a_new_piece_leans_to_a_chord_plan_and_its_bass_to_the_roots(gen) -> None:
     """A new piece's parts lean to a progression in the key asked (a chord a bar, said in the
-    result), its bass to each bar's root: 32 bars of rock keep moving where the bass alone droned
-    on F#1 (70-90% of its notes from bar 4, benchmarks/long_pieces.py)."""
+    result), its bass to each bar's root: 32 bars of rock keep moving (measured: the bass on its
+    bar's root for 97% of its notes, its most played pitch half of the second 16 bars' notes),
+    where without the plan it droned (24% on the roots, 73% on one pitch)."""
     from harmonixr.generation import harmony
 
     key = Key.parse("E minor")
@@ -728,8 +729,8 @@ def test_a_new_piece_leans_to_a_chord_plan_and_its_bass_to_the_roots(gen) -> Non
     bass = next(t for t in result.score.tracks if t.program == 33 and not t.is_drum).notes
     on_root = [n.pitch % 12 == plan.chords[(n.time // bar) % len(plan.chords)][0] for n in bass]
     assert np.mean(on_root) > 0.6, np.mean(on_root)
-    pitches = Counter(n.pitch for n in bass if n.time >= 16 * bar)
-    assert max(pitches.values()) < 0.5 * sum(pitches.values()), pitches.most_common(3)
+    pitches = Counter(n.pitch for n in bass if n.time >= 16 * bar)  # Em-D-C-D: D is half of the roots
+    assert max(pitches.values()) <= 0.6 * sum(pitches.values()) and len({p % 12 for p in pitches}) >= 3, pitches
     assert harmony.triad(key, 2) == (7, 11, 2) and harmony.triad(Key.parse("C major"), 5) == (9, 0, 4)
 
 
