@@ -227,12 +227,13 @@ def test_a_new_piece_heard_in_another_key_is_drawn_again(gen, monkeypatch) -> No
 
     def takes() -> list:
         return [gen.generate([0], "pop", bars=4, tempo=100, sampling=SAMPLING, seed=seed,
-                             rules=MusicRules.in_key(key))[0] for seed in range(8, 13)]
+                             rules=MusicRules.in_key(key))[0] for seed in range(5)]
 
+    monkeypatch.setattr(modes, "PLAN_CHORDS", False)  # its chords say the key too: a miss is rarer (keys.py)
     monkeypatch.setattr(modes, "KEY_TRIES", 0)
     once = takes()
     heard = [estimate_key(r.score) for r in once]
-    assert key in heard and any(h != key for h in heard), heard  # these seeds hold both cases (with the chord plan)
+    assert key in heard and any(h != key for h in heard), heard  # these seeds hold both cases
     assert [r.notices() for r in once] == [[] if h == key else [f"heard in {h}, not the A minor asked"] for h in heard]
     monkeypatch.setattr(modes, "KEY_TRIES", 3)
     again = takes()
