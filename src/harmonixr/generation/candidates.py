@@ -103,6 +103,14 @@ class Candidate:
         return round(self.bits_per_note, 3)
 
 
+def distinct(candidates: list[Candidate]) -> list[Candidate]:
+    """``candidates`` in order, each set of notes once (the first): variations differ."""
+    firsts: dict[bytes, Candidate] = {}
+    for c in candidates:
+        firsts.setdefault(c.notes.tobytes(), c)
+    return list(firsts.values())
+
+
 def rank(pool: list[Candidate], source: str) -> list[Candidate]:
     """``pool`` in the order ``source`` keeps (see the module's text)."""
     if source == "piece":

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from harmonixr.generation import surroundings
-from harmonixr.generation.candidates import SOURCES, Candidate, fill_bits, piece_candidates, rank
+from harmonixr.generation.candidates import SOURCES, Candidate, distinct, fill_bits, piece_candidates, rank
 from harmonixr.generation.piece import GenerationError, Piece, Region, written
 from harmonixr.generation.requests import (
     FILL_SHARE,
@@ -91,8 +91,8 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
     # an added part is new in each half of a long region too: the bars the model wrote for it in the
     # first are no song to hold the second to (held to them, a bass added under a POP909 song droned
     # on one pitch from its second half on)
-    near = Surroundings(replace(piece, notes=piece.notes[~np.isin(piece.notes[:, TRACK], hole.tracks)])
-                        if mode == "add-track" else piece, hole, gen.vocab)
+    others = piece.notes[~np.isin(piece.notes[:, TRACK], hole.tracks)]  # the tracks the hole keeps
+    near = Surroundings(replace(piece, notes=others) if mode == "add-track" else piece, hole, gen.vocab)
     wanted = near.controls(controls)
     budget = fill_budget(gen, piece, hole, wanted)
     try:
@@ -126,8 +126,8 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
     if drums in playing and near.new_part(drums) and not held.kit and (kit := gen.new_kit(piece)) is not None:
         held = held._replace(kit=kit.sounds, leans=(*held.leans, (drums, kit.lean)))
     # a hole inside the song is played to its last bar; one to the song's end, as long as the tracks kept play
-    kept = piece.notes[~np.isin(piece.notes[:, TRACK], hole.tracks)] if hole.tracks else piece.notes[:0]
-    reach = (last_bar if end is not None else int(kept[:, BAR].max()) if len(kept) else 0) if required else 0
+    reach = (last_bar if end is not None else int(others[:, BAR].max()) if hole.tracks and len(others) else 0) \
+        if required else 0
     limits = Rules(playing or tuple(slots), piece.bar_positions(last_bar + 1), song_start(piece, start, end), last_bar,
                    last_pos, END, required=required, required_by=last_bar, min_bar=reach, track_velocities=velocities,
                    **{**held.rules(), "track_ranges": ranges + held.ranges, "track_onsets": onsets + held.onsets,
@@ -199,14 +199,6 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
              "alike": repeats,
              "missing_tracks": [piece.track_of(s) for s in required if s not in set(fill.notes[:, TRACK].tolist())]}))
     return timed(results, began)
-
-
-def distinct(candidates: list[Candidate]) -> list[Candidate]:
-    """``candidates`` in order, each set of notes once (the first)."""
-    firsts: dict[bytes, Candidate] = {}
-    for c in candidates:
-        firsts.setdefault(c.notes.tobytes(), c)
-    return list(firsts.values())
 
 
 def alike(fills: list[Candidate]) -> list[int]:
