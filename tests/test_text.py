@@ -24,7 +24,8 @@ def test_the_issue_prompt_sets_style_tempo_mode_density_instruments_and_a_track_
     ("happy", "mode", "major"), ("in f# minor", "key", Key(6, "minor")), ("in eb major", "mode", "major"),
     ("very sparse", "density", 2.0), ("busy", "density", 16.0), ("very quiet", "loudness", 35.0),
     ("loud", "loudness", 100.0), ("celtic", "style", "folk-celtic"), ("folk", "style", "folk-celtic"),
-    ("hiphop", "style", "hiphop"),
+    ("hiphop", "style", "hiphop"), ("chords am f c g", "chords", "Am F C G"),
+    ("jazz over dm7-g7-cmaj7, loud", "chords", "Dm7 G7 Cmaj7"), ("bb7 jazz", "chords", None),
 ])
 def test_each_word_sets_its_field(text: str, field: str, value: object) -> None:
     assert getattr(parse_prompt(text, STYLES), field) == value
@@ -44,6 +45,7 @@ def test_words_not_understood_are_reported_never_dropped() -> None:
     ("loud quiet drums", "two values of loudness: 'loud drums' and 'quiet drums'"),
     ("jazz rock", "two values of style"),
     ("zzz qqq", "no word the rules know"),
+    ("chords am f, chords c g", "two values of chords"),
 ])
 def test_contradictions_and_empty_prompts_are_refused_by_name(text: str, message: str) -> None:
     with pytest.raises(PromptError, match=message):
@@ -77,3 +79,10 @@ def test_a_mode_alone_keeps_the_piece_key_or_moves_to_its_relative() -> None:
     assert prompt_key(parse_prompt("sad", STYLES)) == Key(9, "minor")
     loud = set_track_loudness(score, parse_prompt("very loud piano", STYLES))
     assert sum(n.velocity for n in loud.tracks[0].notes) / 8 == pytest.approx(115, abs=1)
+
+
+def test_chord_symbols_run_to_the_first_word_that_is_not_one() -> None:
+    p = parse_prompt("pop piano, chords Am F C G and drums", STYLES)
+    assert p.chords == "Am F C G" and p.instruments == [0, -1] and p.unknown == []
+    assert ("chords am f c g", "chords Am-F-C-G") in p.uses
+    assert parse_prompt("jazz chords x y", STYLES).unknown == ["chords", "x", "y"]  # no symbol: no chords

@@ -294,8 +294,11 @@ def _write(console: Console, args: argparse.Namespace, results: list, before=Non
     parsed = getattr(args, "parsed", None)
     if parsed is not None:
         unused = [] if args.verb == "generate" else [
-            f"{what} (a new piece's)" for what, value in (("tempo", parsed.tempo), ("instruments", parsed.instruments))
+            f"{what} (a new piece's)" for what, value in (("tempo", parsed.tempo), ("instruments", parsed.instruments),
+                                                          ("chords", parsed.chords))
             if value]
+        if args.verb == "generate" and parsed.chords and args.chords:
+            unused.append("chords (--chords given)")
         if args.verb == "generate" and any("density" in v for v in parsed.per_instrument.values()):
             unused.append("an instrument's density (an infill's per-track control)")
         console.print(f"prompt: {parsed.summary()}" + (f"; not used by {args.verb}: {', '.join(unused)}" if unused else ""))
@@ -378,7 +381,8 @@ def run_generate(args: argparse.Namespace, console: Console) -> int:
     controls = {k: v for k, v in (("density", args.density), ("pitch_range", args.pitch_range),
                                   ("loudness", args.loudness)) if v is not None}
     results = gen.generate(list(args.instruments), args.style, args.bars, args.tempo, (int(numerator), int(denominator)),
-                           controls, args.variations, sampling, args.seed, rules, args.notes, args.chords)
+                           controls, args.variations, sampling, args.seed, rules, args.notes,
+                           args.chords or (args.parsed.chords if args.parsed is not None else None))
     if args.parsed is not None:
         from harmonixr.generation.text import set_track_loudness
 

@@ -21,6 +21,9 @@ The words, and what they set (the numbers are the controls' own units):
 - loudness (mean velocity): ``very quiet`` 35, ``quiet``/``soft``/``gentle`` 50, ``loud`` 100,
   ``very loud`` 115.
 - instruments: see :data:`INSTRUMENTS` (General MIDI programs; ``drums`` is -1).
+- chords (a new piece's, a chord a bar, repeated): ``chords`` or ``over`` followed by chord
+  symbols (``chords am f c g``, ``over dm7-g7-cmaj7``; :func:`~harmonixr.generation.harmony.parse_chords`),
+  up to the first word that is not one.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import Any
 from symusic import Score
 
 from harmonixr.errors import HarmonixrError
+from harmonixr.generation.harmony import name, parse_chords
 from harmonixr.generation.postprocess import Key, estimate_key, score_to_mean_velocity
 from harmonixr.tokens.prompt import TrackControls
 
@@ -49,6 +53,7 @@ INSTRUMENTS = {"piano": 0, "keys": 4, "electric piano": 4, "organ": 19, "guitar"
                "pad": 89, "drums": -1, "drum": -1, "percussion": -1}
 FILLER = {"a", "an", "the", "and", "with", "some", "of", "for", "piece", "song", "tune", "music", "track",
           "part", "in", "on", "very"}
+CHORD_WORDS = ("chords", "over")  # the chord symbols that follow are a new piece's chords
 PIECE_KINDS = ("density", "loudness")  # what a modifier sets, on the piece or on the instrument after it
 
 
@@ -69,6 +74,7 @@ class ParsedPrompt:
     loudness: float | None = None  # mean velocity, the whole piece
     instruments: list[int] = field(default_factory=list)  # GM programs in the order named; -1: drums
     per_instrument: dict[int, dict[str, float]] = field(default_factory=dict)  # program -> {density/loudness: value}
+    chords: str | None = None  # a new piece's chords, a chord a bar ("Am F C G")
     uses: list[tuple[str, str]] = field(default_factory=list)  # (words, what they set)
     unknown: list[str] = field(default_factory=list)  # words not understood
 
@@ -114,6 +120,8 @@ class _Reader:
         """The longest phrase at ``words[k]``: (its length in words, its kind, its value)."""
         if words[k] == "in" and (size := self._key(words[k + 1 : k + 3])):
             return 1 + size, "key", Key.parse(" ".join(words[k + 1 : k + 1 + size]))
+        if words[k] in CHORD_WORDS and (size := self._chords(words[k + 1 :])):
+            return 1 + size, "chords", " ".join(name(c) for c in parse_chords(" ".join(words[k + 1 : k + 1 + size])))
         if k + 1 < len(words) and re.fullmatch(r"\d+(\.\d+)?", words[k]) and words[k + 1] == "bpm":
             return 2, "tempo", float(words[k])
         for size in (3, 2, 1):
@@ -159,6 +167,8 @@ class _Reader:
                 self.set("mode", value.mode, phrase, f"mode {value.mode}")
             elif kind == "tempo":
                 self.set("tempo", value, phrase, f"tempo {value:g} bpm")
+            elif kind == "chords":
+                self.set("chords", value, phrase, f"chords {value.replace(' ', '-')}")
             else:  # mode, style
                 self.set(kind, value, phrase, f"{kind} {value}")
         self._flush(pending)
@@ -166,6 +176,18 @@ class _Reader:
             raise PromptError(f"the prompt {self.out.text!r}: no word the rules know "
                               f"(not understood: {', '.join(self.out.unknown)}); see harmonixr.generation.text")
         return self.out
+
+    @staticmethod
+    def _chords(words: list[str]) -> int:
+        """How many of ``words``, from the first, are chord symbols."""
+        size = 0
+        while size < len(words) and words[size] not in ",;.":
+            try:
+                parse_chords(words[size])
+            except HarmonixrError:
+                break
+            size += 1
+        return size
 
     def _key(self, words: list[str]) -> int:
         """How many of ``words`` name a key (``a minor``: 2, ``eb``: 1), 0 if they do not."""

@@ -475,7 +475,8 @@ class Studio:
                           loudness=parsed.loudness if parsed.loudness is not None else new.loudness)
             request = replace(request, new=new)
         made = self.gen.generate(list(new.instruments), new.style, request.bars, new.tempo, new.time_signature,
-                                 self._controls(request), knobs.variations, sampling, knobs.seed, rules)
+                                 self._controls(request), knobs.variations, sampling, knobs.seed, rules,
+                                 chords=parsed.chords if parsed is not None else None)
         return made if parsed is None else [replace(r, score=set_track_loudness(r.score, parsed)) for r in made]
 
     # -- choosing ----------------------------------------------------------------------------
