@@ -100,8 +100,8 @@ def plan(style: str, key: Key | None, rng: np.random.Generator) -> Plan:
 
 def plan_leans(chords: tuple[tuple[int, ...], ...], bar_starts: np.ndarray, bass: bool) -> TimeLeans:
     """``Rules.time_leans`` of a plan over the bars that start at grid steps ``bar_starts`` (and end
-    at the next): :data:`CHORD_LEAN` on each chord tone, and with ``bass``, ``BASS_ROOT_LEAN`` on the
-    root (``Rules.bass_leans``; then the chord tones are the other tracks' own)."""
+    at the next): :data:`CHORD_LEAN` on each chord tone; with ``bass``, ``BASS_ROOT_LEAN`` on the
+    root alone (``Rules.bass_leans``, which a bass's notes take on top of the chord tones')."""
     out = []
     for bar in range(len(bar_starts) - 1):
         chord = chords[bar % len(chords)]

@@ -167,10 +167,8 @@ class NoteGrammar:
             if slot in rules.tracks:
                 leans[slot] = leans.get(slot, np.zeros(128)) + np.asarray(nats, dtype=np.float64)
         self.pitch_lean = {slot: self._stored(nats, PITCH) for slot, nats in leans.items()}
-        self.time_leans = {step: self._stored(np.asarray(nats, dtype=np.float64)[pitches % 12], PITCH)
-                           for step, nats in rules.time_leans}
-        self.bass_leans = {step: self._stored(np.asarray(nats, dtype=np.float64)[pitches % 12], PITCH)
-                           for step, nats in rules.bass_leans} if rules.bass_slots else {}
+        self.time_leans = self._step_leans(rules.time_leans)
+        self.bass_leans = self._step_leans(rules.bass_leans) if rules.bass_slots else {}
         self.tracks = sorted(int(s) for s in rules.tracks)  # ints: the masks look them up at every note
         self.types = np.zeros(sizes[TYPE], dtype=bool)
         self.types[[NOTE, rules.end_type]] = True
@@ -223,6 +221,17 @@ class NoteGrammar:
             leans += [self.time_leans.get(step), self.bass_leans.get(step) if slot in self.rules.bass_slots else None]
         present = [lean for lean in leans if lean is not None]
         return None if not present else present[0] if len(present) == 1 else np.sum(present, axis=0)
+
+    def _step_leans(self, leans: tuple[tuple[int, tuple[float, ...]], ...]) -> dict[int, np.ndarray]:
+        """(grid step, 12 nats) rows as stored pitch leans by step, each distinct row made once (a
+        chord plan repeats one row through each bar)."""
+        made: dict[tuple[float, ...], np.ndarray] = {}
+        out = {}
+        for step, nats in leans:
+            if nats not in made:
+                made[nats] = self._stored(np.asarray(nats, dtype=np.float64)[np.arange(128) % 12], PITCH)
+            out[step] = made[nats]
+        return out
 
     def _stored(self, values: np.ndarray, k: int) -> np.ndarray:
         """A mask over field ``k``'s stored values from one over its 0-based values."""
