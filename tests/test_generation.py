@@ -781,6 +781,17 @@ def test_a_part_added_over_a_whole_long_song_plays_to_its_end(gen) -> None:
     assert max(Counter(second).values()) < 0.6 * len(second), Counter(second).most_common(3)
 
 
+def test_a_track_rewritten_whole_is_written(gen) -> None:
+    """The alto of the demo chorale rewritten from its first bar to its last: nothing of it plays
+    around the region, which read as a track silent there (0 notes written, exit 1); its own part
+    now says how much it plays."""
+    piece = gen.piece(example_score("chorale"), "chorale")
+    alto = piece.original.tracks[1].notes
+    for source in ("sampled", "piece"):
+        made = gen.infill(piece, Region((0, 0), None, (1,)), 1, SAMPLING, seed=0, source=source)[0]
+        assert made.finished and 0.5 * len(alto) <= len(made.score.tracks[1].notes) <= 2 * len(alto), source
+
+
 @pytest.mark.slow
 def test_demo_writes_midi_png_and_wav(tmp_path) -> None:
     out = tmp_path / "out"

@@ -70,9 +70,10 @@ if TYPE_CHECKING:  # the generator calls this module
 def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
                   sampling: SamplingConfig = SamplingConfig(), seed: int = 0, rules: MusicRules = MusicRules(),
                   mode: str = "infill", controls: Mapping[int, TrackControls] | None = None,
-                  source: str = "piece") -> list[Result]:
+                  source: str = "piece", written_from: tuple[int, int] | None = None) -> list[Result]:
     """:meth:`Generator.infill <harmonixr.generation.modes.Generator.infill>`: its docstring says
-    what each argument asks."""
+    what each argument asks. ``written_from``: in a later half of a long region, where the region
+    began: the hole's tracks from there on are the model's own notes, not the song's."""
     if source not in SOURCES:
         raise GenerationError(f"source {source!r}: one of {', '.join(SOURCES)}")
     began = time.perf_counter()
@@ -88,11 +89,13 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
     if end is not None and end[0] >= piece.bars:
         end = None  # to the end of the piece
     hole = Hole(start, end, tuple(sorted(slots)) if region.tracks else ())
-    # an added part is new in each half of a long region too: the bars the model wrote for it in the
-    # first are no song to hold the second to (held to them, a bass added under a POP909 song droned
-    # on one pitch from its second half on)
     others = piece.notes[~np.isin(piece.notes[:, TRACK], hole.tracks)]  # the tracks the hole keeps
-    near = Surroundings(replace(piece, notes=others) if mode == "add-track" else piece, hole, gen.vocab)
+    # the notes a later half of a long region wrote are no song to hold it to: held to them, a
+    # bass added under a POP909 song, or a part rewritten over a whole song, droned on one pitch
+    own = np.isin(piece.notes[:, TRACK], hole.tracks) & \
+        (time_key(piece.notes[:, BAR], piece.notes[:, POS], gen.vocab) >= time_key(*written_from, gen.vocab)) \
+        if written_from is not None else np.zeros(len(piece.notes), dtype=bool)
+    near = Surroundings(replace(piece, notes=piece.notes[~own]), hole, gen.vocab)
     wanted = near.controls(controls)
     budget = fill_budget(gen, piece, hole, wanted)
     try:
@@ -100,7 +103,7 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
     except RegionTooLong:
         if len(hole.bars(piece.bars - 1)) < 2:
             raise
-        return timed(infill_in_parts(gen, piece, region, n, sampling, seed, rules, mode, controls, source),
+        return timed(infill_in_parts(gen, piece, region, n, sampling, seed, rules, mode, controls, source, written_from),
                       began)
     last_bar, last_pos = (piece.bars - 1, 0) if end is None else (end[0] - (end[1] == 0), end[1])
     # nothing dropped silently: a track that plays around the hole (and is not told to be silent) plays in it
@@ -298,19 +301,22 @@ def context_controls(vocab: NoteVocab, piece: Piece, hole: Hole) -> tuple[int, .
 
 def infill_in_parts(gen: Generator, piece: Piece, region: Region, n: int, sampling: SamplingConfig, seed: int,
                      rules: MusicRules, mode: str, controls: Mapping[int, TrackControls] | None,
-                     source: str) -> list[Result]:
+                     source: str, written_from: tuple[int, int] | None = None) -> list[Result]:
     """A region too long for one context: its first half (``n`` variations of it, as one region's
     are: the song's spans best first, then sampled fills), then each variation's second half with
     its first half's new notes as context."""
     last = region.end[0] - (region.end[1] == 0) if region.end is not None else piece.bars - 1
     mid = ((region.start[0] + last + 1) // 2, 0)
     results = []
-    firsts = infill_region(gen, piece, replace(region, end=mid), n, sampling, seed, rules, mode, controls, source)
+    firsts = infill_region(gen, piece, replace(region, end=mid), n, sampling, seed, rules, mode, controls, source,
+                           written_from)
     for k, first in enumerate(firsts):
         rest = Piece.from_score(first.score, gen.vocab, piece.style)
         # a new part's second half is the model's too: the first half's own bars are no song to copy
         second = infill_region(gen, rest, replace(region, start=mid), 1, sampling, seed + k + 7919, rules, mode,
-                               played_on(rest, region, mid, controls), "sampled" if mode == "add-track" else source)[0]
+                               played_on(rest, region, mid, controls) if mode == "add-track" else controls,
+                               "sampled" if mode == "add-track" else source,
+                               written_from or region.start)[0]
         results.append(Result(second.score, first.start_tick, second.end_tick,
                               tuple(sorted({*first.tracks, *second.tracks})), first.notes + second.notes,
                               first.positions + second.positions, first.finished and second.finished, 0.0, mode,
@@ -320,11 +326,10 @@ def infill_in_parts(gen: Generator, piece: Piece, region: Region, n: int, sampli
 
 def played_on(piece: Piece, region: Region, mid: tuple[int, int],
               controls: Mapping[int, TrackControls] | None) -> Mapping[int, TrackControls] | None:
-    """The controls of a long region's second half: where the region rewrites some tracks (a part
-    added over a whole song), each plays on at the density and chord size it played in the first
-    half (in ``piece``, the first half written), unless ``controls`` asks otherwise. Measured around
-    the second half instead, a part that the first half wrote up to its end would count as playing
-    on one side only, at half its pace: a bass added under a 145-bar POP909 song stopped in bar 68."""
+    """The controls of a long region's second half where the region adds a part (over a whole
+    song): it plays on at the density and chord size it played in the first half (in ``piece``, the
+    first half written), unless ``controls`` asks otherwise. Without them, a bass added under a
+    145-bar POP909 song stopped in bar 68."""
     if not region.tracks:
         return controls
     out = dict(controls or {})

@@ -218,6 +218,9 @@ class Surroundings:
         for slot in self.hole.tracks or tuple(piece.slots):
             if not (piece.notes[:, TRACK] == slot).any():
                 measured = TrackControls()
+            elif self.rewritten_whole(slot):  # its part as the song has it, rewritten: as dense, as loud
+                mine = piece.notes[piece.notes[:, TRACK] == slot]
+                measured = measure_controls(mine, self.last_bar - self.first_bar + 1, self.vocab)
             else:
                 measured = measure_controls(self.of(slot), max(self.bars_before + self.bars_after, 1), self.vocab)
             user = (given or {}).get(piece.track_of(slot)) if slot in piece.slots else None
@@ -243,7 +246,13 @@ class Surroundings:
         that play next to the hole play in it, 0-33% of those whose nearest note is further off
         (``benchmarks/inferred_controls.py --one-side``)."""
         return self.both_sides(slot, controls) or (self.held_to(slot, controls) and self.next_to(slot)) \
-            or (self.new_part(slot) and controls.density != 0)
+            or ((self.new_part(slot) or self.rewritten_whole(slot)) and controls.density != 0)
+
+    def rewritten_whole(self, slot: int) -> bool:
+        """Whether ``slot`` plays only inside the hole: its whole part is rewritten (nothing of it
+        around the hole says whether it plays; it was silenced, 0 notes written)."""
+        mine = self.piece.notes[self.piece.notes[:, TRACK] == slot]
+        return bool(len(mine)) and bool(Hole(self.hole.start, self.hole.end).in_span(mine, self.vocab).all())
 
     def new_part(self, slot: int) -> bool:
         """Whether ``slot`` is held as a new part: it has no note anywhere in the piece (a part
