@@ -135,6 +135,7 @@ def test_the_prompt_and_the_per_track_controls_from_the_page(page, tmp_path) -> 
         page.keyboard.press("Control+a")
         page.keyboard.type(value)
         page.keyboard.press("Enter")
+    wait_text(page, "#controls", "100-120")  # the edits are in the table before the request is sent
     page.fill("#prompt textarea", "very loud")
     page.fill("#variations input[type=number]", "1")
     page.locator("#variations input[type=number]").press("Enter")
