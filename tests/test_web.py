@@ -120,6 +120,25 @@ def test_infill_hear_download_choose_keep_undo(page, server, tmp_path) -> None:
     wait_text(page, "#result-text", "seed 2;")
 
 
+def edit_cell(page, cell: str, value: str, tries: int = 5) -> None:  # noqa: ANN001 - a Playwright page
+    """Type ``value`` into a table ``cell``, again until the cell shows it: in a full test run on 2
+    busy cores an edit made while the table was still settling was lost, 2 runs in 7."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(tries):
+        page.locator(cell).dblclick()
+        page.keyboard.press("Control+a")
+        page.keyboard.type(value)
+        page.keyboard.press("Enter")
+        try:
+            page.wait_for_function("([s, t]) => (document.querySelector(s)?.innerText || '').split('\\n')[0].trim() === t",
+                                   arg=[cell, value], timeout=10_000)
+            return
+        except PlaywrightTimeout:
+            continue
+    raise AssertionError(f"{cell} never showed {value!r}: {page.locator(cell).inner_text()!r}")
+
+
 def test_the_prompt_and_the_per_track_controls_from_the_page(page, tmp_path) -> None:
     """The controls table shows each track's inferred values for the region; a track set to 0 notes
     stays silent, the prompt's reading is shown, and a contradictory prompt is refused by name."""
@@ -131,11 +150,7 @@ def test_the_prompt_and_the_per_track_controls_from_the_page(page, tmp_path) -> 
     table = page.inner_text("#controls")
     assert all(name in table for name in ("Soprano", "Alto", "Tenor", "Bass")) and "kept" in table  # the rhythms
     for cell, value in (("cell-1-2", "0"), ("cell-0-4", "100-120")):  # track 2: 0 notes; track 1: velocities
-        page.locator(f"#controls [data-testid='{cell}']").dblclick()
-        page.keyboard.press("Control+a")
-        page.keyboard.type(value)
-        page.keyboard.press("Enter")
-    wait_text(page, "#controls", "100-120")  # the edits are in the table before the request is sent
+        edit_cell(page, f"#controls [data-testid='{cell}']", value)
     page.fill("#prompt textarea", "very loud")
     page.fill("#variations input[type=number]", "1")
     page.locator("#variations input[type=number]").press("Enter")
