@@ -2,9 +2,9 @@
 
 Each track of up to ``--pieces`` test pieces of ``--source`` (whole songs, longer than one context,
 so written in halves) is rewritten from its first bar to the end (``infill --tracks N``, sampled,
-one variation). Per track, in the song's second half: its notes against the original's, and the
-share of them on its most played pitch against the original's (a drone: near 1); the last row
-averages them.
+one variation). Per track: its notes in each half of the song against the original's, and in the
+second half the share of them on its most played pitch against the original's (a drone: near 1);
+the last row averages the shares.
 
     python benchmarks/whole_tracks.py --pieces 4
 """
@@ -23,9 +23,9 @@ from harmonixr.generation.modes import Generator
 from harmonixr.generation.piece import Region
 
 
-def second_half(notes: list, half: int) -> tuple[int, float]:
-    """(notes from tick ``half`` on, their most played pitch's share; NaN for none)."""
-    pitches = [n.pitch for n in notes if n.time >= half]
+def half_of(notes: list, half: int, second: bool = True) -> tuple[int, float]:
+    """(notes from tick ``half`` on, or before it, their most played pitch's share; NaN for none)."""
+    pitches = [n.pitch for n in notes if (n.time >= half) == second]
     return len(pitches), float(np.bincount(pitches).max() / len(pitches)) if pitches else float("nan")
 
 
@@ -41,7 +41,8 @@ def main() -> None:
     rows = [row for _, row in Corpus([args.data]).rows("test") if row["source"] == args.source][: args.pieces]
     table = Table(title=f"each track of {len(rows)} {args.source} test songs rewritten over the whole song: its "
                         "second half")
-    for column in ("song", "track", "bars", "notes: original -> rewritten", "most played pitch's share: original -> rewritten"):
+    for column in ("song", "track", "bars", "first half's notes: original -> rewritten", "second half's notes",
+                   "most played pitch's share: original -> rewritten"):
         table.add_column(column, justify="left" if column == "song" else "right")
     shares = []
     for row in rows:
@@ -49,11 +50,14 @@ def main() -> None:
         half = piece.tick(piece.bars // 2)
         for track in range(len(piece.original.tracks)):
             made = gen.infill(piece, Region((0, 0), None, (track,)), 1, SAMPLING, args.seed, source="sampled")[0]
-            was, now = second_half(piece.original.tracks[track].notes, half), second_half(made.score.tracks[track].notes, half)
+            old, new = piece.original.tracks[track].notes, made.score.tracks[track].notes
+            was, now = half_of(old, half), half_of(new, half)
+            first = f"{half_of(old, half, False)[0]} -> {half_of(new, half, False)[0]}"
             shares.append((was[1], now[1]))
-            table.add_row(row["title"], str(track + 1), str(piece.bars), f"{was[0]} -> {now[0]}", f"{was[1]:.2f} -> {now[1]:.2f}")
+            table.add_row(row["title"], str(track + 1), str(piece.bars), first, f"{was[0]} -> {now[0]}",
+                          f"{was[1]:.2f} -> {now[1]:.2f}")
     mean = np.nanmean(np.array(shares), axis=0)
-    table.add_row("mean", "", "", "", f"{mean[0]:.2f} -> {mean[1]:.2f}")
+    table.add_row("mean", "", "", "", "", f"{mean[0]:.2f} -> {mean[1]:.2f}")
     Console(width=160).print(table)
 
 

@@ -4,6 +4,7 @@ original's exactly, what is inside is new and stays inside, constraints hold, se
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -754,24 +755,32 @@ def test_chords_given_are_what_a_new_piece_plays(gen) -> None:
     assert np.mean(tones) > 0.75 and np.mean(roots) > 0.8, (np.mean(tones), np.mean(roots))
 
 
-def test_a_part_added_over_a_whole_long_song_plays_to_its_end(gen) -> None:
-    """48 bars of a piano and a flute hold more notes than one context: a bass added over the whole
-    song is written in halves, and each half holds it as the new part it is (it stopped halfway,
-    cut at the note budget, or droned on one pitch when held to its own first half)."""
+LONG_SONG_ROOTS = (48, 53, 55, 48, 45, 50, 55, 48)
+
+
+def long_song(parts: Sequence[Track] = ()) -> Score:
+    """48 bars of a piano and a flute (C F G C Am Dm G C, a bar each), then ``parts``: more notes
+    than one context holds."""
     from symusic import Note, Tempo, TimeSignature
 
     score = Score(480)
     score.tempos.append(Tempo(0, 100.0))
     score.time_signatures.append(TimeSignature(0, 4, 4))
     piano, flute = Track("Piano", 0, False), Track("Flute", 73, False)
-    roots = [48, 53, 55, 48, 45, 50, 55, 48]  # C F G C Am Dm G C, a bar each
     for bar in range(48):
-        root = roots[bar % 8]
+        root = LONG_SONG_ROOTS[bar % 8]
         for eighth in range(8):
             piano.notes.extend(Note(bar * 1920 + eighth * 240, 240, p, 70) for p in (root + 12, root + 16, root + 19))
         flute.notes.extend(Note((bar * 4 + k) * 480, 960, root + 24 + (k % 3) * 2, 90) for k in (0, 2))
-    score.tracks.extend([piano, flute])
-    piece = gen.piece(score, "pop")
+    score.tracks.extend([piano, flute, *parts])
+    return score
+
+
+def test_a_part_added_over_a_whole_long_song_plays_to_its_end(gen) -> None:
+    """A bass added over the whole of a long song is written in halves, and each half holds it as
+    the new part it is (it stopped halfway, cut at the note budget, or droned on one pitch when
+    held to its own first half)."""
+    piece = gen.piece(long_song(), "pop")
     assert len(piece.notes) > gen.max_len  # more than one context holds
     result = gen.add_track(piece, 33, None, "Bass", n=1, sampling=SAMPLING, seed=0)[0]
     bass = result.score.tracks[-1].notes
@@ -779,6 +788,22 @@ def test_a_part_added_over_a_whole_long_song_plays_to_its_end(gen) -> None:
     assert result.finished and bars == set(range(48)), sorted(set(range(48)) - bars)
     second = [n.pitch for n in bass if n.time >= 24 * 1920]
     assert max(Counter(second).values()) < 0.6 * len(second), Counter(second).most_common(3)
+
+
+def test_a_sparse_part_rewritten_over_a_whole_long_song_keeps_its_pace(gen) -> None:
+    """Strings playing in 8 of the song's 48 bars, rewritten over the whole song (in halves): each
+    half plays about as much as the part did there. The first half read the strings as silent
+    around it (0 notes), the second as a new part free to play (144-221 notes for seeds 0-2)."""
+    from symusic import Note
+
+    strings = Track("Strings", 48, False)
+    for bar in (*range(8, 12), *range(32, 36)):
+        strings.notes.extend(Note(bar * 1920 + half * 960, 960, LONG_SONG_ROOTS[bar % 8] + 19, 80) for half in (0, 1))
+    piece = gen.piece(long_song([strings]), "pop")
+    made = gen.infill(piece, Region((0, 0), None, (2,)), 1, SAMPLING, seed=0, source="sampled")[0]
+    for half in (0, 1):
+        notes = [n for n in made.score.tracks[2].notes if (n.time >= 24 * 1920) == bool(half)]
+        assert 4 <= len(notes) <= 16, (half, len(notes))  # 8 there in the song
 
 
 def test_a_track_rewritten_whole_is_written(gen) -> None:

@@ -248,6 +248,20 @@ def test_the_last_bar_rule_moves_the_mass_past_the_region_to_the_end() -> None:
     assert merged[5] == pytest.approx(0.06 + 0.9 * 0.4999, rel=1e-3)
 
 
+@pytest.mark.parametrize("bar", [0, 3, 6])
+def test_every_bar_offered_has_a_position_while_a_sparse_track_is_ahead_of_its_pace(vocab: NoteVocab, bar: int) -> None:
+    """A track at most 8 onsets over 40 bars with 2 already, its last onset's chord free to grow:
+    the bars before its pace lets a new onset come hold no position, so they are not offered (they
+    were, and the sampler drew a position from an empty mask: a POP909 bridge rewritten whole)."""
+    grammar = NoteGrammar(vocab, Rules((1,), BAR_POSITIONS, (0, 0), 39, 0, EOS, track_onsets=((1, 2, 8),),
+                                       track_chords=((1, 2),)))
+    state = NoteState(bar, 5, 1, 60, 2, frozenset({1}), 1, onsets={1: 2}, last={1: bar * 48 + 5})
+    offered = [bar + d - 1 for d in np.nonzero(grammar.open_bars(state))[0]]
+    assert offered[0] == bar  # the chord may grow
+    assert all(grammar.positions(state, b).any() for b in offered)
+    assert offered[1] > bar + 1  # a new onset waits for its pace
+
+
 def test_the_tonic_lean_weighs_melodic_pitches_only(vocab: NoteVocab) -> None:
     """Rules.tonic (root first) adds ROOT_LEAN nats to the stored pitch values of its root's pitch
     class and CHORD_LEAN to the others' on melodic tracks (stored value = pitch + 1), nothing on

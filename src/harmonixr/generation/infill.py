@@ -70,10 +70,11 @@ if TYPE_CHECKING:  # the generator calls this module
 def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
                   sampling: SamplingConfig = SamplingConfig(), seed: int = 0, rules: MusicRules = MusicRules(),
                   mode: str = "infill", controls: Mapping[int, TrackControls] | None = None,
-                  source: str = "piece", written_from: tuple[int, int] | None = None) -> list[Result]:
+                  source: str = "piece", whole: Region | None = None) -> list[Result]:
     """:meth:`Generator.infill <harmonixr.generation.modes.Generator.infill>`: its docstring says
-    what each argument asks. ``written_from``: in a later half of a long region, where the region
-    began: the hole's tracks from there on are the model's own notes, not the song's."""
+    what each argument asks. ``whole``: where ``region`` is a half of a region too long for one
+    context, that region (the hole's tracks from its start to ``region``'s are the model's own
+    notes, not the song's)."""
     if source not in SOURCES:
         raise GenerationError(f"source {source!r}: one of {', '.join(SOURCES)}")
     began = time.perf_counter()
@@ -90,12 +91,14 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
         end = None  # to the end of the piece
     hole = Hole(start, end, tuple(sorted(slots)) if region.tracks else ())
     others = piece.notes[~np.isin(piece.notes[:, TRACK], hole.tracks)]  # the tracks the hole keeps
-    # the notes a later half of a long region wrote are no song to hold it to: held to them, a
-    # bass added under a POP909 song, or a part rewritten over a whole song, droned on one pitch
-    own = np.isin(piece.notes[:, TRACK], hole.tracks) & \
-        (time_key(piece.notes[:, BAR], piece.notes[:, POS], gen.vocab) >= time_key(*written_from, gen.vocab)) \
-        if written_from is not None else np.zeros(len(piece.notes), dtype=bool)
-    near = Surroundings(replace(piece, notes=piece.notes[~own]), hole, gen.vocab)
+    # the notes the halves before this one wrote are no song to hold it to: held to them, a bass
+    # added under a POP909 song, or a part rewritten over a whole song, droned on one pitch. The
+    # song's own notes of a track rewritten here stay: its part as the song has it (a sparse bridge
+    # rewritten read as a new part, free to play: 27-126 notes came back as 413-454)
+    whole = whole or region
+    own = np.isin(piece.notes[:, TRACK], hole.tracks) & Hole(whole.start, start).in_span(piece.notes, gen.vocab)
+    near = Surroundings(replace(piece, notes=piece.notes[~own]), hole, gen.vocab,
+                        Hole(whole.start, whole.end if whole.end is None or whole.end[0] < piece.bars else None))
     wanted = near.controls(controls)
     budget = fill_budget(gen, piece, hole, wanted)
     try:
@@ -103,7 +106,7 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
     except RegionTooLong:
         if len(hole.bars(piece.bars - 1)) < 2:
             raise
-        return timed(infill_in_parts(gen, piece, region, n, sampling, seed, rules, mode, controls, source, written_from),
+        return timed(infill_in_parts(gen, piece, region, n, sampling, seed, rules, mode, controls, source, whole),
                       began)
     last_bar, last_pos = (piece.bars - 1, 0) if end is None else (end[0] - (end[1] == 0), end[1])
     # nothing dropped silently: a track that plays around the hole (and is not told to be silent) plays in it
@@ -301,7 +304,7 @@ def context_controls(vocab: NoteVocab, piece: Piece, hole: Hole) -> tuple[int, .
 
 def infill_in_parts(gen: Generator, piece: Piece, region: Region, n: int, sampling: SamplingConfig, seed: int,
                      rules: MusicRules, mode: str, controls: Mapping[int, TrackControls] | None,
-                     source: str, written_from: tuple[int, int] | None = None) -> list[Result]:
+                     source: str, whole: Region | None = None) -> list[Result]:
     """A region too long for one context: its first half (``n`` variations of it, as one region's
     are: the song's spans best first, then sampled fills), then each variation's second half with
     its first half's new notes as context."""
@@ -309,14 +312,14 @@ def infill_in_parts(gen: Generator, piece: Piece, region: Region, n: int, sampli
     mid = ((region.start[0] + last + 1) // 2, 0)
     results = []
     firsts = infill_region(gen, piece, replace(region, end=mid), n, sampling, seed, rules, mode, controls, source,
-                           written_from)
+                           whole or region)
     for k, first in enumerate(firsts):
         rest = Piece.from_score(first.score, gen.vocab, piece.style)
         # a new part's second half is the model's too: the first half's own bars are no song to copy
         second = infill_region(gen, rest, replace(region, start=mid), 1, sampling, seed + k + 7919, rules, mode,
                                played_on(rest, region, mid, controls) if mode == "add-track" else controls,
                                "sampled" if mode == "add-track" else source,
-                               written_from or region.start)[0]
+                               whole or region)[0]
         results.append(Result(second.score, first.start_tick, second.end_tick,
                               tuple(sorted({*first.tracks, *second.tracks})), first.notes + second.notes,
                               first.positions + second.positions, first.finished and second.finished, 0.0, mode,

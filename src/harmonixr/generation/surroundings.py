@@ -16,6 +16,9 @@ caller asked (:meth:`Surroundings.held`):
   (raised by :data:`ONE_SIDE_TOLERANCE`); it must play when it plays in a bar next to the hole
   (:meth:`Surroundings.must_play`), else it may stay silent;
 - a track silent on both sides stays silent (a mask of the grammar, set by the caller);
+- a track **rewritten whole** (all its notes lie in the region: ``infill --tracks N`` over the
+  whole song) keeps its own part's density there (within :data:`INFERRED_TOLERANCE`) and must
+  play where its part plays;
 - a **new part** (a track with no note in the piece: ``add-track``) must play, to the hole's last
   bar, at the positions in a bar where the song's other tracks start notes around the hole, and
   within the pitches its GM program's parts play in the training data;
@@ -50,6 +53,7 @@ ANY_PITCH = (0, 127)  # the pitch range of rules that ask for none
 CONTEXT_BARS = 4  # bars on each side of a hole that its controls are inferred from
 DENSITY_TOLERANCE = 0.15  # an asked density is met within this share of its onsets, either way
 INFERRED_TOLERANCE = 0.5  # a sampled fill keeps a density inferred from around the hole within this share
+WHOLE_TOLERANCE = 0.25  # a track rewritten whole keeps its part's density there within this share
 ONE_SIDE_TOLERANCE = 0.75  # a track on one side of a hole plays at most this share above its density there
 # Nats per nat of a held track's pitch-class (drums: pitch) log-frequency around the hole added to
 # its pitch logits. On the validation split (212 holes of 2 bars, 3 sampled fills each) 0, 0.25,
@@ -180,10 +184,12 @@ class Kit(NamedTuple):
 
 class Surroundings:
     """The ``CONTEXT_BARS`` bars on each side of ``hole`` in ``piece`` (the hole's own span left
-    out), read once."""
+    out), read once. ``region``: the whole region's span where the hole is a part of a region too
+    long for one context (default: the hole's)."""
 
-    def __init__(self, piece: Piece, hole: Hole, vocab: NoteVocab) -> None:
+    def __init__(self, piece: Piece, hole: Hole, vocab: NoteVocab, region: Hole | None = None) -> None:
         self.piece, self.hole, self.vocab = piece, hole, vocab
+        self.region = Hole(hole.start, hole.end) if region is None else Hole(region.start, region.end)
         hole_bars = hole.bars(max(piece.bars - 1, hole.start[0]))  # (a continuation may start past the end)
         self.first_bar, self.last_bar = hole_bars[0], hole_bars[-1]
         span = Hole((max(self.first_bar - CONTEXT_BARS, 0), 0),
@@ -193,10 +199,16 @@ class Surroundings:
         self.bars_before = self.first_bar - max(self.first_bar - CONTEXT_BARS, 0)
         self.bars_after = 0 if hole.end is None else min(CONTEXT_BARS, max(piece.bars - self.last_bar - 1, 0))
         self._sides: dict[int, tuple[bool, bool]] = {}
+        self._whole: dict[int, bool] = {}
 
     def of(self, slot: int) -> np.ndarray:
-        """The notes ``slot`` plays around the hole."""
-        return self.notes[self.notes[:, TRACK] == slot]
+        """The notes ``slot`` plays around the hole; a track rewritten whole, silent there: its part
+        in the hole (the song's, that a fill rewrites)."""
+        mine = self.notes[self.notes[:, TRACK] == slot]
+        if not len(mine) and self.rewritten_whole(slot):
+            mine = self.piece.notes[self.piece.notes[:, TRACK] == slot]
+            return mine[Hole(self.hole.start, self.hole.end).in_span(mine, self.vocab)]
+        return mine
 
     def sides(self, slot: int) -> tuple[bool, bool]:
         """Whether ``slot`` has notes in the bars just before the hole, and just after it (a hole
@@ -218,8 +230,9 @@ class Surroundings:
         for slot in self.hole.tracks or tuple(piece.slots):
             if not (piece.notes[:, TRACK] == slot).any():
                 measured = TrackControls()
-            elif self.rewritten_whole(slot):  # its part as the song has it, rewritten: as dense, as loud
+            elif self.rewritten_whole(slot):  # its part as the song has it here, rewritten: as dense, as loud
                 mine = piece.notes[piece.notes[:, TRACK] == slot]
+                mine = mine[Hole(self.hole.start, self.hole.end).in_span(mine, self.vocab)]
                 measured = measure_controls(mine, self.last_bar - self.first_bar + 1, self.vocab)
             else:
                 measured = measure_controls(self.of(slot), max(self.bars_before + self.bars_after, 1), self.vocab)
@@ -249,10 +262,14 @@ class Surroundings:
             or ((self.new_part(slot) or self.rewritten_whole(slot)) and controls.density != 0)
 
     def rewritten_whole(self, slot: int) -> bool:
-        """Whether ``slot`` plays only inside the hole: its whole part is rewritten (nothing of it
-        around the hole says whether it plays; it was silenced, 0 notes written)."""
-        mine = self.piece.notes[self.piece.notes[:, TRACK] == slot]
-        return bool(len(mine)) and bool(Hole(self.hole.start, self.hole.end).in_span(mine, self.vocab).all())
+        """Whether ``slot`` plays only inside the region: its whole part is rewritten (nothing of it
+        around the hole says whether it plays; it was silenced, 0 notes written), and it keeps the
+        pace its part has in the hole (its notes just past a first half's end are rewritten too: a
+        sparse bridge silent there was silenced in the whole first half of the song)."""
+        if slot not in self._whole:
+            mine = self.piece.notes[self.piece.notes[:, TRACK] == slot]
+            self._whole[slot] = bool(len(mine)) and bool(self.region.in_span(mine, self.vocab).all())
+        return self._whole[slot]
 
     def new_part(self, slot: int) -> bool:
         """Whether ``slot`` is held as a new part: it has no note anywhere in the piece (a part
@@ -294,10 +311,12 @@ class Surroundings:
         unless a pitch range or a chord is asked of it)."""
         both = [s for s, c in wanted.items() if self.both_sides(s, c)]
         one = [s for s, c in wanted.items() if s not in both and self.held_to(s, c)]
-        kept_pace = [s for s in both + one if s not in asked or asked[s].density is None]
+        whole = [s for s in wanted if self.rewritten_whole(s)]
+        kept_pace = [s for s in both + one + whole if s not in asked or asked[s].density is None]
         kept = onset_windows({s: wanted[s] for s in kept_pace if s in both}, length, INFERRED_TOLERANCE)
-        kept += tuple((s, 0, self.most_onsets(s, length)) for s in kept_pace if s in one)
-        held = sorted(both + one)
+        kept += onset_windows({s: wanted[s] for s in kept_pace if s in whole and s not in both}, length, WHOLE_TOLERANCE)
+        kept += tuple((s, 0, self.most_onsets(s, length)) for s in kept_pace if s in one and s not in whole)
+        held = sorted({*both, *one, *whole})  # a track rewritten whole: held to its own part (of)
         within = []
         if rules.pitch_range == ANY_PITCH:
             for s in held:
@@ -331,7 +350,9 @@ class Surroundings:
                        if (most := wanted[s].chord) is not None and asked.get(s, TrackControls()).chord is None)
         chords += tuple((s, most) for s, (_, _, most) in (new_parts or {}).items()
                         if s in wanted and self.new_part(s) and asked.get(s, TrackControls()).chord is None)
-        leans = tuple((s, self.lean(s)) for s in held) if CONTEXT_LEAN else ()
+        # (not a track rewritten whole: its part's pitch classes over a whole song are no harmony
+        # of any bar; leaning to them, a POP909 melody rewritten droned on one pitch, 0.86-0.95)
+        leans = tuple((s, self.lean(s)) for s in held if s not in whole) if CONTEXT_LEAN else ()
         loudness = tuple((s, float(loud)) for s in held if (loud := wanted[s].loudness) is not None
                          and asked.get(s, TrackControls()).loudness is None) if KEEP_LOUDNESS else ()
         first = tuple((s, step) for s in kept_pace if s in both and (step := self.seam(s)) is not None) \

@@ -270,6 +270,11 @@ class NoteGrammar:
         if top < low:
             return mask
         mask[low + 1 : top + 2] = True
+        if low == 0 and not self._open_tracks(state, state.bar):  # only the last chord grows in this bar:
+            for d in range(1, top + 1):  # no new onset before a track's pace lets one come
+                if self._open_tracks(state, state.bar + d):
+                    break
+                mask[d + 1] = False
         for bar, count in state.bar_notes.items():  # bars that have all the notes they may have
             if count >= r.max_notes_per_bar and low <= bar - state.bar <= top:
                 mask[bar - state.bar + 1] = False
