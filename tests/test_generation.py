@@ -806,6 +806,25 @@ def test_a_sparse_part_rewritten_over_a_whole_long_song_keeps_its_pace(gen) -> N
         assert 4 <= len(notes) <= 16, (half, len(notes))  # 8 there in the song
 
 
+def test_a_drum_kit_split_into_a_track_per_sound_gets_each_sound_back_on_its_track(gen) -> None:
+    """Drum tracks are one slot to the model (a kick, a snare and a hat track here, as Freedoom's
+    d_inter has 14): a fill's drums go back to the track that plays each sound, and every drum
+    track plays in the region (all went to the first, the others silent there)."""
+    bar, beat = 1920, 480
+    kick = [(b * bar + k * 2 * beat, 240, 36, 100) for b in range(12) for k in range(2)]
+    snare = [(b * bar + (2 * k + 1) * beat, 240, 38, 90) for b in range(12) for k in range(2)]
+    hat = [(b * bar + k * 240, 120, 42, 60 + 10 * (k % 2)) for b in range(12) for k in range(8)]
+    keys = [(b * bar + k * beat, beat, p, 70) for b in range(12) for k in range(4) for p in (60, 64, 67)]
+    piece = gen.piece(make_score([(0, True, kick), (0, True, snare), (0, True, hat), (0, False, keys)]), "pop")
+    made = gen.infill(piece, Region((5, 0), (7, 0)), 1, SAMPLING, seed=0)[0]
+    for track, sound in ((0, 36), (1, 38), (2, 42)):
+        inside = [n.pitch for n in made.score.tracks[track].notes if 5 * bar <= n.time < 7 * bar]
+        assert inside and set(inside) == {sound}, (track, Counter(inside))
+    assert [len(t.notes) for t in made.score.tracks] == [len(t.notes) for t in piece.original.tracks]  # a copy
+    snare = gen.infill(piece, Region((5, 0), (7, 0), (1,)), 1, SAMPLING, seed=0)[0]  # the snare's track asked: the kit
+    assert snare.details["with_tracks"] == [0, 2] and "track(s) 1, 3 rewritten too" in snare.notices()[0]
+
+
 def test_a_track_rewritten_whole_is_written(gen) -> None:
     """The alto of the demo chorale rewritten from its first bar to its last: nothing of it plays
     around the region, which read as a track silent there (0 notes written, exit 1); its own part

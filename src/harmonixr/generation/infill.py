@@ -190,7 +190,8 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
         fills = rank([replace(c, bits=b) for c, b in zip(pool, bits)], source)[:n]
     start_tick = piece.tick(*start)
     end_tick = piece.tick(*end) if end is not None else None
-    tracks = sorted({piece.track_of(s) for s in slots}) if region.tracks else list(range(len(piece.original.tracks)))
+    tracks = sorted({t for s in slots for t in piece.tracks_of(s)}) if region.tracks \
+        else list(range(len(piece.original.tracks)))
     timeline = piece.timeline.extended(last_bar + 1)
     loud = {s: c for s, c in asked.items() if c.loudness is not None or c.vel_low is not None or c.vel_high is not None}
     fills = [replace(f, notes=meet_loudness(f.notes, loud)) for f in fills] if loud else fills
@@ -202,7 +203,7 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
             0.0, mode,
             {"controls": {piece.track_of(s): c for s, c in wanted.items()}, "source": fill.label,
              "bits": fill.bits, "required_tracks": [piece.track_of(s) for s in required], "resampled": resampled,
-             "alike": repeats,
+             "alike": repeats, "with_tracks": sorted(set(tracks) - set(region.tracks)) if region.tracks else [],
              "missing_tracks": [piece.track_of(s) for s in required if s not in set(fill.notes[:, TRACK].tolist())]}))
     return timed(results, began)
 
@@ -372,5 +373,6 @@ def halves(first: dict, second: dict) -> dict:
     return {"controls": first.get("controls", {}), "source": ", then ".join(sources),
             "bits": first.get("bits", math.nan) + second.get("bits", math.nan),
             "required_tracks": tracks("required_tracks"), "missing_tracks": tracks("missing_tracks"),
+            "with_tracks": tracks("with_tracks"),
             "resampled": first.get("resampled", 0) + second.get("resampled", 0),
             "alike": first.get("alike", 0) + second.get("alike", 0)}

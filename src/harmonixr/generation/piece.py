@@ -125,13 +125,25 @@ class Piece:
         return self.tracks.slots(self.vocab)
 
     def slot_of(self, track: int) -> int | None:
-        """The slot of original track ``track``, or None if it has no notes."""
+        """The slot of original track ``track`` (a track merged into another's: that one's), or None
+        if it has no notes."""
         if track not in self.slot_tracks:
-            return None
+            return next((slot for slot in self.slots if track in self.tracks_of(slot)), None)
         return self.slots[self.slot_tracks.index(track)]
 
     def track_of(self, slot: int) -> int:
         return self.slot_tracks[self.slots.index(slot)]
+
+    def tracks_of(self, slot: int) -> list[int]:
+        """The original tracks whose notes ``slot`` holds, :meth:`track_of` first: more than one
+        where the normalizer merged them (every drum track into one, as a drum kit split into a
+        track per sound; same-program tracks where a file has more melodic tracks than slots)."""
+        first = self.track_of(slot)
+        lead = self.original.tracks[first]
+        if lead.note_num() == 0:  # an empty track given a slot: a new part
+            return [first]
+        return [first] + [i for i, t in enumerate(self.original.tracks) if i not in self.slot_tracks
+                          and t.note_num() > 0 and t.is_drum == lead.is_drum and (lead.is_drum or t.program == lead.program)]
 
     def copy(self) -> Piece:
         """A copy whose slots can change without changing this piece (the notes and the original
@@ -224,7 +236,11 @@ class Piece:
             if slot == self.vocab.drum_slot:
                 mine = mine.copy()
                 mine[:, PITCH] = gm_drums(mine[:, PITCH])
-            out[self.track_of(int(slot))] = to_symusic(mine, timeline, self.vocab)
+            owners = self.tracks_of(int(slot))
+            notes = to_symusic(mine, timeline, self.vocab)
+            parts = _shared_out(notes, [self.original.tracks[t].notes.numpy() for t in owners]) \
+                if len(owners) > 1 else [notes]
+            out.update(zip(owners, parts))
         return out
 
     def splice(self, notes: dict[int, list[Note]], start_tick: int, end_tick: int | None, tracks: list[int]) -> Score:
@@ -292,6 +308,29 @@ def _around_kept(kept: list[Note], new: list[Note], stop: int) -> list[Note]:
                 end = a
         out.append(Note(time, end - time, n.pitch, n.velocity))
     return out
+
+
+def _shared_out(notes: list[Note], owners: list[dict[str, np.ndarray]]) -> list[list[Note]]:
+    """``notes`` of a slot that holds several original tracks (``owners``: their notes' arrays)
+    shared out among them, each to the track likeliest to play it as the tracks play in the song
+    (its share of the slot's notes, how often it plays the pitch, and its velocities as a normal
+    distribution): a drum kit split into a track per sound gets each sound back on its own track
+    (all went to the first). Tracks alike (a lead and its echo) leave a note to the first."""
+    counts = np.array([len(o["pitch"]) for o in owners], dtype=np.float64)
+    pitch = np.stack([np.log((np.bincount(o["pitch"], minlength=128) + PITCH_PRIOR) / (len(o["pitch"]) + 128 * PITCH_PRIOR))
+                      for o in owners])  # (T, 128)
+    mean = np.array([o["velocity"].mean() for o in owners])
+    spread = np.maximum(np.array([o["velocity"].std() for o in owners]), MIN_VELOCITY_SPREAD)
+    out: list[list[Note]] = [[] for _ in owners]
+    for n in notes:
+        score = np.log(counts / counts.sum()) + pitch[:, n.pitch] - 0.5 * ((n.velocity - mean) / spread) ** 2 \
+            - np.log(spread)
+        out[int(np.argmax(score))].append(n)  # (ties: the first)
+    return out
+
+
+PITCH_PRIOR = 0.5  # notes added to each pitch's count of a track before its log share
+MIN_VELOCITY_SPREAD = 4.0  # the least standard deviation of a track's velocities (one velocity: not 0)
 
 
 def _slot_tracks(original: Score, normalized: Score) -> list[int]:

@@ -73,6 +73,10 @@ class Result:
         if self.details.get("alike"):
             said.append(f"{self.details['alike']} sampled variation(s) the same as another, drawn again "
                         f"{RESAMPLE_TRIES} times: the region leaves the model little choice")
+        if self.details.get("with_tracks"):
+            said.append("track(s) " + ", ".join(str(t + 1) for t in self.details["with_tracks"]) + " rewritten too: "
+                        "the model hears them as one part with the track(s) asked (drum tracks are one kit to it; "
+                        "same-instrument tracks of a file with more than 16 parts are merged)")
         if self.details.get("key_redrawn"):
             said.append(f"drawn {self.details['key_redrawn']} more time(s) to be heard in {self.details['key']}")
         if self.details.get("heard_in"):
