@@ -54,6 +54,10 @@ PIECE_ERRORS = [  # refused once the piece is read: its bars decide
     (["infill", "{chorale}", "--bars", "8-14"], "the region ends in bar 14, after the piece's 10 bars"),
     (["continue", "{chorale}", "--after-bar", "500"], "--after-bar 500: the piece has 10 bars"),
     (["infill", "{chorale}", "--span", "3:5-4:1"], "region '3:5-4:1': bar 3 has 4 beats"),  # was 0 notes, exit 1
+    # a control is never ignored (these were)
+    (["infill", "{chorale}", "--bars", "3-4", "--control", "9:density=2"], "control for track 9: the piece has 4 tracks"),
+    (["infill", "{chorale}", "--bars", "3-4", "--tracks", "2", "--control", "1:density=2"],
+     "control for track 1: the region does not rewrite it"),
 ]
 
 

@@ -66,6 +66,7 @@ def test_track_controls_go_to_the_instrument_family_and_density_is_split() -> No
     assert controls[2].loudness == 100.0 and controls[1].loudness == 50.0
     assert controls[0].density == pytest.approx(16 / 3) and controls[2].density == pytest.approx(16 / 3)
     assert 3 not in controls  # the bass is silent around the region and nothing was asked of it
+    assert set(track_controls(p, programs, [0, 1, 2], rewritten=[1])) == {1}  # a fill of the guitar alone
 
 
 def test_a_mode_alone_keeps_the_piece_key_or_moves_to_its_relative() -> None:

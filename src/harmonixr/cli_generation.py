@@ -354,7 +354,7 @@ def run_infill(args: argparse.Namespace, console: Console) -> int:
         around = piece.tick(max(region.start[0] - 2, 0)), piece.tick(min(last + 2, piece.bars))  # two bars each side
         playing = [k for k, t in enumerate(piece.original.tracks)
                    if any(around[0] <= n.time < around[1] for n in t.notes)]
-        controls = {**track_controls(args.parsed, programs, playing), **(controls or {})} or None
+        controls = {**track_controls(args.parsed, programs, playing, piece.rewritten_by(region)), **(controls or {})} or None
     results = gen.infill(piece, region, args.variations, sampling, args.seed, rules, controls=controls,
                          source=args.source)
     return _write(console, args, results, piece.original)

@@ -99,7 +99,8 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
     own = np.isin(piece.notes[:, TRACK], hole.tracks) & Hole(whole.start, start).in_span(piece.notes, gen.vocab)
     near = Surroundings(replace(piece, notes=piece.notes[~own]), hole, gen.vocab,
                         Hole(whole.start, whole.end if whole.end is None or whole.end[0] < piece.bars else None))
-    wanted = near.controls(controls)
+    asked = slot_controls(piece, slots, controls)  # the caller's own
+    wanted = near.controls(asked)
     budget = fill_budget(gen, piece, hole, wanted)
     try:
         sequence, bar0, header = infill_prompt(gen, piece, hole, wanted, budget)
@@ -114,10 +115,6 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
     # a track told to be silent (density 0, or a track silent around the hole) gets no note: a mask, not a hope
     silent = {s for s, c in wanted.items() if c.density == 0}
     playing = tuple(s for s in slots if s not in silent)
-    asked = {s: c for s in slots if (c := (controls or {}).get(piece.track_of(s))) is not None}  # the caller's own
-    for s, c in asked.items():
-        if (problem := c.problem()) is not None:
-            raise GenerationError(f"track {piece.track_of(s) + 1}: {problem}")
     ranges = tuple((s, c.low if c.low is not None else 0, c.high if c.high is not None else 127)
                    for s, c in asked.items() if s != gen.vocab.drum_slot and (c.low is not None or c.high is not None))
     velocities = tuple((s, c.vel_low or 1, c.vel_high or 127) for s, c in asked.items()
@@ -206,6 +203,27 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
              "alike": repeats, "with_tracks": sorted(set(tracks) - set(region.tracks)) if region.tracks else [],
              "missing_tracks": [piece.track_of(s) for s in required if s not in set(fill.notes[:, TRACK].tolist())]}))
     return timed(results, began)
+
+
+def slot_controls(piece: Piece, slots: list[int], controls: Mapping[int, TrackControls] | None) -> dict[int, TrackControls]:
+    """The caller's controls (per original track index) per slot. A control is never ignored: one
+    for a track the piece lacks or the region does not rewrite is refused, and so are different
+    controls for tracks the model hears as one part (:meth:`Piece.tracks_of`)."""
+    out: dict[int, TrackControls] = {}
+    for track, c in sorted((controls or {}).items()):
+        if not 0 <= track < len(piece.original.tracks):
+            raise GenerationError(f"control for track {track + 1}: the piece has {len(piece.original.tracks)} tracks")
+        slot = piece.slot_of(track)
+        if slot is None or slot not in slots:
+            raise GenerationError(f"control for track {track + 1}: the region does not rewrite it"
+                                  + (" (it has no notes: name it among the region's tracks)" if slot is None else ""))
+        if (problem := c.problem()) is not None:
+            raise GenerationError(f"track {track + 1}: {problem}")
+        if out.get(slot, c) != c:
+            raise GenerationError(f"tracks {', '.join(str(t + 1) for t in piece.tracks_of(slot))} are one part to the "
+                                  "model (drum tracks are one kit to it): give them one control")
+        out[slot] = c
+    return out
 
 
 def alike(fills: list[Candidate]) -> list[int]:

@@ -145,6 +145,14 @@ class Piece:
         return [first] + [i for i, t in enumerate(self.original.tracks) if i not in self.slot_tracks
                           and t.note_num() > 0 and t.is_drum == lead.is_drum and (lead.is_drum or t.program == lead.program)]
 
+    def rewritten_by(self, region: Region) -> list[int]:
+        """The original tracks a fill of ``region`` writes: its tracks (and those the model hears as
+        one part with them, :meth:`tracks_of`), or every track with notes."""
+        if not region.tracks:
+            return [k for k in range(len(self.original.tracks)) if self.slot_of(k) is not None]
+        slots = {k: self.slot_of(k) for k in region.tracks}
+        return sorted({t for k, slot in slots.items() for t in ([k] if slot is None else self.tracks_of(slot))})
+
     def copy(self) -> Piece:
         """A copy whose slots can change without changing this piece (the notes and the original
         score are shared: nothing modifies them in place)."""

@@ -223,8 +223,8 @@ class Surroundings:
 
     def controls(self, given: Mapping[int, TrackControls] | None = None) -> dict[int, TrackControls]:
         """Per slot of the hole: the controls of its notes around the hole (silent there: density
-        0), with any control the user gave (per original track index) in their place. A part with
-        no notes anywhere (a new part) gets none: the model writes it as it sees fit."""
+        0), with any control the user gave (``given``, per slot) in their place. A part with no
+        notes anywhere (a new part) gets none: the model writes it as it sees fit."""
         piece = self.piece
         out = {}
         for slot in self.hole.tracks or tuple(piece.slots):
@@ -236,7 +236,7 @@ class Surroundings:
                 measured = measure_controls(mine, self.last_bar - self.first_bar + 1, self.vocab)
             else:
                 measured = measure_controls(self.of(slot), max(self.bars_before + self.bars_after, 1), self.vocab)
-            user = (given or {}).get(piece.track_of(slot)) if slot in piece.slots else None
+            user = (given or {}).get(slot)
             if user is not None:
                 measured = replace(measured, **{k: getattr(user, k) for k in TRACK_CONTROL_KEYS
                                                 if getattr(user, k) is not None})

@@ -239,14 +239,17 @@ def _family(program: int) -> int:
     return -1 if program < 0 else program // 8  # GM families of 8 programs; drums apart
 
 
-def track_controls(parsed: ParsedPrompt, programs: Sequence[int], playing: Sequence[int]) -> dict[int, TrackControls]:
+def track_controls(parsed: ParsedPrompt, programs: Sequence[int], playing: Sequence[int],
+                   rewritten: Sequence[int] | None = None) -> dict[int, TrackControls]:
     """Per-track controls of an infill: ``programs`` of the piece's tracks (-1: drums), ``playing``
-    the indices of those that play around the region. An instrument's own words set the tracks of
-    its GM family; the piece's loudness goes to every track, its density is shared among the tracks
-    that play."""
+    the indices of those that play around the region, ``rewritten`` those the fill writes (None:
+    all; the others get none). An instrument's own words set the tracks of its GM family; the
+    piece's loudness goes to every track, its density is shared among the tracks that play."""
     out: dict[int, TrackControls] = {}
     share = parsed.density / max(len(playing), 1) if parsed.density is not None else None
     for index, program in enumerate(programs):
+        if rewritten is not None and index not in rewritten:
+            continue
         own = next((v for p, v in parsed.per_instrument.items() if _family(p) == _family(program)), {})
         density = own.get("density", share if index in playing else None)
         loudness = own.get("loudness", parsed.loudness)

@@ -422,7 +422,8 @@ class Studio:
         out: dict[int, TrackControls] = {}
         if parsed is not None:
             programs = [-1 if t.is_drum else t.program for t in piece.original.tracks]
-            out = track_controls(parsed, programs, [k for k in range(len(programs)) if piece.slot_of(k) is not None])
+            out = track_controls(parsed, programs, [k for k in range(len(programs)) if piece.slot_of(k) is not None],
+                                 piece.rewritten_by(self._region(request, piece)))
         shown = {row[0] - 1: (row[2], row[3], RHYTHMS[row[5]])
                  for row in self._inferred(piece, request.region, request.tracks)}
         for row in request.controls:
