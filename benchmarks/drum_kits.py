@@ -14,7 +14,13 @@ sound's share against the most played one's). Per setting, the table prints:
   is the last row;
 - the three sounds played most, all pieces together.
 
+With ``--songs N``, a second table: the drums of up to N Freedoom songs of ``--split`` removed and
+added back over bars 9-16 (``add-track --program -1``, 2 variations) at each kit lean, against the
+song's own drums there: the share of bars with a kick and a snare, and the most played sound's
+share of the drum notes (a part on one sound: 1).
+
     python benchmarks/drum_kits.py --leans 0,0.5,1,1.5 --seeds 0,1
+    python benchmarks/drum_kits.py --leans 0.5 --seeds 0,1 --songs 11
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from symusic import Score
 from harmonixr.data.corpus import Corpus
 from harmonixr.generation import surroundings
 from harmonixr.generation.modes import Generator
+from harmonixr.generation.piece import Region
 from harmonixr.tokens.notes import BAR, PITCH, TRACK
 
 KICKS, SNARES = frozenset({35, 36}), frozenset({37, 38, 39, 40})
@@ -79,9 +86,12 @@ def main() -> None:
     parser.add_argument("--variations", type=int, default=4)
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--leans", default="0,0.5,1,1.5")
+    parser.add_argument("--songs", type=int, default=0, help="Freedoom songs whose drums are added back")
+    parser.add_argument("--split", default="test")
     args = parser.parse_args()
     gen = Generator(args.checkpoint)
     kits = dict(gen.drum_kits)
+    shipped = surroundings.KIT_LEAN
     settings: list[tuple[str, float | None]] = [("free", None), *((f"kit, lean {x}", float(x)) for x in args.leans.split(","))]
     table = Table(title=f"drums of new {args.bars}-bar pieces ({args.styles}; parts {args.parts}; seeds {args.seeds})")
     for column in ("drums", "pieces", "distance to the style's kit", "notes outside it", "bars with kick and snare",
@@ -108,6 +118,56 @@ def main() -> None:
     if Path(args.data).exists():
         table.add_row("the training data's drum parts", "", "", "", f"{corpus_backbeat(args.data):.3f}", "")
     Console(width=160).print(table)
+    gen.drum_kits = kits
+    if args.songs:
+        songs_table(gen, args.data, args.split, args.songs, [float(x) for x in args.leans.split(",")])
+    surroundings.KIT_LEAN = shipped
+
+
+def songs_table(gen: Generator, data: str, split: str, songs: int, leans: list[float]) -> None:
+    """The drums of Freedoom songs removed and added back over bars 9-16, at each kit lean."""
+    rows = [row for _, row in Corpus([data]).rows(split) if row["source"] == "freedoom"][:songs]
+    table = Table(title=f"drums added back to {len(rows)} Freedoom {split} songs, bars 9-16, 2 variations each")
+    for column in ("drums", "bars with kick and snare", "most played sound's share"):
+        table.add_column(column, justify="left" if column == "drums" else "right")
+    scores = [Score(row["path"]) for row in rows]
+    scores = [(s, row) for s, row in zip(scores, rows)  # songs with drums and the bars to add them over
+              if any(t.is_drum for t in s.tracks) and gen.piece(s, row["style"]).bars > SONG_BARS[1]]
+    own = [held_back(gen, s, row["style"]) for s, row in scores]
+    table.add_row("the songs' own", f"{np.mean([o[0] for o in own]):.3f}", f"{np.mean([o[1] for o in own]):.3f}")
+    for lean in leans:
+        surroundings.KIT_LEAN = lean
+        made = [added_back(gen, s, row["style"]) for s, row in scores]
+        table.add_row(f"added, kit lean {lean}", f"{np.mean([m[0] for m in made]):.3f}",
+                      f"{np.mean([m[1] for m in made]):.3f}")
+    Console(width=160).print(table)
+
+
+SONG_BARS = (8, 16)  # the bars the drums are added back over (from 0)
+
+
+def bar_sounds(gen: Generator, score: Score, style: str, notes: list) -> tuple[float, float]:  # noqa: ANN001
+    """(share of SONG_BARS with a kick and a snare, the most played sound's share) of drum ``notes``."""
+    piece = gen.piece(score, style)
+    ticks = [piece.tick(b) for b in range(SONG_BARS[0], SONG_BARS[1] + 1)]
+    inside = [(next(k for k in range(len(ticks) - 1) if ticks[k] <= n.time < ticks[k + 1]), n.pitch)
+              for n in notes if ticks[0] <= n.time < ticks[-1]]
+    sounds = Counter(p for _, p in inside)
+    top = max(sounds.values()) / len(inside) if inside else float("nan")
+    return backbeat([(SONG_BARS[0] + k, p) for k, p in inside]), top
+
+
+def held_back(gen: Generator, score: Score, style: str) -> tuple[float, float]:
+    return bar_sounds(gen, score, style, [n for t in score.tracks if t.is_drum for n in t.notes])
+
+
+def added_back(gen: Generator, score: Score, style: str) -> tuple[float, float]:
+    """The mean of :func:`bar_sounds` over 2 variations of the drums added to ``score`` without its own."""
+    bare = score.copy()
+    bare.tracks = [t for t in bare.tracks if not t.is_drum]
+    piece = gen.piece(bare, style)
+    results = gen.add_track(piece, -1, Region((SONG_BARS[0], 0), (SONG_BARS[1], 0)), "Drums", n=2, seed=0)
+    return tuple(np.nanmean([bar_sounds(gen, bare, style, list(r.score.tracks[-1].notes)) for r in results], axis=0))
 
 
 if __name__ == "__main__":
