@@ -36,9 +36,10 @@ from rich.table import Table
 
 from harmonixr.data.corpus import Corpus
 from harmonixr.evaluation.infill_quality import middle_holes
+from harmonixr.generation.asked import onset_windows
 from harmonixr.generation.modes import Generator
 from harmonixr.generation.piece import Piece, split_pieces
-from harmonixr.generation.surroundings import INFERRED_MARGIN, INFERRED_TOLERANCE, Surroundings, onset_windows
+from harmonixr.generation.surroundings import INFERRED_MARGIN, INFERRED_TOLERANCE, Surroundings
 from harmonixr.sampling.sampler import SamplingConfig
 from harmonixr.tokens.notes import BAR, PITCH, POS, TRACK
 from harmonixr.tokens.prompt import Hole, TrackControls

@@ -8,7 +8,7 @@ plays in the hole is set against them. Per family:
 
 - density: the median of real / inferred onsets, and the share of tracks whose real count falls
   inside the window of each tolerance in ``--tolerances``
-  (:func:`~harmonixr.generation.surroundings.onset_windows`; ``INFERRED_TOLERANCE`` is the one
+  (:func:`~harmonixr.generation.asked.onset_windows`; ``INFERRED_TOLERANCE`` is the one
   used); with ``--one-side``, real onsets against the density where the track plays, and the
   share at or under that density raised by each tolerance (``ONE_SIDE_TOLERANCE`` is the one
   used; a track on one side may stay silent), and the share of tracks that play in the hole,
@@ -33,8 +33,9 @@ from holes import held_out_holes, hole_parser  # a sibling script
 from rich.console import Console
 from rich.table import Table
 
+from harmonixr.generation.asked import onset_windows
 from harmonixr.generation.modes import Generator
-from harmonixr.generation.surroundings import Surroundings, onset_windows
+from harmonixr.generation.surroundings import Surroundings
 from harmonixr.tokens.notes import BAR, PITCH, POS, TRACK
 
 

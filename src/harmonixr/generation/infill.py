@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from harmonixr.generation import surroundings
+from harmonixr.generation.asked import meet_loudness, meets, onset_windows, slot_controls
 from harmonixr.generation.candidates import SOURCES, Candidate, distinct, fill_bits, piece_candidates, rank
 from harmonixr.generation.piece import GenerationError, Piece, Region, written
 from harmonixr.generation.requests import (
@@ -37,14 +38,7 @@ from harmonixr.generation.requests import (
     rule_fields,
     timed,
 )
-from harmonixr.generation.surroundings import (
-    CONTEXT_BARS,
-    Surroundings,
-    add_time_leans,
-    meet_loudness,
-    meets,
-    onset_windows,
-)
+from harmonixr.generation.surroundings import CONTEXT_BARS, Surroundings, add_time_leans
 from harmonixr.runtime import autocast, autocast_dtype
 from harmonixr.sampling.grammar import NoteState, Rules
 from harmonixr.sampling.sampler import Placement, Sampled, SamplingConfig
@@ -203,27 +197,6 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
              "alike": repeats, "with_tracks": sorted(set(tracks) - set(region.tracks)) if region.tracks else [],
              "missing_tracks": [piece.track_of(s) for s in required if s not in set(fill.notes[:, TRACK].tolist())]}))
     return timed(results, began)
-
-
-def slot_controls(piece: Piece, slots: list[int], controls: Mapping[int, TrackControls] | None) -> dict[int, TrackControls]:
-    """The caller's controls (per original track index) per slot. A control is never ignored: one
-    for a track the piece lacks or the region does not rewrite is refused, and so are different
-    controls for tracks the model hears as one part (:meth:`Piece.tracks_of`)."""
-    out: dict[int, TrackControls] = {}
-    for track, c in sorted((controls or {}).items()):
-        if not 0 <= track < len(piece.original.tracks):
-            raise GenerationError(f"control for track {track + 1}: the piece has {len(piece.original.tracks)} tracks")
-        slot = piece.slot_of(track)
-        if slot is None or slot not in slots:
-            raise GenerationError(f"control for track {track + 1}: the region does not rewrite it"
-                                  + (" (it has no notes: name it among the region's tracks)" if slot is None else ""))
-        if (problem := c.problem()) is not None:
-            raise GenerationError(f"track {track + 1}: {problem}")
-        if out.get(slot, c) != c:
-            raise GenerationError(f"tracks {', '.join(str(t + 1) for t in piece.tracks_of(slot))} are one part to the "
-                                  "model (drum tracks are one kit to it): give them one control")
-        out[slot] = c
-    return out
 
 
 def alike(fills: list[Candidate]) -> list[int]:

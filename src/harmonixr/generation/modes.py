@@ -27,6 +27,7 @@ from symusic import Score
 
 from harmonixr.data.stats import DRUMS, EVERY_STYLE
 from harmonixr.generation import harmony, surroundings
+from harmonixr.generation.asked import meet_loudness, onset_windows
 from harmonixr.generation.candidates import Candidate, piece_candidates
 from harmonixr.generation.infill import infill_region
 from harmonixr.generation.piece import GenerationError, Piece, Region, written
@@ -39,8 +40,6 @@ from harmonixr.generation.surroundings import (
     Surroundings,
     TimeLeans,
     add_time_leans,
-    meet_loudness,
-    onset_windows,
 )
 from harmonixr.models.checkpoint import load_checkpoint
 from harmonixr.sampling.grammar import UNLIMITED, NoteGrammar, NoteState, Rules
@@ -339,7 +338,7 @@ class Generator:
         ``controls``: keyword arguments of :func:`header_controls` (density, loudness, pitch_range;
         default: the tempo's control only). An asked density (notes per bar, all tracks) is also met:
         each track gets its share, within
-        :data:`~harmonixr.generation.surroundings.DENSITY_TOLERANCE`, paced through the piece."""
+        :data:`~harmonixr.generation.asked.DENSITY_TOLERANCE`, paced through the piece."""
         piece = self.new_piece(programs, style, tempo, time_signature, bars)
         values = self.header_values(tempo, controls)
         density = (controls or {}).get("density")

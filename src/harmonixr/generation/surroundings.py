@@ -26,8 +26,8 @@ caller asked (:meth:`Surroundings.held`):
   (:data:`CONTEXT_LEAN`, :meth:`Surroundings.lean`), and its velocities are scaled to the mean it
   plays there (:data:`KEEP_LOUDNESS`).
 
-The copy checks (:func:`meets`) and the loudness of a fill (:func:`meet_loudness`) live here too:
-they are what the caller asked of a fill, met the same way by copies and sampled fills.
+What the caller asked of a fill, met the same way by copies and sampled fills, is in
+:mod:`~harmonixr.generation.asked`.
 """
 
 from __future__ import annotations
@@ -39,9 +39,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from harmonixr.generation.postprocess import velocities_to_mean
-from harmonixr.sampling.grammar import UNLIMITED
-from harmonixr.tokens.notes import BAR, DUR, PITCH, POS, TRACK, VEL
+from harmonixr.generation.asked import onset_windows
+from harmonixr.tokens.notes import BAR, DUR, PITCH, POS, TRACK
 from harmonixr.tokens.prompt import TRACK_CONTROL_KEYS, Hole, TrackControls, measure_controls
 from harmonixr.tokens.vocab import NoteVocab
 
@@ -51,7 +50,6 @@ if TYPE_CHECKING:  # imported for types only: requests imports this module
 
 ANY_PITCH = (0, 127)  # the pitch range of rules that ask for none
 CONTEXT_BARS = 4  # bars on each side of a hole that its controls are inferred from
-DENSITY_TOLERANCE = 0.15  # an asked density is met within this share of its onsets, either way
 INFERRED_TOLERANCE = 0.5  # a sampled fill keeps a density inferred from around the hole within this share
 WHOLE_TOLERANCE = 0.25  # a track rewritten whole keeps its part's density there within this share
 ONE_SIDE_TOLERANCE = 0.75  # a track on one side of a hole plays at most this share above its density there
@@ -158,7 +156,7 @@ class Held(NamedTuple):
 
     def rules(self) -> dict[str, Any]:
         """The :class:`~harmonixr.sampling.grammar.Rules` fields that hold a fill to these (the
-        loudness is met after sampling: :func:`meet_loudness`)."""
+        loudness is met after sampling: :func:`~harmonixr.generation.asked.meet_loudness`)."""
         return {"track_onsets": self.onsets, "track_ranges": self.ranges, "drum_kit": self.kit,
                 "track_rhythms": self.rhythms, "track_chords": self.chords, "track_leans": self.leans,
                 "time_leans": self.sounding, "track_first": self.first, "track_waits": self.waits,
@@ -551,52 +549,3 @@ def add_time_leans(*leans: TimeLeans) -> TimeLeans:
         for step, nats in lean:
             total[step] = total.get(step, np.zeros(12)) + np.asarray(nats)
     return tuple((step, tuple(nats.tolist())) for step, nats in sorted(total.items()))
-
-
-def onset_windows(asked: Mapping[int, TrackControls], bars: float,
-                  tolerance: float = DENSITY_TOLERANCE) -> tuple[tuple[int, int, int], ...]:
-    """(slot, fewest, most onsets) of each track asked for a density over ``bars`` bars: the asked
-    count within ``tolerance`` of it (at least one onset, a silent track having a mask of its own)."""
-    out = []
-    for slot, c in sorted(asked.items()):
-        if c.density:
-            target = c.density * bars
-            fewest = max(1, int(np.floor(target * (1 - tolerance))))
-            out.append((slot, fewest, max(fewest, int(np.ceil(target * (1 + tolerance))))))
-    return tuple(out)
-
-
-def meets(notes: np.ndarray, onsets: tuple[tuple[int, int, int], ...], ranges: tuple[tuple[int, int, int], ...],
-          chords: tuple[tuple[int, int], ...], rules: MusicRules, drum_slot: int) -> bool:
-    """Whether a copy does what the caller asked: of its tracks, (slot, fewest, most) onsets,
-    (slot, lowest, highest) pitches and (slot, most notes at one onset); of its melodic notes, the
-    rules' pitch range and scale; of its bars, the rules' most notes. Under a polyphony cap no copy
-    is offered (sampled fills meet it)."""
-    if rules.max_polyphony < UNLIMITED:
-        return False
-    melodic = notes[notes[:, TRACK] != drum_slot, PITCH]
-    inside = [(melodic, *rules.pitch_range)] + [(notes[notes[:, TRACK] == s, PITCH], lo, hi) for s, lo, hi in ranges]
-    if any(len(p) and not (lo <= p.min() and p.max() <= hi) for p, lo, hi in inside):
-        return False
-    if rules.scale is not None and not np.isin(melodic % 12, sorted(rules.scale)).all():
-        return False
-    if len(notes) and np.unique(notes[:, BAR], return_counts=True)[1].max() > rules.max_notes_per_bar:
-        return False
-    for slot, most in chords:
-        mine = notes[notes[:, TRACK] == slot]
-        if len(mine) and np.unique(mine[:, [BAR, POS]], axis=0, return_counts=True)[1].max() > most:
-            return False
-    return all(fewest <= len(np.unique(notes[notes[:, TRACK] == slot][:, [BAR, POS]], axis=0)) <= most
-               for slot, fewest, most in onsets)
-
-
-def meet_loudness(notes: np.ndarray, asked: Mapping[int, TrackControls]) -> np.ndarray:
-    """A fill whose tracks were asked for a mean velocity, scaled to it (the model's dynamics kept),
-    then kept inside the track's asked velocity range (a sampled fill is there already; a copy is
-    brought there)."""
-    out = notes.copy()
-    for slot, c in asked.items():
-        mine = out[:, TRACK] == slot
-        velocities = out[mine, VEL] if c.loudness is None else velocities_to_mean(out[mine, VEL], float(c.loudness))
-        out[mine, VEL] = np.clip(velocities, c.vel_low or 1, c.vel_high or 127)
-    return out
