@@ -24,8 +24,10 @@ from harmonixr.data.sources import folder_source
 from harmonixr.data.stats import dataset_stats
 from harmonixr.data.validate import load_midi
 from harmonixr.tokens.notes import decode_notes, encode_score
-from harmonixr.tokens.vocab import NoteVocab
+from harmonixr.tokens.vocab import METERS, NoteVocab
 from tests.conftest import POP909, SHARED
+
+METER_NAMES = {f"{n}/{d}" for n, d in METERS}
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +154,9 @@ def test_cli_prepare_and_stats(corpus_folder: Path, tmp_path: Path, capsys) -> N
     assert "kept pieces" in printed and "truncated" in printed and "total" in printed
     stats = dataset_stats(out)
     assert sum(c.get("pieces", 0) for s in stats["styles"].values() for c in s.values()) == 11
+    assert "notes per meter" in printed and stats["meters"]  # every note of a source in one meter or another
+    assert all(abs(sum(shares.values()) - 1) < 1e-9 and set(shares) <= {*METER_NAMES, "other"}
+               for shares in stats["meters"].values())
     assert main(["prepare", "--source", str(tmp_path / "missing"), "--out", str(out)]) == 2
 
 

@@ -12,6 +12,7 @@ from rich.table import Table
 from harmonixr.data.corpus import Corpus
 from harmonixr.data.shards import NoteShards, read_rejects
 from harmonixr.tokens.notes import BAR, PITCH, POS, TRACK
+from harmonixr.tokens.vocab import NoteVocab
 
 SPLIT_ORDER = ("train", "val", "test")
 # What a GM program's parts play (program_parts): their notes from this quantile to 1 minus it, their
@@ -30,8 +31,9 @@ EVERY_STYLE = ""  # drum_kits' row of every style together
 
 
 def dataset_stats(folder: str | Path) -> dict:
-    """Counts of a prepared folder: ``{"styles": {style: {split: {...}}}, "rejects": {reason: n}}``
-    (pieces, notes, bars and seconds per style and split)."""
+    """Counts of a prepared folder: ``{"styles": {style: {split: {...}}}, "rejects": {reason: n},
+    "meters": {source: {meter: share of its notes}}}`` (pieces, notes, bars and seconds per style
+    and split)."""
     data = NoteShards(folder)
     styles: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
     for row in data.rows():
@@ -42,7 +44,21 @@ def dataset_stats(folder: str | Path) -> dict:
         cell["seconds"] += row["seconds"]
     rejects = Counter(r["reason"] for r in read_rejects(Path(folder)))
     return {"styles": {s: {k: dict(v) for k, v in d.items()} for s, d in styles.items()},
-            "rejects": dict(rejects)}
+            "rejects": dict(rejects), "meters": meter_shares(data, NoteVocab.from_file(Path(folder)))}
+
+
+def meter_shares(data: NoteShards, vocab: NoteVocab) -> dict[str, dict[str, float]]:
+    """Per source, the share of its notes in bars of each meter (the files' time signatures): a
+    source whose files declare a meter its music does not have shows here (POP909's files say 1/4
+    or 2/4 where the songs are in four: its bars are one or two beats long)."""
+    names = {value: f"{n}/{d}" for (n, d), value in vocab.meter_id.items()}
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for row in data.rows():
+        notes = data.notes(row)
+        meters = data.bars(row)[notes[:, BAR], 0] if len(notes) else np.zeros(0, dtype=np.int64)
+        values, times = np.unique(meters, return_counts=True)
+        counts[row.get("source", "?")].update({names.get(int(v), "other"): int(t) for v, t in zip(values, times)})
+    return {source: {meter: n / sum(c.values()) for meter, n in c.most_common()} for source, c in sorted(counts.items())}
 
 
 def print_stats(folder: str | Path, console: Console | None = None) -> dict:
@@ -71,6 +87,12 @@ def print_stats(folder: str | Path, console: Console | None = None) -> dict:
         rejects.add_row(reason, f"{count:,}")
     rejects.add_row("[bold]total", f"[bold]{sum(stats['rejects'].values()):,}")
     console.print(rejects)
+    meters = Table(title="notes per meter of the files' bars, by source (the four most)")
+    meters.add_column("source")
+    meters.add_column("meters", justify="left")
+    for source, shares in stats["meters"].items():
+        meters.add_row(source, ", ".join(f"{m} {share:.0%}" for m, share in list(shares.items())[:4]))
+    console.print(meters)
     return stats
 
 
