@@ -16,8 +16,9 @@ sound's share against the most played one's). Per setting, the table prints:
 
 With ``--songs N``, a second table: the drums of up to N Freedoom songs of ``--split`` removed and
 added back over bars 9-16 (``add-track --program -1``, 2 variations) at each kit lean, against the
-song's own drums there: the share of bars with a kick and a snare, and the most played sound's
-share of the drum notes (a part on one sound: 1).
+song's own drums there: the share of bars with a kick and a snare, the most played sound's share
+of the drum notes (a part on one sound: 1), and the note F1 of the added drums against the song's
+own (onset on the grid and sound).
 
     python benchmarks/drum_kits.py --leans 0,0.5,1,1.5 --seeds 0,1
     python benchmarks/drum_kits.py --leans 0.5 --seeds 0,1 --songs 11
@@ -128,18 +129,17 @@ def songs_table(gen: Generator, data: str, split: str, songs: int, leans: list[f
     """The drums of Freedoom songs removed and added back over bars 9-16, at each kit lean."""
     rows = [row for _, row in Corpus([data]).rows(split) if row["source"] == "freedoom"][:songs]
     table = Table(title=f"drums added back to {len(rows)} Freedoom {split} songs, bars 9-16, 2 variations each")
-    for column in ("drums", "bars with kick and snare", "most played sound's share"):
+    for column in ("drums", "bars with kick and snare", "most played sound's share", "note F1 against the song's"):
         table.add_column(column, justify="left" if column == "drums" else "right")
     scores = [Score(row["path"]) for row in rows]
     scores = [(s, row) for s, row in zip(scores, rows)  # songs with drums and the bars to add them over
               if any(t.is_drum for t in s.tracks) and gen.piece(s, row["style"]).bars > SONG_BARS[1]]
     own = [held_back(gen, s, row["style"]) for s, row in scores]
-    table.add_row("the songs' own", f"{np.mean([o[0] for o in own]):.3f}", f"{np.mean([o[1] for o in own]):.3f}")
+    table.add_row("the songs' own", f"{np.mean([o[0] for o in own]):.3f}", f"{np.mean([o[1] for o in own]):.3f}", "1")
     for lean in leans:
         surroundings.KIT_LEAN = lean
         made = [added_back(gen, s, row["style"]) for s, row in scores]
-        table.add_row(f"added, kit lean {lean}", f"{np.mean([m[0] for m in made]):.3f}",
-                      f"{np.mean([m[1] for m in made]):.3f}")
+        table.add_row(f"added, kit lean {lean}", *(f"{np.mean([m[k] for m in made]):.3f}" for k in range(3)))
     Console(width=160).print(table)
 
 
@@ -158,16 +158,37 @@ def bar_sounds(gen: Generator, score: Score, style: str, notes: list) -> tuple[f
 
 
 def held_back(gen: Generator, score: Score, style: str) -> tuple[float, float]:
-    return bar_sounds(gen, score, style, [n for t in score.tracks if t.is_drum for n in t.notes])
+    return bar_sounds(gen, score, style, own_drums(score))
 
 
-def added_back(gen: Generator, score: Score, style: str) -> tuple[float, float]:
-    """The mean of :func:`bar_sounds` over 2 variations of the drums added to ``score`` without its own."""
+def own_drums(score: Score) -> list:
+    return [n for t in score.tracks if t.is_drum for n in t.notes]
+
+
+def drum_f1(gen: Generator, score: Score, style: str, made: list, own: list) -> float:
+    """Note F1 of drum notes ``made`` against ``own`` in SONG_BARS: (grid cell of the onset, sound) multisets."""
+    piece = gen.piece(score, style)
+    first, last = piece.tick(SONG_BARS[0]), piece.tick(SONG_BARS[1])
+    cell = score.ticks_per_quarter / gen.vocab.grid
+
+    def cells(notes: list) -> Counter:
+        return Counter((round(n.time / cell), n.pitch) for n in notes if first <= n.time < last)
+
+    a, b = cells(made), cells(own)
+    total = sum(a.values()) + sum(b.values())
+    return 2 * sum((a & b).values()) / total if total else float("nan")
+
+
+def added_back(gen: Generator, score: Score, style: str) -> tuple[float, ...]:
+    """The mean of :func:`bar_sounds` and :func:`drum_f1` over 2 variations of the drums added to
+    ``score`` without its own."""
     bare = score.copy()
     bare.tracks = [t for t in bare.tracks if not t.is_drum]
     piece = gen.piece(bare, style)
     results = gen.add_track(piece, -1, Region((SONG_BARS[0], 0), (SONG_BARS[1], 0)), "Drums", n=2, seed=0)
-    return tuple(np.nanmean([bar_sounds(gen, bare, style, list(r.score.tracks[-1].notes)) for r in results], axis=0))
+    made = [list(r.score.tracks[-1].notes) for r in results]
+    return tuple(np.nanmean([(*bar_sounds(gen, bare, style, m), drum_f1(gen, bare, style, m, own_drums(score)))
+                             for m in made], axis=0))
 
 
 if __name__ == "__main__":

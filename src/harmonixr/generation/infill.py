@@ -38,7 +38,16 @@ from harmonixr.generation.requests import (
     rule_fields,
     timed,
 )
-from harmonixr.generation.surroundings import CONTEXT_BARS, Surroundings, add_time_leans
+from harmonixr.generation.surroundings import (
+    BACKBEAT_SHARE,
+    BACKBEAT_TRIES,
+    CONTEXT_BARS,
+    KICKS,
+    SNARES,
+    Surroundings,
+    add_time_leans,
+    backbeat_share,
+)
 from harmonixr.runtime import autocast, autocast_dtype
 from harmonixr.sampling.grammar import NoteState, Rules
 from harmonixr.sampling.sampler import Placement, Sampled, SamplingConfig
@@ -159,16 +168,22 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
 
     fills = [finished(out) for out in gen.sample(sequence, wanted_draws, sampling, seed, limits, state, place, budget)] \
         if wanted_draws else []
-    resampled = 0
-    for attempt in range(1, RESAMPLE_TRIES + 1):  # nothing dropped silently, no variation twice: draw again
-        missing = [k for k, fill in enumerate(fills) if not set(required) <= set(fill.notes[:, TRACK].tolist())]
-        again = sorted({*missing, *alike(fills)})
+    resampled = redrawn = 0
+    # a new drum part of a style whose kit has a kick and a snare plays them (surroundings.BACKBEAT_SHARE)
+    backbeat = drums in playing and near.new_part(drums) and bool(held.kit & KICKS) and bool(held.kit & SNARES)
+    for attempt in range(1, max(RESAMPLE_TRIES, BACKBEAT_TRIES if backbeat else 0) + 1):
+        # nothing dropped silently, no variation twice: draw again
+        missing = [k for k, fill in enumerate(fills) if not set(required) <= set(fill.notes[:, TRACK].tolist())] \
+            if attempt <= RESAMPLE_TRIES else []
+        thin = [k for k, fill in enumerate(fills) if k not in missing and backbeat_share(fill.notes, drums) < BACKBEAT_SHARE] \
+            if backbeat and attempt <= BACKBEAT_TRIES else []
+        again = sorted({*missing, *thin, *(alike(fills) if attempt <= RESAMPLE_TRIES else [])})
         if not again:
             break
         for k, out in zip(again, gen.sample(sequence, len(again), sampling, seed + RESAMPLE_SEED * attempt, limits,
                                             state, place, budget)):
             fills[k] = finished(out)
-        resampled += len(missing)
+        resampled, redrawn = resampled + len(missing), redrawn + len(thin)
     repeats = len(alike(fills))
     if copies:
         pool = distinct(fills + copies)  # a sampled fill may play the song's own bars
@@ -194,7 +209,8 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
             0.0, mode,
             {"controls": {piece.track_of(s): c for s, c in wanted.items()}, "source": fill.label,
              "bits": fill.bits, "required_tracks": [piece.track_of(s) for s in required], "resampled": resampled,
-             "alike": repeats, "with_tracks": sorted(set(tracks) - set(region.tracks)) if region.tracks else [],
+             "alike": repeats, "backbeat_redrawn": redrawn,
+             "with_tracks": sorted(set(tracks) - set(region.tracks)) if region.tracks else [],
              "missing_tracks": [piece.track_of(s) for s in required if s not in set(fill.notes[:, TRACK].tolist())]}))
     return timed(results, began)
 
@@ -366,4 +382,5 @@ def halves(first: dict, second: dict) -> dict:
             "required_tracks": tracks("required_tracks"), "missing_tracks": tracks("missing_tracks"),
             "with_tracks": tracks("with_tracks"),
             "resampled": first.get("resampled", 0) + second.get("resampled", 0),
-            "alike": first.get("alike", 0) + second.get("alike", 0)}
+            "alike": first.get("alike", 0) + second.get("alike", 0),
+            "backbeat_redrawn": first.get("backbeat_redrawn", 0) + second.get("backbeat_redrawn", 0)}

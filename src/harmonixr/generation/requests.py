@@ -77,6 +77,9 @@ class Result:
             said.append("track(s) " + ", ".join(str(t + 1) for t in self.details["with_tracks"]) + " rewritten too: "
                         "the model hears them as one part with the track(s) asked (drum tracks are one kit to it; "
                         "same-instrument tracks of a file with more than 16 parts are merged)")
+        if self.details.get("backbeat_redrawn"):
+            said.append(f"the drums drawn again {self.details['backbeat_redrawn']} time(s) for a kick and a snare "
+                        "in most of their bars")
         if self.details.get("key_redrawn"):
             said.append(f"drawn {self.details['key_redrawn']} more time(s) to be heard in {self.details['key']}")
         if self.details.get("heard_in"):
