@@ -51,7 +51,7 @@ from harmonixr.generation.surroundings import (
 from harmonixr.runtime import autocast, autocast_dtype
 from harmonixr.sampling.grammar import NoteState, Rules
 from harmonixr.sampling.sampler import Placement, Sampled, SamplingConfig
-from harmonixr.tokens.notes import BAR, POS, TRACK, sort_notes
+from harmonixr.tokens.notes import BAR, PITCH, POS, TRACK, sort_notes
 from harmonixr.tokens.prompt import (
     Header,
     Hole,
@@ -175,7 +175,8 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
         # nothing dropped silently, no variation twice: draw again
         missing = [k for k, fill in enumerate(fills) if not set(required) <= set(fill.notes[:, TRACK].tolist())] \
             if attempt <= RESAMPLE_TRIES else []
-        thin = [k for k, fill in enumerate(fills) if k not in missing and backbeat_share(fill.notes, drums) < BACKBEAT_SHARE] \
+        thin = [k for k, fill in enumerate(fills) if k not in missing and backbeat_share(
+            *fill.notes[fill.notes[:, TRACK] == drums][:, [BAR, PITCH]].T) < BACKBEAT_SHARE] \
             if backbeat and attempt <= BACKBEAT_TRIES else []
         again = sorted({*missing, *thin, *(alike(fills) if attempt <= RESAMPLE_TRIES else [])})
         if not again:

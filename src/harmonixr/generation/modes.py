@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -35,11 +36,16 @@ from harmonixr.generation.postprocess import Key, estimate_key, score_to_mean_ve
 from harmonixr.generation.requests import FILL_SHARE, RESAMPLE_SEED, MusicRules, Result, rule_fields, timed
 from harmonixr.generation.surroundings import (
     ANY_PITCH,
+    BACKBEAT_SHARE,
+    BACKBEAT_TRIES,
     INFERRED_TOLERANCE,
+    KICKS,
+    SNARES,
     Kit,
     Surroundings,
     TimeLeans,
     add_time_leans,
+    backbeat_share,
 )
 from harmonixr.models.checkpoint import load_checkpoint
 from harmonixr.sampling.grammar import UNLIMITED, NoteGrammar, NoteState, Rules
@@ -347,11 +353,14 @@ class Generator:
         plan = harmony.Plan(rules.key, harmony.parse_chords(chords)) if chords is not None else \
             harmony.plan(piece.style, rules.key, np.random.default_rng(seed)) if PLAN_CHORDS else None
 
-        def draw(count: int, seed: int) -> list[Result]:
+        def sampled(count: int, seed: int) -> list[Result]:
             return self._extend(piece, piece.notes, (0, 0), bars, notes, count, sampling, seed, rules, "generate", 0,
                                 values, density=None if density is None or notes is not None else float(density),
                                 chords=plan)
 
+        kit = self.new_kit(piece) if self.vocab.drum_slot in piece.slots else None
+        draw = partial(_with_backbeat, sampled, bar_ticks=piece.tick(1)) \
+            if kit is not None and kit.sounds & KICKS and kit.sounds & SNARES else sampled
         began = time.perf_counter()
         made = draw(n, seed) if rules.key is None else _in_key(draw, n, seed, rules.key)
         if plan is not None:
@@ -457,6 +466,28 @@ def _in_key(draw: Callable[[int, int], list[Result]], n: int, seed: int, key: Ke
     for take, again in zip(made, redrawn):
         heard = estimate_key(take.score)
         take.details.update({"key": str(key), "key_redrawn": again, **({"heard_in": str(heard)} if heard != key else {})})
+    return made
+
+
+def _with_backbeat(draw: Callable[[int, int], list[Result]], count: int, seed: int, bar_ticks: int) -> list[Result]:
+    """``count`` takes of ``draw(count, seed)``, those whose drums play a kick and a snare in fewer
+    than :data:`~harmonixr.generation.surroundings.BACKBEAT_SHARE` of their bars drawn again up
+    to :data:`~harmonixr.generation.surroundings.BACKBEAT_TRIES` times (the last draw kept; the
+    result says how many)."""
+    def share(take: Result) -> float:
+        drums = [(n.time // bar_ticks, n.pitch) for t in take.score.tracks if t.is_drum for n in t.notes]
+        return backbeat_share(*np.array(drums, dtype=np.int64).reshape(-1, 2).T)
+
+    made = draw(count, seed)
+    redrawn = [0] * count
+    for attempt in range(1, BACKBEAT_TRIES + 1):
+        thin = [k for k, take in enumerate(made) if share(take) < BACKBEAT_SHARE]
+        if not thin:
+            break
+        for k, take in zip(thin, draw(len(thin), seed + RESAMPLE_SEED * attempt)):
+            made[k], redrawn[k] = take, redrawn[k] + 1
+    for take, again in zip(made, redrawn):
+        take.details["backbeat_redrawn"] = again
     return made
 
 
