@@ -358,11 +358,12 @@ class Generator:
                                 values, density=None if density is None or notes is not None else float(density),
                                 chords=plan)
 
+        # heard in the key asked (drawn again until it is), and its drums with a backbeat (the same)
+        keyed = sampled if rules.key is None else partial(_in_key, sampled, key=rules.key)
         kit = self.new_kit(piece) if self.vocab.drum_slot in piece.slots else None
-        draw = partial(_with_backbeat, sampled, bar_ticks=piece.tick(1)) \
-            if kit is not None and kit.sounds & KICKS and kit.sounds & SNARES else sampled
         began = time.perf_counter()
-        made = draw(n, seed) if rules.key is None else _in_key(draw, n, seed, rules.key)
+        made = _with_backbeat(keyed, n, seed, piece.tick(1)) \
+            if kit is not None and kit.sounds & KICKS and kit.sounds & SNARES else keyed(n, seed)
         if plan is not None:
             for take in made:
                 take.details["chords"] = plan.describe()
