@@ -27,6 +27,9 @@ from harmonixr.tokens.timeline import Timeline, regular_timeline
 from harmonixr.tokens.vocab import NoteVocab, instrument_name, normalize_style
 
 _SPAN = re.compile(r"^\s*(\d+)(?::(\d+))?\s*-\s*(\d+)(?::(\d+))?\s*$")
+# A slot that holds several original tracks shares its new notes out among them (_shared_out):
+PITCH_PRIOR = 0.5  # notes added to each pitch's count of a track before its log share
+MIN_VELOCITY_SPREAD = 4.0  # the least standard deviation of a track's velocities (one velocity: not 0)
 
 
 class GenerationError(HarmonixrError):
@@ -336,9 +339,6 @@ def _shared_out(notes: list[Note], owners: list[dict[str, np.ndarray]]) -> list[
         out[int(np.argmax(score))].append(n)  # (ties: the first)
     return out
 
-
-PITCH_PRIOR = 0.5  # notes added to each pitch's count of a track before its log share
-MIN_VELOCITY_SPREAD = 4.0  # the least standard deviation of a track's velocities (one velocity: not 0)
 
 
 def _slot_tracks(original: Score, normalized: Score) -> list[int]:
