@@ -39,6 +39,7 @@ from harmonixr.generation.requests import (
     timed,
 )
 from harmonixr.generation.surroundings import (
+    BACKBEAT_BEATS,
     BACKBEAT_SHARE,
     BACKBEAT_TRIES,
     CONTEXT_BARS,
@@ -171,12 +172,17 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
     resampled = redrawn = 0
     # a new drum part of a style whose kit has a kick and a snare plays them (surroundings.BACKBEAT_SHARE)
     backbeat = drums in playing and near.new_part(drums) and bool(held.kit & KICKS) and bool(held.kit & SNARES)
+
+    def on_beat(notes: np.ndarray) -> float:
+        """The backbeat share of a fill's drums, by spans of four beats."""
+        mine = notes[notes[:, TRACK] == drums]
+        return backbeat_share(near.step_of(mine) // (BACKBEAT_BEATS * gen.vocab.grid), mine[:, PITCH])
+
     for attempt in range(1, max(RESAMPLE_TRIES, BACKBEAT_TRIES if backbeat else 0) + 1):
         # nothing dropped silently, no variation twice: draw again
         missing = [k for k, fill in enumerate(fills) if not set(required) <= set(fill.notes[:, TRACK].tolist())] \
             if attempt <= RESAMPLE_TRIES else []
-        thin = [k for k, fill in enumerate(fills) if k not in missing and backbeat_share(
-            *fill.notes[fill.notes[:, TRACK] == drums][:, [BAR, PITCH]].T) < BACKBEAT_SHARE] \
+        thin = [k for k, fill in enumerate(fills) if k not in missing and on_beat(fill.notes) < BACKBEAT_SHARE] \
             if backbeat and attempt <= BACKBEAT_TRIES else []
         again = sorted({*missing, *thin, *(alike(fills) if attempt <= RESAMPLE_TRIES else [])})
         if not again:

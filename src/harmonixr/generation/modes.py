@@ -36,6 +36,7 @@ from harmonixr.generation.postprocess import Key, estimate_key, score_to_mean_ve
 from harmonixr.generation.requests import FILL_SHARE, RESAMPLE_SEED, MusicRules, Result, rule_fields, timed
 from harmonixr.generation.surroundings import (
     ANY_PITCH,
+    BACKBEAT_BEATS,
     BACKBEAT_SHARE,
     BACKBEAT_TRIES,
     INFERRED_TOLERANCE,
@@ -362,7 +363,7 @@ class Generator:
         keyed = sampled if rules.key is None else partial(_in_key, sampled, key=rules.key)
         kit = self.new_kit(piece) if self.vocab.drum_slot in piece.slots else None
         began = time.perf_counter()
-        made = _with_backbeat(keyed, n, seed, piece.tick(1)) \
+        made = _with_backbeat(keyed, n, seed, BACKBEAT_BEATS * piece.original.ticks_per_quarter) \
             if kit is not None and kit.sounds & KICKS and kit.sounds & SNARES else keyed(n, seed)
         if plan is not None:
             for take in made:
@@ -470,13 +471,13 @@ def _in_key(draw: Callable[[int, int], list[Result]], n: int, seed: int, key: Ke
     return made
 
 
-def _with_backbeat(draw: Callable[[int, int], list[Result]], count: int, seed: int, bar_ticks: int) -> list[Result]:
+def _with_backbeat(draw: Callable[[int, int], list[Result]], count: int, seed: int, span_ticks: int) -> list[Result]:
     """``count`` takes of ``draw(count, seed)``, those whose drums play a kick and a snare in fewer
-    than :data:`~harmonixr.generation.surroundings.BACKBEAT_SHARE` of their bars drawn again up
-    to :data:`~harmonixr.generation.surroundings.BACKBEAT_TRIES` times (the last draw kept; the
-    result says how many)."""
+    than :data:`~harmonixr.generation.surroundings.BACKBEAT_SHARE` of their spans of four beats
+    (``span_ticks``) drawn again up to :data:`~harmonixr.generation.surroundings.BACKBEAT_TRIES`
+    times (the last draw kept; the result says how many)."""
     def share(take: Result) -> float:
-        drums = [(n.time // bar_ticks, n.pitch) for t in take.score.tracks if t.is_drum for n in t.notes]
+        drums = [(n.time // span_ticks, n.pitch) for t in take.score.tracks if t.is_drum for n in t.notes]
         return backbeat_share(*np.array(drums, dtype=np.int64).reshape(-1, 2).T)
 
     made = draw(count, seed)

@@ -79,7 +79,7 @@ class Result:
                         "same-instrument tracks of a file with more than 16 parts are merged)")
         if self.details.get("backbeat_redrawn"):
             said.append(f"the drums drawn again {self.details['backbeat_redrawn']} time(s) for a kick and a snare "
-                        "in most of their bars")
+                        "in most spans of four beats")
         if self.details.get("key_redrawn"):
             said.append(f"drawn {self.details['key_redrawn']} more time(s) to be heard in {self.details['key']}")
         if self.details.get("heard_in"):

@@ -133,14 +133,15 @@ HOLD_NEW_PARTS = True
 # 0, 0.5, 1, 1.5: 60%, 66%, 64%, 58% (seeds 0,1); 0.5 and 1: 68%, 66% (seeds 2,3).
 KIT_LEAN = 0.5
 # A new drum part (an added one, an empty drum track filled; a new piece's: the whole take) of a
-# style whose kit has a kick and a snare, that plays both in fewer than BACKBEAT_SHARE of the bars
-# it plays in, is drawn again, at most BACKBEAT_TRIES times: the model alone added a closed hi-hat
+# style whose kit has a kick and a snare, that plays both in fewer than BACKBEAT_SHARE of the spans
+# of four beats it plays in, is drawn again, at most BACKBEAT_TRIES times: the model alone added a closed hi-hat
 # on 94% of the drum notes under a Freedoom song. The drums of 40 Freedoom training songs removed and added back over 8 bars
 # (python benchmarks/drum_kits.py --songs 40 --split train): bars with a kick and a snare 0.451
 # with no redraw, 0.607, 0.712 and 0.721 with 2, 4 and 6 (the songs' own: 0.828); note F1 against
 # the songs' own drums 0.229 and 0.218 (0 and 4).
 KICKS, SNARES = frozenset({35, 36}), frozenset({37, 38, 39, 40})  # GM drum sounds
 BACKBEAT_SHARE = 0.5
+BACKBEAT_BEATS = 4  # quarter notes in a span that backbeat_share counts
 BACKBEAT_TRIES = 4
 
 
@@ -552,14 +553,15 @@ class Surroundings:
         return tuple((CONTEXT_LEAN * np.log(counts + LEAN_PRIOR)).tolist())
 
 
-def backbeat_share(bars: np.ndarray, sounds: np.ndarray) -> float:
-    """The share of the bars where drum notes (their ``bars`` and GM ``sounds``) play that hold a
-    kick and a snare (1 where none plays: nothing to draw again)."""
-    played = np.unique(bars)
+def backbeat_share(spans: np.ndarray, sounds: np.ndarray) -> float:
+    """The share of the spans of four beats (:data:`BACKBEAT_BEATS`) where drum notes (the span of
+    each, and its GM sound) play that hold a kick and a snare (1 where none plays: nothing to draw
+    again). Four beats, not a bar: a POP909 file's bars are one beat long."""
+    played = np.unique(spans)
     if not len(played):
         return 1.0
-    return float(np.mean([np.isin(sounds[bars == bar], sorted(KICKS)).any()
-                          and np.isin(sounds[bars == bar], sorted(SNARES)).any() for bar in played]))
+    return float(np.mean([np.isin(sounds[spans == span], sorted(KICKS)).any()
+                          and np.isin(sounds[spans == span], sorted(SNARES)).any() for span in played]))
 
 
 def add_time_leans(*leans: TimeLeans) -> TimeLeans:
