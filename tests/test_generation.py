@@ -828,6 +828,23 @@ def test_a_drum_kit_split_into_a_track_per_sound_gets_each_sound_back_on_its_tra
     assert snare.details["with_tracks"] == [0, 2] and "track(s) 1, 3 rewritten too" in snare.notices()[0]
 
 
+def test_a_lead_and_its_echo_merged_into_one_slot_come_back_as_two_tracks(gen) -> None:
+    """17 melodic parts are more than the slots: a lead and its echo (the same program, every note
+    again an eighth note later) share one, and a fill's notes go back to both (the echo was left
+    silent in every fill of Freedoom's d_e2m2, whose six echo tracks are so)."""
+    bar, beat = 1920, 480
+    parts = [(program, False, [(b * bar + k * beat, beat, 48 + program % 24, 70) for b in range(12) for k in range(4)])
+             for program in range(0, 120, 8)]  # 15 parts, a program each
+    lead = [(b * bar + k * beat, 240, (60, 64, 67, 72)[k], 90) for b in range(12) for k in range(4)]
+    echo = [(t + 240, d, p, v) for t, d, p, v in lead]
+    piece = gen.piece(make_score([*parts, (80, False, lead), (80, False, echo)]), "game")
+    made = gen.infill(piece, Region((5, 0), (7, 0)), 1, SAMPLING, seed=0)[0]
+    inside = [[n for n in made.score.tracks[k].notes if 5 * bar <= n.time < 7 * bar] for k in (15, 16)]
+    assert inside[0] and inside[1], [len(x) for x in inside]
+    heard = {(n.time, n.pitch) for n in inside[0]}
+    assert all((n.time - 240, n.pitch) in heard for n in inside[1])  # each echo note repeats a lead note
+
+
 def test_new_drums_play_a_kick_and_a_snare_or_say_they_were_drawn_again(gen) -> None:
     """Drums added under a song and the drums of a new rock piece play a kick and a snare in most
     of the bars they play in, or were drawn again as often as allowed (and say so; the drums added

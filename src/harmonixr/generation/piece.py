@@ -30,6 +30,8 @@ _SPAN = re.compile(r"^\s*(\d+)(?::(\d+))?\s*-\s*(\d+)(?::(\d+))?\s*$")
 # A slot that holds several original tracks shares its new notes out among them (_shared_out):
 PITCH_PRIOR = 0.5  # notes added to each pitch's count of a track before its log share
 MIN_VELOCITY_SPREAD = 4.0  # the least standard deviation of a track's velocities (one velocity: not 0)
+ECHO_SHARE = 0.8  # a track echoes another where this share of its notes repeat that one's at one delay
+ECHO_SLACK = 24  # a new note repeats another within a quarter note / this many ticks of the delay
 
 
 class GenerationError(HarmonixrError):
@@ -249,8 +251,8 @@ class Piece:
                 mine[:, PITCH] = gm_drums(mine[:, PITCH])
             owners = self.tracks_of(int(slot))
             notes = to_symusic(mine, timeline, self.vocab)
-            parts = _shared_out(notes, [self.original.tracks[t].notes.numpy() for t in owners]) \
-                if len(owners) > 1 else [notes]
+            parts = _shared_out(notes, [self.original.tracks[t].notes.numpy() for t in owners],
+                                self.original.ticks_per_quarter) if len(owners) > 1 else [notes]
             out.update(zip(owners, parts))
         return out
 
@@ -321,12 +323,14 @@ def _around_kept(kept: list[Note], new: list[Note], stop: int) -> list[Note]:
     return out
 
 
-def _shared_out(notes: list[Note], owners: list[dict[str, np.ndarray]]) -> list[list[Note]]:
+def _shared_out(notes: list[Note], owners: list[dict[str, np.ndarray]], tpq: int) -> list[list[Note]]:
     """``notes`` of a slot that holds several original tracks (``owners``: their notes' arrays)
     shared out among them, each to the track likeliest to play it as the tracks play in the song
     (its share of the slot's notes, how often it plays the pitch, and its velocities as a normal
     distribution): a drum kit split into a track per sound gets each sound back on its own track
-    (all went to the first). Tracks alike (a lead and its echo) leave a note to the first."""
+    (all went to the first). Then a track that echoes another (:func:`_echo_delay`) takes the
+    notes that repeat one of that track's at its delay: a lead and its echo, alike in every note,
+    come back as two tracks (the echo was left silent)."""
     counts = np.array([len(o["pitch"]) for o in owners], dtype=np.float64)
     pitch = np.stack([np.log((np.bincount(o["pitch"], minlength=128) + PITCH_PRIOR) / (len(o["pitch"]) + 128 * PITCH_PRIOR))
                       for o in owners])  # (T, 128)
@@ -337,8 +341,35 @@ def _shared_out(notes: list[Note], owners: list[dict[str, np.ndarray]]) -> list[
         score = np.log(counts / counts.sum()) + pitch[:, n.pitch] - 0.5 * ((n.velocity - mean) / spread) ** 2 \
             - np.log(spread)
         out[int(np.argmax(score))].append(n)  # (ties: the first)
+    for k, owner in enumerate(owners):
+        for j, lead in enumerate(owners[:k]):
+            if (delay := _echo_delay(lead, owner, tpq)) is None:
+                continue
+            heard = {(n.time, n.pitch, n.velocity) for n in out[j]}
+            slack = max(tpq // ECHO_SLACK, 1)
+            echoes = [n for n in out[j] if any((n.time - delay + e, n.pitch, n.velocity) in heard
+                                                for e in range(-slack, slack + 1))]
+            moved = {id(n) for n in echoes}
+            out[j] = [n for n in out[j] if id(n) not in moved]
+            out[k] += echoes
     return out
 
+
+def _echo_delay(lead: dict[str, np.ndarray], other: dict[str, np.ndarray], tpq: int) -> int | None:
+    """The delay in ticks (up to two quarter notes) at which ``other`` plays ``lead``'s notes again,
+    the same pitch and velocity, where :data:`ECHO_SHARE` of its notes do; None otherwise."""
+    if not len(other["time"]) or not len(lead["time"]):
+        return None
+    keys = lead["pitch"].astype(np.int64) * 128 + lead["velocity"]
+    delays = []
+    for time, key in zip(other["time"], other["pitch"].astype(np.int64) * 128 + other["velocity"]):
+        gaps = time - lead["time"][keys == key]
+        delays += gaps[(gaps > 0) & (gaps <= 2 * tpq)].tolist()
+    if not delays:
+        return None
+    values, hits = np.unique(delays, return_counts=True)
+    best = int(np.argmax(hits))
+    return int(values[best]) if hits[best] >= ECHO_SHARE * len(other["time"]) else None
 
 
 def _slot_tracks(original: Score, normalized: Score) -> list[int]:
