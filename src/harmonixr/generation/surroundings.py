@@ -17,8 +17,8 @@ caller asked (:meth:`Surroundings.held`):
   (:meth:`Surroundings.must_play`), else it may stay silent;
 - a track silent on both sides stays silent (a mask of the grammar, set by the caller);
 - a track **rewritten whole** (all its notes lie in the region: ``infill --tracks N`` over the
-  whole song) keeps its own part's density there (within :data:`INFERRED_TOLERANCE`) and must
-  play where its part plays;
+  whole song) keeps its own part's density there (within :data:`WHOLE_TOLERANCE`), range,
+  rhythm, chords and lengths, and must play where its part plays;
 - a **new part** (a track with no note in the piece: ``add-track``) must play, to the hole's last
   bar, at the positions in a bar where the song's other tracks start notes around the hole, and
   within the pitches its GM program's parts play in the training data;
@@ -134,11 +134,12 @@ HOLD_NEW_PARTS = True
 KIT_LEAN = 0.5
 # A new drum part (an added one, an empty drum track filled; a new piece's: the whole take) of a
 # style whose kit has a kick and a snare, that plays both in fewer than BACKBEAT_SHARE of the spans
-# of four beats it plays in, is drawn again, at most BACKBEAT_TRIES times: the model alone added a closed hi-hat
-# on 94% of the drum notes under a Freedoom song. The drums of 40 Freedoom training songs removed and added back over 8 bars
-# (python benchmarks/drum_kits.py --songs 40 --split train): bars with a kick and a snare 0.451
-# with no redraw, 0.607, 0.712 and 0.721 with 2, 4 and 6 (the songs' own: 0.828); note F1 against
-# the songs' own drums 0.229 and 0.218 (0 and 4).
+# of four beats it plays in, is drawn again, at most BACKBEAT_TRIES times: the model alone added a
+# closed hi-hat on 94% of the drum notes under a Freedoom song. The drums of 40 Freedoom training
+# songs removed and added back over 8 bars (python benchmarks/drum_kits.py --songs 40 --split
+# train): bars with a kick and a snare 0.451 with no redraw, 0.607, 0.712 and 0.721 with 2, 4 and
+# 6 tries counted by bars, 0.709 with 4 by spans of four beats (the songs' own: 0.828); note F1
+# against the songs' own drums 0.229 and 0.218 (0 and 4 tries).
 KICKS, SNARES = frozenset({35, 36}), frozenset({37, 38, 39, 40})  # GM drum sounds
 BACKBEAT_SHARE = 0.5
 BACKBEAT_BEATS = 4  # quarter notes in a span that backbeat_share counts
