@@ -14,14 +14,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harmonixr.generation.piece import GenerationError
+from harmonixr.generation.piece import GenerationError, Piece
 from harmonixr.generation.postprocess import velocities_to_mean
 from harmonixr.sampling.grammar import UNLIMITED
 from harmonixr.tokens.notes import BAR, PITCH, POS, TRACK, VEL
 from harmonixr.tokens.prompt import TrackControls
 
 if TYPE_CHECKING:  # imported for types only: requests imports surroundings, which imports this module
-    from harmonixr.generation.piece import Piece
     from harmonixr.generation.requests import MusicRules
 
 DENSITY_TOLERANCE = 0.15  # an asked density is met within this share of its onsets, either way
