@@ -91,8 +91,7 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
     if end is not None and (end[0] > piece.bars or (end[0] == piece.bars and end[1] > 0)) and len(piece.notes):
         raise GenerationError(f"the region ends in bar {end[0] + (end[1] > 0)}, after the piece's {piece.bars} bars; "
                               "end it earlier (or use continue)")
-    if end is not None and end[0] >= piece.bars:
-        end = None  # to the end of the piece
+    end = to_the_end(end, piece)
     hole = Hole(start, end, tuple(sorted(slots)) if region.tracks else ())
     others = piece.notes[~np.isin(piece.notes[:, TRACK], hole.tracks)]  # the tracks the hole keeps
     # the notes the halves before this one wrote are no song to hold it to: held to them, a bass
@@ -102,7 +101,7 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
     whole = whole or region
     own = np.isin(piece.notes[:, TRACK], hole.tracks) & Hole(whole.start, start).in_span(piece.notes, gen.vocab)
     near = Surroundings(replace(piece, notes=piece.notes[~own]), hole, gen.vocab,
-                        Hole(whole.start, whole.end if whole.end is None or whole.end[0] < piece.bars else None))
+                        Hole(whole.start, to_the_end(whole.end, piece)))
     asked = slot_controls(piece, slots, controls)  # the caller's own
     wanted = near.controls(asked)
     budget = fill_budget(gen, piece, hole, wanted)
@@ -220,6 +219,11 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
              "with_tracks": sorted(set(tracks) - set(region.tracks)) if region.tracks else [],
              "missing_tracks": [piece.track_of(s) for s in required if s not in set(fill.notes[:, TRACK].tolist())]}))
     return timed(results, began)
+
+
+def to_the_end(end: tuple[int, int] | None, piece: Piece) -> tuple[int, int] | None:
+    """A region's ``end``, None where it runs to the end of ``piece`` (the bar after its last, or later)."""
+    return None if end is None or end[0] >= piece.bars else end
 
 
 def alike(fills: list[Candidate]) -> list[int]:

@@ -215,10 +215,12 @@ class Surroundings:
         """The notes ``slot`` plays around the hole; a track rewritten whole, silent there: its part
         in the hole (the song's, that a fill rewrites)."""
         mine = self.notes[self.notes[:, TRACK] == slot]
-        if not len(mine) and self.rewritten_whole(slot):
-            mine = self.piece.notes[self.piece.notes[:, TRACK] == slot]
-            return mine[Hole(self.hole.start, self.hole.end).in_span(mine, self.vocab)]
-        return mine
+        return self.part_in_hole(slot) if not len(mine) and self.rewritten_whole(slot) else mine
+
+    def part_in_hole(self, slot: int) -> np.ndarray:
+        """The notes of ``slot`` that the song has inside the hole (those a fill rewrites)."""
+        mine = self.piece.notes[self.piece.notes[:, TRACK] == slot]
+        return mine[Hole(self.hole.start, self.hole.end).in_span(mine, self.vocab)]
 
     def sides(self, slot: int) -> tuple[bool, bool]:
         """Whether ``slot`` has notes in the bars just before the hole, and just after it (a hole
@@ -241,9 +243,7 @@ class Surroundings:
             if not (piece.notes[:, TRACK] == slot).any():
                 measured = TrackControls()
             elif self.rewritten_whole(slot):  # its part as the song has it here, rewritten: as dense, as loud
-                mine = piece.notes[piece.notes[:, TRACK] == slot]
-                mine = mine[Hole(self.hole.start, self.hole.end).in_span(mine, self.vocab)]
-                measured = measure_controls(mine, self.last_bar - self.first_bar + 1, self.vocab)
+                measured = measure_controls(self.part_in_hole(slot), self.last_bar - self.first_bar + 1, self.vocab)
             else:
                 measured = measure_controls(self.of(slot), max(self.bars_before + self.bars_after, 1), self.vocab)
             user = (given or {}).get(slot)
