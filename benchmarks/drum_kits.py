@@ -3,7 +3,7 @@
 New pieces of ``--bars`` bars in each of ``--styles``, for each set of ``--parts`` (GM programs, -1:
 the drums), ``--variations`` each from ``--seeds``, are written with the drums free (any drum
 sound), and held to the style's kit (``data.stats.drum_kits``: the sounds its drum parts play, up
-to 98% of their notes) with each of ``--leans`` (``surroundings.KIT_LEAN``: nats x the log of a
+to 98% of their notes) with each of ``--leans`` (``drums.KIT_LEAN``: nats x the log of a
 sound's share against the most played one's). Per setting, the table prints:
 
 - the total variation distance between the drum sounds' shares and the style kit's (0: the same
@@ -36,12 +36,10 @@ from rich.table import Table
 from symusic import Score
 
 from harmonixr.data.corpus import Corpus
-from harmonixr.generation import surroundings
+from harmonixr.generation import drums
 from harmonixr.generation.modes import Generator
 from harmonixr.generation.piece import Region
 from harmonixr.tokens.notes import BAR, PITCH, TRACK
-
-KICKS, SNARES = frozenset({35, 36}), frozenset({37, 38, 39, 40})
 
 
 def drum_notes(score: Score) -> list[tuple[int, int]]:
@@ -55,7 +53,7 @@ def backbeat(notes: list[tuple[int, int]]) -> float:
     played: dict[int, set[int]] = {}
     for bar, sound in notes:
         played.setdefault(bar, set()).add(sound)
-    return float(np.mean([bool(s & KICKS) and bool(s & SNARES) for s in played.values()])) if played else 0.0
+    return float(np.mean([drums.has_backbeat(s) for s in played.values()])) if played else 0.0
 
 
 def distance(sounds: Counter, kit: dict[int, float]) -> float:
@@ -71,9 +69,9 @@ def corpus_backbeat(folder: str) -> float:
     for shards, row in corpus.rows("train"):
         if row["drums"]:
             notes = shards.notes(row)
-            drums = notes[notes[:, TRACK] == corpus.vocab.drum_slot]
-            if len(drums):
-                shares.append(backbeat(list(map(tuple, drums[:, [BAR, PITCH]].tolist()))))
+            part = notes[notes[:, TRACK] == corpus.vocab.drum_slot]
+            if len(part):
+                shares.append(backbeat(list(map(tuple, part[:, [BAR, PITCH]].tolist()))))
     return float(np.mean(shares))
 
 
@@ -92,7 +90,7 @@ def main() -> None:
     args = parser.parse_args()
     gen = Generator(args.checkpoint)
     kits = dict(gen.drum_kits)
-    shipped = surroundings.KIT_LEAN
+    shipped = drums.KIT_LEAN
     settings: list[tuple[str, float | None]] = [("free", None), *((f"kit, lean {x}", float(x)) for x in args.leans.split(","))]
     table = Table(title=f"drums of new {args.bars}-bar pieces ({args.styles}; parts {args.parts}; seeds {args.seeds})")
     for column in ("drums", "pieces", "distance to the style's kit", "notes outside it", "bars with kick and snare",
@@ -100,7 +98,7 @@ def main() -> None:
         table.add_column(column, justify="left" if column in ("drums", "most played") else "right")
     for name, lean in settings:
         gen.drum_kits = kits if lean is not None else {}
-        surroundings.KIT_LEAN = lean or 0.0
+        drums.KIT_LEAN = lean or 0.0
         far, outside, beats, every = [], [], [], Counter()
         for style in args.styles.split(","):
             kit = dict(kits.get(style, kits[""]))
@@ -122,7 +120,7 @@ def main() -> None:
     gen.drum_kits = kits
     if args.songs:
         songs_table(gen, args.data, args.split, args.songs, [float(x) for x in args.leans.split(",")])
-    surroundings.KIT_LEAN = shipped
+    drums.KIT_LEAN = shipped
 
 
 def songs_table(gen: Generator, data: str, split: str, songs: int, leans: list[float]) -> None:
@@ -137,7 +135,7 @@ def songs_table(gen: Generator, data: str, split: str, songs: int, leans: list[f
     own = [held_back(gen, s, row["style"]) for s, row in scores]
     table.add_row("the songs' own", f"{np.mean([o[0] for o in own]):.3f}", f"{np.mean([o[1] for o in own]):.3f}", "1")
     for lean in leans:
-        surroundings.KIT_LEAN = lean
+        drums.KIT_LEAN = lean
         made = [added_back(gen, s, row["style"]) for s, row in scores]
         table.add_row(f"added, kit lean {lean}", *(f"{np.mean([m[k] for m in made]):.3f}" for k in range(3)))
     Console(width=160).print(table)

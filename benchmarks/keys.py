@@ -2,8 +2,8 @@
 
 A key's scale is a mask (no note outside it), but A minor and C major share a scale: what tells
 them apart is the tonic, so :meth:`MusicRules.in_key` also leans the pitch logits to the tonic
-chord, by :data:`~harmonixr.sampling.grammar.ROOT_LEAN` nats on its root and
-:data:`~harmonixr.sampling.grammar.CHORD_LEAN` on its third and fifth. This benchmark writes
+chord, by :data:`~harmonixr.sampling.rules.ROOT_LEAN` nats on its root and
+:data:`~harmonixr.sampling.rules.CHORD_LEAN` on its third and fifth. This benchmark writes
 ``--trials`` new pieces of 8 bars (keys drawn at random, half major and half minor; styles and
 instruments varied; seeds apart from ``benchmarks/prompts.py``'s) for each lean of ``--leans``
 (root/chord pairs, the module's constants set to each in turn), and with ``--relative`` the same
@@ -30,7 +30,7 @@ from rich.table import Table
 from symusic import Score
 
 import harmonixr.generation.modes as modes
-import harmonixr.sampling.grammar as grammar
+import harmonixr.sampling.rules as rules
 from harmonixr.data.corpus import Corpus
 from harmonixr.generation.modes import Generator
 from harmonixr.generation.postprocess import Key, estimate_key
@@ -78,10 +78,10 @@ def main() -> None:
     real = [real[int(k)] for k in rng.permutation(len(real))[: args.trials]]
     share = np.nanmean([tonic_share(score, estimate_key(score)) for score in real])
     table.add_row("held-out pieces", "", "", f"{share:.2f}", "")
-    default = (grammar.ROOT_LEAN, grammar.CHORD_LEAN, modes.KEY_TRIES)
+    default = (rules.ROOT_LEAN, rules.CHORD_LEAN, modes.KEY_TRIES)
     for lean in (tuple(float(x) for x in pair.split("/")) for pair in args.leans.split(",")):
         for tries in (int(x) for x in args.tries.split(",")):
-            grammar.ROOT_LEAN, grammar.CHORD_LEAN = lean  # read when each request's grammar is made
+            rules.ROOT_LEAN, rules.CHORD_LEAN = lean  # read when each request's grammar is made
             modes.KEY_TRIES = tries
             began, key_ok, mode_ok, shares = time.perf_counter(), 0, 0, []
             for key, style, programs, seed in trials:
@@ -92,7 +92,7 @@ def main() -> None:
             mark = " (default)" if (*lean, tries) == default else ""
             table.add_row(f"{lean[0]:g} / {lean[1]:g}, {tries}{mark}", f"{key_ok}/{args.trials}",
                           f"{mode_ok}/{args.trials}", f"{np.nanmean(shares):.2f}", f"{time.perf_counter() - began:.0f}")
-    grammar.ROOT_LEAN, grammar.CHORD_LEAN, modes.KEY_TRIES = default
+    rules.ROOT_LEAN, rules.CHORD_LEAN, modes.KEY_TRIES = default
     Console(width=120).print(table)
 
 

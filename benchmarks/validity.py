@@ -34,7 +34,8 @@ from harmonixr.errors import HarmonixrError
 from harmonixr.evaluation.validity import check_result, midi_parses
 from harmonixr.generation.modes import Generator
 from harmonixr.generation.piece import Piece, Region
-from harmonixr.sampling.grammar import NoteGrammar, NoteState, Rules
+from harmonixr.sampling.grammar import NoteGrammar
+from harmonixr.sampling.rules import NoteState, Rules
 from harmonixr.sampling.sampler import Placement, SamplingConfig
 from harmonixr.tokens.prompt import plain
 from harmonixr.tokens.vocab import BODY, EOS

@@ -212,7 +212,7 @@ def out_of_range_midi(path: Path) -> Path:
 
 @pytest.fixture
 def sampled_rules(monkeypatch: pytest.MonkeyPatch) -> list:
-    """The :class:`~harmonixr.sampling.grammar.Rules` of every grammar built while the test runs:
+    """The :class:`~harmonixr.sampling.rules.Rules` of every grammar built while the test runs:
     what the sampler was told to keep."""
     from harmonixr.sampling.grammar import NoteGrammar
 

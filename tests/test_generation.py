@@ -18,13 +18,12 @@ from harmonixr.errors import HarmonixrError
 from harmonixr.generation import modes, surroundings
 from harmonixr.generation.candidates import CLEAR_MATCH, PATTERN_MOST, PATTERN_SPANS, WEAK_MATCH, piece_candidates
 from harmonixr.generation.demo import example_score
+from harmonixr.generation.drums import BACKBEAT_SHARE, BACKBEAT_TRIES, KIT_LEAN, backbeat_share
 from harmonixr.generation.modes import Generator
 from harmonixr.generation.piece import GenerationError, Piece, Region
 from harmonixr.generation.postprocess import Key, estimate_key
 from harmonixr.generation.requests import MusicRules
 from harmonixr.generation.surroundings import (
-    BACKBEAT_SHARE,
-    BACKBEAT_TRIES,
     BASS_ROOT_LEAN,
     CONTEXT_LEAN,
     COPY_LEAN,
@@ -36,7 +35,6 @@ from harmonixr.generation.surroundings import (
     SOUNDING_LEAN,
     Surroundings,
     add_time_leans,
-    backbeat_share,
 )
 from harmonixr.sampling.sampler import SamplingConfig
 from harmonixr.tokens.notes import BAR, DUR, PITCH, POS, TRACK
@@ -304,7 +302,7 @@ def test_a_new_drum_part_keeps_to_its_styles_kit(gen, music21_midi) -> None:
     assert {36, 38, 42} <= set(rock) and not {56, 69, 70} & set(rock), "a rock kit: kick, snare, hi-hat; no cowbell"
     kit = gen.new_kit(gen.new_piece([-1, 33, 0], "rock"))
     assert kit is not None and kit.sounds == set(rock)
-    assert max(kit.lean) == 0.0 and kit.lean[56] == 0.0 and kit.lean[36] > kit.lean[53] + 2 * surroundings.KIT_LEAN
+    assert max(kit.lean) == 0.0 and kit.lean[56] == 0.0 and kit.lean[36] > kit.lean[53] + 2 * KIT_LEAN
     played = Counter()
     for result in gen.generate([-1, 33, 0], "rock", bars=4, n=3, seed=0):
         played.update(n.pitch for t in result.score.tracks if t.is_drum for n in t.notes)

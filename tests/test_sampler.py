@@ -17,8 +17,9 @@ from harmonixr.models.config import ModelConfig
 from harmonixr.models.transformer import KVCache
 from harmonixr.runtime import autocast_dtype
 from harmonixr.sampling.decoder import NumbaDecoder, TorchDecoder, bf16_matrices, make_decoder
-from harmonixr.sampling.grammar import CHORD_LEAN, ROOT_LEAN, NoteGrammar, NoteState, Rules
+from harmonixr.sampling.grammar import NoteGrammar
 from harmonixr.sampling.kernels import softmax
+from harmonixr.sampling.rules import CHORD_LEAN, ROOT_LEAN, NoteState, Rules
 from harmonixr.sampling.sampler import Placement, Sampler, SamplingConfig, SamplingError, filter_logits, merge_end
 from harmonixr.tokens.notes import BAR, PITCH, POS, TRACK
 from harmonixr.tokens.prompt import Bars, Header, header_rows, time_key

@@ -16,7 +16,7 @@ import numpy as np
 
 from harmonixr.generation.piece import GenerationError, Piece
 from harmonixr.generation.postprocess import velocities_to_mean
-from harmonixr.sampling.grammar import UNLIMITED
+from harmonixr.sampling.rules import UNLIMITED
 from harmonixr.tokens.notes import BAR, PITCH, POS, TRACK, VEL
 from harmonixr.tokens.prompt import TrackControls
 

@@ -6,7 +6,7 @@ training examples were: the header, the hole's start and end, the tracks it rewr
 controls (inferred from the bars around the hole on each track unless given:
 :class:`~harmonixr.generation.surroundings.Surroundings`), the music from the hole's start on, the
 music before it, and ``FILL``. The model writes the hole's notes after the bars before it;
-:class:`~harmonixr.sampling.grammar.Rules` keep them inside the hole and on its tracks, hold each
+:class:`~harmonixr.sampling.rules.Rules` keep them inside the hole and on its tracks, hold each
 track to what it plays around the hole, and end the fill with ``END``. Piece-aware infill offers
 the song's own spans beside the sampled fills (:mod:`~harmonixr.generation.candidates`); a region
 too long for one context is filled in halves. :meth:`Generator.infill
@@ -27,6 +27,7 @@ import torch
 from harmonixr.generation import surroundings
 from harmonixr.generation.asked import meet_loudness, meets, onset_windows, slot_controls
 from harmonixr.generation.candidates import SOURCES, Candidate, distinct, fill_bits, piece_candidates, rank
+from harmonixr.generation.drums import BACKBEAT_BEATS, BACKBEAT_SHARE, BACKBEAT_TRIES, backbeat_share, has_backbeat
 from harmonixr.generation.piece import GenerationError, Piece, Region, written
 from harmonixr.generation.requests import (
     FILL_SHARE,
@@ -38,19 +39,9 @@ from harmonixr.generation.requests import (
     rule_fields,
     timed,
 )
-from harmonixr.generation.surroundings import (
-    BACKBEAT_BEATS,
-    BACKBEAT_SHARE,
-    BACKBEAT_TRIES,
-    CONTEXT_BARS,
-    KICKS,
-    SNARES,
-    Surroundings,
-    add_time_leans,
-    backbeat_share,
-)
+from harmonixr.generation.surroundings import CONTEXT_BARS, Surroundings, add_time_leans
 from harmonixr.runtime import autocast, autocast_dtype
-from harmonixr.sampling.grammar import NoteState, Rules
+from harmonixr.sampling.rules import NoteState, Rules
 from harmonixr.sampling.sampler import Placement, Sampled, SamplingConfig
 from harmonixr.tokens.notes import BAR, PITCH, POS, TRACK, sort_notes
 from harmonixr.tokens.prompt import (
@@ -169,8 +160,8 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
     fills = [finished(out) for out in gen.sample(sequence, wanted_draws, sampling, seed, limits, state, place, budget)] \
         if wanted_draws else []
     resampled = redrawn = 0
-    # a new drum part of a style whose kit has a kick and a snare plays them (surroundings.BACKBEAT_SHARE)
-    backbeat = drums in playing and near.new_part(drums) and bool(held.kit & KICKS) and bool(held.kit & SNARES)
+    # a new drum part of a style whose kit has a kick and a snare plays them (drums.BACKBEAT_SHARE)
+    backbeat = drums in playing and near.new_part(drums) and has_backbeat(held.kit)
 
     def on_beat(notes: np.ndarray) -> float:
         """The backbeat share of a fill's drums, by spans of four beats."""

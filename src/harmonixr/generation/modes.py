@@ -27,29 +27,18 @@ import numpy as np
 from symusic import Score
 
 from harmonixr.data.stats import DRUMS, EVERY_STYLE
-from harmonixr.generation import harmony, surroundings
+from harmonixr.generation import drums, harmony, surroundings
 from harmonixr.generation.asked import meet_loudness, onset_windows
 from harmonixr.generation.candidates import Candidate, piece_candidates
+from harmonixr.generation.drums import BACKBEAT_BEATS, Kit, has_backbeat, with_backbeat
 from harmonixr.generation.infill import infill_region
 from harmonixr.generation.piece import GenerationError, Piece, Region, written
 from harmonixr.generation.postprocess import Key, estimate_key, score_to_mean_velocity
 from harmonixr.generation.requests import FILL_SHARE, RESAMPLE_SEED, MusicRules, Result, rule_fields, timed
-from harmonixr.generation.surroundings import (
-    ANY_PITCH,
-    BACKBEAT_BEATS,
-    BACKBEAT_SHARE,
-    BACKBEAT_TRIES,
-    INFERRED_TOLERANCE,
-    KICKS,
-    SNARES,
-    Kit,
-    Surroundings,
-    TimeLeans,
-    add_time_leans,
-    backbeat_share,
-)
+from harmonixr.generation.surroundings import ANY_PITCH, INFERRED_TOLERANCE, Surroundings, TimeLeans, add_time_leans
 from harmonixr.models.checkpoint import load_checkpoint
-from harmonixr.sampling.grammar import UNLIMITED, NoteGrammar, NoteState, Rules
+from harmonixr.sampling.grammar import NoteGrammar
+from harmonixr.sampling.rules import UNLIMITED, NoteState, Rules
 from harmonixr.sampling.sampler import Placement, Sampled, Sampler, SamplingConfig
 from harmonixr.tokens.notes import BAR, POS, TRACK, sort_notes
 from harmonixr.tokens.prompt import Hole, TrackControls, gap_free_start, header_controls, measure_header_controls, plain
@@ -274,7 +263,7 @@ class Generator:
         """The kit a new drum part of ``piece`` keeps to: its style's in the training data, else every
         style's (None: the checkpoint has no kits)."""
         shares = self.drum_kits.get(piece.style, self.drum_kits.get(EVERY_STYLE))
-        return Kit.of(shares, surroundings.KIT_LEAN) if shares else None
+        return Kit.of(shares, drums.KIT_LEAN) if shares else None
 
     def _kit_rules(self, piece: Piece) -> dict[str, Any]:
         """The Rules fields that hold ``piece``'s drum slot, a new part, to :meth:`new_kit`."""
@@ -363,8 +352,8 @@ class Generator:
         keyed = sampled if rules.key is None else partial(_in_key, sampled, key=rules.key)
         kit = self.new_kit(piece) if self.vocab.drum_slot in piece.slots else None
         began = time.perf_counter()
-        made = _with_backbeat(keyed, n, seed, BACKBEAT_BEATS * piece.original.ticks_per_quarter) \
-            if kit is not None and kit.sounds & KICKS and kit.sounds & SNARES else keyed(n, seed)
+        made = with_backbeat(keyed, n, seed, BACKBEAT_BEATS * piece.original.ticks_per_quarter) \
+            if kit is not None and has_backbeat(kit.sounds) else keyed(n, seed)
         if plan is not None:
             for take in made:
                 take.details["chords"] = plan.describe()
@@ -468,28 +457,6 @@ def _in_key(draw: Callable[[int, int], list[Result]], n: int, seed: int, key: Ke
     for take, again in zip(made, redrawn):
         heard = estimate_key(take.score)
         take.details.update({"key": str(key), "key_redrawn": again, **({"heard_in": str(heard)} if heard != key else {})})
-    return made
-
-
-def _with_backbeat(draw: Callable[[int, int], list[Result]], count: int, seed: int, span_ticks: int) -> list[Result]:
-    """``count`` takes of ``draw(count, seed)``, those whose drums play a kick and a snare in fewer
-    than :data:`~harmonixr.generation.surroundings.BACKBEAT_SHARE` of their spans of four beats
-    (``span_ticks``) drawn again up to :data:`~harmonixr.generation.surroundings.BACKBEAT_TRIES`
-    times (the last draw kept; the result says how many)."""
-    def share(take: Result) -> float:
-        drums = [(n.time // span_ticks, n.pitch) for t in take.score.tracks if t.is_drum for n in t.notes]
-        return backbeat_share(*np.array(drums, dtype=np.int64).reshape(-1, 2).T)
-
-    made = draw(count, seed)
-    redrawn = [0] * count
-    for attempt in range(1, BACKBEAT_TRIES + 1):
-        thin = [k for k, take in enumerate(made) if share(take) < BACKBEAT_SHARE]
-        if not thin:
-            break
-        for k, take in zip(thin, draw(len(thin), seed + RESAMPLE_SEED * attempt)):
-            made[k], redrawn[k] = take, redrawn[k] + 1
-    for take, again in zip(made, redrawn):
-        take.details["backbeat_redrawn"] = again
     return made
 
 

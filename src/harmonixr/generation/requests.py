@@ -13,7 +13,7 @@ from symusic import Score
 from harmonixr.generation.piece import GenerationError
 from harmonixr.generation.postprocess import Key
 from harmonixr.generation.surroundings import ANY_PITCH
-from harmonixr.sampling.grammar import UNLIMITED
+from harmonixr.sampling.rules import UNLIMITED
 
 FILL_SHARE = 0.6  # at most this share of the context may be left for a region's notes
 RESAMPLE_SEED = 1_000_003  # a take drawn again uses seed + this x the attempt
@@ -37,7 +37,7 @@ class MusicRules:
 
     @classmethod
     def in_key(cls, key: Key, **rest: Any) -> MusicRules:
-        """New notes in ``key``'s scale, leaning to its tonic chord, its root most (grammar.ROOT_LEAN,
+        """New notes in ``key``'s scale, leaning to its tonic chord, its root most (rules.ROOT_LEAN,
         CHORD_LEAN): A minor and C major share a scale, and only the lean makes the one asked for
         the one heard (most often; a new piece heard in the other is drawn again)."""
         return cls(scale=key.pitch_classes, tonic=key.tonic_chord, key=key, **rest)
@@ -93,7 +93,7 @@ class Result:
 
 
 def rule_fields(rules: MusicRules) -> dict:
-    """The :class:`~harmonixr.sampling.grammar.Rules` fields of ``rules``."""
+    """The :class:`~harmonixr.sampling.rules.Rules` fields of ``rules``."""
     return {"pitch_range": rules.pitch_range, "scale": rules.scale, "tonic": rules.tonic, "max_polyphony": rules.max_polyphony,
             "max_notes_per_bar": rules.max_notes_per_bar}
 

@@ -124,26 +124,6 @@ DURATION_MARGIN: float | None = 1.5
 # benchmarks/new_parts.py --split test): bars it plays in 0.67 -> 0.96, notes within 4 semitones of
 # the original part's range 0.55 -> 0.64 (Freedoom 0.21 -> 0.65), note F1 0.037 -> 0.055.
 HOLD_NEW_PARTS = True
-# A new drum part (a new piece's, an added one) keeps to its style's kit in the training data
-# (data.stats.drum_kits) and leans to the sounds played most there: KIT_LEAN x the log of a sound's
-# share against the most played one's. New 8-bar pieces of 7 styles with drums, bass and keys or
-# band (python benchmarks/drum_kits.py, 112 pieces each, seeds 0,1 then 2,3): free, 34% and 32% of
-# their drum notes outside the style's kit (ride bells, cowbells, maracas), 52% and 64% of their
-# drum bars with a kick and a snare (76% in the training data's drum parts); the kit with a lean of
-# 0, 0.5, 1, 1.5: 60%, 66%, 64%, 58% (seeds 0,1); 0.5 and 1: 68%, 66% (seeds 2,3).
-KIT_LEAN = 0.5
-# A new drum part (an added one, an empty drum track filled; a new piece's: the whole take) of a
-# style whose kit has a kick and a snare, that plays both in fewer than BACKBEAT_SHARE of the spans
-# of four beats it plays in, is drawn again, at most BACKBEAT_TRIES times: the model alone added a
-# closed hi-hat on 94% of the drum notes under a Freedoom song. The drums of 40 Freedoom training
-# songs removed and added back over 8 bars (python benchmarks/drum_kits.py --songs 40 --split
-# train): bars with a kick and a snare 0.451 with no redraw, 0.607, 0.712 and 0.721 with 2, 4 and
-# 6 tries counted by bars, 0.709 with 4 by spans of four beats (the songs' own: 0.828); note F1
-# against the songs' own drums 0.229 and 0.218 (0 and 4 tries).
-KICKS, SNARES = frozenset({35, 36}), frozenset({37, 38, 39, 40})  # GM drum sounds
-BACKBEAT_SHARE = 0.5
-BACKBEAT_BEATS = 4  # quarter notes in a span that backbeat_share counts
-BACKBEAT_TRIES = 4
 
 
 TimeLeans = tuple[tuple[int, tuple[float, ...]], ...]  # Rules.time_leans: (grid step from bar 0, 12 nats)
@@ -151,7 +131,7 @@ TimeLeans = tuple[tuple[int, tuple[float, ...]], ...]  # Rules.time_leans: (grid
 
 class Held(NamedTuple):
     """What a sampled fill is held to beyond what the caller asked (:meth:`Surroundings.held`), as
-    :class:`~harmonixr.sampling.grammar.Rules` fields."""
+    :class:`~harmonixr.sampling.rules.Rules` fields."""
 
     onsets: tuple[tuple[int, int, int], ...]  # track_onsets
     ranges: tuple[tuple[int, int, int], ...]  # track_ranges
@@ -167,29 +147,12 @@ class Held(NamedTuple):
     durations: tuple[tuple[int, float, float], ...]  # track_durations
 
     def rules(self) -> dict[str, Any]:
-        """The :class:`~harmonixr.sampling.grammar.Rules` fields that hold a fill to these (the
+        """The :class:`~harmonixr.sampling.rules.Rules` fields that hold a fill to these (the
         loudness is met after sampling: :func:`~harmonixr.generation.asked.meet_loudness`)."""
         return {"track_onsets": self.onsets, "track_ranges": self.ranges, "drum_kit": self.kit,
                 "track_rhythms": self.rhythms, "track_chords": self.chords, "track_leans": self.leans,
                 "time_leans": self.sounding, "track_first": self.first, "track_waits": self.waits,
                 "track_least_chords": self.least, "track_durations": self.durations}
-
-
-class Kit(NamedTuple):
-    """A new drum part's sounds (Rules.drum_kit) and its lean to them (a track_leans row)."""
-
-    sounds: frozenset[int]
-    lean: tuple[float, ...]  # nats added to each of the 128 drum pitches
-
-    @classmethod
-    def of(cls, shares: list[tuple[int, float]], weight: float) -> Kit:
-        """The kit of (sound, share of its notes) pairs (data.stats.drum_kits), leaning ``weight`` x
-        the log of each sound's share against the most played one's."""
-        most = max(share for _, share in shares)
-        lean = np.zeros(128)
-        for sound, share in shares:
-            lean[sound] = weight * np.log(share / most)
-        return cls(frozenset(sound for sound, _ in shares), tuple(lean.tolist()))
 
 
 class Surroundings:
@@ -536,7 +499,7 @@ class Surroundings:
         return first, int(starts[hole.end[0]] + hole.end[1]) if hole.end is not None else int(starts[-1])
 
     def _time_leans(self, nats: np.ndarray) -> TimeLeans:
-        """``nats`` (steps of the hole, 12) as :class:`~harmonixr.sampling.grammar.Rules`'
+        """``nats`` (steps of the hole, 12) as :class:`~harmonixr.sampling.rules.Rules`'
         ``time_leans``: the steps with a lean."""
         first, _ = self._hole_steps()
         return tuple((first + k, tuple(row.tolist())) for k, row in enumerate(nats) if row.any())
@@ -552,17 +515,6 @@ class Surroundings:
         else:
             counts = np.bincount(pitches % 12, minlength=12)[np.arange(128) % 12].astype(np.float64)
         return tuple((CONTEXT_LEAN * np.log(counts + LEAN_PRIOR)).tolist())
-
-
-def backbeat_share(spans: np.ndarray, sounds: np.ndarray) -> float:
-    """The share of the spans of four beats (:data:`BACKBEAT_BEATS`) where drum notes (the span of
-    each, and its GM sound) play that hold a kick and a snare (1 where none plays: nothing to draw
-    again). Four beats, not a bar: a POP909 file's bars are one beat long."""
-    played = np.unique(spans)
-    if not len(played):
-        return 1.0
-    return float(np.mean([np.isin(sounds[spans == span], sorted(KICKS)).any()
-                          and np.isin(sounds[spans == span], sorted(SNARES)).any() for span in played]))
 
 
 def add_time_leans(*leans: TimeLeans) -> TimeLeans:

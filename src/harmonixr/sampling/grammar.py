@@ -11,26 +11,11 @@ already chosen for this note and the row's :class:`NoteState`. Always:
   vocabulary's pitch range (what the corpus was folded into);
 - the type is a note or the request's end (``EOS``, or ``END`` after a fill).
 
-:class:`Rules` adds what a request needs: the region's first and last position (a fill stays in its
-hole), a pitch range, a scale (and a lean to its tonic chord's pitches, :data:`ROOT_LEAN` to the
-root's and :data:`CHORD_LEAN` to the others', a weight, not a mask: the scale of A minor is C
-major's, its tonic is what tells them apart; per
-track, ``track_leans`` are weights on the pitch logits too), a maximum polyphony, a maximum of
-notes per bar and in all, a minimum of notes and the tracks that must play before the end may come, and per track a pitch
-range, a velocity range, the most notes at one onset, a window of onsets (how an asked density
-is met), and the drum kit (the
-drum pitches the drum track may take, as an infill keeps the kit played around it): the most onsets it
-may start (by the end of each bar no more than an even spread of them), and the fewest before the
-end may come, paced through the region at the middle of the window (a track behind an even spread
-of it by half a bar's share, or :data:`PACE_SLACK` onsets, must play at the next onset it can), so
-a part keeps its rate through the region instead of playing in bursts (and a track may be told the
-step by which its first onset comes, ``track_first``, and the longest it may wait between two
-onsets, ``track_waits``); for a new piece, whose
-density is notes per bar, the window counts notes instead (``count_notes``); and per track
-a rhythm (the positions in a bar where its onsets may fall, as an infill keeps the rhythm played
-around it: a position is offered only where a track that may still play has it in its rhythm, a
-bar whose rest holds none of them takes no new onset, and a track behind its pace is made to play
-at its next one, or off them when nothing else would meet its fewest). Every mask
+:class:`~harmonixr.sampling.rules.Rules` adds what a request needs (the region, ranges, a scale and
+leans, polyphony, counts, and per track its range, velocities, chords, kit, rhythm and window of
+onsets). A track's window is paced through the region (:mod:`harmonixr.sampling.pace`); with a
+rhythm, a position is offered only where a track that may still play has it in its rhythm, and a
+bar whose rest holds none of them takes no new onset. Every mask
 leaves at least one value, so a row never gets stuck: a note is only offered where one can be
 completed. In the last bar a region may have, the probability the model gives to a note past it
 goes to the end type (:meth:`NoteGrammar.end_mass`): for the model a later bar is where the music
@@ -39,99 +24,16 @@ goes on, for the request it is where it ends.
 
 from __future__ import annotations
 
-import bisect
-import itertools
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import numpy as np
 
 from harmonixr.errors import HarmonixrError
+from harmonixr.sampling.pace import Pace, Timeline
+from harmonixr.sampling.rules import MAX_CHORD, UNLIMITED, NoteState, Rules, tonic_lean
 from harmonixr.tokens.vocab import END, EOS, FIELDS, NOTE, NoteVocab
 
-UNLIMITED = 1 << 30
-MAX_CHORD = 12  # notes of one track at one onset at most (ten fingers and a thumb's reach; a drum kit's limbs)
-# Nats added to the pitch logits of a key's tonic root and of the rest of its tonic chord
-# (Rules.tonic); chosen with benchmarks/keys.py. A minor and C major share a scale and two notes of
-# their tonic chords: the root is what tells them apart (1 nat on the whole chord: 35 of 60 prompt
-# pieces in the mode asked, 1.5 on the root and 0.25 on the rest: 54 of 60; docs/evaluation.md).
-ROOT_LEAN = 1.5
-CHORD_LEAN = 0.25
-PACE_SLACK = 1.0  # onsets a track with a window may fall behind an even pace through the region, at least
 TYPE, DBAR, POS, TRACK, PITCH, DUR, VEL, MICRO = range(len(FIELDS))
-
-
-@dataclass(frozen=True)
-class Rules:
-    """What generated notes must respect beyond the grammar (defaults: nothing more)."""
-
-    tracks: tuple[int, ...]  # track slots that may play
-    bar_positions: tuple[int, ...]  # grid positions of each bar of the timeline (later bars: the last)
-    first: tuple[int, int] = (0, 0)  # earliest (bar, position) of a new note
-    last_bar: int = UNLIMITED  # last bar a new note may start in
-    last_pos: int = 0  # in last_bar, positions below this (0: the whole bar)
-    end_type: int = EOS  # EOS, or END after a fill
-    pitch_range: tuple[int, int] = (0, 127)
-    scale: frozenset[int] | None = None  # allowed pitch classes of melodic notes
-    tonic: tuple[int, ...] = ()  # pitch classes of a key's tonic chord, root first: melodic pitches lean to them
-    drum_range: tuple[int, int] = (0, 127)
-    drum_kit: frozenset[int] = frozenset()  # the drum pitches the drum track may take (empty: any in drum_range)
-    max_polyphony: int = UNLIMITED  # sounding notes at once, all tracks
-    max_notes_per_bar: int = UNLIMITED
-    max_notes: int = UNLIMITED
-    min_notes: int = 0  # the end is allowed only after this many notes (or when no note fits any more)
-    required: tuple[int, ...] = ()  # tracks that must get a note before the end (while one fits)
-    min_bar: int = 0  # the end is allowed only once a note starts in this bar or later (or none fits)
-    required_by: int = UNLIMITED  # from this bar on, a note goes to a required track still silent, until none is
-    track_ranges: tuple[tuple[int, int, int], ...] = ()  # (slot, lowest, highest pitch) of melodic tracks
-    track_velocities: tuple[tuple[int, int, int], ...] = ()  # (slot, lowest, highest velocity)
-    track_durations: tuple[tuple[int, float, float], ...] = ()  # (slot, shortest, longest duration in grid steps)
-    track_onsets: tuple[tuple[int, int, int], ...] = ()  # (slot, fewest, most onsets of the track)
-    track_first: tuple[tuple[int, int], ...] = ()  # (slot with a fewest, the grid step by which its first onset comes)
-    track_waits: tuple[tuple[int, int], ...] = ()  # (slot with a fewest, the most grid steps from one onset to the next)
-    track_rhythms: tuple[tuple[int, tuple[int, ...]], ...] = ()  # (slot, the positions in a bar its onsets take)
-    track_chords: tuple[tuple[int, int], ...] = ()  # (slot, most notes of the track at one onset)
-    track_least_chords: tuple[tuple[int, int], ...] = ()  # (slot, fewest notes of the track at each of its onsets)
-    track_leans: tuple[tuple[int, tuple[float, ...]], ...] = ()  # (slot, nats added to each of the 128 pitches)
-    # (grid step from bar 0, nats added to each of the 12 pitch classes of a melodic note starting then)
-    time_leans: tuple[tuple[int, tuple[float, ...]], ...] = ()
-    bass_slots: tuple[int, ...] = ()  # tracks whose notes also take bass_leans
-    bass_leans: tuple[tuple[int, tuple[float, ...]], ...] = ()  # (grid step, 12 nats) more for their notes starting then
-    count_notes: bool = False  # track_onsets counts notes (each of a chord), not onsets: a new piece's notes per bar
-
-    def positions(self, bar: int) -> int:
-        return self.bar_positions[min(bar, len(self.bar_positions) - 1)]
-
-
-@dataclass
-class NoteState:
-    """Where a row stands: the time and ordering key of its last position, and what it wrote."""
-
-    bar: int  # bar of the last position (a note or the prompt's last marker)
-    pos: int  # its grid position
-    track: int = -1  # its track and pitch (-1: the last position was not a note)
-    pitch: int = -1
-    notes: int = 0
-    written: frozenset[int] = frozenset()  # the tracks that got a note
-    chord: int = 0  # notes of the last note's track at its onset
-    bar_notes: dict[int, int] = field(default_factory=dict)
-    ends: list[tuple[int, int, int]] = field(default_factory=list)  # (bar, pos, end in grid steps) of notes sounding
-    onsets: dict[int, int] = field(default_factory=dict)  # onsets written, by track
-    last: dict[int, int] = field(default_factory=dict)  # grid step of each track's last onset written
-    # what the grammar worked out for the next note (open bars, positions, tracks): a step's masks
-    # ask for each many times; emptied when a note is written, never copied
-    seen: dict = field(default_factory=dict, init=False, repr=False, compare=False)
-
-    def copy(self) -> NoteState:
-        return NoteState(self.bar, self.pos, self.track, self.pitch, self.notes, self.written, self.chord,
-                         dict(self.bar_notes), list(self.ends), dict(self.onsets), dict(self.last))
-
-
-def tonic_lean(tonic: tuple[int, ...], pitches: np.ndarray) -> np.ndarray:
-    """Nats added to the logits of ``pitches`` for a key's tonic chord ``tonic`` (root first):
-    :data:`ROOT_LEAN` on the root's pitch class, :data:`CHORD_LEAN` on the others'."""
-    classes = pitches % 12
-    root = classes == tonic[0] if tonic else np.zeros(len(pitches), dtype=bool)
-    return np.where(root, ROOT_LEAN, np.where(np.isin(classes, list(tonic[1:])), CHORD_LEAN, 0.0))
 
 
 class NoteGrammar:
@@ -190,20 +92,12 @@ class NoteGrammar:
         self.on_rhythm = {slot: self._stored(np.isin(np.arange(sizes[POS] - 1), positions), POS)
                           for slot, positions in self.rhythms.items()}
         self._unions: dict[tuple[int, ...], np.ndarray | None] = {}
-        self._latest_seen: dict[tuple[int, int, int], int] = {}
-        self._plans: dict[tuple[int, int], tuple[int, int] | None] = {}  # (slot, onsets done) -> (paced step, latest)
-        self._timely: dict[tuple[int, int], int] = {}  # (slot, grid step) -> _on_time
-        self._caps: dict[tuple[int, int], int] = {}
         self.chords = {slot: max(min(most, MAX_CHORD), 1) for slot, most in rules.track_chords}
         self.least = {slot: min(least, self.chords.get(slot, MAX_CHORD)) for slot, least in rules.track_least_chords}
-        self.fewest = {slot: low for slot, low, _ in rules.track_onsets if low > 0}
-        self.first = dict(rules.track_first)
-        self.waits = dict(rules.track_waits)
-        self.most = {slot: high for slot, _, high in rules.track_onsets}
-        self.pace_step = max(vocab.grid // 2, 1)  # a track behind its pace plays by the next eighth note
-        self.bar_starts = [0, *itertools.accumulate(rules.bar_positions)]  # grid steps to each known bar's start
-        self.region = (self._step(*rules.first), self._step(rules.last_bar, rules.last_pos) if rules.last_pos
-                       else self._step(rules.last_bar + 1, 0)) if rules.last_bar < UNLIMITED else None
+        self.timeline = Timeline(rules.bar_positions)
+        self._step, self._bar_of = self.timeline.step, self.timeline.bar_of
+        # a track behind its pace plays by the next eighth note
+        self.pace = Pace(rules, self.timeline, self.rhythms, pace_step=max(vocab.grid // 2, 1))
 
     @property
     def leans(self) -> bool:
@@ -366,7 +260,7 @@ class NoteGrammar:
 
     def _chord_grows(self, state: NoteState) -> bool:
         """Whether the last note's track may add a higher note at its onset."""
-        if self.rules.count_notes and state.onsets.get(state.track, 0) >= self._cap(state.track, state.bar):
+        if self.rules.count_notes and state.onsets.get(state.track, 0) >= self.pace.cap(state.track, state.bar):
             return False  # its notes so far are all written
         return (state.track >= 0 and self._higher(state.track, state.pitch)
                 and state.chord < self.chords.get(state.track, MAX_CHORD))
@@ -378,27 +272,14 @@ class NoteGrammar:
         if ("open", bar) in seen:
             return seen[("open", bar)]
         if bar is None:
-            opened = [s for s in self.tracks if state.onsets.get(s, 0) < self.most.get(s, UNLIMITED)]
+            opened = [s for s in self.tracks if state.onsets.get(s, 0) < self.pace.most.get(s, UNLIMITED)]
         else:
             due = self._due(state)
             late = due[1] if due is not None and bar >= self._bar_of(due[0]) else None  # must play in this bar
             opened = [s for s in self.tracks if state.onsets.get(s, 0) <
-                      (self.most.get(s, UNLIMITED) if s == late else self._cap(s, bar))]
+                      (self.pace.most.get(s, UNLIMITED) if s == late else self.pace.cap(s, bar))]
         seen[("open", bar)] = opened
         return opened
-
-    def _cap(self, slot: int, bar: int) -> int:
-        """The most onsets (notes, under ``count_notes``) ``slot`` may have by the end of ``bar``:
-        its most spread evenly over the region's time, so that they are not all spent in its first
-        bars."""
-        most = self.most.get(slot, UNLIMITED)
-        if most >= UNLIMITED or self.region is None:
-            return most
-        if (slot, bar) not in self._caps:
-            start, stop = self.region
-            self._caps[(slot, bar)] = min(most, -(-most * (min(self._step(bar + 1, 0), stop) - start)
-                                                  // max(stop - start, 1)))
-        return self._caps[(slot, bar)]
 
     def _room(self, state: NoteState, bar: int, pos: int) -> bool:
         now = self._step(bar, pos)
@@ -408,11 +289,11 @@ class NoteGrammar:
         """(grid step, slot): the latest step the next note may start at, and the track that must
         play there, for the track most behind its pace (None: none is behind, or nothing is paced).
         Worked out once per state: a step's masks ask for it many times."""
-        if not self.fewest or self.region is None:
+        if not self.pace.paces:
             return None
         seen = self._seen(state)
         if "due" not in seen:
-            seen["due"] = self._work_out_due(state)
+            seen["due"] = self.pace.due(state)
         return seen["due"]
 
     def _seen(self, state: NoteState) -> dict:
@@ -421,102 +302,6 @@ class NoteGrammar:
             state.seen.clear()
             state.seen["grammar"] = self
         return state.seen
-
-    def _work_out_due(self, state: NoteState) -> tuple[int, int] | None:
-        assert self.region is not None
-        start, stop = self.region
-        now = self._step(state.bar, state.pos)
-        best = None
-        for slot, fewest in self.fewest.items():
-            done = state.onsets.get(slot, 0)
-            if (slot, done) not in self._plans:  # its pace's step for the next onset, and the latest one
-                pace, slack = self._pace(slot, fewest, stop - start)
-                paced = start + int((stop - start) * (done + 1 + slack) / (pace + slack))
-                if done == 0 and slot in self.first:  # its first onset by the step it asks, if sooner
-                    paced = min(paced, max(self.first[slot], start))
-                self._plans[(slot, done)] = None if done >= pace else (
-                    paced, self._latest(slot, stop, fewest - done))  # the rest still fit on its rhythm
-            plan = self._plans[(slot, done)]
-            if plan is None:
-                continue
-            due, latest = plan
-            if slot in self.waits and slot in state.last:  # its next onset no later than its longest wait from its last
-                due = min(due, state.last[slot] + self.waits[slot])
-            earliest = now if state.track < 0 or slot > state.track else now + 1  # the reading order at an onset
-            due = max(due, earliest)
-            if (slot, due) not in self._timely:  # on the next eighth note, or the track's next position of its rhythm
-                self._timely[(slot, due)] = self._on_time(slot, due)
-            due = self._timely[(slot, due)]
-            due = min(due, latest if latest >= earliest else stop - (fewest - done))  # or a grid step each
-            due = self._free_from(state, due, stop)
-            if best is None or (due, slot) < best:
-                best = (due, slot)
-        return best
-
-    def _on_time(self, slot: int, step: int) -> int:
-        """The first grid step from ``step`` where ``slot`` may be made to play: its rhythm's next
-        position (in this bar or the next), else the next eighth note."""
-        bar = self._bar_of(step)
-        pos = step - self._step(bar, 0)
-        rhythm = self.rhythms.get(slot)
-        if rhythm is not None:
-            later = rhythm[bisect.bisect_left(rhythm, pos):]
-            if later and later[0] < self.rules.positions(bar):
-                return self._step(bar, later[0])
-            if rhythm[0] < self.rules.positions(bar + 1):
-                return self._step(bar + 1, rhythm[0])
-        return step + (-pos % self.pace_step)
-
-    def _latest(self, slot: int, stop: int, count: int) -> int:
-        """The latest grid step from which ``count`` onsets of ``slot`` still fit before ``stop``: a
-        grid step each, or on its rhythm's positions while they are enough."""
-        rhythm = self.rhythms.get(slot)
-        if rhythm is None or count <= 0 or self.region is None:
-            return stop - count
-        if (slot, stop, count) not in self._latest_seen:
-            bar = self._bar_of(stop - 1)
-            steps: list[int] = []
-            while len(steps) < count and bar >= 0 and self._step(bar + 1, 0) > self.region[0]:
-                steps += [step for pos in reversed(rhythm) if pos < self.rules.positions(bar)
-                          and self.region[0] <= (step := self._step(bar, pos)) < stop]
-                bar -= 1
-            self._latest_seen[(slot, stop, count)] = steps[count - 1] if len(steps) >= count else stop - count
-        return self._latest_seen[(slot, stop, count)]
-
-    def _pace(self, slot: int, fewest: int, steps: int) -> tuple[float, float]:
-        """(onsets, slack) of ``slot``'s pace through the region's ``steps`` grid steps: the middle
-        of its window, half a bar's share (at least :data:`PACE_SLACK`) behind at most; its fewest
-        when it has no most. A pace at the fewest let parts play in bursts: a fill of a drum song
-        drummed at half its rate in the bars after a busy first one, and every part went silent
-        in the hole's last bar once its fewest were in."""
-        most = self.most.get(slot, UNLIMITED)
-        if most >= UNLIMITED:
-            return fewest, PACE_SLACK
-        pace = (fewest + most) / 2
-        return pace, max(PACE_SLACK, pace * self.rules.positions(self.rules.first[0]) / max(steps, 1) / 2)
-
-    def _free_from(self, state: NoteState, step: int, stop: int) -> int:
-        """The first grid step from ``step`` (before ``stop``) where a note may start under the
-        polyphony cap: a pace never asks for a note where the sounding ones leave no room."""
-        if self.rules.max_polyphony >= UNLIMITED:
-            return step
-        while step < stop - 1 and sum(end > step for *_, end in state.ends) >= self.rules.max_polyphony:
-            step = min(end for *_, end in state.ends if end > step)
-        return step
-
-    def _bar_of(self, step: int) -> int:
-        """The bar grid step ``step`` lies in (bars after the known ones as long as the last)."""
-        known, end = len(self.rules.bar_positions), self.bar_starts[-1]
-        if step < end:
-            return bisect.bisect_right(self.bar_starts, step) - 1
-        return known + (step - end) // self.rules.bar_positions[-1]
-
-    def _step(self, bar: int, pos: int) -> int:
-        """Grid steps from the start of bar 0 to (bar, pos): integers, so ends and onsets compare exactly."""
-        known = len(self.rules.bar_positions)
-        if bar <= known:
-            return int(self.bar_starts[bar] + pos)
-        return int(self.bar_starts[-1] + (bar - known) * self.rules.bar_positions[-1] + pos)
 
     def mask(self, k: int, state: NoteState, chosen: list[int]) -> np.ndarray:
         """(V_k,) bool: the stored values field ``k`` may take after ``chosen`` (stored values of
@@ -571,7 +356,7 @@ class NoteGrammar:
         types[NOTE] = bool(bars.any())
         done = (state.notes >= self.rules.min_notes and set(self.rules.required) <= state.written and not self._owes_chord(state)
                 and (state.bar >= self.rules.min_bar and state.track >= 0 or self.rules.min_bar == 0)
-                and all(state.onsets.get(s, 0) >= low for s, low in self.fewest.items()))
+                and all(state.onsets.get(s, 0) >= low for s, low in self.pace.fewest.items()))
         types[self.rules.end_type] = done or not types[NOTE]
         return types
 
@@ -587,13 +372,14 @@ class NoteGrammar:
         return both if both.any() else fitting
 
     def _fitting_durations(self, state: NoteState, bar: int, pos: int, track: int) -> np.ndarray:
-        if self.rules.max_polyphony >= UNLIMITED or not self.fewest or self.region is None:
+        if self.rules.max_polyphony >= UNLIMITED or not self.pace.paces:
             return self.all[DUR]
-        owed = sum(max(f - state.onsets.get(s, 0) - (s == track), 0) for s, f in self.fewest.items())
+        owed = sum(max(f - state.onsets.get(s, 0) - (s == track), 0) for s, f in self.pace.fewest.items())
         if not owed:
             return self.all[DUR]
         now = self._step(bar, pos)
-        longest = (self.region[1] - now) * self.rules.max_polyphony - owed * self.pace_step  # an eighth note each
+        assert self.pace.region is not None
+        longest = (self.pace.region[1] - now) * self.rules.max_polyphony - owed * self.pace.pace_step  # an eighth note each
         mask = self.all[DUR].copy()
         mask[1:] &= self.vocab.durations <= max(longest, 1)  # the shortest bin is one grid step
         return mask

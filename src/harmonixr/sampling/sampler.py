@@ -26,8 +26,9 @@ import torch
 from harmonixr.errors import HarmonixrError
 from harmonixr.models.transformer import NoteTransformer
 from harmonixr.sampling.decoder import NumbaDecoder, TorchDecoder, make_decoder
-from harmonixr.sampling.grammar import DBAR, DUR, PITCH, POS, TRACK, TYPE, VEL, NoteGrammar, NoteState
+from harmonixr.sampling.grammar import DBAR, DUR, PITCH, POS, TRACK, TYPE, VEL, NoteGrammar
 from harmonixr.sampling.kernels import draw_masked, filter_rows, merge_end_rows
+from harmonixr.sampling.rules import NoteState
 from harmonixr.tokens.echo import EchoIndex
 from harmonixr.tokens.notes import NOTE_WIDTH
 from harmonixr.tokens.prompt import Bars, Header, Hole, bar_feature, row_of_fields
