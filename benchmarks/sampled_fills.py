@@ -21,6 +21,10 @@ of ``--split`` (the validation split by default: these weights were chosen there
   onsets around the hole keeps their size at each onset) off and on: over the tracks whose
   original chords at that share of its onsets in the hole, the share of the fills' onsets that are
   chords (``kept_chords``), note F1 and pitch-class overlap, on minus off hole by hole;
+- the kept notes (``surroundings.KEEP_NOTES``: a held track has at most its most onsets x its
+  mean notes at an onset around the hole, past which its chords grow no more) off and on: the
+  fills' mean and median note ratio (their notes over the original's), the melodic tracks' mean
+  notes at an onset over the original's, note F1 and pitch-class overlap, on minus off hole by hole;
 - the kept durations (``surroundings.DURATION_MARGIN``: a held melodic track's notes last between
   its shortest and longest around the hole, widened by that factor) off and on: how far the
   median note duration of each fill track lies from the original's (``duration_error``), note F1
@@ -30,6 +34,7 @@ The settings are module constants of :mod:`harmonixr.generation.surroundings`; t
 them in turn (nothing else reads them while it runs).
 
     python benchmarks/sampled_fills.py --split val --pieces 60
+    python benchmarks/sampled_fills.py --split val --pieces 30 --leans "" --copy-leans "" --settings notes
     python benchmarks/sampled_fills.py --split test --pieces 20 --leans 0.75
 """
 
@@ -75,18 +80,21 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=3)
     parser.add_argument("--leans", default="0,0.25,0.5,0.75,1,1.5,2", help="pitch lean weights to try")
     parser.add_argument("--copy-leans", default="0,6", help="weights of the lean to the best-matching span's harmony")
+    parser.add_argument("--settings", default="loudness,seam,durations,chords,notes",
+                        help="the settings turned off and on, each a table (empty --leans, --copy-leans: no table)")
     args = parser.parse_args()
     console = Console(width=160)
     gen = Generator(args.checkpoint)
     holes = held_out_holes(args, gen.vocab)
-    names = ("CONTEXT_LEAN", "KEEP_LOUDNESS", "KEEP_SEAM", "KEEP_CHORD", "DURATION_MARGIN", "COPY_LEAN")
+    names = ("CONTEXT_LEAN", "KEEP_LOUDNESS", "KEEP_SEAM", "KEEP_CHORD", "DURATION_MARGIN", "COPY_LEAN", "KEEP_NOTES")
+    settings = set(args.settings.split(","))
     defaults = {name: getattr(surroundings, name) for name in names}
     default_lean, default_loudness, default_chord = defaults["CONTEXT_LEAN"], defaults["KEEP_LOUDNESS"], defaults["KEEP_CHORD"]
     default_margin, default_copy = defaults["DURATION_MARGIN"], defaults["COPY_LEAN"]
 
     def fills(lean: float, loudness: bool, seam: bool = True, chord: float | None = default_chord,
-              margin: float | None = default_margin, copy: float = default_copy) -> list[dict]:
-        for name, value in zip(names, (lean, loudness, seam, chord, margin, copy)):
+              margin: float | None = default_margin, copy: float = default_copy, notes: bool = True) -> list[dict]:
+        for name, value in zip(names, (lean, loudness, seam, chord, margin, copy, notes)):
             setattr(surroundings, name, value)
         try:
             return evaluate_infill({"sampled": Method("infill", gen, SAMPLING)}, holes, args.samples, args.seed)
@@ -94,14 +102,17 @@ def main() -> None:
             for name, value in defaults.items():
                 setattr(surroundings, name, value)
 
-    runs = {lean: fills(lean, default_loudness) for lean in (float(x) for x in args.leans.split(","))}
-    console.print(weights_table(f"pitch lean: sampled fills of {len(holes)} holes of {args.bars} bars, {args.split} "
-                                f"split (default {default_lean})", "lean", runs,
-                                runs.get(0.0) or fills(0.0, default_loudness)))
-    copies = {copy: fills(default_lean, default_loudness, copy=copy) for copy in (float(x) for x in args.copy_leans.split(","))}
-    console.print(weights_table(f"the lean to the harmony of the song's best-matching span: sampled fills of {len(holes)} "
-                                f"holes (default {default_copy:g} x its match)", "copy lean", copies,
-                                copies.get(0.0) or fills(default_lean, default_loudness, copy=0.0)))
+    runs = {lean: fills(lean, default_loudness) for lean in (float(x) for x in args.leans.split(",") if x)}
+    if runs:
+        console.print(weights_table(f"pitch lean: sampled fills of {len(holes)} holes of {args.bars} bars, {args.split} "
+                                    f"split (default {default_lean})", "lean", runs,
+                                    runs.get(0.0) or fills(0.0, default_loudness)))
+    copies = {copy: fills(default_lean, default_loudness, copy=copy)
+              for copy in (float(x) for x in args.copy_leans.split(",") if x)}
+    if copies:
+        console.print(weights_table(f"the lean to the harmony of the song's best-matching span: sampled fills of "
+                                    f"{len(holes)} holes (default {default_copy:g} x its match)", "copy lean", copies,
+                                    copies.get(0.0) or fills(default_lean, default_loudness, copy=0.0)))
 
     on = runs.get(default_lean) or fills(default_lean, True)
     families = ["all", *sorted({h.source for h in holes})]
@@ -110,26 +121,51 @@ def main() -> None:
     def differences(a: list[dict], b: list[dict]) -> list[str]:
         return [paired(a, b, "f1"), paired(a, b, "pitch_class_overlap")]
 
-    console.print(on_off("kept loudness: the fills' mean velocity against the hole's own (velocity distance)",
-                         families, on, fills(default_lean, False), ("off", "on", "on minus off"),
-                         lambda a, b: [f"{summarize(b)[0]['velocity_distance']:.2f}",
-                                       f"{summarize(a)[0]['velocity_distance']:.2f}", paired(a, b, "velocity_distance")]))
-    console.print(on_off("the seam: tracks entering more than a bar after the original's first note in the hole",
-                         families, on, fills(default_lean, default_loudness, seam=False), ("late, off", "late, on", *both),
-                         lambda a, b: ["{} of {}".format(*late_entries(b)), "{} of {}".format(*late_entries(a)),
-                                       *differences(a, b)]))
-    if default_margin is not None:
+    if "notes" in settings:
+        console.print(on_off("the kept notes: the fills' notes over the original's (mean, median), and the share of "
+                             "their melodic tracks' onsets that are chords", families, on,
+                             fills(default_lean, default_loudness, notes=False),
+                             ("mean, off", "mean, on", "median, off", "median, on", "chords: original", "off", "on", *both),
+                             lambda a, b: [*note_ratios(b, a), *chord_shares(b, a), *differences(a, b)]))
+    if "loudness" in settings:
+        console.print(on_off("kept loudness: the fills' mean velocity against the hole's own (velocity distance)",
+                             families, on, fills(default_lean, False), ("off", "on", "on minus off"),
+                             lambda a, b: [f"{summarize(b)[0]['velocity_distance']:.2f}",
+                                           f"{summarize(a)[0]['velocity_distance']:.2f}",
+                                           paired(a, b, "velocity_distance")]))
+    if "seam" in settings:
+        console.print(on_off("the seam: tracks entering more than a bar after the original's first note in the hole",
+                             families, on, fills(default_lean, default_loudness, seam=False),
+                             ("late, off", "late, on", *both),
+                             lambda a, b: ["{} of {}".format(*late_entries(b)), "{} of {}".format(*late_entries(a)),
+                                           *differences(a, b)]))
+    if default_margin is not None and "durations" in settings:
         console.print(on_off(f"the kept durations (x{default_margin:g}): |log2| of the fill track's median duration "
                              "over the original's", families, on, fills(default_lean, default_loudness, margin=None),
                              ("fill tracks", "off", "on", *both),
                              lambda a, b: [str(duration_error(a)[1]), f"{duration_error(b)[0]:.3f}",
                                            f"{duration_error(a)[0]:.3f}", *differences(a, b)]))
-    if default_chord is not None:
+    if default_chord is not None and "chords" in settings:
         console.print(on_off(f"the kept chords: tracks whose original starts chords at {default_chord:.0%} of its "
                              "onsets in the hole or more, the share of their fills' onsets that are chords", families,
                              on, fills(default_lean, default_loudness, chord=None), ("fill tracks", "off", "on", *both),
                              lambda a, b: [str(kept_chords(a, default_chord)[1]), f"{kept_chords(b, default_chord)[0]:.2f}",
                                            f"{kept_chords(a, default_chord)[0]:.2f}", *differences(a, b)]))
+
+
+def note_ratios(*runs: list[dict]) -> list[str]:
+    """The mean of each run's fill/original note ratios, then the median of each (a hole with no
+    original note left out)."""
+    ratios = [[r["notes"] / r["truth_notes"] for r in rows if r["truth_notes"]] for rows in runs]
+    return [f"{np.mean(x):.2f}" for x in ratios] + [f"{np.median(x):.2f}" for x in ratios]
+
+
+def chord_shares(*runs: list[dict]) -> list[str]:
+    """The mean share of onsets that are chords over the melodic tracks playing in the original
+    hole and in the fill: the original's (over the first run's fills), then each run's."""
+    pairs = [[(fill, truth) for r in rows for fill, truth in zip(r["chords"] or [], r["truth_chords"])
+              if fill is not None and truth is not None] for rows in runs]
+    return [f"{np.mean([t for _, t in pairs[0]]):.2f}"] + [f"{np.mean([f for f, _ in p]):.2f}" for p in pairs]
 
 
 def weights_table(title: str, name: str, runs: dict[float, list[dict]], none: list[dict]) -> Table:

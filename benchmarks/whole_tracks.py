@@ -6,7 +6,14 @@ one variation). Per track: its notes in each half of the song against the origin
 second half the share of them on its most played pitch against the original's (a drone: near 1);
 the last row averages the shares.
 
+With ``--settings``, a second table: each setting of the density window of a track rewritten whole
+(``surroundings.WHOLE_TOLERANCE``) and of the kept notes (``surroundings.KEEP_NOTES``: at most its
+most onsets x its mean notes at an onset, past which its chords grow no more), over ``--seeds``:
+the mean ratio of the rewritten track's notes, onsets and notes per onset to the original's, and
+how much the share of its most played pitch rose (every track, the piano: the third track).
+
     python benchmarks/whole_tracks.py --pieces 4
+    python benchmarks/whole_tracks.py --pieces 4 --seeds 0,1 --settings 0.25:off,0.25:on,0.1:off,0.1:on
 """
 
 from __future__ import annotations
@@ -19,8 +26,9 @@ from rich.table import Table
 
 from harmonixr.data.corpus import Corpus
 from harmonixr.evaluation.report import SAMPLING
+from harmonixr.generation import surroundings
 from harmonixr.generation.modes import Generator
-from harmonixr.generation.piece import Region
+from harmonixr.generation.piece import Piece, Region
 
 
 def half_of(notes: list, half: int, second: bool = True) -> tuple[int, float]:
@@ -36,6 +44,8 @@ def main() -> None:
     parser.add_argument("--source", default="pop909")
     parser.add_argument("--pieces", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0", help="seeds of the settings' table")
+    parser.add_argument("--settings", default="", help="TOLERANCE:on|off of the kept notes, comma-separated")
     args = parser.parse_args()
     gen = Generator(args.checkpoint)
     rows = [row for _, row in Corpus([args.data]).rows("test") if row["source"] == args.source][: args.pieces]
@@ -59,6 +69,46 @@ def main() -> None:
     mean = np.nanmean(np.array(shares), axis=0)
     table.add_row("mean", "", "", "", "", f"{mean[0]:.2f} -> {mean[1]:.2f}")
     Console(width=160).print(table)
+    if args.settings:
+        pieces = [gen.piece(row["path"], row["style"]) for row in rows]
+        Console(width=160).print(settings_table(gen, pieces, args.settings, [int(x) for x in args.seeds.split(",")]))
+
+
+def onsets_and_share(notes: list, step: float) -> tuple[int, int, float]:
+    """(notes, onsets on the grid of ``step`` ticks, the most played pitch's share)."""
+    pitches = np.array([n.pitch for n in notes])
+    onsets = len({round(n.time / step) for n in notes})
+    return len(notes), onsets, float(np.bincount(pitches).max() / len(pitches)) if len(pitches) else float("nan")
+
+
+def settings_table(gen: Generator, pieces: list[Piece], settings: str, seeds: list[int]) -> Table:
+    """Each setting (``TOLERANCE:on|off``) of a track rewritten whole: its notes, onsets and notes
+    per onset over the original's, and its most played pitch's share minus the original's."""
+    table = Table(title=f"every track of {len(pieces)} songs rewritten whole, seeds {seeds}: rewritten over original")
+    for column in ("window", "kept notes", "notes", "onsets", "notes per onset", "most played pitch's share",
+                   "the piano's share"):
+        table.add_column(column, justify="right")
+    shipped = surroundings.WHOLE_TOLERANCE, surroundings.KEEP_NOTES
+    for setting in settings.split(","):
+        tolerance, keep = setting.split(":")
+        surroundings.WHOLE_TOLERANCE, surroundings.KEEP_NOTES = float(tolerance), keep == "on"
+        ratios, rises, piano = [], [], []
+        for seed in seeds:
+            for piece in pieces:
+                step = piece.original.ticks_per_quarter / gen.vocab.grid
+                for track in range(len(piece.original.tracks)):
+                    made = gen.infill(piece, Region((0, 0), None, (track,)), 1, SAMPLING, seed, source="sampled")[0]
+                    old = onsets_and_share(piece.original.tracks[track].notes, step)
+                    new = onsets_and_share(made.score.tracks[track].notes, step)
+                    ratios.append((new[0] / old[0], new[1] / old[1], (new[0] / new[1]) / (old[0] / old[1])))
+                    rises.append(new[2] - old[2])
+                    if track == 2:
+                        piano.append(new[2] - old[2])
+        mean = np.mean(ratios, axis=0)
+        table.add_row(f"{float(tolerance):g}", keep, f"x{mean[0]:.2f}", f"x{mean[1]:.2f}", f"x{mean[2]:.2f}",
+                      f"{np.mean(rises):+.3f}", f"{np.mean(piano):+.3f}" if piano else "")
+    surroundings.WHOLE_TOLERANCE, surroundings.KEEP_NOTES = shipped
+    return table
 
 
 if __name__ == "__main__":

@@ -380,6 +380,26 @@ def test_a_track_told_its_fewest_chord_notes_sounds_them_at_each_onset(model, vo
     assert onsets(Rules((0, 1, vocab.drum_slot), BAR_POSITIONS, (0, 0), 3, 0, EOS, **base)).min() == 1
 
 
+def test_a_track_told_its_most_notes_stops_growing_chords_but_keeps_its_onsets(model, vocab: NoteVocab) -> None:  # noqa: ANN001
+    """Rules.track_notes: slot 1, told to sound chords of 2-3 notes at each of 8-12 onsets over 4
+    bars and at most 12 notes, adds a note to a chord only while it has fewer than an even share
+    of the 12 by the end of the chord's bar (3, 6, 9, 12), and still plays its 8 onsets or more:
+    past its share a chord grows no more, a new onset still comes. It writes fewer notes than
+    without the rule."""
+    def rows(rules: Rules) -> list[np.ndarray]:
+        outs, _ = _sample(model, vocab, rules, 4, 5, SamplingConfig(max_notes=80))
+        return [o.notes[o.notes[:, TRACK] == 1] for o in outs]
+
+    base = dict(min_notes=20, track_chords=((1, 3),), track_least_chords=((1, 2),), track_onsets=((1, 8, 12),))
+    told = rows(Rules((0, 1), BAR_POSITIONS, (0, 0), 3, 0, EOS, track_notes=((1, 12),), **base))
+    for mine in told:
+        assert len(np.unique(mine[:, [BAR, POS]], axis=0)) >= 8
+        joined = [k for k in range(1, len(mine)) if tuple(mine[k, [BAR, POS]]) == tuple(mine[k - 1, [BAR, POS]])]
+        assert joined and all(k < 3 * (mine[k, BAR] + 1) for k in joined)
+    free = rows(Rules((0, 1), BAR_POSITIONS, (0, 0), 3, 0, EOS, **base))
+    assert sum(map(len, told)) < sum(map(len, free))
+
+
 def test_a_track_told_its_durations_keeps_inside_them(model, vocab: NoteVocab) -> None:  # noqa: ANN001
     """Rules.track_durations: every note of slot 1 lasts 3 to 12 grid steps (an untrained model
     draws any length); a window between two bins keeps the bin nearest to it; without, some

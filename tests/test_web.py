@@ -121,15 +121,17 @@ def test_infill_hear_download_choose_keep_undo(page, server, tmp_path) -> None:
 
 
 def edit_cell(page, cell: str, value: str, tries: int = 5) -> None:  # noqa: ANN001 - a Playwright page
-    """Type ``value`` into a table ``cell``, again until the cell shows it: in a full test run on 2
-    busy cores an edit made while the table was still settling was lost, 2 runs in 7."""
+    """Write ``value`` into a table ``cell``'s editor, again until the cell shows it: in a full test
+    run on 2 busy cores an edit made while the table was still settling was lost, 2 runs in 7; and
+    keys typed before the double click had opened the editor went to the cell's text
+    ('0-120100-120...'). The editor's own text area is filled instead."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     for _ in range(tries):
         page.locator(cell).dblclick()
-        page.keyboard.press("Control+a")
-        page.keyboard.type(value)
-        page.keyboard.press("Enter")
+        editor = page.locator(f"{cell} textarea")
+        editor.fill(value)
+        editor.press("Enter")
         try:
             page.wait_for_function("([s, t]) => (document.querySelector(s)?.innerText || '').split('\\n')[0].trim() === t",
                                    arg=[cell, value], timeout=10_000)

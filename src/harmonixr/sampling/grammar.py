@@ -262,6 +262,8 @@ class NoteGrammar:
         """Whether the last note's track may add a higher note at its onset."""
         if self.rules.count_notes and state.onsets.get(state.track, 0) >= self.pace.cap(state.track, state.bar):
             return False  # its notes so far are all written
+        if state.sounded.get(state.track, 0) >= self.pace.note_cap(state.track, state.bar):
+            return False  # its most notes so far are written: a new onset may still come
         return (state.track >= 0 and self._higher(state.track, state.pitch)
                 and state.chord < self.chords.get(state.track, MAX_CHORD))
 
@@ -430,6 +432,7 @@ class NoteGrammar:
         state.chord = state.chord + 1 if same else 1
         if not same or self.rules.count_notes:
             state.onsets[track] = state.onsets.get(track, 0) + 1
+        state.sounded[track] = state.sounded.get(track, 0) + 1
         if not same:
             state.last[track] = self._step(bar, pos)
         state.bar, state.pos, state.track, state.pitch = bar, pos, track, pitch

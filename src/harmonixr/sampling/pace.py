@@ -54,6 +54,7 @@ class Pace:
         self.pace_step = pace_step  # a track behind its pace plays by the next multiple of this
         self.fewest = {slot: low for slot, low, _ in rules.track_onsets if low > 0}
         self.most = {slot: high for slot, _, high in rules.track_onsets}
+        self.most_notes = dict(rules.track_notes)
         self.first = dict(rules.track_first)
         self.waits = dict(rules.track_waits)
         step = timeline.step
@@ -61,7 +62,7 @@ class Pace:
                        else step(rules.last_bar + 1, 0)) if rules.last_bar < UNLIMITED else None
         self._plans: dict[tuple[int, int], tuple[int, int] | None] = {}  # (slot, onsets done) -> (paced step, latest)
         self._timely: dict[tuple[int, int], int] = {}  # (slot, grid step) -> _on_time
-        self._caps: dict[tuple[int, int], int] = {}
+        self._caps: dict[tuple[str, int, int], int] = {}  # (what, slot, bar) -> its cap
         self._latest_seen: dict[tuple[int, int, int], int] = {}
 
     @property
@@ -73,14 +74,21 @@ class Pace:
         """The most onsets (notes, under ``count_notes``) ``slot`` may have by the end of ``bar``:
         its most spread evenly over the region's time, so that they are not all spent in its first
         bars."""
-        most = self.most.get(slot, UNLIMITED)
+        return self._spread(self.most.get(slot, UNLIMITED), ("onsets", slot, bar))
+
+    def note_cap(self, slot: int, bar: int) -> int:
+        """The most notes ``slot`` may have by the end of ``bar`` (``track_notes``, spread the same way)."""
+        return self._spread(self.most_notes.get(slot, UNLIMITED), ("notes", slot, bar))
+
+    def _spread(self, most: int, key: tuple[str, int, int]) -> int:
+        """``most`` spread evenly over the region's time, by the end of the bar of ``key``."""
         if most >= UNLIMITED or self.region is None:
             return most
-        if (slot, bar) not in self._caps:
+        if key not in self._caps:
             start, stop = self.region
-            self._caps[(slot, bar)] = min(most, -(-most * (min(self.timeline.step(bar + 1, 0), stop) - start)
-                                                  // max(stop - start, 1)))
-        return self._caps[(slot, bar)]
+            self._caps[key] = min(most, -(-most * (min(self.timeline.step(key[2] + 1, 0), stop) - start)
+                                          // max(stop - start, 1)))
+        return self._caps[key]
 
     def due(self, state: NoteState) -> tuple[int, int] | None:
         """(grid step, slot): the latest step the next note may start at, and the track that must
