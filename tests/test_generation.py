@@ -808,19 +808,23 @@ def test_a_sparse_part_rewritten_over_a_whole_long_song_keeps_its_pace(gen) -> N
 
 
 @pytest.mark.parametrize("name", POP909_FILES[:2])
-def test_a_pop909_bridge_and_piano_rewritten_over_the_whole_song_keep_their_notes(name, gen) -> None:
-    """A POP909 song's bridge and piano, each rewritten over the whole song: the model, writing a
-    part it cannot hear, filled its chords out (song 001: 307 -> 497 and 985 -> 1,425 notes; 042:
-    162 -> 255 and 1,141 -> 1,379); each now has within 20% of the original's notes, and at most
-    15% more notes at an onset on average than the original."""
+def test_a_pop909_part_rewritten_over_the_whole_song_keeps_its_notes_and_its_pitches(name, gen) -> None:
+    """A POP909 song's melody, bridge and piano, each rewritten over the whole song. The model,
+    writing a part it cannot hear, filled its chords out (song 001: the bridge 307 -> 497 notes,
+    the piano 985 -> 1,425; 042: 162 -> 255 and 1,141 -> 1,379) and droned (001's melody on one
+    pitch for 0.57 of its notes, the song's 0.28; its bridge 0.66, the song's 0.23). Each now has
+    within 20% of the original's notes, at most 20% more notes at an onset on average, and its
+    most played pitch no more than 1.25 times as often as the original's (and 0.1 more)."""
     piece = gen.piece(Score(str(POP909 / name)), "pop")
-    for track in (1, 2):
+    step = piece.original.ticks_per_quarter / gen.vocab.grid
+    for track in (0, 1, 2):
         made = gen.infill(piece, Region((0, 0), None, (track,)), 1, SAMPLING, seed=0, source="sampled")[0]
         old, new = piece.original.tracks[track].notes, made.score.tracks[track].notes
         assert 0.8 <= len(new) / len(old) <= 1.2, (track, len(old), len(new))
-        step = piece.original.ticks_per_quarter / gen.vocab.grid
         per_onset = [len(notes) / len({round(n.time / step) for n in notes}) for notes in (old, new)]
-        assert per_onset[1] <= 1.15 * per_onset[0], (track, per_onset)
+        assert per_onset[1] <= 1.2 * per_onset[0], (track, per_onset)
+        shares = [Counter(n.pitch for n in notes).most_common(1)[0][1] / len(notes) for notes in (old, new)]
+        assert shares[1] <= 1.25 * shares[0] + 0.1, (track, shares)
 
 
 def test_a_drum_kit_split_into_a_track_per_sound_gets_each_sound_back_on_its_track(gen) -> None:

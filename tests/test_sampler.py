@@ -19,7 +19,7 @@ from harmonixr.runtime import autocast_dtype
 from harmonixr.sampling.decoder import NumbaDecoder, TorchDecoder, bf16_matrices, make_decoder
 from harmonixr.sampling.grammar import NoteGrammar
 from harmonixr.sampling.kernels import softmax
-from harmonixr.sampling.rules import CHORD_LEAN, ROOT_LEAN, NoteState, Rules
+from harmonixr.sampling.rules import CHORD_LEAN, PITCH_SLACK, ROOT_LEAN, NoteState, Rules
 from harmonixr.sampling.sampler import Placement, Sampler, SamplingConfig, SamplingError, filter_logits, merge_end
 from harmonixr.tokens.notes import BAR, PITCH, POS, TRACK
 from harmonixr.tokens.prompt import Bars, Header, header_rows, time_key
@@ -398,6 +398,23 @@ def test_a_track_told_its_most_notes_stops_growing_chords_but_keeps_its_onsets(m
         assert joined and all(k < 3 * (mine[k, BAR] + 1) for k in joined)
     free = rows(Rules((0, 1), BAR_POSITIONS, (0, 0), 3, 0, EOS, **base))
     assert sum(map(len, told)) < sum(map(len, free))
+
+
+def test_no_pitch_takes_more_than_its_share_of_a_track_told_one(model, vocab: NoteVocab) -> None:  # noqa: ANN001
+    """Rules.track_pitch_shares: slot 0, leaning 8 nats to middle C, plays it on most notes;
+    told a share of 0.25, C is held back whenever it has 0.25 of the track's notes (and
+    PITCH_SLACK more), so it ends with no more than that, and the track still plays."""
+    drone = tuple(np.where(np.arange(128) == 60, 8.0, 0.0).tolist())
+
+    def c_shares(**told: tuple) -> list[tuple[int, int]]:
+        rules = Rules((0,), BAR_POSITIONS, (0, 0), 3, 0, EOS, min_notes=24, track_leans=((0, drone),), **told)
+        outs, _ = _sample(model, vocab, rules, 3, 2, SamplingConfig(max_notes=40))
+        return [(int((o.notes[:, PITCH] == 60).sum()), len(o.notes)) for o in outs]
+
+    free = c_shares()
+    assert all(c > 0.6 * n for c, n in free), free
+    for c, n in c_shares(track_pitch_shares=((0, 0.25),)):
+        assert n >= 10 and c <= 0.25 * n + PITCH_SLACK + 1, (c, n)
 
 
 def test_a_track_told_its_durations_keeps_inside_them(model, vocab: NoteVocab) -> None:  # noqa: ANN001

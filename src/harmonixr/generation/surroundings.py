@@ -18,7 +18,8 @@ caller asked (:meth:`Surroundings.held`):
 - a track silent on both sides stays silent (a mask of the grammar, set by the caller);
 - a track **rewritten whole** (all its notes lie in the region: ``infill --tracks N`` over the
   whole song) keeps its own part's density there (within :data:`WHOLE_TOLERANCE`), range,
-  rhythm, chords, notes (:data:`KEEP_NOTES`) and lengths, and must play where its part plays;
+  rhythm, chords, notes (:data:`KEEP_NOTES`) and lengths, plays no pitch much more often than its
+  part does (:data:`WHOLE_PITCH_SHARE`), and must play where its part plays;
 - a **new part** (a track with no note in the piece: ``add-track``) must play, to the hole's last
   bar, at the positions in a bar where the song's other tracks start notes around the hole, and
   within the pitches its GM program's parts play in the training data;
@@ -124,6 +125,14 @@ KEEP_CHORD: float | None = 0.8  # None: fills keep no chord size
 # (INFERRED_TOLERANCE) and 131 validation holes were filled the same with it or without (python
 # benchmarks/sampled_fills.py --split val --pieces 30 --leans "" --copy-leans "" --settings notes).
 KEEP_NOTES = True
+# No pitch of a track rewritten whole takes more than this times its part's own most played pitch's
+# share of its notes (Rules.track_pitch_shares): writing a part it cannot hear, the model droned
+# (POP909 song 001's melody rewritten: one pitch on 0.57 of its notes, the song's 0.28; its bridge
+# 0.66 against 0.23). In the table of WHOLE_TOLERANCE (with its kept notes), off, 1.25 and 1: the
+# most played pitch's share +0.021, -0.001 and -0.014 over the original's (the piano's +0.049,
+# +0.028, +0.018), the median pitch of each 16 bars 4.92, 5.26 and 5.39 semitones from the
+# original's. None: no cap.
+WHOLE_PITCH_SHARE: float | None = 1.25
 # A held melodic track's notes in a sampled fill last from its shortest note around the hole divided
 # by this factor to its longest times it (:meth:`Surroundings.durations`). Ad hoc, 2-bar holes of 15
 # training pieces a family, 250 tracks playing on both sides: the originals' notes in the hole lie
@@ -160,6 +169,7 @@ class Held(NamedTuple):
     least: tuple[tuple[int, int], ...]  # track_least_chords
     durations: tuple[tuple[int, float, float], ...]  # track_durations
     notes: tuple[tuple[int, int], ...]  # track_notes
+    pitch_shares: tuple[tuple[int, float], ...]  # track_pitch_shares
 
     def rules(self) -> dict[str, Any]:
         """The :class:`~harmonixr.sampling.rules.Rules` fields that hold a fill to these (the
@@ -167,7 +177,8 @@ class Held(NamedTuple):
         return {"track_onsets": self.onsets, "track_ranges": self.ranges, "drum_kit": self.kit,
                 "track_rhythms": self.rhythms, "track_chords": self.chords, "track_leans": self.leans,
                 "time_leans": self.sounding, "track_first": self.first, "track_waits": self.waits,
-                "track_least_chords": self.least, "track_durations": self.durations, "track_notes": self.notes}
+                "track_least_chords": self.least, "track_durations": self.durations, "track_notes": self.notes,
+                "track_pitch_shares": self.pitch_shares}
 
 
 class Surroundings:
@@ -351,8 +362,15 @@ class Surroundings:
                       and (least := self.least_chord(s)) is not None)
         durations = tuple((s, *window) for s in held if (window := self.durations(s)) is not None)
         notes = tuple((s, int(np.ceil(most * self.notes_per_onset(s)))) for s, _, most in kept) if KEEP_NOTES else ()
+        shares = tuple((s, WHOLE_PITCH_SHARE * self.most_played_share(s)) for s in whole
+                       if s != self.vocab.drum_slot and len(self.of(s))) if WHOLE_PITCH_SHARE else ()
         return Held(kept, tuple(within), kit, tuple(rhythms), chords, leans, loudness, self.sounding(), first, waits,
-                    least, durations, notes)
+                    least, durations, notes, shares)
+
+    def most_played_share(self, slot: int) -> float:
+        """The share of ``slot``'s notes around the hole on its most played pitch (0: none there)."""
+        pitches = self.of(slot)[:, PITCH]
+        return float(np.bincount(pitches).max() / len(pitches)) if len(pitches) else 0.0
 
     def notes_per_onset(self, slot: int) -> float:
         """The mean number of notes at each of ``slot``'s onsets around the hole (1: none there)."""

@@ -30,7 +30,7 @@ import numpy as np
 
 from harmonixr.errors import HarmonixrError
 from harmonixr.sampling.pace import Pace, Timeline
-from harmonixr.sampling.rules import MAX_CHORD, UNLIMITED, NoteState, Rules, tonic_lean
+from harmonixr.sampling.rules import MAX_CHORD, PITCH_SLACK, UNLIMITED, NoteState, Rules, tonic_lean
 from harmonixr.tokens.vocab import END, EOS, FIELDS, NOTE, NoteVocab
 
 TYPE, DBAR, POS, TRACK, PITCH, DUR, VEL, MICRO = range(len(FIELDS))
@@ -94,6 +94,7 @@ class NoteGrammar:
         self._unions: dict[tuple[int, ...], np.ndarray | None] = {}
         self.chords = {slot: max(min(most, MAX_CHORD), 1) for slot, most in rules.track_chords}
         self.least = {slot: min(least, self.chords.get(slot, MAX_CHORD)) for slot, least in rules.track_least_chords}
+        self.shares = dict(rules.track_pitch_shares)
         self.timeline = Timeline(rules.bar_positions)
         self._step, self._bar_of = self.timeline.step, self.timeline.bar_of
         # a track behind its pace plays by the next eighth note
@@ -323,9 +324,12 @@ class NoteGrammar:
                     return mask
             return self._track_mask(state, bar, chosen, same_onset, None)
         if k == PITCH:
-            mask = self.pitch_masks[chosen[TRACK] - 1].copy()
-            if same_onset and chosen[TRACK] - 1 == state.track:
+            slot = chosen[TRACK] - 1
+            mask = self.pitch_masks[slot].copy()
+            if same_onset and slot == state.track:
                 mask[: state.pitch + 2] = False
+            if slot in self.shares:
+                self._spare_pitches(state, slot, mask)
             return mask
         if k == VEL:
             return self.velocities.get(chosen[TRACK] - 1, self.all[VEL])
@@ -411,6 +415,14 @@ class NoteGrammar:
             mask[slot + 1] = True
         return mask
 
+    def _spare_pitches(self, state: NoteState, slot: int, mask: np.ndarray) -> None:
+        """Mask, in place, the pitches that have their share of ``slot``'s notes (``track_pitch_shares``,
+        :data:`~harmonixr.sampling.rules.PITCH_SLACK` more), while another pitch fits."""
+        allowed = self.shares[slot] * (state.sounded.get(slot, 0) + 1) + PITCH_SLACK
+        full = [pitch + 1 for (s, pitch), count in state.pitches.items() if s == slot and count >= allowed]
+        if full and mask.sum() > np.count_nonzero(mask[full]):
+            mask[full] = False
+
     def _higher(self, slot: int, pitch: int) -> bool:
         return slot in self.pitch_masks and bool(self.pitch_masks[slot][pitch + 2 :].any())
 
@@ -433,6 +445,7 @@ class NoteGrammar:
         if not same or self.rules.count_notes:
             state.onsets[track] = state.onsets.get(track, 0) + 1
         state.sounded[track] = state.sounded.get(track, 0) + 1
+        state.pitches[(track, pitch)] = state.pitches.get((track, pitch), 0) + 1
         if not same:
             state.last[track] = self._step(bar, pos)
         state.bar, state.pos, state.track, state.pitch = bar, pos, track, pitch

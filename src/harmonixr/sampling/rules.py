@@ -6,8 +6,9 @@ range, a scale (and a lean to its tonic chord's pitches, :data:`ROOT_LEAN` to th
 tonic is what tells them apart; per track, ``track_leans`` are weights on the pitch logits too), a
 maximum polyphony, a maximum of notes per bar and in all, a minimum of notes and the tracks that
 must play before the end may come, and per track a pitch range, a velocity range, the most notes at
-one onset, a window of onsets (how an asked density is met: :mod:`harmonixr.sampling.pace`) and a
-most of notes (past an even share of it a chord grows no more), a
+one onset, a window of onsets (how an asked density is met: :mod:`harmonixr.sampling.pace`), a
+most of notes (past an even share of it a chord grows no more), the most share of its notes one
+pitch may take, a
 rhythm (the positions in a bar where its onsets may fall, as an infill keeps the rhythm played
 around it) and the drum kit (the drum pitches the drum track may take, as an infill keeps the kit
 played around it). :class:`~harmonixr.sampling.grammar.NoteGrammar` turns them into masks.
@@ -23,6 +24,7 @@ from harmonixr.tokens.vocab import EOS
 
 UNLIMITED = 1 << 30
 MAX_CHORD = 12  # notes of one track at one onset at most (ten fingers and a thumb's reach; a drum kit's limbs)
+PITCH_SLACK = 1  # notes a pitch may take past its track's share (track_pitch_shares): its first ones are free
 # Nats added to the pitch logits of a key's tonic root and of the rest of its tonic chord
 # (Rules.tonic); chosen with benchmarks/keys.py. A minor and C major share a scale and two notes of
 # their tonic chords: the root is what tells them apart (1 nat on the whole chord: 35 of 60 prompt
@@ -62,6 +64,8 @@ class Rules:
     track_rhythms: tuple[tuple[int, tuple[int, ...]], ...] = ()  # (slot, the positions in a bar its onsets take)
     track_chords: tuple[tuple[int, int], ...] = ()  # (slot, most notes of the track at one onset)
     track_notes: tuple[tuple[int, int], ...] = ()  # (slot, most notes of the track: past them its chords grow no more)
+    # (slot, the most share of its notes one pitch may take: past it, and past PITCH_SLACK notes, the pitch waits)
+    track_pitch_shares: tuple[tuple[int, float], ...] = ()
     track_least_chords: tuple[tuple[int, int], ...] = ()  # (slot, fewest notes of the track at each of its onsets)
     track_leans: tuple[tuple[int, tuple[float, ...]], ...] = ()  # (slot, nats added to each of the 128 pitches)
     # (grid step from bar 0, nats added to each of the 12 pitch classes of a melodic note starting then)
@@ -89,6 +93,7 @@ class NoteState:
     ends: list[tuple[int, int, int]] = field(default_factory=list)  # (bar, pos, end in grid steps) of notes sounding
     onsets: dict[int, int] = field(default_factory=dict)  # onsets written, by track
     sounded: dict[int, int] = field(default_factory=dict)  # notes written, by track
+    pitches: dict[tuple[int, int], int] = field(default_factory=dict)  # notes written, by (track, pitch)
     last: dict[int, int] = field(default_factory=dict)  # grid step of each track's last onset written
     # what the grammar worked out for the next note (open bars, positions, tracks): a step's masks
     # ask for each many times; emptied when a note is written, never copied
@@ -96,7 +101,8 @@ class NoteState:
 
     def copy(self) -> NoteState:
         return NoteState(self.bar, self.pos, self.track, self.pitch, self.notes, self.written, self.chord,
-                         dict(self.bar_notes), list(self.ends), dict(self.onsets), dict(self.sounded), dict(self.last))
+                         dict(self.bar_notes), list(self.ends), dict(self.onsets), dict(self.sounded),
+                         dict(self.pitches), dict(self.last))
 
 
 def tonic_lean(tonic: tuple[int, ...], pitches: np.ndarray) -> np.ndarray:
