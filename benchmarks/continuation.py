@@ -18,7 +18,12 @@ silent) and off (the model alone), per family:
   from the song, and minus the sampled ones (rule on), hole by hole; and against copying the
   bars before the cut (the baseline).
 
+With ``--rule LONG_CONTEXT`` the rule turned off and on is
+``harmonixr.generation.surroundings.LONG_CONTEXT`` (a continuation longer than 4 bars reads as
+many bars before the cut as it is long): a 4-bar continuation is the same either way, so give ``--bars``.
+
     python benchmarks/continuation.py --split test --pieces 20
+    python benchmarks/continuation.py --split val --pieces 20 --bars 16 --rule LONG_CONTEXT
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from holes import held_out_holes, hole_parser
 from rich.console import Console
 from rich.table import Table
 
-from harmonixr.generation import modes
+from harmonixr.generation import modes, surroundings
 from harmonixr.generation.modes import Generator
 from harmonixr.sampling.sampler import SamplingConfig
 from harmonixr.tokens.notes import BAR, PITCH, TRACK
@@ -37,9 +42,13 @@ from harmonixr.tokens.notes import BAR, PITCH, TRACK
 BEFORE_BARS = 4  # bars before the cut whose tracks count as playing
 
 
-def continue_holes(gen: Generator, holes: list, samples: int, hold: bool) -> list[dict]:  # noqa: ANN001 - Hole
-    """One row per hole: the counts and F1s of its continuations, with the rule ``hold`` on or off."""
-    modes.HOLD_TRACKS = hold
+def continue_holes(gen: Generator, holes: list, samples: int, on: bool,  # noqa: ANN001 - Hole
+                   rule: str = "HOLD_TRACKS") -> list[dict]:
+    """One row per hole: the counts and F1s of its continuations, with the rule ``rule`` (a module
+    constant of :mod:`harmonixr.generation.modes` or, LONG_CONTEXT, of its surroundings) ``on`` or off."""
+    module = surroundings if rule == "LONG_CONTEXT" else modes
+    shipped = getattr(module, rule)
+    setattr(module, rule, on)
     rows = []
     try:
         for h in holes:
@@ -73,7 +82,7 @@ def continue_holes(gen: Generator, holes: list, samples: int, hold: bool) -> lis
                     row["original_distinct"].append(len(np.unique(truth[truth[:, TRACK] == t, PITCH])))
             rows.append(row)
     finally:
-        modes.HOLD_TRACKS = True
+        setattr(module, rule, shipped)
     return rows
 
 
@@ -102,13 +111,15 @@ def distinct(on: list[dict], off: list[dict]) -> str:
 def main() -> None:
     parser = hole_parser(__doc__, pieces=20)
     parser.add_argument("--samples", type=int, default=3)
+    parser.add_argument("--rule", default="HOLD_TRACKS", choices=("HOLD_TRACKS", "LONG_CONTEXT"),
+                        help="the rule turned off and on")
     parser.set_defaults(bars=4)
     args = parser.parse_args()
     gen = Generator(args.checkpoint)
     holes = held_out_holes(args, gen.vocab)
-    on, off = continue_holes(gen, holes, args.samples, True), continue_holes(gen, holes, args.samples, False)
+    on, off = (continue_holes(gen, holes, args.samples, value, args.rule) for value in (True, False))
     table = Table(title=f"continuations of {args.bars} bars from the middle of {len(holes)} {args.split} pieces, "
-                        f"{args.samples} each: the held tracks (HOLD_TRACKS) off -> on")
+                        f"{args.samples} each: {args.rule} off -> on")
     for column in ("family", "holes", "tracks playing on", "silent before", "entering: original", "entering: off -> on",
                    "note F1 off -> on", "on minus off", "median note ratio off -> on", "pitches a track: original, off -> on",
                    "piece-aware F1 (from the song)", "minus on", "copy the bars before", "piece-aware minus copy"):

@@ -150,18 +150,38 @@ def test_a_continuation_first_plays_the_bars_that_followed_the_likest_passage(ge
         gen.continue_(piece, bars=4, source="best")
 
 
+def band(bars: int, lead_bars: range, beat: int = 480) -> Score:
+    """``bars`` bars of 4/4 drums, bass and a pad, and a lead that plays in ``lead_bars``."""
+    drums = [(b * 4 * beat + q * beat, 120, 36 if q % 2 == 0 else 38, 100) for b in range(bars) for q in range(4)]
+    drums += [(b * 4 * beat + q * beat // 2, 60, 42, 70) for b in range(bars) for q in range(8)]
+    bass = [(b * 4 * beat + q * beat, beat, (40, 45, 43, 38)[b % 4] + (q == 2) * 7, 90) for b in range(bars) for q in range(4)]
+    pad = [(b * 4 * beat, 4 * beat, (52, 57, 55, 50)[b % 4] + i, 60) for b in range(bars) for i in (0, 4, 7)]
+    lead = [(b * 4 * beat + q * beat, beat, 72 + (b + q) % 5, 95) for b in lead_bars for q in range(4)]
+    return make_score([(0, True, drums), (33, False, bass), (89, False, pad), (81, False, lead)])
+
+
+@pytest.mark.parametrize("long_context", [True, False])
+def test_a_long_continuation_brings_back_a_part_that_rests_just_before_it(gen, monkeypatch, long_context) -> None:
+    """The band's lead plays in bars 5-8 of 12 and rests in the last 4: a continuation of 8 bars
+    reads the 8 bars before it (surroundings.LONG_CONTEXT), so the lead plays in it; reading the last 4
+    only, it was silenced for all 8 (a POP909 bridge resting in the 4 bars before a 32-bar
+    continuation never came back)."""
+    monkeypatch.setattr(surroundings, "LONG_CONTEXT", long_context)
+    piece = gen.piece(band(12, range(4, 8)), "rock")
+    lead = piece.slot_of(3)
+    for result in gen.continue_(piece, bars=8, n=2, sampling=SAMPLING, seed=0, source="sampled"):
+        new = gen.piece(result.score, "rock").notes
+        played = new[(new[:, BAR] >= 12) & (new[:, TRACK] == lead)]
+        assert bool(len(played)) == long_context, len(played)
+
+
 def test_a_continuation_keeps_the_tracks_that_play_before_it_and_no_other(gen) -> None:
     """A band of drums, bass and a pad, with a lead that plays in its first bars only: continued
     after its last bar, every variation keeps the drums, the bass and the pad going, each near the
     pace it plays at before, the pad in its chords; the lead, silent in the bars before, stays
     silent (a continuation invents no part: Surroundings.held, a hole open to the end)."""
-    beat, bars = 480, 12
-    drums = [(b * 4 * beat + q * beat, 120, 36 if q % 2 == 0 else 38, 100) for b in range(bars) for q in range(4)]
-    drums += [(b * 4 * beat + q * beat // 2, 60, 42, 70) for b in range(bars) for q in range(8)]
-    bass = [(b * 4 * beat + q * beat, beat, (40, 45, 43, 38)[b % 4] + (q == 2) * 7, 90) for b in range(bars) for q in range(4)]
-    pad = [(b * 4 * beat, 4 * beat, (52, 57, 55, 50)[b % 4] + i, 60) for b in range(bars) for i in (0, 4, 7)]
-    lead = [(b * 4 * beat + q * beat, beat, 72 + (b + q) % 5, 95) for b in range(4) for q in range(4)]
-    piece = gen.piece(make_score([(0, True, drums), (33, False, bass), (89, False, pad), (81, False, lead)]), "rock")
+    bars = 12
+    piece = gen.piece(band(bars, range(4)), "rock")
     slots = {name: piece.slot_of(track) for track, name in enumerate(("drums", "bass", "pad", "lead"))}
     for result in gen.continue_(piece, bars=4, n=4, sampling=SAMPLING, seed=0, source="sampled"):
         new = gen.piece(result.score, "rock").notes

@@ -35,7 +35,14 @@ from harmonixr.generation.infill import infill_region
 from harmonixr.generation.piece import GenerationError, Piece, Region, written
 from harmonixr.generation.postprocess import Key, estimate_key, score_to_mean_velocity
 from harmonixr.generation.requests import FILL_SHARE, RESAMPLE_SEED, MusicRules, Result, rule_fields, timed
-from harmonixr.generation.surroundings import ANY_PITCH, INFERRED_TOLERANCE, Surroundings, TimeLeans, add_time_leans
+from harmonixr.generation.surroundings import (
+    ANY_PITCH,
+    INFERRED_TOLERANCE,
+    Surroundings,
+    TimeLeans,
+    add_time_leans,
+    context_bars,
+)
 from harmonixr.models.checkpoint import load_checkpoint
 from harmonixr.sampling.grammar import NoteGrammar
 from harmonixr.sampling.rules import UNLIMITED, NoteState, Rules
@@ -192,7 +199,8 @@ class Generator:
         # a sampled fill is held (Surroundings.held, a hole open to the end: its primer alone around
         # it), and the tracks silent there stay silent (unless every track is)
         near = Surroundings(replace(piece, notes=primer, timeline=piece.timeline.extended(total)), Hole(first, None),
-                            self.vocab) if HOLD_TRACKS and len(primer) and mode != "generate" else None
+                            self.vocab, context=context_bars(total - first[0])) \
+            if HOLD_TRACKS and len(primer) and mode != "generate" else None
         wanted = {s: c for s, c in near.controls().items() if near.held_to(s, c)} if near is not None else {}
         # and leans to the harmony of the bars that followed the earlier passage most like the
         # bars before the cut (surroundings.COPY_LEAN x how alike), as a sampled fill does
@@ -405,7 +413,6 @@ class Generator:
 # 4-bar continuations from the middle of 104 test pieces, 3 each: python benchmarks/continuation.py
 # --split test (docs/generation.md has its table).
 HOLD_TRACKS = True
-
 
 def _after(notes: np.ndarray, first: tuple[int, int]) -> tuple[int, int]:
     """Where a continuation that wrote ``notes`` goes on: at their last onset or later (and never
