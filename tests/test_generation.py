@@ -797,6 +797,18 @@ def long_song(parts: Sequence[Track] = ()) -> Score:
     return score
 
 
+@pytest.mark.parametrize("name", POP909_FILES[:2])
+def test_a_piano_added_under_a_pop909_song_plays_no_pitch_more_than_its_programs_parts(name, gen) -> None:
+    """A piano added over a whole POP909 song: the model alone put 0.46 and 0.43 of its notes on one
+    pitch (songs 001 and 042); a new part now plays no pitch more often than 9 in 10 spans of its
+    program's parts in the training data (program_parts' share, 0.365 for a piano)."""
+    piece = gen.piece(Score(str(POP909 / name)), "pop")
+    share = gen.program_parts[0].share
+    assert share is not None and 0.2 < share < 0.5
+    notes = gen.add_track(piece, 0, None, "Piano", n=1, sampling=SAMPLING, seed=0)[0].score.tracks[-1].notes
+    assert len(notes) > 500 and Counter(n.pitch for n in notes).most_common(1)[0][1] / len(notes) <= share + 0.02
+
+
 def test_a_part_added_over_a_whole_long_song_plays_to_its_end(gen) -> None:
     """A bass added over the whole of a long song is written in halves, and each half holds it as
     the new part it is (it stopped halfway, cut at the note budget, or droned on one pitch when

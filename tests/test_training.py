@@ -165,8 +165,9 @@ def test_what_each_programs_parts_play_comes_from_them(training_corpus: Path, mo
     assert set(parts) >= {p for p, pitches in played.items() if pitches}
     for program, pitches in played.items():
         if pitches:
-            low, high, pace, chord = parts[program]
+            low, high, pace, chord, share = parts[program]
             assert min(pitches) <= low <= np.quantile(pitches, 0.5) <= high <= max(pitches)
+            assert 0 < share <= 1
             family = [x for p, xs in paces.items() if p // stats.FAMILY == program // stats.FAMILY for x in xs]
             assert min(family) - 0.005 <= pace <= max(family) + 0.005  # (stored to 2 decimals)
             assert 1 <= chord <= stats.MAX_CHORD

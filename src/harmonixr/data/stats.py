@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from rich.console import Console
@@ -20,6 +21,13 @@ SPLIT_ORDER = ("train", "val", "test")
 # the program's own parts where it has LEAST_PARTS of them, else from its family's (8 programs).
 RANGE_QUANTILE = 0.05
 LEAST_PARTS = 20
+# And the share of its notes its most played pitch takes in a span of SHARE_BARS bars (of those
+# where it plays SHARE_NOTES notes or more) that 1 - SHARE_QUANTILE of its parts' spans stay under:
+# a new part plays no pitch more often than that (the model alone, adding a piano under a POP909
+# song, put 0.6-0.7 of its notes on one pitch).
+SHARE_BARS = 16
+SHARE_NOTES = 8
+SHARE_QUANTILE = 0.1
 FAMILY = 8  # GM programs per instrument family
 DRUMS = -1  # the drums' row of program_parts
 MAX_CHORD = 16  # notes at one onset counted apart (more count as this many)
@@ -96,19 +104,33 @@ def print_stats(folder: str | Path, console: Console | None = None) -> dict:
     return stats
 
 
-def program_parts(corpus: Corpus, split: str = "train") -> list[tuple[int, int, int, float, int]]:
-    """(program, lowest pitch, highest pitch, onsets per bar, chord) of the parts of each GM program in
-    ``split`` (:data:`DRUMS` for the drums: their lowest and highest drum sound): the
-    :data:`RANGE_QUANTILE` and 1 - it quantiles of their notes, the median over parts of their
-    onsets per bar in the bars where they play, and the notes that 1 - :data:`RANGE_QUANTILE` of
-    their onsets start at most (a cello: 1; a piano: several); from the program's own parts where there are
+class TypicalPart(NamedTuple):
+    """What a GM program's parts play in the training data (a row of :func:`program_parts`)."""
+
+    low: int  # lowest pitch (the drums: sound)
+    high: int  # highest
+    pace: float  # onsets per bar where they play
+    chord: int  # most notes at one onset
+    share: float | None = None  # the most played pitch's share of a span's notes (None: a checkpoint before it)
+
+
+def program_parts(corpus: Corpus, split: str = "train") -> list[tuple[int, int, int, float, int, float]]:
+    """(program, lowest pitch, highest pitch, onsets per bar, chord, pitch share) of the parts of
+    each GM program in ``split`` (:data:`DRUMS` for the drums: their lowest and highest drum sound):
+    the :data:`RANGE_QUANTILE` and 1 - it quantiles of their notes, the median over parts of their
+    onsets per bar in the bars where they play, the notes that 1 - :data:`RANGE_QUANTILE` of their
+    onsets start at most (a cello: 1; a piano: several), and the share of a span's notes on its most
+    played pitch that 1 - :data:`SHARE_QUANTILE` of their spans of :data:`SHARE_BARS` bars stay
+    under (1 where no span has enough notes); from the program's own parts where there are
     :data:`LEAST_PARTS` of them, else from its family's; programs with too few of either are left
-    out. A part written from nothing (``add-track``, ``generate``) keeps to its program's: the model
-    alone, told "an electric bass", wrote a pop song's bass around middle C, and in a new piece for
-    piano, bass and drums left one of them one note."""
+    out. A part written from nothing
+    (``add-track``, ``generate``) keeps to its program's (:class:`TypicalPart`): the model alone,
+    told "an electric bass", wrote a pop song's bass around middle C, and in a new piece for piano,
+    bass and drums left one of them one note."""
     counts = np.zeros((129, 128), dtype=np.int64)  # (program, the drums last; pitch) notes
     paces: list[list[float]] = [[] for _ in range(129)]  # per program, each part's onsets per bar
     chords = np.zeros((129, MAX_CHORD + 1), dtype=np.int64)  # (program, notes at an onset) onsets
+    shares: list[list[float]] = [[] for _ in range(129)]  # per program, each span's most played pitch's share
     for shards, row in corpus.rows(split):
         piece = corpus.piece(shards, row)
         for slot, program in [*enumerate(piece.tracks.programs), (corpus.vocab.drum_slot, DRUMS)]:
@@ -118,20 +140,35 @@ def program_parts(corpus: Corpus, split: str = "train") -> list[tuple[int, int, 
                 _, sizes = np.unique(mine[:, [BAR, POS]], axis=0, return_counts=True)
                 paces[program].append(len(sizes) / len(np.unique(mine[:, BAR])))
                 chords[program] += np.bincount(np.minimum(sizes, MAX_CHORD), minlength=MAX_CHORD + 1)
+                shares[program] += span_shares(mine)
     families = counts[:128].reshape(128 // FAMILY, FAMILY, 128).sum(1)
     family_chords = chords[:128].reshape(128 // FAMILY, FAMILY, -1).sum(1)
     family_paces = [sum(paces[f * FAMILY:(f + 1) * FAMILY], []) for f in range(128 // FAMILY)]
+    family_shares = [sum(shares[f * FAMILY:(f + 1) * FAMILY], []) for f in range(128 // FAMILY)]
     out = []
     for program in [*range(128), DRUMS]:
-        notes, pace, sizes = counts[program], paces[program], chords[program]
+        notes, pace, sizes, spans = counts[program], paces[program], chords[program], shares[program]
         if len(pace) < LEAST_PARTS and program != DRUMS:
-            notes, pace, sizes = families[program // FAMILY], family_paces[program // FAMILY], family_chords[program // FAMILY]
+            family = program // FAMILY
+            notes, pace, sizes, spans = families[family], family_paces[family], family_chords[family], family_shares[family]
         if len(pace) < LEAST_PARTS:
             continue
         share = np.cumsum(notes) / notes.sum()
         chord = int(np.searchsorted(np.cumsum(sizes) / sizes.sum(), 1 - RANGE_QUANTILE))
         out.append((program, int(np.searchsorted(share, RANGE_QUANTILE)), int(np.searchsorted(share, 1 - RANGE_QUANTILE)),
-                    round(float(np.median(pace)), 2), chord))
+                    round(float(np.median(pace)), 2), chord,
+                    round(float(np.quantile(spans, 1 - SHARE_QUANTILE)), 3) if spans else 1.0))
+    return out
+
+
+def span_shares(notes: np.ndarray) -> list[float]:
+    """The share of its notes the most played pitch takes in each span of :data:`SHARE_BARS` bars
+    of a part's ``notes`` where it plays :data:`SHARE_NOTES` notes or more."""
+    out = []
+    for span in np.unique(notes[:, BAR] // SHARE_BARS):
+        pitches = notes[notes[:, BAR] // SHARE_BARS == span, PITCH]
+        if len(pitches) >= SHARE_NOTES:
+            out.append(float(np.bincount(pitches).max() / len(pitches)))
     return out
 
 

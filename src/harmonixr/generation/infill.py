@@ -116,7 +116,7 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
     chords = tuple((s, c.chord) for s, c in asked.items() if c.chord is not None)
     length = hole_length(piece, hole, last_bar, last_pos)
     onsets = onset_windows(asked, length)
-    parts = {s: (part[0], part[1], part[3]) for s in slots  # a new part's program: lowest, highest pitch, chord
+    parts = {s: part for s in slots  # a new part's program's
              if s != gen.vocab.drum_slot and near.new_part(s) and (part := gen.typical_part(piece, s)) is not None}
     held = near.held(wanted, asked, length, rules, parts)
     drums = gen.vocab.drum_slot  # a new drum part keeps to its style's kit (the song has none to keep)
@@ -250,7 +250,7 @@ def fill_budget(gen: Generator, piece: Piece, hole: Hole, controls: Mapping[int,
         if c.density is not None:
             return c.density * (c.chord or 1) * bars
         typical = gen.typical_part(piece, slot) if not (piece.notes[:, TRACK] == slot).any() else None
-        return per_part if typical is None else max(per_part, typical[2] * typical[3] * bars)
+        return per_part if typical is None else max(per_part, typical.pace * typical.chord * bars)
 
     asked = sum(part(s, c) for s, c in controls.items())
     return int(max(1.5 * max(held, asked) + 16, 32))

@@ -26,7 +26,7 @@ from typing import Any, cast
 import numpy as np
 from symusic import Score
 
-from harmonixr.data.stats import DRUMS, EVERY_STYLE
+from harmonixr.data.stats import DRUMS, EVERY_STYLE, TypicalPart
 from harmonixr.generation import drums, harmony, surroundings
 from harmonixr.generation.asked import meet_loudness, onset_windows
 from harmonixr.generation.candidates import Candidate, piece_candidates
@@ -69,7 +69,7 @@ class Generator:
         self.model, self.vocab = loaded.model, loaded.vocab
         # per GM program (-1: drums), the pitches, onsets per bar and chord size of its parts in the
         # training data (data.stats.program_parts): a part written from nothing keeps to them
-        self.program_parts = {program: tuple(rest) for program, *rest in loaded.meta.get("program_parts", [])}
+        self.program_parts = {program: TypicalPart(*rest) for program, *rest in loaded.meta.get("program_parts", [])}
         # per style, the drum sounds its parts play and how often (data.stats.drum_kits): a new drum part keeps to them
         self.drum_kits = {style: [(int(sound), float(share)) for sound, share in sounds]
                           for style, sounds in loaded.meta.get("drum_kits", [])}
@@ -262,9 +262,9 @@ class Generator:
             results.append(self._spliced(piece, new, start_tick, total, row.steps, row.done, mode))
         return timed(results, began)
 
-    def typical_part(self, piece: Piece, slot: int) -> tuple[int, int, float, int] | None:
-        """(lowest pitch, highest pitch, onsets per bar, chord) of the parts of ``slot``'s GM program
-        (the drums' for the drum slot) in the training data; None where the model has none."""
+    def typical_part(self, piece: Piece, slot: int) -> TypicalPart | None:
+        """What the parts of ``slot``'s GM program (the drums' for the drum slot) play in the
+        training data; None where the model has none."""
         return self.program_parts.get(DRUMS if slot == self.vocab.drum_slot else piece.tracks.programs[slot])
 
     def new_kit(self, piece: Piece) -> Kit | None:
@@ -298,7 +298,7 @@ class Generator:
         for slot in piece.slots:
             if (typical := self.typical_part(piece, slot)) is None:
                 continue
-            low, high, pace, chord = typical
+            low, high, pace, chord, _ = typical
             paces[slot] = TrackControls(density=pace)
             chords.append((slot, chord))
             if slot != self.vocab.drum_slot and rules.pitch_range == ANY_PITCH:

@@ -47,6 +47,7 @@ from harmonixr.tokens.prompt import TRACK_CONTROL_KEYS, Hole, TrackControls, mea
 from harmonixr.tokens.vocab import NoteVocab
 
 if TYPE_CHECKING:  # imported for types only: requests imports this module
+    from harmonixr.data.stats import TypicalPart
     from harmonixr.generation.piece import Piece
     from harmonixr.generation.requests import MusicRules
 
@@ -313,7 +314,7 @@ class Surroundings:
         return int(np.ceil(self.playing_density(slot) * length * (1 + ONE_SIDE_TOLERANCE)))
 
     def held(self, wanted: Mapping[int, TrackControls], asked: Mapping[int, TrackControls], length: float,
-             rules: MusicRules, new_parts: Mapping[int, tuple[int, int, int]] | None = None) -> Held:
+             rules: MusicRules, new_parts: Mapping[int, TypicalPart] | None = None) -> Held:
         """What a sampled fill of ``length`` bars keeps, unasked, of each track it holds
         (:meth:`held_to`; ``wanted``: every slot's controls, ``asked``: the caller's own): its onset
         window (:data:`INFERRED_TOLERANCE`, at least one onset; a track on one side only at most
@@ -325,9 +326,10 @@ class Surroundings:
         a density is asked of it; ``rhythm`` asks for it on any track that plays around the hole,
         or turns it off), a lean to its pitch classes (:meth:`lean`) and its loudness (unless a
         loudness is asked of it). A new part (:meth:`new_part`) keeps to the song's rhythm around
-        the hole (unless a density or ``rhythm`` 0 is asked of it), and to its range and chord size
-        in ``new_parts`` (slot -> lowest, highest pitch, most notes at an onset: its program's;
-        unless a pitch range or a chord is asked of it)."""
+        the hole (unless a density or ``rhythm`` 0 is asked of it), and to its program's range,
+        chord size and most played pitch's share in ``new_parts`` (unless a pitch range or a chord
+        is asked of it). A track rewritten whole plays no pitch more often than
+        :data:`WHOLE_PITCH_SHARE` times its part does."""
         both = [s for s, c in wanted.items() if self.both_sides(s, c)]
         one = [s for s, c in wanted.items() if s not in both and self.held_to(s, c)]
         whole = [s for s in wanted if self.rewritten_whole(s)]
@@ -347,7 +349,7 @@ class Surroundings:
                 low, high = max(int(pitches.min()) - INFERRED_MARGIN, 0), min(int(pitches.max()) + INFERRED_MARGIN, 127)
                 if rules.scale is None or any(p % 12 in rules.scale for p in range(low, high + 1)):
                     within.append((s, low, high))
-            for s, (low, high, _) in (new_parts or {}).items():
+            for s, (low, high, *_) in (new_parts or {}).items():
                 own = asked.get(s, TrackControls())
                 if s in wanted and self.new_part(s) and own.low is None and own.high is None:
                     within.append((s, low, high))
@@ -367,7 +369,7 @@ class Surroundings:
                 rhythms.append((s, tuple(positions.tolist())))
         chords = tuple((s, most) for s in held
                        if (most := wanted[s].chord) is not None and asked.get(s, TrackControls()).chord is None)
-        chords += tuple((s, most) for s, (_, _, most) in (new_parts or {}).items()
+        chords += tuple((s, part.chord) for s, part in (new_parts or {}).items()
                         if s in wanted and self.new_part(s) and asked.get(s, TrackControls()).chord is None)
         # (not a track rewritten whole: its part's pitch classes over a whole song are no harmony
         # of any bar; leaning to them, a POP909 melody rewritten droned on one pitch, 0.86-0.95)
@@ -384,6 +386,8 @@ class Surroundings:
         notes = tuple((s, int(np.ceil(most * self.notes_per_onset(s)))) for s, _, most in kept) if KEEP_NOTES else ()
         shares = tuple((s, WHOLE_PITCH_SHARE * self.most_played_share(s)) for s in whole
                        if s != self.vocab.drum_slot and len(self.of(s))) if WHOLE_PITCH_SHARE else ()
+        shares += tuple((s, part.share) for s, part in (new_parts or {}).items()  # its program's parts'
+                        if s in wanted and self.new_part(s) and part.share is not None)
         return Held(kept, tuple(within), kit, tuple(rhythms), chords, leans, loudness, self.sounding(), first, waits,
                     least, durations, notes, shares)
 
