@@ -8,7 +8,7 @@ of ``--split`` (the validation split by default: these weights were chosen there
 - the pitch lean (``surroundings.CONTEXT_LEAN``) at each weight of ``--leans``: note F1,
   pitch-class overlap and the median fill/original note ratio, and each weight minus no lean,
   hole by hole (mean ± standard error);
-- the lean to the harmony of the song's best-matching span (``surroundings.COPY_LEAN``, times its
+- the lean to the harmony of the song's best-matching span (``harmony.COPY_LEAN``, times its
   context match) at each weight of ``--copy-leans``, the same figures;
 - the kept loudness (``surroundings.KEEP_LOUDNESS``) off and on, at the default lean: how far the
   fills' mean velocity lies from the hole's own (``velocity_distance``), per family, and on minus
@@ -47,6 +47,7 @@ from holes import held_out_holes, hole_parser  # a sibling script
 from rich.console import Console
 from rich.table import Table
 
+import harmonixr.generation.harmony as harmony
 import harmonixr.generation.surroundings as surroundings
 from harmonixr.evaluation.infill_quality import (
     Method,
@@ -88,19 +89,20 @@ def main() -> None:
     holes = held_out_holes(args, gen.vocab)
     names = ("CONTEXT_LEAN", "KEEP_LOUDNESS", "KEEP_SEAM", "KEEP_CHORD", "DURATION_MARGIN", "COPY_LEAN", "KEEP_NOTES")
     settings = set(args.settings.split(","))
-    defaults = {name: getattr(surroundings, name) for name in names}
+    home = {name: harmony if name == "COPY_LEAN" else surroundings for name in names}  # the module each is read from
+    defaults = {name: getattr(home[name], name) for name in names}
     default_lean, default_loudness, default_chord = defaults["CONTEXT_LEAN"], defaults["KEEP_LOUDNESS"], defaults["KEEP_CHORD"]
     default_margin, default_copy = defaults["DURATION_MARGIN"], defaults["COPY_LEAN"]
 
     def fills(lean: float, loudness: bool, seam: bool = True, chord: float | None = default_chord,
               margin: float | None = default_margin, copy: float = default_copy, notes: bool = True) -> list[dict]:
         for name, value in zip(names, (lean, loudness, seam, chord, margin, copy, notes)):
-            setattr(surroundings, name, value)
+            setattr(home[name], name, value)
         try:
             return evaluate_infill({"sampled": Method("infill", gen, SAMPLING)}, holes, args.samples, args.seed)
         finally:
             for name, value in defaults.items():
-                setattr(surroundings, name, value)
+                setattr(home[name], name, value)
 
     runs = {lean: fills(lean, default_loudness) for lean in (float(x) for x in args.leans.split(",") if x)}
     if runs:

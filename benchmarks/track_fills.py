@@ -3,7 +3,7 @@
 A hole of ``--bars`` whole bars in the middle of up to ``--pieces`` pieces per family of ``--split``
 that have two tracks or more, on one melodic track (drawn among those with two notes or more in
 the hole; the other tracks stay), filled ``--samples`` times with ``--source sampled`` under each
-weight of ``--leans`` of ``surroundings.SOUNDING_LEAN`` (the lean of a new note's pitch logits to
+weight of ``--leans`` of ``harmony.SOUNDING_LEAN`` (the lean of a new note's pitch logits to
 the pitch classes the kept tracks sound at its onset), and once piece-aware (the default source,
 the track's own spans). Each fill's notes on that track are compared with the original's (note F1
 on the grid: onset and pitch; pitch-class overlap), beside copying the track's bars just before
@@ -24,7 +24,7 @@ from holes import held_out_holes, hole_parser  # a sibling script
 from rich.console import Console
 from rich.table import Table
 
-import harmonixr.generation.surroundings as surroundings
+import harmonixr.generation.harmony as harmony
 from harmonixr.generation.modes import Generator
 from harmonixr.generation.piece import Piece, Region
 from harmonixr.sampling.sampler import SamplingConfig
@@ -61,7 +61,7 @@ def main() -> None:
     gen = Generator(args.checkpoint)
     holes = held_out_holes(args, gen.vocab)
     rng = np.random.default_rng(args.seed + 1)
-    default = surroundings.SOUNDING_LEAN
+    default = harmony.SOUNDING_LEAN
     found: dict[str, list[list[float]]] = {}  # family -> per hole: (F1, overlap) of copy, piece-aware, each lean
     for index, h in enumerate(holes):
         piece, span = h.piece, h.span
@@ -82,10 +82,10 @@ def main() -> None:
         row += scores(gen, piece, region, slot, truth, "piece", 1, args.seed + index)
         try:
             for lean in leans:
-                surroundings.SOUNDING_LEAN = lean
+                harmony.SOUNDING_LEAN = lean
                 row += scores(gen, piece, region, slot, truth, "sampled", args.samples, args.seed + index)
         finally:
-            surroundings.SOUNDING_LEAN = default
+            harmony.SOUNDING_LEAN = default
         found.setdefault(h.source, []).append(row)
     table = Table(title=f"one track rewritten under the others: {args.bars} bars, {args.split} split, note F1 / "
                         f"pitch-class overlap (default lean {default:g})")

@@ -15,26 +15,23 @@ from symusic import Score, Track
 from conftest import MUSIC21_KEYS, POP909, POP909_FILES, assert_kept, make_score, notes_of
 from harmonixr.cli import main
 from harmonixr.errors import HarmonixrError
-from harmonixr.generation import modes, surroundings
+from harmonixr.generation import harmony, modes, surroundings
 from harmonixr.generation.candidates import CLEAR_MATCH, PATTERN_MOST, PATTERN_SPANS, WEAK_MATCH, piece_candidates
 from harmonixr.generation.demo import example_score
 from harmonixr.generation.drums import BACKBEAT_SHARE, BACKBEAT_TRIES, KIT_LEAN, backbeat_share
+from harmonixr.generation.harmony import BASS_ROOT_LEAN, COPY_LEAN, SOUNDING_LEAN, add_time_leans
 from harmonixr.generation.modes import Generator
 from harmonixr.generation.piece import GenerationError, Piece, Region
 from harmonixr.generation.postprocess import Key, estimate_key
 from harmonixr.generation.requests import MusicRules
 from harmonixr.generation.surroundings import (
-    BASS_ROOT_LEAN,
     CONTEXT_LEAN,
-    COPY_LEAN,
     DURATION_MARGIN,
     INFERRED_MARGIN,
     INFERRED_TOLERANCE,
     LEAN_PRIOR,
     ONE_SIDE_TOLERANCE,
-    SOUNDING_LEAN,
     Surroundings,
-    add_time_leans,
 )
 from harmonixr.sampling.sampler import SamplingConfig
 from harmonixr.tokens.notes import BAR, DUR, PITCH, POS, TRACK
@@ -503,7 +500,7 @@ def test_a_bass_added_under_a_song_plays_the_bottom_of_its_harmony(gen, monkeypa
         return shares
 
     leaning = on_the_bottom()
-    monkeypatch.setattr(surroundings, "BASS_ROOT_LEAN", 0.0)
+    monkeypatch.setattr(harmony, "BASS_ROOT_LEAN", 0.0)
     alone = on_the_bottom()
     assert np.mean(leaning) >= 0.6 and min(leaning) > max(alone), (leaning, alone)
 
@@ -516,8 +513,8 @@ def test_a_sampled_fill_leans_to_the_harmony_of_the_songs_best_matching_span(gen
     hole = Hole((4, 0), (6, 0), ())
     best = piece_candidates(piece.notes, piece.bars_meta().meter, hole, piece.bars, gen.vocab)[0]
     near = Surroundings(piece, hole, gen.vocab)
-    heard = dict(near.harmony_of(best.notes, best.match))
-    assert 0 < best.match < 1 and heard and near.harmony_of(best.notes, 0.0) == ()
+    heard = dict(harmony.harmony_of(near, best.notes, best.match))
+    assert 0 < best.match < 1 and heard and harmony.harmony_of(near, best.notes, 0.0) == ()
     steps, pitches = near.step_of(best.notes), best.notes[:, PITCH]
     for step, nats in heard.items():  # the pitch classes the span sounds then, no other
         sounding = {int(p) % 12 for p, s, d in zip(pitches, steps, gen.vocab.durations[best.notes[:, DUR]])
@@ -536,7 +533,7 @@ def test_a_sampled_fill_leans_to_the_harmony_of_the_songs_best_matching_span(gen
         return float(np.mean(shares))
 
     leaning = on_the_span()
-    monkeypatch.setattr(surroundings, "COPY_LEAN", 0.0)
+    monkeypatch.setattr(harmony, "COPY_LEAN", 0.0)
     assert leaning > on_the_span() + 0.15
 
 
@@ -549,7 +546,7 @@ def test_a_continuation_leans_to_the_harmony_that_followed_the_likest_passage(ge
     best = piece_candidates(primer, piece.bars_meta(10).meter, Hole((6, 0), (10, 0)), 10, gen.vocab)[0]
     near = Surroundings(replace(piece, notes=primer, timeline=piece.timeline.extended(10)), Hole((6, 0), None),
                         gen.vocab)
-    heard = dict(near.harmony_of(best.notes, best.match))
+    heard = dict(harmony.harmony_of(near, best.notes, best.match))
     assert best.label == "from bars 3-6" and heard
 
     def on_the_span() -> float:
@@ -562,7 +559,7 @@ def test_a_continuation_leans_to_the_harmony_that_followed_the_likest_passage(ge
         return float(np.mean(shares))
 
     leaning = on_the_span()
-    monkeypatch.setattr(surroundings, "COPY_LEAN", 0.0)
+    monkeypatch.setattr(harmony, "COPY_LEAN", 0.0)
     assert leaning > on_the_span() + 0.2
 
 
@@ -575,17 +572,17 @@ def test_a_rewritten_track_leans_to_what_the_kept_tracks_sound_at_its_onsets(gen
     piece = gen.piece(_three_part_song(), "pop")
     bass, piano = piece.slot_of(0), piece.slot_of(1)
     grid = gen.vocab.grid
-    under_bass = dict(Surroundings(piece, Hole((5, 0), (7, 0), (bass,)), gen.vocab).sounding())
+    under_bass = dict(harmony.sounding(Surroundings(piece, Hole((5, 0), (7, 0), (bass,)), gen.vocab)))
     beats = [5 * 4 * grid + k * grid for k in range(8)]
     assert set(beats) <= set(under_bass) and all(s - beats[0] < 8 * grid for s in under_bass)
     assert len(under_bass) < 8 * grid, "the piano rests at the end of each beat"
     assert {tuple(nats) for nats in under_bass.values()} == \
         {tuple(SOUNDING_LEAN + BASS_ROOT_LEAN * (pc == 0) if pc in (0, 4, 7) else 0.0 for pc in range(12))}
-    under_piano = dict(Surroundings(piece, Hole((5, 0), (7, 0), (piano,)), gen.vocab).sounding())
+    under_piano = dict(harmony.sounding(Surroundings(piece, Hole((5, 0), (7, 0), (piano,)), gen.vocab)))
     assert [pc for pc in range(12) if under_piano[beats[0]][pc]] == [2] and \
         [pc for pc in range(12) if under_piano[beats[4]][pc]] == [4]
     assert set(under_piano[beats[0]]) == {0.0, SOUNDING_LEAN}
-    assert Surroundings(piece, Hole((5, 0), (7, 0)), gen.vocab).sounding() == ()
+    assert harmony.sounding(Surroundings(piece, Hole((5, 0), (7, 0)), gen.vocab)) == ()
 
 
 def test_a_held_track_enters_the_fill_by_its_seam(gen) -> None:

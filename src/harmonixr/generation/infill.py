@@ -24,10 +24,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from harmonixr.generation import surroundings
+from harmonixr.generation import harmony
 from harmonixr.generation.asked import meet_loudness, meets, onset_windows, slot_controls
 from harmonixr.generation.candidates import SOURCES, Candidate, distinct, fill_bits, piece_candidates, rank
 from harmonixr.generation.drums import BACKBEAT_BEATS, BACKBEAT_SHARE, BACKBEAT_TRIES, backbeat_share, has_backbeat
+from harmonixr.generation.harmony import add_time_leans
 from harmonixr.generation.piece import GenerationError, Piece, Region, written
 from harmonixr.generation.requests import (
     FILL_SHARE,
@@ -39,7 +40,7 @@ from harmonixr.generation.requests import (
     rule_fields,
     timed,
 )
-from harmonixr.generation.surroundings import CONTEXT_BARS, Surroundings, add_time_leans
+from harmonixr.generation.surroundings import CONTEXT_BARS, Surroundings
 from harmonixr.runtime import autocast, autocast_dtype
 from harmonixr.sampling.rules import NoteState, Rules
 from harmonixr.sampling.sampler import Placement, Sampled, SamplingConfig
@@ -136,9 +137,10 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
     # not a refine's beat (its dozens of beats each matched against a long song: refine of POP909
     # songs 2.2 -> 2.9 s, bits per note no lower; benchmarks/sampling.py --parts refine)
     found = piece_candidates(piece.notes, piece.bars_meta().meter, hole, piece.bars, gen.vocab) \
-        if source != "sampled" or (surroundings.COPY_LEAN and mode != "refine") else []
+        if source != "sampled" or (harmony.COPY_LEAN and mode != "refine") else []
     if found:
-        limits = replace(limits, time_leans=add_time_leans(limits.time_leans, near.harmony_of(found[0].notes, found[0].match)))
+        copied = harmony.harmony_of(near, found[0].notes, found[0].match)
+        limits = replace(limits, time_leans=add_time_leans(limits.time_leans, copied))
     if source != "sampled":
         copies = [replace(c, notes=c.notes[~np.isin(c.notes[:, TRACK], list(silent))]) for c in found]
         # a copy keeps every track that plays on both sides (not those next to the hole on one side:

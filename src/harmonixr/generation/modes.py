@@ -31,18 +31,12 @@ from harmonixr.generation import drums, harmony, surroundings
 from harmonixr.generation.asked import meet_loudness, onset_windows
 from harmonixr.generation.candidates import Candidate, piece_candidates
 from harmonixr.generation.drums import BACKBEAT_BEATS, Kit, has_backbeat, with_backbeat
+from harmonixr.generation.harmony import TimeLeans, add_time_leans
 from harmonixr.generation.infill import infill_region
 from harmonixr.generation.piece import GenerationError, Piece, Region, written
 from harmonixr.generation.postprocess import Key, estimate_key, score_to_mean_velocity
 from harmonixr.generation.requests import FILL_SHARE, RESAMPLE_SEED, MusicRules, Result, rule_fields, timed
-from harmonixr.generation.surroundings import (
-    ANY_PITCH,
-    INFERRED_TOLERANCE,
-    Surroundings,
-    TimeLeans,
-    add_time_leans,
-    context_bars,
-)
+from harmonixr.generation.surroundings import ANY_PITCH, INFERRED_TOLERANCE, Surroundings, context_bars
 from harmonixr.models.checkpoint import load_checkpoint
 from harmonixr.sampling.grammar import NoteGrammar
 from harmonixr.sampling.rules import UNLIMITED, NoteState, Rules
@@ -140,7 +134,7 @@ class Generator:
         followed the passages likest the bars before the cut (piece-aware infill's context match
         on a hole from the cut, the primer alone around it; best first, labelled ``from bars
         13-16``), then sampled continuations make up the number; ``"sampled"``: sampled only,
-        leaning to the harmony of the likest passage's bars (:data:`~harmonixr.generation.surroundings.COPY_LEAN`).
+        leaning to the harmony of the likest passage's bars (:data:`~harmonixr.generation.harmony.COPY_LEAN`).
         In a sampled one, each track
         that plays in the bars just before the cut plays on, held to what it plays there as a
         sampled fill is (unless a count of ``notes`` is asked); a track silent there stays silent
@@ -164,7 +158,7 @@ class Generator:
         total = first[0] + bars
         whole_bars = after_notes is None and notes is None  # a copy is whole bars from a bar line
         likest = piece_candidates(primer, piece.bars_meta(total).meter, Hole(first, (total, 0)), total, self.vocab) \
-            if len(primer) and (source == "piece" and whole_bars or surroundings.COPY_LEAN) else []
+            if len(primer) and (source == "piece" and whole_bars or harmony.COPY_LEAN) else []
         copies = [self._spliced(piece, copy.notes, piece.tick(*first), total, 0, True, mode, {"source": copy.label})
                   for copy in likest[:n]] if source == "piece" and whole_bars else []
         drawn = self._extend(piece, primer, first, total, notes, n - len(copies), sampling, seed, rules, mode,
@@ -203,8 +197,8 @@ class Generator:
             if HOLD_TRACKS and len(primer) and mode != "generate" else None
         wanted = {s: c for s, c in near.controls().items() if near.held_to(s, c)} if near is not None else {}
         # and leans to the harmony of the bars that followed the earlier passage most like the
-        # bars before the cut (surroundings.COPY_LEAN x how alike), as a sampled fill does
-        harmony = near.harmony_of(likest.notes, likest.match) if near is not None and likest is not None else ()
+        # bars before the cut (harmony.COPY_LEAN x how alike), as a sampled fill does
+        heard = harmony.harmony_of(near, likest.notes, likest.match) if near is not None and likest is not None else ()
         positions = piece.bar_positions(total)
         bars_meta = piece.bars_meta(total)
         window = 0
@@ -239,8 +233,8 @@ class Generator:
                     held = {**near.held(wanted, {}, left_bars, rules).rules(), "track_leans": ()}  # (HOLD_TRACKS)
                     kept = {**held, "required": tuple(sorted(wanted)) if window == 0 else (),  # and by their seams
                             "track_first": held["track_first"] if window == 0 else ()}
-                if harmony:
-                    kept = {**kept, "time_leans": add_time_leans(cast(TimeLeans, kept.get("time_leans", ())), harmony)}
+                if heard:
+                    kept = {**kept, "time_leans": add_time_leans(cast(TimeLeans, kept.get("time_leans", ())), heard)}
                 limits = Rules(tuple(sorted(wanted)) or tuple(piece.slots), positions, start, total - 1, 0, EOS,
                                max_notes=left if left is not None else UNLIMITED, min_notes=left or 0,
                                min_bar=total - 1 if notes is None else 0,  # asked for bars: it reaches the last

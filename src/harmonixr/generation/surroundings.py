@@ -41,7 +41,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from harmonixr.generation import harmony
 from harmonixr.generation.asked import onset_windows
+from harmonixr.generation.harmony import TimeLeans
 from harmonixr.tokens.notes import BAR, DUR, PITCH, POS, TRACK
 from harmonixr.tokens.prompt import TRACK_CONTROL_KEYS, Hole, TrackControls, measure_controls
 from harmonixr.tokens.vocab import NoteVocab
@@ -67,9 +69,10 @@ LONG_CONTEXT = True
 INFERRED_TOLERANCE = 0.5  # a sampled fill keeps a density inferred from around the hole within this share
 # A track rewritten whole keeps its part's density there within this share. Every track of 4 POP909
 # test songs rewritten whole, seeds 0 and 1 (python benchmarks/whole_tracks.py --pieces 4 --seeds
-# 0,1 --settings 0.25:off,0.25:on,0.1:off,0.1:on), the rewritten over the original's: at 0.25 its
-# onsets x1.18 (the model writes to the top of the window), at 0.1 x1.08; with KEEP_NOTES its notes
-# x1.24 and x1.11 (without, x1.49 and x1.38), its most played pitch's share +0.048 and +0.021.
+# 0,1 --settings 0.25:off:off,0.25:on:off,0.1:off:off,0.1:on:off,0.1:on:1.25,0.1:on:1), the
+# rewritten over the original's: at 0.25 its onsets x1.18 (the model writes to the top of the
+# window), at 0.1 x1.08; with KEEP_NOTES its notes x1.24 and x1.11 (without, x1.49 and x1.38), its
+# most played pitch's share +0.048 and +0.021 (without WHOLE_PITCH_SHARE).
 WHOLE_TOLERANCE = 0.1
 ONE_SIDE_TOLERANCE = 0.75  # a track on one side of a hole plays at most this share above its density there
 # Nats per nat of a held track's pitch-class (drums: pitch) log-frequency around the hole added to
@@ -96,33 +99,6 @@ KEEP_SEAM = True
 # Freedoom's (a pad that strikes every 2 bars struck once in 4) and 43% of all; with the rule, 41% and
 # 36% (note F1 -0.000 +- 0.002). On 20 test pieces a family: fills 42% -> 32% of 297 tracks, originals 27%.
 KEEP_WAIT = True
-# Nats on the pitch classes the kept tracks sound at a new melodic note's onset (:meth:`Surroundings.sounding`;
-# a hole of some tracks under the others). One track rewritten, 3 sampled fills a hole
-# (benchmarks/track_fills.py): on the validation split (89 holes) 0, 0.5, 1, 1.5 and 2 gave note F1
-# 0.129, 0.138, 0.134, 0.149, 0.149 and pitch-class overlap 0.431, 0.429, 0.442, 0.445, 0.450; on the
-# training split (119 holes) 0, 1, 1.5, 2 and 3: F1 +0.021, +0.018, +0.022, +0.022 over no lean.
-SOUNDING_LEAN = 2.0
-# Where the tracks rewritten are all basses (GM programs BASS_PROGRAMS), BASS_ROOT_LEAN more nats on the
-# pitch class of the lowest kept note sounding at the onset: a bass plays the harmony's bottom, and
-# the model alone droned on one pitch (an electric bass added under 16 bars of a POP909 song: 66 of
-# its 74 notes on G). The lowest part of 20 pieces a family removed and added back with its own
-# program over 8 bars (python benchmarks/new_parts.py --split train --pieces 20): Freedoom's basses
-# at 0, 1, 2, 3, 4, 6 and 8 nats: note F1 0.065, 0.090, 0.115, 0.143, 0.156, 0.169, 0.170, pitch-class
-# overlap 0.458, 0.515, 0.553, 0.619, 0.666, 0.699, 0.705; 4, where the gain flattens, leaves room
-# for passing notes.
-BASS_ROOT_LEAN = 4.0
-# A sampled fill's melodic notes lean COPY_LEAN x the context match of the song's best-matching span
-# (generation/candidates.py) to each pitch class that span sounds at their onsets
-# (:meth:`Surroundings.harmony_of`): where the song repeats, a new take keeps its harmony. Sampled
-# all-track fills of 2 bars, 3 a hole (python benchmarks/sampled_fills.py --split val --pieces 30
-# --copy-leans 0,2,3,4,6,8,12): note F1 0.198, 0.232, 0.247, 0.258, 0.269, 0.280, 0.278, pitch-class
-# overlap 0.623, 0.648, 0.653, 0.654, 0.661, 0.663, 0.669; 6 keeps it a lean, short of a mask. A
-# continuation leans the same way to the harmony that followed the passage likest the bars before
-# the cut (python benchmarks/continuation.py --split val: 0, 3, 6, 10 nats, note F1 0.175, 0.208,
-# 0.226, 0.228).
-COPY_LEAN = 6.0
-BASS_PROGRAMS = range(32, 40)
-NO_PITCH = 128  # above every MIDI pitch: nothing sounds
 # A melodic track that sounds chords at this share of its onsets around the hole or more (octave
 # doublings, pads) keeps their size at each onset of a sampled fill (:meth:`Surroundings.least_chord`):
 # sampled all-track fills of 2 bars in 20 training pieces a family (ad hoc) kept chords at 54% of
@@ -164,7 +140,6 @@ DURATION_MARGIN: float | None = 1.5
 HOLD_NEW_PARTS = True
 
 
-TimeLeans = tuple[tuple[int, tuple[float, ...]], ...]  # Rules.time_leans: (grid step from bar 0, 12 nats)
 
 
 class Held(NamedTuple):
@@ -388,7 +363,7 @@ class Surroundings:
                        if s != self.vocab.drum_slot and len(self.of(s))) if WHOLE_PITCH_SHARE else ()
         shares += tuple((s, part.share) for s, part in (new_parts or {}).items()  # its program's parts'
                         if s in wanted and self.new_part(s) and part.share is not None)
-        return Held(kept, tuple(within), kit, tuple(rhythms), chords, leans, loudness, self.sounding(), first, waits,
+        return Held(kept, tuple(within), kit, tuple(rhythms), chords, leans, loudness, harmony.sounding(self), first, waits,
                     least, durations, notes, shares)
 
     def most_played_share(self, slot: int) -> float:
@@ -509,64 +484,6 @@ class Surroundings:
             return None
         return int(before[-1] + waits.max())
 
-    def sounding(self) -> TimeLeans:
-        """(grid step from bar 0, 12 nats) for each step of the hole at which kept melodic notes
-        sound (the tracks a hole of some tracks leaves, playing in it): :data:`SOUNDING_LEAN` nats
-        on each pitch class they sound, for a new melodic note starting then, and where the tracks
-        rewritten are basses, :data:`BASS_ROOT_LEAN` more on the lowest one's. The model hears
-        those notes barely (they sit with the music after the hole, far back in the sequence:
-        docs/evaluation.md), so the sampler is told them directly."""
-        piece, hole = self.piece, self.hole
-        if not SOUNDING_LEAN or not hole.tracks:
-            return ()
-        kept = piece.notes[~np.isin(piece.notes[:, TRACK], hole.tracks)]
-        classes, lowest = self._sounding(kept)
-        nats = SOUNDING_LEAN * classes.astype(np.float64)
-        melodic = [piece.tracks.programs[s] for s in hole.tracks if s != self.vocab.drum_slot]
-        if melodic and all(p in BASS_PROGRAMS for p in melodic):  # basses: the bottom of the harmony most
-            steps = np.flatnonzero(lowest < NO_PITCH)
-            nats[steps, lowest[steps] % 12] += BASS_ROOT_LEAN
-        return self._time_leans(nats)
-
-    def harmony_of(self, copy: np.ndarray, match: float) -> TimeLeans:
-        """(grid step from bar 0, 12 nats) for each step of the hole at which the melodic notes of
-        ``copy`` (the song's best-matching span, moved into the hole) sound: :data:`COPY_LEAN` x
-        its context ``match`` nats on each pitch class they sound, for a new melodic note starting
-        then: a sampled fill keeps to the harmony of the song where it repeats, and is free where
-        it does not (a weak match)."""
-        if not COPY_LEAN or not match > 0:
-            return ()
-        classes, _ = self._sounding(copy)
-        return self._time_leans(COPY_LEAN * match * classes.astype(np.float64))
-
-    def _sounding(self, notes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(steps of the hole, 12) bool, the pitch classes the melodic ``notes`` sound at each grid
-        step of the hole, and (steps,) the lowest pitch sounding (:data:`NO_PITCH`: none)."""
-        first, last = self._hole_steps()
-        melodic = notes[notes[:, TRACK] != self.vocab.drum_slot]
-        onsets = self.step_of(melodic)
-        ends = onsets + self.vocab.durations[melodic[:, DUR]]
-        heard = (onsets < last) & (ends > first)
-        classes = np.zeros((last - first, 12), dtype=bool)
-        lowest = np.full(last - first, NO_PITCH)
-        for onset, end, pitch in zip(onsets[heard], ends[heard], melodic[heard, PITCH]):
-            during = slice(max(onset - first, 0), end - first)
-            classes[during, pitch % 12] = True
-            lowest[during] = np.minimum(lowest[during], pitch)
-        return classes, lowest
-
-    def _hole_steps(self) -> tuple[int, int]:
-        """The grid steps from bar 0 at which the hole starts and ends (the piece's end for an open hole)."""
-        hole, starts = self.hole, self.steps
-        first = int(starts[hole.start[0]] + hole.start[1])
-        return first, int(starts[hole.end[0]] + hole.end[1]) if hole.end is not None else int(starts[-1])
-
-    def _time_leans(self, nats: np.ndarray) -> TimeLeans:
-        """``nats`` (steps of the hole, 12) as :class:`~harmonixr.sampling.rules.Rules`'
-        ``time_leans``: the steps with a lean."""
-        first, _ = self._hole_steps()
-        return tuple((first + k, tuple(row.tolist())) for k, row in enumerate(nats) if row.any())
-
     def lean(self, slot: int) -> tuple[float, ...]:
         """(128,) nats added to ``slot``'s pitch logits: :data:`CONTEXT_LEAN` x the log-frequency
         of each pitch class among its notes around the hole (of each drum pitch, for the drums),
@@ -578,12 +495,3 @@ class Surroundings:
         else:
             counts = np.bincount(pitches % 12, minlength=12)[np.arange(128) % 12].astype(np.float64)
         return tuple((CONTEXT_LEAN * np.log(counts + LEAN_PRIOR)).tolist())
-
-
-def add_time_leans(*leans: TimeLeans) -> TimeLeans:
-    """The sum of several ``time_leans`` (grid step, 12 nats), step by step."""
-    total: dict[int, np.ndarray] = {}
-    for lean in leans:
-        for step, nats in lean:
-            total[step] = total.get(step, np.zeros(12)) + np.asarray(nats)
-    return tuple((step, tuple(nats.tolist())) for step, nats in sorted(total.items()))
