@@ -25,6 +25,9 @@ of ``--split`` (the validation split by default: these weights were chosen there
   mean notes at an onset around the hole, past which its chords grow no more) off and on: the
   fills' mean and median note ratio (their notes over the original's), the melodic tracks' mean
   notes at an onset over the original's, note F1 and pitch-class overlap, on minus off hole by hole;
+- the narrower window of a long hole (``surroundings.SCALE_TOLERANCE``: a held track's density
+  within INFERRED_TOLERANCE x sqrt(2 / the hole's bars)) off and on: give ``--bars`` over 2; the
+  fills' note ratios (mean, median), note F1 and pitch-class overlap, on minus off;
 - the kept durations (``surroundings.DURATION_MARGIN``: a held melodic track's notes last between
   its shortest and longest around the hole, widened by that factor) off and on: how far the
   median note duration of each fill track lies from the original's (``duration_error``), note F1
@@ -35,6 +38,7 @@ them in turn (nothing else reads them while it runs).
 
     python benchmarks/sampled_fills.py --split val --pieces 60
     python benchmarks/sampled_fills.py --split val --pieces 30 --leans "" --copy-leans "" --settings notes
+    python benchmarks/sampled_fills.py --split val --pieces 20 --bars 8 --leans "" --copy-leans "" --settings tolerance
     python benchmarks/sampled_fills.py --split test --pieces 20 --leans 0.75
 """
 
@@ -87,7 +91,8 @@ def main() -> None:
     console = Console(width=160)
     gen = Generator(args.checkpoint)
     holes = held_out_holes(args, gen.vocab)
-    names = ("CONTEXT_LEAN", "KEEP_LOUDNESS", "KEEP_SEAM", "KEEP_CHORD", "DURATION_MARGIN", "COPY_LEAN", "KEEP_NOTES")
+    names = ("CONTEXT_LEAN", "KEEP_LOUDNESS", "KEEP_SEAM", "KEEP_CHORD", "DURATION_MARGIN", "COPY_LEAN", "KEEP_NOTES",
+             "SCALE_TOLERANCE")
     settings = set(args.settings.split(","))
     home = {name: harmony if name == "COPY_LEAN" else surroundings for name in names}  # the module each is read from
     defaults = {name: getattr(home[name], name) for name in names}
@@ -95,8 +100,9 @@ def main() -> None:
     default_margin, default_copy = defaults["DURATION_MARGIN"], defaults["COPY_LEAN"]
 
     def fills(lean: float, loudness: bool, seam: bool = True, chord: float | None = default_chord,
-              margin: float | None = default_margin, copy: float = default_copy, notes: bool = True) -> list[dict]:
-        for name, value in zip(names, (lean, loudness, seam, chord, margin, copy, notes)):
+              margin: float | None = default_margin, copy: float = default_copy, notes: bool = True,
+              scaled: bool = True) -> list[dict]:
+        for name, value in zip(names, (lean, loudness, seam, chord, margin, copy, notes, scaled)):
             setattr(home[name], name, value)
         try:
             return evaluate_infill({"sampled": Method("infill", gen, SAMPLING)}, holes, args.samples, args.seed)
@@ -129,6 +135,12 @@ def main() -> None:
                              fills(default_lean, default_loudness, notes=False),
                              ("mean, off", "mean, on", "median, off", "median, on", "chords: original", "off", "on", *both),
                              lambda a, b: [*note_ratios(b, a), *chord_shares(b, a), *differences(a, b)]))
+    if "tolerance" in settings:
+        console.print(on_off(f"the narrower window of a long hole ({args.bars} bars): the fills' notes over the "
+                             "original's (mean, median)", families, on,
+                             fills(default_lean, default_loudness, scaled=False),
+                             ("mean, off", "mean, on", "median, off", "median, on", *both),
+                             lambda a, b: [*note_ratios(b, a), *differences(a, b)]))
     if "loudness" in settings:
         console.print(on_off("kept loudness: the fills' mean velocity against the hole's own (velocity distance)",
                              families, on, fills(default_lean, False), ("off", "on", "on minus off"),

@@ -172,6 +172,25 @@ def test_a_long_continuation_brings_back_a_part_that_rests_just_before_it(gen, m
         assert bool(len(played)) == long_context, len(played)
 
 
+def test_a_longer_hole_holds_a_track_nearer_its_density(gen) -> None:
+    """The window of a held track's onsets narrows as 1 / sqrt(the hole's bars) past 2 bars (to
+    WHOLE_TOLERANCE): the band's bass, 4 onsets a bar around the hole, gets 4-12 onsets in a 2-bar
+    hole and 24-40 in an 8-bar one (16-48 at the 2-bar share); a continuation keeps the wide one."""
+    assert [surroundings.inferred_tolerance(bars) for bars in (1, 2, 8, 32, 400)] == \
+        [INFERRED_TOLERANCE, INFERRED_TOLERANCE, INFERRED_TOLERANCE / 2, INFERRED_TOLERANCE / 4, surroundings.WHOLE_TOLERANCE]
+    piece = gen.piece(band(20, range(20)), "rock")
+    bass = piece.slot_of(1)
+
+    def window(hole: Hole, bars: int) -> tuple[int, int]:
+        near = Surroundings(piece, hole, gen.vocab)
+        held = near.held(near.controls(), {}, bars, MusicRules())
+        return next((low, high) for slot, low, high in held.onsets if slot == bass)
+
+    assert window(Hole((6, 0), (8, 0)), 2) == (4, 12)
+    assert window(Hole((6, 0), (14, 0)), 8) == (24, 40)
+    assert window(Hole((12, 0), None), 8) == (16, 48)
+
+
 def test_a_continuation_keeps_the_tracks_that_play_before_it_and_no_other(gen) -> None:
     """A band of drums, bass and a pad, with a lead that plays in its first bars only: continued
     after its last bar, every variation keeps the drums, the bass and the pad going, each near the
