@@ -161,6 +161,11 @@ def program_parts(corpus: Corpus, split: str = "train") -> list[tuple[int, int, 
     return out
 
 
+def top_share(pitches: np.ndarray) -> float:
+    """The share of ``pitches`` (one or more) on the most played one."""
+    return float(np.bincount(pitches).max() / len(pitches))
+
+
 def span_shares(notes: np.ndarray) -> list[float]:
     """The share of its notes the most played pitch takes in each span of :data:`SHARE_BARS` bars
     of a part's ``notes`` where it plays :data:`SHARE_NOTES` notes or more."""
@@ -168,7 +173,7 @@ def span_shares(notes: np.ndarray) -> list[float]:
     for span in np.unique(notes[:, BAR] // SHARE_BARS):
         pitches = notes[notes[:, BAR] // SHARE_BARS == span, PITCH]
         if len(pitches) >= SHARE_NOTES:
-            out.append(float(np.bincount(pitches).max() / len(pitches)))
+            out.append(top_share(pitches))
     return out
 
 

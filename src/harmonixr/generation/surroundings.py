@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from harmonixr.data.stats import TypicalPart, top_share
 from harmonixr.generation import harmony
 from harmonixr.generation.asked import onset_windows
 from harmonixr.generation.harmony import TimeLeans
@@ -50,7 +51,6 @@ from harmonixr.tokens.prompt import TRACK_CONTROL_KEYS, Hole, TrackControls, mea
 from harmonixr.tokens.vocab import NoteVocab
 
 if TYPE_CHECKING:  # imported for types only: requests imports this module
-    from harmonixr.data.stats import TypicalPart
     from harmonixr.generation.piece import Piece
     from harmonixr.generation.requests import MusicRules
 
@@ -332,6 +332,7 @@ class Surroundings:
         kept += onset_windows({s: wanted[s] for s in kept_pace if s in whole and s not in both}, length, WHOLE_TOLERANCE)
         kept += tuple((s, 0, self.most_onsets(s, length)) for s in kept_pace if s in one and s not in whole)
         held = sorted({*both, *one, *whole})  # a track rewritten whole: held to its own part (of)
+        new = {s: part for s, part in (new_parts or {}).items() if s in wanted and self.new_part(s)}  # its program's
         within = []
         if rules.pitch_range == ANY_PITCH:
             for s in held:
@@ -343,10 +344,10 @@ class Surroundings:
                 low, high = max(int(pitches.min()) - INFERRED_MARGIN, 0), min(int(pitches.max()) + INFERRED_MARGIN, 127)
                 if rules.scale is None or any(p % 12 in rules.scale for p in range(low, high + 1)):
                     within.append((s, low, high))
-            for s, (low, high, *_) in (new_parts or {}).items():
+            for s, part in new.items():
                 own = asked.get(s, TrackControls())
-                if s in wanted and self.new_part(s) and own.low is None and own.high is None:
-                    within.append((s, low, high))
+                if own.low is None and own.high is None:
+                    within.append((s, part.low, part.high))
         kit: frozenset[int] = frozenset()
         if self.vocab.drum_slot in held:
             kit = frozenset(self.of(self.vocab.drum_slot)[:, PITCH].tolist())
@@ -363,8 +364,7 @@ class Surroundings:
                 rhythms.append((s, tuple(positions.tolist())))
         chords = tuple((s, most) for s in held
                        if (most := wanted[s].chord) is not None and asked.get(s, TrackControls()).chord is None)
-        chords += tuple((s, part.chord) for s, part in (new_parts or {}).items()
-                        if s in wanted and self.new_part(s) and asked.get(s, TrackControls()).chord is None)
+        chords += tuple((s, part.chord) for s, part in new.items() if asked.get(s, TrackControls()).chord is None)
         # (not a track rewritten whole: its part's pitch classes over a whole song are no harmony
         # of any bar; leaning to them, a POP909 melody rewritten droned on one pitch, 0.86-0.95)
         leans = tuple((s, self.lean(s)) for s in held if s not in whole) if CONTEXT_LEAN else ()
@@ -380,15 +380,14 @@ class Surroundings:
         notes = tuple((s, int(np.ceil(most * self.notes_per_onset(s)))) for s, _, most in kept) if KEEP_NOTES else ()
         shares = tuple((s, WHOLE_PITCH_SHARE * self.most_played_share(s)) for s in whole
                        if s != self.vocab.drum_slot and len(self.of(s))) if WHOLE_PITCH_SHARE else ()
-        shares += tuple((s, part.share) for s, part in (new_parts or {}).items()  # its program's parts'
-                        if s in wanted and self.new_part(s) and part.share is not None)
+        shares += tuple((s, part.share) for s, part in new.items() if part.share is not None)
         return Held(kept, tuple(within), kit, tuple(rhythms), chords, leans, loudness, harmony.sounding(self), first, waits,
                     least, durations, notes, shares)
 
     def most_played_share(self, slot: int) -> float:
         """The share of ``slot``'s notes around the hole on its most played pitch (0: none there)."""
         pitches = self.of(slot)[:, PITCH]
-        return float(np.bincount(pitches).max() / len(pitches)) if len(pitches) else 0.0
+        return top_share(pitches) if len(pitches) else 0.0
 
     def notes_per_onset(self, slot: int) -> float:
         """The mean number of notes at each of ``slot``'s onsets around the hole (1: none there)."""
