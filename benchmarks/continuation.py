@@ -21,9 +21,12 @@ silent) and off (the model alone), per family:
 With ``--rule LONG_CONTEXT`` the rule turned off and on is
 ``harmonixr.generation.surroundings.LONG_CONTEXT`` (a continuation longer than 4 bars reads as
 many bars before the cut as it is long): a 4-bar continuation is the same either way, so give ``--bars``.
+With ``--rule GROOVE_LEAN``, ``harmonixr.generation.drums.GROOVE_LEAN`` (the drums' lean to their groove) at 0
+and at its shipped weight.
 
     python benchmarks/continuation.py --split test --pieces 20
     python benchmarks/continuation.py --split val --pieces 20 --bars 16 --rule LONG_CONTEXT
+    python benchmarks/continuation.py --split val --pieces 60 --rule GROOVE_LEAN
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from holes import held_out_holes, hole_parser
 from rich.console import Console
 from rich.table import Table
 
-from harmonixr.generation import modes, surroundings
+from harmonixr.generation import drums, modes, surroundings
 from harmonixr.generation.modes import Generator
 from harmonixr.sampling.sampler import SamplingConfig
 from harmonixr.tokens.notes import BAR, PITCH, TRACK
@@ -46,9 +49,9 @@ def continue_holes(gen: Generator, holes: list, samples: int, on: bool,  # noqa:
                    rule: str = "HOLD_TRACKS") -> list[dict]:
     """One row per hole: the counts and F1s of its continuations, with the rule ``rule`` (a module
     constant of :mod:`harmonixr.generation.modes` or, LONG_CONTEXT, of its surroundings) ``on`` or off."""
-    module = surroundings if rule == "LONG_CONTEXT" else modes
+    module = {"LONG_CONTEXT": surroundings, "GROOVE_LEAN": drums}.get(rule, modes)
     shipped = getattr(module, rule)
-    setattr(module, rule, on)
+    setattr(module, rule, (shipped or 1.0) * on if rule == "GROOVE_LEAN" else on)  # a weight: the shipped one, or 0
     rows = []
     try:
         for h in holes:
@@ -111,7 +114,7 @@ def distinct(on: list[dict], off: list[dict]) -> str:
 def main() -> None:
     parser = hole_parser(__doc__, pieces=20)
     parser.add_argument("--samples", type=int, default=3)
-    parser.add_argument("--rule", default="HOLD_TRACKS", choices=("HOLD_TRACKS", "LONG_CONTEXT"),
+    parser.add_argument("--rule", default="HOLD_TRACKS", choices=("HOLD_TRACKS", "LONG_CONTEXT", "GROOVE_LEAN"),
                         help="the rule turned off and on")
     parser.set_defaults(bars=4)
     args = parser.parse_args()

@@ -62,6 +62,8 @@ def main() -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--pieces", type=int, default=20, help="pieces per source")
     parser.add_argument("--bars", type=int, default=2, help="the hole's length in bars")
+    parser.add_argument("--holes", type=int, default=1,
+                        help="holes per piece, spread evenly (1: the middle); standard errors are then over pieces")
     parser.add_argument("--samples", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="results/infill-quality.json")
@@ -70,14 +72,14 @@ def main() -> None:
     began = time.perf_counter()
     gen = Generator(args.checkpoint)
     holes, fills, found = measure_infill(gen, Corpus([args.data]), args.split, args.pieces, args.bars, args.samples,
-                                         args.seed, np.random.default_rng(args.seed))
+                                         args.seed, np.random.default_rng(args.seed), args.holes)
     for source in dict.fromkeys(r["source"] for r in found["infill_quality"]):
         rows = [r for r in found["infill_quality"] if r["source"] == source]
         console.print(table(f"{source}: {sum(h.source == source for h in holes) if source != 'all' else len(holes)} "
                             f"holes of {args.bars} bars", rows, COLUMNS))
         pairs = [r for r in found["infill_paired"] if r["source"] == source]
         console.print(table(f"{source}: hole by hole (model minus baseline)", pairs,
-                            ("method", "against", "holes", "f1", "f1_se", "f1_won_lost", "pitch_class_overlap",
+                            ("method", "against", "holes", "pieces", "f1", "f1_se", "f1_won_lost", "pitch_class_overlap",
                              "pitch_class_overlap_se", "pitch_class_overlap_won_lost")))
     drum_rows = drums(holes, fills)
     for method in dict.fromkeys(r["method"] for r in drum_rows):
@@ -88,8 +90,8 @@ def main() -> None:
                       f"drums; drum notes, original vs fills: "
                       + ", ".join(f"{r['original_drum_notes']}->{r['fill_drum_notes']}" for r in mine[:12]))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"checkpoint": args.checkpoint, "holes": len(holes), "bars": args.bars,
-                                          "samples": args.samples, "seconds": time.perf_counter() - began,
+    Path(args.out).write_text(json.dumps({"checkpoint": args.checkpoint, "holes": len(holes), "per_piece": args.holes,
+                                          "bars": args.bars, "samples": args.samples, "seconds": time.perf_counter() - began,
                                           "summary": found["infill_quality"], "paired": found["infill_paired"],
                                           "drums": drum_rows}, indent=1))
     console.print(f"wrote {args.out} ({time.perf_counter() - began:.0f} s)")

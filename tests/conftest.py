@@ -14,6 +14,7 @@ from harmonixr.config import LimitsConfig, PrepareConfig, TokenizerSpec
 from harmonixr.data import music21_corpus
 from harmonixr.tokens.vocab import NoteVocab
 
+SHIPPED = Path(__file__).resolve().parents[1] / "models" / "harmonixr-small"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 POP909 = SHARED / "pop909"
 POP909_FILES = ("001.mid", "042.mid", "500.mid", "909.mid")

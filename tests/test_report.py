@@ -12,12 +12,15 @@ from symusic import Score
 
 from harmonixr.cli import main
 from harmonixr.evaluation.infill_quality import (
+    MARGIN_BARS,
     chord_shares,
     compare_notes,
     duration_error,
+    hole_starts,
     kept_chords,
     median_durations,
     paired,
+    shortest_piece,
 )
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "harmonixr-small"
@@ -47,6 +50,31 @@ def test_paired_differences_average_fills_per_hole_and_count_wins() -> None:
     assert result["f1_se"] == pytest.approx(np.std([0.2, -0.2, 0.3], ddof=1) / np.sqrt(3))
     assert result["f1_won_lost"] == "2/1" and result["pitch_class_overlap_won_lost"] == "1/0"
     assert result["pitch_class_overlap"] == pytest.approx((0.0 + 0.0 + 0.2) / 3)
+
+
+def test_paired_standard_error_is_over_pieces_when_a_piece_holds_several_holes() -> None:
+    row = lambda method, hole, piece, f1: {"method": method, "hole": hole, "piece": piece,  # noqa: E731
+                                           "f1": f1, "pitch_class_overlap": 0.5}
+    diffs = {(0, 0): 0.4, (1, 0): 0.2, (2, 1): -0.1, (3, 2): 0.3, (4, 2): 0.1}  # (hole, piece): m - b
+    rows = [r for (h, p), d in diffs.items() for r in (row("m", h, p, 0.5 + d), row("b", h, p, 0.5))]
+    result = paired(rows, "m", "b")
+    assert result["holes"] == 5 and result["pieces"] == 3 and result["f1_won_lost"] == "4/1"
+    assert result["f1"] == pytest.approx(np.mean(list(diffs.values())))
+    assert result["f1_se"] == pytest.approx(np.std([0.3, -0.1, 0.2], ddof=1) / np.sqrt(3))
+
+
+def test_holes_spread_over_a_piece_leave_bars_on_both_sides_and_never_overlap() -> None:
+    for bars in (1, 2, 4, 8):
+        for per_piece in (1, 2, 3):
+            shortest = shortest_piece(bars, per_piece)
+            assert not hole_starts(shortest - 1, bars, per_piece)
+            for piece_bars in range(shortest, shortest + 40):
+                firsts = hole_starts(piece_bars, bars, per_piece)
+                assert len(firsts) == per_piece, (piece_bars, bars, per_piece)
+                assert firsts[0] >= MARGIN_BARS and firsts[-1] + bars + MARGIN_BARS <= piece_bars
+                assert all(b - a >= bars for a, b in zip(firsts, firsts[1:]))
+            # one hole: the middle of the piece, as the protocol has it
+            assert hole_starts(shortest + 7, bars, 1) == [(shortest + 7) // 2 - bars // 2]
 
 
 def test_chord_and_duration_measures_on_a_constructed_song() -> None:

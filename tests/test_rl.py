@@ -52,8 +52,14 @@ def test_rollout_logprobs_are_those_the_sampler_drew_from(gen, music21_midi, tem
     monkeypatch.setattr(decoder, "autocast_dtype", lambda *_: None)
     gen.sampler.weights_changed()  # a decoder made without that
     piece = gen.piece(music21_midi["bach/bwv66.6"], "chorale")
+    # a drummer's groove under a bass: its fill's drum sounds and velocities lean to it (drums.groove, accents)
+    groove = [(bar * 1920 + at * 240, 60, sound, loud) for bar in range(8)
+              for at, sound, loud in ((0, 36, 110), (0, 42, 90), (1, 42, 40), (2, 38, 120), (2, 42, 90), (3, 42, 45),
+                                      (4, 36, 105), (5, 36, 60), (5, 42, 40), (6, 38, 118), (7, 42, 50))]
+    band = gen.piece(make_score([(33, False, [(beat * 480, 400, 40, 80) for beat in range(32)]), (0, True, groove)]), "rock")
     prompts = [Prompt("chorale", piece=piece, region=Region.parse("3-4", gen.vocab.grid)),
-               Prompt("folk-celtic", (73,), 110.0, (6, 8), 2)]
+               Prompt("folk-celtic", (73,), 110.0, (6, 8), 2),
+               Prompt("rock", piece=band, region=Region.parse("4-5", gen.vocab.grid))]
     sampling = SamplingConfig.unfiltered(temperature)  # as the RL trainer samples
     for prompt in prompts:
         rollouts, skipped = collect(gen, [prompt], 3, sampling, 5, RewardWeights(), RewardContext())
@@ -63,6 +69,8 @@ def test_rollout_logprobs_are_those_the_sampler_drew_from(gen, music21_midi, tem
             scored = score_rollouts(policy, policy, rollouts, temperature)
         assert torch.allclose(scored.kl, torch.zeros_like(scored.kl), atol=1e-5)  # the policy against itself
         assert bool((scored.entropy >= 0).all())
+        if prompt.piece is band:  # the leans were there to recompute
+            assert all(any(lean is not None for lean in seg.accents) for r in rollouts for seg in r.segments)
         for row, r in enumerate(rollouts):
             expected = 0.0
             for seg in r.segments:

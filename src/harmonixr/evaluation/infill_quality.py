@@ -145,10 +145,28 @@ def draw_holes(pieces: list[tuple[Piece, str]], per_piece: int, rng: np.random.G
     return holes
 
 
-def middle_holes(pieces: list[tuple[Piece, str, str]], bars: int) -> list[Hole]:
-    """One hole of ``bars`` whole bars in the middle of each piece (pieces too short are left out)."""
-    return [Hole(piece, style, piece.bars // 2 - bars // 2, bars, source)
-            for piece, style, source in pieces if piece.bars >= bars + 4]
+MARGIN_BARS = 2  # bars of the piece a held-out hole leaves on each side at least
+
+
+def middle_holes(pieces: list[tuple[Piece, str, str]], bars: int, per_piece: int = 1) -> list[Hole]:
+    """``per_piece`` holes of ``bars`` whole bars in each piece, centred at 1/(k+1), 2/(k+1), ...
+    of it (one: its middle), each with :data:`MARGIN_BARS` bars or more on both sides and none
+    overlapping the one before; a piece too short for all of them is left out."""
+    return [Hole(piece, style, first, bars, source) for piece, style, source in pieces
+            for first in hole_starts(piece.bars, bars, per_piece)]
+
+
+def hole_starts(piece_bars: int, bars: int, per_piece: int) -> list[int]:
+    """The first bars of :func:`middle_holes`' holes in a piece of ``piece_bars`` bars (none: too short)."""
+    firsts = [piece_bars * k // (per_piece + 1) - bars // 2 for k in range(1, per_piece + 1)]
+    fits = firsts[0] >= MARGIN_BARS and firsts[-1] + bars + MARGIN_BARS <= piece_bars \
+        and all(b - a >= bars for a, b in zip(firsts, firsts[1:]))
+    return firsts if fits else []
+
+
+def shortest_piece(bars: int, per_piece: int) -> int:
+    """The fewest bars a piece needs for :func:`middle_holes`' holes."""
+    return next(n for n in range(1, 1 + (per_piece + 1) * (bars + 2 * MARGIN_BARS)) if hole_starts(n, bars, per_piece))
 
 
 def repeat_neighbour(hole: Hole) -> list[tuple[int, int, int]]:
@@ -194,8 +212,10 @@ class Method:
 def evaluate_infill(methods: dict[str, Method], holes: list[Hole], samples: int, seed: int = 0) -> list[dict]:
     """One row per (method, hole, fill) with the metrics; deterministic methods fill once."""
     rows = []
+    pieces: dict[int, int] = {}  # a piece's holes share its index
     for index, hole in enumerate(holes):
         piece = hole.piece
+        piece_index = pieces.setdefault(id(piece), len(pieces))
         start, end = piece.tick(hole.first_bar), piece.tick(hole.first_bar + hole.bars)
         truth = region_notes(piece.original, start, end)
         bar_ticks = piece.tick(hole.first_bar + 1) - start
@@ -230,8 +250,8 @@ def evaluate_infill(methods: dict[str, Method], holes: list[Hole], samples: int,
                 chords = [chord_shares(r.score, start, end) for r in made]
                 lengths = [median_durations(r.score, start, end) for r in made]
             for k, (fill, per_track, first, chord, length) in enumerate(zip(fills, counts, firsts, chords, lengths)):
-                rows.append({"method": name, "hole": index, "sample": k, "style": hole.style, "source": hole.source,
-                             "bars": hole.bars, "truth_notes": len(truth), "notes": len(fill),
+                rows.append({"method": name, "hole": index, "piece": piece_index, "sample": k, "style": hole.style,
+                             "source": hole.source, "bars": hole.bars, "truth_notes": len(truth), "notes": len(fill),
                              "truth_tracks": truth_tracks, "tracks": per_track, "bar_ticks": bar_ticks,
                              "truth_first_onsets": truth_first, "first_onsets": first,
                              "truth_chords": truth_chords, "chords": chord,
@@ -276,7 +296,9 @@ def paired(rows: list[dict], method: str, against: str,
            metrics: tuple[str, ...] = ("f1", "pitch_class_overlap")) -> dict:
     """``method`` minus ``against`` per hole (each method's fills of a hole averaged), over the holes
     both filled: the mean difference of each metric, its standard error, and the holes won and lost.
-    A difference of more than two standard errors is one the holes' luck is unlikely to explain."""
+    Where a piece holds several holes (rows with a ``piece``), their differences are averaged per
+    piece first and the standard error is over pieces: a piece's holes share its luck. A
+    difference of more than two standard errors is one the pieces' luck is unlikely to explain."""
     def per_hole(name: str, metric: str) -> dict[int, float]:
         sums: dict[int, list[float]] = {}
         for r in rows:
@@ -284,13 +306,19 @@ def paired(rows: list[dict], method: str, against: str,
                 sums.setdefault(r["hole"], []).append(r[metric])
         return {h: float(np.mean(v)) for h, v in sums.items()}
 
+    piece_of = {r["hole"]: r.get("piece", r["hole"]) for r in rows}
     out: dict = {"method": method, "against": against}
     for metric in metrics:
         mine, theirs = per_hole(method, metric), per_hole(against, metric)
-        diff = np.array([mine[h] - theirs[h] for h in sorted(mine.keys() & theirs.keys())])
-        out["holes"] = len(diff)
+        holes = sorted(mine.keys() & theirs.keys())
+        diff = np.array([mine[h] - theirs[h] for h in holes])
+        by_piece: dict[int, list[float]] = {}
+        for h, d in zip(holes, diff):
+            by_piece.setdefault(piece_of[h], []).append(float(d))
+        means = np.array([np.mean(v) for v in by_piece.values()])
+        out["holes"], out["pieces"] = len(diff), len(means)
         out[metric] = float(diff.mean()) if len(diff) else float("nan")
-        out[f"{metric}_se"] = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("nan")
+        out[f"{metric}_se"] = float(means.std(ddof=1) / np.sqrt(len(means))) if len(means) > 1 else float("nan")
         out[f"{metric}_won_lost"] = f"{int((diff > 0).sum())}/{int((diff < 0).sum())}"
     return out
 

@@ -27,7 +27,7 @@ from harmonixr.evaluation.compare import compare, write_csv
 from harmonixr.evaluation.controls import control_trials, summarize_controls
 from harmonixr.evaluation.distributions import compare_sets
 from harmonixr.evaluation.features import piece_features
-from harmonixr.evaluation.infill_quality import Hole, Method, evaluate_infill, middle_holes, paired, summarize
+from harmonixr.evaluation.infill_quality import Hole, Method, evaluate_infill, middle_holes, paired, shortest_piece, summarize
 from harmonixr.generation.modes import Generator
 from harmonixr.generation.piece import Piece, split_pieces
 from harmonixr.sampling.sampler import SamplingConfig
@@ -61,12 +61,14 @@ class ReportConfig:
 
 
 def measure_infill(gen: Generator, corpus: Corpus, split: str, count: int, bars: int, samples: int, seed: int,
-                   rng: np.random.Generator) -> tuple[list[Hole], list[dict], dict]:
+                   rng: np.random.Generator, per_piece: int = 1) -> tuple[list[Hole], list[dict], dict]:
     """Section 2: a hole of ``bars`` whole bars, every track, in the middle of ``count`` pieces of
-    ``split`` per source, filled by the model's rows and the trivial baselines. Returns the holes,
-    one row per fill, and ``infill_quality`` (means per method and source), ``infill_paired`` (the
-    model's rows against the baselines, hole by hole, per source)."""
-    holes = middle_holes(split_pieces(corpus, split, count, gen.vocab, rng, by="family"), bars)
+    ``split`` per source (long enough for it; ``per_piece`` holes spread over each, one: the
+    middle), filled by the model's rows and the trivial baselines. Returns the holes, one row per
+    fill, and ``infill_quality`` (means per method and source), ``infill_paired`` (the model's rows
+    against the baselines, hole by hole, per source)."""
+    pieces = split_pieces(corpus, split, count, gen.vocab, rng, by="family", min_bars=shortest_piece(bars, per_piece))
+    holes = middle_holes(pieces, bars, per_piece)
     methods = {"harmonixr, piece-aware": Method("infill", gen, SAMPLING, "piece"),
                "harmonixr, best of both": Method("infill", gen, SAMPLING, "best"),
                "harmonixr, both sides, sampled": Method("infill", gen, SAMPLING),

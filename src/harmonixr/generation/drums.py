@@ -1,4 +1,4 @@
-"""A new drum part: the kit its style plays, and a kick and a snare in most spans of four beats.
+"""Drums: a new part's kit and backbeat; a held part's groove and accents.
 
 The model alone gives a new drum part (``add-track --program -1``, an empty drum track filled, a new
 piece's drums) whatever sounds it likes: ride bells and cowbells, a closed hi-hat on nearly every
@@ -7,6 +7,11 @@ there (:class:`Kit`, :data:`KIT_LEAN`); where that kit has a kick and a snare (:
 a take that plays both in fewer than :data:`BACKBEAT_SHARE` of its spans of four beats
 (:func:`backbeat_share`) is drawn again (:func:`with_backbeat` for a new piece; the infill loop for
 an added part).
+
+A song's own drums, held in a sampled fill or continuation, keep its kit (``Rules.drum_kit``) and
+its groove: at each place in the bar a drum note leans to the sounds played at that place around
+the hole (:func:`groove`), and its velocity to the one its sound is played with there
+(:func:`accents`): a performed groove's ghost notes stay soft and its backbeat loud.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from harmonixr.generation.requests import RESAMPLE_SEED, Result
+from harmonixr.tokens.notes import BAR, PITCH, POS, VEL
 
 # A new drum part (a new piece's, an added one) keeps to its style's kit in the training data
 # (data.stats.drum_kits) and leans to the sounds played most there: KIT_LEAN x the log of a sound's
@@ -38,6 +44,21 @@ KICKS, SNARES = frozenset({35, 36}), frozenset({37, 38, 39, 40})  # GM drum soun
 BACKBEAT_SHARE = 0.5
 BACKBEAT_BEATS = 4  # quarter notes in a span that backbeat_share counts
 BACKBEAT_TRIES = 4
+# A held drum track's sampled fill leans, at each place in the bar, to the sounds the drums play
+# at that place around the hole (:func:`groove`): GROOVE_LEAN x the log of each sound's count
+# there; and each drum note's velocity to the one its sound is played with at its place there
+# (:func:`accents`): the log of a normal density around it, times GROOVE_ACCENT. Sampled fills of
+# 2 bars, 3 a hole, their drum track against the original's (python benchmarks/drum_fills.py):
+# 126 validation holes of Groove (--split val --pieces 60 --holes 3), groove lean 0, 1, 2, 3 with
+# the accents: drum note F1 0.386, 0.404, 0.413, 0.415, sound overlap 0.777, 0.788, 0.795, 0.797
+# (copying the bars before: 0.399, 0.813); the velocity of the hits the drummer played too lies a
+# mean of 24.7 from his without the accents, 14.0 at 0.5, 12.5 at 1, 11.5 at 2 (copying: 10.5),
+# the fills' spread of velocities 25-26 (his: 29.8). 58 training holes of Groove and Freedoom
+# (--split train --pieces 15 --holes 2): F1 0.544 -> 0.566, velocity error 15.4 -> 7.1.
+GROOVE_LEAN = 2.0
+GROOVE_ACCENT = 1.0
+ACCENT_SPREAD = 6.0  # the narrowest spread of an accent's velocities
+ACCENT_NOTES = 3  # notes of a sound at a place for their own spread (fewer: the sound's over every place)
 
 
 class Kit(NamedTuple):
@@ -92,3 +113,56 @@ def with_backbeat(draw: Callable[[int, int], list[Result]], count: int, seed: in
     for take, again in zip(made, redrawn):
         take.details["backbeat_redrawn"] = again
     return made
+
+
+def groove(notes: np.ndarray, steps: np.ndarray, bars: range, weight: float,
+           prior: float) -> tuple[tuple[int, tuple[float, ...]], ...]:
+    """Rules.drum_leans: (grid step from bar 0, 128 nats) for each step of ``bars`` (a hole's) at
+    whose place in its bar the drum ``notes`` around the hole (rows of the piece's bars) play:
+    ``weight`` x the log of each sound's count at that place, over the bars around as long as the
+    step's (``steps``: the grid step at which each bar starts), ``prior`` notes added to every count.
+    A drummer's groove is a bar's pattern, a kick on one and a snare on the backbeat: the sounds
+    played around the hole in all (``Rules.track_leans``) are not what any one place plays."""
+    lengths = np.diff(steps)  # (bars,) grid positions of each bar
+    sizes = lengths[notes[:, BAR]]
+    rows: dict[int, dict[int, tuple[float, ...]]] = {}  # bar length -> position -> nats
+    out = []
+    for bar in bars:
+        size = int(lengths[bar])
+        if size not in rows:
+            mine = notes[sizes == size]
+            counts = np.zeros((size, 128))
+            np.add.at(counts, (mine[:, POS], mine[:, PITCH]), 1)
+            rows[size] = {int(pos): tuple((weight * np.log(counts[pos] + prior)).tolist())
+                          for pos in np.flatnonzero(counts.sum(axis=1))}
+        out += [(int(steps[bar]) + pos, nats) for pos, nats in rows[size].items()]
+    return tuple(out)
+
+
+def accents(notes: np.ndarray, steps: np.ndarray, bars: range) -> tuple[tuple[int, int, float, float], ...]:
+    """Rules.drum_velocities: (grid step from bar 0, sound, mean velocity, spread) for each step of
+    ``bars`` and each sound of the drum ``notes`` around the hole: the mean velocity of that sound
+    at that place in the bars around as long as the step's (over every place where it never plays
+    there), and its spread (over every place where it plays there fewer than :data:`ACCENT_NOTES`
+    times; at least :data:`ACCENT_SPREAD`). A drummer's ghost notes and backbeats are the same sound
+    at other places."""
+    lengths = np.diff(steps)
+    sizes = lengths[notes[:, BAR]]
+    sounds = {int(s): notes[notes[:, PITCH] == s, VEL].astype(np.float64) for s in np.unique(notes[:, PITCH])}
+    overall = {s: (float(v.mean()), max(float(v.std()), ACCENT_SPREAD)) for s, v in sounds.items()}
+    rows: dict[int, list[tuple[int, int, float, float]]] = {}  # bar length -> (position, sound, mean, spread)
+    out = []
+    for bar in bars:
+        size = int(lengths[bar])
+        if size not in rows:
+            mine = notes[sizes == size]
+            rows[size] = []
+            for pos in range(size):
+                for sound, (mean, spread) in overall.items():
+                    here = mine[(mine[:, POS] == pos) & (mine[:, PITCH] == sound), VEL].astype(np.float64)
+                    if len(here):
+                        mean = float(here.mean())
+                        spread = max(float(here.std()), ACCENT_SPREAD) if len(here) >= ACCENT_NOTES else spread
+                    rows[size].append((pos, sound, mean, spread))
+        out += [(int(steps[bar]) + pos, sound, mean, spread) for pos, sound, mean, spread in rows[size]]
+    return tuple(out)

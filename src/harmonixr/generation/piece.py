@@ -392,13 +392,14 @@ def family(row: dict) -> str:
 
 
 def split_pieces(corpus, split: str, per_group: int, vocab: NoteVocab, rng: np.random.Generator,  # noqa: ANN001 - Corpus
-                 by: str = "style") -> list[tuple[Piece, str, str]]:
-    """Up to ``per_group`` pieces of ``split`` per style (or per ``source``, or per :func:`family`),
-    read from their MIDI files (which ``harmonixr prepare`` has parsed safely already):
-    (piece, style, source or family)."""
+                 by: str = "style", min_bars: int = 0) -> list[tuple[Piece, str, str]]:
+    """Up to ``per_group`` pieces of ``split`` of at least ``min_bars`` bars per style (or per
+    ``source``, or per :func:`family`), read from their MIDI files (which ``harmonixr prepare`` has
+    parsed safely already): (piece, style, source or family)."""
     groups: dict[str, list[dict]] = {}
     for _, row in corpus.rows(split):
-        groups.setdefault(family(row) if by == "family" else row[by], []).append(row)
+        if row["bars"] >= min_bars:
+            groups.setdefault(family(row) if by == "family" else row[by], []).append(row)
     out = []
     for _, rows in sorted(groups.items()):
         for k in rng.permutation(len(rows))[:per_group]:

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from harmonixr.data.stats import TypicalPart, top_share
-from harmonixr.generation import harmony
+from harmonixr.generation import drums, harmony
 from harmonixr.generation.asked import onset_windows
 from harmonixr.generation.harmony import TimeLeans
 from harmonixr.tokens.notes import BAR, DUR, PITCH, POS, TRACK
@@ -170,6 +170,8 @@ class Held(NamedTuple):
     durations: tuple[tuple[int, float, float], ...]  # track_durations
     notes: tuple[tuple[int, int], ...]  # track_notes
     pitch_shares: tuple[tuple[int, float], ...]  # track_pitch_shares
+    groove: TimeLeans  # drum_leans
+    accents: tuple[tuple[int, int, float, float], ...]  # drum_velocities
 
     def rules(self) -> dict[str, Any]:
         """The :class:`~harmonixr.sampling.rules.Rules` fields that hold a fill to these (the
@@ -178,7 +180,8 @@ class Held(NamedTuple):
                 "track_rhythms": self.rhythms, "track_chords": self.chords, "track_leans": self.leans,
                 "time_leans": self.sounding, "track_first": self.first, "track_waits": self.waits,
                 "track_least_chords": self.least, "track_durations": self.durations, "track_notes": self.notes,
-                "track_pitch_shares": self.pitch_shares}
+                "track_pitch_shares": self.pitch_shares, "drum_leans": self.groove, "drum_velocities": self.accents,
+                "drum_accent": drums.GROOVE_ACCENT}
 
 
 def inferred_tolerance(bars: float) -> float:
@@ -381,8 +384,13 @@ class Surroundings:
         shares = tuple((s, WHOLE_PITCH_SHARE * self.most_played_share(s)) for s in whole
                        if s != self.vocab.drum_slot and len(self.of(s))) if WHOLE_PITCH_SHARE else ()
         shares += tuple((s, part.share) for s, part in new.items() if part.share is not None)
+        kept_drums = self.vocab.drum_slot in held and self.vocab.drum_slot not in whole
+        around, hole_bars = self.of(self.vocab.drum_slot), range(self.first_bar, self.last_bar + 1)
+        groove = drums.groove(around, self.steps, hole_bars, drums.GROOVE_LEAN, LEAN_PRIOR) \
+            if kept_drums and drums.GROOVE_LEAN else ()
+        accents = drums.accents(around, self.steps, hole_bars) if kept_drums and drums.GROOVE_ACCENT else ()
         return Held(kept, tuple(within), kit, tuple(rhythms), chords, leans, loudness, harmony.sounding(self), first, waits,
-                    least, durations, notes, shares)
+                    least, durations, notes, shares, groove, accents)
 
     def most_played_share(self, slot: int) -> float:
         """The share of ``slot``'s notes around the hole on its most played pitch (0: none there)."""

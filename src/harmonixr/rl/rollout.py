@@ -31,6 +31,7 @@ from harmonixr.rl.config import PromptConfig
 from harmonixr.rl.rewards import RewardContext, RewardWeights, reward_terms
 from harmonixr.runtime import set_threads
 from harmonixr.sampling.grammar import PITCH as PITCH_FIELD
+from harmonixr.sampling.grammar import VEL as VEL_FIELD
 from harmonixr.sampling.sampler import SamplingConfig
 from harmonixr.tokens.echo import add_echoes
 from harmonixr.tokens.prompt import row_of_fields
@@ -105,6 +106,7 @@ class Segment:
     end_type: int
     logps: list[np.ndarray] = field(default_factory=list)  # per step: the sampler's log-probability of each drawn field
     leans: list[np.ndarray | None] = field(default_factory=list)  # per step: the nats added to the pitch logits (None: none)
+    accents: list[np.ndarray | None] = field(default_factory=list)  # per step: the nats added to the velocity logits
 
 
 @dataclass
@@ -157,7 +159,7 @@ def segment(gen: Generator, call: dict, row: int) -> Segment:
     matched = MATCHED_COLUMN in gen.model.cfg.columns  # as the sampler's EchoIndex worked them out
     return Segment(add_echoes(np.concatenate(rows), matched), len(call["prompt"]), values, [s["masks"] for s in steps],
                    np.stack([s["past"] for s in steps]) if steps else np.zeros((0, 1), bool), call["rules"].end_type,
-                   [s["logp"] for s in steps], [s.get("lean") for s in steps])
+                   [s["logp"] for s in steps], [s.get("lean") for s in steps], [s.get("accent") for s in steps])
 
 
 def judged(result: Result) -> Score:
@@ -213,8 +215,8 @@ def padded(segments: Sequence[np.ndarray], device: torch.device) -> torch.Tensor
 def step_logprobs(model: NoteTransformer, rows: torch.Tensor, seg: Segment, b: int, h: torch.Tensor,
                   temperature: float) -> list[torch.Tensor]:
     """Per field, the (L, V_k) log-probabilities the sampler drew from at each of the segment's L
-    steps: masked, the type merged with the bars past the request, the pitch leaned as it was
-    (the grammar's key and context leans), tempered."""
+    steps: masked, the type merged with the bars past the request, the pitch and velocity leaned as
+    they were (the grammar's key, context and groove leans), tempered."""
     span = slice(seg.prompt_len - 1, seg.prompt_len - 1 + len(seg.values))
     nxt = rows[b, seg.prompt_len : seg.prompt_len + len(seg.values)].clone()
     nxt[:, COL["type"]] = NOTE  # the dbar head is read as for a note (the last-bar rule asks it at an end too)
@@ -233,9 +235,10 @@ def step_logprobs(model: NoteTransformer, rows: torch.Tensor, seg: Segment, b: i
             end = torch.logaddexp(lt[:, seg.end_type], lt[:, NOTE] + torch.logsumexp(ld.masked_fill(~past, -torch.inf), -1))
             lg = lt.clone()
             lg[:, NOTE], lg[:, seg.end_type] = note, end
-        if k == PITCH_FIELD and any(lean is not None for lean in seg.leans):
+        added = {PITCH_FIELD: seg.leans, VEL_FIELD: seg.accents}.get(k, [])
+        if any(lean is not None for lean in added):
             lg = lg + torch.from_numpy(np.stack([lean if lean is not None else np.zeros(lg.shape[1])
-                                                 for lean in seg.leans])).to(lg)
+                                                 for lean in added])).to(lg)
         out.append(F.log_softmax(lg.masked_fill(~mask, MASKED) / temperature, -1).masked_fill(~mask, 0.0))
     return out
 

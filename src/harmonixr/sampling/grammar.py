@@ -71,6 +71,9 @@ class NoteGrammar:
         self.pitch_lean = {slot: self._stored(nats, PITCH) for slot, nats in leans.items()}
         self.time_leans = self._step_leans(rules.time_leans)
         self.bass_leans = self._step_leans(rules.bass_leans) if rules.bass_slots else {}
+        self.drum_leans = self._step_leans(rules.drum_leans)
+        self.accents = {(step, sound): (mean, spread) for step, sound, mean, spread in rules.drum_velocities}
+        self._accent_rows: dict[tuple[float, float], np.ndarray] = {}
         self.tracks = sorted(int(s) for s in rules.tracks)  # ints: the masks look them up at every note
         self.types = np.zeros(sizes[TYPE], dtype=bool)
         self.types[[NOTE, rules.end_type]] = True
@@ -103,28 +106,49 @@ class NoteGrammar:
     @property
     def leans(self) -> bool:
         """Whether some note's pitch logits get a lean (:meth:`lean`)."""
-        return bool(self.pitch_lean or self.time_leans or self.bass_leans)
+        return bool(self.pitch_lean or self.time_leans or self.bass_leans or self.drum_leans)
 
     def lean(self, track: int, bar: int, pos: int) -> np.ndarray | None:
         """(V_pitch,) nats added to the pitch logits of a note on stored ``track`` starting at
-        (``bar``, ``pos``): its track's lean and, for a melodic note, the lean of its time (a bass's
-        with its own; None: nothing)."""
+        (``bar``, ``pos``): its track's lean and the lean of its time (a melodic note's, a bass's
+        with its own; a drum note's; None: nothing)."""
         slot = track - 1
         leans = [self.pitch_lean.get(slot)]
-        if slot != self.vocab.drum_slot and (self.time_leans or self.bass_leans):
+        if slot == self.vocab.drum_slot:
+            if self.drum_leans:
+                leans.append(self.drum_leans.get(self._step(bar, pos)))
+        elif self.time_leans or self.bass_leans:
             step = self._step(bar, pos)
             leans += [self.time_leans.get(step), self.bass_leans.get(step) if slot in self.rules.bass_slots else None]
         present = [lean for lean in leans if lean is not None]
         return None if not present else present[0] if len(present) == 1 else np.sum(present, axis=0)
 
+    def velocity_lean(self, track: int, bar: int, pos: int, pitch: int) -> np.ndarray | None:
+        """(V_vel,) nats added to the velocity logits of a note on stored ``track`` and stored
+        ``pitch`` starting at (``bar``, ``pos``): for a drum note whose sound has an accent there
+        (``Rules.drum_velocities``), the log of a normal density around its mean velocity times
+        ``Rules.drum_accent``; None otherwise."""
+        if track - 1 != self.vocab.drum_slot or not self.accents:
+            return None
+        found = self.accents.get((self._step(bar, pos), pitch - 1))
+        if found is None:
+            return None
+        if found not in self._accent_rows:
+            mean, spread = found
+            velocities = np.arange(self.sizes[VEL], dtype=np.float64)  # the stored velocity is the MIDI velocity
+            self._accent_rows[found] = -self.rules.drum_accent * (velocities - mean) ** 2 / (2 * spread**2)
+        return self._accent_rows[found]
+
     def _step_leans(self, leans: tuple[tuple[int, tuple[float, ...]], ...]) -> dict[int, np.ndarray]:
-        """(grid step, 12 nats) rows as stored pitch leans by step, each distinct row made once (a
-        chord plan repeats one row through each bar)."""
+        """(grid step, 12 or 128 nats) rows as stored pitch leans by step (12: by pitch class),
+        each distinct row made once (a chord plan repeats one row through each bar, a groove
+        its bar)."""
         made: dict[tuple[float, ...], np.ndarray] = {}
         out = {}
         for step, nats in leans:
             if nats not in made:
-                made[nats] = self._stored(np.asarray(nats, dtype=np.float64)[np.arange(128) % 12], PITCH)
+                row = np.asarray(nats, dtype=np.float64)
+                made[nats] = self._stored(row[np.arange(128) % 12] if len(row) == 12 else row, PITCH)
             out[step] = made[nats]
         return out
 

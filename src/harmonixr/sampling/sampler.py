@@ -170,6 +170,7 @@ class Sampler:
             taken = step + 1
             values = np.zeros((n, K), dtype=np.int64)
             leans: list[np.ndarray | None] = [None] * n  # the nats added to each row's pitch logits
+            accents: list[np.ndarray | None] = [None] * n  # and to its velocity logits
             cond = np.zeros_like(h)
             masks: list[list[np.ndarray | None]] = [[None] * K for _ in range(n)]
             # type, with the last-bar rule folded in from the bars the note could go to
@@ -206,6 +207,12 @@ class Sampler:
                                               int(values[row, POS]) - 1) if writing[row] else None for row in range(n)]
                         logits = logits + np.stack([lean if lean is not None else np.zeros(logits.shape[1])
                                                     for lean in leans])
+                    if k == VEL and grammar.accents:
+                        accents = [grammar.velocity_lean(values[row, TRACK], states[row].bar + int(values[row, DBAR]) - 1,
+                                                         int(values[row, POS]) - 1, values[row, PITCH])
+                                   if writing[row] else None for row in range(n)]
+                        logits = logits + np.stack([lean if lean is not None else np.zeros(logits.shape[1])
+                                                    for lean in accents])
                     self._draw(logits, field_masks, cfg, uniforms[step, :, k], choice)
                     values[:, k] = np.where(writing, choice, 0)
                     if trace:
@@ -221,7 +228,8 @@ class Sampler:
                     continue
                 if trace:
                     traces[row].append({"values": values[row].copy(), "masks": masks[row], "past": past[row].copy(),
-                                        "logp": drawn_logp[row].copy(), "lean": leans[row]})
+                                        "logp": drawn_logp[row].copy(), "lean": leans[row],
+                                        "accent": accents[row]})
                 if not writing[row]:
                     done[row], ended[row] = True, values[row, TYPE] == grammar.end_type
                     continue
