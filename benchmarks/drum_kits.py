@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from rich.console import Console
@@ -39,7 +40,7 @@ from harmonixr.data.corpus import Corpus
 from harmonixr.generation import drums
 from harmonixr.generation.modes import Generator
 from harmonixr.generation.piece import Region
-from harmonixr.tokens.notes import BAR, PITCH, TRACK
+from harmonixr.tokens.notes import BAR, PITCH, TRACK, VEL
 
 
 def drum_notes(score: Score) -> list[tuple[int, int]]:
@@ -62,17 +63,22 @@ def distance(sounds: Counter, kit: dict[int, float]) -> float:
     return 0.5 * sum(abs(sounds[s] / total - kit.get(s, 0.0) / kit_total) for s in set(sounds) | set(kit))
 
 
-def corpus_backbeat(folder: str) -> float:
-    """:func:`backbeat` of the training split's drum parts, mean over parts."""
+LOUDEST = 120
+
+
+def corpus_drums(folder: str) -> list[str]:
+    """:func:`backbeat` of the training split's drum parts (mean over parts), then no sounds, then
+    their :func:`velocities`."""
     corpus = Corpus([folder])
-    shares = []
+    shares, loud = [], []
     for shards, row in corpus.rows("train"):
         if row["drums"]:
             notes = shards.notes(row)
             part = notes[notes[:, TRACK] == corpus.vocab.drum_slot]
             if len(part):
                 shares.append(backbeat(list(map(tuple, part[:, [BAR, PITCH]].tolist()))))
-    return float(np.mean(shares))
+                loud.append(part[:, VEL].tolist())
+    return [f"{np.mean(shares):.3f}", "", *velocities(loud)]
 
 
 def main() -> None:
@@ -85,21 +91,25 @@ def main() -> None:
     parser.add_argument("--variations", type=int, default=4)
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--leans", default="0,0.5,1,1.5")
+    parser.add_argument("--grooves", default="", help="groove:accent weights of the style's groove (drums."
+                        "STYLE_GROOVE_LEAN, STYLE_ACCENT), each a row at the shipped kit lean")
     parser.add_argument("--songs", type=int, default=0, help="Freedoom songs whose drums are added back")
     parser.add_argument("--split", default="test")
     args = parser.parse_args()
     gen = Generator(args.checkpoint)
     kits = dict(gen.drum_kits)
-    shipped = drums.KIT_LEAN
-    settings: list[tuple[str, float | None]] = [("free", None), *((f"kit, lean {x}", float(x)) for x in args.leans.split(","))]
+    shipped = drums.KIT_LEAN, drums.STYLE_GROOVE_LEAN, drums.STYLE_ACCENT
+    settings = [Setting("free", None), *(Setting(f"kit, lean {x}", float(x)) for x in args.leans.split(",") if x),
+                *(Setting(f"kit {shipped[0]:g}, groove {g}, accent {a}", shipped[0], float(g), float(a))
+                  for g, a in (x.split(":") for x in args.grooves.split(",") if x))]
     table = Table(title=f"drums of new {args.bars}-bar pieces ({args.styles}; parts {args.parts}; seeds {args.seeds})")
     for column in ("drums", "pieces", "distance to the style's kit", "notes outside it", "bars with kick and snare",
-                   "most played"):
+                   "most played", "mean velocity", "velocity spread", "at 120 or more"):
         table.add_column(column, justify="left" if column in ("drums", "most played") else "right")
-    for name, lean in settings:
+    for name, lean, groove, accent in settings:
         gen.drum_kits = kits if lean is not None else {}
-        drums.KIT_LEAN = lean or 0.0
-        far, outside, beats, every = [], [], [], Counter()
+        drums.KIT_LEAN, drums.STYLE_GROOVE_LEAN, drums.STYLE_ACCENT = lean or 0.0, groove, accent
+        far, outside, beats, every, loud = [], [], [], Counter(), []
         for style in args.styles.split(","):
             kit = dict(kits.get(style, kits[""]))
             for parts in args.parts.split(";"):
@@ -107,37 +117,56 @@ def main() -> None:
                     for result in gen.generate([int(p) for p in parts.split()], style, args.bars, n=args.variations,
                                                seed=seed):
                         notes = drum_notes(result.score)
+                        loud.append([n.velocity for t in result.score.tracks if t.is_drum for n in t.notes])
                         sounds = Counter(s for _, s in notes)
                         every.update(sounds)
                         far.append(distance(sounds, kit))
                         outside.append(sum(c for s, c in sounds.items() if s not in kit) / max(len(notes), 1))
                         beats.append(backbeat(notes))
         top = ", ".join(f"{s} ({c / sum(every.values()):.0%})" for s, c in every.most_common(3))
-        table.add_row(name, str(len(far)), f"{np.mean(far):.3f}", f"{np.mean(outside):.3f}", f"{np.mean(beats):.3f}", top)
+        table.add_row(name, str(len(far)), f"{np.mean(far):.3f}", f"{np.mean(outside):.3f}", f"{np.mean(beats):.3f}", top,
+                      *velocities(loud))
     if Path(args.data).exists():
-        table.add_row("the training data's drum parts", "", "", "", f"{corpus_backbeat(args.data):.3f}", "")
-    Console(width=160).print(table)
+        table.add_row("the training data's drum parts", "", "", "", *corpus_drums(args.data))
+    Console(width=200).print(table)
     gen.drum_kits = kits
     if args.songs:
-        songs_table(gen, args.data, args.split, args.songs, [float(x) for x in args.leans.split(",")])
-    drums.KIT_LEAN = shipped
+        songs_table(gen, args.data, args.split, args.songs, [s for s in settings if s.lean is not None])
+    drums.KIT_LEAN, drums.STYLE_GROOVE_LEAN, drums.STYLE_ACCENT = shipped
 
 
-def songs_table(gen: Generator, data: str, split: str, songs: int, leans: list[float]) -> None:
-    """The drums of Freedoom songs removed and added back over bars 9-16, at each kit lean."""
+class Setting(NamedTuple):
+    """A row: the kit lean (None: no kit), the style groove's and accents' weights."""
+
+    name: str
+    lean: float | None
+    groove: float = 0.0
+    accent: float = 0.0
+
+
+def velocities(parts: list[list[int]]) -> list[str]:
+    """The mean velocity of drum parts, their spread within a part (mean over parts) and the share at 120 or more."""
+    every = [v for part in parts for v in part]
+    return [f"{np.mean(every):.1f}", f"{np.mean([np.std(p) for p in parts if len(p) > 1]):.1f}",
+            f"{np.mean(np.array(every) >= LOUDEST):.3f}"]
+
+
+def songs_table(gen: Generator, data: str, split: str, songs: int, settings: list[Setting]) -> None:
+    """The drums of Freedoom songs removed and added back over bars 9-16, at each setting with a kit."""
     rows = [row for _, row in Corpus([data]).rows(split) if row["source"] == "freedoom"][:songs]
     table = Table(title=f"drums added back to {len(rows)} Freedoom {split} songs, bars 9-16, 2 variations each")
-    for column in ("drums", "bars with kick and snare", "most played sound's share", "note F1 against the song's"):
+    for column in ("drums", "bars with kick and snare", "most played sound's share", "note F1 against the song's",
+                   "velocity error (hits both play)"):
         table.add_column(column, justify="left" if column == "drums" else "right")
     scores = [Score(row["path"]) for row in rows]
     scores = [(s, row) for s, row in zip(scores, rows)  # songs with drums and the bars to add them over
               if any(t.is_drum for t in s.tracks) and gen.piece(s, row["style"]).bars > SONG_BARS[1]]
     own = [held_back(gen, s, row["style"]) for s, row in scores]
-    table.add_row("the songs' own", f"{np.mean([o[0] for o in own]):.3f}", f"{np.mean([o[1] for o in own]):.3f}", "1")
-    for lean in leans:
-        drums.KIT_LEAN = lean
+    table.add_row("the songs' own", f"{np.mean([o[0] for o in own]):.3f}", f"{np.mean([o[1] for o in own]):.3f}", "1", "0")
+    for setting in settings:
+        drums.KIT_LEAN, drums.STYLE_GROOVE_LEAN, drums.STYLE_ACCENT = setting.lean or 0.0, setting.groove, setting.accent
         made = [added_back(gen, s, row["style"]) for s, row in scores]
-        table.add_row(f"added, kit lean {lean}", *(f"{np.mean([m[k] for m in made]):.3f}" for k in range(3)))
+        table.add_row(f"added, {setting.name}", *(f"{np.nanmean([m[k] for m in made]):.3f}" for k in range(4)))
     Console(width=160).print(table)
 
 
@@ -163,8 +192,9 @@ def own_drums(score: Score) -> list:
     return [n for t in score.tracks if t.is_drum for n in t.notes]
 
 
-def drum_f1(gen: Generator, score: Score, style: str, made: list, own: list) -> float:
-    """Note F1 of drum notes ``made`` against ``own`` in SONG_BARS: (grid cell of the onset, sound) multisets."""
+def drum_f1(gen: Generator, score: Score, style: str, made: list, own: list) -> tuple[float, float]:
+    """Note F1 of drum notes ``made`` against ``own`` in SONG_BARS ((grid cell of the onset, sound)
+    multisets), and the mean velocity distance of the hits both play (NaN: none)."""
     piece = gen.piece(score, style)
     first, last = piece.tick(SONG_BARS[0]), piece.tick(SONG_BARS[1])
     cell = score.ticks_per_quarter / gen.vocab.grid
@@ -174,7 +204,10 @@ def drum_f1(gen: Generator, score: Score, style: str, made: list, own: list) -> 
 
     a, b = cells(made), cells(own)
     total = sum(a.values()) + sum(b.values())
-    return 2 * sum((a & b).values()) / total if total else float("nan")
+    theirs = {(round(n.time / cell), n.pitch): n.velocity for n in own if first <= n.time < last}
+    errors = [abs(n.velocity - theirs[k]) for n in made if (k := (round(n.time / cell), n.pitch)) in theirs]
+    return (2 * sum((a & b).values()) / total if total else float("nan"),
+            float(np.mean(errors)) if errors else float("nan"))
 
 
 def added_back(gen: Generator, score: Score, style: str) -> tuple[float, ...]:
@@ -185,7 +218,7 @@ def added_back(gen: Generator, score: Score, style: str) -> tuple[float, ...]:
     piece = gen.piece(bare, style)
     results = gen.add_track(piece, -1, Region((SONG_BARS[0], 0), (SONG_BARS[1], 0)), "Drums", n=2, seed=0)
     made = [list(r.score.tracks[-1].notes) for r in results]
-    return tuple(np.nanmean([(*bar_sounds(gen, bare, style, m), drum_f1(gen, bare, style, m, own_drums(score)))
+    return tuple(np.nanmean([(*bar_sounds(gen, bare, style, m), *drum_f1(gen, bare, style, m, own_drums(score)))
                              for m in made], axis=0))
 
 

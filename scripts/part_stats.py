@@ -1,11 +1,12 @@
 """Write what the training data's parts play into a checkpoint that predates it: each GM program's
-pitches, onsets per bar and chord size, and each style's drum kit.
+pitches, onsets per bar and chord size, and each style's drum kit and groove.
 
-The trainer stores ``program_parts`` and ``drum_kits`` (:func:`harmonixr.data.stats.program_parts`,
-:func:`harmonixr.data.stats.drum_kits` of its training split) in every checkpoint's ``config.json``;
-a part written from nothing (``harmonixr add-track``, ``generate``) keeps to its program's, a drum
-part to its style's kit. A checkpoint trained before that gets them from the same functions on the
-same data:
+The trainer stores ``program_parts``, ``drum_kits`` and ``drum_grooves``
+(:func:`harmonixr.data.stats.program_parts`, :func:`~harmonixr.data.stats.drum_kits`,
+:func:`~harmonixr.data.stats.drum_grooves` of its training split) in every checkpoint's
+``config.json``; a part written from nothing (``harmonixr add-track``, ``generate``) keeps to its
+program's, a drum part to its style's kit and groove. A checkpoint trained before that gets them
+from the same functions on the same data:
 
     python scripts/part_stats.py models/harmonixr-small    # its config's data folders, train split
 """
@@ -13,12 +14,11 @@ same data:
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from harmonixr.data.corpus import Corpus
-from harmonixr.data.stats import drum_kits, program_parts
-from harmonixr.models.checkpoint import CONFIG_FILE, read_config
+from harmonixr.data.stats import drum_grooves, drum_kits, program_parts
+from harmonixr.models.checkpoint import CONFIG_FILE, config_text, read_config
 
 
 def main() -> None:
@@ -29,9 +29,10 @@ def main() -> None:
     corpus = Corpus(config["train"]["data"]["folders"])
     config["program_parts"] = program_parts(corpus)
     config["drum_kits"] = drum_kits(corpus)
-    (args.checkpoint / CONFIG_FILE).write_text(json.dumps(config, indent=1))
+    config["drum_grooves"] = drum_grooves(corpus)
+    (args.checkpoint / CONFIG_FILE).write_text(config_text(config))
     print(f"{args.checkpoint / CONFIG_FILE}: the parts of {len(config['program_parts'])} programs, "
-          f"the drum kits of {len(config['drum_kits'])} styles")
+          f"the drum kits and grooves of {len(config['drum_kits'])} and {len(config['drum_grooves'])} styles")
 
 
 if __name__ == "__main__":

@@ -73,6 +73,30 @@ def test_the_layers_import_downward_only() -> None:
     assert not upward, upward
 
 
+FIRST_IMPORTS = """
+import importlib, pkgutil, sys
+import harmonixr
+names = sorted(m.name for m in pkgutil.walk_packages(harmonixr.__path__, "harmonixr.") if not m.name.endswith("__main__"))
+failed = []
+for name in names:
+    for loaded in [k for k in sys.modules if k == "harmonixr" or k.startswith("harmonixr.")]:
+        del sys.modules[loaded]
+    try:
+        importlib.import_module(name)
+    except ImportError as error:
+        failed.append(f"{name}: {error}")
+print("\\n".join(failed))
+"""
+
+
+def test_every_module_imports_first_without_a_cycle() -> None:
+    """Each module of the package imported before any other of it (a fresh set of its modules each
+    time): an import cycle shows only when one of its modules comes first (validity.py, importing
+    generation.requests first, once failed on requests -> surroundings -> drums -> requests)."""
+    found = subprocess.run([sys.executable, "-c", FIRST_IMPORTS], capture_output=True, text=True, check=True)
+    assert not found.stdout.strip(), found.stdout
+
+
 def test_the_model_is_found_outside_the_checkout_or_named_as_missing(tmp_path, monkeypatch) -> None:
     """A wheel does not carry the model: without ``--model`` it is looked up in $HARMONIXR_MODEL,
     the current folder and the checkout, and when none has it the error says where it looked and

@@ -175,10 +175,11 @@ def test_what_each_programs_parts_play_comes_from_them(training_corpus: Path, mo
     assert stats.program_parts(corpus) == [], "too few parts of any program or family: none"
 
 
-def test_a_styles_drum_kit_is_what_its_drum_parts_play_most(tmp_path: Path) -> None:
+def test_a_styles_drum_kit_and_groove_are_what_its_drum_parts_play(tmp_path: Path) -> None:
     """Prepared drum parts of two styles: a style with KIT_PARTS parts gets its own kit, the sounds
     up to KIT_SHARE of its notes, most played first (a cowbell played once in over a thousand notes
-    is left out); one with fewer parts has none and falls back to every style's."""
+    is left out); one with fewer parts has none and falls back to every style's. Its groove: at
+    each eighth of the bar the sounds played there, with their velocities (the cowbell's place left out)."""
     import csv
 
     from conftest import make_score
@@ -208,3 +209,11 @@ def test_a_styles_drum_kit_is_what_its_drum_parts_play_most(tmp_path: Path) -> N
     assert [sound for sound, _ in kits["rock"]] == [42, 36, 38], "most played first; the one cowbell left out"
     assert sum(share for _, share in kits["rock"]) == pytest.approx(1.0, abs=2e-3)
     assert [sound for sound, _ in kits[stats.EVERY_STYLE]] == [42, 36, 38]
+    grooves = dict(stats.drum_grooves(Corpus([out])))
+    assert set(grooves) == {"rock", stats.EVERY_STYLE}
+    rock = dict(grooves["rock"])
+    eighth = Corpus([out]).vocab.grid // 2
+    assert sorted(rock) == [k * eighth for k in range(8)], "the eighths of the bar; the one cowbell's place left out"
+    for place, sounds in rock.items():
+        beat = {0: 36, 2 * eighth: 38, 4 * eighth: 36, 6 * eighth: 38}.get(place)
+        assert sounds == ([(beat, 0.5, 100, 0), (42, 0.5, 80, 0)] if beat is not None else [(42, 1.0, 80, 0)])

@@ -26,7 +26,7 @@ from typing import Any, cast
 import numpy as np
 from symusic import Score
 
-from harmonixr.data.stats import DRUMS, EVERY_STYLE, TypicalPart
+from harmonixr.data.stats import DRUMS, EVERY_STYLE, GROOVE_METER, TypicalPart
 from harmonixr.generation import drums, harmony, surroundings
 from harmonixr.generation.asked import meet_loudness, onset_windows
 from harmonixr.generation.candidates import Candidate, piece_candidates
@@ -35,8 +35,8 @@ from harmonixr.generation.harmony import TimeLeans, add_time_leans
 from harmonixr.generation.infill import infill_region
 from harmonixr.generation.piece import GenerationError, Piece, Region, written
 from harmonixr.generation.postprocess import Key, estimate_key, score_to_mean_velocity
-from harmonixr.generation.requests import FILL_SHARE, RESAMPLE_SEED, MusicRules, Result, rule_fields, timed
-from harmonixr.generation.surroundings import ANY_PITCH, INFERRED_TOLERANCE, Surroundings, context_bars
+from harmonixr.generation.requests import ANY_PITCH, FILL_SHARE, RESAMPLE_SEED, MusicRules, Result, rule_fields, timed
+from harmonixr.generation.surroundings import INFERRED_TOLERANCE, Surroundings, context_bars
 from harmonixr.models.checkpoint import load_checkpoint
 from harmonixr.sampling.grammar import NoteGrammar
 from harmonixr.sampling.rules import UNLIMITED, NoteState, Rules
@@ -67,6 +67,8 @@ class Generator:
         # per style, the drum sounds its parts play and how often (data.stats.drum_kits): a new drum part keeps to them
         self.drum_kits = {style: [(int(sound), float(share)) for sound, share in sounds]
                           for style, sounds in loaded.meta.get("drum_kits", [])}
+        # and where in a 4/4 bar, with what velocities (data.stats.drum_grooves): a new drum part leans to them
+        self.drum_grooves = dict(loaded.meta.get("drum_grooves", []))
         self.sampler = Sampler(self.model, backend)
         self.max_len = self.model.cfg.max_len
         self.trace = False  # RL: keep every sampling call's masks and draws (see rl/rollout.py)
@@ -226,7 +228,7 @@ class Generator:
                 if mode == "generate" and notes is None and not density and surroundings.HOLD_NEW_PARTS:  # each part
                     kept = {**kept, **self._typical_parts(piece, left_bars, rules)}  # as its program's parts play
                 if mode == "generate":  # the drums on their style's kit
-                    kept = {**kept, **self._kit_rules(piece)}
+                    kept = {**kept, **self._kit_rules(piece, total)}
                 if chords is not None:  # the other parts on a chord plan
                     kept = {**kept, **self._plan_rules(piece, chords, total)}
                 if near is not None and wanted and notes is None:  # (a count of notes asked: spent as the model likes)
@@ -265,13 +267,17 @@ class Generator:
         """The kit a new drum part of ``piece`` keeps to: its style's in the training data, else every
         style's (None: the checkpoint has no kits)."""
         shares = self.drum_kits.get(piece.style, self.drum_kits.get(EVERY_STYLE))
-        return Kit.of(shares, drums.KIT_LEAN) if shares else None
+        groove = self.drum_grooves.get(piece.style) or self.drum_grooves.get(EVERY_STYLE) or ()
+        return Kit.of(shares, drums.KIT_LEAN, groove, GROOVE_METER[0] * self.vocab.grid) if shares else None
 
-    def _kit_rules(self, piece: Piece) -> dict[str, Any]:
-        """The Rules fields that hold ``piece``'s drum slot, a new part, to :meth:`new_kit`."""
+    def _kit_rules(self, piece: Piece, bars: int) -> dict[str, Any]:
+        """The Rules fields that hold ``piece``'s drum slot, a new part of ``bars`` bars, to
+        :meth:`new_kit` and its groove."""
         if self.vocab.drum_slot not in piece.slots or (kit := self.new_kit(piece)) is None:
             return {}
-        return {"drum_kit": kit.sounds, "track_leans": ((self.vocab.drum_slot, kit.lean),)}
+        steps = np.concatenate([[0], np.cumsum(piece.bar_positions(bars))])
+        return {"drum_kit": kit.sounds, "track_leans": ((self.vocab.drum_slot, kit.lean),),
+                **kit.timed(steps, range(bars))}
 
     def _plan_rules(self, piece: Piece, plan: harmony.Plan, bars: int) -> dict[str, Any]:
         """The Rules fields that lean a new piece's melodic parts to the chords of ``plan`` over

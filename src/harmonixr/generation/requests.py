@@ -12,9 +12,9 @@ from symusic import Score
 
 from harmonixr.generation.piece import GenerationError
 from harmonixr.generation.postprocess import Key
-from harmonixr.generation.surroundings import ANY_PITCH
 from harmonixr.sampling.rules import UNLIMITED
 
+ANY_PITCH = (0, 127)  # the pitch range of rules that ask for none
 FILL_SHARE = 0.6  # at most this share of the context may be left for a region's notes
 RESAMPLE_SEED = 1_000_003  # a take drawn again uses seed + this x the attempt
 RESAMPLE_TRIES = 2  # a fill that leaves out a track that must play, or repeats another, is drawn again this many times

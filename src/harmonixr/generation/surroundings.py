@@ -46,15 +46,14 @@ from harmonixr.data.stats import TypicalPart, top_share
 from harmonixr.generation import drums, harmony
 from harmonixr.generation.asked import onset_windows
 from harmonixr.generation.harmony import TimeLeans
+from harmonixr.generation.requests import ANY_PITCH, MusicRules
 from harmonixr.tokens.notes import BAR, DUR, PITCH, POS, TRACK
 from harmonixr.tokens.prompt import TRACK_CONTROL_KEYS, Hole, TrackControls, measure_controls
 from harmonixr.tokens.vocab import NoteVocab
 
-if TYPE_CHECKING:  # imported for types only: requests imports this module
+if TYPE_CHECKING:  # imported for types only
     from harmonixr.generation.piece import Piece
-    from harmonixr.generation.requests import MusicRules
 
-ANY_PITCH = (0, 127)  # the pitch range of rules that ask for none
 CONTEXT_BARS = 4  # bars on each side of a hole that its controls are inferred from
 # A continuation longer than CONTEXT_BARS reads as many bars before the cut as it is long
 # (context_bars): a part that rests in the 4 bars before a 16-bar continuation may come back in it
@@ -180,8 +179,7 @@ class Held(NamedTuple):
                 "track_rhythms": self.rhythms, "track_chords": self.chords, "track_leans": self.leans,
                 "time_leans": self.sounding, "track_first": self.first, "track_waits": self.waits,
                 "track_least_chords": self.least, "track_durations": self.durations, "track_notes": self.notes,
-                "track_pitch_shares": self.pitch_shares, "drum_leans": self.groove, "drum_velocities": self.accents,
-                "drum_accent": drums.GROOVE_ACCENT}
+                "track_pitch_shares": self.pitch_shares, "drum_leans": self.groove, "drum_velocities": self.accents}
 
 
 def inferred_tolerance(bars: float) -> float:
@@ -388,7 +386,8 @@ class Surroundings:
         around, hole_bars = self.of(self.vocab.drum_slot), range(self.first_bar, self.last_bar + 1)
         groove = drums.groove(around, self.steps, hole_bars, drums.GROOVE_LEAN, LEAN_PRIOR) \
             if kept_drums and drums.GROOVE_LEAN else ()
-        accents = drums.accents(around, self.steps, hole_bars) if kept_drums and drums.GROOVE_ACCENT else ()
+        accents = drums.accents(around, self.steps, hole_bars, drums.GROOVE_ACCENT) if kept_drums and drums.GROOVE_ACCENT \
+            else ()
         return Held(kept, tuple(within), kit, tuple(rhythms), chords, leans, loudness, harmony.sounding(self), first, waits,
                     least, durations, notes, shares, groove, accents)
 

@@ -33,6 +33,22 @@ OPTIMIZER_FILE, STATE_FILE = "optimizer.safetensors", "trainer_state.json"
 FORMAT = 2  # 2: the note-level model
 
 
+ROW_KEYS = ("program_parts", "drum_kits", "drum_grooves")  # config.json's tables of the training data's parts
+
+
+def config_text(config: dict[str, Any]) -> str:
+    """``config.json``'s text: indented, but each row of the tables of :data:`ROW_KEYS` on one line
+    (a style's drum groove alone is hundreds of numbers)."""
+    lines = []
+    for key, value in config.items():
+        if key in ROW_KEYS and isinstance(value, list):
+            rows = ",\n".join(f"  {json.dumps(row)}" for row in value)
+            lines.append(f" {json.dumps(key)}: [\n{rows}\n ]" if value else f" {json.dumps(key)}: []")
+        else:
+            lines.append(f" {json.dumps(key)}: " + json.dumps(value, indent=1).replace("\n", "\n "))
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
 class CheckpointError(HarmonixrError):
     """A checkpoint directory is missing, incomplete or not a Harmonixr checkpoint."""
 
@@ -60,7 +76,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, vocab: NoteVocab, meta: 
     tmp.mkdir(parents=True)
     save_model(model, str(tmp / MODEL_FILE))
     config = {"format": FORMAT, "model": to_dict(model.cfg), **meta}
-    (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=1))
+    (tmp / CONFIG_FILE).write_text(config_text(config))
     vocab.save(tmp)
     if optimizer is not None:
         tensors, groups = _flatten_optimizer(optimizer)

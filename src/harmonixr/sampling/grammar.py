@@ -126,8 +126,8 @@ class NoteGrammar:
     def velocity_lean(self, track: int, bar: int, pos: int, pitch: int) -> np.ndarray | None:
         """(V_vel,) nats added to the velocity logits of a note on stored ``track`` and stored
         ``pitch`` starting at (``bar``, ``pos``): for a drum note whose sound has an accent there
-        (``Rules.drum_velocities``), the log of a normal density around its mean velocity times
-        ``Rules.drum_accent``; None otherwise."""
+        (``Rules.drum_velocities``), the log of a normal density around its mean velocity; None
+        otherwise."""
         if track - 1 != self.vocab.drum_slot or not self.accents:
             return None
         found = self.accents.get((self._step(bar, pos), pitch - 1))
@@ -136,7 +136,7 @@ class NoteGrammar:
         if found not in self._accent_rows:
             mean, spread = found
             velocities = np.arange(self.sizes[VEL], dtype=np.float64)  # the stored velocity is the MIDI velocity
-            self._accent_rows[found] = -self.rules.drum_accent * (velocities - mean) ** 2 / (2 * spread**2)
+            self._accent_rows[found] = -((velocities - mean) ** 2) / (2 * spread**2)
         return self._accent_rows[found]
 
     def _step_leans(self, leans: tuple[tuple[int, tuple[float, ...]], ...]) -> dict[int, np.ndarray]:

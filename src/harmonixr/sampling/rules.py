@@ -74,9 +74,8 @@ class Rules:
     bass_leans: tuple[tuple[int, tuple[float, ...]], ...] = ()  # (grid step, 12 nats) more for their notes starting then
     drum_leans: tuple[tuple[int, tuple[float, ...]], ...] = ()  # (grid step, 128 nats) for a drum note starting then
     # (grid step, drum sound, mean velocity, spread): a drum note of that sound starting then leans
-    # to velocities near the mean (the log of a normal density of that spread, times drum_accent)
+    # to velocities near the mean (the log of a normal density of that spread)
     drum_velocities: tuple[tuple[int, int, float, float], ...] = ()
-    drum_accent: float = 1.0
     count_notes: bool = False  # track_onsets counts notes (each of a chord), not onsets: a new piece's notes per bar
 
     def positions(self, bar: int) -> int:
