@@ -1,4 +1,4 @@
-"""Drums: a new part's kit and backbeat; a held part's groove and accents.
+"""Drums: a new part's kit and backbeat, a new piece's groove; a held part's groove and accents.
 
 The model alone gives a new drum part (``add-track --program -1``, an empty drum track filled, a new
 piece's drums) whatever sounds it likes: ride bells and cowbells, a closed hi-hat on nearly every
@@ -6,7 +6,8 @@ note. A new part keeps to its style's kit in the training data and leans to the 
 there (:class:`Kit`, :data:`KIT_LEAN`); where that kit has a kick and a snare (:func:`has_backbeat`),
 a take that plays both in fewer than :data:`BACKBEAT_SHARE` of its spans of four beats
 (:func:`backbeat_share`) is drawn again (:func:`with_backbeat` for a new piece; the infill loop for
-an added part).
+an added part). A new piece's drums also lean, at each place of the bar, to the sounds and
+velocities its style's drum parts play there (:meth:`Kit.timed`).
 
 A song's own drums, held in a sampled fill or continuation, keep its kit (``Rules.drum_kit``) and
 its groove: at each place in the bar a drum note leans to the sounds played at that place around
@@ -57,15 +58,18 @@ BACKBEAT_TRIES = 4
 # (--split train --pieces 15 --holes 2): F1 0.544 -> 0.566, velocity error 15.4 -> 7.1.
 GROOVE_LEAN = 2.0
 GROOVE_ACCENT = 1.0
-# A new drum part (a new piece's, an added one) leans, at each place of a 4/4 bar, to the sounds
-# its style's drum parts play there in the training data (data.stats.drum_grooves):
-# STYLE_GROOVE_LEAN x the log of each sound's share there plus STYLE_PRIOR; and its velocities to
-# theirs there, as a held part's to its own (STYLE_ACCENT). New 8-bar pieces of 7 styles (python
-# benchmarks/drum_kits.py --leans "" --grooves 0:0,1:0,0:1,1:1,2:1 --songs 11), groove:accent 0:0,
-# 1:1, 2:1: bars with a kick and a snare 0.759, 0.757, 0.835 (the training data's parts: 0.757),
-# mean velocity 105.8, 91.5, 90.7 (75.9), hits at 120 or more 0.495, 0.273, 0.272 (0.160); the
-# drums of 11 Freedoom test songs added back: note F1 against the songs' own 0.253, 0.306, 0.326,
-# bars with a kick and a snare 0.756, 0.625, 0.574 (the songs': 0.739).
+# A new piece's drum part leans, at each place of a 4/4 bar, to the sounds its style's drum parts
+# play there in the training data (data.stats.drum_grooves): STYLE_GROOVE_LEAN x the log of each
+# sound's share there plus STYLE_PRIOR; and its velocities to theirs there, as a held part's to its
+# own (STYLE_ACCENT). New 8-bar pieces of 7 styles (python benchmarks/drum_kits.py --leans ""
+# --grooves 0:0,1:0,0:1,1:1,2:1 --songs 11), groove:accent 0:0, 1:1, 2:1: bars with a kick and a
+# snare 0.759, 0.757, 0.835 (the training data's parts: 0.757), mean velocity 105.8, 91.5, 90.7
+# (75.9), hits at 120 or more 0.495, 0.273, 0.272 (0.160). Not a part added to a song: the drums
+# of 11 Freedoom test songs added back had a kick and a snare in 0.756, 0.625, 0.574 of their bars
+# (the songs': 0.739), more hi-hat (the most played sound's share 0.396, 0.492, 0.516; the songs'
+# 0.434), velocities further from the songs' (9.1, 11.4, 10.4 on the hits both play); their note
+# F1 against the songs' own (0.253, 0.306, 0.326) rose with the hi-hat, which a drummer plays
+# on most sixteenths.
 STYLE_GROOVE_LEAN = 2.0
 STYLE_PRIOR = 0.02
 STYLE_ACCENT = 1.0
@@ -75,8 +79,8 @@ ACCENT_NOTES = 3  # notes of a sound at a place for their own spread (fewer: the
 
 class Kit(NamedTuple):
     """A new drum part's sounds (Rules.drum_kit), its lean to them (a track_leans row) and its
-    style's groove (data.stats.drum_grooves: per place in a bar of ``bar`` grid positions, the sounds
-    played there, (sound, share, mean velocity, spread); empty: none)."""
+    style's groove, for a new piece's (data.stats.drum_grooves: per place in a bar of ``bar`` grid
+    positions, the sounds played there, (sound, share, mean velocity, spread); empty: none)."""
 
     sounds: frozenset[int]
     lean: tuple[float, ...]  # nats added to each of the 128 drum pitches
@@ -97,7 +101,7 @@ class Kit(NamedTuple):
         return cls(frozenset(sound for sound, _ in shares), tuple(lean.tolist()), played, bar)
 
     def timed(self, steps: np.ndarray, bars: range) -> dict[str, tuple]:
-        """Rules fields for a new part over ``bars`` (``steps``: the grid step at which each bar
+        """Rules fields for a new piece's part over ``bars`` (``steps``: the grid step at which each bar
         starts), in those of its groove's length: at each place of the groove, ``drum_leans`` of
         :data:`STYLE_GROOVE_LEAN` x the log of each sound's share there (:data:`STYLE_PRIOR` added)
         and ``drum_velocities`` of its sounds' velocities there (:data:`STYLE_ACCENT`)."""

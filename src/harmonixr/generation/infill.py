@@ -122,9 +122,7 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
     held = near.held(wanted, asked, length, rules, parts)
     drums = gen.vocab.drum_slot  # a new drum part keeps to its style's kit (the song has none to keep)
     if drums in playing and near.new_part(drums) and not held.kit and (kit := gen.new_kit(piece)) is not None:
-        style = kit.timed(near.steps, range(near.first_bar, near.last_bar + 1))  # and its style's groove
-        held = held._replace(kit=kit.sounds, leans=(*held.leans, (drums, kit.lean)),
-                             groove=style.get("drum_leans", ()), accents=style.get("drum_velocities", ()))
+        held = held._replace(kit=kit.sounds, leans=(*held.leans, (drums, kit.lean)))
     # a hole inside the song is played to its last bar; one to the song's end, as long as the tracks kept play
     reach = (last_bar if end is not None else int(others[:, BAR].max()) if hole.tracks and len(others) else 0) \
         if required else 0
