@@ -2,10 +2,11 @@
 
 A hole of ``--bars`` whole bars (every track) in up to ``--pieces`` pieces per family of ``--split``
 that have drums (``--holes`` a piece), filled ``--samples`` times with ``--source sampled`` under
-each of ``--settings`` (``groove:accent``: the weights of ``drums.GROOVE_LEAN``, the lean of each
-drum note's sound to those played at its place in the bar around the hole, and of
-``drums.GROOVE_ACCENT``, the lean of its velocity to the one its sound is played with there). Per
-family and setting, over the drum track:
+each of ``--settings`` (``groove:accent[:share]``: the weights of ``drums.GROOVE_LEAN``, the lean
+of each drum note's sound to those played at its place in the bar around the hole, and of
+``drums.GROOVE_ACCENT``, the lean of its velocity to the one its sound is played with there; and
+``drums.SOUND_SHARE``, the most each sound may take of the notes, against its share around the
+hole, 0: no cap; the shipped one if not given). Per family and setting, over the drum track:
 
 - note F1 against the original's drums (onset on the grid and sound), and minus the first
   setting's, hole by hole (mean ± standard error);
@@ -45,16 +46,22 @@ def measure(fill: np.ndarray, truth: np.ndarray) -> dict[str, float]:
             "errors": errors, "spread": float(fill[:, VEL].std()) if len(fill) > 1 else float("nan")}
 
 
+def name(groove: float, accent: float, share: float) -> str:
+    """A setting's row label."""
+    return f"groove {groove:g}, accent {accent:g}, share {share:g}"
+
+
 def main() -> None:
     parser = hole_parser(__doc__)
     parser.add_argument("--samples", type=int, default=3)
-    parser.add_argument("--settings", default="0:0,2:0,0:1,2:1", help="groove:accent weights, the first the reference")
+    parser.add_argument("--settings", default="0:0,2:0,0:1,2:1",
+                        help="groove:accent[:share] settings, the first the reference")
     args = parser.parse_args()
     gen = Generator(args.checkpoint)
     drum = gen.vocab.drum_slot
     holes = [h for h in held_out_holes(args, gen.vocab) if drum in h.piece.slots]
-    settings = [tuple(float(x) for x in s.split(":")) for s in args.settings.split(",")]
-    shipped = drums.GROOVE_LEAN, drums.GROOVE_ACCENT
+    shipped = drums.GROOVE_LEAN, drums.GROOVE_ACCENT, drums.SOUND_SHARE
+    settings = [(*(float(x) for x in s.split(":")), shipped[2])[:3] for s in args.settings.split(",")]
     found: dict[str, list[list[dict]]] = {}  # method -> per hole, its fills' measures
     truths = []
     for index, h in enumerate(holes):
@@ -65,22 +72,22 @@ def main() -> None:
         before = notes[(notes[:, BAR] >= first - h.bars) & (notes[:, BAR] < first) & (notes[:, TRACK] == drum)].copy()
         before[:, BAR] += h.bars
         found.setdefault("copy the bars before", []).append([measure(before, truth)])
-        for groove, accent in settings:
-            drums.GROOVE_LEAN, drums.GROOVE_ACCENT = groove, accent
+        for groove, accent, share in settings:
+            drums.GROOVE_LEAN, drums.GROOVE_ACCENT, drums.SOUND_SHARE = groove, accent, share
             try:
                 made = gen.infill(h.piece, h.region, args.samples, SamplingConfig(), seed=args.seed + index,
                                   source="sampled")
             finally:
-                drums.GROOVE_LEAN, drums.GROOVE_ACCENT = shipped
+                drums.GROOVE_LEAN, drums.GROOVE_ACCENT, drums.SOUND_SHARE = shipped
             fills = []
             for result in made:
                 new = gen.piece(result.score, h.piece.style).notes
                 fills.append(measure(new[(new[:, BAR] >= first) & (new[:, BAR] < first + h.bars)
                                          & (new[:, TRACK] == drum)], truth))
-            found.setdefault(f"groove {groove:g}, accent {accent:g}", []).append(fills)
-    reference = f"groove {settings[0][0]:g}, accent {settings[0][1]:g}"
+            found.setdefault(name(groove, accent, share), []).append(fills)
+    reference = name(*settings[0])
     table = Table(title=f"the drums of sampled fills: {len(holes)} holes of {args.bars} bars in songs with drums, "
-                        f"{args.split} split, {args.samples} fills each (shipped: groove {shipped[0]:g}, accent {shipped[1]:g})")
+                        f"{args.split} split, {args.samples} fills each (shipped: {name(*shipped)})")
     for column in ("family", "holes", "method", "drum F1", f"minus {reference}", "sound overlap", "velocity error",
                    "hits compared", "velocity spread", "original's spread"):
         table.add_column(column, justify="left" if column in ("family", "method") else "right")

@@ -417,6 +417,33 @@ def test_no_pitch_takes_more_than_its_share_of_a_track_told_one(model, vocab: No
         assert n >= 10 and c <= 0.25 * n + PITCH_SLACK + 1, (c, n)
 
 
+def test_drum_notes_lean_by_their_place_and_no_sound_takes_more_than_its_share(model, vocab: NoteVocab) -> None:  # noqa: ANN001
+    """A drum track of a kick, a snare, a closed hi-hat and a crash, one at a time: Rules.drum_leans
+    of 8 nats on the hi-hat on the bar's first half, on the snare on its second; Rules.drum_velocities
+    putting the hi-hat near velocity 30 (spread 2) everywhere: most notes of each half are its
+    sound, and the hi-hats lie near 30. Leaning 8 nats to the hi-hat everywhere, most notes are
+    hi-hats; told a share of 0.2 for it (Rules.sound_shares), it takes no more (PITCH_SLACK more)."""
+    drums, hat, snare = vocab.drum_slot, 42, 38
+    lean = {sound: tuple(np.where(np.arange(128) == sound, 8.0, 0.0).tolist()) for sound in (hat, snare)}
+    places = tuple((bar * 48 + pos, lean[hat if pos < 24 else snare]) for bar in range(4) for pos in range(48))
+    soft = tuple((step, hat, 30.0, 2.0) for step, _ in places)
+
+    def fills(**told: object) -> list[np.ndarray]:
+        rules = Rules((drums,), BAR_POSITIONS, (0, 0), 3, 0, EOS, min_notes=24,
+                      drum_kit=frozenset({36, hat, snare, 49}), **told)  # type: ignore[arg-type]
+        outs, _ = _sample(model, vocab, rules, 3, 2, SamplingConfig(max_notes=40))
+        return [o.notes for o in outs]
+
+    for notes in fills(drum_leans=places, drum_velocities=soft, track_chords=((drums, 1),)):
+        first = notes[:, POS] < 24
+        assert (notes[first, PITCH] == hat).mean() > 0.8 and (notes[~first, PITCH] == snare).mean() > 0.8
+        assert abs(np.median(notes[notes[:, PITCH] == hat, 6]) - 30) <= 3  # (velocity)
+    hats = ((drums, lean[hat]),)
+    assert all((notes[:, PITCH] == hat).mean() > 0.6 for notes in fills(track_leans=hats))
+    for notes in fills(track_leans=hats, sound_shares=((hat, 0.2),)):
+        assert len(notes) >= 8 and (notes[:, PITCH] == hat).sum() <= 0.2 * len(notes) + PITCH_SLACK + 1
+
+
 def test_a_track_told_its_durations_keeps_inside_them(model, vocab: NoteVocab) -> None:  # noqa: ANN001
     """Rules.track_durations: every note of slot 1 lasts 3 to 12 grid steps (an untrained model
     draws any length); a window between two bins keeps the bin nearest to it; without, some

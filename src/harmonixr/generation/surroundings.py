@@ -171,6 +171,7 @@ class Held(NamedTuple):
     pitch_shares: tuple[tuple[int, float], ...]  # track_pitch_shares
     groove: TimeLeans  # drum_leans
     accents: tuple[tuple[int, int, float, float], ...]  # drum_velocities
+    sound_shares: tuple[tuple[int, float], ...]  # sound_shares
 
     def rules(self) -> dict[str, Any]:
         """The :class:`~harmonixr.sampling.rules.Rules` fields that hold a fill to these (the
@@ -179,7 +180,8 @@ class Held(NamedTuple):
                 "track_rhythms": self.rhythms, "track_chords": self.chords, "track_leans": self.leans,
                 "time_leans": self.sounding, "track_first": self.first, "track_waits": self.waits,
                 "track_least_chords": self.least, "track_durations": self.durations, "track_notes": self.notes,
-                "track_pitch_shares": self.pitch_shares, "drum_leans": self.groove, "drum_velocities": self.accents}
+                "track_pitch_shares": self.pitch_shares, "drum_leans": self.groove, "drum_velocities": self.accents,
+                "sound_shares": self.sound_shares}
 
 
 def inferred_tolerance(bars: float) -> float:
@@ -388,8 +390,10 @@ class Surroundings:
             if kept_drums and drums.GROOVE_LEAN else ()
         accents = drums.accents(around, self.steps, hole_bars, drums.GROOVE_ACCENT) if kept_drums and drums.GROOVE_ACCENT \
             else ()
+        sounds = np.unique(around[:, PITCH], return_counts=True) if kept_drums and drums.SOUND_SHARE else ((), ())
+        sound_shares = tuple((int(s), drums.SOUND_SHARE * int(c) / len(around)) for s, c in zip(*sounds))
         return Held(kept, tuple(within), kit, tuple(rhythms), chords, leans, loudness, harmony.sounding(self), first, waits,
-                    least, durations, notes, shares, groove, accents)
+                    least, durations, notes, shares, groove, accents, sound_shares)
 
     def most_played_share(self, slot: int) -> float:
         """The share of ``slot``'s notes around the hole on its most played pitch (0: none there)."""

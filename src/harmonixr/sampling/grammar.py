@@ -98,6 +98,7 @@ class NoteGrammar:
         self.chords = {slot: max(min(most, MAX_CHORD), 1) for slot, most in rules.track_chords}
         self.least = {slot: min(least, self.chords.get(slot, MAX_CHORD)) for slot, least in rules.track_least_chords}
         self.shares = dict(rules.track_pitch_shares)
+        self.sound_shares = {sound + 1: share for sound, share in rules.sound_shares}  # stored pitch -> share
         self.timeline = Timeline(rules.bar_positions)
         self._step, self._bar_of = self.timeline.step, self.timeline.bar_of
         # a track behind its pace plays by the next eighth note
@@ -354,6 +355,8 @@ class NoteGrammar:
                 mask[: state.pitch + 2] = False
             if slot in self.shares:
                 self._spare_pitches(state, slot, mask)
+            if slot == self.vocab.drum_slot and self.sound_shares:
+                self._spare_sounds(state, slot, mask)
             return mask
         if k == VEL:
             return self.velocities.get(chosen[TRACK] - 1, self.all[VEL])
@@ -444,6 +447,15 @@ class NoteGrammar:
         :data:`~harmonixr.sampling.rules.PITCH_SLACK` more), while another pitch fits."""
         allowed = self.shares[slot] * (state.sounded.get(slot, 0) + 1) + PITCH_SLACK
         full = [pitch + 1 for (s, pitch), count in state.pitches.items() if s == slot and count >= allowed]
+        if full and mask.sum() > np.count_nonzero(mask[full]):
+            mask[full] = False
+
+    def _spare_sounds(self, state: NoteState, slot: int, mask: np.ndarray) -> None:
+        """Mask, in place, the drum sounds that have their own share of the drum track's notes
+        (``sound_shares``, :data:`~harmonixr.sampling.rules.PITCH_SLACK` more), while another sound fits."""
+        notes = state.sounded.get(slot, 0) + 1
+        full = [stored for stored, share in self.sound_shares.items()
+                if state.pitches.get((slot, stored - 1), 0) >= share * notes + PITCH_SLACK]
         if full and mask.sum() > np.count_nonzero(mask[full]):
             mask[full] = False
 

@@ -66,6 +66,8 @@ class Rules:
     track_notes: tuple[tuple[int, int], ...] = ()  # (slot, most notes of the track: past them its chords grow no more)
     # (slot, the most share of its notes one pitch may take: past it, and past PITCH_SLACK notes, the pitch waits)
     track_pitch_shares: tuple[tuple[int, float], ...] = ()
+    # (drum sound, the most share of the drum track's notes it may take: past it, and past PITCH_SLACK notes, it waits)
+    sound_shares: tuple[tuple[int, float], ...] = ()
     track_least_chords: tuple[tuple[int, int], ...] = ()  # (slot, fewest notes of the track at each of its onsets)
     track_leans: tuple[tuple[int, tuple[float, ...]], ...] = ()  # (slot, nats added to each of the 128 pitches)
     # (grid step from bar 0, nats added to each of the 12 pitch classes of a melodic note starting then)
