@@ -177,20 +177,13 @@ def groove(notes: np.ndarray, steps: np.ndarray, bars: range, weight: float,
     step's (``steps``: the grid step at which each bar starts), ``prior`` notes added to every count.
     A drummer's groove is a bar's pattern, a kick on one and a snare on the backbeat: the sounds
     played around the hole in all (``Rules.track_leans``) are not what any one place plays."""
-    lengths = np.diff(steps)  # (bars,) grid positions of each bar
-    sizes = lengths[notes[:, BAR]]
-    rows: dict[int, dict[int, tuple[float, ...]]] = {}  # bar length -> position -> nats
-    out = []
-    for bar in bars:
-        size = int(lengths[bar])
-        if size not in rows:
-            mine = notes[sizes == size]
-            counts = np.zeros((size, 128))
-            np.add.at(counts, (mine[:, POS], mine[:, PITCH]), 1)
-            rows[size] = {int(pos): tuple((weight * np.log(counts[pos] + prior)).tolist())
-                          for pos in np.flatnonzero(counts.sum(axis=1))}
-        out += [(int(steps[bar]) + pos, nats) for pos, nats in rows[size].items()]
-    return tuple(out)
+    def places(mine: np.ndarray, size: int) -> list[tuple]:
+        counts = np.zeros((size, 128))
+        np.add.at(counts, (mine[:, POS], mine[:, PITCH]), 1)
+        return [(pos, tuple((weight * np.log(counts[pos] + prior)).tolist()))
+                for pos in np.flatnonzero(counts.sum(axis=1)).tolist()]
+
+    return _bar_by_bar(notes, steps, bars, places)
 
 
 def accents(notes: np.ndarray, steps: np.ndarray, bars: range, weight: float) -> tuple[tuple[int, int, float, float], ...]:
@@ -200,23 +193,35 @@ def accents(notes: np.ndarray, steps: np.ndarray, bars: range, weight: float) ->
     there), and its spread (over every place where it plays there fewer than :data:`ACCENT_NOTES`
     times; at least :data:`ACCENT_SPREAD`), over the square root of ``weight`` (the lean's weight).
     A drummer's ghost notes and backbeats are the same sound at other places."""
-    lengths = np.diff(steps)
-    sizes = lengths[notes[:, BAR]]
     sounds = {int(s): notes[notes[:, PITCH] == s, VEL].astype(np.float64) for s in np.unique(notes[:, PITCH])}
     overall = {s: (float(v.mean()), max(float(v.std()), ACCENT_SPREAD)) for s, v in sounds.items()}
-    rows: dict[int, list[tuple[int, int, float, float]]] = {}  # bar length -> (position, sound, mean, spread)
-    out = []
+
+    def places(mine: np.ndarray, size: int) -> list[tuple]:
+        out = []
+        for pos in range(size):
+            for sound, (mean, spread) in overall.items():
+                here = mine[(mine[:, POS] == pos) & (mine[:, PITCH] == sound), VEL].astype(np.float64)
+                if len(here):
+                    mean = float(here.mean())
+                    spread = max(float(here.std()), ACCENT_SPREAD) if len(here) >= ACCENT_NOTES else spread
+                out.append((pos, sound, mean, spread / np.sqrt(weight)))
+        return out
+
+    return _bar_by_bar(notes, steps, bars, places)
+
+
+def _bar_by_bar(notes: np.ndarray, steps: np.ndarray, bars: range,
+                places: Callable[[np.ndarray, int], list[tuple]]) -> tuple:
+    """``places(the notes in bars of a length, that length)``'s rows (position in the bar, ...) for
+    each bar of ``bars``, the position made its grid step from bar 0 (``steps``: where each bar
+    starts); worked out once per bar length."""
+    lengths = np.diff(steps)  # (bars,) grid positions of each bar
+    sizes = lengths[notes[:, BAR]]
+    made: dict[int, list[tuple]] = {}
+    out: list[tuple] = []
     for bar in bars:
         size = int(lengths[bar])
-        if size not in rows:
-            mine = notes[sizes == size]
-            rows[size] = []
-            for pos in range(size):
-                for sound, (mean, spread) in overall.items():
-                    here = mine[(mine[:, POS] == pos) & (mine[:, PITCH] == sound), VEL].astype(np.float64)
-                    if len(here):
-                        mean = float(here.mean())
-                        spread = max(float(here.std()), ACCENT_SPREAD) if len(here) >= ACCENT_NOTES else spread
-                    rows[size].append((pos, sound, mean, spread))
-        out += [(int(steps[bar]) + pos, sound, mean, spread / np.sqrt(weight)) for pos, sound, mean, spread in rows[size]]
+        if size not in made:
+            made[size] = places(notes[sizes == size], size)
+        out += [(int(steps[bar]) + pos, *rest) for pos, *rest in made[size]]
     return tuple(out)

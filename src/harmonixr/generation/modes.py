@@ -203,6 +203,7 @@ class Generator:
         heard = harmony.harmony_of(near, likest.notes, likest.match) if near is not None and likest is not None else ()
         positions = piece.bar_positions(total)
         bars_meta = piece.bars_meta(total)
+        kit = self._kit_rules(piece, total) if mode == "generate" else {}  # the drums on their style's kit and groove
         window = 0
         while active := [row for row in rows if not row.finished]:
             groups = [active] if window == 0 else [[row] for row in active]  # the first window: one batch
@@ -227,8 +228,7 @@ class Generator:
                         "track_onsets": paced}  # plays, entering by bar 2
                 if mode == "generate" and notes is None and not density and surroundings.HOLD_NEW_PARTS:  # each part
                     kept = {**kept, **self._typical_parts(piece, left_bars, rules)}  # as its program's parts play
-                if mode == "generate":  # the drums on their style's kit
-                    kept = {**kept, **self._kit_rules(piece, total)}
+                kept = {**kept, **kit}
                 if chords is not None:  # the other parts on a chord plan
                     kept = {**kept, **self._plan_rules(piece, chords, total)}
                 if near is not None and wanted and notes is None:  # (a count of notes asked: spent as the model likes)
