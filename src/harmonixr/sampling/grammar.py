@@ -353,10 +353,8 @@ class NoteGrammar:
             mask = self.pitch_masks[slot].copy()
             if same_onset and slot == state.track:
                 mask[: state.pitch + 2] = False
-            if slot in self.shares:
+            if slot in self.shares or (slot == self.vocab.drum_slot and self.sound_shares):
                 self._spare_pitches(state, slot, mask)
-            if slot == self.vocab.drum_slot and self.sound_shares:
-                self._spare_sounds(state, slot, mask)
             return mask
         if k == VEL:
             return self.velocities.get(chosen[TRACK] - 1, self.all[VEL])
@@ -443,19 +441,17 @@ class NoteGrammar:
         return mask
 
     def _spare_pitches(self, state: NoteState, slot: int, mask: np.ndarray) -> None:
-        """Mask, in place, the pitches that have their share of ``slot``'s notes (``track_pitch_shares``,
-        :data:`~harmonixr.sampling.rules.PITCH_SLACK` more), while another pitch fits."""
-        allowed = self.shares[slot] * (state.sounded.get(slot, 0) + 1) + PITCH_SLACK
-        full = [pitch + 1 for (s, pitch), count in state.pitches.items() if s == slot and count >= allowed]
-        if full and mask.sum() > np.count_nonzero(mask[full]):
-            mask[full] = False
-
-    def _spare_sounds(self, state: NoteState, slot: int, mask: np.ndarray) -> None:
-        """Mask, in place, the drum sounds that have their own share of the drum track's notes
-        (``sound_shares``, :data:`~harmonixr.sampling.rules.PITCH_SLACK` more), while another sound fits."""
+        """Mask, in place, the pitches that have their share of ``slot``'s notes
+        (:data:`~harmonixr.sampling.rules.PITCH_SLACK` more), while another pitch fits: each pitch
+        its track's share (``track_pitch_shares``), each drum sound its own (``sound_shares``)."""
         notes = state.sounded.get(slot, 0) + 1
-        full = [stored for stored, share in self.sound_shares.items()
-                if state.pitches.get((slot, stored - 1), 0) >= share * notes + PITCH_SLACK]
+        track = self.shares.get(slot)
+        own = self.sound_shares if slot == self.vocab.drum_slot else {}
+        full = []
+        for (s, pitch), count in state.pitches.items():
+            shares = [x for x in (track, own.get(pitch + 1)) if x is not None]
+            if s == slot and shares and count >= min(shares) * notes + PITCH_SLACK:
+                full.append(pitch + 1)
         if full and mask.sum() > np.count_nonzero(mask[full]):
             mask[full] = False
 
