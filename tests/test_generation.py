@@ -1091,12 +1091,35 @@ def test_drums_in_a_hole_of_a_varied_groove_play_the_common_pattern(gen) -> None
     score.tracks.append(drums)
     piece = gen.piece(score, "rock")
     offered = piece_candidates(piece.notes, piece.bars_meta().meter, Hole((11, 0), (13, 0)), piece.bars, gen.vocab)
-    assert offered[0].match < CLEAR_MATCH and offered[0].label.endswith(f"drums as {PATTERN_SPANS} like spans play")
+    assert offered[0].match < CLEAR_MATCH and offered[0].label.endswith(f"drums as {PATTERN_SPANS} like spans and the bars around play")
     cells = lambda notes: sorted((int(b) - 11, int(p) // 3, int(s)) for b, p, s in notes[:, [BAR, POS, PITCH]])  # noqa: E731
     made, played = cells(offered[0].notes), sorted((b, at, sound) for b in range(2) for at, sound in groove)
     assert [cell for cell in made if cell in played] == played  # the whole groove
     assert not any(set(played) <= set(cells(c.notes)) for c in offered[1:])  # which no span of the song plays
     assert len(made) <= PATTERN_MOST * len(drums.notes) / 12  # no more notes than the song plays in 2 bars, +25%
+
+
+def test_the_bars_around_a_hole_vote_in_its_drums(gen) -> None:
+    """A drummer moves from the hi-hat to the ride for a 5-bar bridge, the groove varied bar by bar:
+    a hole in the bridge matches no span clearly and the best-matching spans are on the hi-hat, but
+    the bars just before and after it play the ride, and so does a quarter of its cymbal hits or
+    more (without their votes: 1 of 20)."""
+    from symusic import Note, Track
+
+    rng = np.random.default_rng(5)
+    score = Score(480)
+    drums = Track("drums", 0, True)
+    for bar in range(24):
+        cymbal = 51 if 8 <= bar < 13 else 42
+        groove = [(0, 36), (4, 38), (8, 36), (10, 36), (12, 38), *((at, cymbal) for at in range(0, 16, 2))]
+        moved = [(min(max(at + int(rng.choice([-1, 1])) * (rng.random() < 0.2), 0), 15), sound) for at, sound in groove]
+        drums.notes.extend(Note(bar * 1920 + at * 120, 60, sound, 90) for at, sound in sorted(set(moved)))
+    score.tracks.append(drums)
+    piece = gen.piece(score, "rock")
+    best = piece_candidates(piece.notes, piece.bars_meta().meter, Hole((9, 0), (11, 0)), piece.bars, gen.vocab)[0]
+    assert best.match < CLEAR_MATCH and best.label.endswith("and the bars around play")
+    cymbals = best.notes[np.isin(best.notes[:, PITCH], (42, 51)), PITCH]
+    assert (cymbals == 51).mean() >= 0.25
 
 
 def test_a_chorus_that_comes_back_far_away_is_found(gen) -> None:
