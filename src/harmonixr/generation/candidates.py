@@ -255,10 +255,10 @@ def piece_candidates(notes: np.ndarray, meters: np.ndarray, hole: Hole, bars: in
         out.append(Candidate(moved, label, match=match, offset=d, score=score))
         if len(out) == limit:
             break
-    span = (time_key(*start, vocab), time_key(*end, vocab))
+    span = (int(time_key(*start, vocab)), int(time_key(*end, vocab)))
     neighbours = (repeated(mine, bar, start[0], length, span, vocab) for bar in (start[0] - 1, start[0] + length)
                   if hole.end is not None and 0 <= bar < bars and (meters[bar] == own).all())  # a continuation: none
-    return common_drums(out, vocab.drum_slot, [n for n in neighbours if len(n)])
+    return common_drums(out, vocab.drum_slot, tuple(n for n in neighbours if len(n)))
 
 
 def repeated(notes: np.ndarray, bar: int, first: int, length: int, span: tuple[int, int], vocab: NoteVocab) -> np.ndarray:
@@ -271,7 +271,7 @@ def repeated(notes: np.ndarray, bar: int, first: int, length: int, span: tuple[i
     return sort_notes(moved[(keys >= span[0]) & (keys < span[1])])
 
 
-def common_drums(copies: list[Candidate], drum_slot: int, neighbours: list[np.ndarray] = ()) -> list[Candidate]:
+def common_drums(copies: list[Candidate], drum_slot: int, neighbours: tuple[np.ndarray, ...] = ()) -> list[Candidate]:
     """``copies`` (best first), the first one's drums replaced by the common pattern of the
     :data:`PATTERN_SPANS` best, each weighed by its context match, and of ``neighbours`` (the bars
     next to the hole, each repeated through it: :func:`repeated`), each weighed
