@@ -12,7 +12,10 @@ sound's share against the most played one's). Per setting, the table prints:
 - the share of the bars where the drums play that hold a kick (GM 35-36) and a snare (37-40): the
   backbeat of a kit, whose share in the training data's drum parts (``--data``, the train split)
   is the last row;
-- the three sounds played most, all pieces together.
+- the three sounds played most, all pieces together;
+- their velocities: the mean, the spread within a part, the share at 120 or more, and the share of
+  notes at the velocity of the note before (``--free-repeats``: each groove setting also without
+  the style's velocity repeats held, ``data.stats.drum_repeats``).
 
 With ``--songs N``, a second table: the drums of up to N Freedoom songs of ``--split`` removed and
 added back over bars 9-16 (``add-track --program -1``, 2 variations) at each kit lean, against the
@@ -93,6 +96,8 @@ def main() -> None:
     parser.add_argument("--leans", default="0,0.5,1,1.5")
     parser.add_argument("--grooves", default="", help="groove:accent weights of the style's groove (drums."
                         "STYLE_GROOVE_LEAN, STYLE_ACCENT), each a row at the shipped kit lean")
+    parser.add_argument("--free-repeats", action="store_true", help="each groove setting also with velocity "
+                        "repeats free (no data.stats.drum_repeats)")
     parser.add_argument("--songs", type=int, default=0, help="Freedoom songs whose drums are added back")
     parser.add_argument("--split", default="test")
     args = parser.parse_args()
@@ -100,14 +105,19 @@ def main() -> None:
     kits = dict(gen.drum_kits)
     shipped = drums.KIT_LEAN, drums.STYLE_GROOVE_LEAN, drums.STYLE_ACCENT
     settings = [Setting("free", None), *(Setting(f"kit, lean {x}", float(x)) for x in args.leans.split(",") if x),
-                *(Setting(f"kit {shipped[0]:g}, groove {g}, accent {a}", shipped[0], float(g), float(a))
-                  for g, a in (x.split(":") for x in args.grooves.split(",") if x))]
+                *(Setting(f"kit {shipped[0]:g}, groove {g}, accent {a}{'' if held else ', repeats free'}", shipped[0],
+                          float(g), float(a), held)
+                  for g, a in (x.split(":") for x in args.grooves.split(",") if x)
+                  for held in ((True, False) if args.free_repeats else (True,)))]
     table = Table(title=f"drums of new {args.bars}-bar pieces ({args.styles}; parts {args.parts}; seeds {args.seeds})")
     for column in ("drums", "pieces", "distance to the style's kit", "notes outside it", "bars with kick and snare",
-                   "most played", "mean velocity", "velocity spread", "at 120 or more"):
+                   "most played", "mean velocity", "velocity spread", "at 120 or more",
+                   "velocity repeats"):
         table.add_column(column, justify="left" if column in ("drums", "most played") else "right")
-    for name, lean, groove, accent in settings:
+    repeats = dict(gen.drum_repeats)
+    for name, lean, groove, accent, held in settings:
         gen.drum_kits = kits if lean is not None else {}
+        gen.drum_repeats = repeats if held else {}
         drums.KIT_LEAN, drums.STYLE_GROOVE_LEAN, drums.STYLE_ACCENT = lean or 0.0, groove, accent
         far, outside, beats, every, loud = [], [], [], Counter(), []
         for style in args.styles.split(","):
@@ -129,7 +139,7 @@ def main() -> None:
     if Path(args.data).exists():
         table.add_row("the training data's drum parts", "", "", "", *corpus_drums(args.data))
     Console(width=200).print(table)
-    gen.drum_kits = kits
+    gen.drum_kits, gen.drum_repeats = kits, repeats
     if args.songs:
         songs_table(gen, args.data, args.split, args.songs, [s for s in settings if s.lean is not None])
     drums.KIT_LEAN, drums.STYLE_GROOVE_LEAN, drums.STYLE_ACCENT = shipped
@@ -142,13 +152,16 @@ class Setting(NamedTuple):
     lean: float | None
     groove: float = 0.0
     accent: float = 0.0
+    repeats: bool = True  # the style's velocity repeats held (data.stats.drum_repeats)
 
 
 def velocities(parts: list[list[int]]) -> list[str]:
-    """The mean velocity of drum parts, their spread within a part (mean over parts) and the share at 120 or more."""
+    """The mean velocity of drum parts (each in time order), their spread within a part (mean over
+    parts), the share at 120 or more, and the share of notes at the velocity of the note before."""
     every = [v for part in parts for v in part]
+    repeats = sum(int(np.sum(np.diff(p) == 0)) for p in parts) / max(sum(len(p) - 1 for p in parts if p), 1)
     return [f"{np.mean(every):.1f}", f"{np.mean([np.std(p) for p in parts if len(p) > 1]):.1f}",
-            f"{np.mean(np.array(every) >= LOUDEST):.3f}"]
+            f"{np.mean(np.array(every) >= LOUDEST):.3f}", f"{repeats:.3f}"]
 
 
 def songs_table(gen: Generator, data: str, split: str, songs: int, settings: list[Setting]) -> None:

@@ -19,7 +19,7 @@ from harmonixr.runtime import autocast_dtype
 from harmonixr.sampling.decoder import NumbaDecoder, TorchDecoder, bf16_matrices, make_decoder
 from harmonixr.sampling.grammar import NoteGrammar
 from harmonixr.sampling.kernels import softmax
-from harmonixr.sampling.rules import CHORD_LEAN, PITCH_SLACK, ROOT_LEAN, NoteState, Rules
+from harmonixr.sampling.rules import CHORD_LEAN, PITCH_SLACK, ROOT_LEAN, NoteState, Rules, repeat_lean
 from harmonixr.sampling.sampler import Placement, Sampler, SamplingConfig, SamplingError, filter_logits, merge_end
 from harmonixr.tokens.notes import BAR, PITCH, POS, TRACK
 from harmonixr.tokens.prompt import Bars, Header, header_rows, time_key
@@ -442,6 +442,51 @@ def test_drum_notes_lean_by_their_place_and_no_sound_takes_more_than_its_share(m
     assert all((notes[:, PITCH] == hat).mean() > 0.6 for notes in fills(track_leans=hats))
     for notes in fills(track_leans=hats, sound_shares=((hat, 0.2),)):
         assert len(notes) >= 8 and (notes[:, PITCH] == hat).sum() <= 0.2 * len(notes) + PITCH_SLACK + 1
+
+
+def test_a_part_told_its_velocity_repeats_holds_off_its_last_velocity(model, vocab: NoteVocab) -> None:  # noqa: ANN001
+    """Drum notes all leaning hard to velocity 30 (Rules.drum_velocities, spread 0.2) play it
+    every time; told to give at most 0.1 of the probability to the velocity of the note before
+    (Rules.velocity_repeats), they repeat it about that often, and stay near 30."""
+    drums = vocab.drum_slot
+    soft = tuple((step, sound, 30.0, 0.2) for step in range(4 * 48) for sound in (36, 38, 42))
+
+    def velocities(**told: object) -> list[np.ndarray]:
+        rules = Rules((drums,), BAR_POSITIONS, (0, 0), 3, 0, EOS, min_notes=40, drum_kit=frozenset({36, 38, 42}),
+                      drum_velocities=soft, **told)  # type: ignore[arg-type]
+        outs, _ = _sample(model, vocab, rules, 3, 2, SamplingConfig(max_notes=60))
+        return [o.notes[:, 6] for o in outs]  # (velocity)
+
+    assert all((v == 30).all() for v in velocities())
+    held = np.concatenate([np.diff(v) == 0 for v in velocities(velocity_repeats=((drums, 0.1, 0.1),))])
+    assert len(held) >= 24 and held.mean() <= 0.2, held.mean()
+    assert all(np.abs(v - 30).max() <= 3 for v in velocities(velocity_repeats=((drums, 0.1, 0.1),)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-20, 20), min_size=2, max_size=12), st.integers(0, 11), st.floats(0.01, 0.99),
+       st.floats(0.3, 2.0), st.integers(0, 2**12))
+def test_the_repeat_lean_caps_one_value_and_keeps_the_others_ratios(values: list[float], value: int, most: float,
+                                                                   temperature: float, masked: int) -> None:
+    """repeat_lean: the value's probability (after the lean, at the temperature, where the mask is
+    set) is at most ``most``, and ``most`` exactly where it was more; the other values keep their ratios."""
+    logits = np.array(values)
+    value %= len(logits)
+    mask = np.array([(masked >> k) & 1 == 0 or k == value for k in range(len(logits))])
+    lean = repeat_lean(logits, mask, None, value, most, temperature)
+
+    def probabilities(shift: np.ndarray) -> np.ndarray:
+        z = np.where(mask, (logits + shift) / temperature, -np.inf)
+        p = np.exp(z - z.max())
+        return p / p.sum()
+
+    before, after = probabilities(np.zeros(len(logits))), probabilities(lean)
+    others = mask & (np.arange(len(logits)) != value)
+    if not others.any():  # the value alone may come: it stays
+        assert after[value] == 1.0
+        return
+    assert after[value] == pytest.approx(min(before[value], most), abs=1e-9)
+    np.testing.assert_allclose(after[others] / after[others].sum(), before[others] / before[others].sum(), rtol=1e-9)
 
 
 def test_a_track_told_its_durations_keeps_inside_them(model, vocab: NoteVocab) -> None:  # noqa: ANN001

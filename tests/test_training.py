@@ -217,3 +217,8 @@ def test_a_styles_drum_kit_and_groove_are_what_its_drum_parts_play(tmp_path: Pat
     for place, sounds in rock.items():
         beat = {0: 36, 2 * eighth: 38, 4 * eighth: 36, 6 * eighth: 38}.get(place)
         assert sounds == ([(beat, 0.5, 100, 0), (42, 0.5, 80, 0)] if beat is not None else [(42, 1.0, 80, 0)])
+    # its velocity repeats: of each beat's kick or snare (100) and two hats (80), the second hat repeats
+    # the note before; every sound repeats its own last velocity
+    repeats = {style: (after, sound) for style, after, sound in stats.drum_repeats(Corpus([out]))}
+    assert set(repeats) == {"rock", stats.EVERY_STYLE}
+    assert repeats["rock"][0] == pytest.approx(1 / 3, abs=0.01) and repeats["rock"][1] == pytest.approx(1.0, abs=0.01)

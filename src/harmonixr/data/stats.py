@@ -211,6 +211,31 @@ def drum_kits(corpus: Corpus, split: str = "train") -> list[tuple[str, list[tupl
     return out
 
 
+def drum_repeats(corpus: Corpus, split: str = "train") -> list[tuple[str, float, float]]:
+    """(style, the share of its drum notes played at the velocity of the part's note before, and
+    at that of its note of the same sound before) of each style with :data:`KIT_PARTS` drum parts
+    in ``split`` and of every style together (:data:`EVERY_STYLE`). A new drum part repeats a
+    velocity no more often than that: the model, once a few hits share a velocity, plays every
+    later one at it."""
+    counts: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(4, dtype=np.int64))  # repeats, notes; of a sound's
+    parts: Counter = Counter()
+    for shards, row in corpus.rows(split):
+        if not row["drums"]:
+            continue
+        notes = shards.notes(row)
+        part = notes[notes[:, TRACK] == corpus.vocab.drum_slot]
+        by_sound = part[np.lexsort((np.arange(len(part)), part[:, PITCH]))]  # by sound, in time order
+        again = by_sound[1:, PITCH] == by_sound[:-1, PITCH]  # a note with one of its sound before it
+        if len(part) > 1:
+            found = [(part[1:, VEL] == part[:-1, VEL]).sum(), len(part) - 1,
+                     (again & (by_sound[1:, VEL] == by_sound[:-1, VEL])).sum(), again.sum()]
+            for style in (row["style"], EVERY_STYLE):
+                counts[style] += np.array(found, dtype=np.int64)
+                parts[style] += 1
+    return [(style, round(float(c[0] / c[1]), 3), round(float(c[2] / max(c[3], 1)), 3))
+            for style, c in sorted(counts.items()) if parts[style] >= KIT_PARTS]
+
+
 Groove = list[tuple[int, list[tuple[int, float, int, int]]]]  # (place, [(sound, share, mean velocity, spread)])
 
 

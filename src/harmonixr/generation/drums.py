@@ -94,19 +94,22 @@ class Kit(NamedTuple):
     lean: tuple[float, ...]  # nats added to each of the 128 drum pitches
     groove: tuple[tuple[int, tuple[tuple[int, float, float, float], ...]], ...] = ()
     bar: int = 0
+    # the most probability a note gives to the velocity of the note before, and of its sound's (data.stats.drum_repeats)
+    repeats: tuple[float, float] = (1.0, 1.0)
 
     @classmethod
-    def of(cls, shares: list[tuple[int, float]], weight: float, groove: Sequence = (), bar: int = 0) -> Kit:
+    def of(cls, shares: list[tuple[int, float]], weight: float, groove: Sequence = (), bar: int = 0,
+           repeats: tuple[float, float] = (1.0, 1.0)) -> Kit:
         """The kit of (sound, share of its notes) pairs (data.stats.drum_kits), leaning ``weight`` x
         the log of each sound's share against the most played one's, with its style's ``groove``
-        in bars of ``bar`` positions."""
+        in bars of ``bar`` positions and its share of velocity ``repeats``."""
         most = max(share for _, share in shares)
         lean = np.zeros(128)
         for sound, share in shares:
             lean[sound] = weight * np.log(share / most)
         played = tuple((int(place), tuple((int(s), float(h), float(m), float(d)) for s, h, m, d in sounds))
                        for place, sounds in groove)
-        return cls(frozenset(sound for sound, _ in shares), tuple(lean.tolist()), played, bar)
+        return cls(frozenset(sound for sound, _ in shares), tuple(lean.tolist()), played, bar, repeats)
 
     def timed(self, steps: np.ndarray, bars: range) -> dict[str, tuple]:
         """Rules fields for a new piece's part over ``bars`` (``steps``: the grid step at which each bar

@@ -69,6 +69,8 @@ class Generator:
                           for style, sounds in loaded.meta.get("drum_kits", [])}
         # and where in a 4/4 bar, with what velocities (data.stats.drum_grooves): a new drum part leans to them
         self.drum_grooves = dict(loaded.meta.get("drum_grooves", []))
+        # and how often a hit repeats the velocity of the one before (data.stats.drum_repeats): a new drum part no more
+        self.drum_repeats = {style: (float(after), float(sound)) for style, after, sound in loaded.meta.get("drum_repeats", [])}
         self.sampler = Sampler(self.model, backend)
         self.max_len = self.model.cfg.max_len
         self.trace = False  # RL: keep every sampling call's masks and draws (see rl/rollout.py)
@@ -268,7 +270,8 @@ class Generator:
         style's (None: the checkpoint has no kits)."""
         shares = self.drum_kits.get(piece.style, self.drum_kits.get(EVERY_STYLE))
         groove = self.drum_grooves.get(piece.style) or self.drum_grooves.get(EVERY_STYLE) or ()
-        return Kit.of(shares, drums.KIT_LEAN, groove, GROOVE_METER[0] * self.vocab.grid) if shares else None
+        repeats = self.drum_repeats.get(piece.style, self.drum_repeats.get(EVERY_STYLE, (1.0, 1.0)))
+        return Kit.of(shares, drums.KIT_LEAN, groove, GROOVE_METER[0] * self.vocab.grid, repeats) if shares else None
 
     def _kit_rules(self, piece: Piece, bars: int) -> dict[str, Any]:
         """The Rules fields that hold ``piece``'s drum slot, a new part of ``bars`` bars, to
@@ -277,6 +280,7 @@ class Generator:
             return {}
         steps = np.concatenate([[0], np.cumsum(piece.bar_positions(bars))])
         return {"drum_kit": kit.sounds, "track_leans": ((self.vocab.drum_slot, kit.lean),),
+                "velocity_repeats": ((self.vocab.drum_slot, *kit.repeats),) if min(kit.repeats) < 1 else (),
                 **kit.timed(steps, range(bars))}
 
     def _plan_rules(self, piece: Piece, plan: harmony.Plan, bars: int) -> dict[str, Any]:

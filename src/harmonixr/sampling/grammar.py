@@ -30,7 +30,7 @@ import numpy as np
 
 from harmonixr.errors import HarmonixrError
 from harmonixr.sampling.pace import Pace, Timeline
-from harmonixr.sampling.rules import MAX_CHORD, PITCH_SLACK, UNLIMITED, NoteState, Rules, tonic_lean
+from harmonixr.sampling.rules import ANY_PITCH, MAX_CHORD, PITCH_SLACK, UNLIMITED, NoteState, Rules, tonic_lean
 from harmonixr.tokens.vocab import END, EOS, FIELDS, NOTE, NoteVocab
 
 TYPE, DBAR, POS, TRACK, PITCH, DUR, VEL, MICRO = range(len(FIELDS))
@@ -73,6 +73,7 @@ class NoteGrammar:
         self.bass_leans = self._step_leans(rules.bass_leans) if rules.bass_slots else {}
         self.drum_leans = self._step_leans(rules.drum_leans)
         self.accents = {(step, sound): (mean, spread) for step, sound, mean, spread in rules.drum_velocities}
+        self.repeats = {slot: most for slot, *most in rules.velocity_repeats}  # slot -> (after its last note, its pitch's)
         self._accent_rows: dict[tuple[float, float], np.ndarray] = {}
         self.tracks = sorted(int(s) for s in rules.tracks)  # ints: the masks look them up at every note
         self.types = np.zeros(sizes[TYPE], dtype=bool)
@@ -139,6 +140,15 @@ class NoteGrammar:
             velocities = np.arange(self.sizes[VEL], dtype=np.float64)  # the stored velocity is the MIDI velocity
             self._accent_rows[found] = -((velocities - mean) ** 2) / (2 * spread**2)
         return self._accent_rows[found]
+
+    def repeat_caps(self, track: int, pitch: int, state: NoteState) -> list[tuple[int, float]]:
+        """[(stored velocity, most)]: a note on stored ``track`` and ``pitch`` gives at most ``most``
+        of the probability to the velocity of its track's last note, and to that of the last note of
+        its track and pitch (``Rules.velocity_repeats``); none where it is free."""
+        if (most := self.repeats.get(track - 1)) is None:
+            return []
+        lasts = (state.velocities.get((track - 1, ANY_PITCH)), state.velocities.get((track - 1, pitch - 1)))
+        return [(last, share) for last, share in zip(lasts, most) if last is not None]
 
     def _step_leans(self, leans: tuple[tuple[int, tuple[float, ...]], ...]) -> dict[int, np.ndarray]:
         """(grid step, 12 or 128 nats) rows as stored pitch leans by step (12: by pitch class),
@@ -477,6 +487,7 @@ class NoteGrammar:
         if not same or self.rules.count_notes:
             state.onsets[track] = state.onsets.get(track, 0) + 1
         state.sounded[track] = state.sounded.get(track, 0) + 1
+        state.velocities[(track, pitch)] = state.velocities[(track, ANY_PITCH)] = note[VEL]
         state.pitches[(track, pitch)] = state.pitches.get((track, pitch), 0) + 1
         if not same:
             state.last[track] = self._step(bar, pos)

@@ -24,6 +24,7 @@ from harmonixr.tokens.vocab import EOS
 
 UNLIMITED = 1 << 30
 MAX_CHORD = 12  # notes of one track at one onset at most (ten fingers and a thumb's reach; a drum kit's limbs)
+ANY_PITCH = -1  # NoteState.velocities' key of a track's last note, whatever its pitch
 PITCH_SLACK = 1  # notes a pitch may take past its track's share (track_pitch_shares): its first ones are free
 # Nats added to the pitch logits of a key's tonic root and of the rest of its tonic chord
 # (Rules.tonic); chosen with benchmarks/keys.py. A minor and C major share a scale and two notes of
@@ -78,6 +79,10 @@ class Rules:
     # (grid step, drum sound, mean velocity, spread): a drum note of that sound starting then leans
     # to velocities near the mean (the log of a normal density of that spread)
     drum_velocities: tuple[tuple[int, int, float, float], ...] = ()
+    # (slot, the most probability a note of the track may give to the velocity of the track's last
+    # note, and to that of its last note of the same pitch, a drum's of the same sound): the model,
+    # once a part has played a few notes at one velocity, plays every later one at it
+    velocity_repeats: tuple[tuple[int, float, float], ...] = ()
     count_notes: bool = False  # track_onsets counts notes (each of a chord), not onsets: a new piece's notes per bar
 
     def positions(self, bar: int) -> int:
@@ -101,6 +106,8 @@ class NoteState:
     sounded: dict[int, int] = field(default_factory=dict)  # notes written, by track
     pitches: dict[tuple[int, int], int] = field(default_factory=dict)  # notes written, by (track, pitch)
     last: dict[int, int] = field(default_factory=dict)  # grid step of each track's last onset written
+    # the velocity of the last note of each (track, pitch), and of each track's last note at (track, ANY_PITCH)
+    velocities: dict[tuple[int, int], int] = field(default_factory=dict)
     # what the grammar worked out for the next note (open bars, positions, tracks): a step's masks
     # ask for each many times; emptied when a note is written, never copied
     seen: dict = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -108,7 +115,7 @@ class NoteState:
     def copy(self) -> NoteState:
         return NoteState(self.bar, self.pos, self.track, self.pitch, self.notes, self.written, self.chord,
                          dict(self.bar_notes), list(self.ends), dict(self.onsets), dict(self.sounded),
-                         dict(self.pitches), dict(self.last))
+                         dict(self.pitches), dict(self.last), dict(self.velocities))
 
 
 def tonic_lean(tonic: tuple[int, ...], pitches: np.ndarray) -> np.ndarray:
@@ -117,3 +124,17 @@ def tonic_lean(tonic: tuple[int, ...], pitches: np.ndarray) -> np.ndarray:
     classes = pitches % 12
     root = classes == tonic[0] if tonic else np.zeros(len(pitches), dtype=bool)
     return np.where(root, ROOT_LEAN, np.where(np.isin(classes, list(tonic[1:])), CHORD_LEAN, 0.0))
+
+
+def repeat_lean(logits: np.ndarray, mask: np.ndarray, lean: np.ndarray | None, value: int, most: float,
+                temperature: float) -> np.ndarray:
+    """``lean`` (nats on a field's logits, None: none) with ``value`` pushed down so that it takes at
+    most ``most`` of the probability (of ``logits`` + ``lean`` where ``mask`` is set, at ``temperature``),
+    the other values keeping their ratios; as it is where ``value`` takes no more."""
+    lean = np.zeros(len(logits)) if lean is None else lean.copy()
+    z = np.where(mask, (logits + lean) / temperature, -np.inf)
+    p = np.exp(z - z.max())
+    rest = p.sum() - p[value] if p[value] < 0.5 else np.delete(p, value).sum()  # (the others' mass, exactly)
+    if mask[value] and rest > 0 and p[value] > most * (p[value] + rest):  # (a value alone stays: nothing else may come)
+        lean[value] += temperature * np.log(most * rest / (p[value] * (1.0 - most)))
+    return lean
