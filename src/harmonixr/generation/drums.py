@@ -118,20 +118,21 @@ class Kit(NamedTuple):
         and ``drum_velocities`` of its sounds' velocities there (:data:`STYLE_ACCENT`)."""
         if not self.groove or not (STYLE_GROOVE_LEAN or STYLE_ACCENT):
             return {}
-        rows = []
+        rows, placed = [], []  # (place, its lean); (place, sound, mean velocity, spread) of its accents
         for place, sounds in self.groove:
             shares = np.zeros(128)
             for sound, share, _, _ in sounds:
                 shares[sound] = share
-            rows.append((place, tuple((STYLE_GROOVE_LEAN * np.log(shares + STYLE_PRIOR)).tolist()), sounds))
+            rows.append((place, tuple((STYLE_GROOVE_LEAN * np.log(shares + STYLE_PRIOR)).tolist())))
+            placed += [(place, sound, mean, max(spread, ACCENT_SPREAD) / float(np.sqrt(STYLE_ACCENT)))
+                       for sound, _, mean, spread in sounds] if STYLE_ACCENT else []
         leans, accents = [], []
         for bar in bars:
             if steps[bar + 1] - steps[bar] != self.bar:
                 continue
-            for place, lean, sounds in rows:
-                leans.append((int(steps[bar]) + place, lean))
-                accents += [(int(steps[bar]) + place, sound, mean, max(spread, ACCENT_SPREAD) / np.sqrt(STYLE_ACCENT))
-                            for sound, _, mean, spread in sounds] if STYLE_ACCENT else []
+            start = int(steps[bar])
+            leans += [(start + place, lean) for place, lean in rows]  # (one lean object a place: made once)
+            accents += [(start + place, sound, mean, spread) for place, sound, mean, spread in placed]
         return {"drum_leans": tuple(leans) if STYLE_GROOVE_LEAN else (), "drum_velocities": tuple(accents)}
 
 

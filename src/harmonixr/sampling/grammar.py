@@ -155,12 +155,15 @@ class NoteGrammar:
         each distinct row made once (a chord plan repeats one row through each bar, a groove
         its bar)."""
         made: dict[tuple[float, ...], np.ndarray] = {}
+        seen: dict[int, np.ndarray] = {}  # by the row's identity: a tuple of 128 is hashed once, not at every step
         out = {}
         for step, nats in leans:
-            if nats not in made:
-                row = np.asarray(nats, dtype=np.float64)
-                made[nats] = self._stored(row[np.arange(128) % 12] if len(row) == 12 else row, PITCH)
-            out[step] = made[nats]
+            if (stored := seen.get(id(nats))) is None:
+                if (stored := made.get(nats)) is None:
+                    row = np.asarray(nats, dtype=np.float64)
+                    stored = made[nats] = self._stored(row[np.arange(128) % 12] if len(row) == 12 else row, PITCH)
+                seen[id(nats)] = stored
+            out[step] = stored
         return out
 
     def _stored(self, values: np.ndarray, k: int) -> np.ndarray:
