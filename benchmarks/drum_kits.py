@@ -12,6 +12,7 @@ sound's share against the most played one's). Per setting, the table prints:
 - the share of the bars where the drums play that hold a kick (GM 35-36) and a snare (37-40): the
   backbeat of a kit, whose share in the training data's drum parts (``--data``, the train split)
   is the last row;
+- the share of those bars where the hi-hat and the ride both keep time (3 hits or more each);
 - the three sounds played most, all pieces together;
 - their velocities: the mean, the spread within a part, the share at 120 or more, and the share of
   notes at the velocity of the note before (``--free-repeats``: each groove setting also without
@@ -60,6 +61,20 @@ def backbeat(notes: list[tuple[int, int]]) -> float:
     return float(np.mean([drums.has_backbeat(s) for s in played.values()])) if played else 0.0
 
 
+def both_keep_time(notes: list[tuple[int, int]]) -> float:
+    """The share of the bars where the drums play in which the hi-hat and the ride both keep time
+    (:data:`~harmonixr.generation.drums.TIMEKEEPERS`: each played :data:`KEEPING` times or more)."""
+    played: dict[int, list[int]] = {}
+    for bar, sound in notes:
+        hits = played.setdefault(bar, [0] * len(drums.TIMEKEEPERS))
+        for k, family in enumerate(drums.TIMEKEEPERS):
+            hits[k] += sound in family
+    return float(np.mean([min(hits) >= KEEPING for hits in played.values()])) if played else 0.0
+
+
+KEEPING = 3
+
+
 def distance(sounds: Counter, kit: dict[int, float]) -> float:
     """Total variation distance between the shares of ``sounds`` and the kit's (renormalized)."""
     total, kit_total = sum(sounds.values()), sum(kit.values())
@@ -73,15 +88,16 @@ def corpus_drums(folder: str) -> list[str]:
     """:func:`backbeat` of the training split's drum parts (mean over parts), then no sounds, then
     their :func:`velocities`."""
     corpus = Corpus([folder])
-    shares, loud = [], []
+    shares, keepers, loud = [], [], []
     for shards, row in corpus.rows("train"):
         if row["drums"]:
             notes = shards.notes(row)
             part = notes[notes[:, TRACK] == corpus.vocab.drum_slot]
             if len(part):
                 shares.append(backbeat(list(map(tuple, part[:, [BAR, PITCH]].tolist()))))
+                keepers.append(both_keep_time(list(map(tuple, part[:, [BAR, PITCH]].tolist()))))
                 loud.append(part[:, VEL].tolist())
-    return [f"{np.mean(shares):.3f}", "", *velocities(loud)]
+    return [f"{np.mean(shares):.3f}", f"{np.mean(keepers):.3f}", "", *velocities(loud)]
 
 
 def main() -> None:
@@ -94,8 +110,9 @@ def main() -> None:
     parser.add_argument("--variations", type=int, default=4)
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--leans", default="0,0.5,1,1.5")
-    parser.add_argument("--grooves", default="", help="groove:accent weights of the style's groove (drums."
-                        "STYLE_GROOVE_LEAN, STYLE_ACCENT), each a row at the shipped kit lean")
+    parser.add_argument("--grooves", default="", help="groove:accent[:timekeeper] weights of the style's groove "
+                        "(drums.STYLE_GROOVE_LEAN, STYLE_ACCENT, TIMEKEEPER_LEAN: the shipped one where not given), "
+                        "each a row at the shipped kit lean")
     parser.add_argument("--free-repeats", action="store_true", help="each groove setting also with velocity "
                         "repeats free (no data.stats.drum_repeats)")
     parser.add_argument("--songs", type=int, default=0, help="Freedoom songs whose drums are added back")
@@ -103,23 +120,23 @@ def main() -> None:
     args = parser.parse_args()
     gen = Generator(args.checkpoint)
     kits = dict(gen.drum_kits)
-    shipped = drums.KIT_LEAN, drums.STYLE_GROOVE_LEAN, drums.STYLE_ACCENT
+    shipped = drums.KIT_LEAN, drums.STYLE_GROOVE_LEAN, drums.STYLE_ACCENT, drums.TIMEKEEPER_LEAN
+    grooves = [(*x.split(":"), f"{shipped[3]:g}")[:3] for x in args.grooves.split(",") if x]
     settings = [Setting("free", None), *(Setting(f"kit, lean {x}", float(x)) for x in args.leans.split(",") if x),
-                *(Setting(f"kit {shipped[0]:g}, groove {g}, accent {a}{'' if held else ', repeats free'}", shipped[0],
-                          float(g), float(a), held)
-                  for g, a in (x.split(":") for x in args.grooves.split(",") if x)
-                  for held in ((True, False) if args.free_repeats else (True,)))]
+                *(Setting(f"kit {shipped[0]:g}, groove {g}, accent {a}, timekeeper {t}{'' if held else ', repeats free'}",
+                          shipped[0], float(g), float(a), held, float(t))
+                  for g, a, t in grooves for held in ((True, False) if args.free_repeats else (True,)))]
     table = Table(title=f"drums of new {args.bars}-bar pieces ({args.styles}; parts {args.parts}; seeds {args.seeds})")
     for column in ("drums", "pieces", "distance to the style's kit", "notes outside it", "bars with kick and snare",
-                   "most played", "mean velocity", "velocity spread", "at 120 or more",
+                   "bars with hi-hat and ride", "most played", "mean velocity", "velocity spread", "at 120 or more",
                    "velocity repeats"):
         table.add_column(column, justify="left" if column in ("drums", "most played") else "right")
     repeats = dict(gen.drum_repeats)
-    for name, lean, groove, accent, held in settings:
+    for name, lean, groove, accent, held, keeper in settings:
         gen.drum_kits = kits if lean is not None else {}
         gen.drum_repeats = repeats if held else {}
-        drums.KIT_LEAN, drums.STYLE_GROOVE_LEAN, drums.STYLE_ACCENT = lean or 0.0, groove, accent
-        far, outside, beats, every, loud = [], [], [], Counter(), []
+        drums.KIT_LEAN, drums.STYLE_GROOVE_LEAN, drums.STYLE_ACCENT, drums.TIMEKEEPER_LEAN = lean or 0.0, groove, accent, keeper
+        far, outside, beats, keepers, every, loud = [], [], [], [], Counter(), []
         for style in args.styles.split(","):
             kit = dict(kits.get(style, kits[""]))
             for parts in args.parts.split(";"):
@@ -133,16 +150,17 @@ def main() -> None:
                         far.append(distance(sounds, kit))
                         outside.append(sum(c for s, c in sounds.items() if s not in kit) / max(len(notes), 1))
                         beats.append(backbeat(notes))
+                        keepers.append(both_keep_time(notes))
         top = ", ".join(f"{s} ({c / sum(every.values()):.0%})" for s, c in every.most_common(3))
-        table.add_row(name, str(len(far)), f"{np.mean(far):.3f}", f"{np.mean(outside):.3f}", f"{np.mean(beats):.3f}", top,
-                      *velocities(loud))
+        table.add_row(name, str(len(far)), f"{np.mean(far):.3f}", f"{np.mean(outside):.3f}", f"{np.mean(beats):.3f}",
+                      f"{np.mean(keepers):.3f}", top, *velocities(loud))
     if Path(args.data).exists():
         table.add_row("the training data's drum parts", "", "", "", *corpus_drums(args.data))
     Console(width=200).print(table)
     gen.drum_kits, gen.drum_repeats = kits, repeats
     if args.songs:
         songs_table(gen, args.data, args.split, args.songs, [s for s in settings if s.lean is not None])
-    drums.KIT_LEAN, drums.STYLE_GROOVE_LEAN, drums.STYLE_ACCENT = shipped
+    drums.KIT_LEAN, drums.STYLE_GROOVE_LEAN, drums.STYLE_ACCENT, drums.TIMEKEEPER_LEAN = shipped
 
 
 class Setting(NamedTuple):
@@ -153,6 +171,7 @@ class Setting(NamedTuple):
     groove: float = 0.0
     accent: float = 0.0
     repeats: bool = True  # the style's velocity repeats held (data.stats.drum_repeats)
+    timekeeper: float = 0.0  # drums.TIMEKEEPER_LEAN
 
 
 def velocities(parts: list[list[int]]) -> list[str]:

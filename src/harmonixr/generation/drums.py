@@ -82,6 +82,12 @@ STYLE_ACCENT = 1.0
 # holes of Groove and Freedoom: F1 0.566, 0.556, 0.565. 1.5 keeps the note F1.
 SOUND_SHARE = 1.5
 ACCENT_SPREAD = 6.0  # the narrowest spread of an accent's velocities
+# A drummer keeps time on the hi-hat or on the ride, seldom both in one bar. A new piece's drums
+# take one, drawn from the seed in proportion to the style kit's shares of the two (TIMEKEEPERS),
+# and lean TIMEKEEPER_LEAN nats away from the other's sounds.
+TIMEKEEPERS = (frozenset({42, 46}), frozenset({51, 59}))  # closed and open hi-hat; ride and ride 2
+TIMEKEEPER_LEAN = 4.0
+TIMEKEEPER_STREAM = 7  # the seed's random stream that draws it (the chord plan draws from the seed's own)
 ACCENT_NOTES = 3  # notes of a sound at a place for their own spread (fewer: the sound's over every place)
 
 
@@ -96,6 +102,7 @@ class Kit(NamedTuple):
     bar: int = 0
     # the most probability a note gives to the velocity of the note before, and of its sound's (data.stats.drum_repeats)
     repeats: tuple[float, float] = (1.0, 1.0)
+    keepers: tuple[float, ...] = ()  # the kit's share of each of TIMEKEEPERS' sounds
 
     @classmethod
     def of(cls, shares: list[tuple[int, float]], weight: float, groove: Sequence = (), bar: int = 0,
@@ -109,7 +116,20 @@ class Kit(NamedTuple):
             lean[sound] = weight * np.log(share / most)
         played = tuple((int(place), tuple((int(s), float(h), float(m), float(d)) for s, h, m, d in sounds))
                        for place, sounds in groove)
-        return cls(frozenset(sound for sound, _ in shares), tuple(lean.tolist()), played, bar, repeats)
+        keepers = tuple(sum(share for sound, share in shares if sound in family) for family in TIMEKEEPERS)
+        return cls(frozenset(sound for sound, _ in shares), tuple(lean.tolist()), played, bar, repeats, keepers)
+
+    def keeping_time(self, seed: int) -> tuple[float, ...]:
+        """:attr:`lean` with :data:`TIMEKEEPER_LEAN` nats off the sounds of one of :data:`TIMEKEEPERS`:
+        the other keeps time, drawn from ``seed`` in proportion to its share of the kit."""
+        shares = np.array(self.keepers)
+        if not TIMEKEEPER_LEAN or (shares > 0).sum() < 2:
+            return self.lean
+        keeper = int(np.random.default_rng((seed, TIMEKEEPER_STREAM)).choice(len(TIMEKEEPERS), p=shares / shares.sum()))
+        lean = np.array(self.lean)
+        for k, family in enumerate(TIMEKEEPERS):
+            lean[sorted(family)] -= TIMEKEEPER_LEAN if k != keeper else 0.0
+        return tuple(lean.tolist())
 
     def timed(self, steps: np.ndarray, bars: range) -> dict[str, tuple]:
         """Rules fields for a new piece's part over ``bars`` (``steps``: the grid step at which each bar

@@ -205,7 +205,7 @@ class Generator:
         heard = harmony.harmony_of(near, likest.notes, likest.match) if near is not None and likest is not None else ()
         positions = piece.bar_positions(total)
         bars_meta = piece.bars_meta(total)
-        kit = self._kit_rules(piece, total) if mode == "generate" else {}  # the drums on their style's kit and groove
+        kit = self._kit_rules(piece, total, seed) if mode == "generate" else {}  # the drums on their style's kit and groove
         window = 0
         while active := [row for row in rows if not row.finished]:
             groups = [active] if window == 0 else [[row] for row in active]  # the first window: one batch
@@ -273,13 +273,13 @@ class Generator:
         repeats = self.drum_repeats.get(piece.style, self.drum_repeats.get(EVERY_STYLE, (1.0, 1.0)))
         return Kit.of(shares, drums.KIT_LEAN, groove, GROOVE_METER[0] * self.vocab.grid, repeats) if shares else None
 
-    def _kit_rules(self, piece: Piece, bars: int) -> dict[str, Any]:
+    def _kit_rules(self, piece: Piece, bars: int, seed: int) -> dict[str, Any]:
         """The Rules fields that hold ``piece``'s drum slot, a new part of ``bars`` bars, to
-        :meth:`new_kit` and its groove."""
+        :meth:`new_kit` and its groove, keeping time on the hi-hat or the ride (drawn from ``seed``)."""
         if self.vocab.drum_slot not in piece.slots or (kit := self.new_kit(piece)) is None:
             return {}
         steps = np.concatenate([[0], np.cumsum(piece.bar_positions(bars))])
-        return {"drum_kit": kit.sounds, "track_leans": ((self.vocab.drum_slot, kit.lean),),
+        return {"drum_kit": kit.sounds, "track_leans": ((self.vocab.drum_slot, kit.keeping_time(seed)),),
                 "velocity_repeats": ((self.vocab.drum_slot, *kit.repeats),) if min(kit.repeats) < 1 else (),
                 **kit.timed(steps, range(bars))}
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from harmonixr.errors import HarmonixrError
 from harmonixr.sampling.pace import Pace, Timeline
-from harmonixr.sampling.rules import ANY_PITCH, MAX_CHORD, PITCH_SLACK, UNLIMITED, NoteState, Rules, tonic_lean
+from harmonixr.sampling.rules import MAX_CHORD, PITCH_SLACK, TRACK_LAST, UNLIMITED, NoteState, Rules, tonic_lean
 from harmonixr.tokens.vocab import END, EOS, FIELDS, NOTE, NoteVocab
 
 TYPE, DBAR, POS, TRACK, PITCH, DUR, VEL, MICRO = range(len(FIELDS))
@@ -147,7 +147,7 @@ class NoteGrammar:
         its track and pitch (``Rules.velocity_repeats``); none where it is free."""
         if (most := self.repeats.get(track - 1)) is None:
             return []
-        lasts = (state.velocities.get((track - 1, ANY_PITCH)), state.velocities.get((track - 1, pitch - 1)))
+        lasts = (state.velocities.get((track - 1, TRACK_LAST)), state.velocities.get((track - 1, pitch - 1)))
         return [(last, share) for last, share in zip(lasts, most) if last is not None]
 
     def _step_leans(self, leans: tuple[tuple[int, tuple[float, ...]], ...]) -> dict[int, np.ndarray]:
@@ -490,7 +490,7 @@ class NoteGrammar:
         if not same or self.rules.count_notes:
             state.onsets[track] = state.onsets.get(track, 0) + 1
         state.sounded[track] = state.sounded.get(track, 0) + 1
-        state.velocities[(track, pitch)] = state.velocities[(track, ANY_PITCH)] = note[VEL]
+        state.velocities[(track, pitch)] = state.velocities[(track, TRACK_LAST)] = note[VEL]
         state.pitches[(track, pitch)] = state.pitches.get((track, pitch), 0) + 1
         if not same:
             state.last[track] = self._step(bar, pos)

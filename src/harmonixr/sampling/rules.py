@@ -24,7 +24,7 @@ from harmonixr.tokens.vocab import EOS
 
 UNLIMITED = 1 << 30
 MAX_CHORD = 12  # notes of one track at one onset at most (ten fingers and a thumb's reach; a drum kit's limbs)
-ANY_PITCH = -1  # NoteState.velocities' key of a track's last note, whatever its pitch
+TRACK_LAST = -1  # NoteState.velocities' key of a track's last note, whatever its pitch
 PITCH_SLACK = 1  # notes a pitch may take past its track's share (track_pitch_shares): its first ones are free
 # Nats added to the pitch logits of a key's tonic root and of the rest of its tonic chord
 # (Rules.tonic); chosen with benchmarks/keys.py. A minor and C major share a scale and two notes of
@@ -106,7 +106,7 @@ class NoteState:
     sounded: dict[int, int] = field(default_factory=dict)  # notes written, by track
     pitches: dict[tuple[int, int], int] = field(default_factory=dict)  # notes written, by (track, pitch)
     last: dict[int, int] = field(default_factory=dict)  # grid step of each track's last onset written
-    # the velocity of the last note of each (track, pitch), and of each track's last note at (track, ANY_PITCH)
+    # the velocity of the last note of each (track, pitch), and of each track's last note at (track, TRACK_LAST)
     velocities: dict[tuple[int, int], int] = field(default_factory=dict)
     # what the grammar worked out for the next note (open bars, positions, tracks): a step's masks
     # ask for each many times; emptied when a note is written, never copied
