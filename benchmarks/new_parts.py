@@ -9,7 +9,8 @@ off and on (the new part must play to the region's last bar, on the song's rhyth
 its program's range in the training data, and is not heard past it). Per family, against the part
 removed: the share of the 8 bars the new part plays in, the share of its notes within 4 semitones
 of the removed part's lowest and highest pitch, note F1 (onset on the grid and pitch), pitch-class
-overlap, and the median note ratio.
+overlap, the spread of its velocities and the share of its notes at the velocity of the note
+before (the removed part's in the last column), and the median note ratio.
 
 Then new pieces from nothing, ``--seeds`` seeds of 16 bars for each band of :data:`BANDS` (no
 density asked), the rule off and on (each part held to its program's onsets per bar and pitches in
@@ -33,16 +34,17 @@ from rich.console import Console
 from rich.table import Table
 
 from harmonixr.data.corpus import Corpus
-from harmonixr.generation import surroundings
+from harmonixr.generation import infill, surroundings
 from harmonixr.generation.modes import Generator
 from harmonixr.generation.piece import Piece, Region, split_pieces
 from harmonixr.sampling.sampler import SamplingConfig
-from harmonixr.tokens.notes import BAR, PITCH, TRACK
+from harmonixr.tokens.notes import BAR, PITCH, TRACK, VEL
 
 BARS = 8  # the new part's span, in the middle of the piece
 FAMILIES = ("chorale", "classical", "pop909", "freedoom")  # those with several melodic parts
 MARGIN = 4  # semitones past the removed part's pitches that count as its range
-METRICS = ("bars played", "in range", "note F1", "pitch-class overlap", "median note ratio")
+METRICS = ("bars played", "in range", "note F1", "pitch-class overlap", "velocity spread", "velocity repeats",
+           "median note ratio")
 BANDS = (("pop", (0, 33, -1)), ("rock", (29, 33, -1)), ("game", (81, 38, 48, -1)))  # (style, GM programs; -1 drums)
 PIECE_BARS = 16
 
@@ -71,6 +73,12 @@ def removed_parts(gen: Generator, args: argparse.Namespace) -> list[tuple[Piece,
     return out
 
 
+def velocity_shape(part: np.ndarray) -> tuple[float, float]:
+    """The spread of a part's velocities and the share of its notes at the velocity of the note before."""
+    velocity = part[:, VEL]
+    return (float(np.std(velocity)), float(np.mean(velocity[1:] == velocity[:-1]))) if len(part) > 1 else (0.0, 1.0)
+
+
 def measure(gen: Generator, parts: list, samples: int, hold: bool) -> dict[str, list[list[float]]]:
     """Per family, per variation: the :data:`METRICS` of the new part against the removed one."""
     surroundings.HOLD_NEW_PARTS = hold
@@ -85,7 +93,8 @@ def measure(gen: Generator, parts: list, samples: int, hold: bool) -> dict[str, 
                 found.setdefault(family, []).append([
                     len(np.unique(made[:, BAR])) / BARS,
                     float(np.mean((made[:, PITCH] >= low) & (made[:, PITCH] <= high))) if len(made) else 0.0,
-                    note_f1(made, truth), pitch_class_overlap(made, truth) if len(made) else 0.0, len(made) / len(truth)])
+                    note_f1(made, truth), pitch_class_overlap(made, truth) if len(made) else 0.0,
+                    *velocity_shape(made), len(made) / len(truth)])
     finally:
         surroundings.HOLD_NEW_PARTS = True
     return found
@@ -142,20 +151,29 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seeds", type=int, default=5, help="new pieces per band")
+    parser.add_argument("--free-velocities", action="store_true",
+                        help="a new part's velocity repeats not held to the song's (data.stats.velocity_repeats)")
+    parser.add_argument("--first", action="store_true", help="the first table only")
     args = parser.parse_args()
     gen = Generator(args.checkpoint)
+    if args.free_velocities:
+        infill.velocity_repeats = lambda notes: (1.0, 1.0)
     parts = removed_parts(gen, args)
     off, on = measure(gen, parts, args.samples, False), measure(gen, parts, args.samples, True)
     table = Table(title=f"the lowest part of {len(parts)} {args.split} pieces removed and added back over {BARS} bars, "
                         f"{args.samples} variations: held as a new part off -> on")
-    for column in ("family", "parts", *METRICS):
+    for column in ("family", "parts", *METRICS, "the removed parts' velocity spread, repeats"):
         table.add_column(column, justify="left" if column == "family" else "right")
     for family in ("all", *sorted(on)):
         a = np.array([v for f, vs in on.items() if family in ("all", f) for v in vs])
         b = np.array([v for f, vs in off.items() if family in ("all", f) for v in vs])
         cells = [f"{x:.3f} -> {y:.3f}" for x, y in zip(b[:, :-1].mean(0), a[:, :-1].mean(0))]
-        table.add_row(family, str(len(a) // args.samples), *cells, f"{np.median(b[:, -1]):.2f} -> {np.median(a[:, -1]):.2f}")
+        own = np.array([velocity_shape(truth) for *_, truth, f in parts if family in ("all", f)])
+        table.add_row(family, str(len(a) // args.samples), *cells, f"{np.median(b[:, -1]):.2f} -> {np.median(a[:, -1]):.2f}",
+                      f"{own[:, 0].mean():.1f}, {own[:, 1].mean():.3f}")
     Console(width=200).print(table)
+    if args.first:
+        return
     whole = whole_songs(gen, parts)
     table = Table(title=f"the same parts added back over the whole piece ({len(parts)} pieces, 1 variation)")
     for column in ("family", "parts", "finished", "bars played", "bars played, last quarter",

@@ -825,6 +825,29 @@ def test_a_piano_added_under_a_pop909_song_plays_no_pitch_more_than_its_programs
     assert len(notes) > 500 and Counter(n.pitch for n in notes).most_common(1)[0][1] / len(notes) <= share + 0.02
 
 
+@pytest.mark.parametrize("program", [25, 33])
+def test_a_part_added_to_a_pop909_song_plays_with_the_songs_dynamics(program, gen, monkeypatch) -> None:
+    """A guitar and a bass added over 16 bars of a POP909 song whose parts repeat the velocity of
+    the note before 4-19% of the time: the new part repeats it no more often than the song's most
+    repetitive part, plus 0.05, with a spread of velocities like the song's parts' (std 10 or more);
+    left free, the model played 0.94-0.97 of the notes at the velocity of the one before (std under 2)."""
+    from harmonixr.data.stats import velocity_repeats
+    from harmonixr.generation import infill
+
+    piece = gen.piece(Score(str(POP909 / "003.mid")), "pop")
+    song = velocity_repeats(piece.notes)
+
+    def added() -> np.ndarray:
+        notes = gen.add_track(piece, program, Region((0, 0), (16, 0)), n=1, sampling=SAMPLING, seed=0)[0].score.tracks[-1].notes
+        return np.array([n.velocity for n in notes])
+
+    held = added()
+    assert np.mean(held[1:] == held[:-1]) <= song[0] + 0.05 and held.std() >= 10, (song, held)
+    monkeypatch.setattr(infill, "velocity_repeats", lambda notes: (1.0, 1.0))
+    free = added()
+    assert np.mean(free[1:] == free[:-1]) >= 0.5 and free.std() < held.std()
+
+
 def test_a_part_added_over_a_whole_long_song_plays_to_its_end(gen) -> None:
     """A bass added over the whole of a long song is written in halves, and each half holds it as
     the new part it is (it stopped halfway, cut at the note budget, or droned on one pitch when

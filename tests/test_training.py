@@ -175,6 +175,29 @@ def test_what_each_programs_parts_play_comes_from_them(training_corpus: Path, mo
     assert stats.program_parts(corpus) == [], "too few parts of any program or family: none"
 
 
+def test_velocity_repeats_count_the_note_before_and_the_same_pitchs() -> None:
+    """repeat_counts: velocities 80 80 90 80 on pitches 60 62 60 60 repeat the note before once in
+    three, the same pitch's never in two; 70 70 on one pitch once of one both ways (pooled: 2 of 4,
+    1 of 3). velocity_repeats: the most of a song's parts of 16 notes or more (a part that swaps
+    between 70 and 90: 0; one that plays each velocity twice: 8 of 15), a short part left out."""
+    import numpy as np
+
+    from harmonixr.data.stats import repeat_counts, repeat_shares, velocity_repeats
+    from harmonixr.tokens.notes import BAR, NOTE_COLUMNS, PITCH, TRACK, VEL
+
+    def part(track: int, velocities: list[int], pitches: list[int]) -> np.ndarray:
+        notes = np.zeros((len(velocities), len(NOTE_COLUMNS)), dtype=np.int64)
+        notes[:, BAR], notes[:, TRACK], notes[:, PITCH], notes[:, VEL] = np.arange(len(notes)), track, pitches, velocities
+        return notes
+
+    a, b = part(0, [80, 80, 90, 80], [60, 62, 60, 60]), part(1, [70, 70], [50, 50])
+    assert repeat_counts(a).tolist() == [1, 3, 0, 2] and repeat_counts(b).tolist() == [1, 1, 1, 1]
+    assert repeat_shares(repeat_counts(a) + repeat_counts(b)) == (0.5, round(1 / 3, 3))
+    song = np.concatenate([part(0, [70, 90] * 8, [60] * 16), part(1, [80, 80, 90, 90] * 4, [60] * 16),
+                           part(2, [100] * 3, [72] * 3)])
+    assert velocity_repeats(song) == (round(8 / 15, 3), round(8 / 15, 3))
+
+
 def test_a_styles_drum_kit_and_groove_are_what_its_drum_parts_play(tmp_path: Path) -> None:
     """Prepared drum parts of two styles: a style with KIT_PARTS parts gets its own kit, the sounds
     up to KIT_SHARE of its notes, most played first (a cowbell played once in over a thousand notes

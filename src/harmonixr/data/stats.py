@@ -39,6 +39,7 @@ EVERY_STYLE = ""  # drum_kits' row of every style together
 # A style's groove (drum_grooves), from the drum notes of its parts' 4/4 bars: the places in the
 # bar that hold GROOVE_PLACE of them or more, and at each the sounds that hold GROOVE_SOUND of its
 # notes or more, with their velocities.
+REPEAT_NOTES = 16  # notes of a part for its velocity repeats to count (velocity_repeats)
 GROOVE_METER = (4, 4)
 GROOVE_PLACE = 0.005
 GROOVE_SOUND = 0.05
@@ -217,23 +218,45 @@ def drum_repeats(corpus: Corpus, split: str = "train") -> list[tuple[str, float,
     in ``split`` and of every style together (:data:`EVERY_STYLE`). A new drum part repeats a
     velocity no more often than that: the model, once a few hits share a velocity, plays every
     later one at it."""
-    counts: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(4, dtype=np.int64))  # repeats, notes; of a sound's
+    counts: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(4, dtype=np.int64))  # (repeat_counts)
     parts: Counter = Counter()
     for shards, row in corpus.rows(split):
         if not row["drums"]:
             continue
         notes = shards.notes(row)
         part = notes[notes[:, TRACK] == corpus.vocab.drum_slot]
-        by_sound = part[np.lexsort((np.arange(len(part)), part[:, PITCH]))]  # by sound, in time order
-        again = by_sound[1:, PITCH] == by_sound[:-1, PITCH]  # a note with one of its sound before it
         if len(part) > 1:
-            found = [(part[1:, VEL] == part[:-1, VEL]).sum(), len(part) - 1,
-                     (again & (by_sound[1:, VEL] == by_sound[:-1, VEL])).sum(), again.sum()]
             for style in (row["style"], EVERY_STYLE):
-                counts[style] += np.array(found, dtype=np.int64)
+                counts[style] += repeat_counts(part)
                 parts[style] += 1
-    return [(style, round(float(c[0] / c[1]), 3), round(float(c[2] / max(c[3], 1)), 3))
-            for style, c in sorted(counts.items()) if parts[style] >= KIT_PARTS]
+    return [(style, *repeat_shares(c)) for style, c in sorted(counts.items()) if parts[style] >= KIT_PARTS]
+
+
+def repeat_counts(part: np.ndarray) -> np.ndarray:
+    """(4,) of one part's notes (in time order): those at the velocity of the note before, the notes
+    with one before, those at the velocity of the note of the same pitch before, the notes with one."""
+    by_pitch = part[np.lexsort((np.arange(len(part)), part[:, PITCH]))]  # by pitch, in time order
+    again = by_pitch[1:, PITCH] == by_pitch[:-1, PITCH]
+    return np.array([(part[1:, VEL] == part[:-1, VEL]).sum(), max(len(part) - 1, 0),
+                     (again & (by_pitch[1:, VEL] == by_pitch[:-1, VEL])).sum(), again.sum()], dtype=np.int64)
+
+
+def velocity_repeats(notes: np.ndarray) -> tuple[float, float]:
+    """The most of the :func:`repeat_shares` of the parts of ``notes`` (each track's, in time order)
+    with :data:`REPEAT_NOTES` notes or more (1 where none has): a part added to a song repeats a
+    velocity no more often than the song's most repetitive part. The model alone, adding a guitar
+    to a POP909 song whose parts repeat 4-19% of the time, played 97% of its notes at the velocity
+    of the one before; a song whose parts keep one velocity says 1, and its new part may too."""
+    parts = [notes[notes[:, TRACK] == slot] for slot in np.unique(notes[:, TRACK])]
+    shares = [repeat_shares(repeat_counts(part)) for part in parts if len(part) >= REPEAT_NOTES]
+    return (max(s[0] for s in shares), max(s[1] for s in shares)) if shares else (1.0, 1.0)
+
+
+def repeat_shares(counts: np.ndarray) -> tuple[float, float]:
+    """The two shares of :func:`repeat_counts` (summed over parts): of the notes after the note before,
+    and after the note of the same pitch before (1 where there is none: nothing says otherwise)."""
+    return (round(float(counts[0] / counts[1]), 3) if counts[1] else 1.0,
+            round(float(counts[2] / counts[3]), 3) if counts[3] else 1.0)
 
 
 Groove = list[tuple[int, list[tuple[int, float, int, int]]]]  # (place, [(sound, share, mean velocity, spread)])

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from harmonixr.data.stats import velocity_repeats
 from harmonixr.generation import harmony
 from harmonixr.generation.asked import meet_loudness, meets, onset_windows, slot_controls
 from harmonixr.generation.candidates import SOURCES, Candidate, distinct, fill_bits, piece_candidates, rank
@@ -123,11 +124,16 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
     drums = gen.vocab.drum_slot  # a new drum part keeps to its style's kit (the song has none to keep)
     if drums in playing and near.new_part(drums) and not held.kit and (kit := gen.new_kit(piece)) is not None:
         held = held._replace(kit=kit.sounds, leans=(*held.leans, (drums, kit.lean)))
+    # a new melodic part repeats a velocity no more often than the song's most repetitive melodic part
+    new_parts = [s for s in playing if s != drums and near.new_part(s)]
+    song = velocity_repeats(piece.notes[piece.notes[:, TRACK] != drums]) if new_parts else (1.0, 1.0)
+    held_velocities = tuple((s, *song) for s in new_parts) if min(song) < 1 else ()
     # a hole inside the song is played to its last bar; one to the song's end, as long as the tracks kept play
     reach = (last_bar if end is not None else int(others[:, BAR].max()) if hole.tracks and len(others) else 0) \
         if required else 0
     limits = Rules(playing or tuple(slots), piece.bar_positions(last_bar + 1), song_start(piece, start, end), last_bar,
                    last_pos, END, required=required, required_by=last_bar, min_bar=reach, track_velocities=velocities,
+                   velocity_repeats=held_velocities,
                    **{**held.rules(), "track_ranges": ranges + held.ranges, "track_onsets": onsets + held.onsets,
                       "track_chords": chords + held.chords, **rule_fields(rules), **({} if playing else {"max_notes": 0})})
     place = Placement(bar0, piece.bars_meta(last_bar + 1), piece.header(), FILLED, hole)
