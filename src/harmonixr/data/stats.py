@@ -39,10 +39,10 @@ EVERY_STYLE = ""  # drum_kits' row of every style together
 # A style's groove (drum_grooves), from the drum notes of its parts' 4/4 bars: the places in the
 # bar that hold GROOVE_PLACE of them or more, and at each the sounds that hold GROOVE_SOUND of its
 # notes or more, with their velocities.
-REPEAT_NOTES = 16  # notes of a part for its velocity repeats to count (velocity_repeats)
 GROOVE_METER = (4, 4)
 GROOVE_PLACE = 0.005
 GROOVE_SOUND = 0.05
+REPEAT_NOTES = 16  # notes of a part for its velocity repeats to count (velocity_repeats)
 
 
 def dataset_stats(folder: str | Path) -> dict:

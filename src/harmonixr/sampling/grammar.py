@@ -490,7 +490,8 @@ class NoteGrammar:
         if not same or self.rules.count_notes:
             state.onsets[track] = state.onsets.get(track, 0) + 1
         state.sounded[track] = state.sounded.get(track, 0) + 1
-        state.velocities[(track, pitch)] = state.velocities[(track, TRACK_LAST)] = note[VEL]
+        if self.repeats:  # (read by repeat_caps only)
+            state.velocities[(track, pitch)] = state.velocities[(track, TRACK_LAST)] = note[VEL]
         state.pitches[(track, pitch)] = state.pitches.get((track, pitch), 0) + 1
         if not same:
             state.last[track] = self._step(bar, pos)
