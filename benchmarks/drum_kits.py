@@ -12,7 +12,8 @@ sound's share against the most played one's). Per setting, the table prints:
 - the share of the bars where the drums play that hold a kick (GM 35-36) and a snare (37-40): the
   backbeat of a kit, whose share in the training data's drum parts (``--data``, the train split)
   is the last row;
-- the share of those bars where the hi-hat and the ride both keep time (3 hits or more each);
+- the share of the 4/4 bars with a snare on beat 2 and on beat 4 (a grid step either way), and
+  of those where the hi-hat and the ride both keep time (3 hits or more each);
 - the three sounds played most, all pieces together;
 - their velocities: the mean, the spread within a part, the share at 120 or more, and the share of
   notes at the velocity of the note before (``--free-repeats``: each groove setting also without
@@ -44,7 +45,13 @@ from harmonixr.data.corpus import Corpus
 from harmonixr.generation import drums
 from harmonixr.generation.modes import Generator
 from harmonixr.generation.piece import Region
-from harmonixr.tokens.notes import BAR, PITCH, TRACK, VEL
+from harmonixr.tokens.notes import BAR, PITCH, POS, TRACK, VEL
+
+
+def grid_cells(score: Score, grid: int) -> list[tuple[int, int, int]]:
+    """(bar, grid position, GM drum sound) of every drum note of ``score`` (4/4 bars), ``grid`` a quarter."""
+    bar, tick = 4 * score.ticks_per_quarter, score.ticks_per_quarter / grid
+    return [(n.time // bar, round((n.time % bar) / tick), n.pitch) for t in score.tracks if t.is_drum for n in t.notes]
 
 
 def drum_notes(score: Score) -> list[tuple[int, int]]:
@@ -59,6 +66,16 @@ def backbeat(notes: list[tuple[int, int]]) -> float:
     for bar, sound in notes:
         played.setdefault(bar, set()).add(sound)
     return float(np.mean([drums.has_backbeat(s) for s in played.values()])) if played else 0.0
+
+
+def two_and_four(cells: list[tuple[int, int, int]], grid: int) -> float:
+    """The share of the 4/4 bars where the drums play (``cells``: bar, grid position, sound; ``grid``
+    positions a quarter) with a snare (GM 37-40) on beat 2 and on beat 4, a grid step either way."""
+    played: dict[int, set[int]] = {}
+    for bar, position, sound in cells:
+        hit = played.setdefault(bar, set())
+        hit |= {beat for beat in (1, 3) if sound in drums.SNARES and abs(position - beat * grid) <= 1}
+    return float(np.mean([len(beats) == 2 for beats in played.values()])) if played else 0.0
 
 
 def both_keep_time(notes: list[tuple[int, int]]) -> float:
@@ -84,20 +101,24 @@ def distance(sounds: Counter, kit: dict[int, float]) -> float:
 LOUDEST = 120
 
 
-def corpus_drums(folder: str) -> list[str]:
-    """:func:`backbeat` of the training split's drum parts (mean over parts), then no sounds, then
-    their :func:`velocities`."""
+def corpus_drums(folder: str, styles: set[str]) -> list[str]:
+    """:func:`backbeat`, :func:`two_and_four` and :func:`both_keep_time` of the training split's drum
+    parts of ``styles`` (mean over parts), then no sounds, then their :func:`velocities`."""
     corpus = Corpus([folder])
-    shares, keepers, loud = [], [], []
+    four = corpus.vocab.meter_id[(4, 4)]
+    shares, snares, keepers, loud = [], [], [], []
     for shards, row in corpus.rows("train"):
-        if row["drums"]:
+        if row["drums"] and row["style"] in styles:
             notes = shards.notes(row)
             part = notes[notes[:, TRACK] == corpus.vocab.drum_slot]
             if len(part):
                 shares.append(backbeat(list(map(tuple, part[:, [BAR, PITCH]].tolist()))))
+                in_four = part[shards.bars(row)[part[:, BAR], 0] == four]
+                if len(in_four):
+                    snares.append(two_and_four(list(map(tuple, in_four[:, [BAR, POS, PITCH]].tolist())), corpus.vocab.grid))
                 keepers.append(both_keep_time(list(map(tuple, part[:, [BAR, PITCH]].tolist()))))
                 loud.append(part[:, VEL].tolist())
-    return [f"{np.mean(shares):.3f}", f"{np.mean(keepers):.3f}", "", *velocities(loud)]
+    return [f"{np.mean(shares):.3f}", f"{np.mean(snares):.3f}", f"{np.mean(keepers):.3f}", "", *velocities(loud)]
 
 
 def main() -> None:
@@ -128,7 +149,7 @@ def main() -> None:
                   for g, a, t in grooves for held in ((True, False) if args.free_repeats else (True,)))]
     table = Table(title=f"drums of new {args.bars}-bar pieces ({args.styles}; parts {args.parts}; seeds {args.seeds})")
     for column in ("drums", "pieces", "distance to the style's kit", "notes outside it", "bars with kick and snare",
-                   "bars with hi-hat and ride", "most played", "mean velocity", "velocity spread", "at 120 or more",
+                   "bars with a snare on 2 and 4", "bars with hi-hat and ride", "most played", "mean velocity", "velocity spread", "at 120 or more",
                    "velocity repeats"):
         table.add_column(column, justify="left" if column in ("drums", "most played") else "right")
     repeats = dict(gen.drum_repeats)
@@ -136,7 +157,7 @@ def main() -> None:
         gen.drum_kits = kits if lean is not None else {}
         gen.drum_repeats = repeats if held else {}
         drums.KIT_LEAN, drums.STYLE_GROOVE_LEAN, drums.STYLE_ACCENT, drums.TIMEKEEPER_LEAN = lean or 0.0, groove, accent, keeper
-        far, outside, beats, keepers, every, loud = [], [], [], [], Counter(), []
+        far, outside, beats, snares, keepers, every, loud = [], [], [], [], [], Counter(), []
         for style in args.styles.split(","):
             kit = dict(kits.get(style, kits[""]))
             for parts in args.parts.split(";"):
@@ -150,12 +171,14 @@ def main() -> None:
                         far.append(distance(sounds, kit))
                         outside.append(sum(c for s, c in sounds.items() if s not in kit) / max(len(notes), 1))
                         beats.append(backbeat(notes))
+                        snares.append(two_and_four(grid_cells(result.score, gen.vocab.grid), gen.vocab.grid))
                         keepers.append(both_keep_time(notes))
         top = ", ".join(f"{s} ({c / sum(every.values()):.0%})" for s, c in every.most_common(3))
         table.add_row(name, str(len(far)), f"{np.mean(far):.3f}", f"{np.mean(outside):.3f}", f"{np.mean(beats):.3f}",
-                      f"{np.mean(keepers):.3f}", top, *velocities(loud))
+                      f"{np.mean(snares):.3f}", f"{np.mean(keepers):.3f}", top, *velocities(loud))
     if Path(args.data).exists():
-        table.add_row("the training data's drum parts", "", "", "", *corpus_drums(args.data))
+        table.add_row(f"the training data's drum parts ({args.styles})", "", "", "",
+                      *corpus_drums(args.data, set(args.styles.split(","))))
     Console(width=200).print(table)
     gen.drum_kits, gen.drum_repeats = kits, repeats
     if args.songs:
