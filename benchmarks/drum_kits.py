@@ -149,7 +149,8 @@ def main() -> None:
                   for g, a, t in grooves for held in ((True, False) if args.free_repeats else (True,)))]
     table = Table(title=f"drums of new {args.bars}-bar pieces ({args.styles}; parts {args.parts}; seeds {args.seeds})")
     for column in ("drums", "pieces", "distance to the style's kit", "notes outside it", "bars with kick and snare",
-                   "bars with a snare on 2 and 4", "bars with hi-hat and ride", "most played", "mean velocity", "velocity spread", "at 120 or more",
+                   "bars with a snare on 2 and 4", "bars with hi-hat and ride", "most played", "mean velocity",
+                   "velocity spread", "at 120 or more",
                    "velocity repeats"):
         table.add_column(column, justify="left" if column in ("drums", "most played") else "right")
     repeats = dict(gen.drum_repeats)
