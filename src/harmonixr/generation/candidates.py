@@ -67,8 +67,9 @@ PATTERN_MOST = 1.25  # and at most this many times as often as the spans play it
 # The bar just before the hole and the bar just after it, each repeated through the hole, vote in
 # the common pattern too, each with NEIGHBOUR_WEIGHT x the best span's weight: what the drummer
 # has just played, and plays next. Groove holes' note F1 (``benchmarks/copy_choice.py --holes 3``,
-# no model runs) at 0, 1, 2, 3 and 5: validation split (90 holes) 0.459, 0.480, 0.486, 0.485,
-# 0.475; training split (120 holes, at 0 and 2) 0.495 -> 0.509; Freedoom's 0.830 -> 0.831.
+# no model runs), 0 -> 2: validation split (--pieces 30, 90 holes) 0.459 -> 0.487, training split
+# (--pieces 40, 120 holes) 0.495 -> 0.511, Freedoom's 0.830 -> 0.830 (pitch-class overlap 0.891 ->
+# 0.897); an ad-hoc sweep on validation gave 0.480, 0.486, 0.485, 0.475 at 1, 2, 3, 5.
 NEIGHBOUR_WEIGHT = 2.0
 # Where no span's surroundings match the hole's well (all under WEAK_MATCH: the song does not
 # repeat here), a copy ranks by its match plus HARMONY_WEIGHT x the overlap of its pitch classes
