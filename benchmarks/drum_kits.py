@@ -19,7 +19,8 @@ sound's share against the most played one's). Per setting, the table prints:
   notes at the velocity of the note before (``--free-repeats``: each groove setting also without
   the style's velocity repeats held, ``data.stats.drum_repeats``).
 
-With ``--songs N``, a second table: the drums of up to N Freedoom songs of ``--split`` removed and
+A second table prints the bars with a snare on 2 and 4 style by style, against the training
+data's drum parts of each style. With ``--songs N``, a third table: the drums of up to N Freedoom songs of ``--split`` removed and
 added back over bars 9-16 (``add-track --program -1``, 2 variations) at each kit lean, against the
 song's own drums there: the share of bars with a kick and a snare, the most played sound's share
 of the drum notes (a part on one sound: 1), and the note F1 of the added drums against the song's
@@ -101,12 +102,13 @@ def distance(sounds: Counter, kit: dict[int, float]) -> float:
 LOUDEST = 120
 
 
-def corpus_drums(folder: str, styles: set[str]) -> list[str]:
+def corpus_drums(folder: str, styles: set[str]) -> tuple[list[str], dict[str, float]]:
     """:func:`backbeat`, :func:`two_and_four` and :func:`both_keep_time` of the training split's drum
-    parts of ``styles`` (mean over parts), then no sounds, then their :func:`velocities`."""
+    parts of ``styles`` (mean over parts), then no sounds, then their :func:`velocities`; and
+    :func:`two_and_four` by style."""
     corpus = Corpus([folder])
     four = corpus.vocab.meter_id[(4, 4)]
-    shares, snares, keepers, loud = [], [], [], []
+    shares, snares, keepers, loud, by_style = [], [], [], [], {}
     for shards, row in corpus.rows("train"):
         if row["drums"] and row["style"] in styles:
             notes = shards.notes(row)
@@ -116,9 +118,11 @@ def corpus_drums(folder: str, styles: set[str]) -> list[str]:
                 in_four = part[shards.bars(row)[part[:, BAR], 0] == four]
                 if len(in_four):
                     snares.append(two_and_four(list(map(tuple, in_four[:, [BAR, POS, PITCH]].tolist())), corpus.vocab.grid))
+                    by_style.setdefault(row["style"], []).append(snares[-1])
                 keepers.append(both_keep_time(list(map(tuple, part[:, [BAR, PITCH]].tolist()))))
                 loud.append(part[:, VEL].tolist())
-    return [f"{np.mean(shares):.3f}", f"{np.mean(snares):.3f}", f"{np.mean(keepers):.3f}", "", *velocities(loud)]
+    return ([f"{np.mean(shares):.3f}", f"{np.mean(snares):.3f}", f"{np.mean(keepers):.3f}", "", *velocities(loud)],
+            {style: float(np.mean(found)) for style, found in by_style.items()})
 
 
 def main() -> None:
@@ -131,9 +135,9 @@ def main() -> None:
     parser.add_argument("--variations", type=int, default=4)
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--leans", default="0,0.5,1,1.5")
-    parser.add_argument("--grooves", default="", help="groove:accent[:timekeeper] weights of the style's groove "
-                        "(drums.STYLE_GROOVE_LEAN, STYLE_ACCENT, TIMEKEEPER_LEAN: the shipped one where not given), "
-                        "each a row at the shipped kit lean")
+    parser.add_argument("--grooves", default="", help="groove:accent[:timekeeper[:first]] weights of the style's "
+                        "groove (drums.STYLE_GROOVE_LEAN, STYLE_ACCENT, TIMEKEEPER_LEAN, FIRST_LEAN: the shipped one "
+                        "where not given), each a row at the shipped kit lean")
     parser.add_argument("--free-repeats", action="store_true", help="each groove setting also with velocity "
                         "repeats free (no data.stats.drum_repeats)")
     parser.add_argument("--songs", type=int, default=0, help="Freedoom songs whose drums are added back")
@@ -141,12 +145,13 @@ def main() -> None:
     args = parser.parse_args()
     gen = Generator(args.checkpoint)
     kits = dict(gen.drum_kits)
-    shipped = drums.KIT_LEAN, drums.STYLE_GROOVE_LEAN, drums.STYLE_ACCENT, drums.TIMEKEEPER_LEAN
-    grooves = [(*x.split(":"), f"{shipped[3]:g}")[:3] for x in args.grooves.split(",") if x]
+    shipped = drums.KIT_LEAN, drums.STYLE_GROOVE_LEAN, drums.STYLE_ACCENT, drums.TIMEKEEPER_LEAN, drums.FIRST_LEAN
+    grooves = [(*(parts := x.split(":")), *(f"{w:g}" for w in shipped[len(parts) + 1 :]))[:4]
+               for x in args.grooves.split(",") if x]
     settings = [Setting("free", None), *(Setting(f"kit, lean {x}", float(x)) for x in args.leans.split(",") if x),
-                *(Setting(f"kit {shipped[0]:g}, groove {g}, accent {a}, timekeeper {t}{'' if held else ', repeats free'}",
-                          shipped[0], float(g), float(a), held, float(t))
-                  for g, a, t in grooves for held in ((True, False) if args.free_repeats else (True,)))]
+                *(Setting(f"kit {shipped[0]:g}, groove {g}, accent {a}, timekeeper {t}, first {f}"
+                          f"{'' if held else ', repeats free'}", shipped[0], float(g), float(a), held, float(t), float(f))
+                  for g, a, t, f in grooves for held in ((True, False) if args.free_repeats else (True,)))]
     table = Table(title=f"drums of new {args.bars}-bar pieces ({args.styles}; parts {args.parts}; seeds {args.seeds})")
     for column in ("drums", "pieces", "distance to the style's kit", "notes outside it", "bars with kick and snare",
                    "bars with a snare on 2 and 4", "bars with hi-hat and ride", "most played", "mean velocity",
@@ -154,12 +159,15 @@ def main() -> None:
                    "velocity repeats"):
         table.add_column(column, justify="left" if column in ("drums", "most played") else "right")
     repeats = dict(gen.drum_repeats)
-    for name, lean, groove, accent, held, keeper in settings:
+    styles = args.styles.split(",")
+    by_style: dict[str, dict[str, list[float]]] = {}  # setting -> style -> each piece's bars with a snare on 2 and 4
+    for name, lean, groove, accent, held, keeper, first in settings:
         gen.drum_kits = kits if lean is not None else {}
         gen.drum_repeats = repeats if held else {}
-        drums.KIT_LEAN, drums.STYLE_GROOVE_LEAN, drums.STYLE_ACCENT, drums.TIMEKEEPER_LEAN = lean or 0.0, groove, accent, keeper
+        drums.KIT_LEAN, drums.STYLE_GROOVE_LEAN, drums.STYLE_ACCENT, drums.TIMEKEEPER_LEAN, drums.FIRST_LEAN = (
+            lean or 0.0, groove, accent, keeper, first)
         far, outside, beats, snares, keepers, every, loud = [], [], [], [], [], Counter(), []
-        for style in args.styles.split(","):
+        for style in styles:
             kit = dict(kits.get(style, kits[""]))
             for parts in args.parts.split(";"):
                 for seed in (int(s) for s in args.seeds.split(",")):
@@ -173,18 +181,36 @@ def main() -> None:
                         outside.append(sum(c for s, c in sounds.items() if s not in kit) / max(len(notes), 1))
                         beats.append(backbeat(notes))
                         snares.append(two_and_four(grid_cells(result.score, gen.vocab.grid), gen.vocab.grid))
+                        by_style.setdefault(name, {}).setdefault(style, []).append(snares[-1])
                         keepers.append(both_keep_time(notes))
         top = ", ".join(f"{s} ({c / sum(every.values()):.0%})" for s, c in every.most_common(3))
         table.add_row(name, str(len(far)), f"{np.mean(far):.3f}", f"{np.mean(outside):.3f}", f"{np.mean(beats):.3f}",
                       f"{np.mean(snares):.3f}", f"{np.mean(keepers):.3f}", top, *velocities(loud))
+    drummers: dict[str, float] = {}
     if Path(args.data).exists():
-        table.add_row(f"the training data's drum parts ({args.styles})", "", "", "",
-                      *corpus_drums(args.data, set(args.styles.split(","))))
+        row, drummers = corpus_drums(args.data, set(styles))
+        table.add_row(f"the training data's drum parts ({args.styles})", "", "", "", *row)
     Console(width=200).print(table)
+    styles_table(by_style, drummers, styles)
     gen.drum_kits, gen.drum_repeats = kits, repeats
     if args.songs:
         songs_table(gen, args.data, args.split, args.songs, [s for s in settings if s.lean is not None])
-    drums.KIT_LEAN, drums.STYLE_GROOVE_LEAN, drums.STYLE_ACCENT, drums.TIMEKEEPER_LEAN = shipped
+    drums.KIT_LEAN, drums.STYLE_GROOVE_LEAN, drums.STYLE_ACCENT, drums.TIMEKEEPER_LEAN, drums.FIRST_LEAN = shipped
+
+
+def styles_table(by_style: dict[str, dict[str, list[float]]], drummers: dict[str, float], styles: list[str]) -> None:
+    """The bars with a snare on 2 and 4 by style, each setting's and the training data's, and each
+    setting's mean distance to the data's over the styles."""
+    table = Table(title="bars with a snare on beat 2 and on beat 4, by style")
+    for column in ("drums", *styles, "mean distance to the drummers'"):
+        table.add_column(column, justify="left" if column == "drums" else "right")
+    for name, found in by_style.items():
+        shares = {style: float(np.mean(found[style])) for style in styles}
+        far = [abs(shares[s] - drummers[s]) for s in styles if s in drummers]
+        table.add_row(name, *(f"{shares[s]:.3f}" for s in styles), f"{np.mean(far):.3f}" if far else "")
+    if drummers:
+        table.add_row("the training data's drum parts", *(f"{drummers[s]:.3f}" if s in drummers else "" for s in styles), "")
+    Console(width=200).print(table)
 
 
 class Setting(NamedTuple):
@@ -196,6 +222,7 @@ class Setting(NamedTuple):
     accent: float = 0.0
     repeats: bool = True  # the style's velocity repeats held (data.stats.drum_repeats)
     timekeeper: float = 0.0  # drums.TIMEKEEPER_LEAN
+    first: float = 0.0  # drums.FIRST_LEAN
 
 
 def velocities(parts: list[list[int]]) -> list[str]:

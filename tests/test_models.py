@@ -135,13 +135,13 @@ def test_checkpoint_round_trip_gives_identical_outputs(vocab: NoteVocab, tmp_pat
     model = build_model(tiny(), vocab).eval()
     rows = torch.from_numpy(random_rows(vocab, 30, 7))[None]
     meta = {"train": {"lr": 1e-3, "folders": ["a", "b"]}, "program_parts": [[0, 46, 80, 3.78, 3, 0.365]],
-            "drum_kits": [], "drum_grooves": [["rock", [[0, [[36, 0.5, 100, 0], [42, 0.5, 80, 0]]]]]]}
+            "drum_kits": [], "drum_grooves": [["rock", [[0, [[36, 0.5, 100, 0, 1.0], [42, 0.5, 80, 0, 0.0]]]]]]}
     save_checkpoint(tmp_path / "ck", model, vocab, meta)
     loaded = load_checkpoint(tmp_path / "ck")
     torch.testing.assert_close(model(rows), loaded.model(rows))
     assert {k: loaded.meta[k] for k in meta} == meta
     lines = (tmp_path / "ck" / "config.json").read_text().splitlines()
-    assert '  ["rock", [[0, [[36, 0.5, 100, 0], [42, 0.5, 80, 0]]]]]' in lines, "a table's row on one line"
+    assert '  ["rock", [[0, [[36, 0.5, 100, 0, 1.0], [42, 0.5, 80, 0, 0.0]]]]]' in lines, "a table's row on one line"
     assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["config.json", "model.safetensors", "tokenizer.json"]
     assert len(COLUMNS) == rows.shape[-1]
 

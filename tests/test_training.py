@@ -202,7 +202,8 @@ def test_a_styles_drum_kit_and_groove_are_what_its_drum_parts_play(tmp_path: Pat
     """Prepared drum parts of two styles: a style with KIT_PARTS parts gets its own kit, the sounds
     up to KIT_SHARE of its notes, most played first (a cowbell played once in over a thousand notes
     is left out); one with fewer parts has none and falls back to every style's. Its groove: at
-    each eighth of the bar the sounds played there, with their velocities (the cowbell's place left out)."""
+    each eighth of the bar the sounds played there, with their velocities and how often each is the
+    lowest sound of its onset (the cowbell's place left out)."""
     import csv
 
     from conftest import make_score
@@ -239,7 +240,8 @@ def test_a_styles_drum_kit_and_groove_are_what_its_drum_parts_play(tmp_path: Pat
     assert sorted(rock) == [k * eighth for k in range(8)], "the eighths of the bar; the one cowbell's place left out"
     for place, sounds in rock.items():
         beat = {0: 36, 2 * eighth: 38, 4 * eighth: 36, 6 * eighth: 38}.get(place)
-        assert sounds == ([(beat, 0.5, 100, 0), (42, 0.5, 80, 0)] if beat is not None else [(42, 1.0, 80, 0)])
+        # a kick or a snare on the beat is the lowest sound of its onset, the hat between the beats
+        assert sounds == ([(beat, 0.5, 100, 0, 1.0), (42, 0.5, 80, 0, 0.0)] if beat is not None else [(42, 1.0, 80, 0, 1.0)])
     # its velocity repeats: of each beat's kick or snare (100) and two hats (80), the second hat repeats
     # the note before; every sound repeats its own last velocity
     repeats = {style: (after, sound) for style, after, sound in stats.drum_repeats(Corpus([out]))}

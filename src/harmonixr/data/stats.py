@@ -12,7 +12,7 @@ from rich.table import Table
 
 from harmonixr.data.corpus import Corpus
 from harmonixr.data.shards import NoteShards, read_rejects
-from harmonixr.tokens.notes import BAR, PITCH, POS, TRACK, VEL
+from harmonixr.tokens.notes import BAR, PITCH, POS, TRACK, VEL, onset_lowest
 from harmonixr.tokens.vocab import NoteVocab
 
 SPLIT_ORDER = ("train", "val", "test")
@@ -259,19 +259,23 @@ def repeat_shares(counts: np.ndarray) -> tuple[float, float]:
             round(float(counts[2] / counts[3]), 3) if counts[3] else 1.0)
 
 
-Groove = list[tuple[int, list[tuple[int, float, int, int]]]]  # (place, [(sound, share, mean velocity, spread)])
+# (place, [(sound, share of the notes there, mean velocity, spread, share of the onsets there it is the lowest sound of)])
+Groove = list[tuple[int, list[tuple[int, float, int, int, float]]]]
 
 
 def drum_grooves(corpus: Corpus, split: str = "train") -> list[tuple[str, Groove]]:
     """(style, [(place in a 4/4 bar, [(drum sound, its share of the notes at that place, their mean
-    velocity, their spread), ...]), ...]) of each style with :data:`KIT_PARTS` drum parts in
-    ``split`` and of every style together (:data:`EVERY_STYLE`): the places of the bar its drum
-    parts play at (:data:`GROOVE_PLACE`) and the sounds they play there (:data:`GROOVE_SOUND`),
-    most played first. A new drum part leans to them, place by place: the model alone, told "rock",
-    put a snare and a ride bell anywhere in the bar and played most hits at velocity 127."""
+    velocity, their spread, its share of the onsets there whose lowest sound it is), ...]), ...]) of
+    each style with :data:`KIT_PARTS` drum parts in ``split`` and of every style together
+    (:data:`EVERY_STYLE`): the places of the bar its drum parts play at (:data:`GROOVE_PLACE`) and
+    the sounds they play there (:data:`GROOVE_SOUND`), most played first. A new drum part leans to
+    them, place by place: the model alone, told "rock", put a snare and a ride bell anywhere in the
+    bar and played most hits at velocity 127. The notes of an onset come lowest sound first, so the
+    first note of an onset leans by the last share: a funk snare on the backbeat is the onset's
+    first note, played with a hi-hat above it."""
     vocab = corpus.vocab
     four, places = vocab.meter_id[GROOVE_METER], GROOVE_METER[0] * vocab.grid
-    counts: dict[str, np.ndarray] = defaultdict(lambda: np.zeros((3, places, 128)))  # notes, velocities, squares
+    counts: dict[str, np.ndarray] = defaultdict(lambda: np.zeros((4, places, 128)))  # notes, velocities, squares, lowest
     parts: Counter = Counter()
     for shards, row in corpus.rows(split):
         if not row["drums"]:
@@ -283,19 +287,20 @@ def drum_grooves(corpus: Corpus, split: str = "train") -> list[tuple[str, Groove
             continue
         velocity = notes[:, VEL].astype(np.float64)
         for style in (row["style"], EVERY_STYLE):
-            for k, value in enumerate((np.ones(len(notes)), velocity, velocity**2)):
+            for k, value in enumerate((np.ones(len(notes)), velocity, velocity**2, onset_lowest(notes))):
                 np.add.at(counts[style][k], (notes[:, POS], notes[:, PITCH]), value)
             parts[style] += 1
     out = []
     for style in sorted(s for s in counts if parts[s] >= KIT_PARTS):
-        n, sums, squares = counts[style]
-        at = n.sum(axis=1)
+        n, sums, squares, lowest = counts[style]
+        at, onsets = n.sum(axis=1), lowest.sum(axis=1)
         groove = []
         for place in np.flatnonzero(at >= GROOVE_PLACE * at.sum()).tolist():
             sounds = [s for s in np.argsort(-n[place], kind="stable").tolist() if n[place, s] >= GROOVE_SOUND * at[place]]
             mean = sums[place, sounds] / n[place, sounds]
             spread = np.sqrt(np.maximum(squares[place, sounds] / n[place, sounds] - mean**2, 0.0))
-            groove.append((place, [(sound, round(float(n[place, sound] / at[place]), 3), round(float(m)), round(float(d)))
-                                   for sound, m, d in zip(sounds, mean, spread)]))
+            first = lowest[place, sounds] / onsets[place]
+            groove.append((place, [(sound, round(float(n[place, sound] / at[place]), 3), round(float(m)), round(float(d)),
+                                    round(float(f), 3)) for sound, m, d, f in zip(sounds, mean, spread, first)]))
         out.append((style, groove))
     return out

@@ -72,6 +72,7 @@ class NoteGrammar:
         self.time_leans = self._step_leans(rules.time_leans)
         self.bass_leans = self._step_leans(rules.bass_leans) if rules.bass_slots else {}
         self.drum_leans = self._step_leans(rules.drum_leans)
+        self.drum_first_leans = self._step_leans(rules.drum_first_leans)
         self.accents = {(step, sound): (mean, spread) for step, sound, mean, spread in rules.drum_velocities}
         self.repeats = {slot: most for slot, *most in rules.velocity_repeats}  # slot -> (after its last note, its pitch's)
         self._accent_rows: dict[tuple[float, float], np.ndarray] = {}
@@ -108,17 +109,22 @@ class NoteGrammar:
     @property
     def leans(self) -> bool:
         """Whether some note's pitch logits get a lean (:meth:`lean`)."""
-        return bool(self.pitch_lean or self.time_leans or self.bass_leans or self.drum_leans)
+        return bool(self.pitch_lean or self.time_leans or self.bass_leans or self.drum_leans or self.drum_first_leans)
 
-    def lean(self, track: int, bar: int, pos: int) -> np.ndarray | None:
+    def lean(self, track: int, bar: int, pos: int, state: NoteState | None = None) -> np.ndarray | None:
         """(V_pitch,) nats added to the pitch logits of a note on stored ``track`` starting at
-        (``bar``, ``pos``): its track's lean and the lean of its time (a melodic note's, a bass's
-        with its own; a drum note's; None: nothing)."""
+        (``bar``, ``pos``) after ``state`` (None: the first note of its onset): its track's lean and
+        the lean of its time (a melodic note's, a bass's with its own; a drum note's, the first of
+        its onset's where it has one; None: nothing)."""
         slot = track - 1
         leans = [self.pitch_lean.get(slot)]
         if slot == self.vocab.drum_slot:
-            if self.drum_leans:
-                leans.append(self.drum_leans.get(self._step(bar, pos)))
+            step = self._step(bar, pos)
+            first = state is None or (bar, pos, slot) != (state.bar, state.pos, state.track)
+            if first and step in self.drum_first_leans:
+                leans.append(self.drum_first_leans[step])
+            elif self.drum_leans:
+                leans.append(self.drum_leans.get(step))
         elif self.time_leans or self.bass_leans:
             step = self._step(bar, pos)
             leans += [self.time_leans.get(step), self.bass_leans.get(step) if slot in self.rules.bass_slots else None]

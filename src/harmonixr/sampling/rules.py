@@ -76,6 +76,8 @@ class Rules:
     bass_slots: tuple[int, ...] = ()  # tracks whose notes also take bass_leans
     bass_leans: tuple[tuple[int, tuple[float, ...]], ...] = ()  # (grid step, 12 nats) more for their notes starting then
     drum_leans: tuple[tuple[int, tuple[float, ...]], ...] = ()  # (grid step, 128 nats) for a drum note starting then
+    # (grid step, 128 nats) in place of drum_leans' for the first drum note of an onset then (its lowest sound)
+    drum_first_leans: tuple[tuple[int, tuple[float, ...]], ...] = ()
     # (grid step, drum sound, mean velocity, spread): a drum note of that sound starting then leans
     # to velocities near the mean (the log of a normal density of that spread)
     drum_velocities: tuple[tuple[int, int, float, float], ...] = ()

@@ -204,7 +204,8 @@ class Sampler:
                     logits = dbar_logits if k == DBAR else heads.logits(k, h, cond)
                     if k == PITCH and grammar.leans:
                         leans = [grammar.lean(values[row, TRACK], states[row].bar + int(values[row, DBAR]) - 1,
-                                              int(values[row, POS]) - 1) if writing[row] else None for row in range(n)]
+                                              int(values[row, POS]) - 1, states[row]) if writing[row] else None
+                                 for row in range(n)]
                         logits = logits + np.stack([lean if lean is not None else np.zeros(logits.shape[1])
                                                     for lean in leans])
                     if k == VEL and (grammar.accents or grammar.repeats):

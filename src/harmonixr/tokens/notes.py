@@ -65,6 +65,20 @@ def sort_notes(notes: np.ndarray) -> np.ndarray:
     return notes[keep]
 
 
+def onset_lowest(notes: np.ndarray) -> np.ndarray:
+    """(N,) bool: the lowest note of each onset (bar, position) of ``notes`` (one track's): the first
+    note of it the model reads and writes."""
+    if len(notes) == 0:
+        return np.zeros(0, dtype=bool)
+    order = np.lexsort((notes[:, PITCH], notes[:, POS], notes[:, BAR]))
+    onsets = notes[order][:, [BAR, POS]]
+    firsts = np.ones(len(notes), dtype=bool)
+    firsts[1:] = np.any(onsets[1:] != onsets[:-1], axis=1)
+    lowest = np.zeros(len(notes), dtype=bool)
+    lowest[order[firsts]] = True
+    return lowest
+
+
 def encode_score(score: Score, vocab: NoteVocab, timeline: Timeline | None = None) -> tuple[np.ndarray, Tracks, Timeline]:
     """Notes (N, 7), track slots and timeline of a normalized score."""
     timeline = timeline or timeline_of(score, vocab)
