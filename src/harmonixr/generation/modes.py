@@ -71,6 +71,9 @@ class Generator:
         self.drum_grooves = dict(loaded.meta.get("drum_grooves", []))
         # and how often a hit repeats the velocity of the one before (data.stats.drum_repeats): a new drum part no more
         self.drum_repeats = {style: (float(after), float(sound)) for style, after, sound in loaded.meta.get("drum_repeats", [])}
+        # and how often a note of a melodic part does, and one of its pitch (data.stats.melodic_repeats): a new piece's no more
+        self.melodic_repeats = {style: (float(after), float(pitch))
+                                for style, after, pitch in loaded.meta.get("melodic_repeats", [])}
         self.sampler = Sampler(self.model, backend)
         self.max_len = self.model.cfg.max_len
         self.trace = False  # RL: keep every sampling call's masks and draws (see rl/rollout.py)
@@ -205,7 +208,8 @@ class Generator:
         heard = harmony.harmony_of(near, likest.notes, likest.match) if near is not None and likest is not None else ()
         positions = piece.bar_positions(total)
         bars_meta = piece.bars_meta(total)
-        kit = self._kit_rules(piece, total, seed) if mode == "generate" else {}  # the drums on their style's kit and groove
+        # the drums on their style's kit and groove; every part's velocities as varied as its style's parts'
+        kit = {**self._kit_rules(piece, total, seed), **self._repeat_rules(piece)} if mode == "generate" else {}
         window = 0
         while active := [row for row in rows if not row.finished]:
             groups = [active] if window == 0 else [[row] for row in active]  # the first window: one batch
@@ -270,8 +274,7 @@ class Generator:
         style's (None: the checkpoint has no kits)."""
         shares = self.drum_kits.get(piece.style, self.drum_kits.get(EVERY_STYLE))
         groove = self.drum_grooves.get(piece.style) or self.drum_grooves.get(EVERY_STYLE) or ()
-        repeats = self.drum_repeats.get(piece.style, self.drum_repeats.get(EVERY_STYLE, (1.0, 1.0)))
-        return Kit.of(shares, drums.KIT_LEAN, groove, GROOVE_METER[0] * self.vocab.grid, repeats) if shares else None
+        return Kit.of(shares, drums.KIT_LEAN, groove, GROOVE_METER[0] * self.vocab.grid) if shares else None
 
     def _kit_rules(self, piece: Piece, bars: int, seed: int) -> dict[str, Any]:
         """The Rules fields that hold ``piece``'s drum slot, a new part of ``bars`` bars, to
@@ -280,8 +283,23 @@ class Generator:
             return {}
         steps = np.concatenate([[0], np.cumsum(piece.bar_positions(bars))])
         return {"drum_kit": kit.sounds, "track_leans": ((self.vocab.drum_slot, kit.keeping_time(seed)),),
-                "velocity_repeats": ((self.vocab.drum_slot, *kit.repeats),) if min(kit.repeats) < 1 else (),
                 **kit.timed(steps, range(bars))}
+
+    def _repeat_rules(self, piece: Piece) -> dict[str, Any]:
+        """The Rules field that holds each part of a new ``piece`` off the velocity of its note before
+        as often as its style's parts in the training data (:attr:`drum_repeats`,
+        :attr:`melodic_repeats`; every style's where the style has too few), a drum part off its
+        sound's note before too. (A melodic part held off its pitch's too, a classical piece's
+        parts, whose dynamics change from passage to passage, drifted louder: mean velocity 66 ->
+        81, theirs 66; ``benchmarks/piece_velocities.py``.)"""
+        rows = []
+        for slot in piece.slots:
+            drum = slot == self.vocab.drum_slot
+            table = self.drum_repeats if drum else self.melodic_repeats
+            after, same = table.get(piece.style, table.get(EVERY_STYLE, (1.0, 1.0)))
+            most = (after, same if drum else 1.0)
+            rows += [(slot, *most)] if min(most) < 1 else []
+        return {"velocity_repeats": tuple(rows)}
 
     def _plan_rules(self, piece: Piece, plan: harmony.Plan, bars: int) -> dict[str, Any]:
         """The Rules fields that lean a new piece's melodic parts to the chords of ``plan`` over

@@ -33,7 +33,8 @@ OPTIMIZER_FILE, STATE_FILE = "optimizer.safetensors", "trainer_state.json"
 FORMAT = 2  # 2: the note-level model
 
 
-ROW_KEYS = ("program_parts", "drum_kits", "drum_grooves", "drum_repeats")  # config.json's tables of the training data's parts
+# config.json's tables of the training data's parts
+ROW_KEYS = ("program_parts", "drum_kits", "drum_grooves", "drum_repeats", "melodic_repeats")
 
 
 def config_text(config: dict[str, Any]) -> str:
