@@ -190,3 +190,15 @@ def test_a_new_funk_pieces_snare_plays_on_two_and_four(gen, monkeypatch) -> None
     monkeypatch.setattr(drums, "FIRST_LEAN", 0.0)
     alike = two_and_four()
     assert first >= 0.4 and alike <= 0.25, (first, alike)
+
+
+def test_a_groove_stored_without_its_first_sounds_leans_only_as_before() -> None:
+    """A checkpoint written before the groove table held each sound's share as an onset's lowest
+    sound still gives a new part its groove and accents, without the first note's lean."""
+    old = [(0, [(36, 0.6, 100, 10), (42, 0.4, 80, 10)])]
+    new = [(0, [(36, 0.6, 100, 10, 1.0), (42, 0.4, 80, 10, 0.0)])]
+    steps = np.array([0, 48, 96])
+    before, now = (drums.Kit.of([(36, 0.5), (42, 0.5)], 0.5, g, 48).timed(steps, range(2)) for g in (old, new))
+    assert before["drum_first_leans"] == () and len(now["drum_first_leans"]) == 2
+    assert before["drum_leans"] == now["drum_leans"] and before["drum_velocities"] == now["drum_velocities"]
+    assert now["drum_first_leans"][0][1][36] > now["drum_first_leans"][0][1][42], "the kick comes first on 1"

@@ -17,6 +17,7 @@ the hole (:func:`groove`), and its velocity to the one its sound is played with 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -103,7 +104,9 @@ ACCENT_NOTES = 3  # notes of a sound at a place for their own spread (fewer: the
 class Kit(NamedTuple):
     """A new drum part's sounds (Rules.drum_kit), its lean to them (a track_leans row) and its
     style's groove, for a new piece's (data.stats.drum_grooves: per place in a bar of ``bar`` grid
-    positions, the sounds played there, (sound, share, mean velocity, spread); empty: none)."""
+    positions, the sounds played there, (sound, share, mean velocity, spread, share of the onsets
+    there whose lowest sound it is); empty: none). A checkpoint written before the last share was
+    stored has none (NaN: no lean for an onset's first note; ``scripts/part_stats.py`` adds it)."""
 
     sounds: frozenset[int]
     lean: tuple[float, ...]  # nats added to each of the 128 drum pitches
@@ -120,8 +123,8 @@ class Kit(NamedTuple):
         lean = np.zeros(128)
         for sound, share in shares:
             lean[sound] = weight * np.log(share / most)
-        played = tuple((int(place), tuple((int(s), float(h), float(m), float(d), float(f)) for s, h, m, d, f in sounds))
-                       for place, sounds in groove)
+        played = tuple((int(place), tuple((int(s), float(h), float(m), float(d), float(f[0]) if f else math.nan)
+                                          for s, h, m, d, *f in sounds)) for place, sounds in groove)
         keepers = tuple(sum(share for sound, share in shares if sound in family) for family in TIMEKEEPERS)
         return cls(frozenset(sound for sound, _ in shares), tuple(lean.tolist()), played, bar, keepers)
 
@@ -151,7 +154,7 @@ class Kit(NamedTuple):
             for sound, share, _, _, first in sounds:
                 shares[sound], lowest[sound] = share, first
             rows.append((place, tuple((STYLE_GROOVE_LEAN * np.log(shares + STYLE_PRIOR)).tolist()),
-                         tuple((FIRST_LEAN * np.log(lowest + STYLE_PRIOR)).tolist())))
+                         None if np.isnan(lowest).any() else tuple((FIRST_LEAN * np.log(lowest + STYLE_PRIOR)).tolist())))
             placed += [(place, sound, mean, max(spread, ACCENT_SPREAD) / float(np.sqrt(STYLE_ACCENT)))
                        for sound, _, mean, spread, _ in sounds] if STYLE_ACCENT else []
         leans, firsts, accents = [], [], []
@@ -160,7 +163,7 @@ class Kit(NamedTuple):
                 continue
             start = int(steps[bar])
             leans += [(start + place, lean) for place, lean, _ in rows]  # (one lean object a place: made once)
-            firsts += [(start + place, first) for place, _, first in rows]
+            firsts += [(start + place, first) for place, _, first in rows if first is not None]
             accents += [(start + place, sound, mean, spread) for place, sound, mean, spread in placed]
         return {"drum_leans": tuple(leans) if STYLE_GROOVE_LEAN else (),
                 "drum_first_leans": tuple(firsts) if FIRST_LEAN else (), "drum_velocities": tuple(accents)}
