@@ -20,11 +20,13 @@ sound's share against the most played one's). Per setting, the table prints:
   the style's velocity repeats held, ``data.stats.drum_repeats``).
 
 A second table prints the bars with a snare on 2 and 4 style by style, against the training
-data's drum parts of each style. With ``--songs N``, a third table: the drums of up to N Freedoom songs of ``--split`` removed and
-added back over bars 9-16 (``add-track --program -1``, 2 variations) at each kit lean, against the
-song's own drums there: the share of bars with a kick and a snare, the most played sound's share
-of the drum notes (a part on one sound: 1), and the note F1 of the added drums against the song's
-own (onset on the grid and sound).
+data's drum parts of each style. With ``--songs N``, a third table: the drums of up to N Freedoom
+songs of ``--split`` removed and added back over bars 9-16 (``add-track --program -1``, 2
+variations) at each setting with a kit (a groove setting's first weight as
+``drums.ADDED_FIRST_LEAN``), against the song's own drums there: the share of bars with a kick and
+a snare, the most played sound's share of the drum notes (a part on one sound: 1), the note F1 of
+the added drums against the song's own (onset on the grid and sound) and the velocity error on
+the hits both play.
 
     python benchmarks/drum_kits.py --leans 0,0.5,1,1.5 --seeds 0,1
     python benchmarks/drum_kits.py --leans 0.5 --seeds 0,1 --songs 11
@@ -136,8 +138,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--leans", default="0,0.5,1,1.5")
     parser.add_argument("--grooves", default="", help="groove:accent[:timekeeper[:first]] weights of the style's "
-                        "groove (drums.STYLE_GROOVE_LEAN, STYLE_ACCENT, TIMEKEEPER_LEAN, FIRST_LEAN: the shipped one "
-                        "where not given), each a row at the shipped kit lean")
+                        "groove (drums.STYLE_GROOVE_LEAN, STYLE_ACCENT, TIMEKEEPER_LEAN, FIRST_LEAN, in the songs' "
+                        "table ADDED_FIRST_LEAN: the shipped one where not given), each a row at the shipped kit lean")
     parser.add_argument("--free-repeats", action="store_true", help="each groove setting also with velocity "
                         "repeats free (no data.stats.drum_repeats)")
     parser.add_argument("--songs", type=int, default=0, help="Freedoom songs whose drums are added back")
@@ -146,6 +148,7 @@ def main() -> None:
     gen = Generator(args.checkpoint)
     kits = dict(gen.drum_kits)
     shipped = drums.KIT_LEAN, drums.STYLE_GROOVE_LEAN, drums.STYLE_ACCENT, drums.TIMEKEEPER_LEAN, drums.FIRST_LEAN
+    added_first = drums.ADDED_FIRST_LEAN
     grooves = [(*(parts := x.split(":")), *(f"{w:g}" for w in shipped[len(parts) + 1 :]))[:4]
                for x in args.grooves.split(",") if x]
     settings = [Setting("free", None), *(Setting(f"kit, lean {x}", float(x)) for x in args.leans.split(",") if x),
@@ -196,6 +199,7 @@ def main() -> None:
     if args.songs:
         songs_table(gen, args.data, args.split, args.songs, [s for s in settings if s.lean is not None])
     drums.KIT_LEAN, drums.STYLE_GROOVE_LEAN, drums.STYLE_ACCENT, drums.TIMEKEEPER_LEAN, drums.FIRST_LEAN = shipped
+    drums.ADDED_FIRST_LEAN = added_first
 
 
 def styles_table(by_style: dict[str, dict[str, list[float]]], drummers: dict[str, float], styles: list[str]) -> None:
@@ -222,7 +226,7 @@ class Setting(NamedTuple):
     accent: float = 0.0
     repeats: bool = True  # the style's velocity repeats held (data.stats.drum_repeats)
     timekeeper: float = 0.0  # drums.TIMEKEEPER_LEAN
-    first: float = 0.0  # drums.FIRST_LEAN
+    first: float = 0.0  # drums.FIRST_LEAN (the songs' table: ADDED_FIRST_LEAN)
 
 
 def velocities(parts: list[list[int]]) -> list[str]:
@@ -247,7 +251,8 @@ def songs_table(gen: Generator, data: str, split: str, songs: int, settings: lis
     own = [held_back(gen, s, row["style"]) for s, row in scores]
     table.add_row("the songs' own", f"{np.mean([o[0] for o in own]):.3f}", f"{np.mean([o[1] for o in own]):.3f}", "1", "0")
     for setting in settings:
-        drums.KIT_LEAN, drums.STYLE_GROOVE_LEAN, drums.STYLE_ACCENT = setting.lean or 0.0, setting.groove, setting.accent
+        drums.KIT_LEAN, drums.STYLE_GROOVE_LEAN, drums.STYLE_ACCENT, drums.TIMEKEEPER_LEAN, drums.ADDED_FIRST_LEAN = (
+            setting.lean or 0.0, setting.groove, setting.accent, setting.timekeeper, setting.first)
         made = [added_back(gen, s, row["style"]) for s, row in scores]
         table.add_row(f"added, {setting.name}", *(f"{np.nanmean([m[k] for m in made]):.3f}" for k in range(4)))
     Console(width=160).print(table)

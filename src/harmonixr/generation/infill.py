@@ -121,9 +121,12 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
     parts = {s: part for s in slots  # a new part's program's
              if s != gen.vocab.drum_slot and near.new_part(s) and (part := gen.typical_part(piece, s)) is not None}
     held = near.held(wanted, asked, length, rules, parts)
-    drums = gen.vocab.drum_slot  # a new drum part keeps to its style's kit (the song has none to keep)
+    drums = gen.vocab.drum_slot  # a new drum part keeps to its style's kit and groove (the song has none to keep)
+    grooved: dict = {}
     if drums in playing and near.new_part(drums) and not held.kit and (kit := gen.new_kit(piece)) is not None:
-        held = held._replace(kit=kit.sounds, leans=(*held.leans, (drums, kit.lean)))
+        held = held._replace(kit=kit.sounds, leans=(*held.leans, (drums, kit.keeping_time(seed))))
+        steps = np.concatenate([[0], np.cumsum(piece.bar_positions(last_bar + 1))])
+        grooved = kit.timed(steps, range(start[0], last_bar + 1), added=True)
     # a new melodic part repeats a velocity no more often than the song's most repetitive melodic part
     new_parts = [s for s in playing if s != drums and near.new_part(s)]
     song = velocity_repeats(piece.notes[piece.notes[:, TRACK] != drums]) if new_parts else (1.0, 1.0)
@@ -134,7 +137,7 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
     limits = Rules(playing or tuple(slots), piece.bar_positions(last_bar + 1), song_start(piece, start, end), last_bar,
                    last_pos, END, required=required, required_by=last_bar, min_bar=reach, track_velocities=velocities,
                    velocity_repeats=held_velocities,
-                   **{**held.rules(), "track_ranges": ranges + held.ranges, "track_onsets": onsets + held.onsets,
+                   **{**held.rules(), **grooved, "track_ranges": ranges + held.ranges, "track_onsets": onsets + held.onsets,
                       "track_chords": chords + held.chords, **rule_fields(rules), **({} if playing else {"max_notes": 0})})
     place = Placement(bar0, piece.bars_meta(last_bar + 1), piece.header(), FILLED, hole)
     state = NoteState(start[0], start[1])
