@@ -2,12 +2,13 @@
 
 New pieces of ``--bars`` bars in each of ``--styles`` (the band of :data:`BANDS` for the style,
 ``--variations`` each from ``--seeds``) are written with each melodic part held off the velocity of
-its note before, and of its pitch's note before, as often as its style's parts in the training data
-(``data.stats.melodic_repeats``, the product's default) and with that left free. Per style and
-setting, over the melodic parts: the mean velocity, the spread of a part's velocities (mean over
-parts), the share at 120 or more and the share of notes at the velocity of the note before; and
-the same of the training data's melodic parts of the style (the train split of ``--data``, up to
-``--real`` pieces).
+its note before as often as its style's parts in the training data, and its notes at 120 or more
+to their share there where they play with dynamics (``data.stats.melodic_velocities``,
+``modes.DYNAMIC_REPEATS``: the product's default); with the loud
+notes free; and with both free. Per style and setting, over the melodic parts: the mean velocity,
+the spread of a part's velocities (mean over parts), the share at 120 or more and the share of
+notes at the velocity of the note before; and the same of the training data's melodic parts of
+the style (the train split of ``--data``, up to ``--real`` pieces).
 
     python benchmarks/piece_velocities.py --seeds 0,1
 """
@@ -23,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harmonixr.data.corpus import Corpus
-from harmonixr.generation.modes import Generator
+from harmonixr.generation.modes import DYNAMIC_REPEATS, Generator
 from harmonixr.tokens.notes import TRACK, VEL
 
 # (style, GM programs of its band; -1: drums)
@@ -63,21 +64,23 @@ def main() -> None:
     parser.add_argument("--real", type=int, default=100, help="training pieces of a style read for its row")
     args = parser.parse_args()
     gen = Generator(args.checkpoint)
-    held = dict(gen.melodic_repeats)
+    held = dict(gen.melodic_velocities)
     seeds = [int(s) for s in args.seeds.split(",")]
     table = Table(title=f"melodic parts of new {args.bars}-bar pieces (seeds {args.seeds}, {args.variations} each)")
     for column in ("style", "parts", "velocities", "mean velocity", "spread in a part", "at 120 or more",
-                   "velocity repeats", "repeats held to"):
+                   "velocity repeats", "repeats held to", "loud notes held to"):
         table.add_column(column, justify="left" if column in ("style", "velocities") else "right")
     for style in args.styles.split(","):
-        most = held.get(style, held.get("", (1.0, 1.0)))
-        for name, table_of in (("repeats held (shipped)", held), ("repeats free", {})):
-            gen.melodic_repeats = table_of
+        most = held.get(style, held.get("", (1.0, 1.0, 1.0)))
+        loud_free = {s: (after, pitch, 1.0) for s, (after, pitch, _) in held.items()}
+        for name, table_of in (("held (shipped)", held), ("loud notes free", loud_free), ("both free", {})):
+            gen.melodic_velocities = table_of
             parts = new_parts(gen, style, args.bars, seeds, args.variations)
-            table.add_row(style, str(len(parts)), name, *velocities(parts), f"{most[0]:.3f}" if table_of else "")
-        gen.melodic_repeats = held
+            table.add_row(style, str(len(parts)), name, *velocities(parts), f"{most[0]:.3f}" if table_of else "",
+                          f"{most[2]:.3f}" if table_of is held and most[0] < DYNAMIC_REPEATS else "")
+        gen.melodic_velocities = held
         if Path(args.data).exists() and (parts := real_parts(args.data, style, args.real)):
-            table.add_row(style, str(len(parts)), "the training data's parts", *velocities(parts), "")
+            table.add_row(style, str(len(parts)), "the training data's parts", *velocities(parts), "", "")
     Console(width=200).print(table)
 
 

@@ -19,7 +19,7 @@ from harmonixr.runtime import autocast_dtype
 from harmonixr.sampling.decoder import NumbaDecoder, TorchDecoder, bf16_matrices, make_decoder
 from harmonixr.sampling.grammar import NoteGrammar
 from harmonixr.sampling.kernels import softmax
-from harmonixr.sampling.rules import CHORD_LEAN, PITCH_SLACK, ROOT_LEAN, NoteState, Rules, repeat_lean
+from harmonixr.sampling.rules import CHORD_LEAN, PITCH_SLACK, ROOT_LEAN, NoteState, Rules, cap_lean
 from harmonixr.sampling.sampler import Placement, Sampler, SamplingConfig, SamplingError, filter_logits, merge_end
 from harmonixr.tokens.notes import BAR, PITCH, POS, TRACK
 from harmonixr.tokens.prompt import Bars, Header, header_rows, time_key
@@ -464,16 +464,20 @@ def test_a_part_told_its_velocity_repeats_holds_off_its_last_velocity(model, voc
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.floats(-20, 20), min_size=2, max_size=12), st.integers(0, 11), st.floats(0.01, 0.99),
+@given(st.lists(st.floats(-20, 20), min_size=2, max_size=12), st.integers(1, 2**12 - 1), st.floats(0.01, 0.99),
        st.floats(0.3, 2.0), st.integers(0, 2**12))
-def test_the_repeat_lean_caps_one_value_and_keeps_the_others_ratios(values: list[float], value: int, most: float,
-                                                                   temperature: float, masked: int) -> None:
-    """repeat_lean: the value's probability (after the lean, at the temperature, where the mask is
-    set) is at most ``most``, and ``most`` exactly where it was more; the other values keep their ratios."""
+def test_the_cap_lean_caps_some_values_and_keeps_the_others_ratios(values: list[float], capped: int, most: float,
+                                                                  temperature: float, masked: int) -> None:
+    """cap_lean: the capped values' probability together (after the lean, at the temperature, where
+    the mask is set) is at most ``most``, and ``most`` exactly where it was more; the other values
+    keep their ratios, and the capped ones theirs."""
     logits = np.array(values)
-    value %= len(logits)
-    mask = np.array([(masked >> k) & 1 == 0 or k == value for k in range(len(logits))])
-    lean = repeat_lean(logits, mask, None, value, most, temperature)
+    k = np.arange(len(logits))
+    chosen = (capped >> k) & 1 == 1
+    if not chosen.any():
+        chosen[capped % len(logits)] = True
+    mask = ((masked >> k) & 1 == 0) | chosen
+    lean = cap_lean(logits, mask, None, chosen, most, temperature)
 
     def probabilities(shift: np.ndarray) -> np.ndarray:
         z = np.where(mask, (logits + shift) / temperature, -np.inf)
@@ -481,12 +485,13 @@ def test_the_repeat_lean_caps_one_value_and_keeps_the_others_ratios(values: list
         return p / p.sum()
 
     before, after = probabilities(np.zeros(len(logits))), probabilities(lean)
-    others = mask & (np.arange(len(logits)) != value)
-    if not others.any():  # the value alone may come: it stays
-        assert after[value] == 1.0
+    others = mask & ~chosen
+    if not others.any():  # only they may come: they stay
+        assert after[chosen].sum() == pytest.approx(1.0)
         return
-    assert after[value] == pytest.approx(min(before[value], most), abs=1e-9)
+    assert after[chosen].sum() == pytest.approx(min(before[chosen].sum(), most), abs=1e-9)
     np.testing.assert_allclose(after[others] / after[others].sum(), before[others] / before[others].sum(), rtol=1e-9)
+    np.testing.assert_allclose(after[chosen] / after[chosen].sum(), before[chosen] / before[chosen].sum(), rtol=1e-9)
 
 
 def test_a_track_told_its_durations_keeps_inside_them(model, vocab: NoteVocab) -> None:  # noqa: ANN001

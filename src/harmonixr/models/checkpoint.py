@@ -34,7 +34,7 @@ FORMAT = 2  # 2: the note-level model
 
 
 # config.json's tables of the training data's parts
-ROW_KEYS = ("program_parts", "drum_kits", "drum_grooves", "drum_repeats", "melodic_repeats")
+ROW_KEYS = ("program_parts", "drum_kits", "drum_grooves", "drum_repeats", "melodic_velocities")
 
 
 def config_text(config: dict[str, Any]) -> str:

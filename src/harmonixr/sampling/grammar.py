@@ -81,6 +81,7 @@ class NoteGrammar:
         self.types[[NOTE, rules.end_type]] = True
         self.all = [np.arange(size) > 0 for size in sizes]  # every stored value but "not applicable"
         velocities = np.arange(sizes[VEL])  # the stored velocity is the MIDI velocity
+        self.loud = {slot: (velocities >= low, most) for slot, low, most in rules.velocity_caps}  # slot -> (capped, most)
         self.velocities = {slot: self.all[VEL] & (velocities >= low) & (velocities <= high)
                            for slot, low, high in rules.track_velocities}
         for slot, inside in self.velocities.items():
@@ -147,7 +148,18 @@ class NoteGrammar:
             self._accent_rows[found] = -((velocities - mean) ** 2) / (2 * spread**2)
         return self._accent_rows[found]
 
-    def repeat_caps(self, track: int, pitch: int, state: NoteState) -> list[tuple[int, float]]:
+    @property
+    def velocity_caps(self) -> bool:
+        """Whether some note's velocity gets a cap (:meth:`caps`)."""
+        return bool(self.repeats or self.loud)
+
+    def caps(self, track: int, pitch: int, state: NoteState) -> list[tuple[int | np.ndarray, float]]:
+        """[(stored velocity, or a bool mask of them; most)]: :meth:`repeat_caps`, and the velocities
+        at or above the track's loud one (``Rules.velocity_caps``) together."""
+        loud = self.loud.get(track - 1)
+        return self.repeat_caps(track, pitch, state) + ([loud] if loud is not None else [])
+
+    def repeat_caps(self, track: int, pitch: int, state: NoteState) -> list[tuple[int | np.ndarray, float]]:
         """[(stored velocity, most)]: a note on stored ``track`` and ``pitch`` gives at most ``most``
         of the probability to the velocity of its track's last note, and to that of the last note of
         its track and pitch (``Rules.velocity_repeats``); none where it is free."""

@@ -25,6 +25,7 @@ from harmonixr.tokens.vocab import EOS
 UNLIMITED = 1 << 30
 MAX_CHORD = 12  # notes of one track at one onset at most (ten fingers and a thumb's reach; a drum kit's limbs)
 TRACK_LAST = -1  # NoteState.velocities' key of a track's last note, whatever its pitch
+LEAST_CAP = 1e-3  # the least share cap_lean leaves (a share of 0 would be a mask: a lean of -inf)
 PITCH_SLACK = 1  # notes a pitch may take past its track's share (track_pitch_shares): its first ones are free
 # Nats added to the pitch logits of a key's tonic root and of the rest of its tonic chord
 # (Rules.tonic); chosen with benchmarks/keys.py. A minor and C major share a scale and two notes of
@@ -85,6 +86,9 @@ class Rules:
     # note, and to that of its last note of the same pitch, a drum's of the same sound): the model,
     # once a part has played a few notes at one velocity, plays every later one at it
     velocity_repeats: tuple[tuple[int, float, float], ...] = ()
+    # (slot, a velocity, the most probability a note of the track may give to it and those above it
+    # together): a loud note as rare as in its style's parts
+    velocity_caps: tuple[tuple[int, int, float], ...] = ()
     count_notes: bool = False  # track_onsets counts notes (each of a chord), not onsets: a new piece's notes per bar
 
     def positions(self, bar: int) -> int:
@@ -128,15 +132,20 @@ def tonic_lean(tonic: tuple[int, ...], pitches: np.ndarray) -> np.ndarray:
     return np.where(root, ROOT_LEAN, np.where(np.isin(classes, list(tonic[1:])), CHORD_LEAN, 0.0))
 
 
-def repeat_lean(logits: np.ndarray, mask: np.ndarray, lean: np.ndarray | None, value: int, most: float,
-                temperature: float) -> np.ndarray:
-    """``lean`` (nats on a field's logits, None: none) with ``value`` pushed down so that it takes at
-    most ``most`` of the probability (of ``logits`` + ``lean`` where ``mask`` is set, at ``temperature``),
-    the other values keeping their ratios; as it is where ``value`` takes no more."""
+def cap_lean(logits: np.ndarray, mask: np.ndarray, lean: np.ndarray | None, values: int | np.ndarray, most: float,
+             temperature: float) -> np.ndarray:
+    """``lean`` (nats on a field's logits, None: none) with ``values`` (a value, or a bool mask of
+    them) pushed down together so that they take at most ``most`` of the probability (of ``logits``
+    + ``lean`` where ``mask`` is set, at ``temperature``), the other values keeping their ratios,
+    and theirs; as it is where they take no more (or nothing else may come). ``most`` is at least
+    :data:`LEAST_CAP`."""
     lean = np.zeros(len(logits)) if lean is None else lean.copy()
+    most = max(most, LEAST_CAP)
+    chosen = np.zeros(len(logits), dtype=bool)
+    chosen[values] = True
     z = np.where(mask, (logits + lean) / temperature, -np.inf)
     p = np.exp(z - z.max())
-    rest = p.sum() - p[value] if p[value] < 0.5 else np.delete(p, value).sum()  # (the others' mass, exactly)
-    if mask[value] and rest > 0 and p[value] > most * (p[value] + rest):  # (a value alone stays: nothing else may come)
-        lean[value] += temperature * np.log(most * rest / (p[value] * (1.0 - most)))
+    mass, rest = p[chosen].sum(), p[~chosen].sum()
+    if mass > 0 and rest > 0 and mass > most * (mass + rest):
+        lean[chosen] += temperature * np.log(most * rest / (mass * (1.0 - most)))
     return lean

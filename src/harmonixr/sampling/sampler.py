@@ -28,7 +28,7 @@ from harmonixr.models.transformer import NoteTransformer
 from harmonixr.sampling.decoder import NumbaDecoder, TorchDecoder, make_decoder
 from harmonixr.sampling.grammar import DBAR, DUR, PITCH, POS, TRACK, TYPE, VEL, NoteGrammar
 from harmonixr.sampling.kernels import draw_masked, filter_rows, merge_end_rows
-from harmonixr.sampling.rules import NoteState, repeat_lean
+from harmonixr.sampling.rules import NoteState, cap_lean
 from harmonixr.tokens.echo import EchoIndex
 from harmonixr.tokens.notes import NOTE_WIDTH
 from harmonixr.tokens.prompt import Bars, Header, Hole, bar_feature, row_of_fields
@@ -208,13 +208,13 @@ class Sampler:
                                  for row in range(n)]
                         logits = logits + np.stack([lean if lean is not None else np.zeros(logits.shape[1])
                                                     for lean in leans])
-                    if k == VEL and (grammar.accents or grammar.repeats):
+                    if k == VEL and (grammar.accents or grammar.velocity_caps):
                         accents = [grammar.velocity_lean(values[row, TRACK], states[row].bar + int(values[row, DBAR]) - 1,
                                                          int(values[row, POS]) - 1, values[row, PITCH])
                                    if writing[row] else None for row in range(n)]
-                        for row in writers:  # a part held off repeating its last velocity, and its pitch's (drum sound's)
-                            for cap in grammar.repeat_caps(values[row, TRACK], values[row, PITCH], states[row]):
-                                accents[row] = repeat_lean(logits[row], field_masks[row], accents[row], *cap, cfg.temperature)
+                        for row in writers:  # a part held off repeating its last velocity (its pitch's) and off loud ones
+                            for cap in grammar.caps(values[row, TRACK], values[row, PITCH], states[row]):
+                                accents[row] = cap_lean(logits[row], field_masks[row], accents[row], *cap, cfg.temperature)
                         logits = logits + np.stack([lean if lean is not None else np.zeros(logits.shape[1])
                                                     for lean in accents])
                     self._draw(logits, field_masks, cfg, uniforms[step, :, k], choice)

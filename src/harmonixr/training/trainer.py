@@ -22,7 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from harmonixr.config import to_dict
 from harmonixr.data.corpus import Corpus
-from harmonixr.data.stats import drum_grooves, drum_kits, drum_repeats, melodic_repeats, program_parts
+from harmonixr.data.stats import drum_grooves, drum_kits, drum_repeats, melodic_velocities, program_parts
 from harmonixr.models.checkpoint import (
     build_model,
     load_model_weights,
@@ -141,7 +141,7 @@ def train(config: TrainConfig, resume: bool = True, show_progress: bool = True) 
     # what a part written from nothing keeps to: its program's pitches and pace, a drum part its style's kit
     meta = {"train": to_dict(config), "program_parts": program_parts(corpus), "drum_kits": drum_kits(corpus),
             "drum_grooves": drum_grooves(corpus), "drum_repeats": drum_repeats(corpus),
-            "melodic_repeats": melodic_repeats(corpus)}
+            "melodic_velocities": melodic_velocities(corpus)}
     state: dict[str, Any] = {"step": 0, "best_val": float("inf"), "bad_evals": 0, "elapsed": 0.0}
     if resume and (latest.exists() or latest.with_name("latest.old").exists()):
         load_model_weights(latest, model)
