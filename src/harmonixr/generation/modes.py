@@ -220,7 +220,7 @@ class Generator:
         positions = piece.bar_positions(total)
         bars_meta = piece.bars_meta(total)
         # the drums on their style's kit and groove; every part's velocities as varied as its style's parts'
-        kit = {**self._kit_rules(piece, total, seed), **self._velocity_rules(piece)} if mode == "generate" else {}
+        new_parts = {**self._kit_rules(piece, total, seed), **self._velocity_rules(piece)} if mode == "generate" else {}
         window = 0
         while active := [row for row in rows if not row.finished]:
             groups = [active] if window == 0 else [[row] for row in active]  # the first window: one batch
@@ -245,7 +245,7 @@ class Generator:
                         "track_onsets": paced}  # plays, entering by bar 2
                 if mode == "generate" and notes is None and not density and surroundings.HOLD_NEW_PARTS:  # each part
                     kept = {**kept, **self._typical_parts(piece, left_bars, rules)}  # as its program's parts play
-                kept = {**kept, **kit}
+                kept = {**kept, **new_parts}
                 if chords is not None:  # the other parts on a chord plan
                     kept = {**kept, **self._plan_rules(piece, chords, total)}
                 if near is not None and wanted and notes is None:  # (a count of notes asked: spent as the model likes)
@@ -302,9 +302,9 @@ class Generator:
         :attr:`melodic_velocities`; every style's where the style has too few), a drum part off its
         sound's note before too, and a melodic part's notes at :data:`~harmonixr.data.stats.LOUD` or
         more to their share there where its style's parts play with dynamics (:data:`DYNAMIC_REPEATS`).
-        (A melodic part held off its pitch's note before too, a classical
-        piece's parts, whose dynamics change from passage to passage, drifted louder: mean velocity
-        66 -> 81, theirs 66; ``benchmarks/piece_velocities.py``.)"""
+        (A melodic part held off its pitch's note before too, a classical piece's parts, whose
+        dynamics change from passage to passage, drifted louder: mean velocity 66 -> 81, theirs 66;
+        ``benchmarks/piece_velocities.py``.)"""
         repeats, caps = [], []
         melodic = self.melodic_velocities.get(piece.style, self.melodic_velocities.get(EVERY_STYLE, (1.0, 1.0, 1.0)))
         for slot in piece.slots:
