@@ -45,6 +45,7 @@ from rich.table import Table
 from symusic import Score
 
 from harmonixr.data.corpus import Corpus
+from harmonixr.data.stats import LOUD
 from harmonixr.generation import drums
 from harmonixr.generation.modes import Generator
 from harmonixr.generation.piece import Region
@@ -99,9 +100,6 @@ def distance(sounds: Counter, kit: dict[int, float]) -> float:
     """Total variation distance between the shares of ``sounds`` and the kit's (renormalized)."""
     total, kit_total = sum(sounds.values()), sum(kit.values())
     return 0.5 * sum(abs(sounds[s] / total - kit.get(s, 0.0) / kit_total) for s in set(sounds) | set(kit))
-
-
-LOUDEST = 120
 
 
 def corpus_drums(folder: str, styles: set[str]) -> tuple[list[str], dict[str, float]]:
@@ -235,7 +233,7 @@ def velocities(parts: list[list[int]]) -> list[str]:
     every = [v for part in parts for v in part]
     repeats = sum(int(np.sum(np.diff(p) == 0)) for p in parts) / max(sum(len(p) - 1 for p in parts if p), 1)
     return [f"{np.mean(every):.1f}", f"{np.mean([np.std(p) for p in parts if len(p) > 1]):.1f}",
-            f"{np.mean(np.array(every) >= LOUDEST):.3f}", f"{repeats:.3f}"]
+            f"{np.mean(np.array(every) >= LOUD):.3f}", f"{repeats:.3f}"]
 
 
 def songs_table(gen: Generator, data: str, split: str, songs: int, settings: list[Setting]) -> None:
