@@ -981,9 +981,11 @@ def test_new_drums_play_a_kick_and_a_snare_or_say_they_were_drawn_again(gen) -> 
         assert share(take) >= BACKBEAT_SHARE or take.details["backbeat_redrawn"] >= BACKBEAT_TRIES
         assert "for a kick and a snare" in take.notices()[0]
     assert all(share(take) >= BACKBEAT_SHARE for take in made)
-    # the draws these seeds give, leaning to rock's groove, held off repeating one velocity (every
-    # part), keeping time on one cymbal, the first note of an onset leaning to the first sounds
-    assert [take.details["backbeat_redrawn"] for take in made] == [0, 0]
+    # leaning to rock's groove, a new piece's drums get their backbeat before the draws run out (how
+    # many a seed takes depends on the machine's arithmetic: 0 and 0 on the AMD, 1 and 0 on the Intel)
+    for take in made:
+        assert take.details["backbeat_redrawn"] < BACKBEAT_TRIES
+        assert ("for a kick and a snare" in " ".join(take.notices())) == (take.details["backbeat_redrawn"] > 0)
 
 
 def test_a_track_rewritten_whole_is_written(gen) -> None:
