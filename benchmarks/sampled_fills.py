@@ -28,6 +28,11 @@ of ``--split`` (the validation split by default: these weights were chosen there
 - the narrower window of a long hole (``surroundings.SCALE_TOLERANCE``: a held track's density
   within INFERRED_TOLERANCE x sqrt(2 / the hole's bars)) off and on: give ``--bars`` over 2; the
   fills' note ratios (mean, median), note F1 and pitch-class overlap, on minus off;
+- the kept waits (``surroundings.KEEP_WAIT``: a track whose longest wait between two onsets is the
+  same on both sides of the hole waits no longer in the fill, nor from its last onset to the
+  hole's end) off and on: the longest time in the hole with no onset on any track, seams
+  included (quarter notes: the original's, off, on), the share of fills where it outlasts the
+  original's by more than a quarter note (off, on), note F1 and pitch-class overlap, on minus off;
 - the kept durations (``surroundings.DURATION_MARGIN``: a held melodic track's notes last between
   its shortest and longest around the hole, widened by that factor) off and on: how far the
   median note duration of each fill track lies from the original's (``duration_error``), note F1
@@ -40,6 +45,7 @@ them in turn (nothing else reads them while it runs).
     python benchmarks/sampled_fills.py --split val --pieces 30 --leans "" --copy-leans "" --settings notes
     python benchmarks/sampled_fills.py --split val --pieces 20 --bars 8 --leans "" --copy-leans "" --settings tolerance
     python benchmarks/sampled_fills.py --split test --pieces 20 --leans 0.75
+    python benchmarks/sampled_fills.py --split val --pieces 30 --bars 4 --leans "" --copy-leans "" --settings waits
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ from harmonixr.evaluation.infill_quality import (
     evaluate_infill,
     kept_chords,
     late_entries,
+    silences,
     summarize,
 )
 from harmonixr.evaluation.report import SAMPLING
@@ -92,7 +99,7 @@ def main() -> None:
     gen = Generator(args.checkpoint)
     holes = held_out_holes(args, gen.vocab)
     names = ("CONTEXT_LEAN", "KEEP_LOUDNESS", "KEEP_SEAM", "KEEP_CHORD", "DURATION_MARGIN", "COPY_LEAN", "KEEP_NOTES",
-             "SCALE_TOLERANCE")
+             "SCALE_TOLERANCE", "KEEP_WAIT")
     settings = set(args.settings.split(","))
     home = {name: harmony if name == "COPY_LEAN" else surroundings for name in names}  # the module each is read from
     defaults = {name: getattr(home[name], name) for name in names}
@@ -101,8 +108,8 @@ def main() -> None:
 
     def fills(lean: float, loudness: bool, seam: bool = True, chord: float | None = default_chord,
               margin: float | None = default_margin, copy: float = default_copy, notes: bool = True,
-              scaled: bool = True) -> list[dict]:
-        for name, value in zip(names, (lean, loudness, seam, chord, margin, copy, notes, scaled)):
+              scaled: bool = True, waits: bool = True) -> list[dict]:
+        for name, value in zip(names, (lean, loudness, seam, chord, margin, copy, notes, scaled, waits)):
             setattr(home[name], name, value)
         try:
             return evaluate_infill({"sampled": Method("infill", gen, SAMPLING)}, holes, args.samples, args.seed)
@@ -153,6 +160,13 @@ def main() -> None:
                              ("late, off", "late, on", *both),
                              lambda a, b: ["{} of {}".format(*late_entries(b)), "{} of {}".format(*late_entries(a)),
                                            *differences(a, b)]))
+    if "waits" in settings:
+        console.print(on_off("the kept waits: the longest time in the hole with no onset on any track (quarter notes), "
+                             "and the fills where it outlasts the original's by more than one", families, on,
+                             fills(default_lean, default_loudness, waits=False),
+                             ("original", "off", "on", "longer, off", "longer, on", *both),
+                             lambda a, b: [f"{silences(a)[1]:.2f}", f"{silences(b)[0]:.2f}", f"{silences(a)[0]:.2f}",
+                                           f"{silences(b)[2]:.3f}", f"{silences(a)[2]:.3f}", *differences(a, b)]))
     if default_margin is not None and "durations" in settings:
         console.print(on_off(f"the kept durations (x{default_margin:g}): |log2| of the fill track's median duration "
                              "over the original's", families, on, fills(default_lean, default_loudness, margin=None),

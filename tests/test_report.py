@@ -18,9 +18,11 @@ from harmonixr.evaluation.infill_quality import (
     duration_error,
     hole_starts,
     kept_chords,
+    longest_silence,
     median_durations,
     paired,
     shortest_piece,
+    silences,
 )
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "harmonixr-small"
@@ -102,6 +104,21 @@ def test_chord_and_duration_measures_on_a_constructed_song() -> None:
     assert np.isnan(share) and compared == 0
     assert duration_error([row]) == (0.5, 2)  # |log2 2| for the strings, 0 for the bass
     assert kept_chords([{**row, "chords": None}], 0.75)[1] == 0  # a copy has no per-track measures
+
+
+def test_the_longest_silence_of_a_fill_counts_its_seams() -> None:
+    """longest_silence: the longest time in the hole with no onset on any track, from the last onset
+    before it to the first after it; silences() compares a fill's with the original's."""
+    from conftest import make_score
+
+    band = make_score([(0, False, [(t, 240, 60, 80) for t in (0, 480, 960, 2880, 3840)]),
+                       (33, False, [(t, 240, 36, 80) for t in (960, 1440)])])  # quarter notes at 480 ticks
+    assert longest_silence(band, 960, 3840) == 2880 - 1440  # between two onsets inside
+    assert longest_silence(band, 1920, 2880) == 2880 - 1440  # from the last onset before the hole
+    assert longest_silence(band, 3000, 3600) == 3840 - 2880  # across the whole hole, seams included
+    rows = [{"silence": 3.0, "truth_silence": 1.0}, {"silence": 1.5, "truth_silence": 1.0},
+            {"silence": None, "truth_silence": 1.0}]
+    assert silences(rows) == (2.25, 1.0, 0.5)  # a copy (no score) left out; one fill a quarter note or more longer
 
 
 @pytest.mark.slow

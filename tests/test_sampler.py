@@ -364,6 +364,29 @@ def test_a_track_told_its_longest_wait_never_waits_longer(model, vocab: NoteVoca
                            track_onsets=window))) >= 18
 
 
+def test_a_track_told_its_longest_wait_plays_on_to_the_end_of_the_region(model, vocab: NoteVocab) -> None:  # noqa: ANN001
+    """Rules.track_waits hold past a track's pace and at the end: slot 1 (1 to 40 onsets over 3
+    bars, no least number of notes) waits no more than 12 grid steps between onsets, up to the next
+    eighth note, however many it has played, nor from its last onset to the region's end: the
+    request does not end before. An untrained model left alone ends a row early or waits longer
+    (a fill of a Freedoom song ended 3 beats before its hole's end, every track silent there)."""
+    stop = 3 * BAR_POSITIONS[0]
+
+    def longest(rules: Rules) -> int:
+        outs, _ = _sample(model, vocab, rules, 6, 3, SamplingConfig(max_notes=200))
+        waits = []
+        for o in outs:
+            mine = o.notes[o.notes[:, TRACK] == 1]
+            steps = np.unique(mine[:, BAR] * BAR_POSITIONS[0] + mine[:, POS])
+            waits.append(int(np.diff(np.append(steps, stop)).max()))
+        return max(waits)
+
+    window = dict(track_onsets=((1, 1, 40),))
+    assert longest(Rules((0, 1, vocab.drum_slot), BAR_POSITIONS, (0, 0), 2, 0, EOS, track_waits=((1, 12),), **window)) \
+        < 12 + vocab.grid // 2
+    assert longest(Rules((0, 1, vocab.drum_slot), BAR_POSITIONS, (0, 0), 2, 0, EOS, **window)) >= 24
+
+
 def test_a_track_told_its_fewest_chord_notes_sounds_them_at_each_onset(model, vocab: NoteVocab) -> None:  # noqa: ANN001
     """Rules.track_least_chords: every onset of slot 1 holds two notes or more (an untrained model,
     which rarely writes two at once; the chord cap of 3 still holds), and the end waits for the last

@@ -68,6 +68,17 @@ def first_onsets(score: Score, start: int, end: int) -> list[int | None]:
     return [min((n.time - start for n in t.notes if start <= n.time < end), default=None) for t in score.tracks]
 
 
+def longest_silence(score: Score, start: int, end: int) -> int:
+    """The longest time (ticks) in [start, end) in which no track of ``score`` starts a note, from
+    the last onset before it to the first after it (0: an onset at every tick): a fill whose
+    every track stops for beats where the song plays on."""
+    onsets = np.unique([n.time for t in score.tracks for n in t.notes])
+    inside = onsets[(onsets >= start) & (onsets < end)]
+    before, after = onsets[onsets < start], onsets[onsets >= end]
+    edges = np.concatenate([before[-1:] if len(before) else [start], inside, after[:1] if len(after) else [end]])
+    return int(np.diff(edges).max()) if len(edges) > 1 else end - start
+
+
 def track_counts(score: Score, start: int, end: int) -> list[int]:
     """Notes starting in [start, end) on each track of ``score``."""
     return [sum(1 for n in t.notes if start <= n.time < end) for t in score.tracks]
@@ -224,6 +235,8 @@ def evaluate_infill(methods: dict[str, Method], holes: list[Hole], samples: int,
         truth_tracks, truth_first = track_counts(piece.original, start, end), first_onsets(piece.original, start, end)
         truth_chords = chord_shares(piece.original, start, end)
         truth_lengths = median_durations(piece.original, start, end)
+        quarter = piece.original.ticks_per_quarter
+        truth_silence = longest_silence(piece.original, start, end) / quarter
         for name, method in methods.items():
             n = 1 if method.deterministic else samples
             if method.kind in ("copy", "repeat"):
@@ -233,6 +246,7 @@ def evaluate_infill(methods: dict[str, Method], holes: list[Hole], samples: int,
                 firsts: list[list[int | None] | None] = [None]
                 chords: list[list[float | None] | None] = [None]
                 lengths: list[list[float | None] | None] = [None]
+                silences: list[float | None] = [None]
             else:
                 gen, sampling = method.generator, method.sampling
                 assert gen is not None and sampling is not None, f"method {name} samples: it needs a model"
@@ -249,13 +263,16 @@ def evaluate_infill(methods: dict[str, Method], holes: list[Hole], samples: int,
                 firsts = [first_onsets(r.score, start, end) for r in made]
                 chords = [chord_shares(r.score, start, end) for r in made]
                 lengths = [median_durations(r.score, start, end) for r in made]
-            for k, (fill, per_track, first, chord, length) in enumerate(zip(fills, counts, firsts, chords, lengths)):
+                silences = [longest_silence(r.score, start, end) / quarter for r in made]
+            for k, (fill, per_track, first, chord, length, silence) in enumerate(
+                    zip(fills, counts, firsts, chords, lengths, silences)):
                 rows.append({"method": name, "hole": index, "piece": piece_index, "sample": k, "style": hole.style,
                              "source": hole.source, "bars": hole.bars, "truth_notes": len(truth), "notes": len(fill),
                              "truth_tracks": truth_tracks, "tracks": per_track, "bar_ticks": bar_ticks,
                              "truth_first_onsets": truth_first, "first_onsets": first,
                              "truth_chords": truth_chords, "chords": chord,
                              "truth_durations": truth_lengths, "durations": length,
+                             "truth_silence": truth_silence, "silence": silence,
                              "onset_spread": onset_spread(fill, fine_step), "truth_onset_spread": onset_spread(truth, fine_step),
                              **compare_notes(fill, truth, start, bar_ticks, step)})
     return rows
@@ -272,6 +289,17 @@ def late_entries(rows: list[dict]) -> tuple[int, int]:
                 compared += 1
                 late += fill > truth + r["bar_ticks"]
     return late, compared
+
+
+def silences(rows: list[dict]) -> tuple[float, float, float]:
+    """Over the fills (those with a score), the mean longest time with no onset of any track in
+    the hole (:func:`longest_silence`, in quarter notes), the original's, and the share of fills
+    whose silence outlasts the original's by more than a quarter note."""
+    made = [r for r in rows if r["silence"] is not None]
+    if not made:
+        return float("nan"), float("nan"), float("nan")
+    return (float(np.mean([r["silence"] for r in made])), float(np.mean([r["truth_silence"] for r in made])),
+            float(np.mean([r["silence"] > r["truth_silence"] + 1 for r in made])))
 
 
 def kept_chords(rows: list[dict], least: float = 0.8) -> tuple[float, int]:

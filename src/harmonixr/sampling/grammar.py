@@ -418,7 +418,8 @@ class NoteGrammar:
         types[NOTE] = bool(bars.any())
         done = (state.notes >= self.rules.min_notes and set(self.rules.required) <= state.written and not self._owes_chord(state)
                 and (state.bar >= self.rules.min_bar and state.track >= 0 or self.rules.min_bar == 0)
-                and all(state.onsets.get(s, 0) >= low for s, low in self.pace.fewest.items()))
+                and all(state.onsets.get(s, 0) >= low for s, low in self.pace.fewest.items())
+                and not self.pace.waits_out(state))
         types[self.rules.end_type] = done or not types[NOTE]
         return types
 

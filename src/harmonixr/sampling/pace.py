@@ -109,8 +109,10 @@ class Pace:
                 self._plans[(slot, done)] = None if done >= pace else (
                     paced, self._latest(slot, stop, fewest - done))  # the rest still fit on its rhythm
             plan = self._plans[(slot, done)]
-            if plan is None:
-                continue
+            if plan is None:  # at its pace: only its longest wait still holds it, while it has onsets to spare
+                if not self._waiting(slot, state, stop) or done >= self.most.get(slot, UNLIMITED):
+                    continue
+                plan = (state.last[slot] + self.waits[slot], stop)
             due, latest = plan
             if slot in self.waits and slot in state.last:  # its next onset no later than its longest wait from its last
                 due = min(due, state.last[slot] + self.waits[slot])
@@ -124,6 +126,20 @@ class Pace:
             if best is None or (due, slot) < best:
                 best = (due, slot)
         return best
+
+    def waits_out(self, state: NoteState) -> bool:
+        """Whether a track held to a longest wait (``track_waits``) would wait longer than that from
+        its last onset to the region's end while it has onsets to spare (under its most): the
+        request may not end yet. A fill of a Freedoom song ended 3 beats before its hole's end, every
+        track silent there, where its drums had played every sixteenth note on both sides."""
+        if self.region is None:
+            return False
+        return any(self._waiting(slot, state, self.region[1]) and state.onsets.get(slot, 0) < self.most.get(slot, UNLIMITED)
+                   for slot in self.waits)
+
+    def _waiting(self, slot: int, state: NoteState, stop: int) -> bool:
+        """Whether ``slot``'s longest wait from its last onset written ends before ``stop``."""
+        return slot in self.waits and slot in state.last and state.last[slot] + self.waits[slot] < stop
 
     def _on_time(self, slot: int, step: int) -> int:
         """The first grid step from ``step`` where ``slot`` may be made to play: its rhythm's next
