@@ -20,13 +20,15 @@ sound's share against the most played one's). Per setting, the table prints:
   the style's velocity repeats held, ``data.stats.drum_repeats``).
 
 A second table prints the bars with a snare on 2 and 4 style by style, against the training
-data's drum parts of each style. With ``--songs N``, a third table: the drums of up to N Freedoom
-songs of ``--split`` removed and added back over bars 9-16 (``add-track --program -1``, 2
-variations) at each setting with a kit (a groove setting's first weight as
-``drums.ADDED_FIRST_LEAN``), against the song's own drums there: the share of bars with a kick and
-a snare, the most played sound's share of the drum notes (a part on one sound: 1), the note F1 of
-the added drums against the song's own (onset on the grid and sound) and the velocity error on
-the hits both play.
+data's drum parts of each style; a third, the phrases the drums mark: the share of the last bars of
+the phrases (of :data:`PHRASE_BARS` bars, from the first) with a tom, and of the other bars; the
+share of the phrases' first bars with a crash on the downbeat, and of the other bars. With
+``--songs N``, a fourth table: the drums of up to N Freedoom songs of ``--split`` removed and
+added back over bars 9-16 (``add-track --program -1``, 2 variations) at each setting with a kit
+(a groove setting's first weight as ``drums.ADDED_FIRST_LEAN``), against the song's own drums
+there: the share of bars with a kick and a snare, the most played sound's share of the drum notes
+(a part on one sound: 1), the note F1 of the added drums against the song's own (onset on the
+grid and sound) and the velocity error on the hits both play.
 
     python benchmarks/drum_kits.py --leans 0,0.5,1,1.5 --seeds 0,1
     python benchmarks/drum_kits.py --leans 0.5 --seeds 0,1 --songs 11
@@ -94,6 +96,25 @@ def both_keep_time(notes: list[tuple[int, int]]) -> float:
 
 
 KEEPING = 3
+PHRASE_BARS = 4  # a phrase's bars, from bar 0 (phrase_marks)
+TOMS = frozenset({41, 43, 45, 47, 48, 50})  # GM toms
+CRASHES = frozenset({49, 52, 55, 57})  # GM crash, Chinese and splash cymbals
+
+
+def phrase_marks(cells: list[tuple[int, int, int]]) -> np.ndarray:
+    """(4, 2) of the 4/4 bars where the drums play (``cells``: bar, grid position, sound): the last
+    bars of the phrases (of :data:`PHRASE_BARS` bars from bar 0) with a tom and their number, the
+    other bars with a tom and theirs, the phrases' first bars with a crash on the downbeat and
+    theirs, the other bars with one and theirs."""
+    played: dict[int, set[str]] = {}
+    for bar, position, sound in cells:
+        hit = played.setdefault(bar, set())
+        hit |= {"tom"} if sound in TOMS else {"crash"} if sound in CRASHES and position == 0 else set()
+    counts = np.zeros((4, 2))
+    for bar, hit in played.items():
+        counts[0 if bar % PHRASE_BARS == PHRASE_BARS - 1 else 1] += ("tom" in hit, 1)
+        counts[2 if bar % PHRASE_BARS == 0 else 3] += ("crash" in hit, 1)
+    return counts
 
 
 def distance(sounds: Counter, kit: dict[int, float]) -> float:
@@ -102,13 +123,13 @@ def distance(sounds: Counter, kit: dict[int, float]) -> float:
     return 0.5 * sum(abs(sounds[s] / total - kit.get(s, 0.0) / kit_total) for s in set(sounds) | set(kit))
 
 
-def corpus_drums(folder: str, styles: set[str]) -> tuple[list[str], dict[str, float]]:
+def corpus_drums(folder: str, styles: set[str]) -> tuple[list[str], dict[str, float], np.ndarray]:
     """:func:`backbeat`, :func:`two_and_four` and :func:`both_keep_time` of the training split's drum
-    parts of ``styles`` (mean over parts), then no sounds, then their :func:`velocities`; and
-    :func:`two_and_four` by style."""
+    parts of ``styles`` (mean over parts), then no sounds, then their :func:`velocities`;
+    :func:`two_and_four` by style; and their :func:`phrase_marks`, summed."""
     corpus = Corpus([folder])
     four = corpus.vocab.meter_id[(4, 4)]
-    shares, snares, keepers, loud, by_style = [], [], [], [], {}
+    shares, snares, keepers, loud, by_style, marks = [], [], [], [], {}, np.zeros((4, 2))
     for shards, row in corpus.rows("train"):
         if row["drums"] and row["style"] in styles:
             notes = shards.notes(row)
@@ -117,12 +138,14 @@ def corpus_drums(folder: str, styles: set[str]) -> tuple[list[str], dict[str, fl
                 shares.append(backbeat(list(map(tuple, part[:, [BAR, PITCH]].tolist()))))
                 in_four = part[shards.bars(row)[part[:, BAR], 0] == four]
                 if len(in_four):
-                    snares.append(two_and_four(list(map(tuple, in_four[:, [BAR, POS, PITCH]].tolist())), corpus.vocab.grid))
+                    cells = list(map(tuple, in_four[:, [BAR, POS, PITCH]].tolist()))
+                    snares.append(two_and_four(cells, corpus.vocab.grid))
                     by_style.setdefault(row["style"], []).append(snares[-1])
+                    marks += phrase_marks(cells)
                 keepers.append(both_keep_time(list(map(tuple, part[:, [BAR, PITCH]].tolist()))))
                 loud.append(part[:, VEL].tolist())
     return ([f"{np.mean(shares):.3f}", f"{np.mean(snares):.3f}", f"{np.mean(keepers):.3f}", "", *velocities(loud)],
-            {style: float(np.mean(found)) for style, found in by_style.items()})
+            {style: float(np.mean(found)) for style, found in by_style.items()}, marks)
 
 
 def main() -> None:
@@ -162,6 +185,7 @@ def main() -> None:
     repeats = dict(gen.drum_repeats)
     styles = args.styles.split(",")
     by_style: dict[str, dict[str, list[float]]] = {}  # setting -> style -> each piece's bars with a snare on 2 and 4
+    marks: dict[str, np.ndarray] = {}  # setting -> summed phrase_marks
     for name, lean, groove, accent, held, keeper, first in settings:
         gen.drum_kits = kits if lean is not None else {}
         gen.drum_repeats = repeats if held else {}
@@ -181,7 +205,9 @@ def main() -> None:
                         far.append(distance(sounds, kit))
                         outside.append(sum(c for s, c in sounds.items() if s not in kit) / max(len(notes), 1))
                         beats.append(backbeat(notes))
-                        snares.append(two_and_four(grid_cells(result.score, gen.vocab.grid), gen.vocab.grid))
+                        cells = grid_cells(result.score, gen.vocab.grid)
+                        snares.append(two_and_four(cells, gen.vocab.grid))
+                        marks[name] = marks.get(name, np.zeros((4, 2))) + phrase_marks(cells)
                         by_style.setdefault(name, {}).setdefault(style, []).append(snares[-1])
                         keepers.append(both_keep_time(notes))
         top = ", ".join(f"{s} ({c / sum(every.values()):.0%})" for s, c in every.most_common(3))
@@ -189,10 +215,17 @@ def main() -> None:
                       f"{np.mean(snares):.3f}", f"{np.mean(keepers):.3f}", top, *velocities(loud))
     drummers: dict[str, float] = {}
     if Path(args.data).exists():
-        row, drummers = corpus_drums(args.data, set(styles))
+        row, drummers, marks["the training data's drum parts"] = corpus_drums(args.data, set(styles))
         table.add_row(f"the training data's drum parts ({args.styles})", "", "", "", *row)
     Console(width=200).print(table)
     styles_table(by_style, drummers, styles)
+    phrases = Table(title=f"the phrases the drums mark ({PHRASE_BARS} bars from the first)")
+    for column in ("drums", "last bars with a tom", "other bars with a tom", "first bars with a crash on 1",
+                   "other bars with a crash on 1"):
+        phrases.add_column(column, justify="left" if column == "drums" else "right")
+    for name, counts in marks.items():
+        phrases.add_row(name, *(f"{hits / bars:.3f}" if bars else "" for hits, bars in counts))
+    Console(width=200).print(phrases)
     gen.drum_kits, gen.drum_repeats = kits, repeats
     if args.songs:
         songs_table(gen, args.data, args.split, args.songs, [s for s in settings if s.lean is not None])
