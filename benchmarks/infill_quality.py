@@ -4,7 +4,8 @@ The protocol of ``harmonixr evaluate`` (section 2): ``--pieces`` pieces of the s
 (folk, chorale, POP909, Groove, Freedoom, GiantMIDI, ...), a hole of ``--bars`` whole bars in the
 middle of each, every track; every method fills each hole ``--samples`` times (greedy and copy
 methods once) and is compared with the original notes. Prints, per source, the mean metrics, the
-median fill/original note ratio, the model's rows against the baselines hole by hole (mean
+median fill/original note ratio, the longest time in the hole with no onset on any track (quarter
+notes, seams included; the original's beside it), the model's rows against the baselines hole by hole (mean
 difference, standard error, holes won/lost), and the drums: notes of the drum track in each fill
 against the original's. Writes everything to ``--out`` as JSON.
 
@@ -27,7 +28,7 @@ from harmonixr.evaluation.report import measure_infill
 from harmonixr.generation.modes import Generator
 
 COLUMNS = ("method", "fills", "f1", "pitch_class_overlap", "rhythm_overlap", "velocity_distance", "notes_per_fill",
-           "truth_notes_per_hole", "median_note_ratio", "onset_spread", "truth_onset_spread")
+           "truth_notes_per_hole", "median_note_ratio", "onset_spread", "truth_onset_spread", "silence", "truth_silence")
 
 
 def table(title: str, rows: list[dict], columns: tuple[str, ...]) -> Table:

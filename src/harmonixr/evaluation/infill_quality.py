@@ -246,7 +246,7 @@ def evaluate_infill(methods: dict[str, Method], holes: list[Hole], samples: int,
                 firsts: list[list[int | None] | None] = [None]
                 chords: list[list[float | None] | None] = [None]
                 lengths: list[list[float | None] | None] = [None]
-                silences: list[float | None] = [None]
+                quiet: list[float | None] = [None]
             else:
                 gen, sampling = method.generator, method.sampling
                 assert gen is not None and sampling is not None, f"method {name} samples: it needs a model"
@@ -263,9 +263,9 @@ def evaluate_infill(methods: dict[str, Method], holes: list[Hole], samples: int,
                 firsts = [first_onsets(r.score, start, end) for r in made]
                 chords = [chord_shares(r.score, start, end) for r in made]
                 lengths = [median_durations(r.score, start, end) for r in made]
-                silences = [longest_silence(r.score, start, end) / quarter for r in made]
+                quiet = [longest_silence(r.score, start, end) / quarter for r in made]
             for k, (fill, per_track, first, chord, length, silence) in enumerate(
-                    zip(fills, counts, firsts, chords, lengths, silences)):
+                    zip(fills, counts, firsts, chords, lengths, quiet)):
                 rows.append({"method": name, "hole": index, "piece": piece_index, "sample": k, "style": hole.style,
                              "source": hole.source, "bars": hole.bars, "truth_notes": len(truth), "notes": len(fill),
                              "truth_tracks": truth_tracks, "tracks": per_track, "bar_ticks": bar_ticks,
@@ -352,17 +352,20 @@ def paired(rows: list[dict], method: str, against: str,
 
 
 def summarize(rows: list[dict]) -> list[dict]:
-    """Mean of each metric per method (and the number of fills)."""
+    """Mean of each metric per method (and the number of fills); a copy has no ``silence``
+    (:func:`silences`: NaN)."""
     out = []
     for method in dict.fromkeys(r["method"] for r in rows):
         mine = [r for r in rows if r["method"] == method]
         ratios = [r["notes"] / r["truth_notes"] for r in mine if r["truth_notes"]]
         spread = [r["onset_spread"] for r in mine if np.isfinite(r["onset_spread"])]
         truth_spread = [r["truth_onset_spread"] for r in mine if np.isfinite(r["truth_onset_spread"])]
+        silence, truth_silence, _ = silences(mine)
         out.append({"method": method, "fills": len(mine), **{m: float(np.mean([r[m] for r in mine])) for m in METRICS},
                     "onset_spread": float(np.mean(spread)) if spread else float("nan"),
                     "truth_onset_spread": float(np.mean(truth_spread)) if truth_spread else float("nan"),
                     "notes_per_fill": float(np.mean([r["notes"] for r in mine])),
                     "truth_notes_per_hole": float(np.mean([r["truth_notes"] for r in mine])),
-                    "median_note_ratio": float(np.median(ratios)) if ratios else float("nan")})
+                    "median_note_ratio": float(np.median(ratios)) if ratios else float("nan"),
+                    "silence": silence, "truth_silence": truth_silence})
     return out
