@@ -69,14 +69,14 @@ def first_onsets(score: Score, start: int, end: int) -> list[int | None]:
 
 
 def longest_silence(score: Score, start: int, end: int) -> int:
-    """The longest time (ticks) in [start, end) in which no track of ``score`` starts a note, from
-    the last onset before it to the first after it (0: an onset at every tick): a fill whose
-    every track stops for beats where the song plays on."""
+    """The longest time (ticks) between two onsets of any track of ``score`` around [start, end),
+    from the last onset before it to the first after it (the hole's own start or end where there is
+    none): a fill whose every track stops for beats where the song plays on."""
     onsets = np.unique([n.time for t in score.tracks for n in t.notes])
     inside = onsets[(onsets >= start) & (onsets < end)]
     before, after = onsets[onsets < start], onsets[onsets >= end]
     edges = np.concatenate([before[-1:] if len(before) else [start], inside, after[:1] if len(after) else [end]])
-    return int(np.diff(edges).max()) if len(edges) > 1 else end - start
+    return int(np.diff(edges).max())
 
 
 def track_counts(score: Score, start: int, end: int) -> list[int]:
