@@ -165,8 +165,7 @@ def main() -> None:
                              "and the fills where it outlasts the original's by more than one", families, on,
                              fills(default_lean, default_loudness, waits=False),
                              ("original", "off", "on", "longer, off", "longer, on", *both),
-                             lambda a, b: [f"{silences(a)[1]:.2f}", f"{silences(b)[0]:.2f}", f"{silences(a)[0]:.2f}",
-                                           f"{silences(b)[2]:.3f}", f"{silences(a)[2]:.3f}", *differences(a, b)]))
+                             lambda a, b: [*quiet(b, a), *differences(a, b)]))
     if default_margin is not None and "durations" in settings:
         console.print(on_off(f"the kept durations (x{default_margin:g}): |log2| of the fill track's median duration "
                              "over the original's", families, on, fills(default_lean, default_loudness, margin=None),
@@ -186,6 +185,13 @@ def note_ratios(*runs: list[dict]) -> list[str]:
     original note left out)."""
     ratios = [[r["notes"] / r["truth_notes"] for r in rows if r["truth_notes"]] for rows in runs]
     return [f"{np.mean(x):.2f}" for x in ratios] + [f"{np.median(x):.2f}" for x in ratios]
+
+
+def quiet(off: list[dict], on: list[dict]) -> list[str]:
+    """The longest all-track silence in the hole (:func:`silences`): the original's, the fills' off
+    and on, then the share of fills where it outlasts the original's, off and on."""
+    (off_mean, truth, off_longer), (on_mean, _, on_longer) = silences(off), silences(on)
+    return [f"{truth:.2f}", f"{off_mean:.2f}", f"{on_mean:.2f}", f"{off_longer:.3f}", f"{on_longer:.3f}"]
 
 
 def chord_shares(*runs: list[dict]) -> list[str]:

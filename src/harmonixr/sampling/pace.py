@@ -110,7 +110,7 @@ class Pace:
                     paced, self._latest(slot, stop, fewest - done))  # the rest still fit on its rhythm
             plan = self._plans[(slot, done)]
             if plan is None:  # at its pace: only its longest wait still holds it, while it has onsets to spare
-                if not self._waiting(slot, state, stop) or done >= self.most.get(slot, UNLIMITED):
+                if not self._waiting(slot, state, stop):
                     continue
                 plan = (state.last[slot] + self.waits[slot], stop)
             due, latest = plan
@@ -134,12 +134,13 @@ class Pace:
         track silent there, where its drums had played every sixteenth note on both sides."""
         if self.region is None:
             return False
-        return any(self._waiting(slot, state, self.region[1]) and state.onsets.get(slot, 0) < self.most.get(slot, UNLIMITED)
-                   for slot in self.waits)
+        return any(self._waiting(slot, state, self.region[1]) for slot in self.waits)
 
     def _waiting(self, slot: int, state: NoteState, stop: int) -> bool:
-        """Whether ``slot``'s longest wait from its last onset written ends before ``stop``."""
-        return slot in self.waits and slot in state.last and state.last[slot] + self.waits[slot] < stop
+        """Whether ``slot``'s longest wait from its last onset written ends before ``stop`` while it
+        has onsets to spare (under its most)."""
+        return (slot in self.waits and slot in state.last and state.last[slot] + self.waits[slot] < stop
+                and state.onsets.get(slot, 0) < self.most.get(slot, UNLIMITED))
 
     def _on_time(self, slot: int, step: int) -> int:
         """The first grid step from ``step`` where ``slot`` may be made to play: its rhythm's next
