@@ -129,79 +129,94 @@ def rank(pool: list[Candidate], source: str) -> list[Candidate]:
 
 
 class NoteCells:
-    """Notes as integer cells (bar from a window's first, position, pitch), by bar, so that the
-    multiset F1s of the context match are a few numpy calls each, for every key at once (a hole
-    tries every span in 13 keys). Melodic pitches may be moved; drums never."""
+    """Notes as integer cells (position, pitch), by bar, so that the multiset F1s of the context
+    match are a few numpy calls for every span of the piece at once: the notes two windows of bars
+    have in common are the sums of what their bars, one by one, have in common (:meth:`common`).
+    Melodic pitches may be moved; drums never."""
 
     PITCHES = 512  # a cell's room for a pitch (moved as far as TRANSPOSITIONS go): never the next position's
     OFFSET = 256  # added to every pitch, so a moved one stays inside its position's room
 
-    def __init__(self, notes: np.ndarray, bars: int, positions: int, drum_slot: int) -> None:
+    def __init__(self, notes: np.ndarray, bars: int, drum_slot: int) -> None:
         ordered = notes[np.argsort(notes[:, BAR], kind="stable")]
         self.bar = ordered[:, BAR]
         self.onset = ordered[:, POS] * self.PITCHES
         self.cell = self.onset + ordered[:, PITCH] + self.OFFSET
         self.melodic = (ordered[:, TRACK] != drum_slot).astype(np.int64)
         self.starts = np.searchsorted(self.bar, np.arange(bars + 1), side="left")
-        self.bar_size = positions * self.PITCHES
         self.bars = bars
-        self._seen: dict[tuple[int, int, tuple[int, ...] | None], tuple[np.ndarray, np.ndarray]] = {}
+        self._ranked: dict[int | None, tuple[np.ndarray, np.ndarray]] = {}
+        self._common: dict[tuple[int, int | None], np.ndarray] = {}
+        self.matches: dict[tuple[int, int, int | None], np.ndarray] = {}  # :func:`context_match`'s, per hole and key
 
-    def window(self, first: int, count: int, shifts: tuple[int, ...] | None = (0,)) -> tuple[np.ndarray, np.ndarray]:
-        """(distinct cells, how many notes each) of the notes starting in ``count`` bars from
-        ``first``, once per shift of ``shifts`` (their melodic pitches moved that many semitones;
-        the k-th shift's cells offset by k x :meth:`size`); None: onsets only, pitch left out."""
-        key = (first, count, shifts)
-        if key not in self._seen:
-            lo, hi = self.starts[first], self.starts[min(first + count, self.bars)]
-            at = (self.bar[lo:hi] - first) * self.bar_size
-            if shifts is None:
-                cells = (at + self.onset[lo:hi])[None]  # (1, n)
-            else:  # (S, n)
-                cells = at + self.cell[lo:hi] + np.asarray(shifts)[:, None] * self.melodic[lo:hi]
-            cells = cells + np.arange(len(cells))[:, None] * self.size(count)
-            self._seen[key] = np.unique(cells, return_counts=True)
-        return self._seen[key]
+    def cells(self, shift: int | None) -> np.ndarray:
+        """(N,) each note's cell, its melodic pitch moved ``shift`` semitones (None: its onset alone)."""
+        return self.onset if shift is None else self.cell + shift * self.melodic
 
-    def size(self, count: int) -> int:
-        """The room of one shift's cells in a window of ``count`` bars."""
-        return count * self.bar_size
+    def ranked(self, shift: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """(N,) each note's cell (:meth:`cells`), and (N,) how many of its bar's notes before it in
+        a fixed order, itself included, have that cell (1 for the first)."""
+        if shift not in self._ranked:
+            cells = self.cells(shift)
+            key = self.bar * (self.PITCHES * (self.cell.max(initial=0) // self.PITCHES + 2)) + cells
+            order = np.argsort(key, kind="stable")
+            ordered = key[order]
+            first = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])  # where each run of one cell starts
+            rank = np.empty(len(key), dtype=np.int64)
+            rank[order] = np.arange(len(key)) - np.repeat(first, np.diff(np.r_[first, len(key)])) + 1
+            self._ranked[shift] = (cells, rank)
+        return self._ranked[shift]
+
+    def common(self, bar: int, shift: int | None) -> np.ndarray:
+        """(bars,) for every bar, how many of its notes, moved ``shift`` (None: onsets alone), the
+        notes of ``bar`` have too, unmoved: a multiset intersection (a cell twice in both counts twice)."""
+        if (bar, shift) not in self._common:
+            kinds, counts = np.unique(self.cells(None if shift is None else 0)[self.starts[bar] : self.starts[bar + 1]],
+                                      return_counts=True)
+            cells, rank = self.ranked(shift)
+            if len(kinds):
+                at = np.searchsorted(kinds, cells).clip(max=len(kinds) - 1)
+                shared = rank <= np.where(kinds[at] == cells, counts[at], 0)  # the note is one of the cell's first counts
+            else:
+                shared = np.zeros(len(cells), dtype=bool)
+            self._common[(bar, shift)] = np.bincount(self.bar, weights=shared, minlength=self.bars)[: self.bars]
+        return self._common[(bar, shift)]
+
+    def notes_in(self, first: np.ndarray | int, count: int) -> np.ndarray:
+        """How many notes start in the ``count`` bars from ``first`` (every window in the piece)."""
+        return self.starts[first + count] - self.starts[first]
 
 
-def _f1(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], shifts: int, size: int) -> np.ndarray | None:
-    """(shifts,) note F1s of two multisets of cells ((distinct, counts) each, ``shifts`` of them
-    side by side, ``size`` apart); None when both are empty."""
-    total = int(a[1].sum() + b[1].sum()) // shifts  # moving pitches changes no count
-    if not total:
-        return None  # nothing on either side says nothing
-    _, ia, ib = np.intersect1d(a[0], b[0], assume_unique=True, return_indices=True)
-    hits = np.bincount(a[0][ia] // size, weights=np.minimum(a[1][ia], b[1][ib]), minlength=shifts)
-    return 2 * hits / total
-
-
-def context_match(cells: NoteCells, start: int, length: int, d: int,
-                  shifts: tuple[int, ...] | None = (0,)) -> np.ndarray:
-    """(shifts,) how alike the bars around the hole (bars ``start`` to ``start + length``) are to
-    those around the span ``d`` bars away, its melodic pitches moved each of ``shifts`` semitones
-    (None: onsets alone, which bounds the match in every key from above; one value): for each of
+def context_match(cells: NoteCells, start: int, length: int, shift: int | None = 0) -> np.ndarray:
+    """(bars,) how alike the bars around the hole (bars ``start`` to ``start + length``) are to
+    those around the span that starts at each bar, its melodic pitches moved ``shift`` semitones
+    (None: onsets alone, which bounds the match in every key from above): for each of
     :data:`CONTEXT_SCALES`, the mean note F1 of that many bars before and after (a side outside the
     piece left out; 0 when neither can be compared), averaged over the scales. ``cells`` holds no
     note of the hole. On the validation split (131 holes of 2 bars) the three scales together chose
     better copies than 2 bars alone: note F1 0.325 against 0.302."""
-    count = 1 if shifts is None else len(shifts)
+    if (start, length, shift) in cells.matches:
+        return cells.matches[(start, length, shift)]
+    bars = cells.bars
     scores = []
     for context in CONTEXT_SCALES:
-        sides = []
+        f1s, sides = np.zeros(bars), np.zeros(bars, dtype=np.int64)
         for offset in (-context, length):
-            a0, b0 = start + offset, start + offset + d
-            if min(a0, b0) < 0 or max(a0, b0) + context > cells.bars:
+            a0 = start + offset  # this side of the hole, and of every span (b0)
+            b0 = np.arange(bars) + offset
+            if a0 < 0 or a0 + context > bars:
                 continue
-            f1 = _f1(cells.window(a0, context, None if shifts is None else (0,) * count),
-                     cells.window(b0, context, shifts), count, cells.size(context))
-            if f1 is not None:
-                sides.append(f1)
-        scores.append(np.mean(sides, axis=0) if sides else np.zeros(count))
-    return np.mean(scores, axis=0)
+            b0 = b0[(b0 >= 0) & (b0 + context <= bars)]
+            hits = np.zeros(len(b0))
+            for j in range(context):
+                hits += cells.common(a0 + j, shift)[b0 + j]
+            total = cells.notes_in(a0, context) + cells.notes_in(b0, context)
+            seen = total > 0  # nothing on either side says nothing
+            f1s[b0[seen] - offset] += 2 * hits[seen] / total[seen]
+            sides[b0[seen] - offset] += 1
+        scores.append(np.where(sides > 0, f1s / np.maximum(sides, 1), 0.0))
+    cells.matches[(start, length, shift)] = np.mean(scores, axis=0)
+    return cells.matches[(start, length, shift)]
 
 
 def piece_candidates(notes: np.ndarray, meters: np.ndarray, hole: Hole, bars: int, vocab: NoteVocab,
@@ -217,14 +232,15 @@ def piece_candidates(notes: np.ndarray, meters: np.ndarray, hole: Hole, bars: in
     mine = notes[np.isin(notes[:, TRACK], tracks)]
     key = time_key(mine[:, BAR], mine[:, POS], vocab)
     visible = mine[~hole.in_span(mine, vocab)]  # the context match never looks inside the hole
-    cells = NoteCells(visible, bars, vocab.max_positions, vocab.drum_slot)
+    cells = NoteCells(visible, bars, vocab.drum_slot)
+    match_at = context_match(cells, start[0], length)  # (bars,) the match of the span from each bar
     spans = []  # (d, the notes inside the span, its match in its own key): every span of the same meters
     for d in sorted(range(-start[0], bars - start[0]), key=lambda d: (abs(d), d)):
         if -length < d < length or not np.array_equal(meters[start[0] + d : start[0] + d + length], own):
             continue
         inside = (key >= time_key(start[0] + d, start[1], vocab)) & (key < time_key(end[0] + d, end[1], vocab))
         if inside.any():
-            spans.append((d, inside, float(context_match(cells, start[0], length, d)[0])))
+            spans.append((d, inside, float(match_at[start[0] + d])))
     # only a span that can enter the best ``limit`` in another key is tried in the others
     floor = sorted((m for *_, m in spans), reverse=True)[limit - 1] if len(spans) >= limit else -math.inf
     keyed = []  # (match, d, inside, semitones): each span in the key it matches best
@@ -325,11 +341,10 @@ def best_transposition(cells: NoteCells, start: int, length: int, d: int, beat: 
     """(semitones, context match) of the best of :data:`TRANSPOSITIONS` but none for the span ``d``
     bars away; (0, 0.0) when the onsets alone cannot match better than ``beat`` (its match in its
     own key, or more) by :data:`TRANSPOSE_MARGIN` (no key can then)."""
-    if context_match(cells, start, length, d, None)[0] - TRANSPOSE_MARGIN <= beat:
+    if context_match(cells, start, length, None)[start + d] - TRANSPOSE_MARGIN <= beat:
         return 0, 0.0
-    shifts = tuple(k for k in TRANSPOSITIONS if k)
-    matches = context_match(cells, start, length, d, shifts)
-    return max(zip(shifts, matches.tolist()), key=lambda found: (found[1], -abs(found[0])))
+    matches = [(k, float(context_match(cells, start, length, k)[start + d])) for k in TRANSPOSITIONS if k]
+    return max(matches, key=lambda found: (found[1], -abs(found[0])))
 
 
 def fill_bits(model: NoteTransformer, vocab: NoteVocab, prompt: np.ndarray, fills: list[np.ndarray], hole: Hole,
