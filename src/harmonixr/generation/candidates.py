@@ -145,6 +145,7 @@ class NoteCells:
         self.melodic = (ordered[:, TRACK] != drum_slot).astype(np.int64)
         self.starts = np.searchsorted(self.bar, np.arange(bars + 1), side="left")
         self.bars = bars
+        self.room = self.PITCHES * (int(self.cell.max(initial=0)) // self.PITCHES + 2)  # more than any cell, moved or not
         self._ranked: dict[int | None, tuple[np.ndarray, np.ndarray]] = {}
         self._common: dict[tuple[int, int | None], np.ndarray] = {}
         self.matches: dict[tuple[int, int, int | None], np.ndarray] = {}  # :func:`context_match`'s, per hole and key
@@ -158,7 +159,7 @@ class NoteCells:
         a fixed order, itself included, have that cell (1 for the first)."""
         if shift not in self._ranked:
             cells = self.cells(shift)
-            key = self.bar * (self.PITCHES * (self.cell.max(initial=0) // self.PITCHES + 2)) + cells
+            key = self.bar * self.room + cells
             order = np.argsort(key, kind="stable")
             ordered = key[order]
             first = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])  # where each run of one cell starts
@@ -171,14 +172,10 @@ class NoteCells:
         """(bars,) for every bar, how many of its notes, moved ``shift`` (None: onsets alone), the
         notes of ``bar`` have too, unmoved: a multiset intersection (a cell twice in both counts twice)."""
         if (bar, shift) not in self._common:
-            kinds, counts = np.unique(self.cells(None if shift is None else 0)[self.starts[bar] : self.starts[bar + 1]],
-                                      return_counts=True)
+            counts = np.bincount(self.cells(None if shift is None else 0)[self.starts[bar] : self.starts[bar + 1]],
+                                 minlength=self.room)  # (room,) the bar's notes on each cell
             cells, rank = self.ranked(shift)
-            if len(kinds):
-                at = np.searchsorted(kinds, cells).clip(max=len(kinds) - 1)
-                shared = rank <= np.where(kinds[at] == cells, counts[at], 0)  # the note is one of the cell's first counts
-            else:
-                shared = np.zeros(len(cells), dtype=bool)
+            shared = rank <= counts[cells]  # the note is one of the cell's first counts
             self._common[(bar, shift)] = np.bincount(self.bar, weights=shared, minlength=self.bars)[: self.bars]
         return self._common[(bar, shift)]
 
