@@ -138,7 +138,8 @@ class NoteCells:
     OFFSET = 256  # added to every pitch, so a moved one stays inside its position's room
 
     def __init__(self, notes: np.ndarray, bars: int, drum_slot: int) -> None:
-        ordered = notes[np.argsort(notes[:, BAR], kind="stable")]
+        inside = notes[(notes[:, BAR] >= 0) & (notes[:, BAR] < bars)]  # no window reaches others
+        ordered = inside[np.argsort(inside[:, BAR], kind="stable")]
         self.bar = ordered[:, BAR]
         self.onset = ordered[:, POS] * self.PITCHES
         self.cell = self.onset + ordered[:, PITCH] + self.OFFSET
@@ -176,7 +177,7 @@ class NoteCells:
                                  minlength=self.room)  # (room,) the bar's notes on each cell
             cells, rank = self.ranked(shift)
             shared = rank <= counts[cells]  # the note is one of the cell's first counts
-            self._common[(bar, shift)] = np.bincount(self.bar, weights=shared, minlength=self.bars)[: self.bars]
+            self._common[(bar, shift)] = np.bincount(self.bar, weights=shared, minlength=self.bars)
         return self._common[(bar, shift)]
 
     def notes_in(self, first: np.ndarray | int, count: int) -> np.ndarray:
@@ -199,10 +200,10 @@ def context_match(cells: NoteCells, start: int, length: int, shift: int | None =
     for context in CONTEXT_SCALES:
         f1s, sides = np.zeros(bars), np.zeros(bars, dtype=np.int64)
         for offset in (-context, length):
-            a0 = start + offset  # this side of the hole, and of every span (b0)
-            b0 = np.arange(bars) + offset
+            a0 = start + offset  # this side of the hole; b0: the same side of every span
             if a0 < 0 or a0 + context > bars:
                 continue
+            b0 = np.arange(bars) + offset
             b0 = b0[(b0 >= 0) & (b0 + context <= bars)]
             hits = np.zeros(len(b0))
             for j in range(context):
