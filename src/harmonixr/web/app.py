@@ -28,6 +28,7 @@ PLAYER = gr.WaveformOptions(show_recording_waveform=False)  # the browser's own 
 PROGRAMS = [(f"{p}: {instrument_name(p)}", p) for p in range(128)] + [("drums", -1)]
 TIME_SIGNATURES = ["4/4", "3/4", "2/4", "6/8", "12/8", "2/2"]
 THEME = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["monospace"])  # no web fonts: works offline
+QUEUE = "studio"  # the one concurrency group of every event (see ``on`` in build_page)
 # A refusal (the only warning the studio shows, see page.refusing) is titled so, and only the
 # latest one is shown: Gradio 6 titles grouped toasts by their type and stacks them with a count.
 REFUSAL_CSS = """
@@ -143,11 +144,15 @@ def build_page(studio: Studio) -> gr.Blocks:
                     temperature, top_p, seed, variations, prompt, controls, length]
 
         def on(event: Any, handler: Any, inputs: list, outputs: list) -> Any:
-            return event(refusing(handler, len(outputs)), inputs, outputs)
+            """Every event in one queue, answered in the order sent: the studio holds one model and
+            one desk, and a region typed while the last region's table was being drawn must get
+            its table after that one, not before it (two handlers at once raced so)."""
+            return event(refusing(handler, len(outputs)), inputs, outputs, concurrency_id=QUEUE)
 
         marking = (refusing(page.mark, 2), [desk, region, tracks], [roll, controls])
-        on(upload.upload, page.upload, [desk, upload, style, region], piece_out + results_out).then(*marking)
-        on(load.click, page.example, [desk, example, region], piece_out + results_out).then(*marking)
+        then_mark = {"concurrency_id": QUEUE}
+        on(upload.upload, page.upload, [desk, upload, style, region], piece_out + results_out).then(*marking, **then_mark)
+        on(load.click, page.example, [desk, example, region], piece_out + results_out).then(*marking, **then_mark)
         on(region.change, page.mark, [desk, region, tracks], [roll, controls])
         on(tracks.input, page.mark, [desk, region, tracks], [roll, controls])
         for button, op in ((infill, "infill"), (refine, "refine"), (cont, "continue"), (add, "add-track"),
@@ -157,8 +162,8 @@ def build_page(studio: Studio) -> gr.Blocks:
         on(pick.input, page.show, [desk, pick, whole], [desk, *results_out])
         on(whole.input, page.show, [desk, pick, whole], [desk, *results_out])
         on(style.input, page.restyle, [desk, style, region], piece_out)
-        on(keep.click, page.keep, [desk, pick, region], piece_out + results_out).then(*marking)
-        on(undo.click, page.undo, [desk, region], piece_out + results_out).then(*marking)
+        on(keep.click, page.keep, [desk, pick, region], piece_out + results_out).then(*marking, **then_mark)
+        on(undo.click, page.undo, [desk, region], piece_out + results_out).then(*marking, **then_mark)
         for picker in (a_pick, b_pick):
             on(picker.change, page.compare, [desk, a_pick, b_pick], [a_audio, b_audio])
         for button, choice in ((a_better, "a"), (b_better, "b"), (tie, "tie")):
