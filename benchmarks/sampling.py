@@ -7,8 +7,8 @@
    the same script on the same test pieces) are its notes per second.
 2. The numba backbone step alone at batch 1: microseconds per note at a short and a long context;
    and the prefill of a 900-position prompt in fp32 and in the runtime's autocast dtype (bf16 where
-   the machine has it), which ``make_decoder`` uses. Then (``bf16``) what the decoders' bf16
-   matrices cost: bits per note of test pieces under the model and under its bf16 copy.
+   the machine has it), which ``make_decoder`` uses. Then (``int8``) what the decoders' int8
+   matrices cost: bits per note of test pieces under the model and under its int8 copy.
 3. Real-time factor: a 4-bar all-track infill in the middle of each of ``--pieces`` Freedoom test
    arrangements (5-14 tracks with drums), one variation per call, prompt + sampling + splicing: with
    the default piece-aware source (a copy of the song's own bars, when one matches) and sampled,
@@ -43,7 +43,7 @@ from harmonixr.generation.piece import Region
 from harmonixr.generation.refine import refine
 from harmonixr.generation.requests import Result
 from harmonixr.runtime import set_threads
-from harmonixr.sampling.decoder import bf16_matrices
+from harmonixr.sampling.decoder import int8_matrices
 from harmonixr.sampling.sampler import SamplingConfig
 from harmonixr.tokens.vocab import COLUMNS
 
@@ -51,8 +51,8 @@ ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "harmonixr-small"
 HOLE_BARS = 4
 REFINE_SONGS = 5  # refine takes seconds a song: at most this many
-BF16_PIECES = 8  # test pieces per family whose bits are compared under fp32 and bf16 matrices
-PARTS = ("free", "step", "bf16", "infill", "refine")
+INT8_PIECES = 8  # test pieces per family whose bits are compared under fp32 and int8 matrices
+PARTS = ("free", "step", "int8", "infill", "refine")
 
 
 PREFILL_POSITIONS, PREFILL_REPEATS = 900, 3  # a long infill prompt, timed 3 times
@@ -124,7 +124,8 @@ def step_table(gen: Generator, console: Console, reps: int = 300) -> dict:
     from harmonixr.sampling.decoder import NumbaDecoder, prefill
 
     decoder = NumbaDecoder(gen.model)
-    weights = sum(a.nbytes for k, a in decoder.weights.items() if k not in ("cos", "sin"))
+    matrices = [w for k, w in decoder.weights.items() if isinstance(w, tuple)]  # (int8 values, scales)
+    weights = sum(q.nbytes + scale.nbytes for q, scale in matrices)
     table = Table(title=f"numba backbone step alone, batch 1 ({weights / 2**20:.1f} MiB of weight matrices per note)")
     for column in ("position", "us per note", "weights read GB/s"):
         table.add_column(column, justify="right")
@@ -153,23 +154,23 @@ def step_table(gen: Generator, console: Console, reps: int = 300) -> dict:
 
 
 def rounding_table(gen: Generator, data: str, pieces: int, console: Console) -> dict:
-    """What the decoders' bf16 matrices cost: bits per note of the test pieces' plain windows (up to
-    ``pieces`` per family), under the model and under its copy with bf16 matrices, in fp32."""
+    """What the decoders' int8 matrices cost: bits per note of the test pieces' plain windows (up to
+    ``pieces`` per family), under the model and under its copy with int8 matrices, in fp32."""
     try:
         corpus = Corpus([data])
     except FileNotFoundError:
-        console.print(f"[yellow]{data} not prepared: the bf16 matrices' bits are skipped[/yellow]")
+        console.print(f"[yellow]{data} not prepared: the int8 matrices' bits are skipped[/yellow]")
         return {}
     evalset = build_eval_set(corpus, "test", gen.max_len, holes_per_piece=0, max_pieces=pieces)
     labels = [source for source, _ in evalset.plain_labels]
     scorer = Scorer(corpus.vocab)
     bits = {name: {k: t.per_note()["bits_per_note"] for k, t in scorer.score(model, evalset.plain, labels).items()}
-            for name, model in (("fp32", gen.model), ("bf16", bf16_matrices(gen.model)))}
-    table = Table(title=f"bits per note of the test pieces ({pieces} per family), the model's matrices fp32 and bf16")
-    for column in ("source", "fp32", "bf16 (the decoders')", "difference"):
+            for name, model in (("fp32", gen.model), ("int8", int8_matrices(gen.model)))}
+    table = Table(title=f"bits per note of the test pieces ({pieces} per family), the model's matrices fp32 and int8")
+    for column in ("source", "fp32", "int8 (the decoders')", "difference"):
         table.add_column(column, justify="right")
     for source in sorted(bits["fp32"]):
-        a, b = bits["fp32"][source], bits["bf16"][source]
+        a, b = bits["fp32"][source], bits["int8"][source]
         table.add_row(source, f"{a:.4f}", f"{b:.4f}", f"{b - a:+.4f}")
     console.print(table)
     return bits
@@ -275,7 +276,7 @@ def main() -> None:
     console = Console(width=160)
     gen = Generator(MODEL)
     runs = {"free": lambda: speed_table(gen, args.notes, args.repeats, args.hf, console),
-            "step": lambda: step_table(gen, console), "bf16": lambda: rounding_table(gen, args.data, BF16_PIECES, console),
+            "step": lambda: step_table(gen, console), "int8": lambda: rounding_table(gen, args.data, INT8_PIECES, console),
             "infill": lambda: infill_table(gen, args.data, args.pieces, args.repeats, console),
             "refine": lambda: refine_table(gen, args.data, min(args.pieces, REFINE_SONGS), console)}
     out = Path(args.out)

@@ -175,7 +175,7 @@ def test_the_sampler_tells_the_heads_the_echoes_training_does(tmp_path, vocab: N
     monkeypatch.setattr(decoder, "autocast_dtype", lambda *_: None)
     from harmonixr.rl.rewards import RewardContext, RewardWeights
     from harmonixr.rl.rollout import Prompt, collect, score_rollouts
-    from harmonixr.sampling.decoder import bf16_matrices
+    from harmonixr.sampling.decoder import int8_matrices
     from harmonixr.sampling.sampler import SamplingConfig
 
     torch.manual_seed(0)
@@ -193,7 +193,7 @@ def test_the_sampler_tells_the_heads_the_echoes_training_does(tmp_path, vocab: N
     rollouts, skipped = collect(gen, [prompt], 2, SamplingConfig(), 3, RewardWeights(), RewardContext())
     assert skipped == 0 and len(rollouts) == 2
     with torch.no_grad():
-        policy = bf16_matrices(gen.model)
+        policy = int8_matrices(gen.model)
         scored = score_rollouts(policy, policy, rollouts, 1.0)
     heard = matched = 0
     for row, r in enumerate(rollouts):

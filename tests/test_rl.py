@@ -27,7 +27,7 @@ from harmonixr.rl.rewards import RewardContext, RewardWeights
 from harmonixr.rl.rollout import Prompt, collect, score_rollouts
 from harmonixr.rl.synthetic import RULES
 from harmonixr.rl.trainer import advantages
-from harmonixr.sampling.decoder import bf16_matrices
+from harmonixr.sampling.decoder import int8_matrices
 from harmonixr.sampling.sampler import SamplingConfig
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "harmonixr-small"
@@ -43,7 +43,7 @@ def gen() -> Generator:
 def test_rollout_logprobs_are_those_the_sampler_drew_from(gen, music21_midi, temperature, monkeypatch) -> None:
     """score_rollouts recomputes, from the rows alone, the log-probability the sampler gave each
     drawn field (its masks, the last-bar merge, the temperature): the same number, field by field,
-    under the model the sampler ran (its matrices in bf16, ``decoder.bf16_matrices``). The prompt
+    under the model the sampler ran (its matrices in int8, ``decoder.int8_matrices``). The prompt
     is prefilled in fp32 here, as the recomputation runs: the sampler's bf16 prefill (where the
     machine has it) moves a drawn field's log-probability by up to a few hundredths of a nat
     (``tests/test_sampler.py`` bounds its hidden state), which is not what this checks."""
@@ -65,7 +65,7 @@ def test_rollout_logprobs_are_those_the_sampler_drew_from(gen, music21_midi, tem
         rollouts, skipped = collect(gen, [prompt], 3, sampling, 5, RewardWeights(), RewardContext())
         assert skipped == 0 and len(rollouts) == 3
         with torch.no_grad():
-            policy = bf16_matrices(gen.model)
+            policy = int8_matrices(gen.model)
             scored = score_rollouts(policy, policy, rollouts, temperature)
         assert torch.allclose(scored.kl, torch.zeros_like(scored.kl), atol=1e-5)  # the policy against itself
         assert bool((scored.entropy >= 0).all())

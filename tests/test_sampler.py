@@ -16,9 +16,9 @@ from harmonixr.models.checkpoint import build_model
 from harmonixr.models.config import ModelConfig
 from harmonixr.models.transformer import KVCache
 from harmonixr.runtime import autocast_dtype
-from harmonixr.sampling.decoder import NumbaDecoder, TorchDecoder, bf16_matrices, make_decoder
+from harmonixr.sampling.decoder import INT8_TOP, NumbaDecoder, TorchDecoder, int8_matrices, int8_matrix, int8_rows, make_decoder
 from harmonixr.sampling.grammar import NoteGrammar
-from harmonixr.sampling.kernels import softmax
+from harmonixr.sampling.kernels import matmul, softmax
 from harmonixr.sampling.rules import CHORD_LEAN, PITCH_SLACK, ROOT_LEAN, NoteState, Rules, cap_lean
 from harmonixr.sampling.sampler import Placement, Sampler, SamplingConfig, SamplingError, filter_logits, merge_end
 from harmonixr.tokens.notes import BAR, PITCH, POS, TRACK
@@ -51,10 +51,10 @@ def random_rows(vocab: NoteVocab, length: int) -> np.ndarray:
 
 
 def test_cached_and_compiled_decoders_equal_the_full_forward(model, vocab: NoteVocab) -> None:  # noqa: ANN001
-    """The cache, and both decoders, compute what the full forward pass of the model with bf16
+    """The cache, and both decoders, compute what the full forward pass of the model with int8
     matrices does (the decoders' weights); that model is within 1% of the fp32 one."""
     rows = random_rows(vocab, 60)
-    rounded = bf16_matrices(model)
+    rounded = int8_matrices(model)
     with torch.no_grad():
         exact = model(torch.from_numpy(rows)[None])[0].numpy()
         full = rounded(torch.from_numpy(rows)[None])[0].numpy()
@@ -93,6 +93,24 @@ def test_the_step_is_the_same_bits_on_one_thread_or_more(model, vocab: NoteVocab
     finally:
         numba.set_num_threads(threads)
     assert all(np.array_equal(a, b) for a, b in zip(*out))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 9), st.integers(1, 70), st.integers(1, 3), st.floats(1e-3, 1e3), st.integers(0, 2**31 - 1))
+def test_int8_matrices_keep_each_row_within_half_a_step(outs: int, ins: int, rows: int, size: float, seed: int) -> None:
+    """A row's largest weight becomes +-127 exactly, every weight is within half its row's step of
+    q x scale (an all-zero row stays 0), and the kernel's product equals x @ (q x scale)^T."""
+    gen = torch.Generator().manual_seed(seed)
+    weight = torch.randn(outs, ins, generator=gen) * size
+    weight[0] = 0.0  # a row of zeros (a pruned output) must not divide by zero
+    q, scale = int8_rows(weight)
+    assert q.abs().max() <= INT8_TOP and torch.equal(q, q.round())
+    assert torch.all(q[1:].abs().amax(dim=1) == INT8_TOP) and not q[0].any()
+    assert torch.all((weight - q * scale).abs() <= scale / 2 * (1 + 1e-6))
+    x = torch.randn(rows, ins, generator=gen)
+    out = np.empty((rows, outs), np.float32)
+    matmul(x.numpy(), int8_matrix(weight), out)
+    np.testing.assert_allclose(out, (x @ (q * scale).T).numpy(), rtol=1e-4, atol=1e-4 * size * ins)
 
 
 def test_the_prompt_runs_in_bf16_where_the_machine_has_it(model, vocab: NoteVocab) -> None:  # noqa: ANN001
@@ -590,7 +608,7 @@ def test_the_heads_attention_is_the_same_in_the_model_and_the_decoders(vocab: No
     cfg = ModelConfig(d_model=32, n_layers=2, n_heads=2, ffn_hidden=64, head_hidden=32, max_len=160, head_attention=True)
     model = build_model(cfg, vocab).eval()
     rows = random_rows(vocab, 40)
-    rounded = bf16_matrices(model)
+    rounded = int8_matrices(model)
     with torch.no_grad():
         h = rounded(torch.from_numpy(rows[:-1])[None])  # (1, 39, C)
         expect = rounded.next_logits(h, torch.from_numpy(rows[1:])[None])[PITCH_FIELD][0].numpy()  # (39, V)

@@ -13,11 +13,12 @@ numpy lookups, and the heads' block compiled, :func:`~harmonixr.sampling.kernels
 they are small matrices on a few rows, where per-call overhead is what counts, and the same code
 on every backend means the same logits for the same hidden state.
 
-Both decoders run the model with its matrices rounded to bf16 (:func:`bf16_matrices`), the
-arithmetic in fp32: the model trained under bf16 autocast, so these are the weights its matmuls
-saw, and bits per note on the test pieces move by less than 0.001 (``benchmarks/sampling.py
---parts bf16`` measures it); the numba step reads half the bytes. :func:`make_decoder` is the one place
-that picks the backend, and the prompt's precision: bf16 where the machine has it.
+Both decoders run the model with its matrices in int8, a scale per output row
+(:func:`int8_matrices`), the arithmetic in fp32: bits per note of the test pieces move by less than
+0.005 (``benchmarks/sampling.py --parts int8`` measures it), and the numba step reads a byte a
+weight where the bf16 it read before took two (at batch 1 it is bound by reading them).
+:func:`make_decoder` is the one place that picks the backend, and the prompt's precision: bf16
+where the machine has it.
 """
 
 from __future__ import annotations
@@ -35,31 +36,48 @@ from harmonixr.sampling.kernels import decode_step, field_head
 from harmonixr.tokens.vocab import COLUMNS, ECHO_COLUMNS, MATCHED_COLUMN
 
 BACKENDS = ("auto", "numba", "torch")
+INT8_TOP = 127  # the largest int8 magnitude a weight takes (symmetric: -128 is not used)
 
 
 def _np(x: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(x.detach().float().cpu().numpy())
 
 
-def bf16_bits(x: torch.Tensor) -> np.ndarray:
-    """``x`` rounded to bf16 (to nearest, ties to even), as the uint16 bit patterns the kernels read."""
-    return np.ascontiguousarray(x.detach().cpu().to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16))
+def int8_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A linear layer's weight (out, in) as int8 values q (out, in) and a scale (out, 1) per
+    output row, weight ~ q x scale: symmetric, the row's largest magnitude at 127."""
+    w = weight.detach().float()
+    scale = w.abs().amax(dim=1, keepdim=True).clamp_min(torch.finfo(torch.float32).tiny) / INT8_TOP
+    return torch.clamp(torch.round(w / scale), -INT8_TOP, INT8_TOP), scale
+
+
+def int8_matrix(weight: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """A weight (out, in) in the kernels' layout (:func:`~harmonixr.sampling.kernels.matmul`):
+    q (in, out) int8 and scale (out,) fp32."""
+    q, scale = int8_rows(weight)
+    return np.ascontiguousarray(q.T.cpu().numpy().astype(np.int8)), np.ascontiguousarray(scale[:, 0].cpu().numpy())
+
+
+def stacked(matrices: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """The layers' int8 matrices as one pair, q (L, in, out) and scale (L, out)."""
+    return np.stack([q for q, _ in matrices]), np.stack([scale for _, scale in matrices])
 
 
 @torch.no_grad()
-def bf16_matrices(model: NoteTransformer) -> NoteTransformer:
-    """A copy of ``model`` (eval mode) whose linear layers' weights are rounded to bf16 (in fp32
-    tensors): what the decoders run; the embeddings and the norms stay fp32."""
+def int8_matrices(model: NoteTransformer) -> NoteTransformer:
+    """A copy of ``model`` (eval mode) whose linear layers' weights are what the decoders run:
+    q x scale of :func:`int8_rows` (in fp32 tensors); the embeddings and the norms stay fp32."""
     out = copy.deepcopy(model).eval()
     for module in out.modules():
         if isinstance(module, torch.nn.Linear):
-            module.weight.copy_(module.weight.to(torch.bfloat16).float())
+            q, scale = int8_rows(module.weight)
+            module.weight.copy_(q * scale)
     return out
 
 
 class HeadWeights:
     """:class:`~harmonixr.models.transformer.HeadAttention`'s weights in numpy (fp32, the matrices
-    as the decoders' model has them: rounded to bf16) and the rotary tables."""
+    as the decoders' model has them: :func:`int8_matrices`) and the rotary tables."""
 
     def __init__(self, model: NoteTransformer) -> None:
         attend = model.heads.attend
@@ -122,7 +140,7 @@ class HeadMemory:
 
 class Heads:
     """The model's input embedding and field heads in numpy (see :class:`FieldHeads`), the heads'
-    matrices as bf16 bits."""
+    matrices int8 (:func:`int8_matrix`)."""
 
     def __init__(self, model: NoteTransformer) -> None:
         heads, embed = model.heads, model.embed
@@ -133,10 +151,10 @@ class Heads:
         self.in_norm, self.out_norm = _np(heads.in_norm.weight), _np(heads.out_norm.weight)
         self.eps = float(heads.in_norm.eps)
         mlp = heads.mlp
-        self.gate_up = bf16_bits(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]).T)  # (C, 2hh)
-        self.down = bf16_bits(mlp.down_proj.weight.T)  # (hh, C)
-        self.out = [bf16_bits(cast(torch.nn.Linear, o).weight.T) for o in heads.out]  # (C, V_k)
-        self.sizes = [o.shape[1] for o in self.out]  # V_k
+        self.gate_up = int8_matrix(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]))  # (C, 2hh)
+        self.down = int8_matrix(mlp.down_proj.weight)  # (hh, C)
+        self.out = [int8_matrix(cast(torch.nn.Linear, o).weight) for o in heads.out]  # (C, V_k)
+        self.sizes = [q.shape[1] for q, _ in self.out]  # V_k
         self.columns = heads.columns
         # (column, index in ECHO_COLUMNS) of each echo the heads are told after the track's program
         self.echo_columns = [(c, ECHO_COLUMNS.index(COLUMNS[c])) for c in heads.track_columns if COLUMNS[c] in ECHO_COLUMNS]
@@ -159,7 +177,7 @@ class Heads:
     def logits(self, k: int, h: np.ndarray, cond: np.ndarray) -> np.ndarray:
         """Field ``k``'s logits (n, V_k) for hidden states h (n, C) and their conditions (n, C)."""
         z = np.ascontiguousarray(h + self.queries[k] + cond, dtype=np.float32)
-        out = np.empty((len(z), self.out[k].shape[1]), np.float32)
+        out = np.empty((len(z), self.sizes[k]), np.float32)
         field_head(z, self.in_norm, self.gate_up, self.down, self.out_norm, self.out[k], self.eps, out)
         return out
 
@@ -195,11 +213,11 @@ class LastPrompt:
 
 
 class TorchDecoder:
-    """The PyTorch model (its matrices bf16, :func:`bf16_matrices`) with a KV cache; works on every
+    """The PyTorch model (its matrices int8, :func:`int8_matrices`) with a KV cache; works on every
     device. ``prefill_dtype``: the prompt's autocast dtype (None: fp32); the steps run in fp32."""
 
     def __init__(self, model: NoteTransformer, prefill_dtype: torch.dtype | None = None) -> None:
-        self.model = bf16_matrices(model)
+        self.model = int8_matrices(model)
         self.device = next(model.parameters()).device
         self.heads = Heads(self.model)
         self.memory = HeadMemory(self.heads.attend) if self.heads.attend is not None else None
@@ -227,7 +245,7 @@ class NumbaDecoder:
     """The same backbone, one compiled call per position (CPU); the prompt as in :class:`TorchDecoder`."""
 
     def __init__(self, model: NoteTransformer, prefill_dtype: torch.dtype | None = None) -> None:
-        self.model = bf16_matrices(model)
+        self.model = int8_matrices(model)
         self.heads = Heads(self.model)
         self.memory = HeadMemory(self.heads.attend) if self.heads.attend is not None else None
         self.weights = pack(self.model)
@@ -263,19 +281,19 @@ class NumbaDecoder:
         return out.copy()
 
 
-def pack(model: NoteTransformer) -> dict[str, np.ndarray]:
-    """The backbone's weights as the kernel wants them: the matrices fused, transposed and in bf16
-    bits, the norms' weights apart (fp32)."""
+def pack(model: NoteTransformer) -> dict[str, np.ndarray | tuple[np.ndarray, np.ndarray]]:
+    """The backbone's weights as the kernel wants them: the matrices fused, transposed and int8
+    (:func:`int8_matrix`), the norms' weights apart (fp32)."""
     layers = cast("list[Block]", list(model.layers))
     attn, mlp = [b.self_attn for b in layers], [b.mlp for b in layers]
     return {
         "cos": _np(model.cos), "sin": _np(model.sin),  # (max_len, D) each
         "attn_norm": np.stack([_np(b.input_layernorm.weight) for b in layers]),
-        "qkv": np.stack([bf16_bits(torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]).T) for a in attn]),
-        "o": np.stack([bf16_bits(a.o_proj.weight.T) for a in attn]),
+        "qkv": stacked([int8_matrix(torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight])) for a in attn]),
+        "o": stacked([int8_matrix(a.o_proj.weight) for a in attn]),
         "mlp_norm": np.stack([_np(b.post_attention_layernorm.weight) for b in layers]),
-        "gu": np.stack([bf16_bits(torch.cat([m.gate_proj.weight, m.up_proj.weight]).T) for m in mlp]),
-        "down": np.stack([bf16_bits(m.down_proj.weight.T) for m in mlp]),
+        "gu": stacked([int8_matrix(torch.cat([m.gate_proj.weight, m.up_proj.weight])) for m in mlp]),
+        "down": stacked([int8_matrix(m.down_proj.weight) for m in mlp]),
         "final_norm": _np(model.norm.weight),
     }
 

@@ -5,10 +5,11 @@ about 25 operators per layer at 5-20 us each, ``transformers``' ``generate`` add
 bookkeeping. :func:`decode_step` is the backbone's whole forward pass for one new position per
 row in one compiled call: per layer RMSNorm, fused QKV projection, rotary positions as a (D, D)
 matrix per position, attention over the cache, output projection, RMSNorm, fused gate/up
-projection, SiLU, down projection; then the final RMSNorm. The matrices are bf16 (``pack`` in
-:mod:`harmonixr.sampling.decoder`), the arithmetic fp32: at batch 1 the step reads 9 MiB of
-weights instead of 18. ``benchmarks/sampling.py`` measures it; ``tests/test_sampler.py`` checks
-its hidden states against the PyTorch model with the same bf16 matrices.
+projection, SiLU, down projection; then the final RMSNorm. The matrices are int8 with a scale per
+output column (``pack`` in :mod:`harmonixr.sampling.decoder`), the arithmetic fp32: at batch 1 the
+step reads 4.6 MiB of weights, where bf16 read 9.2 and fp32 18.4. ``benchmarks/sampling.py``
+measures it; ``tests/test_sampler.py`` checks its hidden states against the PyTorch model with the
+same matrices.
 """
 
 from __future__ import annotations
@@ -22,26 +23,36 @@ _JIT: dict[str, Any] = {"fastmath": True, "cache": True, "nogil": True}
 LOG2E = 1.4426950408889634
 EXP2 = (0.6931471805599453, 0.2402265069591007, 0.05550410866482158, 0.009618129107628477,
         0.0013333558146428443, 0.00015403530393381606)  # 2^f ~ 1 + sum EXP2[i] f^(i+1) on |f| <= 1/2 (Taylor)
+Matrix = tuple[np.ndarray, np.ndarray]  # int8 q (I, J) and fp32 scale (J,): the matrix q x scale, column by column
+Stacked = tuple[np.ndarray, np.ndarray]  # the same, one per layer: q (L, I, J), scale (L, J)
 EXP_FLOOR = -126.0  # 2^-126, the smallest normal float: below it a weight is as good as 0 beside the top one (1)
 
 
 @nb.njit(**_JIT)
-def matmul(X: np.ndarray, W: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
-    """out (B, J) = X (B, I) @ W (I, J), W's entries bf16 (their bit patterns as uint16, from
-    :func:`~harmonixr.sampling.decoder.bf16_bits`): four rows of W at a time are widened to fp32
-    (the bits shifted into a float's top half) into a buffer that stays in L1, then multiplied
-    into ``out``. At batch 1 the step is bound by reading the weights: half the bytes, twice the speed."""
+def matmul(X: np.ndarray, W: tuple[np.ndarray, np.ndarray], out: np.ndarray) -> None:  # pragma: no cover - compiled
+    """out (B, J) = X (B, I) @ W, W an int8 matrix (q (I, J) int8, scale (J,) fp32: W = q x scale
+    column by column, from :func:`~harmonixr.sampling.decoder.int8_matrix`): four rows of q at a
+    time are converted to fp32 into a buffer that stays in L1, multiplied into ``out``, and each
+    column is scaled at the end. At batch 1 the step is bound by reading the weights: a byte a
+    weight, where bf16 read two and fp32 four."""
+    q, scale = W
     B, I = X.shape  # noqa: E741 - the kernel names its dimensions B, I, J
-    J = W.shape[1]
+    J = q.shape[1]
     out[:] = 0.0
-    wide = np.empty((4, J), np.uint32)
-    rows = wide.view(np.float32)
+    rows = np.empty((4, J), np.float32)
     i = 0
+    if B == 1:  # one row of X: each weight is used once, converted where it is used (no buffer)
+        while i + 4 <= I:
+            x0, x1, x2, x3 = X[0, i], X[0, i + 1], X[0, i + 2], X[0, i + 3]
+            for j in range(J):
+                out[0, j] += (x0 * np.float32(q[i, j]) + x1 * np.float32(q[i + 1, j]) + x2 * np.float32(q[i + 2, j])
+                              + x3 * np.float32(q[i + 3, j]))
+            i += 4
     while i < I:
         take = min(4, I - i)
         for r in range(take):
             for j in range(J):
-                wide[r, j] = np.uint32(W[i + r, j]) << 16
+                rows[r, j] = np.float32(q[i + r, j])
         for b in range(B):
             if take == 4:
                 x0, x1, x2, x3 = X[b, i], X[b, i + 1], X[b, i + 2], X[b, i + 3]
@@ -53,6 +64,9 @@ def matmul(X: np.ndarray, W: np.ndarray, out: np.ndarray) -> None:  # pragma: no
                     for j in range(J):
                         out[b, j] += x0 * rows[r, j]
         i += take
+    for b in range(B):
+        for j in range(J):
+            out[b, j] *= scale[j]
 
 
 @nb.njit(**_JIT)
@@ -153,22 +167,23 @@ def _attention(qkv: np.ndarray, cos: np.ndarray, sin: np.ndarray, k_cache: np.nd
 
 
 @nb.njit(**_JIT)
-def decode_step(x: np.ndarray, pos: int, cos: np.ndarray, sin: np.ndarray, attn_norm: np.ndarray, w_qkv: np.ndarray,
-                w_o: np.ndarray, mlp_norm: np.ndarray, w_gu: np.ndarray, w_down: np.ndarray, final_norm: np.ndarray,
+def decode_step(x: np.ndarray, pos: int, cos: np.ndarray, sin: np.ndarray, attn_norm: np.ndarray, w_qkv: Stacked,
+                w_o: Stacked, mlp_norm: np.ndarray, w_gu: Stacked, w_down: Stacked, final_norm: np.ndarray,
                 k_cache: np.ndarray, v_cache: np.ndarray, out: np.ndarray, eps: float) -> None:  # pragma: no cover
     """One position per row at sequence index ``pos``: writes its keys/values into the caches and
     the final-normed hidden state into ``out``. The heads' attention is split between numba's
     threads (:func:`_attention`; each head's sums run in the same order with one thread or more).
 
     x (B, C) input embeddings (changed in place: the residual stream); cos, sin (max_len, D);
-    the norms' weights attn_norm, mlp_norm (L, C) and final_norm (C,); the matrices, bf16 bits
-    (see :func:`matmul`): w_qkv (L, C, 3C), w_o (L, C, C), w_gu (L, C, 2FF), w_down (L, FF, C);
+    the norms' weights attn_norm, mlp_norm (L, C) and final_norm (C,); the matrices, int8 (see
+    :func:`matmul`), each layer's stacked: w_qkv (L, C, 3C), w_o (L, C, C), w_gu (L, C, 2FF),
+    w_down (L, FF, C), with their scales (L, J);
     k_cache (L, B, H, D, max_len) (keys transposed: the score loop runs along time); v_cache (L,
     B, H, max_len, D); out (B, C).
     """
     B = x.shape[0]
-    n_layers, C, _ = w_qkv.shape
-    FF = w_down.shape[1]
+    n_layers, C, _ = w_qkv[0].shape
+    FF = w_down[0].shape[1]
     h = np.empty((B, C), np.float32)
     qkv = np.empty((B, 3 * C), np.float32)
     att = np.empty((B, C), np.float32)
@@ -177,17 +192,17 @@ def decode_step(x: np.ndarray, pos: int, cos: np.ndarray, sin: np.ndarray, attn_
     act = np.empty((B, FF), np.float32)
     for layer in range(n_layers):
         rms_norm(x, attn_norm[layer], h, eps)
-        matmul(h, w_qkv[layer], qkv)
+        matmul(h, (w_qkv[0][layer], w_qkv[1][layer]), qkv)
         _attention(qkv, cos[pos], sin[pos], k_cache[layer], v_cache[layer], pos, att)
-        matmul(att, w_o[layer], o)
+        matmul(att, (w_o[0][layer], w_o[1][layer]), o)
         x += o
         rms_norm(x, mlp_norm[layer], h, eps)
-        matmul(h, w_gu[layer], gu)
+        matmul(h, (w_gu[0][layer], w_gu[1][layer]), gu)
         for b in range(B):
             for j in range(FF):
                 gate = gu[b, j]
                 act[b, j] = gate / (1.0 + np.exp(-gate)) * gu[b, FF + j]
-        matmul(act, w_down[layer], o)
+        matmul(act, (w_down[0][layer], w_down[1][layer]), o)
         x += o
     rms_norm(x, final_norm, out, eps)
 
@@ -318,14 +333,14 @@ def filter_rows(logits: np.ndarray, temperature: float, top_k: int, top_p: float
 
 
 @nb.njit(**_JIT)
-def field_head(z: np.ndarray, in_norm: np.ndarray, gate_up: np.ndarray, down: np.ndarray, out_norm: np.ndarray,
-               out_w: np.ndarray, eps: float, out: np.ndarray) -> None:  # pragma: no cover - compiled
+def field_head(z: np.ndarray, in_norm: np.ndarray, gate_up: Matrix, down: Matrix, out_norm: np.ndarray,
+               out_w: Matrix, eps: float, out: np.ndarray) -> None:  # pragma: no cover - compiled
     """One field's logits, out (B, V) from z (B, C) = hidden state + the field's query + the
     condition (changed in place: the residual), through the heads' shared SwiGLU block:
     RMSNorm, fused gate/up (C, 2H), SiLU, down (H, C), residual, RMSNorm, the field's output
-    matrix (C, V); the matrices bf16 bits (see :func:`matmul`)."""
+    matrix (C, V); the matrices int8 (see :func:`matmul`)."""
     B, C = z.shape
-    H = down.shape[0]
+    H = down[0].shape[0]
     a = np.empty((B, C), np.float32)
     gu = np.empty((B, 2 * H), np.float32)
     act = np.empty((B, H), np.float32)
