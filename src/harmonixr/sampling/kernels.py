@@ -7,7 +7,7 @@ row in one compiled call: per layer RMSNorm, fused QKV projection, rotary positi
 matrix per position, attention over the cache, output projection, RMSNorm, fused gate/up
 projection, SiLU, down projection; then the final RMSNorm. The matrices are int8 with a scale per
 output column (``pack`` in :mod:`harmonixr.sampling.decoder`), the arithmetic fp32: at batch 1 the
-step reads 4.6 MiB of weights, where bf16 read 9.2 and fp32 18.4. ``benchmarks/sampling.py``
+step reads 4.7 MiB of weights, where bf16 read 9.2 and fp32 18.4. ``benchmarks/sampling.py``
 measures it; ``tests/test_sampler.py`` checks its hidden states against the PyTorch model with the
 same matrices.
 """
@@ -29,12 +29,13 @@ EXP_FLOOR = -126.0  # 2^-126, the smallest normal float: below it a weight is as
 
 
 @nb.njit(**_JIT)
-def matmul(X: np.ndarray, W: tuple[np.ndarray, np.ndarray], out: np.ndarray) -> None:  # pragma: no cover - compiled
+def matmul(X: np.ndarray, W: Matrix, out: np.ndarray) -> None:  # pragma: no cover - compiled
     """out (B, J) = X (B, I) @ W, W an int8 matrix (q (I, J) int8, scale (J,) fp32: W = q x scale
     column by column, from :func:`~harmonixr.sampling.decoder.int8_matrix`): four rows of q at a
-    time are converted to fp32 into a buffer that stays in L1, multiplied into ``out``, and each
-    column is scaled at the end. At batch 1 the step is bound by reading the weights: a byte a
-    weight, where bf16 read two and fp32 four."""
+    time are converted to fp32 (for several rows of X into a buffer that stays in L1, for one
+    where they are used: 20-30% faster a step), multiplied into ``out``, and each column is scaled
+    at the end. At batch 1 the step is bound by reading the weights: a byte a weight, where bf16
+    read two and fp32 four."""
     q, scale = W
     B, I = X.shape  # noqa: E741 - the kernel names its dimensions B, I, J
     J = q.shape[1]
