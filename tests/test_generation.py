@@ -22,7 +22,7 @@ from harmonixr.generation.demo import example_score
 from harmonixr.generation.drums import BACKBEAT_SHARE, BACKBEAT_TRIES, KIT_LEAN, backbeat_share
 from harmonixr.generation.harmony import BASS_ROOT_LEAN, COPY_LEAN, SOUNDING_LEAN, add_time_leans
 from harmonixr.generation.modes import Generator
-from harmonixr.generation.piece import GenerationError, Piece, Region
+from harmonixr.generation.piece import GenerationError, Piece, Region, written
 from harmonixr.generation.postprocess import Key, estimate_key
 from harmonixr.generation.requests import MusicRules
 from harmonixr.generation.surroundings import (
@@ -241,6 +241,18 @@ def test_generate_obeys_its_constraints(gen) -> None:
         assert len(set(onsets)) == len(onsets), "one note at a time"
         assert max(onsets) < 8 * 3 * score.ticks_per_quarter, "8 bars of 6/8"
         assert 40 <= len(notes) <= 56, "6 notes per bar asked of 8 bars, met within 15%"
+
+
+def test_a_new_piece_and_a_continuation_of_n_bars_are_n_bars_long(gen, music21_midi) -> None:
+    """No note rings on past the bars asked (seeds 0, 1 and 7 of a new 3-bar piano piece each had
+    a last note sounding into a fourth bar), and the notes cut there still start where they did."""
+    for seed in (0, 1, 7):
+        score = gen.generate([0], "pop", bars=3, seed=seed)[0].score
+        assert score.end() <= 3 * 4 * score.ticks_per_quarter and score.note_num() > 0
+    original = Score(str(music21_midi["essenFolksong/altdeu10#2"]))
+    piece = gen.piece(original, "folk-german")
+    for result in gen.continue_(piece, bars=2, after_bar=3, n=2, sampling=SAMPLING, seed=0, source="sampled"):
+        assert result.score.end() <= piece.tick(5) and written(result.score, piece.tick(3), None, [0]) > 0
 
 
 def test_a_key_asked_leans_to_its_tonic_chord(gen) -> None:

@@ -186,9 +186,15 @@ class Generator:
     def _spliced(self, piece: Piece, new: np.ndarray, start_tick: int, total: int, steps: int, finished: bool,
                  mode: str, details: dict | None = None) -> Result:
         """``piece`` up to ``start_tick`` and the notes ``new`` (rows of its bars, up to bar
-        ``total``) from there on, as a :class:`Result`."""
-        made = {t: [x for x in found if x.time >= start_tick]
-                for t, found in piece.to_notes(new, piece.timeline.extended(total)).items()}
+        ``total``) from there on, as a :class:`Result`. A note still sounding at bar ``total``
+        ends there: a new piece or a continuation of N bars is N bars long (7 of 30 new 3-bar
+        pieces rang on into a fourth)."""
+        timeline = piece.timeline.extended(total)
+        end = timeline.tick(total)
+        made = {t: [x for x in found if x.time >= start_tick] for t, found in piece.to_notes(new, timeline).items()}
+        for found in made.values():
+            for x in found:
+                x.duration = max(min(x.duration, end - x.time), 1)
         tracks = list(range(len(piece.original.tracks)))
         score = piece.splice(made, start_tick, None, tracks)
         _drop_meta_after(score, start_tick)
