@@ -149,10 +149,12 @@ def build_page(studio: Studio) -> gr.Blocks:
             its table after that one, not before it (two handlers at once raced so)."""
             return event(refusing(handler, len(outputs)), inputs, outputs, concurrency_id=QUEUE)
 
-        marking = (refusing(page.mark, 2), [desk, region, tracks], [roll, controls])
-        then_mark = {"concurrency_id": QUEUE}
-        on(upload.upload, page.upload, [desk, upload, style, region], piece_out + results_out).then(*marking, **then_mark)
-        on(load.click, page.example, [desk, example, region], piece_out + results_out).then(*marking, **then_mark)
+        def then_mark(done: Any) -> Any:
+            """After ``done`` (a piece opened, kept or undone), the roll and controls of its region."""
+            return done.then(refusing(page.mark, 2), [desk, region, tracks], [roll, controls], concurrency_id=QUEUE)
+
+        then_mark(on(upload.upload, page.upload, [desk, upload, style, region], piece_out + results_out))
+        then_mark(on(load.click, page.example, [desk, example, region], piece_out + results_out))
         on(region.change, page.mark, [desk, region, tracks], [roll, controls])
         on(tracks.input, page.mark, [desk, region, tracks], [roll, controls])
         for button, op in ((infill, "infill"), (refine, "refine"), (cont, "continue"), (add, "add-track"),
@@ -162,8 +164,8 @@ def build_page(studio: Studio) -> gr.Blocks:
         on(pick.input, page.show, [desk, pick, whole], [desk, *results_out])
         on(whole.input, page.show, [desk, pick, whole], [desk, *results_out])
         on(style.input, page.restyle, [desk, style, region], piece_out)
-        on(keep.click, page.keep, [desk, pick, region], piece_out + results_out).then(*marking, **then_mark)
-        on(undo.click, page.undo, [desk, region], piece_out + results_out).then(*marking, **then_mark)
+        then_mark(on(keep.click, page.keep, [desk, pick, region], piece_out + results_out))
+        then_mark(on(undo.click, page.undo, [desk, region], piece_out + results_out))
         for picker in (a_pick, b_pick):
             on(picker.change, page.compare, [desk, a_pick, b_pick], [a_audio, b_audio])
         for button, choice in ((a_better, "a"), (b_better, "b"), (tie, "tie")):
