@@ -58,7 +58,7 @@ def test_the_plain_set_covers_every_note_of_the_split(training_corpus) -> None:
     later = [COL[column] for column in LAG_COLUMNS if column.startswith("echo+")]
     heard = 0
     for example in evalset.infill:  # the left-only view drops the music after the hole's start, nothing else
-        left = without_right_context(example)
+        left = without_right_context(example, corpus.vocab)
         future = (example.rows[:, COL["segment"]] == FUTURE) & (example.rows[:, COL["type"]] == NOTE)
         assert len(left.rows) == len(example.rows) - future.sum()
         fields = [k for k in range(len(COLUMNS)) if COLUMNS[k] not in ECHO_COLUMNS]

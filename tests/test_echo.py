@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import make_score, real_piece_params
+from harmonixr.config import TokenizerSpec
 from harmonixr.generation.piece import Piece, Region
 from harmonixr.models.checkpoint import CheckpointError, build_model, save_checkpoint, start_from
 from harmonixr.models.config import ModelConfig
@@ -24,6 +25,7 @@ from harmonixr.tokens.prompt import Hole, infill, plain
 from harmonixr.tokens.vocab import (
     COL,
     COLUMNS,
+    DRUM_PROGRAM,
     ECHO_COLUMNS,
     ECHO_LAGS,
     LAST_NOTE_COLUMNS,
@@ -31,10 +33,12 @@ from harmonixr.tokens.vocab import (
     MATCHED_COLUMN,
     MAX_WINDOW_BARS,
     NOTE,
+    SOUNDING_COLUMNS,
     NoteVocab,
 )
 
 ECHO = [COL[name] for name in ECHO_COLUMNS]
+VOCAB = NoteVocab(TokenizerSpec())  # the hypothesis tests' (a function-scoped fixture is refused there)
 
 
 def matched_lag(seen: list[tuple[int, int, int, int]], bar: int) -> int:
@@ -51,14 +55,30 @@ def matched_lag(seen: list[tuple[int, int, int, int]], bar: int) -> int:
     return lag
 
 
-def reference(rows: np.ndarray) -> np.ndarray:
+def sounds_at(vocab: NoteVocab, row: np.ndarray, bar: int, pos: int) -> bool:
+    """Whether the melodic note of ``row`` sounds at stored (bar, pos), by its grid steps: its bar's
+    start plus its position, to that plus its duration (the bar before it as long as its meter says)."""
+    if row[COL["program"]] == DRUM_PROGRAM + 1:
+        return False
+    start = int(row[COL["pos"]]) - 1
+    end = start + int(vocab.durations[max(int(row[COL["dur"]]) - 1, 0)])
+    if int(row[COL["bar"]]) == bar - 1:
+        start, end = start - int(vocab.meter_positions(row[COL["meter"]])), end - int(vocab.meter_positions(row[COL["meter"]]))
+    elif int(row[COL["bar"]]) != bar:
+        return False
+    return start <= pos - 1 < end
+
+
+def reference(rows: np.ndarray, vocab: NoteVocab) -> np.ndarray:
     """The echo columns (T, E) by their definition: for each NOTE row, the earlier NOTE rows of its
     track at its position ``lag`` bars away (each fixed lag, then the matched one), the one of its
     rank among the notes of its own onset; then the pitch, duration and velocity of its track's
-    latest earlier note."""
+    latest earlier note; then the pitch classes of the earlier melodic notes sounding at its onset,
+    in groups of four bits."""
     out = np.zeros((len(rows), len(ECHO_COLUMNS)), dtype=np.int64)
     seen: list[tuple[int, int, int, int]] = []  # (track, bar, pos, pitch) of earlier known notes
     last: dict[int, list[int]] = {}
+    earlier: list[np.ndarray] = []  # the earlier known NOTE rows
     for t, row in enumerate(rows):
         track, bar, pos = int(row[COL["track"]]), int(row[COL["bar"]]), int(row[COL["pos"]])
         if row[COL["type"]] != NOTE or not 0 < bar < MAX_WINDOW_BARS:
@@ -69,19 +89,22 @@ def reference(rows: np.ndarray) -> np.ndarray:
             if lag and 0 < bar + lag < MAX_WINDOW_BARS and rank < len(there):
                 out[t, k] = there[rank]
         out[t, [ECHO_COLUMNS.index(name) for name in LAST_NOTE_COLUMNS]] = last.get(track, 0)
+        classes = {(int(r[COL["pitch"]]) - 1) % 12 for r in earlier if sounds_at(vocab, r, bar, pos)}
+        out[t, [ECHO_COLUMNS.index(name) for name in SOUNDING_COLUMNS]] = \
+            [1 + sum(1 << (k - group) for k in classes if group <= k < group + 4) for group in (0, 4, 8)]
+        earlier.append(row)
         seen.append((track, bar, pos, int(row[COL["pitch"]])))
         last[track] = [int(row[COL[name]]) for name in LAST_NOTE_FIELDS]
     return out
 
 
-def incremental(rows: np.ndarray, matched: bool = True) -> np.ndarray:
+def incremental(rows: np.ndarray, vocab: NoteVocab, matched: bool = True) -> np.ndarray:
     """The echo columns as the sampler works them out: one note at a time from an index."""
-    index, out = EchoIndex(rows[:0], matched), np.zeros((len(rows), len(ECHO_COLUMNS)), dtype=np.int64)
+    index, out = EchoIndex(rows[:0], vocab, matched), np.zeros((len(rows), len(ECHO_COLUMNS)), dtype=np.int64)
     for t, row in enumerate(rows):
         if row[COL["type"]] == NOTE:
-            key = int(row[COL["track"]]), int(row[COL["bar"]]), int(row[COL["pos"]])
-            out[t] = index.echoes(*key)
-            index.add(*key, *(int(row[COL[name]]) for name in LAST_NOTE_FIELDS))
+            out[t] = index.echoes(int(row[COL["track"]]), int(row[COL["bar"]]), int(row[COL["pos"]]))
+            index.add(row)
     return out
 
 
@@ -99,9 +122,9 @@ def sequences(piece: Piece) -> list[np.ndarray]:
 def test_echoes_of_real_sequences_follow_their_definition(real_file, vocab: NoteVocab) -> None:
     piece = Piece.from_file(str(real_file), vocab)
     for rows in sequences(piece):
-        expected = reference(rows)
+        expected = reference(rows, vocab)
         np.testing.assert_array_equal(rows[:, ECHO], expected)
-        np.testing.assert_array_equal(incremental(rows), expected)
+        np.testing.assert_array_equal(incremental(rows, vocab), expected)
     assert sequences(piece)[0][:, ECHO].any(), "a real piece repeats something at a bar's distance"
 
 
@@ -118,13 +141,15 @@ def test_echoes_of_random_rows_follow_their_definition(seed: int, count: int, ba
     rows[:, COL["pitch"]] = rng.integers(1, 129, count)
     rows[:, COL["dur"]] = rng.integers(1, 101, count)
     rows[:, COL["vel"]] = rng.integers(1, 128, count)
-    expected = reference(rows)
-    np.testing.assert_array_equal(add_echoes(rows.copy())[:, ECHO], expected)
-    np.testing.assert_array_equal(incremental(rows), expected)
+    rows[:, COL["meter"]] = rng.choice([VOCAB.meter_id[(3, 4)], VOCAB.meter_id[(4, 4)], VOCAB.meter_id[(6, 8)]], count)
+    rows[:, COL["program"]] = rng.choice([1, 41, DRUM_PROGRAM + 1], count)
+    expected = reference(rows, VOCAB)
+    np.testing.assert_array_equal(add_echoes(rows.copy(), VOCAB)[:, ECHO], expected)
+    np.testing.assert_array_equal(incremental(rows, VOCAB), expected)
     unmatched = expected.copy()
     unmatched[:, ECHO_COLUMNS.index(MATCHED_COLUMN)] = 0  # a model that does not read it: left 0, both ways
-    np.testing.assert_array_equal(add_echoes(rows.copy(), matched=False)[:, ECHO], unmatched)
-    np.testing.assert_array_equal(incremental(rows, matched=False), unmatched)
+    np.testing.assert_array_equal(add_echoes(rows.copy(), VOCAB, matched=False)[:, ECHO], unmatched)
+    np.testing.assert_array_equal(incremental(rows, VOCAB, matched=False), unmatched)
 
 
 def test_a_repeated_tune_echoes_itself_and_a_fill_hears_the_bars_after_it(vocab: NoteVocab) -> None:
@@ -180,7 +205,7 @@ def test_the_sampler_tells_the_heads_the_echoes_training_does(tmp_path, vocab: N
 
     torch.manual_seed(0)
     cfg = ModelConfig(d_model=64, n_layers=2, n_heads=2, ffn_hidden=128, head_hidden=64, max_len=512, echoes=True,
-                      matched_echo=True, last_note=True)
+                      matched_echo=True, last_note=True, sounding=True)
     model = build_model(cfg, vocab)
     with torch.no_grad():
         for name in ECHO_COLUMNS:

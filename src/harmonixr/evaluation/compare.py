@@ -28,7 +28,7 @@ from harmonixr.models.transformer import NoteTransformer
 from harmonixr.runtime import autocast_dtype, pick_device
 from harmonixr.tokens.echo import add_echoes
 from harmonixr.tokens.prompt import Rows
-from harmonixr.tokens.vocab import COL, FUTURE, NOTE, PAST
+from harmonixr.tokens.vocab import COL, FUTURE, NOTE, PAST, NoteVocab
 from harmonixr.training.batches import infill_examples, scoring_windows
 from harmonixr.training.config import ObjectiveConfig
 from harmonixr.training.examples import ExampleMaker
@@ -94,7 +94,7 @@ def load_scoring_model(path: str | Path, device: torch.device) -> tuple[str, Not
     return f"{path.parent.name}/{path.name} ({n_params / 1e6:.1f}M)", loaded.model
 
 
-def without_right_context(example: Rows) -> Rows:
+def without_right_context(example: Rows, vocab: NoteVocab) -> Rows:
     """The same hole and fill without the music after the hole's start (the future segment's notes
     are removed; the hole's own rows stay), so only what that music is worth changes. The echoes
     are worked out again: a fill note's later echoes held that music's pitches."""
@@ -105,7 +105,7 @@ def without_right_context(example: Rows) -> Rows:
     keep = ~future_notes
     dropped = int(future_notes[: example.fill_start].sum())
     assert rows[keep][:, COL["type"]].tolist().count(PAST) == 1
-    return dataclasses.replace(example, rows=add_echoes(rows[keep]), target=example.target[keep],
+    return dataclasses.replace(example, rows=add_echoes(rows[keep], vocab), target=example.target[keep],
                                fill_start=example.fill_start - dropped)
 
 
@@ -116,8 +116,9 @@ def compare(paths: list[str | Path], folders: list[str], split: str = "test", bl
     dev = pick_device(device)
     scorer = Scorer(corpus.vocab, device=dev, dtype=autocast_dtype("fp32", dev))
     evalset = build_eval_set(corpus, split, block_size, holes_per_piece, max_pieces)
+    left_only = [without_right_context(e, corpus.vocab) for e in evalset.infill]
     tasks = [("next-note", evalset.plain, evalset.plain_labels), ("infill", evalset.infill, evalset.infill_labels),
-             ("infill, left context only", [without_right_context(e) for e in evalset.infill], evalset.infill_labels)]
+             ("infill, left context only", left_only, evalset.infill_labels)]
     rows: list[dict] = []
     for path in paths:
         label, model = load_scoring_model(path, dev)

@@ -350,7 +350,7 @@ def fill_bits(model: NoteTransformer, vocab: NoteVocab, prompt: np.ndarray, fill
     """Bits of each fill's rows and its END after ``prompt`` (the infill prompt, ending with FILL)."""
     matched = MATCHED_COLUMN in model.cfg.columns  # worked out only for a model that reads it: 24 copies a hole
     seqs = [add_echoes(np.concatenate([prompt, note_rows(vocab, f, hole.start[0], bar0, bars, header, FILLED, hole),
-                                       end_row(END, FILLED)]), matched) for f in fills]
+                                       end_row(END, FILLED)]), vocab, matched) for f in fills]
     return sequence_bits(model, seqs, [np.arange(len(seq)) >= len(prompt) for seq in seqs])
 
 

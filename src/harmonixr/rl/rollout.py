@@ -157,7 +157,7 @@ def segment(gen: Generator, call: dict, row: int) -> Segment:
         rows.append(end)
     values = np.stack([s["values"] for s in steps]) if steps else np.zeros((0, len(FIELDS)), dtype=np.int64)
     matched = MATCHED_COLUMN in gen.model.cfg.columns  # as the sampler's EchoIndex worked them out
-    return Segment(add_echoes(np.concatenate(rows), matched), len(call["prompt"]), values, [s["masks"] for s in steps],
+    return Segment(add_echoes(np.concatenate(rows), gen.vocab, matched), len(call["prompt"]), values, [s["masks"] for s in steps],
                    np.stack([s["past"] for s in steps]) if steps else np.zeros((0, 1), bool), call["rules"].end_type,
                    [s["logp"] for s in steps], [s.get("lean") for s in steps], [s.get("accent") for s in steps])
 

@@ -26,7 +26,7 @@ import torch
 from harmonixr.errors import HarmonixrError
 from harmonixr.models.transformer import NoteTransformer
 from harmonixr.sampling.decoder import NumbaDecoder, TorchDecoder, make_decoder
-from harmonixr.sampling.grammar import DBAR, DUR, PITCH, POS, TRACK, TYPE, VEL, NoteGrammar
+from harmonixr.sampling.grammar import DBAR, PITCH, POS, TRACK, TYPE, VEL, NoteGrammar
 from harmonixr.sampling.kernels import draw_masked, filter_rows, merge_end_rows
 from harmonixr.sampling.rules import NoteState, cap_lean
 from harmonixr.tokens.echo import EchoIndex
@@ -151,7 +151,7 @@ class Sampler:
         uniforms = torch.rand((steps, n, K), generator=torch.Generator().manual_seed(seed), dtype=torch.float64).numpy()
         h = self.decoder.start(prompt, n, max_len)  # (n, C)
         states = [state.copy() for _ in range(n)]
-        heard = EchoIndex(prompt, matched=heads.reads_matched)
+        heard = EchoIndex(prompt, grammar.vocab, matched=heads.reads_matched)
         echo_index = [heard.copy() for _ in range(n)]  # each row's notes so far, for their echoes
         echoes = np.zeros((n, len(ECHO_COLUMNS)), dtype=np.int64)
         notes = [np.zeros((0, NOTE_WIDTH), dtype=np.int64) for _ in range(n)]
@@ -246,8 +246,7 @@ class Sampler:
                 note = made[row][-1]
                 last_rows[row] = row_of_fields(grammar.vocab, values[row], int(note[0]), int(note[1]), place.bar0,
                                                place.bars, place.header, place.segment, place.hole, echoes[row])
-                echo_index[row].add(int(values[row, TRACK]), place.bar_feature(int(note[0])), int(values[row, POS]),
-                                    int(values[row, PITCH]), int(values[row, DUR]), int(values[row, VEL]))
+                echo_index[row].add(last_rows[row])
             h = self.decoder.step(last_rows)
         for row in range(n):
             if made[row]:

@@ -24,6 +24,14 @@ moves from. The backbone's state after a note must otherwise carry every track's
 not knowing which track writes next; told it once the track is chosen, the heads read the step,
 the rhythm and the dynamics of that voice directly.
 
+The **harmony at its onset** (columns ``sound-0``, ``sound-4``, ``sound-8``): the pitch classes of
+the melodic notes read before it (drums apart) that sound at its onset, struck in its bar at or
+before it or in the bar before and still held, as a 12-bit set in groups of four. Attention can
+find the notes of the note's own onset (they come just before it), but a chord struck two beats
+ago sits dozens of rows back in a 9-track song, and in a hole of some tracks the kept tracks'
+notes inside the hole sit before the whole context: the alto written under three voices is told
+what they sound at each of its onsets.
+
 The model embeds a row's echoes with its other columns, and the field heads are told the next
 note's echoes once its bar, position and track are chosen (as they are told its instrument):
 copying, where the music repeats, is then one lookup away. :func:`add_echoes` fills the columns of
@@ -37,6 +45,7 @@ import numpy as np
 
 from harmonixr.tokens.vocab import (
     COL,
+    DRUM_PROGRAM,
     ECHO_COLUMNS,
     ECHO_LAGS,
     LAG_COLUMNS,
@@ -45,6 +54,9 @@ from harmonixr.tokens.vocab import (
     MATCHED_COLUMN,
     MAX_WINDOW_BARS,
     NOTE,
+    PC_GROUP,
+    SOUNDING_COLUMNS,
+    NoteVocab,
 )
 
 _LAG_ROOM = 32  # bar codes are offset by this, so that a lagged bar never wraps into another track's
@@ -54,6 +66,10 @@ _MATCHED = COL[MATCHED_COLUMN]
 _LAST = [COL[name] for name in LAST_NOTE_COLUMNS]
 _LAST_OF = [COL[name] for name in LAST_NOTE_FIELDS]  # the note columns they copy
 _PITCHES = 129  # stored pitch values (0: none)
+_LAST_AT = slice(ECHO_COLUMNS.index(LAST_NOTE_COLUMNS[0]), ECHO_COLUMNS.index(LAST_NOTE_COLUMNS[-1]) + 1)
+_SOUNDING_AT = slice(ECHO_COLUMNS.index(SOUNDING_COLUMNS[0]), ECHO_COLUMNS.index(SOUNDING_COLUMNS[-1]) + 1)
+_SOUNDING = [COL[name] for name in SOUNDING_COLUMNS]
+_DRUMS = DRUM_PROGRAM + 1  # the program column of a drum note
 
 
 def _known(bar: np.ndarray | int) -> np.ndarray | bool:
@@ -62,15 +78,50 @@ def _known(bar: np.ndarray | int) -> np.ndarray | bool:
     return (bar > 0) & (bar < MAX_WINDOW_BARS)
 
 
-def add_echoes(rows: np.ndarray, matched: bool = True) -> np.ndarray:
+def sounding_values(bits: np.ndarray | int) -> np.ndarray:
+    """12-bit pitch-class sets (...,) -> their stored sounding columns (..., 3): 1 + each group's bits."""
+    shifts = PC_GROUP * np.arange(len(SOUNDING_COLUMNS))
+    return 1 + ((np.asarray(bits, dtype=np.int64)[..., None] >> shifts) & ((1 << PC_GROUP) - 1))
+
+
+def held(vocab: NoteVocab, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For NOTE rows (N, R): where each sounds, in stored positions of its bar (``end``, excluded)
+    and of the next (``over``: sounding up to and with that stored position, < 1 when it does not
+    reach it), and its pitch class as one bit."""
+    pos, dur, meter = rows[:, COL["pos"]], rows[:, COL["dur"]], rows[:, COL["meter"]]
+    end = pos + vocab.durations[np.maximum(dur - 1, 0)]
+    return end, end - 1 - vocab.meter_positions(meter), np.left_shift(1, (rows[:, COL["pitch"]] - 1) % 12)
+
+
+def add_sounding(rows: np.ndarray, vocab: NoteVocab, idx: np.ndarray) -> None:
+    """Fill the sounding columns of the NOTE rows ``idx`` (sequence order, known bars) in place."""
+    bar, pos = rows[idx, COL["bar"]], rows[idx, COL["pos"]]
+    end, over, bit = held(vocab, rows[idx])
+    melodic = rows[idx, COL["program"]] != _DRUMS
+    bits = np.zeros(len(idx), dtype=np.int64)
+    for b in np.unique(bar):
+        here = np.flatnonzero(bar == b)  # (H,) its notes, in sequence order
+        same = here[melodic[here]]
+        before = np.flatnonzero((bar == b - 1) & melodic & (over >= 1))
+        at = pos[here][:, None]  # (H, 1)
+        for sources, sounds in ((same, (pos[same][None, :] <= at) & (end[same][None, :] > at)),
+                                (before, over[before][None, :] >= at)):
+            if len(sources):
+                read = sources[None, :] < here[:, None]  # (H, S): read before the note
+                bits[here] |= np.bitwise_or.reduce(np.where(read & sounds, bit[sources][None, :], 0), axis=1)
+    rows[np.ix_(idx, _SOUNDING)] = sounding_values(bits)
+
+
+def add_echoes(rows: np.ndarray, vocab: NoteVocab, matched: bool = True) -> np.ndarray:
     """Fill the echo columns of a sequence's rows (T, R) in place and return them: each NOTE row's
     echoes come from the NOTE rows before it (see the module's text). ``matched=False`` leaves the
     matched echo 0 (for a model that does not read it: it costs the most to work out)."""
-    rows[:, [*_LAGGED, _MATCHED, *_LAST]] = 0
+    rows[:, [*_LAGGED, _MATCHED, *_LAST, *_SOUNDING]] = 0
     bar, pos = rows[:, COL["bar"]], rows[:, COL["pos"]]
     idx = np.flatnonzero((rows[:, COL["type"]] == NOTE) & _known(bar))  # sequence order
     if not len(idx):
         return rows
+    add_sounding(rows, vocab, idx)
     by_track = idx[np.argsort(rows[idx, COL["track"]], kind="stable")]  # each track's notes in sequence order
     follows = rows[by_track[1:], COL["track"]] == rows[by_track[:-1], COL["track"]]
     rows[np.ix_(by_track[1:][follows], _LAST)] = rows[np.ix_(by_track[:-1][follows], _LAST_OF)]
@@ -142,20 +193,21 @@ class EchoIndex:
     lookup per lag, the same values :func:`add_echoes` gives its row (with ``matched=False``, the
     matched echo 0, as there: the bars' cells are then not kept)."""
 
-    def __init__(self, rows: np.ndarray, matched: bool = True) -> None:
-        self.matched = matched
+    def __init__(self, rows: np.ndarray, vocab: NoteVocab, matched: bool = True) -> None:
+        self.vocab, self.matched = vocab, matched
         self.seen: dict[tuple[int, int, int], list[int]] = {}
         self.cells: dict[int, set[tuple[int, int, int]]] = {}  # bar -> its (track, pos, pitch) cells
         self.lags: dict[int, int] = {}  # bar -> its matched lag, until a note comes in an earlier bar
         self.lagged_to = 0  # the latest bar in ``lags``
         self.last: dict[int, tuple[int, int, int]] = {}  # track -> its last note's (pitch, dur, vel)
-        notes = rows[(rows[:, COL["type"]] == NOTE) & _known(rows[:, COL["bar"]])]
-        for track, bar, pos, pitch, dur, vel in notes[:, [COL["track"], COL["bar"], COL["pos"], *_LAST_OF]].tolist():
-            self.add(track, bar, pos, pitch, dur, vel)
+        self.held: dict[int, list[tuple[int, int, int, int]]] = {}  # bar -> its melodic notes' (pos, end, over, bit)
+        for row in rows[(rows[:, COL["type"]] == NOTE) & _known(rows[:, COL["bar"]])]:
+            self.add(row)
 
     def copy(self) -> EchoIndex:
         out = EchoIndex.__new__(EchoIndex)
-        out.matched = self.matched
+        out.vocab, out.matched = self.vocab, self.matched
+        out.held = {bar: list(notes) for bar, notes in self.held.items()}
         out.seen = {key: list(pitches) for key, pitches in self.seen.items()}
         out.cells = {bar: set(cells) for bar, cells in self.cells.items()}
         out.lags, out.lagged_to, out.last = dict(self.lags), self.lagged_to, dict(self.last)
@@ -163,11 +215,19 @@ class EchoIndex:
 
     def echoes(self, track: int, bar: int, pos: int) -> np.ndarray:
         """(len(ECHO_COLUMNS),) the echoes of the next note at stored (track, bar feature, pos):
-        the fixed lags', the matched one, then its track's last note."""
+        the fixed lags', the matched one, its track's last note, then the pitch classes sounding."""
         out = np.zeros(len(ECHO_COLUMNS), dtype=np.int64)
         if not _known(bar):
             return out
-        out[-len(LAST_NOTE_COLUMNS) :] = self.last.get(track, 0)
+        out[_LAST_AT] = self.last.get(track, 0)
+        bits = 0
+        for start, end, _, bit in self.held.get(bar, ()):
+            if start <= pos < end:
+                bits |= bit
+        for _, _, over, bit in self.held.get(bar - 1, ()):
+            if over >= pos:
+                bits |= bit
+        out[_SOUNDING_AT] = sounding_values(bits)
         rank = min(len(self.seen.get((track, bar, pos), ())), _RANKS - 1)
         for k, lag in enumerate((*ECHO_LAGS, -self.matched_lag(bar) if self.matched else 0)):
             if lag and _known(bar + lag):
@@ -188,10 +248,14 @@ class EchoIndex:
                         best, self.lags[bar] = f1, bar - 1 - other
         return self.lags[bar]
 
-    def add(self, track: int, bar: int, pos: int, pitch: int, dur: int, vel: int) -> None:
-        """Record a note written at stored (track, bar feature, pos) with stored ``pitch``, ``dur`` and ``vel``."""
+    def add(self, row: np.ndarray) -> None:
+        """Record a NOTE row (R,) read or written."""
+        track, bar, pos, pitch, dur, vel = (int(row[c]) for c in (COL["track"], COL["bar"], COL["pos"], *_LAST_OF))
         if _known(bar):
             self.last[track] = (pitch, dur, vel)
+            if row[COL["program"]] != _DRUMS:
+                end, over, bit = (int(x[0]) for x in held(self.vocab, row[None]))
+                self.held.setdefault(bar, []).append((pos, end, over, bit))
             self.seen.setdefault((track, bar, pos), []).append(pitch)
             if not self.matched:
                 return

@@ -379,7 +379,7 @@ def plain(vocab: NoteVocab, header: Header, notes: np.ndarray, bar0: int, bars: 
     head = header_rows(vocab, header)
     body = note_rows(vocab, notes, bar0, bar0, bars, header, BODY)
     parts = [head, body] + ([end_row(EOS, BODY)] if ends else [])
-    rows = add_echoes(np.concatenate(parts))
+    rows = add_echoes(np.concatenate(parts), vocab)
     target = np.arange(len(rows)) >= len(head)
     return Rows(rows, target, -1, bar0, "plain")
 
@@ -414,7 +414,7 @@ def infill(vocab: NoteVocab, header: Header, notes: np.ndarray, bar0: int, bars:
     fill_start = sum(len(p) for p in parts) - 1
     if fill:
         parts += [note_rows(vocab, inside, hole.start[0], bar0, bars, header, FILLED, hole), end_row(END, FILLED)]
-    rows = add_echoes(np.concatenate(parts))
+    rows = add_echoes(np.concatenate(parts), vocab)
     types = rows[:, COL["type"]]
     target = (types == NOTE) | (types == END)
     return Rows(rows, target, fill_start, bar0, kind)

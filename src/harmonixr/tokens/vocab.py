@@ -60,7 +60,11 @@ MATCHED_COLUMN = "echo-match"
 # and velocity, as the note columns store them.
 LAST_NOTE_FIELDS = ("pitch", "dur", "vel")
 LAST_NOTE_COLUMNS = tuple(f"last-{name}" for name in LAST_NOTE_FIELDS)
-ECHO_COLUMNS = (*LAG_COLUMNS, MATCHED_COLUMN, *LAST_NOTE_COLUMNS)  # the last note's close them
+# The pitch classes sounding at a note's onset: a 12-bit set (bit k: pitch class k) of the melodic
+# notes read before it that sound there, stored in groups of PC_GROUP bits, each as 1 + its bits (0: none read).
+PC_GROUP = 4
+SOUNDING_COLUMNS = tuple(f"sound-{k}" for k in range(0, 12, PC_GROUP))
+ECHO_COLUMNS = (*LAG_COLUMNS, MATCHED_COLUMN, *LAST_NOTE_COLUMNS, *SOUNDING_COLUMNS)
 BASE_COLUMNS = ("type", "value", "dbar", "pos", "track", "pitch", "dur", "vel", "micro",
                 "bar", "meter", "tempo", "segment", "program", "hole")  # what a model reads without echoes
 COLUMNS = (*BASE_COLUMNS, *ECHO_COLUMNS)
@@ -126,6 +130,7 @@ class NoteVocab:
             **{name: 129 for name in (*LAG_COLUMNS, MATCHED_COLUMN)},  # a pitch, as the pitch column stores it
         }
         sizes.update({column: sizes[name] for column, name in zip(LAST_NOTE_COLUMNS, LAST_NOTE_FIELDS)})
+        sizes.update({column: 1 + (1 << PC_GROUP) for column in SOUNDING_COLUMNS})
         self.columns = tuple(Field(name, sizes[name]) for name in COLUMNS)
         self.sizes = sizes
         self.offsets = np.cumsum([0, *(sizes[name] for name in COLUMNS)])[:-1]  # row of each column in one table
