@@ -98,9 +98,10 @@ def reference(rows: np.ndarray, vocab: NoteVocab) -> np.ndarray:
     return out
 
 
-def incremental(rows: np.ndarray, vocab: NoteVocab, matched: bool = True) -> np.ndarray:
+def incremental(rows: np.ndarray, vocab: NoteVocab, matched: bool = True, sounding: bool = True) -> np.ndarray:
     """The echo columns as the sampler works them out: one note at a time from an index."""
-    index, out = EchoIndex(rows[:0], vocab, matched), np.zeros((len(rows), len(ECHO_COLUMNS)), dtype=np.int64)
+    index = EchoIndex(rows[:0], vocab, matched, sounding)
+    out = np.zeros((len(rows), len(ECHO_COLUMNS)), dtype=np.int64)
     for t, row in enumerate(rows):
         if row[COL["type"]] == NOTE:
             out[t] = index.echoes(int(row[COL["track"]]), int(row[COL["bar"]]), int(row[COL["pos"]]))
@@ -150,6 +151,10 @@ def test_echoes_of_random_rows_follow_their_definition(seed: int, count: int, ba
     unmatched[:, ECHO_COLUMNS.index(MATCHED_COLUMN)] = 0  # a model that does not read it: left 0, both ways
     np.testing.assert_array_equal(add_echoes(rows.copy(), VOCAB, matched=False)[:, ECHO], unmatched)
     np.testing.assert_array_equal(incremental(rows, VOCAB, matched=False), unmatched)
+    silent = expected.copy()
+    silent[:, [ECHO_COLUMNS.index(name) for name in SOUNDING_COLUMNS]] = 0  # nor the sounding columns
+    np.testing.assert_array_equal(add_echoes(rows.copy(), VOCAB, sounding=False)[:, ECHO], silent)
+    np.testing.assert_array_equal(incremental(rows, VOCAB, sounding=False), silent)
 
 
 def test_a_repeated_tune_echoes_itself_and_a_fill_hears_the_bars_after_it(vocab: NoteVocab) -> None:
@@ -269,3 +274,21 @@ def test_a_fine_tune_that_reads_a_new_column_starts_from_the_same_function(tmp_p
     save_checkpoint(tmp_path / "after", after, vocab, {})
     with pytest.raises(CheckpointError, match="reads columns this one does not"):
         start_from(tmp_path / "after", build_model(ModelConfig(**small), vocab), vocab)
+
+
+def test_a_melody_over_a_held_chord_hears_the_chord_and_the_drums_are_not_heard(vocab: NoteVocab) -> None:
+    """A C major chord held for two bars (strings), a kick on every beat and a melody of quarter
+    notes: each melody note hears C, E and G (and, from the second beat, the melody note before
+    it only where it still sounds: never, they are quarter notes), in the second bar too (held
+    over the bar line); the drums are heard by no note."""
+    bar = 4 * 480
+    chord = [(0, 2 * bar, pitch, 70) for pitch in (48, 52, 55)]
+    melody = [(beat * 480, 480, 72 + 2 * (beat % 3), 90) for beat in range(8)]
+    kicks = [(beat * 480, 120, 36, 100) for beat in range(8)]
+    piece = Piece.from_score(make_score([(48, False, chord), (73, False, melody), (0, True, kicks)]), vocab)
+    rows = plain(vocab, piece.header(), piece.notes, 0, piece.bars_meta(), ends=True).rows
+    flute = (rows[:, COL["type"]] == NOTE) & (rows[:, COL["program"]] == 74)
+    assert flute.sum() == 8
+    values = rows[flute][:, [COL[name] for name in SOUNDING_COLUMNS]]
+    bits = (values[:, 0] - 1) | (values[:, 1] - 1) << 4 | (values[:, 2] - 1) << 8
+    assert (bits == (1 << 0) | (1 << 4) | (1 << 7)).all(), [bin(b) for b in bits]  # C, E, G

@@ -36,7 +36,7 @@ from harmonixr.models.transformer import NoteTransformer, padded_field_nll
 from harmonixr.tokens.echo import add_echoes
 from harmonixr.tokens.notes import BAR, PITCH, POS, TRACK, sort_notes
 from harmonixr.tokens.prompt import Bars, Header, Hole, end_row, note_rows, time_key
-from harmonixr.tokens.vocab import END, FILLED, MATCHED_COLUMN, NoteVocab
+from harmonixr.tokens.vocab import END, FILLED, MATCHED_COLUMN, SOUNDING_COLUMNS, NoteVocab
 
 SOURCES = ("piece", "best", "sampled")
 # Copies kept per hole at most: every span of the piece is matched, the best-matching kept (ties:
@@ -349,8 +349,9 @@ def fill_bits(model: NoteTransformer, vocab: NoteVocab, prompt: np.ndarray, fill
               bar0: int, bars: Bars, header: Header) -> list[float]:
     """Bits of each fill's rows and its END after ``prompt`` (the infill prompt, ending with FILL)."""
     matched = MATCHED_COLUMN in model.cfg.columns  # worked out only for a model that reads it: 24 copies a hole
+    sounding = SOUNDING_COLUMNS[0] in model.cfg.columns
     seqs = [add_echoes(np.concatenate([prompt, note_rows(vocab, f, hole.start[0], bar0, bars, header, FILLED, hole),
-                                       end_row(END, FILLED)]), vocab, matched) for f in fills]
+                                       end_row(END, FILLED)]), vocab, matched, sounding) for f in fills]
     return sequence_bits(model, seqs, [np.arange(len(seq)) >= len(prompt) for seq in seqs])
 
 

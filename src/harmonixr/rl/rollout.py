@@ -35,7 +35,7 @@ from harmonixr.sampling.grammar import VEL as VEL_FIELD
 from harmonixr.sampling.sampler import SamplingConfig
 from harmonixr.tokens.echo import add_echoes
 from harmonixr.tokens.prompt import row_of_fields
-from harmonixr.tokens.vocab import COL, FIELDS, MATCHED_COLUMN, NOTE
+from harmonixr.tokens.vocab import COL, FIELDS, MATCHED_COLUMN, NOTE, SOUNDING_COLUMNS
 
 MASKED = -1e9  # logit of a forbidden token: exp() is exactly 0, and no inf * 0 in the gradients
 
@@ -156,8 +156,9 @@ def segment(gen: Generator, call: dict, row: int) -> Segment:
         end[0, COL["type"]] = call["rules"].end_type
         rows.append(end)
     values = np.stack([s["values"] for s in steps]) if steps else np.zeros((0, len(FIELDS)), dtype=np.int64)
-    matched = MATCHED_COLUMN in gen.model.cfg.columns  # as the sampler's EchoIndex worked them out
-    return Segment(add_echoes(np.concatenate(rows), gen.vocab, matched), len(call["prompt"]), values, [s["masks"] for s in steps],
+    columns = gen.model.cfg.columns  # the echoes as the sampler's EchoIndex worked them out
+    heard = add_echoes(np.concatenate(rows), gen.vocab, MATCHED_COLUMN in columns, SOUNDING_COLUMNS[0] in columns)
+    return Segment(heard, len(call["prompt"]), values, [s["masks"] for s in steps],
                    np.stack([s["past"] for s in steps]) if steps else np.zeros((0, 1), bool), call["rules"].end_type,
                    [s["logp"] for s in steps], [s.get("lean") for s in steps], [s.get("accent") for s in steps])
 

@@ -33,7 +33,7 @@ from harmonixr.errors import HarmonixrError
 from harmonixr.models.transformer import Block, KVCache, NoteTransformer
 from harmonixr.runtime import autocast, autocast_dtype
 from harmonixr.sampling.kernels import decode_step, field_head
-from harmonixr.tokens.vocab import COLUMNS, ECHO_COLUMNS, MATCHED_COLUMN
+from harmonixr.tokens.vocab import COLUMNS, ECHO_COLUMNS, MATCHED_COLUMN, SOUNDING_COLUMNS
 
 BACKENDS = ("auto", "numba", "torch")
 INT8_TOP = 127  # the largest int8 magnitude a weight takes (symmetric: -128 is not used)
@@ -159,6 +159,7 @@ class Heads:
         # (column, index in ECHO_COLUMNS) of each echo the heads are told after the track's program
         self.echo_columns = [(c, ECHO_COLUMNS.index(COLUMNS[c])) for c in heads.track_columns if COLUMNS[c] in ECHO_COLUMNS]
         self.reads_matched = COLUMNS.index(MATCHED_COLUMN) in heads.track_columns  # else the sampler skips working it out
+        self.reads_sounding = COLUMNS.index(SOUNDING_COLUMNS[0]) in heads.track_columns  # alike
         self.attend = HeadWeights(model) if heads.attend is not None else None  # the heads' attention, if the model has it
 
     def embed_rows(self, rows: np.ndarray) -> np.ndarray:

@@ -151,7 +151,7 @@ class Sampler:
         uniforms = torch.rand((steps, n, K), generator=torch.Generator().manual_seed(seed), dtype=torch.float64).numpy()
         h = self.decoder.start(prompt, n, max_len)  # (n, C)
         states = [state.copy() for _ in range(n)]
-        heard = EchoIndex(prompt, grammar.vocab, matched=heads.reads_matched)
+        heard = EchoIndex(prompt, grammar.vocab, matched=heads.reads_matched, sounding=heads.reads_sounding)
         echo_index = [heard.copy() for _ in range(n)]  # each row's notes so far, for their echoes
         echoes = np.zeros((n, len(ECHO_COLUMNS)), dtype=np.int64)
         notes = [np.zeros((0, NOTE_WIDTH), dtype=np.int64) for _ in range(n)]

@@ -112,16 +112,18 @@ def add_sounding(rows: np.ndarray, vocab: NoteVocab, idx: np.ndarray) -> None:
     rows[np.ix_(idx, _SOUNDING)] = sounding_values(bits)
 
 
-def add_echoes(rows: np.ndarray, vocab: NoteVocab, matched: bool = True) -> np.ndarray:
+def add_echoes(rows: np.ndarray, vocab: NoteVocab, matched: bool = True, sounding: bool = True) -> np.ndarray:
     """Fill the echo columns of a sequence's rows (T, R) in place and return them: each NOTE row's
     echoes come from the NOTE rows before it (see the module's text). ``matched=False`` leaves the
-    matched echo 0 (for a model that does not read it: it costs the most to work out)."""
+    matched echo 0 (for a model that does not read it: it costs the most to work out), and
+    ``sounding=False`` the sounding columns."""
     rows[:, [*_LAGGED, _MATCHED, *_LAST, *_SOUNDING]] = 0
     bar, pos = rows[:, COL["bar"]], rows[:, COL["pos"]]
     idx = np.flatnonzero((rows[:, COL["type"]] == NOTE) & _known(bar))  # sequence order
     if not len(idx):
         return rows
-    add_sounding(rows, vocab, idx)
+    if sounding:
+        add_sounding(rows, vocab, idx)
     by_track = idx[np.argsort(rows[idx, COL["track"]], kind="stable")]  # each track's notes in sequence order
     follows = rows[by_track[1:], COL["track"]] == rows[by_track[:-1], COL["track"]]
     rows[np.ix_(by_track[1:][follows], _LAST)] = rows[np.ix_(by_track[:-1][follows], _LAST_OF)]
@@ -191,10 +193,11 @@ def _matched_lags(track: np.ndarray, bar: np.ndarray, pos: np.ndarray, pitch: np
 class EchoIndex:
     """The notes of a sequence so far, by (track, bar feature, position): a new note's echoes one
     lookup per lag, the same values :func:`add_echoes` gives its row (with ``matched=False``, the
-    matched echo 0, as there: the bars' cells are then not kept)."""
+    matched echo 0, as there: the bars' cells are then not kept; with ``sounding=False``, for a
+    model that does not read them, the sounding columns 0 and the held notes not kept)."""
 
-    def __init__(self, rows: np.ndarray, vocab: NoteVocab, matched: bool = True) -> None:
-        self.vocab, self.matched = vocab, matched
+    def __init__(self, rows: np.ndarray, vocab: NoteVocab, matched: bool = True, sounding: bool = True) -> None:
+        self.vocab, self.matched, self.sounding = vocab, matched, sounding
         self.seen: dict[tuple[int, int, int], list[int]] = {}
         self.cells: dict[int, set[tuple[int, int, int]]] = {}  # bar -> its (track, pos, pitch) cells
         self.lags: dict[int, int] = {}  # bar -> its matched lag, until a note comes in an earlier bar
@@ -206,7 +209,7 @@ class EchoIndex:
 
     def copy(self) -> EchoIndex:
         out = EchoIndex.__new__(EchoIndex)
-        out.vocab, out.matched = self.vocab, self.matched
+        out.vocab, out.matched, out.sounding = self.vocab, self.matched, self.sounding
         out.held = {bar: list(notes) for bar, notes in self.held.items()}
         out.seen = {key: list(pitches) for key, pitches in self.seen.items()}
         out.cells = {bar: set(cells) for bar, cells in self.cells.items()}
@@ -220,14 +223,15 @@ class EchoIndex:
         if not _known(bar):
             return out
         out[_LAST_AT] = self.last.get(track, 0)
-        bits = 0
-        for start, end, _, bit in self.held.get(bar, ()):
-            if start <= pos < end:
-                bits |= bit
-        for _, _, over, bit in self.held.get(bar - 1, ()):
-            if over >= pos:
-                bits |= bit
-        out[_SOUNDING_AT] = sounding_values(bits)
+        if self.sounding:
+            bits = 0
+            for start, end, _, bit in self.held.get(bar, ()):
+                if start <= pos < end:
+                    bits |= bit
+            for _, _, over, bit in self.held.get(bar - 1, ()):
+                if over >= pos:
+                    bits |= bit
+            out[_SOUNDING_AT] = sounding_values(bits)
         rank = min(len(self.seen.get((track, bar, pos), ())), _RANKS - 1)
         for k, lag in enumerate((*ECHO_LAGS, -self.matched_lag(bar) if self.matched else 0)):
             if lag and _known(bar + lag):
@@ -253,7 +257,7 @@ class EchoIndex:
         track, bar, pos, pitch, dur, vel = (int(row[c]) for c in (COL["track"], COL["bar"], COL["pos"], *_LAST_OF))
         if _known(bar):
             self.last[track] = (pitch, dur, vel)
-            if row[COL["program"]] != _DRUMS:
+            if self.sounding and row[COL["program"]] != _DRUMS:
                 end, over, bit = (int(x[0]) for x in held(self.vocab, row[None]))
                 self.held.setdefault(bar, []).append((pos, end, over, bit))
             self.seen.setdefault((track, bar, pos), []).append(pitch)
