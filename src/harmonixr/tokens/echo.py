@@ -109,7 +109,7 @@ def add_sounding(rows: np.ndarray, vocab: NoteVocab, idx: np.ndarray) -> None:
             if len(sources):
                 read = sources[None, :] < here[:, None]  # (H, S): read before the note
                 bits[here] |= np.bitwise_or.reduce(np.where(read & sounds, bit[sources][None, :], 0), axis=1)
-    rows[np.ix_(idx, _SOUNDING)] = sounding_values(bits)
+    rows[idx[:, None], _SOUNDING] = sounding_values(bits)
 
 
 def add_echoes(rows: np.ndarray, vocab: NoteVocab, matched: bool = True, sounding: bool = True) -> np.ndarray:
