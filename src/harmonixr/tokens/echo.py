@@ -204,7 +204,7 @@ class EchoIndex:
         self.lagged_to = 0  # the latest bar in ``lags``
         self.last: dict[int, tuple[int, int, int]] = {}  # track -> its last note's (pitch, dur, vel)
         self.held: dict[int, list[tuple[int, int, int, int]]] = {}  # bar -> its melodic notes' (pos, end, over, bit)
-        for row in rows[(rows[:, COL["type"]] == NOTE) & _known(rows[:, COL["bar"]])]:
+        for row in rows[(rows[:, COL["type"]] == NOTE) & _known(rows[:, COL["bar"]])].tolist():  # ints: no numpy scalars
             self.add(row)
 
     def copy(self) -> EchoIndex:
@@ -252,13 +252,13 @@ class EchoIndex:
                         best, self.lags[bar] = f1, bar - 1 - other
         return self.lags[bar]
 
-    def add(self, row: np.ndarray) -> None:
+    def add(self, row: np.ndarray | list[int]) -> None:
         """Record a NOTE row (R,) read or written."""
         track, bar, pos, pitch, dur, vel = (int(row[c]) for c in (COL["track"], COL["bar"], COL["pos"], *_LAST_OF))
         if _known(bar):
             self.last[track] = (pitch, dur, vel)
             if self.sounding and row[COL["program"]] != _DRUMS:
-                end, over, bit = (int(x[0]) for x in held(self.vocab, row[None]))
+                end, over, bit = (int(x[0]) for x in held(self.vocab, np.asarray(row)[None]))
                 self.held.setdefault(bar, []).append((pos, end, over, bit))
             self.seen.setdefault((track, bar, pos), []).append(pitch)
             if not self.matched:
