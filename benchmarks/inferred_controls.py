@@ -11,8 +11,9 @@ plays in the hole is set against them. Per family:
   (:func:`~harmonixr.generation.asked.onset_windows`; ``INFERRED_TOLERANCE`` is the one
   used); with ``--one-side``, real onsets against the density where the track plays, and the
   share at or under that density raised by each tolerance (``ONE_SIDE_TOLERANCE`` is the one
-  used; a track on one side may stay silent), and the share of tracks that play in the hole,
-  of those that play in a bar next to it and of those further off;
+  used), and the share of tracks that play in the hole, of those that play in a bar next to it
+  (a fill must play them) and of those further off (``FAR_ONE_SIDE_SILENT``: a fill leaves them
+  silent; counted here with that rule off);
 - pitch (melodic tracks): the share of the hole's notes inside the pitches played around it
   widened by each margin of ``--margins`` semitones (``INFERRED_MARGIN``), and the share
   of tracks with every note inside; drums: the share of the hole's drum notes in the kit (the
@@ -33,6 +34,7 @@ from holes import held_out_holes, hole_parser  # a sibling script
 from rich.console import Console
 from rich.table import Table
 
+from harmonixr.generation import surroundings
 from harmonixr.generation.asked import onset_windows
 from harmonixr.generation.modes import Generator
 from harmonixr.generation.surroundings import Surroundings
@@ -59,6 +61,7 @@ def main() -> None:
     parser.add_argument("--margins", default="0,2,4,7")
     parser.add_argument("--one-side", action="store_true", help="tracks that play on one side of the hole only")
     args = parser.parse_args()
+    surroundings.FAR_ONE_SIDE_SILENT = False  # the tracks that rule silences are counted here: this measures it
     tolerances = [float(x) for x in args.tolerances.split(",")]
     margins = [int(x) for x in args.margins.split(",")]
     generator = Generator(args.checkpoint)

@@ -7,7 +7,9 @@ methods once) and is compared with the original notes. Prints, per source, the m
 median fill/original note ratio, the longest time in the hole with no onset on any track (quarter
 notes, seams included; the original's beside it), the model's rows against the baselines hole by hole (mean
 difference, standard error, holes won/lost), and the drums: notes of the drum track in each fill
-against the original's. Writes everything to ``--out`` as JSON.
+against the original's. Writes everything to ``--out`` as JSON, each fill's scores among it, so
+that ``--against`` an earlier run's file (the same holes: the same flags) prints this run's model
+rows minus that run's, hole by hole: a change to the code or the model weighed on the same holes.
 
     python benchmarks/infill_quality.py models/harmonixr-small --pieces 20 --bars 2
 """
@@ -24,9 +26,13 @@ from rich.console import Console
 from rich.table import Table
 
 from harmonixr.data.corpus import Corpus
+from harmonixr.evaluation.infill_quality import paired
 from harmonixr.evaluation.report import measure_infill
 from harmonixr.generation.modes import Generator
 
+KEPT = ("source", "hole", "piece", "method", "f1", "pitch_class_overlap")  # of each fill, in the JSON
+PAIRED = ("method", "against", "holes", "pieces", "f1", "f1_se", "f1_won_lost", "pitch_class_overlap",
+          "pitch_class_overlap_se", "pitch_class_overlap_won_lost")
 COLUMNS = ("method", "fills", "f1", "pitch_class_overlap", "rhythm_overlap", "velocity_distance", "notes_per_fill",
            "truth_notes_per_hole", "median_note_ratio", "onset_spread", "truth_onset_spread", "silence", "truth_silence")
 
@@ -56,6 +62,31 @@ def drums(holes: list, fills: list[dict]) -> list[dict]:
     return out
 
 
+def kept(fill: dict) -> dict:
+    """What the JSON keeps of a fill: its hole and its scores (to 5 decimals)."""
+    return {k: round(fill[k], 5) if isinstance(fill[k], float) else fill[k] for k in KEPT}
+
+
+def earlier_fills(path: str) -> list[dict]:
+    """The fills of the run written to ``path`` (checked before this run starts)."""
+    found = json.loads(Path(path).read_text())
+    if "fills" not in found:
+        raise SystemExit(f"{path}: no fills in it (written before --against could read it); run it again")
+    return found["fills"]
+
+
+def against(fills: list[dict], before: list[dict], path: str) -> list[dict]:
+    """This run's model rows minus the same rows of an earlier run (``before``, its fills), hole by hole, per source."""
+    theirs = [{**r, "method": f"{r['method']} (before)"} for r in before]
+    if sorted({(r["hole"], r["source"]) for r in theirs}) != sorted({(r["hole"], r["source"]) for r in fills}):
+        raise SystemExit(f"{path}: other holes than this run's (run it with the same flags)")
+    methods = [m for m in dict.fromkeys(r["method"] for r in fills if r["method"].startswith("harmonixr"))
+               if any(r["method"] == f"{m} (before)" for r in theirs)]
+    rows = [kept(r) for r in fills] + theirs
+    return [{"source": source, **paired([r for r in rows if source == "all" or r["source"] == source], m, f"{m} (before)")}
+            for source in ["all", *sorted({r["source"] for r in fills})] for m in methods]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint")
@@ -68,8 +99,10 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="results/infill-quality.json")
+    parser.add_argument("--against", help="an earlier run's JSON (the same flags): print this run minus it, hole by hole")
     args = parser.parse_args()
     console = Console(width=200)
+    before = earlier_fills(args.against) if args.against else []
     began = time.perf_counter()
     gen = Generator(args.checkpoint)
     holes, fills, found = measure_infill(gen, Corpus([args.data]), args.split, args.pieces, args.bars, args.samples,
@@ -79,9 +112,7 @@ def main() -> None:
         console.print(table(f"{source}: {sum(h.source == source for h in holes) if source != 'all' else len(holes)} "
                             f"holes of {args.bars} bars", rows, COLUMNS))
         pairs = [r for r in found["infill_paired"] if r["source"] == source]
-        console.print(table(f"{source}: hole by hole (model minus baseline)", pairs,
-                            ("method", "against", "holes", "pieces", "f1", "f1_se", "f1_won_lost", "pitch_class_overlap",
-                             "pitch_class_overlap_se", "pitch_class_overlap_won_lost")))
+        console.print(table(f"{source}: hole by hole (model minus baseline)", pairs, PAIRED))
     drum_rows = drums(holes, fills)
     for method in dict.fromkeys(r["method"] for r in drum_rows):
         mine = [r for r in drum_rows if r["method"] == method]
@@ -94,8 +125,12 @@ def main() -> None:
     Path(args.out).write_text(json.dumps({"checkpoint": args.checkpoint, "holes": len(holes), "per_piece": args.holes,
                                           "bars": args.bars, "samples": args.samples, "seconds": time.perf_counter() - began,
                                           "summary": found["infill_quality"], "paired": found["infill_paired"],
-                                          "drums": drum_rows}, indent=1))
+                                          "drums": drum_rows, "fills": [kept(r) for r in fills]},
+                                         indent=1))
     console.print(f"wrote {args.out} ({time.perf_counter() - began:.0f} s)")
+    if args.against:
+        console.print(table(f"this run minus {args.against}, hole by hole", against(fills, before, args.against),
+                            ("source", *(c for c in PAIRED if c != "against"))))
 
 
 if __name__ == "__main__":

@@ -476,7 +476,8 @@ def test_a_track_entering_in_the_hole_is_held_to_what_it_plays_after_it(gen) -> 
     """A pad that enters in the hole (whole-note triads from bar 6 on, bars 6-7 the hole) plays in
     it, as a track playing next to a hole mostly does, in its pitches (within the margin), on its
     rhythm (the bar's first beat), in its triads and under its pace; a second pad entering two bars
-    after the hole may stay silent."""
+    after the hole stays silent in sampled fills and in copies (as tracks whose nearest note is that
+    far off do in real holes: surroundings.FAR_ONE_SIDE_SILENT), unless a density is asked of it."""
     from symusic import Note, Track
 
     score = _three_part_song()
@@ -495,6 +496,12 @@ def test_a_track_entering_in_the_hole_is_held_to_what_it_plays_after_it(gen) -> 
         assert all((t - result.start_tick) % 1920 == 0 for t in onsets), "on its rhythm: the bar's first beat"
         assert all(57 - INFERRED_MARGIN <= n.pitch <= 64 + INFERRED_MARGIN for n in notes)
         assert max(onsets.values()) <= 3
+    for source in ("sampled", "piece"):
+        for result in gen.infill(piece, region, 2, SAMPLING, seed=0, source=source):
+            assert result.details["controls"][4].density == 0
+            assert not any(result.start_tick <= n.time < result.end_tick for n in result.score.tracks[4].notes), source
+    asked = gen.infill(piece, region, 1, SAMPLING, seed=0, source="sampled", controls={4: TrackControls(density=2)})[0]
+    assert any(asked.start_tick <= n.time < asked.end_tick for n in asked.score.tracks[4].notes)
 
 
 def test_held_tracks_lean_to_the_pitch_classes_they_play_around_the_hole(gen) -> None:
