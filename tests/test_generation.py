@@ -498,10 +498,12 @@ def test_a_track_entering_in_the_hole_is_held_to_what_it_plays_after_it(gen) -> 
         assert max(onsets.values()) <= 3
     for source in ("sampled", "piece"):
         for result in gen.infill(piece, region, 2, SAMPLING, seed=0, source=source):
-            assert result.details["controls"][4].density == 0
+            assert result.details["controls"][4].density == 0 and result.details["far_silent"] == [4]
+            assert "track(s) 5 left silent: they play on one side of the region only" in " ".join(result.notices())
             assert not any(result.start_tick <= n.time < result.end_tick for n in result.score.tracks[4].notes), source
     asked = gen.infill(piece, region, 1, SAMPLING, seed=0, source="sampled", controls={4: TrackControls(density=2)})[0]
     assert any(asked.start_tick <= n.time < asked.end_tick for n in asked.score.tracks[4].notes)
+    assert asked.details["far_silent"] == [] and not any("left silent" in said for said in asked.notices())
 
 
 def test_held_tracks_lean_to_the_pitch_classes_they_play_around_the_hole(gen) -> None:

@@ -110,6 +110,8 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
     required = tuple(s for s, c in wanted.items() if near.must_play(s, c))
     # a track told to be silent (density 0, or a track silent around the hole) gets no note: a mask, not a hope
     silent = {s for s, c in wanted.items() if c.density == 0}
+    # said, not left to be found: the tracks silenced because they enter or leave further off
+    far = sorted(piece.track_of(s) for s in silent if near.far_one_side(s) and (s not in asked or asked[s].density is None))
     playing = tuple(s for s in slots if s not in silent)
     ranges = tuple((s, c.low if c.low is not None else 0, c.high if c.high is not None else 127)
                    for s, c in asked.items() if s != gen.vocab.drum_slot and (c.low is not None or c.high is not None))
@@ -218,7 +220,7 @@ def infill_region(gen: Generator, piece: Piece, region: Region, n: int = 1,
             {"controls": {piece.track_of(s): c for s, c in wanted.items()}, "source": fill.label,
              "bits": fill.bits, "required_tracks": [piece.track_of(s) for s in required], "resampled": resampled,
              "alike": repeats, "backbeat_redrawn": redrawn,
-             "with_tracks": sorted(set(tracks) - set(region.tracks)) if region.tracks else [],
+             "with_tracks": sorted(set(tracks) - set(region.tracks)) if region.tracks else [], "far_silent": far,
              "missing_tracks": [piece.track_of(s) for s in required if s not in set(fill.notes[:, TRACK].tolist())]}))
     return timed(results, began)
 
@@ -393,7 +395,7 @@ def halves(first: dict, second: dict) -> dict:
     return {"controls": first.get("controls", {}), "source": ", then ".join(sources),
             "bits": first.get("bits", math.nan) + second.get("bits", math.nan),
             "required_tracks": tracks("required_tracks"), "missing_tracks": tracks("missing_tracks"),
-            "with_tracks": tracks("with_tracks"),
+            "with_tracks": tracks("with_tracks"), "far_silent": tracks("far_silent"),
             "resampled": first.get("resampled", 0) + second.get("resampled", 0),
             "alike": first.get("alike", 0) + second.get("alike", 0),
             "backbeat_redrawn": first.get("backbeat_redrawn", 0) + second.get("backbeat_redrawn", 0)}

@@ -84,6 +84,10 @@ class Result:
             said.append(f"drawn {self.details['key_redrawn']} more time(s) to be heard in {self.details['key']}")
         if self.details.get("heard_in"):
             said.append(f"heard in {self.details['heard_in']}, not the {self.details['key']} asked")
+        if self.details.get("far_silent"):
+            said.append("track(s) " + ", ".join(str(t + 1) for t in self.details["far_silent"]) + " left silent: they play "
+                        "on one side of the region only, further off than the bar next to it (a density asked of "
+                        "them, --control TRACK:density=N, writes them)")
         if self.details.get("missing_tracks"):
             said.append("no notes on track(s) " + ", ".join(str(t + 1) for t in self.details["missing_tracks"])
                         + " although they play around the region")
