@@ -283,32 +283,41 @@ def infill_prompt(gen: Generator, piece: Piece, hole: Hole, controls: Mapping[in
 
     bars_meta = piece.bars_meta()
 
-    def build(w0: int, w1: int) -> tuple[np.ndarray, int]:
+    def window(w0: int, w1: int) -> tuple[np.ndarray, int]:
+        """The notes of bars ``w0``-``w1`` that the prompt holds, and its first bar."""
         notes = piece.notes[(piece.notes[:, BAR] >= w0) & (piece.notes[:, BAR] < w1)]
         past = notes[time_key(notes[:, BAR], notes[:, POS], v) < time_key(*hole.start, v)]
         w0 = gap_free_start(past, w0, v)  # relative bar counts cannot reach across a long silence
         notes = notes[notes[:, BAR] >= w0]
         after = time_key(notes[:, BAR], notes[:, POS], v) >= time_key(*hole.start, v)
         keep = np.flatnonzero(after)[: gap_free_end(notes[after], hole.start[0], v)]
-        notes = np.concatenate([notes[~after], notes[keep]])
-        return infill(v, header, sort_notes(notes), w0, bars_meta, hole, controls, fill=False).rows, w0
+        return np.concatenate([notes[~after], notes[keep]]), w0
+
+    def build(notes: np.ndarray, w0: int) -> np.ndarray:
+        return infill(v, header, sort_notes(notes), w0, bars_meta, hole, controls, fill=False).rows
 
     windows = [(hole_bars[0], min(hole_bars[-1] + 1, max(piece.bars, 1)))]  # a bar more each, left and right in turn
     while (w := windows[-1])[0] > 0 or w[1] < piece.bars:
         windows.append((w[0] - 1, w[1]) if (len(windows) % 2 and w[0] > 0) or w[1] >= piece.bars else (w[0], w[1] + 1))
-    best = build(*windows[0])
-    if len(best[0]) > room:
+    first = window(*windows[0])
+    rows = build(*first)
+    if len(rows) > room:
         raise RegionTooLong(f"the region's bars hold more than the model's context of {gen.max_len} positions; "
                             "choose a shorter span")
-    fits, over = 0, len(windows)  # a wider window never has fewer rows: the widest that fits, by bisection
+    # a prompt is its fixed rows and one row per note of the window outside the hole: counted, not built
+    fixed = len(rows) - int((~hole.contains(first[0], v)).sum())
+    fits, over, best = 0, len(windows), first  # a wider window never has fewer rows: the widest that fits, by bisection
     while over - fits > 1:
         middle = (fits + over) // 2
-        if len((candidate := build(*windows[middle]))[0]) <= room:
+        candidate = window(*windows[middle])
+        if fixed + int((~hole.contains(candidate[0], v)).sum()) <= room:
             fits, best = middle, candidate
         else:
             over = middle
-    rows, bar0 = best
-    return rows, bar0, header
+    if fits:
+        rows = build(*best)
+        assert len(rows) == fixed + int((~hole.contains(best[0], v)).sum()), "a prompt's rows are counted as built"
+    return rows, best[1], header
 
 
 def context_controls(vocab: NoteVocab, piece: Piece, hole: Hole) -> tuple[int, ...]:
