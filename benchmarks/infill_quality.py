@@ -7,9 +7,10 @@ methods once) and is compared with the original notes. Prints, per source, the m
 median fill/original note ratio, the longest time in the hole with no onset on any track (quarter
 notes, seams included; the original's beside it), the model's rows against the baselines hole by hole (mean
 difference, standard error, holes won/lost), and the drums: notes of the drum track in each fill
-against the original's. Writes everything to ``--out`` as JSON, each fill's scores among it, so
-that ``--against`` an earlier run's file (the same holes: the same flags) prints this run's model
-rows minus that run's, hole by hole: a change to the code or the model weighed on the same holes.
+against the original's. Writes everything to ``--out`` as JSON, and each method's scores per hole
+beside it (``.holes.csv``), so that ``--against`` an earlier run's JSON (the same holes: the same
+flags) prints this run's model rows minus that run's, hole by hole: a change to the code or the
+model weighed on the same holes.
 
     python benchmarks/infill_quality.py models/harmonixr-small --pieces 20 --bars 2
 """
@@ -17,6 +18,7 @@ rows minus that run's, hole by hole: a change to the code or the model weighed o
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import time
 from pathlib import Path
@@ -30,7 +32,8 @@ from harmonixr.evaluation.infill_quality import paired
 from harmonixr.evaluation.report import measure_infill
 from harmonixr.generation.modes import Generator
 
-KEPT = ("source", "hole", "piece", "method", "f1", "pitch_class_overlap")  # of each fill, in the JSON
+METRICS = ("f1", "pitch_class_overlap")
+HOLE_COLUMNS = ("source", "hole", "piece", "method", *METRICS)  # a row of the per-hole scores written beside the JSON
 PAIRED = ("method", "against", "holes", "pieces", "f1", "f1_se", "f1_won_lost", "pitch_class_overlap",
           "pitch_class_overlap_se", "pitch_class_overlap_won_lost")
 COLUMNS = ("method", "fills", "f1", "pitch_class_overlap", "rhythm_overlap", "velocity_distance", "notes_per_fill",
@@ -62,29 +65,47 @@ def drums(holes: list, fills: list[dict]) -> list[dict]:
     return out
 
 
-def kept(fill: dict) -> dict:
-    """What the JSON keeps of a fill: its hole and its scores (to 5 decimals)."""
-    return {k: round(fill[k], 5) if isinstance(fill[k], float) else fill[k] for k in KEPT}
+def per_hole(fills: list[dict]) -> list[dict]:
+    """Each method's fills of each hole averaged (what :func:`paired` compares), to 5 decimals."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in fills:
+        groups.setdefault((r["method"], r["hole"]), []).append(r)
+    return [{"source": rs[0]["source"], "hole": hole, "piece": rs[0].get("piece", hole), "method": method,
+             **{m: round(float(np.mean([r[m] for r in rs])), 5) for m in METRICS}} for (method, hole), rs in groups.items()]
 
 
-def earlier_fills(path: str) -> list[dict]:
-    """The fills of the run written to ``path`` (checked before this run starts)."""
-    found = json.loads(Path(path).read_text())
-    if "fills" not in found:
-        raise SystemExit(f"{path}: no fills in it (written before --against could read it); run it again")
-    return found["fills"]
+def holes_path(out: str) -> Path:
+    """Where the per-hole scores of the run written to ``out`` go: beside it, ``.holes.csv``."""
+    return Path(out).with_suffix(".holes.csv")
 
 
-def against(fills: list[dict], before: list[dict], path: str) -> list[dict]:
-    """This run's model rows minus the same rows of an earlier run (``before``, its fills), hole by hole, per source."""
+def write_holes(rows: list[dict], out: str) -> None:
+    with holes_path(out).open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=HOLE_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_holes(out: str) -> list[dict]:
+    """The per-hole scores of the run written to ``out`` (checked before this run starts)."""
+    path = holes_path(out)
+    if not path.exists():
+        raise SystemExit(f"{out}: no {path.name} beside it (written before --against could read it); run it again")
+    with path.open(newline="") as f:
+        return [{**r, "hole": int(r["hole"]), "piece": int(r["piece"]), **{m: float(r[m]) for m in METRICS}}
+                for r in csv.DictReader(f)]
+
+
+def against(holes: list[dict], before: list[dict], path: str) -> list[dict]:
+    """This run's model rows minus the same rows of an earlier run (``before``, its per-hole scores), hole by hole, per source."""
     theirs = [{**r, "method": f"{r['method']} (before)"} for r in before]
-    if sorted({(r["hole"], r["source"]) for r in theirs}) != sorted({(r["hole"], r["source"]) for r in fills}):
+    if sorted({(r["hole"], r["source"]) for r in theirs}) != sorted({(r["hole"], r["source"]) for r in holes}):
         raise SystemExit(f"{path}: other holes than this run's (run it with the same flags)")
-    methods = [m for m in dict.fromkeys(r["method"] for r in fills if r["method"].startswith("harmonixr"))
+    methods = [m for m in dict.fromkeys(r["method"] for r in holes if r["method"].startswith("harmonixr"))
                if any(r["method"] == f"{m} (before)" for r in theirs)]
-    rows = [kept(r) for r in fills] + theirs
+    rows = holes + theirs
     return [{"source": source, **paired([r for r in rows if source == "all" or r["source"] == source], m, f"{m} (before)")}
-            for source in ["all", *sorted({r["source"] for r in fills})] for m in methods]
+            for source in ["all", *sorted({r["source"] for r in holes})] for m in methods]
 
 
 def main() -> None:
@@ -102,7 +123,7 @@ def main() -> None:
     parser.add_argument("--against", help="an earlier run's JSON (the same flags): print this run minus it, hole by hole")
     args = parser.parse_args()
     console = Console(width=200)
-    before = earlier_fills(args.against) if args.against else []
+    before = read_holes(args.against) if args.against else []
     began = time.perf_counter()
     gen = Generator(args.checkpoint)
     holes, fills, found = measure_infill(gen, Corpus([args.data]), args.split, args.pieces, args.bars, args.samples,
@@ -125,11 +146,12 @@ def main() -> None:
     Path(args.out).write_text(json.dumps({"checkpoint": args.checkpoint, "holes": len(holes), "per_piece": args.holes,
                                           "bars": args.bars, "samples": args.samples, "seconds": time.perf_counter() - began,
                                           "summary": found["infill_quality"], "paired": found["infill_paired"],
-                                          "drums": drum_rows, "fills": [kept(r) for r in fills]},
-                                         indent=1))
+                                          "drums": drum_rows}, indent=1))
+    holes_scored = per_hole(fills)
+    write_holes(holes_scored, args.out)
     console.print(f"wrote {args.out} ({time.perf_counter() - began:.0f} s)")
     if args.against:
-        console.print(table(f"this run minus {args.against}, hole by hole", against(fills, before, args.against),
+        console.print(table(f"this run minus {args.against}, hole by hole", against(holes_scored, before, args.against),
                             ("source", *(c for c in PAIRED if c != "against"))))
 
 
