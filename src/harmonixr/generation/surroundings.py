@@ -294,9 +294,9 @@ class Surroundings:
     def must_play(self, slot: int, controls: TrackControls) -> bool:
         """Whether ``slot`` must play in an all-track fill: it is not told to be silent and it
         plays on both sides of the hole, or on one side in the bar next to it. Of the tracks on
-        one side of real holes (2 and 4 bars, training and validation splits), 72-81% of those
+        one side of real holes (2 and 4 bars, training and validation splits), 72-83% of those
         that play next to the hole play in it, 0-33% of those whose nearest note is further off
-        (``benchmarks/inferred_controls.py --one-side``)."""
+        (``benchmarks/inferred_controls.py --one-side``): those are silent (:meth:`far_one_side`)."""
         return self.both_sides(slot, controls) or (self.held_to(slot, controls) and self.next_to(slot)) \
             or ((self.new_part(slot) or self.rewritten_whole(slot)) and controls.density != 0)
 
