@@ -80,6 +80,7 @@ def holes_path(out: str) -> Path:
 
 
 def write_holes(rows: list[dict], out: str) -> None:
+    """Write the per-hole scores (:func:`per_hole`) of the run written to ``out`` beside it."""
     with holes_path(out).open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=HOLE_COLUMNS)
         writer.writeheader()
