@@ -296,6 +296,9 @@ def infill_prompt(gen: Generator, piece: Piece, hole: Hole, controls: Mapping[in
     def build(notes: np.ndarray, w0: int) -> np.ndarray:
         return infill(v, header, sort_notes(notes), w0, bars_meta, hole, controls, fill=False).rows
 
+    def outside(notes: np.ndarray) -> int:  # the notes of a window that get a row of the prompt each
+        return int((~hole.contains(notes, v)).sum())
+
     windows = [(hole_bars[0], min(hole_bars[-1] + 1, max(piece.bars, 1)))]  # a bar more each, left and right in turn
     while (w := windows[-1])[0] > 0 or w[1] < piece.bars:
         windows.append((w[0] - 1, w[1]) if (len(windows) % 2 and w[0] > 0) or w[1] >= piece.bars else (w[0], w[1] + 1))
@@ -305,18 +308,18 @@ def infill_prompt(gen: Generator, piece: Piece, hole: Hole, controls: Mapping[in
         raise RegionTooLong(f"the region's bars hold more than the model's context of {gen.max_len} positions; "
                             "choose a shorter span")
     # a prompt is its fixed rows and one row per note of the window outside the hole: counted, not built
-    fixed = len(rows) - int((~hole.contains(first[0], v)).sum())
+    fixed = len(rows) - outside(first[0])
     fits, over, best = 0, len(windows), first  # a wider window never has fewer rows: the widest that fits, by bisection
     while over - fits > 1:
         middle = (fits + over) // 2
         candidate = window(*windows[middle])
-        if fixed + int((~hole.contains(candidate[0], v)).sum()) <= room:
+        if fixed + outside(candidate[0]) <= room:
             fits, best = middle, candidate
         else:
             over = middle
     if fits:
         rows = build(*best)
-        assert len(rows) == fixed + int((~hole.contains(best[0], v)).sum()), "a prompt's rows are counted as built"
+        assert len(rows) == fixed + outside(best[0]), "a prompt's rows are counted as built"
     return rows, best[1], header
 
 

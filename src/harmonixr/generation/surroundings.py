@@ -255,8 +255,9 @@ class Surroundings:
 
     def controls(self, given: Mapping[int, TrackControls] | None = None) -> dict[int, TrackControls]:
         """Per slot of the hole: the controls of its notes around the hole (silent there, or
-        :meth:`far_one_side`: density 0), with any control the user gave (``given``, per slot) in their place. A part with no
-        notes anywhere (a new part) gets none: the model writes it as it sees fit."""
+        :meth:`far_one_side`: density 0), with any control the user gave (``given``, per slot) in
+        their place. A part with no notes anywhere (a new part) gets none: the model writes it as
+        it sees fit."""
         piece = self.piece
         out = {}
         for slot in self.hole.tracks or tuple(piece.slots):
