@@ -78,8 +78,9 @@ def test_cached_and_compiled_decoders_equal_the_full_forward(model, vocab: NoteV
 
 
 def test_the_step_is_the_same_bits_on_one_thread_or_more(model, vocab: NoteVocab) -> None:  # noqa: ANN001
-    """The step splits the attention heads between numba's threads; each head's sums run in the
-    same order, so two rows of different notes give the same hidden states on one thread or two."""
+    """The step splits each layer's attention heads, and its MLP's halves, between numba's threads;
+    each part's sums, and the sum of the parts, run in the same order, so two rows of different
+    notes give the same hidden states on one thread or two."""
     rng = np.random.default_rng(1)
     rows = np.stack([rng.integers(0, f.size, 40) for f in vocab.columns], 1)
     threads = numba.get_num_threads()

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from harmonixr.errors import HarmonixrError
-from harmonixr.models.transformer import Block, KVCache, NoteTransformer
+from harmonixr.models.transformer import Attention, Block, KVCache, NoteTransformer, SwiGLU
 from harmonixr.runtime import autocast, autocast_dtype
 from harmonixr.sampling.kernels import decode_step, field_head
 from harmonixr.tokens.vocab import COLUMNS, ECHO_COLUMNS, MATCHED_COLUMN, SOUNDING_COLUMNS
@@ -59,8 +59,9 @@ def int8_matrix(weight: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
 
 
 def stacked(matrices: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """The layers' int8 matrices as one pair, q (L, in, out) and scale (L, out)."""
-    return np.stack([q for q, _ in matrices]), np.stack([scale for _, scale in matrices])
+    """The layers' int8 matrices as one pair, q (L, ...) and scale (L, ...), each layer's as :func:`pack` cuts it."""
+    # C-contiguous: a column-cut matrix stacks into another order, and numba compiles slower code for it
+    return np.ascontiguousarray(np.stack([q for q, _ in matrices])), np.ascontiguousarray(np.stack([s for _, s in matrices]))
 
 
 @torch.no_grad()
@@ -283,18 +284,40 @@ class NumbaDecoder:
 
 
 def pack(model: NoteTransformer) -> dict[str, np.ndarray | tuple[np.ndarray, np.ndarray]]:
-    """The backbone's weights as the kernel wants them: the matrices fused, transposed and int8
-    (:func:`int8_matrix`), the norms' weights apart (fp32)."""
+    """The backbone's weights as :func:`~harmonixr.sampling.kernels.decode_step` wants them: the
+    matrices int8 (:func:`int8_matrix`), transposed and cut into the parts its threads take (each
+    head's QKV columns and output rows; each half of the MLP's gate/up columns and down rows), the
+    norms' weights apart (fp32)."""
     layers = cast("list[Block]", list(model.layers))
     attn, mlp = [b.self_attn for b in layers], [b.mlp for b in layers]
+    heads, dim = attn[0].n_heads, attn[0].head_dim
+    hidden = mlp[0].down_proj.weight.shape[1]
+    assert hidden % 2 == 0, "the MLP's hidden units split in two halves"
+    half = hidden // 2
+
+    def by_head(a: Attention) -> tuple[np.ndarray, np.ndarray]:  # (H, C, 3D) and (H, 3D): each head's q, k, v columns
+        q, scale = int8_matrix(torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]))  # (C, 3C)
+        columns = [np.concatenate([np.arange(part * heads * dim + h * dim, part * heads * dim + (h + 1) * dim)
+                                   for part in range(3)]) for h in range(heads)]
+        return np.stack([q[:, c] for c in columns]), np.stack([scale[c] for c in columns])
+
+    def by_half(m: SwiGLU) -> tuple[np.ndarray, np.ndarray]:  # (2, C, FF) and (2, FF): each half's gate, then up columns
+        q, scale = int8_matrix(torch.cat([m.gate_proj.weight, m.up_proj.weight]))  # (C, 2FF)
+        columns = [np.r_[k * half : (k + 1) * half, hidden + k * half : hidden + (k + 1) * half] for k in range(2)]
+        return np.stack([q[:, c] for c in columns]), np.stack([scale[c] for c in columns])
+
+    def rows_in(matrix: tuple[np.ndarray, np.ndarray], parts: int) -> tuple[np.ndarray, np.ndarray]:
+        q, scale = matrix  # q (in, out) -> (parts, in/parts, out): each part's rows
+        return q.reshape(parts, -1, q.shape[1]), scale
+
     return {
         "cos": _np(model.cos), "sin": _np(model.sin),  # (max_len, D) each
         "attn_norm": np.stack([_np(b.input_layernorm.weight) for b in layers]),
-        "qkv": stacked([int8_matrix(torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight])) for a in attn]),
-        "o": stacked([int8_matrix(a.o_proj.weight) for a in attn]),
+        "qkv": stacked([by_head(a) for a in attn]),
+        "o": stacked([rows_in(int8_matrix(a.o_proj.weight), heads) for a in attn]),
         "mlp_norm": np.stack([_np(b.post_attention_layernorm.weight) for b in layers]),
-        "gu": stacked([int8_matrix(torch.cat([m.gate_proj.weight, m.up_proj.weight])) for m in mlp]),
-        "down": stacked([int8_matrix(m.down_proj.weight) for m in mlp]),
+        "gu": stacked([by_half(m) for m in mlp]),
+        "down": stacked([rows_in(int8_matrix(m.down_proj.weight), 2) for m in mlp]),
         "final_norm": _np(model.norm.weight),
     }
 

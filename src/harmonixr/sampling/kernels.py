@@ -3,11 +3,13 @@
 At batch 1 a small model spends its time in framework overhead, not arithmetic: PyTorch eager runs
 about 25 operators per layer at 5-20 us each, ``transformers``' ``generate`` adds its own per-step
 bookkeeping. :func:`decode_step` is the backbone's whole forward pass for one new position per
-row in one compiled call: per layer RMSNorm, fused QKV projection, rotary positions as a (D, D)
-matrix per position, attention over the cache, output projection, RMSNorm, fused gate/up
-projection, SiLU, down projection; then the final RMSNorm. The matrices are int8 with a scale per
-output column (``pack`` in :mod:`harmonixr.sampling.decoder`), the arithmetic fp32: at batch 1 the
-step reads 4.7 MiB of weights, where bf16 read 9.2 and fp32 18.4. ``benchmarks/sampling.py``
+row in one compiled call: per layer RMSNorm, then the attention block on numba's threads by
+head (the head's QKV columns, rotary positions, attention over the cache, its rows of the output
+projection), RMSNorm, then the MLP block by half of the hidden units (gate/up columns, SiLU, its
+rows of the down projection); then the final RMSNorm. The matrices are int8
+with a scale per output column (``pack`` in :mod:`harmonixr.sampling.decoder`), the arithmetic
+fp32: at batch 1 the step reads 4.7 MiB of weights, where bf16 read 9.2 and fp32 18.4; split
+between the two cores, each streams half of them. ``benchmarks/sampling.py``
 measures it; ``tests/test_sampler.py`` checks its hidden states against the PyTorch model with the
 same matrices.
 """
@@ -154,17 +156,45 @@ def _attend_head(qkv: np.ndarray, cos: np.ndarray, sin: np.ndarray, keys: np.nda
 
 
 @nb.njit(parallel=True, **_JIT)
-def _attention(qkv: np.ndarray, cos: np.ndarray, sin: np.ndarray, k_cache: np.ndarray, v_cache: np.ndarray,
-               pos: int, att: np.ndarray) -> None:  # pragma: no cover - compiled
-    """Every (row, head) of one layer (:func:`_attend_head`), split between numba's threads: qkv
-    (B, 3C), the position's rotary tables cos, sin (D,), the layer's caches k_cache (B, H, D,
-    max_len), v_cache (B, H, max_len, D); att (B, C)."""
-    B, H, D = k_cache.shape[0], k_cache.shape[1], k_cache.shape[2]
-    for index in nb.prange(B * H):
-        b, head = index // H, index % H
-        parts = qkv[b].reshape(3, H, D)[:, head]
-        _attend_head(np.ascontiguousarray(parts), cos, sin, k_cache[b, head], v_cache[b, head], pos,
-                     att[b, head * D : (head + 1) * D])
+def _attention_block(h: np.ndarray, qkv: np.ndarray, qkv_scale: np.ndarray, w_o: np.ndarray, ones: np.ndarray,
+                     cos: np.ndarray, sin: np.ndarray, k_cache: np.ndarray, v_cache: np.ndarray, pos: int,
+                     partial: np.ndarray) -> None:  # pragma: no cover - compiled
+    """One layer's attention, each head on one of numba's threads, for every row: the head's q, k,
+    v from its own columns of the QKV matrix, its attention (:func:`_attend_head`), and its share of
+    the output projection (its D rows of the matrix, unscaled) into ``partial``. h (B, C) the normed
+    input; qkv (H, C, 3D) int8 and its scale qkv_scale (H, 3D); w_o (H, D, C) int8; ``ones``
+    (C,); the position's rotary tables cos, sin (D,); the layer's caches k_cache (B, H, D,
+    max_len), v_cache (B, H, max_len, D); partial (H, B, C)."""
+    B = h.shape[0]
+    H, D = w_o.shape[0], w_o.shape[1]
+    for head in nb.prange(H):
+        parts = np.empty((B, 3 * D), np.float32)
+        matmul(h, (qkv[head], qkv_scale[head]), parts)
+        att = np.empty((B, D), np.float32)
+        for b in range(B):
+            _attend_head(parts[b].reshape(3, D), cos, sin, k_cache[b, head], v_cache[b, head], pos, att[b])
+        matmul(att, (w_o[head], ones), partial[head])
+
+
+@nb.njit(parallel=True, **_JIT)
+def _mlp_block(h: np.ndarray, gate_up: np.ndarray, gate_up_scale: np.ndarray, w_down: np.ndarray, ones: np.ndarray,
+               partial: np.ndarray) -> None:  # pragma: no cover - compiled
+    """One layer's SwiGLU MLP, each half of the hidden units on one of numba's threads, for every
+    row: the half's gate and up columns, SiLU, and its share of the down projection (its rows of the
+    matrix, unscaled) into ``partial``. h (B, C) the normed input; gate_up (2, C, FF) int8 (each
+    half's gate columns, then its up columns) and its scale gate_up_scale (2, FF); w_down (2,
+    FF/2, C) int8; ``ones`` (C,); partial (2, B, C)."""
+    B = h.shape[0]
+    half_ff = w_down.shape[1]
+    for half in nb.prange(2):
+        gu = np.empty((B, 2 * half_ff), np.float32)
+        matmul(h, (gate_up[half], gate_up_scale[half]), gu)
+        act = np.empty((B, half_ff), np.float32)
+        for b in range(B):
+            for j in range(half_ff):
+                gate = gu[b, j]
+                act[b, j] = gate / (1.0 + np.exp(-gate)) * gu[b, half_ff + j]
+        matmul(act, (w_down[half], ones), partial[half])
 
 
 @nb.njit(**_JIT)
@@ -172,39 +202,39 @@ def decode_step(x: np.ndarray, pos: int, cos: np.ndarray, sin: np.ndarray, attn_
                 w_o: Stacked, mlp_norm: np.ndarray, w_gu: Stacked, w_down: Stacked, final_norm: np.ndarray,
                 k_cache: np.ndarray, v_cache: np.ndarray, out: np.ndarray, eps: float) -> None:  # pragma: no cover
     """One position per row at sequence index ``pos``: writes its keys/values into the caches and
-    the final-normed hidden state into ``out``. The heads' attention is split between numba's
-    threads (:func:`_attention`; each head's sums run in the same order with one thread or more).
+    the final-normed hidden state into ``out``. Each layer is two parallel blocks on numba's
+    threads, the attention by head (:func:`_attention_block`) and the MLP by half of its hidden
+    units (:func:`_mlp_block`), each writing its share of the block's output projection; the shares
+    are summed and scaled here, in a fixed order (the same bits with any number of threads).
 
     x (B, C) input embeddings (changed in place: the residual stream); cos, sin (max_len, D);
-    the norms' weights attn_norm, mlp_norm (L, C) and final_norm (C,); the matrices, int8 (see
-    :func:`matmul`), each layer's stacked: w_qkv (L, C, 3C), w_o (L, C, C), w_gu (L, C, 2FF),
-    w_down (L, FF, C), with their scales (L, J);
-    k_cache (L, B, H, D, max_len) (keys transposed: the score loop runs along time); v_cache (L,
-    B, H, max_len, D); out (B, C).
+    the norms' weights attn_norm, mlp_norm (L, C) and final_norm (C,); the matrices int8 with a
+    scale per output column (see :func:`matmul`), laid out by :func:`~harmonixr.sampling.decoder.pack`:
+    w_qkv (L, H, C, 3D) and (L, H, 3D), w_o (L, H, D, C) and (L, C), w_gu (L, 2, C, FF) and (L, 2,
+    FF), w_down (L, 2, FF/2, C) and (L, C); k_cache (L, B, H, D, max_len) (keys transposed: the
+    score loop runs along time); v_cache (L, B, H, max_len, D); out (B, C).
     """
-    B = x.shape[0]
-    n_layers, C, _ = w_qkv[0].shape
-    FF = w_down[0].shape[1]
+    B, C = x.shape
+    n_layers, H = w_qkv[0].shape[0], w_qkv[0].shape[1]
     h = np.empty((B, C), np.float32)
-    qkv = np.empty((B, 3 * C), np.float32)
-    att = np.empty((B, C), np.float32)
-    o = np.empty((B, C), np.float32)
-    gu = np.empty((B, 2 * FF), np.float32)
-    act = np.empty((B, FF), np.float32)
+    heads = np.empty((H, B, C), np.float32)
+    halves = np.empty((2, B, C), np.float32)
+    ones = np.ones(C, np.float32)
     for layer in range(n_layers):
         rms_norm(x, attn_norm[layer], h, eps)
-        matmul(h, (w_qkv[0][layer], w_qkv[1][layer]), qkv)
-        _attention(qkv, cos[pos], sin[pos], k_cache[layer], v_cache[layer], pos, att)
-        matmul(att, (w_o[0][layer], w_o[1][layer]), o)
-        x += o
-        rms_norm(x, mlp_norm[layer], h, eps)
-        matmul(h, (w_gu[0][layer], w_gu[1][layer]), gu)
+        _attention_block(h, w_qkv[0][layer], w_qkv[1][layer], w_o[0][layer], ones, cos[pos], sin[pos],
+                         k_cache[layer], v_cache[layer], pos, heads)
         for b in range(B):
-            for j in range(FF):
-                gate = gu[b, j]
-                act[b, j] = gate / (1.0 + np.exp(-gate)) * gu[b, FF + j]
-        matmul(act, (w_down[0][layer], w_down[1][layer]), o)
-        x += o
+            for j in range(C):
+                total = 0.0
+                for head in range(H):
+                    total += heads[head, b, j]
+                x[b, j] += total * w_o[1][layer, j]
+        rms_norm(x, mlp_norm[layer], h, eps)
+        _mlp_block(h, w_gu[0][layer], w_gu[1][layer], w_down[0][layer], ones, halves)
+        for b in range(B):
+            for j in range(C):
+                x[b, j] += (halves[0, b, j] + halves[1, b, j]) * w_down[1][layer, j]
     rms_norm(x, final_norm, out, eps)
 
 
