@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from symusic import Score, Track
+from symusic import ControlChange, Pedal, PitchBend, Score, TextMeta, Track
 
 from conftest import MUSIC21_KEYS, POP909, POP909_FILES, assert_kept, make_score, notes_of
 from harmonixr.cli import main
@@ -253,6 +253,29 @@ def test_a_new_piece_and_a_continuation_of_n_bars_are_n_bars_long(gen, music21_m
     piece = gen.piece(original, "folk-german")
     for result in gen.continue_(piece, bars=2, after_bar=3, n=2, sampling=SAMPLING, seed=0, source="sampled"):
         assert result.score.end() <= piece.tick(5) and written(result.score, piece.tick(3), None, [0]) > 0
+
+
+def test_a_continuation_keeps_nothing_the_original_held_after_the_cut(gen, music21_midi) -> None:
+    """The original's controller changes, bends, pedals and markers after the cut belonged to the
+    music dropped there: none is left to act on the new notes, a bend in force at the cut is reset
+    and a pedal held across it let up, and the file ends with the bars asked."""
+    original = Score(str(music21_midi["essenFolksong/altdeu10#2"]))
+    tick = gen.piece(original, "folk-german").tick
+    cut, later = tick(3), tick(4) + 5
+    track = original.tracks[0]
+    track.controls.extend([ControlChange(cut, 7, 90), ControlChange(later, 7, 40), ControlChange(tick(12), 10, 0)])
+    track.pitch_bends.extend([PitchBend(tick(2), 1500), PitchBend(later, -800)])
+    track.pedals.append(Pedal(tick(2), tick(6) - tick(2)))
+    original.markers.append(TextMeta(later, "chorus"))
+    piece = gen.piece(original, "folk-german")
+    for result in gen.continue_(piece, bars=2, after_bar=3, n=2, sampling=SAMPLING, seed=0, source="sampled"):
+        score = result.score
+        kept = score.tracks[0]
+        assert score.end() <= tick(5) and written(score, cut, None, [0]) > 0
+        assert [(c.time, c.value) for c in kept.controls] == [(cut, 90)]  # the state the new bars start in
+        assert [(b.time, b.value) for b in kept.pitch_bends] == [(tick(2), 1500), (cut, 0)]
+        assert [(p.time, p.time + p.duration) for p in kept.pedals] == [(tick(2), cut)]
+        assert not len(score.markers)
 
 
 def test_a_key_asked_leans_to_its_tonic_chord(gen) -> None:

@@ -33,7 +33,7 @@ from harmonixr.generation.candidates import Candidate, piece_candidates
 from harmonixr.generation.drums import BACKBEAT_BEATS, Kit, has_backbeat, with_backbeat
 from harmonixr.generation.harmony import TimeLeans, add_time_leans
 from harmonixr.generation.infill import infill_region
-from harmonixr.generation.piece import GenerationError, Piece, Region, written
+from harmonixr.generation.piece import GenerationError, Piece, Region, drop_after, written
 from harmonixr.generation.postprocess import Key, estimate_key, score_to_mean_velocity
 from harmonixr.generation.requests import ANY_PITCH, FILL_SHARE, RESAMPLE_SEED, MusicRules, Result, rule_fields, timed
 from harmonixr.generation.surroundings import INFERRED_TOLERANCE, Surroundings, context_bars
@@ -197,7 +197,7 @@ class Generator:
                 x.duration = max(min(x.duration, end - x.time), 1)
         tracks = list(range(len(piece.original.tracks)))
         score = piece.splice(made, start_tick, None, tracks)
-        _drop_meta_after(score, start_tick)
+        drop_after(score, start_tick)
         return Result(score, start_tick, None, tuple(tracks), written(score, start_tick, None, tracks), steps, finished,
                       0.0, mode, details or {})
 
@@ -509,13 +509,5 @@ def _in_key(draw: Callable[[int, int], list[Result]], n: int, seed: int, key: Ke
         heard = estimate_key(take.score)
         take.details.update({"key": str(key), "key_redrawn": again, **({"heard_in": str(heard)} if heard != key else {})})
     return made
-
-
-def _drop_meta_after(score: Score, tick: int) -> None:
-    """Remove tempo and time-signature changes after ``tick`` (they belonged to the dropped music)."""
-    for events in (score.tempos, score.time_signatures):
-        kept = [e for e in events if e.time <= tick]
-        events.clear()
-        events.extend(kept)
 
 

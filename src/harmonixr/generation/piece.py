@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, replace
 
 import numpy as np
-from symusic import Note, Score, Tempo, TimeSignature, Track
+from symusic import Note, Pedal, PitchBend, Score, Tempo, TimeSignature, Track
 
 from harmonixr.config import LimitsConfig
 from harmonixr.data.normalize import gm_drums, normalize
@@ -276,6 +276,33 @@ class Piece:
             track.notes.extend(_around_kept(list(track.notes), new, stop))
             track.notes.sort()
         return out
+
+
+def drop_after(score: Score, tick: int) -> None:
+    """Remove from ``score``, in place, what the original holds after ``tick`` besides its notes
+    (a continuation's :meth:`Piece.splice` replaces those): tempo, meter and key changes, markers,
+    and each track's controller changes, pitch bends, pedals and lyrics. They belonged to the
+    music dropped there: left in, they act on the new notes (a bend detunes them) and keep the
+    file as long as the original (a Freedoom song continued for 8 bars after bar 16 ended at bar
+    121, its last controller change). Events at ``tick`` stay (they set the state the new music
+    starts in), but a pitch bend in force there is reset to 0 and a pedal held across it is let up."""
+    def keep(events, before: int) -> None:  # noqa: ANN001 - any of symusic's event lists
+        kept = [e for e in events if e.time < before]
+        events.clear()
+        events.extend(kept)
+
+    for events in (score.tempos, score.time_signatures, score.key_signatures, score.markers):
+        keep(events, tick + 1)
+    for track in score.tracks:
+        keep(track.controls, tick + 1)
+        keep(track.lyrics, tick + 1)
+        keep(track.pitch_bends, tick)
+        bends = sorted(track.pitch_bends, key=lambda b: b.time)
+        if bends and bends[-1].value != 0:
+            track.pitch_bends.append(PitchBend(tick, 0))
+        pedals = [Pedal(p.time, max(min(p.duration, tick - p.time), 1)) for p in track.pedals if p.time < tick]
+        track.pedals.clear()
+        track.pedals.extend(pedals)
 
 
 def written(score: Score, start_tick: int, end_tick: int | None, tracks: list[int]) -> int:
