@@ -30,8 +30,15 @@ there: the share of bars with a kick and a snare, the most played sound's share 
 (a part on one sound: 1), the note F1 of the added drums against the song's own (onset on the
 grid and sound) and the velocity error on the hits both play.
 
+With ``--pop909 N``, a fifth: drums added under up to N POP909 songs of ``--split`` (which have
+none) over bars 9-16 of their files (2 variations), at each setting with a kit: drum notes a take,
+the share of toms and of crash, china and splash cymbals, and by spans of four beats from the
+song's start (most POP909 files are notated in 2/4 or 1/4) the share with a kick and a snare and
+with a snare on beats 2 and 4.
+
     python benchmarks/drum_kits.py --leans 0,0.5,1,1.5 --seeds 0,1
     python benchmarks/drum_kits.py --leans 0.5 --seeds 0,1 --songs 11
+    python benchmarks/drum_kits.py --leans "" --grooves 2:1:4:1.5 --variations 1 --pop909 12
 """
 
 from __future__ import annotations
@@ -164,6 +171,7 @@ def main() -> None:
     parser.add_argument("--free-repeats", action="store_true", help="each groove setting also with velocity "
                         "repeats free (no data.stats.drum_repeats)")
     parser.add_argument("--songs", type=int, default=0, help="Freedoom songs whose drums are added back")
+    parser.add_argument("--pop909", type=int, default=0, help="POP909 songs that get drums added")
     parser.add_argument("--split", default="test")
     args = parser.parse_args()
     gen = Generator(args.checkpoint)
@@ -229,6 +237,8 @@ def main() -> None:
     gen.drum_kits, gen.drum_repeats = kits, repeats
     if args.songs:
         songs_table(gen, args.data, args.split, args.songs, [s for s in settings if s.lean is not None])
+    if args.pop909:
+        pop909_table(gen, args.data, args.split, args.pop909, [s for s in settings if s.lean is not None])
     drums.KIT_LEAN, drums.STYLE_GROOVE_LEAN, drums.STYLE_ACCENT, drums.TIMEKEEPER_LEAN, drums.FIRST_LEAN = shipped
     drums.ADDED_FIRST_LEAN = added_first
 
@@ -290,6 +300,31 @@ def songs_table(gen: Generator, data: str, split: str, songs: int, settings: lis
 
 
 SONG_BARS = (8, 16)  # the bars the drums are added back over (from 0)
+
+
+def pop909_table(gen: Generator, data: str, split: str, songs: int, settings: list[Setting]) -> None:
+    """Drums added under POP909 songs (they have none) over SONG_BARS, at each setting with a kit."""
+    rows = [row for _, row in Corpus([data]).rows(split) if row["source"] == "pop909"][:songs]
+    table = Table(title=f"drums added under {len(rows)} POP909 {split} songs, bars 9-16 of their files, 2 variations "
+                        "each (spans of four beats from the song's start)")
+    for column in ("drums", "drum notes a take", "toms", "crash, china, splash", "spans with kick and snare",
+                   "spans with a snare on 2 and 4"):
+        table.add_column(column, justify="left" if column == "drums" else "right")
+    pieces = [gen.piece(Score(row["path"]), row["style"]) for row in rows]
+    for setting in settings:
+        drums.KIT_LEAN, drums.STYLE_GROOVE_LEAN, drums.STYLE_ACCENT, drums.TIMEKEEPER_LEAN, drums.ADDED_FIRST_LEAN = (
+            setting.lean or 0.0, setting.groove, setting.accent, setting.timekeeper, setting.first)
+        made = []
+        for piece in pieces:
+            for result in gen.add_track(piece, -1, Region((SONG_BARS[0], 0), (SONG_BARS[1], 0)), "Drums", n=2, seed=0):
+                notes = drum_notes(result.score)  # (4/4 bars from the start: spans of four beats)
+                sounds = Counter(s for _, s in notes)
+                made.append((len(notes), sum(sounds[s] for s in TOMS) / max(len(notes), 1),
+                             sum(sounds[s] for s in CRASHES) / max(len(notes), 1), backbeat(notes),
+                             two_and_four(grid_cells(result.score, gen.vocab.grid), gen.vocab.grid)))
+        table.add_row(f"added, {setting.name}", f"{np.median([m[0] for m in made]):.0f}",
+                      *(f"{np.mean([m[k] for m in made]):.3f}" for k in range(1, 5)))
+    Console(width=160).print(table)
 
 
 def bar_sounds(gen: Generator, score: Score, style: str, notes: list) -> tuple[float, float]:  # noqa: ANN001

@@ -209,6 +209,26 @@ def test_a_groove_stored_without_its_first_sounds_leans_only_as_before() -> None
     assert now["drum_first_leans"][0][1][36] > now["drum_first_leans"][0][1][42], "the kick comes first on 1"
 
 
+def test_a_groove_is_laid_over_bars_of_one_or_two_beats_from_the_songs_start() -> None:
+    """Most POP909 songs are notated in 2/4 or 1/4 though they are in four: a 4/4 groove is laid
+    over their bars, its first place where the song's time is a whole number of 4/4 bars; a bar
+    that is no whole share of the groove's (3/4) gets none."""
+    groove = [(0, [(36, 1.0, 100, 10, 1.0)]), (12, [(42, 1.0, 70, 10, 1.0)]), (24, [(38, 1.0, 90, 10, 1.0)]),
+              (36, [(42, 1.0, 70, 10, 1.0)])]
+    kit = drums.Kit.of([(36, 0.4), (38, 0.3), (42, 0.3)], 0.5, groove, 48)
+
+    def loudest(fields: dict) -> list[tuple[int, int]]:  # (step, the sound leaned to most there)
+        return [(step, int(np.argmax(lean))) for step, lean in fields["drum_leans"]]
+
+    two_four = kit.timed(np.arange(0, 24 * 5, 24), range(1, 4))  # bars 2-4 of a 2/4 song
+    assert loudest(two_four) == [(24, 38), (36, 42), (48, 36), (60, 42), (72, 38), (84, 42)]
+    one_four = kit.timed(np.arange(0, 12 * 6, 12), range(2, 5))
+    assert loudest(one_four) == [(24, 38), (36, 42), (48, 36)]
+    assert kit.timed(np.array([0, 36, 72]), range(2))["drum_leans"] == (), "3/4 bars: no share of a 4/4 groove"
+    assert loudest(kit.timed(np.array([0, 48, 96]), range(2))) == [(0, 36), (12, 42), (24, 38), (36, 42),
+                                                                     (48, 36), (60, 42), (72, 38), (84, 42)]
+
+
 def test_drums_added_to_a_song_lean_to_their_styles_groove(gen, monkeypatch) -> None:
     """Drums added under a song that has none (``add-track --program -1``) lean, at each place of a
     4/4 bar, to the sounds their style's drum parts play there, and an onset's first note
