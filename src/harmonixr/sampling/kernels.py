@@ -6,12 +6,12 @@ bookkeeping. :func:`decode_step` is the backbone's whole forward pass for one ne
 row in one compiled call: per layer RMSNorm, then the attention block on numba's threads by
 head (the head's QKV columns, rotary positions, attention over the cache, its rows of the output
 projection), RMSNorm, then the MLP block by half of the hidden units (gate/up columns, SiLU, its
-rows of the down projection); then the final RMSNorm. The matrices are int8
-with a scale per output column (``pack`` in :mod:`harmonixr.sampling.decoder`), the arithmetic
-fp32: at batch 1 the step reads 4.7 MiB of weights, where bf16 read 9.2 and fp32 18.4; split
-between the two cores, each streams half of them. ``benchmarks/sampling.py``
-measures it; ``tests/test_sampler.py`` checks its hidden states against the PyTorch model with the
-same matrices.
+rows of the down projection); then the final RMSNorm. The matrices are int8 with a scale per
+output column (``pack`` in :mod:`harmonixr.sampling.decoder`), the arithmetic fp32: at batch 1
+the step reads 4.7 MiB of weights, where bf16 read 9.2 and fp32 18.4; split between the two
+cores, each streams half of them. ``benchmarks/sampling.py`` measures it;
+``tests/test_sampler.py`` checks its hidden states against the PyTorch model with the same
+matrices.
 """
 
 from __future__ import annotations
