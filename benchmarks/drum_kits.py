@@ -292,14 +292,20 @@ def songs_table(gen: Generator, data: str, split: str, songs: int, settings: lis
     own = [held_back(gen, s, row["style"]) for s, row in scores]
     table.add_row("the songs' own", f"{np.mean([o[0] for o in own]):.3f}", f"{np.mean([o[1] for o in own]):.3f}", "1", "0")
     for setting in settings:
-        drums.KIT_LEAN, drums.STYLE_GROOVE_LEAN, drums.STYLE_ACCENT, drums.TIMEKEEPER_LEAN, drums.ADDED_FIRST_LEAN = (
-            setting.lean or 0.0, setting.groove, setting.accent, setting.timekeeper, setting.first)
+        added_with(setting)
         made = [added_back(gen, s, row["style"]) for s, row in scores]
         table.add_row(f"added, {setting.name}", *(f"{np.nanmean([m[k] for m in made]):.3f}" for k in range(4)))
     Console(width=160).print(table)
 
 
 SONG_BARS = (8, 16)  # the bars the drums are added back over (from 0)
+
+
+def added_with(setting: Setting) -> None:
+    """The drums module's weights for a part added to a song, as ``setting`` has them (its first
+    weight as ``drums.ADDED_FIRST_LEAN``)."""
+    drums.KIT_LEAN, drums.STYLE_GROOVE_LEAN, drums.STYLE_ACCENT, drums.TIMEKEEPER_LEAN, drums.ADDED_FIRST_LEAN = (
+        setting.lean or 0.0, setting.groove, setting.accent, setting.timekeeper, setting.first)
 
 
 def pop909_table(gen: Generator, data: str, split: str, songs: int, settings: list[Setting]) -> None:
@@ -312,8 +318,7 @@ def pop909_table(gen: Generator, data: str, split: str, songs: int, settings: li
         table.add_column(column, justify="left" if column == "drums" else "right")
     pieces = [gen.piece(Score(row["path"]), row["style"]) for row in rows]
     for setting in settings:
-        drums.KIT_LEAN, drums.STYLE_GROOVE_LEAN, drums.STYLE_ACCENT, drums.TIMEKEEPER_LEAN, drums.ADDED_FIRST_LEAN = (
-            setting.lean or 0.0, setting.groove, setting.accent, setting.timekeeper, setting.first)
+        added_with(setting)
         made = []
         for piece in pieces:
             for result in gen.add_track(piece, -1, Region((SONG_BARS[0], 0), (SONG_BARS[1], 0)), "Drums", n=2, seed=0):

@@ -75,7 +75,7 @@ def best_rate(run, repeats: int) -> tuple[float, ...]:  # noqa: ANN001 - () -> c
 def speed_table(gen: Generator, notes: int, repeats: int, hf: Path | None, console: Console) -> dict:
     cfg = SamplingConfig.unfiltered(max_notes=notes)  # as transformers samples below: no filter
 
-    drawn = [0]  # every note the sampler writes: a take drawn again (its drums without a backbeat) is kept out
+    drawn = [0]  # every note the sampler writes, a take drawn again (its drums without a backbeat) among them
     sample = gen.sampler.generate
 
     def counted(*args, **kwargs) -> list:  # noqa: ANN002, ANN003 - Sampler.generate's
