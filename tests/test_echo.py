@@ -28,6 +28,9 @@ from harmonixr.tokens.vocab import (
     DRUM_PROGRAM,
     ECHO_COLUMNS,
     ECHO_LAGS,
+    ECHO_NEAREST,
+    ECHO_NOTE_COLUMNS,
+    ECHO_NOTE_FIELDS,
     LAST_NOTE_COLUMNS,
     LAST_NOTE_FIELDS,
     MATCHED_COLUMN,
@@ -73,10 +76,12 @@ def reference(rows: np.ndarray, vocab: NoteVocab) -> np.ndarray:
     """The echo columns (T, E) by their definition: for each NOTE row, the earlier NOTE rows of its
     track at its position ``lag`` bars away (each fixed lag, then the matched one), the one of its
     rank among the notes of its own onset; then the pitch, duration and velocity of its track's
-    latest earlier note; then the pitch classes of the earlier melodic notes sounding at its onset,
+    latest earlier note; the duration and velocity of the note the nearest earlier lag holds;
+    then the pitch classes of the earlier melodic notes sounding at its onset,
     in groups of four bits."""
     out = np.zeros((len(rows), len(ECHO_COLUMNS)), dtype=np.int64)
     seen: list[tuple[int, int, int, int]] = []  # (track, bar, pos, pitch) of earlier known notes
+    struck: list[tuple[int, int]] = []  # and their (dur, vel)
     last: dict[int, list[int]] = {}
     earlier: list[np.ndarray] = []  # the earlier known NOTE rows
     for t, row in enumerate(rows):
@@ -89,11 +94,17 @@ def reference(rows: np.ndarray, vocab: NoteVocab) -> np.ndarray:
             if lag and 0 < bar + lag < MAX_WINDOW_BARS and rank < len(there):
                 out[t, k] = there[rank]
         out[t, [ECHO_COLUMNS.index(name) for name in LAST_NOTE_COLUMNS]] = last.get(track, 0)
+        for lag in ECHO_NEAREST:
+            there = [struck[k] for k, s in enumerate(seen) if s[:3] == (track, bar + lag, pos)]
+            if 0 < bar + lag < MAX_WINDOW_BARS and rank < len(there):
+                out[t, [ECHO_COLUMNS.index(name) for name in ECHO_NOTE_COLUMNS]] = there[rank]
+                break
         classes = {(int(r[COL["pitch"]]) - 1) % 12 for r in earlier if sounds_at(vocab, r, bar, pos)}
         out[t, [ECHO_COLUMNS.index(name) for name in SOUNDING_COLUMNS]] = \
             [1 + sum(1 << (k - group) for k in classes if group <= k < group + 4) for group in (0, 4, 8)]
         earlier.append(row)
         seen.append((track, bar, pos, int(row[COL["pitch"]])))
+        struck.append(tuple(int(row[COL[name]]) for name in ECHO_NOTE_FIELDS))
         last[track] = [int(row[COL[name]]) for name in LAST_NOTE_FIELDS]
     return out
 
@@ -170,6 +181,8 @@ def test_a_repeated_tune_echoes_itself_and_a_fill_hears_the_bars_after_it(vocab:
     second = note & (rows[:, COL["bar"]] > 4)
     assert second.sum() == 16
     np.testing.assert_array_equal(rows[second, COL["echo-4"]], rows[second, COL["pitch"]])
+    echoed, own = [COL[f"echo-{name}"] for name in ECHO_NOTE_FIELDS], [COL[name] for name in ECHO_NOTE_FIELDS]
+    np.testing.assert_array_equal(rows[second][:, echoed], rows[second][:, own])  # held and struck as the bar before
     assert not rows[:, [COL[f"echo+{lag}"] for lag in (1, 2, 4)]].any(), "nothing later has been read"
     filled = infill(vocab, piece.header(), piece.notes, 0, piece.bars_meta(), Hole((2, 0), (3, 0)))
     fill = filled.rows[filled.fill_start + 1 :]
@@ -210,7 +223,7 @@ def test_the_sampler_tells_the_heads_the_echoes_training_does(tmp_path, vocab: N
 
     torch.manual_seed(0)
     cfg = ModelConfig(d_model=64, n_layers=2, n_heads=2, ffn_hidden=128, head_hidden=64, max_len=512, echoes=True,
-                      matched_echo=True, last_note=True, sounding=True)
+                      matched_echo=True, last_note=True, echo_notes=True, sounding=True)
     model = build_model(cfg, vocab)
     with torch.no_grad():
         for name in ECHO_COLUMNS:

@@ -5,7 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from harmonixr.config import ConfigError
-from harmonixr.tokens.vocab import BASE_COLUMNS, COLUMNS, FIELDS, LAG_COLUMNS, LAST_NOTE_COLUMNS, MATCHED_COLUMN, SOUNDING_COLUMNS
+from harmonixr.tokens.vocab import (
+    BASE_COLUMNS,
+    COLUMNS,
+    ECHO_NOTE_COLUMNS,
+    FIELDS,
+    LAG_COLUMNS,
+    LAST_NOTE_COLUMNS,
+    MATCHED_COLUMN,
+    SOUNDING_COLUMNS,
+)
 
 
 @dataclass(frozen=True)
@@ -26,6 +35,7 @@ class ModelConfig:
     echoes: bool = False
     matched_echo: bool = False  # and the matched echo (the lag where the bar before matches best), alike
     last_note: bool = False  # and the pitch, duration and velocity of the last note its track played, alike
+    echo_notes: bool = False  # and the duration and velocity of the note the nearest earlier lag holds, alike
     sounding: bool = False  # and the pitch classes the melodic notes read before it sound at its onset, alike
     # the heads of the fields after the track attend over the notes so far, with a query that knows
     # the next note's bar, position and track (HeadAttention)
@@ -34,7 +44,8 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         added = (*(LAG_COLUMNS if self.echoes else ()), *((MATCHED_COLUMN,) if self.matched_echo else ()),
-                 *(LAST_NOTE_COLUMNS if self.last_note else ()), *(SOUNDING_COLUMNS if self.sounding else ()))
+                 *(LAST_NOTE_COLUMNS if self.last_note else ()), *(ECHO_NOTE_COLUMNS if self.echo_notes else ()),
+                 *(SOUNDING_COLUMNS if self.sounding else ()))
         object.__setattr__(self, "columns", tuple(dict.fromkeys((*self.columns, *added))))
         unknown = set(self.columns) - set(COLUMNS)
         if unknown:

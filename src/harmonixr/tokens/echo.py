@@ -24,6 +24,12 @@ moves from. The backbone's state after a note must otherwise carry every track's
 not knowing which track writes next; told it once the track is chosen, the heads read the step,
 the rhythm and the dynamics of that voice directly.
 
+The **echoed note** (columns ``echo-dur``, ``echo-vel``) is the duration bin and velocity of the
+note the nearest earlier lag holds (1 bar back, else 2, 4, 8, 16): how the note it would repeat
+was held and struck. A folk tune's rhythm comes back where its pitches do not; on test pieces the
+duration of 64% of folk notes equals their track's last note's, and of 82% that or the echoed
+note's (chorales 61% and 77%, classical pieces 48% and 63%; ad hoc, stop 51).
+
 The **harmony at its onset** (columns ``sound-0``, ``sound-4``, ``sound-8``): the pitch classes of
 the melodic notes read before it (drums apart) that sound at its onset, struck in its bar at or
 before it or in the bar before and still held, as a 12-bit set in groups of four. Attention can
@@ -48,6 +54,9 @@ from harmonixr.tokens.vocab import (
     DRUM_PROGRAM,
     ECHO_COLUMNS,
     ECHO_LAGS,
+    ECHO_NEAREST,
+    ECHO_NOTE_COLUMNS,
+    ECHO_NOTE_FIELDS,
     LAG_COLUMNS,
     LAST_NOTE_COLUMNS,
     LAST_NOTE_FIELDS,
@@ -67,6 +76,10 @@ _LAST = [COL[name] for name in LAST_NOTE_COLUMNS]
 _LAST_OF = [COL[name] for name in LAST_NOTE_FIELDS]  # the note columns they copy
 _PITCHES = 129  # stored pitch values (0: none)
 _LAST_AT = slice(ECHO_COLUMNS.index(LAST_NOTE_COLUMNS[0]), ECHO_COLUMNS.index(LAST_NOTE_COLUMNS[-1]) + 1)
+_ECHOED = [COL[name] for name in ECHO_NOTE_COLUMNS]
+_ECHOED_OF = [COL[name] for name in ECHO_NOTE_FIELDS]  # the note columns they copy
+_ECHOED_AT = slice(ECHO_COLUMNS.index(ECHO_NOTE_COLUMNS[0]), ECHO_COLUMNS.index(ECHO_NOTE_COLUMNS[-1]) + 1)
+_NEAREST_AT = [ECHO_LAGS.index(lag) for lag in ECHO_NEAREST]
 _SOUNDING_AT = slice(ECHO_COLUMNS.index(SOUNDING_COLUMNS[0]), ECHO_COLUMNS.index(SOUNDING_COLUMNS[-1]) + 1)
 _SOUNDING = [COL[name] for name in SOUNDING_COLUMNS]
 _DRUMS = DRUM_PROGRAM + 1  # the program column of a drum note
@@ -117,7 +130,7 @@ def add_echoes(rows: np.ndarray, vocab: NoteVocab, matched: bool = True, soundin
     echoes come from the NOTE rows before it (see the module's text). ``matched=False`` leaves the
     matched echo 0 (for a model that does not read it: it costs the most to work out), and
     ``sounding=False`` the sounding columns."""
-    rows[:, [*_LAGGED, _MATCHED, *_LAST, *_SOUNDING]] = 0
+    rows[:, [*_LAGGED, _MATCHED, *_LAST, *_ECHOED, *_SOUNDING]] = 0
     bar, pos = rows[:, COL["bar"]], rows[:, COL["pos"]]
     idx = np.flatnonzero((rows[:, COL["type"]] == NOTE) & _known(bar))  # sequence order
     if not len(idx):
@@ -143,18 +156,24 @@ def add_echoes(rows: np.ndarray, vocab: NoteVocab, matched: bool = True, soundin
     rank[order] = np.minimum(np.arange(len(order)) - first_of_group, _RANKS - 1)  # rank among the onset's notes
     keys = ranked * _RANKS + rank[order]  # sorted
 
-    def echo(lag: np.ndarray | int) -> np.ndarray:  # (notes,) the pitch ``lag`` bars away, read before
+    def echo(lag: np.ndarray | int) -> np.ndarray:  # (notes,) the note ``lag`` bars away, read before (-1: none)
         wanted = onset(bar + lag) * _RANKS + rank
         at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
         source = order[at]  # index into idx of the note found there
         hit = (keys[at] == wanted) & _known(bar + lag) & (source < np.arange(len(idx)))
-        return np.where(hit, pitch[source], 0)
+        return np.where(hit, source, -1)
 
-    for column, lag in zip(_LAGGED, ECHO_LAGS):
-        rows[idx, column] = echo(lag)
+    sources = [echo(lag) for lag in ECHO_LAGS]
+    for column, source in zip(_LAGGED, sources):
+        rows[idx, column] = np.where(source >= 0, pitch[source], 0)
+    nearest = np.full(len(idx), -1)
+    for at in _NEAREST_AT:
+        nearest = np.where(nearest >= 0, nearest, sources[at])
+    rows[idx[:, None], _ECHOED] = np.where(nearest[:, None] >= 0, rows[idx[nearest][:, None], _ECHOED_OF], 0)
     if matched:
         lags = _matched_lags(track, bar, pos, pitch, positions)
-        rows[idx, _MATCHED] = np.where(lags > 0, echo(-lags), 0)
+        source = echo(-lags)
+        rows[idx, _MATCHED] = np.where((lags > 0) & (source >= 0), pitch[source], 0)
     return rows
 
 
@@ -198,7 +217,7 @@ class EchoIndex:
 
     def __init__(self, rows: np.ndarray, vocab: NoteVocab, matched: bool = True, sounding: bool = True) -> None:
         self.vocab, self.matched, self.sounding = vocab, matched, sounding
-        self.seen: dict[tuple[int, int, int], list[int]] = {}
+        self.seen: dict[tuple[int, int, int], list[tuple[int, int, int]]] = {}  # its notes' (pitch, dur, vel)
         self.cells: dict[int, set[tuple[int, int, int]]] = {}  # bar -> its (track, pos, pitch) cells
         self.lags: dict[int, int] = {}  # bar -> its matched lag, until a note comes in an earlier bar
         self.lagged_to = 0  # the latest bar in ``lags``
@@ -218,7 +237,8 @@ class EchoIndex:
 
     def echoes(self, track: int, bar: int, pos: int) -> np.ndarray:
         """(len(ECHO_COLUMNS),) the echoes of the next note at stored (track, bar feature, pos):
-        the fixed lags', the matched one, its track's last note, then the pitch classes sounding."""
+        the fixed lags', the matched one, its track's last note, the echoed note, then the pitch
+        classes sounding."""
         out = np.zeros(len(ECHO_COLUMNS), dtype=np.int64)
         if not _known(bar):
             return out
@@ -234,11 +254,18 @@ class EchoIndex:
             out[_SOUNDING_AT] = sounding_values(bits)
         rank = min(len(self.seen.get((track, bar, pos), ())), _RANKS - 1)
         for k, lag in enumerate((*ECHO_LAGS, -self.matched_lag(bar) if self.matched else 0)):
-            if lag and _known(bar + lag):
-                there = self.seen.get((track, bar + lag, pos))
-                if there is not None and rank < len(there):
-                    out[k] = there[rank]
+            if lag and (note := self._note_at(track, bar + lag, pos, rank)):
+                out[k] = note[0]
+        for lag in ECHO_NEAREST:
+            if note := self._note_at(track, bar + lag, pos, rank):
+                out[_ECHOED_AT] = note[1:]
+                break
         return out
+
+    def _note_at(self, track: int, bar: int, pos: int, rank: int) -> tuple[int, int, int] | None:
+        """The (pitch, dur, vel) of the track's note of ``rank`` at stored (bar, pos), if read and the bar known."""
+        there = self.seen.get((track, bar, pos)) if _known(bar) else None
+        return there[rank] if there is not None and rank < len(there) else None
 
     def matched_lag(self, bar: int) -> int:
         """The lag at which the notes so far of bar ``bar - 1`` best match an earlier bar's (0: none)."""
@@ -260,7 +287,7 @@ class EchoIndex:
             if self.sounding and row[COL["program"]] != _DRUMS:
                 end, over, bit = (int(x[0]) for x in held(self.vocab, np.asarray(row)[None]))
                 self.held.setdefault(bar, []).append((pos, end, over, bit))
-            self.seen.setdefault((track, bar, pos), []).append(pitch)
+            self.seen.setdefault((track, bar, pos), []).append((pitch, dur, vel))
             if not self.matched:
                 return
             self.cells.setdefault(bar, set()).add((track, pos, pitch))

@@ -60,11 +60,16 @@ MATCHED_COLUMN = "echo-match"
 # and velocity, as the note columns store them.
 LAST_NOTE_FIELDS = ("pitch", "dur", "vel")
 LAST_NOTE_COLUMNS = tuple(f"last-{name}" for name in LAST_NOTE_FIELDS)
+# The duration bin and velocity of the note the nearest earlier lag holds (the first of ECHO_NEAREST
+# that holds one): how the note it would repeat was held and struck.
+ECHO_NOTE_FIELDS = ("dur", "vel")
+ECHO_NOTE_COLUMNS = tuple(f"echo-{name}" for name in ECHO_NOTE_FIELDS)
+ECHO_NEAREST = tuple(sorted((lag for lag in ECHO_LAGS if lag < 0), reverse=True))  # -1, -2, -4, ...
 # The pitch classes sounding at a note's onset: a 12-bit set (bit k: pitch class k) of the melodic
 # notes read before it that sound there, stored in groups of PC_GROUP bits, each as 1 + its bits (0: none read).
 PC_GROUP = 4
 SOUNDING_COLUMNS = tuple(f"sound-{k}" for k in range(0, 12, PC_GROUP))
-ECHO_COLUMNS = (*LAG_COLUMNS, MATCHED_COLUMN, *LAST_NOTE_COLUMNS, *SOUNDING_COLUMNS)
+ECHO_COLUMNS = (*LAG_COLUMNS, MATCHED_COLUMN, *LAST_NOTE_COLUMNS, *ECHO_NOTE_COLUMNS, *SOUNDING_COLUMNS)
 BASE_COLUMNS = ("type", "value", "dbar", "pos", "track", "pitch", "dur", "vel", "micro",
                 "bar", "meter", "tempo", "segment", "program", "hole")  # what a model reads without echoes
 COLUMNS = (*BASE_COLUMNS, *ECHO_COLUMNS)
@@ -130,6 +135,7 @@ class NoteVocab:
             **{name: 129 for name in (*LAG_COLUMNS, MATCHED_COLUMN)},  # a pitch, as the pitch column stores it
         }
         sizes.update({column: sizes[name] for column, name in zip(LAST_NOTE_COLUMNS, LAST_NOTE_FIELDS)})
+        sizes.update({column: sizes[name] for column, name in zip(ECHO_NOTE_COLUMNS, ECHO_NOTE_FIELDS)})
         sizes.update({column: 1 + (1 << PC_GROUP) for column in SOUNDING_COLUMNS})
         self.columns = tuple(Field(name, sizes[name]) for name in COLUMNS)
         self.sizes = sizes
