@@ -253,13 +253,15 @@ class EchoIndex:
                     bits |= bit
             out[_SOUNDING_AT] = sounding_values(bits)
         rank = min(len(self.seen.get((track, bar, pos), ())), _RANKS - 1)
+        found = {}  # fixed lag -> the note it holds
         for k, lag in enumerate((*ECHO_LAGS, -self.matched_lag(bar) if self.matched else 0)):
             if lag and (note := self._note_at(track, bar + lag, pos, rank)):
                 out[k] = note[0]
-        for lag in ECHO_NEAREST:
-            if note := self._note_at(track, bar + lag, pos, rank):
-                out[_ECHOED_AT] = note[1:]
-                break
+                if k < len(ECHO_LAGS):
+                    found[lag] = note
+        nearest = next((found[lag] for lag in ECHO_NEAREST if lag in found), None)
+        if nearest is not None:
+            out[_ECHOED_AT] = nearest[1:]
         return out
 
     def _note_at(self, track: int, bar: int, pos: int, rank: int) -> tuple[int, int, int] | None:
