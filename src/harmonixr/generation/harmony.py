@@ -67,7 +67,7 @@ PROGRESSIONS = {"major": ((0, 4, 5, 3), (0, 3, 4, 3), (0, 5, 3, 4)),
                 "minor": ((0, 5, 2, 6), (0, 5, 3, 4), (0, 6, 5, 6))}
 BLUES = (0, 0, 0, 0, 3, 3, 0, 0, 4, 3, 0, 4)
 BLUES_STYLES = frozenset({"blues", "jazz", "funk", "neworleans", "soul", "rock"})
-CHORD_LEAN = 1.0  # nats on each chord tone for a melodic note starting in the chord's bar (see docs/generation.md)
+CHORD_LEAN = 1.5  # nats on each chord tone for a melodic note starting in the chord's bar (see docs/generation.md)
 
 
 class Plan(NamedTuple):
