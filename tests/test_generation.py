@@ -1011,9 +1011,9 @@ def test_a_lead_and_its_echo_merged_into_one_slot_come_back_as_two_tracks(gen) -
 
 def test_new_drums_play_a_kick_and_a_snare_or_say_they_were_drawn_again(gen) -> None:
     """Drums added under a song and the drums of a new rock piece play a kick and a snare in most
-    of the bars they play in, or were drawn again as often as allowed (and say so; the drums added
-    here, in two halves, are: under this piano and flute the model plays cymbals): alone, the model
-    added a closed hi-hat on 94% of the drum notes under a Freedoom song."""
+    of the bars they play in, or were drawn again as often as allowed (and say so when drawn again;
+    under this piano and flute the model before stop 52 played cymbals): alone, that model added a
+    closed hi-hat on 94% of the drum notes under a Freedoom song."""
     added = gen.add_track(gen.piece(long_song(), "rock"), -1, Region((8, 0), (16, 0)), "Drums", n=2, seed=0)
     made = gen.generate([-1, 33, 0], "rock", bars=8, n=2, seed=0)
 
@@ -1022,9 +1022,9 @@ def test_new_drums_play_a_kick_and_a_snare_or_say_they_were_drawn_again(gen) -> 
         return backbeat_share(*np.array([(n.time // bar, n.pitch) for t in take.score.tracks if t.is_drum
                                          for n in t.notes]).reshape(-1, 2).T)
 
-    for take in added:  # every draw of these had no backbeat
+    for take in added:  # the model before stop 52 had no backbeat in any draw of these; that model plays one
         assert share(take) >= BACKBEAT_SHARE or take.details["backbeat_redrawn"] >= BACKBEAT_TRIES
-        assert "for a kick and a snare" in take.notices()[0]
+        assert ("for a kick and a snare" in " ".join(take.notices())) == (take.details["backbeat_redrawn"] > 0)
     assert all(share(take) >= BACKBEAT_SHARE for take in made)
     # leaning to rock's groove, a new piece's drums get their backbeat before the draws run out (how
     # many a seed takes depends on the machine's arithmetic: 0 and 0 on the AMD, 1 and 0 on the Intel)
